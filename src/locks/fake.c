@@ -228,8 +228,9 @@ static int fake_get(kle_lock_result *out, kle_lock *self, const kle_lock_ctx *ct
         if (!out->resource_version)
             rc = kle_error_set(KLE_ENOMEM, "fake lock: out of memory");
     }
+    /* A cancelled or timed-out call has no answer, whatever the store held. */
     int late = finish_call(l, KLE_FAKE_GET, delay, ctx);
-    if (rc == 0 && late < 0)
+    if (late < 0)
         rc = late;
     if (rc < 0) {
         kle_lock_result_dispose(out);
@@ -284,13 +285,14 @@ static int fake_write(fake_lock *l, kle_fake_method m, const kle_record *record,
         s->writes++;
     }
     pthread_mutex_unlock(&s->mu);
-    if (rc < 0) {
-        kle_record_dispose(&copy);
-        return rc;
-    }
-    rc = finish_call(l, m, delay, ctx);
     if (rc < 0)
-        return rc; /* The write took effect; only its answer was lost. */
+        kle_record_dispose(&copy);
+    /* A late answer is lost whatever it was; a write still took effect. */
+    int late = finish_call(l, m, delay, ctx);
+    if (late < 0)
+        return late;
+    if (rc < 0)
+        return rc;
     pthread_mutex_lock(&l->mu);
     l->has_rv = 1;
     l->last_rv = rv;
