@@ -85,7 +85,10 @@ KLE_EXTERN(void) kle_fake_clock_leave(kle_clock *clock);
 
 /**
  * Starts a participant thread running @p fn(@p arg); its turn order is fixed
- * at this call, so spawning is deterministic. Join it with pthread_join().
+ * at this call, so spawning is deterministic. Spawn from a participant (call
+ * kle_fake_clock_join() first): otherwise time may move on between two
+ * spawns. Join it with pthread_join() but not while holding the turn: leave
+ * the clock first, or wait for an event the thread sets on its way out.
  * @return 0 or KLE_ESYSTEM.
  */
 KLE_EXTERN(int)

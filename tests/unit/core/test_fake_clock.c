@@ -124,8 +124,11 @@ static void run_workers(struct order *o)
     o->clock = new_clock(1);
     o->log[0] = '\0';
     pthread_mutex_init(&o->mu, NULL);
+    /* Spawn as a participant, so that time cannot move until all are started. */
+    assert_int_equal(kle_fake_clock_join(o->clock), 0);
     for (int i = 0; i < 3; i++)
         assert_int_equal(kle_fake_clock_spawn(&t[i], o->clock, worker_main, &ws[i]), 0);
+    kle_fake_clock_leave(o->clock);
     for (int i = 0; i < 3; i++)
         pthread_join(t[i], NULL);
     pthread_mutex_destroy(&o->mu);
