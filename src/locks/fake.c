@@ -149,6 +149,15 @@ static int render_raw(char **out, size_t *out_len, const kle_record *r)
     return 0;
 }
 
+/* Later updates are conditional on this resourceVersion. */
+static void remember_version(fake_lock *l, uint64_t rv)
+{
+    pthread_mutex_lock(&l->mu);
+    l->has_rv = 1;
+    l->last_rv = rv;
+    pthread_mutex_unlock(&l->mu);
+}
+
 /* Takes the next scripted failure or delay of a method. */
 static int begin_call(fake_lock *l, kle_fake_method m, int64_t *delay)
 {
@@ -236,10 +245,7 @@ static int fake_get(kle_lock_result *out, kle_lock *self, const kle_lock_ctx *ct
         kle_lock_result_dispose(out);
         return rc;
     }
-    pthread_mutex_lock(&l->mu);
-    l->has_rv = 1;
-    l->last_rv = rv;
-    pthread_mutex_unlock(&l->mu);
+    remember_version(l, rv);
     return 0;
 }
 
@@ -293,10 +299,7 @@ static int fake_write(fake_lock *l, kle_fake_method m, const kle_record *record,
         return late;
     if (rc < 0)
         return rc;
-    pthread_mutex_lock(&l->mu);
-    l->has_rv = 1;
-    l->last_rv = rv;
-    pthread_mutex_unlock(&l->mu);
+    remember_version(l, rv);
     return 0;
 }
 
