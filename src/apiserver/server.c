@@ -74,6 +74,7 @@ void kle_apiserver__set_options(int have_client_ca, const char *addr)
 
 typedef struct request {
     kle_apiserver__buf body;
+    const char *content_type; /* Borrowed from the connection. */
     int too_large;
     int started;
 } request;
@@ -88,7 +89,7 @@ typedef struct route {
     char group[128];
 } route;
 
-enum { ROUTE_NONE, ROUTE_RESOURCE, ROUTE_DISCOVERY, ROUTE_HEALTH };
+enum { ROUTE_NONE, ROUTE_RESOURCE, ROUTE_DISCOVERY, ROUTE_HEALTH, ROUTE_OPENAPI };
 
 /* What a handler answers. */
 typedef struct answer {
@@ -270,6 +271,10 @@ static int route_request(struct MHD_Connection *c, const char *method, const cha
         }
         return 0;
     }
+    if (n >= 2 && strcmp(p[0], "openapi") == 0 && strcmp(p[1], "v3") == 0) {
+        rt->kind = ROUTE_OPENAPI;
+        return 0;
+    }
     if (n >= 3 && strcmp(p[0], "api") == 0) {
         group = "";
         version = p[1];
@@ -435,6 +440,90 @@ static void discovery(answer *a, const char *url, int pretty)
     json_object_put(o);
 }
 
+/* A minimal OpenAPI v3: the index, and per group version the item paths
+ * with their PATCH operation, so kubectl sees that the server validates
+ * fields (fieldValidation) and skips client-side schema validation. */
+static void openapi(answer *a, const char *url, int pretty)
+{
+    char p[8][256];
+    int n = split(url, p);
+    json_object *o = json_object_new_object(), *paths = json_object_new_object();
+    const char *group = NULL;
+
+    if (n == 2) {
+        json_object *e = json_object_new_object();
+        json_object_object_add(e, "serverRelativeURL",
+                               json_object_new_string("/openapi/v3/api/v1?hash=kle1"));
+        json_object_object_add(paths, "api/v1", e);
+        for (const char *const *g = served_groups; *g; g++) {
+            char key[256], rel[300];
+            snprintf(key, sizeof(key), "apis/%s/v1", *g);
+            snprintf(rel, sizeof(rel), "/openapi/v3/%s?hash=kle1", key);
+            e = json_object_new_object();
+            json_object_object_add(e, "serverRelativeURL", json_object_new_string(rel));
+            json_object_object_add(paths, key, e);
+        }
+        json_object_object_add(o, "paths", paths);
+        answer_json(a, 200, o, pretty);
+        json_object_put(o);
+        return;
+    }
+    if (n == 4 && strcmp(p[2], "api") == 0 && strcmp(p[3], "v1") == 0)
+        group = "";
+    else if (n == 5 && strcmp(p[2], "apis") == 0 && strcmp(p[4], "v1") == 0)
+        for (const char *const *g = served_groups; *g; g++)
+            if (strcmp(*g, p[3]) == 0)
+                group = *g;
+    if (!group) {
+        json_object_put(o);
+        json_object_put(paths);
+        answer_error(a, 404, "NotFound", "the server could not find the requested resource",
+                     NULL, NULL, pretty);
+        return;
+    }
+    json_object_object_add(o, "openapi", json_object_new_string("3.0.0"));
+    {
+        json_object *info = json_object_new_object();
+        json_object_object_add(info, "title", json_object_new_string("Kubernetes"));
+        json_object_object_add(info, "version", json_object_new_string("v1.32.0-kle"));
+        json_object_object_add(o, "info", info);
+    }
+    for (size_t i = 0; i < kle_apiserver__nresources; i++) {
+        const kle_apiserver__resource *r = &kle_apiserver__resources[i];
+        json_object *item, *patch, *gvk, *params, *param, *schema;
+        char key[512];
+        if (strcmp(r->group, group) != 0)
+            continue;
+        snprintf(key, sizeof(key), "/%s%s%s/v1/%s%s/{name}", group[0] ? "apis/" : "api",
+                 group, group[0] ? "" : "", r->namespaced ? "namespaces/{namespace}/" : "",
+                 r->plural);
+        gvk = json_object_new_object();
+        json_object_object_add(gvk, "group", json_object_new_string(group));
+        json_object_object_add(gvk, "version", json_object_new_string("v1"));
+        json_object_object_add(gvk, "kind", json_object_new_string(r->kind));
+        params = json_object_new_array();
+        for (int k = 0; k < 3; k++) {
+            static const char *const names[] = {"fieldValidation", "fieldManager", "dryRun"};
+            param = json_object_new_object();
+            json_object_object_add(param, "name", json_object_new_string(names[k]));
+            json_object_object_add(param, "in", json_object_new_string("query"));
+            schema = json_object_new_object();
+            json_object_object_add(schema, "type", json_object_new_string("string"));
+            json_object_object_add(param, "schema", schema);
+            json_object_array_add(params, param);
+        }
+        patch = json_object_new_object();
+        json_object_object_add(patch, "x-kubernetes-group-version-kind", gvk);
+        json_object_object_add(patch, "parameters", params);
+        item = json_object_new_object();
+        json_object_object_add(item, "patch", patch);
+        json_object_object_add(paths, key, item);
+    }
+    json_object_object_add(o, "paths", paths);
+    answer_json(a, 200, o, pretty);
+    json_object_put(o);
+}
+
 /* ---- verbs ---- */
 
 typedef struct list_ctx {
@@ -521,6 +610,25 @@ static json_object *parse_body(const request *rq, const route *rt, answer *a, in
     char msg[1024], av[256];
     enum json_tokener_error jerr;
 
+    {
+        const char *ct = rq->content_type;
+        if (ct && strncmp(ct, "application/vnd.kubernetes.protobuf", 35) == 0) {
+            obj = kle_apiserver__proto_decode((const unsigned char *)rq->body.data, rq->body.len,
+                                              msg, sizeof(msg));
+            if (!obj) {
+                answer_error(a, 415, "UnsupportedMediaType", msg, NULL, NULL, pretty);
+                return NULL;
+            }
+            goto decoded;
+        }
+        if (ct && *ct && strncmp(ct, "application/json", 16) != 0) {
+            answer_error(a, 415, "UnsupportedMediaType",
+                         "the body of the request was in an unknown format - accepted media "
+                         "types include: application/json",
+                         NULL, NULL, pretty);
+            return NULL;
+        }
+    }
     if (!rq->body.data || rq->body.len == 0) {
         answer_error(a, 400, "BadRequest", "the body of the request was empty", NULL, NULL,
                      pretty);
@@ -562,6 +670,7 @@ static json_object *parse_body(const request *rq, const route *rt, answer *a, in
         answer_error(a, 400, "BadRequest", msg, NULL, NULL, pretty);
         return NULL;
     }
+decoded:
     kle_apiserver__api_version(rt->r, av, sizeof(av));
     if (json_object_object_get_ex(obj, "apiVersion", &v) &&
         strcmp(json_object_get_string(v), av) != 0) {
@@ -1309,6 +1418,7 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
         return MHD_YES;
     }
 
+    rq->content_type = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Type");
     memset(&user, 0, sizeof(user));
     counted_verb = method;
     counted_res = "nonresource";
@@ -1327,6 +1437,8 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
                      "Request entity too large: limit is 3145728", NULL, NULL, pretty);
     } else if (rt.kind == ROUTE_DISCOVERY) {
         discovery(&a, url, pretty);
+    } else if (rt.kind == ROUTE_OPENAPI) {
+        openapi(&a, url, pretty);
     } else if (rt.kind != ROUTE_RESOURCE) {
         answer_error(&a, 404, "NotFound", "the server could not find the requested resource",
                      NULL, NULL, pretty);
