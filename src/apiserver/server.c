@@ -106,6 +106,13 @@ static int want_pretty(struct MHD_Connection *c)
     return p && (strcmp(p, "true") == 0 || strcmp(p, "1") == 0);
 }
 
+/* 1 when the client asks for server-side printing (kubectl get). */
+static int want_table(struct MHD_Connection *c)
+{
+    const char *acc = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Accept");
+    return acc && strstr(acc, "as=Table") != NULL;
+}
+
 static char *to_text(json_object *o, int pretty)
 {
     const char *s = json_object_to_json_string_ext(
@@ -583,19 +590,34 @@ static void do_list(struct MHD_Connection *c, const route *rt, answer *a, int pr
     json_object_object_add(meta, "resourceVersion", json_object_new_string(num));
     kle_apiserver__store_each(rt->res, rt->r->namespaced && rt->ns[0] ? rt->ns : NULL, list_add,
                               &lc);
-    json_object_object_add(list, "items", lc.items);
-    answer_json(a, 200, list, pretty);
+    if (want_table(c)) {
+        json_object *t = kle_apiserver__table(rt->r, lc.items, num);
+        answer_json(a, 200, t, pretty);
+        json_object_put(t);
+        json_object_put(lc.items);
+    } else {
+        json_object_object_add(list, "items", lc.items);
+        answer_json(a, 200, list, pretty);
+    }
     json_object_put(list);
     kle_apiserver__store_unlock();
 }
 
-static void do_get(const route *rt, answer *a, int pretty)
+static void do_get(struct MHD_Connection *c, const route *rt, answer *a, int pretty)
 {
     json_object *obj;
     kle_apiserver__store_lock();
     obj = kle_apiserver__store_get(rt->res, rt->ns, rt->name);
-    if (obj)
+    if (obj && want_table(c)) {
+        json_object *items = json_object_new_array(), *t;
+        json_object_array_add(items, json_object_get(obj));
+        t = kle_apiserver__table(rt->r, items, NULL);
+        answer_json(a, 200, t, pretty);
+        json_object_put(t);
+        json_object_put(items);
+    } else if (obj) {
         answer_json(a, 200, obj, pretty);
+    }
     kle_apiserver__store_unlock();
     if (!obj)
         not_found(a, rt->r, rt->name, pretty);
@@ -1075,6 +1097,7 @@ typedef struct watcher {
     unsigned generation;
     int done;
     int pretty;
+    int table;
     kle_apiserver__buf out;
     size_t off;
 } watcher;
@@ -1091,7 +1114,15 @@ static void emit(watcher *w, const char *type, json_object *obj)
     json_object *ev = json_object_new_object();
     char *text;
     json_object_object_add(ev, "type", json_object_new_string(type));
-    json_object_object_add(ev, "object", json_object_get(obj));
+    if (w->table && strcmp(type, "ADDED") * strcmp(type, "MODIFIED") * strcmp(type, "DELETED") == 0) {
+        json_object *items = json_object_new_array();
+        json_object_array_add(items, json_object_get(obj));
+        json_object_object_add(ev, "object",
+                               kle_apiserver__table(&kle_apiserver__resources[w->res], items, NULL));
+        json_object_put(items);
+    } else {
+        json_object_object_add(ev, "object", json_object_get(obj));
+    }
     text = to_text(ev, 0);
     if (text) {
         kle_apiserver__buf_appends(&w->out, text);
@@ -1249,6 +1280,7 @@ static void do_watch(struct MHD_Connection *c, const route *rt, answer *a, int p
     w->lsel = ls && *ls ? strdup(ls) : NULL;
     w->bookmarks = bm && strcmp(bm, "true") == 0;
     w->pretty = pretty;
+    w->table = want_table(c);
     w->generation = atomic_load(&kle_apiserver__watch_generation);
     w->deadline = kle_apiserver__now_ns() + (int64_t)timeout * 1000000000;
     w->next_bookmark = kle_apiserver__now_ns() +
@@ -1464,7 +1496,7 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
                                                  rt.ns, rt.name)) {
             forbidden(&a, &user, &rt, pretty);
         } else if (strcmp(rt.verb, "get") == 0) {
-            do_get(&rt, &a, pretty);
+            do_get(c, &rt, &a, pretty);
         } else if (strcmp(rt.verb, "list") == 0) {
             do_list(c, &rt, &a, pretty);
         } else if (strcmp(rt.verb, "watch") == 0) {
