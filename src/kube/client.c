@@ -1029,7 +1029,7 @@ static int body_request(kle_client *c, json_object **out, const char *method, co
     if (!body)
         return kle_error_set(KLE_EINVAL, "%s %s: body is NULL", method, path ? path : "");
     size_t len;
-    const char *s = json_object_to_json_string_length(body, JSON_C_TO_STRING_PLAIN, &len);
+    const char *s = json_object_to_json_string_length(body, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &len);
     if (!s)
         return kle_error_set(KLE_ENOMEM, "out of memory");
     return kle_client_request(c, out, method, path, ctype, s, len, opts);

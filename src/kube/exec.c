@@ -55,7 +55,7 @@ static char *exec_info(const kle_kube__config *cfg)
         json_object_object_add(spec, "cluster", cl);
     }
     json_object_object_add(root, "spec", spec);
-    char *s = strdup(json_object_to_json_string_ext(root, JSON_C_TO_STRING_PLAIN));
+    char *s = strdup(json_object_to_json_string_ext(root, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
     json_object_put(root);
     return s;
 }
