@@ -29,6 +29,7 @@
 #define DEFAULT_TOKEN_REFRESH_MS 60000
 #define DEFAULT_SA_DIR "/var/run/secrets/kubernetes.io/serviceaccount"
 #define POLL_SLICE_MS 50
+#define EXPECT_CONTINUE_MIN (1u << 20)
 
 struct kle_client {
     pthread_mutex_t mu; /* serializes requests on easy/multi */
@@ -538,7 +539,11 @@ static int setup_easy(kle_client *c, CURL *h, const char *method, const char *ur
         hl = t;                                                                                    \
     } while (0)
     ADD_HEADER("Accept: application/json");
-    ADD_HEADER("Expect:");
+    /* Large bodies ask first (Expect: 100-continue), so that a server that
+     * refuses them (413) can say so before the upload breaks the
+     * connection; small ones are sent at once. */
+    if (body_len <= EXPECT_CONTINUE_MIN)
+        ADD_HEADER("Expect:");
     if (ctype) {
         char ct[128];
         snprintf(ct, sizeof(ct), "Content-Type: %s", ctype);
@@ -566,6 +571,7 @@ static int setup_easy(kle_client *c, CURL *h, const char *method, const char *ur
     curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
     curl_easy_setopt(h, CURLOPT_HEADERDATA, x);
     curl_easy_setopt(h, CURLOPT_ACCEPT_ENCODING, "");
+    curl_easy_setopt(h, CURLOPT_EXPECT_100_TIMEOUT_MS, 1000L);
     long cto = (long)(c->connect_timeout_ms < timeout_ms || timeout_ms <= 0 ? c->connect_timeout_ms
                                                                            : timeout_ms);
     curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, cto > 0 ? cto : 1L);
@@ -970,6 +976,11 @@ int kle_client_request(kle_client *c, json_object **out, const char *method, con
                                path);
             break;
         }
+        /* A server may answer early (413 while the body is still being
+         * sent) and close: its answer counts, not the broken upload. */
+        if (cc != CURLE_OK && status >= 400 && !x.too_large &&
+            (cc == CURLE_SEND_ERROR || cc == CURLE_RECV_ERROR || cc == CURLE_PARTIAL_FILE))
+            cc = CURLE_OK;
         if (cc != CURLE_OK) {
             auth_clear(&a);
             rc = curl_error(method, path, cc, errbuf, &x);
