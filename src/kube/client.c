@@ -39,10 +39,11 @@ struct kle_client {
     char *ns;
     char *user_agent;
     char *url_base;   /* scheme://host[:port][/prefix]; host is tls-server-name if set */
-    char *connect_to; /* CURLOPT_CONNECT_TO entry for tls-server-name */
+    struct curl_slist *connect_to; /* CURLOPT_CONNECT_TO for tls-server-name; read-only */
     char *host_header;
     int64_t default_timeout_ms, connect_timeout_ms, token_refresh_ms;
     size_t max_response;
+    long connections; /* connections opened by requests (not watches) */
 
     pthread_mutex_t cred_mu; /* protects what follows */
     kle_kube__buf file_token;
@@ -169,7 +170,9 @@ static int setup_urls(kle_client *c)
     int hl = (int)(he - hs);
     c->url_base = str_printf("%s://%s:%s%s", https ? "https" : "http", c->cfg->tls_server_name,
                              port, rest);
-    c->connect_to = str_printf("%s:%s:%.*s:%s", c->cfg->tls_server_name, port, hl, hs, port);
+    char *entry = str_printf("%s:%s:%.*s:%s", c->cfg->tls_server_name, port, hl, hs, port);
+    c->connect_to = entry ? curl_slist_append(NULL, entry) : NULL;
+    free(entry);
     c->host_header = str_printf("Host: %.*s%s%s", hl, hs, *he == ':' ? ":" : "",
                                 *he == ':' ? port : "");
     return c->url_base && c->connect_to && c->host_header ? 0 : KLE_ENOMEM;
@@ -290,13 +293,21 @@ void kle_client_free(kle_client *c)
     free(c->ns);
     free(c->user_agent);
     free(c->url_base);
-    free(c->connect_to);
+    curl_slist_free_all(c->connect_to);
     free(c->host_header);
     kle_kube__buf_wipe(&c->file_token);
     kle_kube__exec_cred_clear(&c->exec_cred);
     pthread_mutex_destroy(&c->mu);
     pthread_mutex_destroy(&c->cred_mu);
     free(c);
+}
+
+long kle_kube__client_connections(kle_client *c)
+{
+    pthread_mutex_lock(&c->mu);
+    long n = c->connections;
+    pthread_mutex_unlock(&c->mu);
+    return n;
 }
 
 const char *kle_client_namespace(const kle_client *c)
@@ -595,21 +606,8 @@ static int setup_easy(kle_client *c, CURL *h, const char *method, const char *ur
         curl_easy_setopt(h, CURLOPT_SSLKEY_BLOB, &kb);
         curl_easy_setopt(h, CURLOPT_SSLKEYTYPE, "PEM");
     }
-    if (c->connect_to) {
-        struct curl_slist *ct = curl_slist_append(NULL, c->connect_to);
-        if (!ct) {
-            wipe_slist(hl);
-            *headers = NULL;
-            return kle_error_set(KLE_ENOMEM, "out of memory");
-        }
-        /* Kept alive by the caller through *headers' lifetime: appended
-         * after a sentinel is not possible, so store it in the header list
-         * owner. */
-        curl_easy_setopt(h, CURLOPT_CONNECT_TO, ct);
-        curl_easy_setopt(h, CURLOPT_PRIVATE, ct);
-    } else {
-        curl_easy_setopt(h, CURLOPT_PRIVATE, NULL);
-    }
+    if (c->connect_to)
+        curl_easy_setopt(h, CURLOPT_CONNECT_TO, c->connect_to);
     if (cfg->proxy_url)
         curl_easy_setopt(h, CURLOPT_PROXY, cfg->proxy_url);
     if (strcmp(method, "GET") == 0) {
@@ -624,17 +622,6 @@ static int setup_easy(kle_client *c, CURL *h, const char *method, const char *ur
             curl_easy_setopt(h, CURLOPT_NOBODY, 1L);
     }
     return 0;
-}
-
-static void free_connect_to(CURL *h)
-{
-    struct curl_slist *ct = NULL;
-    curl_easy_getinfo(h, CURLINFO_PRIVATE, (char **)&ct);
-    if (ct) {
-        curl_easy_setopt(h, CURLOPT_CONNECT_TO, NULL);
-        curl_easy_setopt(h, CURLOPT_PRIVATE, NULL);
-        curl_slist_free_all(ct);
-    }
 }
 
 enum drive_result { DRIVE_DONE, DRIVE_CANCELED, DRIVE_TIMEOUT, DRIVE_STOPPED, DRIVE_ERROR };
@@ -953,10 +940,12 @@ int kle_client_request(kle_client *c, json_object **out, const char *method, con
                                : "none",
                       c->user_agent);
         enum drive_result dr = drive(c->multi, c->easy, deadline, cancel, NULL, NULL, &cc);
-        free_connect_to(c->easy);
         curl_easy_setopt(c->easy, CURLOPT_HTTPHEADER, NULL);
         wipe_slist(headers);
         curl_easy_getinfo(c->easy, CURLINFO_RESPONSE_CODE, &status);
+        long fresh = 0;
+        if (curl_easy_getinfo(c->easy, CURLINFO_NUM_CONNECTS, &fresh) == CURLE_OK)
+            c->connections += fresh;
         int64_t took = (kle_kube__now_ns() - start) / 1000000;
         if (dr == DRIVE_CANCELED) {
             auth_clear(&a);
@@ -979,7 +968,7 @@ int kle_client_request(kle_client *c, json_object **out, const char *method, con
         /* A server may answer early (413 while the body is still being
          * sent) and close: its answer counts, not the broken upload. */
         if (cc != CURLE_OK && status >= 400 && !x.too_large &&
-            (cc == CURLE_SEND_ERROR || cc == CURLE_RECV_ERROR || cc == CURLE_PARTIAL_FILE))
+            cc == CURLE_SEND_ERROR)
             cc = CURLE_OK;
         if (cc != CURLE_OK) {
             auth_clear(&a);
@@ -1465,7 +1454,6 @@ int kle_client_watch(kle_client *c, const char *path, const kle_watch_opts *opts
         KLE_LOG_V(6, "WATCH %s", shown);
         CURLcode cc;
         enum drive_result dr = drive(m, w.h, stream_deadline, cancel, watch_on_data, &w, &cc);
-        free_connect_to(w.h);
         curl_easy_setopt(w.h, CURLOPT_HTTPHEADER, NULL);
         wipe_slist(headers);
         if (!w.status)

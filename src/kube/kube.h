@@ -98,6 +98,11 @@ int kle_kube__exec_run(kle_kube__exec_cred *out, const kle_kube__config *cfg, in
 /* Parses an RFC 3339 time into nanoseconds since the epoch. */
 int kle_kube__parse_time(const char *s, int64_t *out_ns);
 
+struct kle_client;
+/* Connections the client's request handle has opened so far (keep-alive
+ * check for tests). */
+long kle_kube__client_connections(struct kle_client *c);
+
 int64_t kle_kube__now_ns(void);      /* CLOCK_MONOTONIC */
 int64_t kle_kube__wall_now_ns(void); /* CLOCK_REALTIME */
 

@@ -247,6 +247,10 @@ static void test_client__crud_with_token(void **state)
     assert_string_equal(kle_error_last()->message,
                         "GET " CM "/crud: 404 NotFound: configmaps \"crud\" not found");
     assert_int_equal(kle_client_delete(c, NULL, CM "/crud", NULL), KLE_ENOTFOUND);
+
+    /* Every request above (several verbs, errors included) went over one
+     * kept-alive connection. */
+    assert_int_equal(kle_kube__client_connections(c), 1);
     kle_client_free(c);
 }
 
@@ -319,7 +323,19 @@ static void test_client__error_mapping(void **state)
         assert_string_equal(kle_error_last()->reason, reasons[i]);
         assert_non_null(strstr(kle_error_last()->message, path));
     }
+    /* A response cut off in the middle is a transport error. */
+    body = configmap("cut", "x");
+    assert_int_equal(kle_client_create(c, NULL, CM, body, NULL), 0);
+    json_object_put(body);
+    assert_true(kube_server_admin(&srv, "POST", "/faults",
+                                  "{\"verb\":\"get\",\"name\":\"cut\",\"closeMidResponse\":true}") /
+                    100 ==
+                2);
+    assert_int_equal(kle_client_get(c, &out, CM "/cut", NULL), KLE_ETRANSPORT);
+    assert_non_null(strstr(kle_error_last()->message, "GET " CM "/cut: "));
+    assert_null(out);
     assert_true(kube_server_admin(&srv, "DELETE", "/faults", NULL) / 100 == 2);
+    assert_int_equal(kle_client_delete(c, NULL, CM "/cut", NULL), 0);
 
     /* A connection refused is a transport error naming the request. */
     char refused[400];

@@ -530,6 +530,43 @@ static void test_kubeconfig__garbage_never_crashes(void **state)
     free(full);
 }
 
+static void test_kubeconfig__random_mutations_never_crash(void **state)
+{
+    const char *base = "current-context: x\nclusters:\n- name: c\n  cluster: {server: 'https://h',"
+                       " insecure-skip-tls-verify: true}\nusers:\n- name: u\n  user:\n"
+                       "    exec: {apiVersion: client.authentication.k8s.io/v1, command: x, "
+                       "args: [a], env: [{name: A, value: b}]}\ncontexts:\n- name: x\n"
+                       "  context: {cluster: c, user: u, namespace: n}\n";
+    static const char alphabet[] = "-:[]{}&*!|>'\"#%@,?\n\t x\\\x01\xff";
+    size_t n = strlen(base);
+    char *text = malloc(n + 1), path[512];
+    assert_non_null(text);
+    snprintf(path, sizeof(path), "%s/m", tmpdir);
+    unsigned seed = 12345;
+    for (int iter = 0; iter < 1500; iter++) {
+        memcpy(text, base, n + 1);
+        for (int k = 0; k < 1 + iter % 4; k++) {
+            seed = seed * 1103515245u + 12345u;
+            size_t pos = (seed >> 8) % n;
+            seed = seed * 1103515245u + 12345u;
+            text[pos] = alphabet[(seed >> 8) % (sizeof(alphabet) - 1)];
+        }
+        FILE *f = fopen(path, "w");
+        assert_non_null(f);
+        fwrite(text, 1, n, f);
+        fclose(f);
+        kle_kube__config *cfg = NULL;
+        int rc = kle_kube__config_load(&cfg, path, NULL, NULL, NULL);
+        if (rc == 0) {
+            assert_non_null(cfg->server);
+            kle_kube__config_free(cfg);
+        } else {
+            assert_non_null(strstr(kle_error_last()->message, path));
+        }
+    }
+    free(text);
+}
+
 static void test_kubeconfig__in_cluster(void **state)
 {
     char sa[512];
@@ -565,6 +602,7 @@ int main(void)
         cmocka_unit_test(test_kubeconfig__good_files),
         cmocka_unit_test(test_kubeconfig__bad_files_give_exact_errors),
         cmocka_unit_test(test_kubeconfig__garbage_never_crashes),
+        cmocka_unit_test(test_kubeconfig__random_mutations_never_crash),
         cmocka_unit_test(test_kubeconfig__in_cluster),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
