@@ -608,8 +608,12 @@ static int setup_easy(kle_client *c, CURL *h, const char *method, const char *ur
     }
     if (c->connect_to)
         curl_easy_setopt(h, CURLOPT_CONNECT_TO, c->connect_to);
-    if (cfg->proxy_url)
+    if (cfg->proxy_url) {
+        /* An explicit proxy-url applies to every request, as in client-go;
+         * otherwise libcurl follows https_proxy/no_proxy like Go does. */
         curl_easy_setopt(h, CURLOPT_PROXY, cfg->proxy_url);
+        curl_easy_setopt(h, CURLOPT_NOPROXY, "");
+    }
     if (strcmp(method, "GET") == 0) {
         curl_easy_setopt(h, CURLOPT_HTTPGET, 1L);
     } else if (body) {

@@ -8,10 +8,16 @@
 #include <stdint.h>
 #include <cmocka.h>
 #include <json-c/json.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -564,6 +570,24 @@ static void test_client__exec_plugin(void **state)
     assert_int_equal(plugin_runs(), before + 2);
     kle_client_free(c);
 
+    /* A plugin that hands out a client certificate instead of a token. */
+    snprintf(p, sizeof(p), "%s/cert-plugin.sh", dir);
+    kube_write_file(p, 1,
+                    "#!/bin/sh\ncd \"$(dirname \"$0\")\"\nexec python3 -c '"
+                    "import json; print(json.dumps({\"apiVersion\": "
+                    "\"client.authentication.k8s.io/v1beta1\", \"kind\": \"ExecCredential\", "
+                    "\"status\": {\"clientCertificateData\": open(\"user.crt\").read(), "
+                    "\"clientKeyData\": open(\"user.key\").read()}}))'\n");
+    kubeconfig("cert-plugin.kubeconfig",
+               "    exec:\n      apiVersion: client.authentication.k8s.io/v1beta1\n"
+               "      command: ./cert-plugin.sh\n",
+               NULL, NULL);
+    c = client_for("cert-plugin.kubeconfig", NULL);
+    if (kle_client_get(c, &out, CM, NULL) != 0)
+        fail_msg("exec client certificate: %s", kle_error_last()->message);
+    json_object_put(out);
+    kle_client_free(c);
+
     /* A plugin that fails: the request fails with its error. */
     snprintf(p, sizeof(p), "%s/failing.sh", dir);
     kube_write_file(p, 1, "#!/bin/sh\nexit 4\n");
@@ -655,6 +679,117 @@ static void test_client__in_cluster_and_default(void **state)
     assert_string_equal(kle_client_namespace(c), "other");
     kle_client_free(c);
     unsetenv("KUBECONFIG");
+}
+
+/* One plain-HTTP exchange on a loopback socket, recording the request. */
+struct capture {
+    int fd;
+    char request[8192];
+};
+
+static void *capture_one(void *arg)
+{
+    struct capture *cap = arg;
+    int conn = accept(cap->fd, NULL, NULL);
+    if (conn < 0)
+        return NULL;
+    size_t n = 0;
+    while (n < sizeof(cap->request) - 1 && !strstr(cap->request, "\r\n\r\n")) {
+        ssize_t r = read(conn, cap->request + n, sizeof(cap->request) - 1 - n);
+        if (r <= 0)
+            break;
+        n += (size_t)r;
+        cap->request[n] = '\0';
+    }
+    static const char answer[] = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                                 "Content-Length: 10\r\nConnection: close\r\n\r\n{\"a\":\"b\"}\n";
+    ssize_t w = write(conn, answer, sizeof(answer) - 1);
+    (void)w;
+    close(conn);
+    return NULL;
+}
+
+static void test_client__basic_auth_and_headers_on_the_wire(void **state)
+{
+    struct capture cap = {socket(AF_INET, SOCK_STREAM, 0), ""};
+    struct sockaddr_in sa = {0};
+    socklen_t sl = sizeof(sa);
+    sa.sin_family = AF_INET;
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(bind(cap.fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    assert_int_equal(listen(cap.fd, 1), 0);
+    assert_int_equal(getsockname(cap.fd, (struct sockaddr *)&sa, &sl), 0);
+    char p[400];
+    snprintf(p, sizeof(p), "%s/basic.kubeconfig", dir);
+    kube_write_file(p, 0,
+                    "current-context: t\nclusters:\n- name: c\n  cluster:\n"
+                    "    server: http://127.0.0.1:%d/prefix\n"
+                    "users:\n- name: u\n  user: {username: admin, password: s3cret-pw}\n"
+                    "contexts:\n- name: t\n  context: {cluster: c, user: u}\n",
+                    ntohs(sa.sin_port));
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, capture_one, &cap), 0);
+    kle_client *c = client_for("basic.kubeconfig", NULL);
+    json_object *out = NULL;
+    assert_int_equal(kle_client_get(c, &out, "/api/v1/namespaces", NULL), 0);
+    assert_string_equal(json_object_get_string(json_object_object_get(out, "a")), "b");
+    json_object_put(out);
+    pthread_join(t, NULL);
+    close(cap.fd);
+    assert_memory_equal(cap.request, "GET /prefix/api/v1/namespaces HTTP/1.1\r\n", 40);
+    /* base64("admin:s3cret-pw") */
+    assert_non_null(strstr(cap.request, "\r\nAuthorization: Basic YWRtaW46czNjcmV0LXB3\r\n"));
+    assert_non_null(strstr(cap.request, "\r\nAccept: application/json\r\n"));
+    char ua[128];
+    snprintf(ua, sizeof(ua), "\r\nUser-Agent: %s\r\n", kle_client_user_agent(c));
+    assert_non_null(strstr(cap.request, ua));
+    assert_non_null(strstr(kle_client_user_agent(c), "kle/0."));
+    kle_client_free(c);
+    pthread_mutex_lock(&log_mu);
+    assert_null(strstr(log_text, "YWRtaW46czNjcmV0LXB3"));
+    assert_null(strstr(log_text, "s3cret-pw"));
+    pthread_mutex_unlock(&log_mu);
+}
+
+static void test_client__proxy_url(void **state)
+{
+    char port_file[400], log_file[400], script[600];
+    snprintf(port_file, sizeof(port_file), "%s/proxy.port", dir);
+    snprintf(log_file, sizeof(log_file), "%s/proxy.log", dir);
+    snprintf(script, sizeof(script), "%s/connect_proxy.py", KLE_KUBE_TEST_DIR);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        execlp("python3", "python3", script, port_file, log_file, (char *)NULL);
+        _exit(127);
+    }
+    struct stat st;
+    int64_t deadline = now_ms() + 10000;
+    while (stat(port_file, &st) != 0 && now_ms() < deadline) {
+        struct timespec ts = {0, 5000000};
+        nanosleep(&ts, NULL);
+    }
+    char *port = slurp(port_file);
+    assert_non_null(port);
+    char proxy[200];
+    snprintf(proxy, sizeof(proxy), "    proxy-url: http://127.0.0.1:%s\n", port);
+    free(port);
+    kubeconfig("proxy.kubeconfig", "    token: ok-token-0123456789\n", proxy, NULL);
+    kle_client *c = client_for("proxy.kubeconfig", NULL);
+    json_object *out = NULL;
+    int rc = kle_client_get(c, &out, CM, NULL);
+    json_object_put(out);
+    kle_client_free(c);
+    kill(pid, SIGTERM);
+    waitpid(pid, NULL, 0);
+    if (rc != 0)
+        fail_msg("GET through the proxy: %s", kle_error_last()->message);
+    char *log = slurp(log_file);
+    assert_non_null(log);
+    char want[64];
+    snprintf(want, sizeof(want), "127.0.0.1:%s\n", srv.port);
+    assert_string_equal(log, want);
+    free(log);
 }
 
 /* ---- watch ------------------------------------------------------------- */
@@ -944,6 +1079,8 @@ int main(void)
         cmocka_unit_test(test_client__exec_plugin),
         cmocka_unit_test(test_client__tls_verification),
         cmocka_unit_test(test_client__in_cluster_and_default),
+        cmocka_unit_test(test_client__basic_auth_and_headers_on_the_wire),
+        cmocka_unit_test(test_client__proxy_url),
         cmocka_unit_test(test_client__watch_resumes_after_a_dropped_stream),
         cmocka_unit_test(test_client__watch_relists_after_410),
         cmocka_unit_test(test_client__watch_errors_end_the_watch),
