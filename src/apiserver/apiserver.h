@@ -83,6 +83,12 @@ uint64_t kle_apiserver__store_history_floor(void);
 /* The event with resourceVersion rv, or NULL (lock held). */
 const kle_apiserver__event *kle_apiserver__store_event(uint64_t rv);
 
+/* ---- proto.c ---- */
+
+/* Decodes a protobuf ConfigMap or Namespace body into JSON; NULL with err. */
+json_object *kle_apiserver__proto_decode(const unsigned char *data, size_t len, char *err,
+                                         size_t errlen);
+
 /* ---- tls.c ---- */
 
 typedef struct kle_apiserver__tls {

@@ -27,6 +27,7 @@ typedef struct options {
     int insecure;
     const char *kubeconfig;
     const char *env_file;
+    const char *ca_file;
     const char *authz_file;
     const char *data_dir;
     const char *admin_listen;
@@ -48,6 +49,7 @@ static void usage(FILE *f)
           "  --write-kubeconfig PATH     write a kubeconfig once the server accepts connections\n"
           "  --write-env PATH            write SERVER=, ADMIN=, TOKEN=, CA= lines (before the "
           "kubeconfig)\n"
+          "  --write-ca PATH             write the CA certificate (PEM) clients should trust\n"
           "  --admin-listen HOST:PORT    loopback listener for faults and counters\n"
           "  --watch-history N           change events kept for watch resume (default 10000)\n"
           "  --bookmark-interval SECONDS interval of watch BOOKMARK events (default 60)\n"
@@ -108,6 +110,7 @@ static int parse_args(int argc, char **argv, options *o)
         FLAG("--client-ca", client_ca);
         FLAG("--write-kubeconfig", kubeconfig);
         FLAG("--write-env", env_file);
+        FLAG("--write-ca", ca_file);
         FLAG("--authz-file", authz_file);
         FLAG("--data-dir", data_dir);
         FLAG("--admin-listen", admin_listen);
@@ -338,6 +341,10 @@ int main(int argc, char **argv)
               admin_url);
 
     ca_for_kubeconfig = tls.ca_pem ? base64(tls.ca_pem) : NULL;
+    if (o.ca_file && tls.ca_pem && write_atomic(o.ca_file, tls.ca_pem) != 0) {
+        snprintf(err, sizeof(err), "--write-ca %s: %s", o.ca_file, strerror(errno));
+        goto fail;
+    }
     if (o.env_file) {
         kle_apiserver__buf b = {0};
         char line[1200];

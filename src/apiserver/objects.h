@@ -32,4 +32,11 @@ int kle_apiserver__selector_match(json_object *obj, const char *sel, int labels)
 /* Applies an RFC 7386 merge patch (strategic: also drops $-directives). */
 void kle_apiserver__merge_patch(json_object *target, json_object *patch, int strategic);
 
+/* meta.k8s.io/v1 Table of items (an array of objects) with the columns
+ * kube-apiserver prints for r; rv may be NULL. */
+json_object *kle_apiserver__table(const kle_apiserver__resource *r, json_object *items,
+                                  const char *rv);
+json_object *kle_apiserver__table_columns(const kle_apiserver__resource *r);
+json_object *kle_apiserver__table_row(const kle_apiserver__resource *r, json_object *obj);
+
 #endif

@@ -74,6 +74,7 @@ void kle_apiserver__set_options(int have_client_ca, const char *addr)
 
 typedef struct request {
     kle_apiserver__buf body;
+    const char *content_type; /* Borrowed from the connection. */
     int too_large;
     int started;
 } request;
@@ -88,7 +89,7 @@ typedef struct route {
     char group[128];
 } route;
 
-enum { ROUTE_NONE, ROUTE_RESOURCE, ROUTE_DISCOVERY, ROUTE_HEALTH };
+enum { ROUTE_NONE, ROUTE_RESOURCE, ROUTE_DISCOVERY, ROUTE_HEALTH, ROUTE_OPENAPI };
 
 /* What a handler answers. */
 typedef struct answer {
@@ -103,6 +104,13 @@ static int want_pretty(struct MHD_Connection *c)
 {
     const char *p = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "pretty");
     return p && (strcmp(p, "true") == 0 || strcmp(p, "1") == 0);
+}
+
+/* 1 when the client asks for server-side printing (kubectl get). */
+static int want_table(struct MHD_Connection *c)
+{
+    const char *acc = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Accept");
+    return acc && strstr(acc, "as=Table") != NULL;
 }
 
 static char *to_text(json_object *o, int pretty)
@@ -270,6 +278,10 @@ static int route_request(struct MHD_Connection *c, const char *method, const cha
         }
         return 0;
     }
+    if (n >= 2 && strcmp(p[0], "openapi") == 0 && strcmp(p[1], "v3") == 0) {
+        rt->kind = ROUTE_OPENAPI;
+        return 0;
+    }
     if (n >= 3 && strcmp(p[0], "api") == 0) {
         group = "";
         version = p[1];
@@ -435,6 +447,90 @@ static void discovery(answer *a, const char *url, int pretty)
     json_object_put(o);
 }
 
+/* A minimal OpenAPI v3: the index, and per group version the item paths
+ * with their PATCH operation, so kubectl sees that the server validates
+ * fields (fieldValidation) and skips client-side schema validation. */
+static void openapi(answer *a, const char *url, int pretty)
+{
+    char p[8][256];
+    int n = split(url, p);
+    json_object *o = json_object_new_object(), *paths = json_object_new_object();
+    const char *group = NULL;
+
+    if (n == 2) {
+        json_object *e = json_object_new_object();
+        json_object_object_add(e, "serverRelativeURL",
+                               json_object_new_string("/openapi/v3/api/v1?hash=kle1"));
+        json_object_object_add(paths, "api/v1", e);
+        for (const char *const *g = served_groups; *g; g++) {
+            char key[256], rel[300];
+            snprintf(key, sizeof(key), "apis/%s/v1", *g);
+            snprintf(rel, sizeof(rel), "/openapi/v3/%s?hash=kle1", key);
+            e = json_object_new_object();
+            json_object_object_add(e, "serverRelativeURL", json_object_new_string(rel));
+            json_object_object_add(paths, key, e);
+        }
+        json_object_object_add(o, "paths", paths);
+        answer_json(a, 200, o, pretty);
+        json_object_put(o);
+        return;
+    }
+    if (n == 4 && strcmp(p[2], "api") == 0 && strcmp(p[3], "v1") == 0)
+        group = "";
+    else if (n == 5 && strcmp(p[2], "apis") == 0 && strcmp(p[4], "v1") == 0)
+        for (const char *const *g = served_groups; *g; g++)
+            if (strcmp(*g, p[3]) == 0)
+                group = *g;
+    if (!group) {
+        json_object_put(o);
+        json_object_put(paths);
+        answer_error(a, 404, "NotFound", "the server could not find the requested resource",
+                     NULL, NULL, pretty);
+        return;
+    }
+    json_object_object_add(o, "openapi", json_object_new_string("3.0.0"));
+    {
+        json_object *info = json_object_new_object();
+        json_object_object_add(info, "title", json_object_new_string("Kubernetes"));
+        json_object_object_add(info, "version", json_object_new_string("v1.32.0-kle"));
+        json_object_object_add(o, "info", info);
+    }
+    for (size_t i = 0; i < kle_apiserver__nresources; i++) {
+        const kle_apiserver__resource *r = &kle_apiserver__resources[i];
+        json_object *item, *patch, *gvk, *params, *param, *schema;
+        char key[512];
+        if (strcmp(r->group, group) != 0)
+            continue;
+        snprintf(key, sizeof(key), "/%s%s%s/v1/%s%s/{name}", group[0] ? "apis/" : "api",
+                 group, group[0] ? "" : "", r->namespaced ? "namespaces/{namespace}/" : "",
+                 r->plural);
+        gvk = json_object_new_object();
+        json_object_object_add(gvk, "group", json_object_new_string(group));
+        json_object_object_add(gvk, "version", json_object_new_string("v1"));
+        json_object_object_add(gvk, "kind", json_object_new_string(r->kind));
+        params = json_object_new_array();
+        for (int k = 0; k < 3; k++) {
+            static const char *const names[] = {"fieldValidation", "fieldManager", "dryRun"};
+            param = json_object_new_object();
+            json_object_object_add(param, "name", json_object_new_string(names[k]));
+            json_object_object_add(param, "in", json_object_new_string("query"));
+            schema = json_object_new_object();
+            json_object_object_add(schema, "type", json_object_new_string("string"));
+            json_object_object_add(param, "schema", schema);
+            json_object_array_add(params, param);
+        }
+        patch = json_object_new_object();
+        json_object_object_add(patch, "x-kubernetes-group-version-kind", gvk);
+        json_object_object_add(patch, "parameters", params);
+        item = json_object_new_object();
+        json_object_object_add(item, "patch", patch);
+        json_object_object_add(paths, key, item);
+    }
+    json_object_object_add(o, "paths", paths);
+    answer_json(a, 200, o, pretty);
+    json_object_put(o);
+}
+
 /* ---- verbs ---- */
 
 typedef struct list_ctx {
@@ -494,19 +590,34 @@ static void do_list(struct MHD_Connection *c, const route *rt, answer *a, int pr
     json_object_object_add(meta, "resourceVersion", json_object_new_string(num));
     kle_apiserver__store_each(rt->res, rt->r->namespaced && rt->ns[0] ? rt->ns : NULL, list_add,
                               &lc);
-    json_object_object_add(list, "items", lc.items);
-    answer_json(a, 200, list, pretty);
+    if (want_table(c)) {
+        json_object *t = kle_apiserver__table(rt->r, lc.items, num);
+        answer_json(a, 200, t, pretty);
+        json_object_put(t);
+        json_object_put(lc.items);
+    } else {
+        json_object_object_add(list, "items", lc.items);
+        answer_json(a, 200, list, pretty);
+    }
     json_object_put(list);
     kle_apiserver__store_unlock();
 }
 
-static void do_get(const route *rt, answer *a, int pretty)
+static void do_get(struct MHD_Connection *c, const route *rt, answer *a, int pretty)
 {
     json_object *obj;
     kle_apiserver__store_lock();
     obj = kle_apiserver__store_get(rt->res, rt->ns, rt->name);
-    if (obj)
+    if (obj && want_table(c)) {
+        json_object *items = json_object_new_array(), *t;
+        json_object_array_add(items, json_object_get(obj));
+        t = kle_apiserver__table(rt->r, items, NULL);
+        answer_json(a, 200, t, pretty);
+        json_object_put(t);
+        json_object_put(items);
+    } else if (obj) {
         answer_json(a, 200, obj, pretty);
+    }
     kle_apiserver__store_unlock();
     if (!obj)
         not_found(a, rt->r, rt->name, pretty);
@@ -521,6 +632,25 @@ static json_object *parse_body(const request *rq, const route *rt, answer *a, in
     char msg[1024], av[256];
     enum json_tokener_error jerr;
 
+    {
+        const char *ct = rq->content_type;
+        if (ct && strncmp(ct, "application/vnd.kubernetes.protobuf", 35) == 0) {
+            obj = kle_apiserver__proto_decode((const unsigned char *)rq->body.data, rq->body.len,
+                                              msg, sizeof(msg));
+            if (!obj) {
+                answer_error(a, 415, "UnsupportedMediaType", msg, NULL, NULL, pretty);
+                return NULL;
+            }
+            goto decoded;
+        }
+        if (ct && *ct && strncmp(ct, "application/json", 16) != 0) {
+            answer_error(a, 415, "UnsupportedMediaType",
+                         "the body of the request was in an unknown format - accepted media "
+                         "types include: application/json",
+                         NULL, NULL, pretty);
+            return NULL;
+        }
+    }
     if (!rq->body.data || rq->body.len == 0) {
         answer_error(a, 400, "BadRequest", "the body of the request was empty", NULL, NULL,
                      pretty);
@@ -562,6 +692,7 @@ static json_object *parse_body(const request *rq, const route *rt, answer *a, in
         answer_error(a, 400, "BadRequest", msg, NULL, NULL, pretty);
         return NULL;
     }
+decoded:
     kle_apiserver__api_version(rt->r, av, sizeof(av));
     if (json_object_object_get_ex(obj, "apiVersion", &v) &&
         strcmp(json_object_get_string(v), av) != 0) {
@@ -966,6 +1097,7 @@ typedef struct watcher {
     unsigned generation;
     int done;
     int pretty;
+    int table;
     kle_apiserver__buf out;
     size_t off;
 } watcher;
@@ -982,7 +1114,15 @@ static void emit(watcher *w, const char *type, json_object *obj)
     json_object *ev = json_object_new_object();
     char *text;
     json_object_object_add(ev, "type", json_object_new_string(type));
-    json_object_object_add(ev, "object", json_object_get(obj));
+    if (w->table && strcmp(type, "ADDED") * strcmp(type, "MODIFIED") * strcmp(type, "DELETED") == 0) {
+        json_object *items = json_object_new_array();
+        json_object_array_add(items, json_object_get(obj));
+        json_object_object_add(ev, "object",
+                               kle_apiserver__table(&kle_apiserver__resources[w->res], items, NULL));
+        json_object_put(items);
+    } else {
+        json_object_object_add(ev, "object", json_object_get(obj));
+    }
     text = to_text(ev, 0);
     if (text) {
         kle_apiserver__buf_appends(&w->out, text);
@@ -1140,6 +1280,7 @@ static void do_watch(struct MHD_Connection *c, const route *rt, answer *a, int p
     w->lsel = ls && *ls ? strdup(ls) : NULL;
     w->bookmarks = bm && strcmp(bm, "true") == 0;
     w->pretty = pretty;
+    w->table = want_table(c);
     w->generation = atomic_load(&kle_apiserver__watch_generation);
     w->deadline = kle_apiserver__now_ns() + (int64_t)timeout * 1000000000;
     w->next_bookmark = kle_apiserver__now_ns() +
@@ -1309,6 +1450,7 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
         return MHD_YES;
     }
 
+    rq->content_type = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Type");
     memset(&user, 0, sizeof(user));
     counted_verb = method;
     counted_res = "nonresource";
@@ -1327,6 +1469,8 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
                      "Request entity too large: limit is 3145728", NULL, NULL, pretty);
     } else if (rt.kind == ROUTE_DISCOVERY) {
         discovery(&a, url, pretty);
+    } else if (rt.kind == ROUTE_OPENAPI) {
+        openapi(&a, url, pretty);
     } else if (rt.kind != ROUTE_RESOURCE) {
         answer_error(&a, 404, "NotFound", "the server could not find the requested resource",
                      NULL, NULL, pretty);
@@ -1352,7 +1496,7 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
                                                  rt.ns, rt.name)) {
             forbidden(&a, &user, &rt, pretty);
         } else if (strcmp(rt.verb, "get") == 0) {
-            do_get(&rt, &a, pretty);
+            do_get(c, &rt, &a, pretty);
         } else if (strcmp(rt.verb, "list") == 0) {
             do_list(c, &rt, &a, pretty);
         } else if (strcmp(rt.verb, "watch") == 0) {

@@ -1,0 +1,258 @@
+/* Test harness for kle-apiserver; see apiserver.h. */
+#include "support/apiserver.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <limits.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define START_TIMEOUT_MS 30000
+#define STOP_TIMEOUT_MS 20000
+
+static long long now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Waits a short while without a busy loop; callers re-check their condition. */
+static void pause_ms(int ms)
+{
+    poll(NULL, 0, ms);
+}
+
+int kle_test_tempdir(char *out, size_t len)
+{
+    const char *base = getenv("TMPDIR");
+    int n = snprintf(out, len, "%s/kle-test-XXXXXX", base && *base ? base : "/tmp");
+    if (n < 0 || (size_t)n >= len)
+        return -1;
+    return mkdtemp(out) ? 0 : -1;
+}
+
+static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st;
+    (void)flag;
+    (void)ftw;
+    return remove(path);
+}
+
+int kle_test_rmtree(const char *path)
+{
+    return nftw(path, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+int kle_test_write_file(const char *path, const char *text)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    size_t len = strlen(text), off = 0;
+    if (fd < 0)
+        return -1;
+    while (off < len) {
+        ssize_t w = write(fd, text + off, len - off);
+        if (w < 0) {
+            if (errno == EINTR)
+                continue;
+            close(fd);
+            return -1;
+        }
+        off += (size_t)w;
+    }
+    return close(fd);
+}
+
+static int find_binary(char *out, size_t len)
+{
+    const char *env = getenv("KLE_APISERVER");
+    char exe[PATH_MAX];
+    ssize_t n;
+
+    if (env && *env) {
+        snprintf(out, len, "%s", env);
+        return access(out, X_OK);
+    }
+    env = getenv("KLE_BUILD_DIR");
+    if (env && *env) {
+        snprintf(out, len, "%s/src/apiserver/kle-apiserver", env);
+        if (access(out, X_OK) == 0)
+            return 0;
+    }
+    n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+    if (n > 0) {
+        exe[n] = '\0';
+        /* Walk up from the test's folder to the build root. */
+        for (int up = 0; up < 6; up++) {
+            char *slash = strrchr(exe, '/');
+            if (!slash)
+                break;
+            *slash = '\0';
+            snprintf(out, len, "%s/src/apiserver/kle-apiserver", exe);
+            if (access(out, X_OK) == 0)
+                return 0;
+        }
+    }
+    return -1;
+}
+
+static void print_log(const kle_test_apiserver *srv)
+{
+    FILE *f = fopen(srv->log_path, "r");
+    char line[1024];
+    if (!f)
+        return;
+    fprintf(stderr, "--- kle-apiserver log (%s) ---\n", srv->log_path);
+    while (fgets(line, sizeof(line), f))
+        fputs(line, stderr);
+    fclose(f);
+}
+
+/* Reads KEY=VALUE lines from the env file the server wrote. */
+static int read_env(kle_test_apiserver *srv, const char *path)
+{
+    FILE *f = fopen(path, "r");
+    char line[8192];
+    if (!f)
+        return -1;
+    while (fgets(line, sizeof(line), f)) {
+        line[strcspn(line, "\n")] = '\0';
+        if (strncmp(line, "SERVER=", 7) == 0)
+            snprintf(srv->url, sizeof(srv->url), "%s", line + 7);
+        else if (strncmp(line, "ADMIN=", 6) == 0)
+            snprintf(srv->admin_url, sizeof(srv->admin_url), "%s", line + 6);
+        else if (strncmp(line, "TOKEN=", 6) == 0)
+            snprintf(srv->token, sizeof(srv->token), "%s", line + 6);
+    }
+    fclose(f);
+    return srv->url[0] && srv->token[0] ? 0 : -1;
+}
+
+int kle_test_apiserver_start(kle_test_apiserver *srv, const char *const *extra_args)
+{
+    char bin[PATH_MAX], env_path[320];
+    const char *argv[64];
+    int argc = 0, status;
+    long long deadline;
+
+    memset(srv, 0, sizeof(*srv));
+    if (find_binary(bin, sizeof(bin)) != 0) {
+        fprintf(stderr, "kle_test_apiserver_start: kle-apiserver not found; set KLE_APISERVER\n");
+        return -1;
+    }
+    if (kle_test_tempdir(srv->dir, sizeof(srv->dir)) != 0) {
+        fprintf(stderr, "kle_test_apiserver_start: mkdtemp: %s\n", strerror(errno));
+        return -1;
+    }
+    snprintf(srv->kubeconfig, sizeof(srv->kubeconfig), "%s/kubeconfig", srv->dir);
+    snprintf(srv->ca_path, sizeof(srv->ca_path), "%s/ca.crt", srv->dir);
+    snprintf(srv->log_path, sizeof(srv->log_path), "%s/apiserver.log", srv->dir);
+    snprintf(env_path, sizeof(env_path), "%s/env", srv->dir);
+
+    argv[argc++] = bin;
+    argv[argc++] = "--listen";
+    argv[argc++] = "127.0.0.1:0";
+    argv[argc++] = "--admin-listen";
+    argv[argc++] = "127.0.0.1:0";
+    argv[argc++] = "--write-ca";
+    argv[argc++] = srv->ca_path;
+    argv[argc++] = "--write-env";
+    argv[argc++] = env_path;
+    argv[argc++] = "--write-kubeconfig";
+    argv[argc++] = srv->kubeconfig;
+    for (size_t i = 0; extra_args && extra_args[i] && argc < 63; i++)
+        argv[argc++] = extra_args[i];
+    argv[argc] = NULL;
+
+    srv->pid = fork();
+    if (srv->pid < 0) {
+        fprintf(stderr, "kle_test_apiserver_start: fork: %s\n", strerror(errno));
+        srv->pid = 0;
+        kle_test_rmtree(srv->dir);
+        return -1;
+    }
+    if (srv->pid == 0) {
+        int fd = open(srv->log_path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+        if (fd >= 0) {
+            dup2(fd, 1);
+            dup2(fd, 2);
+            close(fd);
+        }
+        execv(bin, (char *const *)argv);
+        _exit(127);
+    }
+
+    deadline = now_ms() + START_TIMEOUT_MS;
+    while (access(srv->kubeconfig, F_OK) != 0) {
+        if (waitpid(srv->pid, &status, WNOHANG) == srv->pid) {
+            fprintf(stderr, "kle_test_apiserver_start: kle-apiserver exited (status %d)\n",
+                    WIFEXITED(status) ? WEXITSTATUS(status) : -WTERMSIG(status));
+            print_log(srv);
+            srv->pid = 0;
+            kle_test_rmtree(srv->dir);
+            return -1;
+        }
+        if (now_ms() > deadline) {
+            fprintf(stderr, "kle_test_apiserver_start: no kubeconfig after %d ms\n",
+                    START_TIMEOUT_MS);
+            print_log(srv);
+            kle_test_apiserver_stop(srv);
+            return -1;
+        }
+        pause_ms(10);
+    }
+    if (read_env(srv, env_path) != 0) {
+        fprintf(stderr, "kle_test_apiserver_start: %s is incomplete\n", env_path);
+        kle_test_apiserver_stop(srv);
+        return -1;
+    }
+    return 0;
+}
+
+int kle_test_apiserver_stop(kle_test_apiserver *srv)
+{
+    int status = 0, rc = -1;
+    long long deadline;
+
+    if (srv->pid > 0) {
+        kill(srv->pid, SIGTERM);
+        deadline = now_ms() + STOP_TIMEOUT_MS;
+        for (;;) {
+            pid_t r = waitpid(srv->pid, &status, WNOHANG);
+            if (r == srv->pid)
+                break;
+            if (r < 0) {
+                status = -1;
+                break;
+            }
+            if (now_ms() > deadline) {
+                fprintf(stderr, "kle_test_apiserver_stop: no exit after SIGTERM; killing\n");
+                print_log(srv);
+                kill(srv->pid, SIGKILL);
+                waitpid(srv->pid, &status, 0);
+                status = -1;
+                break;
+            }
+            pause_ms(10);
+        }
+        if (status != -1 && WIFEXITED(status))
+            rc = WEXITSTATUS(status);
+        if (rc != 0)
+            print_log(srv);
+        srv->pid = 0;
+    }
+    if (srv->dir[0]) {
+        kle_test_rmtree(srv->dir);
+        srv->dir[0] = '\0';
+    }
+    return rc;
+}
