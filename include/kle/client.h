@@ -1,0 +1,331 @@
+/**
+ * @file kle/client.h
+ * @brief The Kubernetes API client: kubeconfig, in-cluster config, REST and watch.
+ *
+ * A kle_client talks to one Kubernetes API server with the credentials of
+ * one kubeconfig context (or of the pod's service account). It connects
+ * wherever kubectl connects: the same kubeconfig loading rules, the same
+ * cluster and user fields, exec credential plugins included.
+ *
+ * Requests take a path ("/api/v1/namespaces/default/configmaps/x") and
+ * return the server's JSON as a json-c object that the caller owns and may
+ * read and modify. kle_client_path() builds paths from (group/version,
+ * resource, namespace, name).
+ *
+ * Errors: every call returns 0 or a negative kle_error_code; the details
+ * (message naming verb, path and the server's message; HTTP status; Status
+ * reason; Retry-After) are in kle_error_last(). API errors are classified
+ * by the Status `reason` first and the HTTP status second:
+ *
+ * | HTTP | reason            | code                  |
+ * |------|-------------------|-----------------------|
+ * | 400  | BadRequest        | KLE_EBADREQUEST       |
+ * | 401  | Unauthorized      | KLE_EUNAUTHORIZED     |
+ * | 403  | Forbidden         | KLE_EFORBIDDEN        |
+ * | 404  | NotFound          | KLE_ENOTFOUND         |
+ * | 409  | AlreadyExists     | KLE_EEXISTS           |
+ * | 409  | Conflict (other)  | KLE_ECONFLICT         |
+ * | 410  | Expired / Gone    | KLE_EGONE             |
+ * | 413  | RequestEntityTooLarge | KLE_ETOOLARGE     |
+ * | 422  | Invalid           | KLE_EINVALID          |
+ * | 429  | TooManyRequests   | KLE_ETOOMANYREQUESTS  |
+ * | 5xx  | InternalError, ServiceUnavailable, Timeout | KLE_ESERVER |
+ * | other|                   | KLE_EAPI              |
+ *
+ * Connection, TLS and protocol failures give KLE_ETRANSPORT; a request that
+ * does not finish within its timeout gives KLE_ETIMEOUT; a cancelled one
+ * KLE_ECANCELED; a response larger than the client's cap KLE_ETOOLARGE; a
+ * response that is not the JSON expected KLE_EBADRESPONSE.
+ *
+ * Thread-safety: a client may be shared by threads. Requests on one client
+ * are serialized (one connection, reused with keep-alive; HTTP/2 where the
+ * server offers it). A watch uses a connection of its own, so requests on
+ * the same client proceed while a watch runs. kle_client_free() must not
+ * race with calls on the same client.
+ *
+ * Secrets (tokens, passwords, keys, the Authorization header, exec plugin
+ * output) never appear in log lines at any verbosity.
+ */
+#ifndef KLE_CLIENT_H
+#define KLE_CLIENT_H
+
+#include "clock.h"
+#include "common.h"
+
+struct json_object;
+
+KLE_BEGIN_DECLS
+
+/** A connection to one Kubernetes API server. Opaque. */
+typedef struct kle_client kle_client;
+
+#define KLE_CLIENT_OPTS_VERSION 1
+
+/** Options for the client constructors. Initialise with KLE_CLIENT_OPTS_INIT. */
+typedef struct kle_client_opts {
+    unsigned int version; /**< KLE_CLIENT_OPTS_VERSION. */
+    /**
+     * kubeconfig file to use alone (kubectl's --kubeconfig). NULL applies the
+     * loading rules: every file of $KUBECONFIG (':'-separated, merged so
+     * that the first file to define a name wins), else ~/.kube/config.
+     */
+    const char *kubeconfig;
+    /** Context to use instead of the kubeconfig's current-context (--context). */
+    const char *context;
+    /** Namespace to use instead of the context's (or the service account's). */
+    const char *namespace_;
+    /** Directory of the service account files; NULL for
+     *  /var/run/secrets/kubernetes.io/serviceaccount. */
+    const char *serviceaccount_dir;
+    /** Timeout of a request whose kle_request_opts has none; 0 means 30 s. */
+    int64_t default_timeout_ms;
+    /** Connect timeout (TCP + TLS) cap per request; 0 means 10 s. */
+    int64_t connect_timeout_ms;
+    /** Largest response body accepted; 0 means 16 MiB. */
+    size_t max_response_bytes;
+    /** How often a tokenFile is re-read; 0 means 60 s (as client-go). A 401
+     *  also re-reads a token file that changed, then retries once. */
+    int64_t token_file_refresh_ms;
+} kle_client_opts;
+
+#define KLE_CLIENT_OPTS_INIT {KLE_CLIENT_OPTS_VERSION, NULL, NULL, NULL, NULL, 0, 0, 0, 0}
+
+/**
+ * Creates a client from kubeconfig files (see kle_client_opts.kubeconfig and
+ * .context). Certificates and keys are handed to libcurl in memory; nothing
+ * is written to disk.
+ *
+ * @param out  receives the client on success (free with kle_client_free()).
+ * @param opts options, or NULL for the defaults.
+ * @return 0; KLE_EKUBECONFIG when no kubeconfig is found or it is unusable
+ *         (the message names the file, the context/cluster/user and the
+ *         field); KLE_EAUTH when a referenced credential file cannot be
+ *         read; KLE_EVERSION for an unknown opts version; KLE_ENOMEM;
+ *         KLE_ETRANSPORT when libcurl cannot be set up.
+ */
+KLE_EXTERN(int) kle_client_new_from_kubeconfig(kle_client **out, const kle_client_opts *opts);
+
+/**
+ * Creates a client from the pod environment: KUBERNETES_SERVICE_HOST and
+ * KUBERNETES_SERVICE_PORT, and the service account's token (re-read as it
+ * rotates), ca.crt and namespace.
+ *
+ * @return 0; KLE_EKUBECONFIG when the environment variables are missing or
+ *         the files cannot be read (the message names which); KLE_EVERSION;
+ *         KLE_ENOMEM; KLE_ETRANSPORT.
+ */
+KLE_EXTERN(int) kle_client_new_in_cluster(kle_client **out, const kle_client_opts *opts);
+
+/**
+ * Creates a client the way most programs want: in-cluster when
+ * KUBERNETES_SERVICE_HOST is set and the service account token exists and
+ * no explicit kubeconfig was given, else from kubeconfig.
+ *
+ * @return as kle_client_new_in_cluster() or kle_client_new_from_kubeconfig().
+ */
+KLE_EXTERN(int) kle_client_new_default(kle_client **out, const kle_client_opts *opts);
+
+/** Frees a client and closes its connections. NULL is ignored. */
+KLE_EXTERN(void) kle_client_free(kle_client *client);
+
+/**
+ * The namespace of the client: the override, else the context's namespace
+ * (or the service account's), else "default". Borrowed; valid until the
+ * client is freed.
+ */
+KLE_EXTERN(const char *) kle_client_namespace(const kle_client *client);
+
+/** The server URL ("https://10.0.0.1:6443"). Borrowed. */
+KLE_EXTERN(const char *) kle_client_server(const kle_client *client);
+
+/** The User-Agent the client sends: "kle/<version> (<os>/<arch>)". Borrowed. */
+KLE_EXTERN(const char *) kle_client_user_agent(const kle_client *client);
+
+#define KLE_REQUEST_OPTS_VERSION 1
+
+/** Per-request options. Initialise with KLE_REQUEST_OPTS_INIT. */
+typedef struct kle_request_opts {
+    unsigned int version; /**< KLE_REQUEST_OPTS_VERSION. */
+    /**
+     * Total time budget of the call in milliseconds, including connecting,
+     * obtaining credentials (exec plugin) and a retry after a 401; 0 uses
+     * the client's default. The call never blocks longer (plus scheduling).
+     */
+    int64_t timeout_ms;
+    /** When set from any thread, the call returns KLE_ECANCELED within
+     *  100 ms. May be NULL. */
+    kle_event *cancel;
+    /**
+     * When non-NULL and the call fails with an API error whose body is a
+     * Status object, receives that Status (caller frees with
+     * json_object_put()); else set to NULL.
+     */
+    struct json_object **status;
+} kle_request_opts;
+
+#define KLE_REQUEST_OPTS_INIT {KLE_REQUEST_OPTS_VERSION, 0, NULL, NULL}
+
+/**
+ * Builds an API path into @p buf: "/api/v1" for the core group
+ * (@p group_version "v1") or "/apis/<group_version>", then
+ * "/namespaces/<ns>" when @p ns is non-NULL and non-empty, then
+ * "/<resource>" and "/<name>" when @p name is non-NULL and non-empty.
+ * Namespace and name are percent-encoded.
+ *
+ * @return 0; KLE_EINVAL when an argument is NULL/empty where required or
+ *         contains '/'; KLE_ETOOLARGE when @p size is too small.
+ */
+KLE_EXTERN(int)
+kle_client_path(char *buf, size_t size, const char *group_version, const char *resource,
+                const char *ns, const char *name);
+
+/**
+ * GET @p path. On success @p *out receives the parsed object (caller owns
+ * it: json_object_put()). On failure @p *out is NULL.
+ *
+ * @param client the client.
+ * @param out    receives the object.
+ * @param path   absolute API path, may carry a query ("?labelSelector=...").
+ * @param opts   per-request options, or NULL for the defaults.
+ * @return 0 or an error of the table in this file's description;
+ *         KLE_EINVAL for a NULL argument or a path not starting with '/';
+ *         KLE_EVERSION for an unknown opts version; KLE_EAUTH when
+ *         credentials cannot be obtained (token file, exec plugin).
+ */
+KLE_EXTERN(int)
+kle_client_get(kle_client *client, struct json_object **out, const char *path,
+               const kle_request_opts *opts);
+
+/**
+ * POST @p body to the collection @p path (creates an object). @p body is
+ * borrowed. @p out may be NULL when the created object is not wanted.
+ * A 409 AlreadyExists gives KLE_EEXISTS. Otherwise as kle_client_get().
+ */
+KLE_EXTERN(int)
+kle_client_create(kle_client *client, struct json_object **out, const char *path,
+                  struct json_object *body, const kle_request_opts *opts);
+
+/**
+ * PUT @p body to the object @p path (replaces it). @p body must carry
+ * metadata.resourceVersion for optimistic concurrency: a stale one gives
+ * KLE_ECONFLICT. @p out may be NULL. Otherwise as kle_client_get().
+ */
+KLE_EXTERN(int)
+kle_client_update(kle_client *client, struct json_object **out, const char *path,
+                  struct json_object *body, const kle_request_opts *opts);
+
+/** Patch flavours, as the Content-Type of a PATCH. */
+typedef enum kle_patch_type {
+    KLE_PATCH_MERGE = 0,     /**< application/merge-patch+json (RFC 7386) */
+    KLE_PATCH_STRATEGIC = 1, /**< application/strategic-merge-patch+json */
+    KLE_PATCH_JSON = 2       /**< application/json-patch+json (RFC 6902) */
+} kle_patch_type;
+
+/**
+ * PATCH the object @p path with @p patch (borrowed). @p out may be NULL.
+ * KLE_EINVAL for an unknown @p type. Otherwise as kle_client_get().
+ */
+KLE_EXTERN(int)
+kle_client_patch(kle_client *client, struct json_object **out, const char *path,
+                 kle_patch_type type, struct json_object *patch, const kle_request_opts *opts);
+
+/**
+ * DELETE the object @p path. @p out (may be NULL) receives the server's
+ * answer (the object or a Status). Otherwise as kle_client_get().
+ */
+KLE_EXTERN(int)
+kle_client_delete(kle_client *client, struct json_object **out, const char *path,
+                  const kle_request_opts *opts);
+
+/**
+ * Any request: @p method ("GET", "POST", ...), @p path, an optional body
+ * (@p body, @p body_len bytes, with @p content_type; NULL for none). The
+ * response must be JSON (or empty: @p out then receives NULL).
+ * Errors as kle_client_get().
+ */
+KLE_EXTERN(int)
+kle_client_request(kle_client *client, struct json_object **out, const char *method,
+                   const char *path, const char *content_type, const char *body,
+                   size_t body_len, const kle_request_opts *opts);
+
+/** Watch event types. */
+typedef enum kle_watch_event_type {
+    KLE_WATCH_ADDED = 0,
+    KLE_WATCH_MODIFIED = 1,
+    KLE_WATCH_DELETED = 2,
+    KLE_WATCH_BOOKMARK = 3,
+    /**
+     * The result of a list (at the start when no resource_version was
+     * given, and after the server said the resourceVersion is too old, 410):
+     * the object is the List ("items" holds every current object). Anything
+     * not in it no longer exists.
+     */
+    KLE_WATCH_LISTED = 4
+} kle_watch_event_type;
+
+/** Returns "ADDED", "MODIFIED", "DELETED", "BOOKMARK", "LISTED" or "?". */
+KLE_EXTERN(const char *) kle_watch_event_type_name(kle_watch_event_type type);
+
+/**
+ * Called for each watch event, on the thread that called kle_client_watch().
+ * @p object is borrowed for the duration of the call (json_object_get() it
+ * to keep it). Return 0 to continue; any other value stops the watch, and
+ * kle_client_watch() returns it when negative, else 0. The callback must not
+ * call kle_client_watch() with the same options, but may make requests on
+ * the same client.
+ */
+typedef int (*kle_watch_fn)(kle_watch_event_type type, struct json_object *object, void *data);
+
+#define KLE_WATCH_OPTS_VERSION 1
+
+/** Watch options. Initialise with KLE_WATCH_OPTS_INIT. */
+typedef struct kle_watch_opts {
+    unsigned int version; /**< KLE_WATCH_OPTS_VERSION. */
+    /** Start after this resourceVersion; NULL or "" lists first (one
+     *  KLE_WATCH_LISTED event) and watches from the list's version. */
+    const char *resource_version;
+    /** fieldSelector, e.g. "metadata.name=my-lock"; NULL for none. */
+    const char *field_selector;
+    /** labelSelector; NULL for none. */
+    const char *label_selector;
+    /** Total duration of the watch in ms; 0 runs until cancelled or stopped
+     *  by the callback. Reaching it returns 0. */
+    int64_t timeout_ms;
+    /** Server-side timeoutSeconds of each stream; 0 means 300. When a
+     *  stream ends the watch resumes from the last resourceVersion seen. */
+    int stream_timeout_seconds;
+    /** Stops the watch within 100 ms (KLE_ECANCELED). May be NULL. */
+    kle_event *cancel;
+    /**
+     * Receives the last resourceVersion seen, when non-NULL: a buffer of
+     * @p last_resource_version_size bytes, so that a later watch can resume.
+     */
+    char *last_resource_version;
+    size_t last_resource_version_size;
+} kle_watch_opts;
+
+#define KLE_WATCH_OPTS_INIT {KLE_WATCH_OPTS_VERSION, NULL, NULL, NULL, 0, 0, NULL, NULL, 0}
+
+/**
+ * Watches the collection @p path ("/apis/coordination.k8s.io/v1/namespaces/
+ * default/leases") and calls @p fn for each event as it arrives.
+ *
+ * A dropped or ended stream is resumed from the last resourceVersion seen
+ * (events and bookmarks); a 410 Gone (as an HTTP status or an ERROR event)
+ * re-lists and delivers a KLE_WATCH_LISTED event, then watches from the new
+ * version. Transport failures, 429 and 5xx are retried with a short backoff
+ * (up to 1 s) until the watch's timeout; other API errors (401, 403, 404,
+ * ...) end the watch with their code.
+ *
+ * @return 0 when the timeout passed or the callback stopped the watch with a
+ *         non-negative value; the callback's negative value; KLE_ECANCELED;
+ *         KLE_EINVAL; KLE_EVERSION; or the error that ended the watch
+ *         (see this file's description).
+ */
+KLE_EXTERN(int)
+kle_client_watch(kle_client *client, const char *path, const kle_watch_opts *opts,
+                 kle_watch_fn fn, void *data);
+
+KLE_END_DECLS
+
+#endif

@@ -1,0 +1,1545 @@
+/* The API client: transport over one reused libcurl handle, credentials,
+ * error mapping, REST verbs and watch. */
+#include "kle/client.h"
+
+#include <curl/curl.h>
+#include <errno.h>
+#include <json-c/json.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/utsname.h>
+#include <time.h>
+
+#include "core/log.h"
+#include "kle/sys/errors.h"
+#include "kube/kube.h"
+
+#ifndef KLE_KUBE_VERSION
+#define KLE_KUBE_VERSION "0.0.0"
+#endif
+
+#define DEFAULT_TIMEOUT_MS 30000
+#define DEFAULT_CONNECT_TIMEOUT_MS 10000
+#define DEFAULT_MAX_RESPONSE (16u << 20)
+#define DEFAULT_TOKEN_REFRESH_MS 60000
+#define DEFAULT_SA_DIR "/var/run/secrets/kubernetes.io/serviceaccount"
+#define POLL_SLICE_MS 50
+#define EXPECT_CONTINUE_MIN (1u << 20)
+
+struct kle_client {
+    pthread_mutex_t mu; /* serializes requests on easy/multi */
+    CURLM *multi;
+    CURL *easy;
+    kle_kube__config *cfg;
+    char *ns;
+    char *user_agent;
+    char *url_base;   /* scheme://host[:port][/prefix]; host is tls-server-name if set */
+    struct curl_slist *connect_to; /* CURLOPT_CONNECT_TO for tls-server-name; read-only */
+    char *host_header;
+    int64_t default_timeout_ms, connect_timeout_ms, token_refresh_ms;
+    size_t max_response;
+    long connections; /* connections opened by requests (not watches) */
+
+    pthread_mutex_t cred_mu; /* protects what follows */
+    kle_kube__buf file_token;
+    int64_t file_token_read_ns;
+    struct timespec file_token_mtime;
+    kle_kube__exec_cred exec_cred;
+    int exec_valid;
+};
+
+/* ---- small helpers ----------------------------------------------------- */
+
+static int64_t ms_left(int64_t deadline_ns)
+{
+    int64_t left = deadline_ns - kle_kube__now_ns();
+    return left <= 0 ? 0 : (left + 999999) / 1000000;
+}
+
+static void wipe_slist(struct curl_slist *l)
+{
+    for (struct curl_slist *p = l; p; p = p->next) {
+        volatile char *s = p->data;
+        while (*s)
+            *s++ = 0;
+    }
+    curl_slist_free_all(l);
+}
+
+static char *str_printf(const char *fmt, ...) KLE_PRINTF(1, 2);
+
+static char *str_printf(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        return NULL;
+    char *s = malloc((size_t)n + 1);
+    if (!s)
+        return NULL;
+    va_start(ap, fmt);
+    vsnprintf(s, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    return s;
+}
+
+static const char *os_name(void)
+{
+#if defined(__linux__)
+    return "linux";
+#elif defined(__APPLE__)
+    return "darwin";
+#elif defined(__FreeBSD__)
+    return "freebsd";
+#else
+    return "unknown";
+#endif
+}
+
+static const char *arch_name(void)
+{
+#if defined(__x86_64__)
+    return "amd64";
+#elif defined(__aarch64__)
+    return "arm64";
+#elif defined(__i386__)
+    return "386";
+#elif defined(__arm__)
+    return "arm";
+#elif defined(__s390x__)
+    return "s390x";
+#elif defined(__powerpc64__) && defined(__LITTLE_ENDIAN__)
+    return "ppc64le";
+#elif defined(__riscv) && __riscv_xlen == 64
+    return "riscv64";
+#else
+    return "unknown";
+#endif
+}
+
+static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
+static CURLcode curl_init_rc;
+
+static void curl_init(void)
+{
+    curl_init_rc = curl_global_init(CURL_GLOBAL_DEFAULT);
+}
+
+/* ---- construction ------------------------------------------------------ */
+
+/* Splits the server URL so that tls-server-name can be used for SNI and
+ * verification while connecting to the real host. */
+static int setup_urls(kle_client *c)
+{
+    const char *server = c->cfg->server;
+    if (!c->cfg->tls_server_name) {
+        c->url_base = strdup(server);
+        return c->url_base ? 0 : KLE_ENOMEM;
+    }
+    const char *hs = strstr(server, "://") + 3;
+    const char *he = hs;
+    if (*hs == '[') {
+        he = strchr(hs, ']');
+        if (!he)
+            return kle_error_set(KLE_EKUBECONFIG, "%s: cluster \"%s\": server \"%s\" is not a valid URL",
+                                 c->cfg->origin, c->cfg->cluster ? c->cfg->cluster : "", server);
+        he++;
+    } else {
+        while (*he && *he != ':' && *he != '/')
+            he++;
+    }
+    int https = strncmp(server, "https://", 8) == 0;
+    char port[8];
+    const char *rest = he;
+    if (*he == ':') {
+        const char *pe = he + 1;
+        while (*pe >= '0' && *pe <= '9')
+            pe++;
+        snprintf(port, sizeof(port), "%.*s", (int)(pe - he - 1 > 5 ? 5 : pe - he - 1), he + 1);
+        rest = pe;
+    } else {
+        snprintf(port, sizeof(port), "%s", https ? "443" : "80");
+    }
+    int hl = (int)(he - hs);
+    c->url_base = str_printf("%s://%s:%s%s", https ? "https" : "http", c->cfg->tls_server_name,
+                             port, rest);
+    char *entry = str_printf("%s:%s:%.*s:%s", c->cfg->tls_server_name, port, hl, hs, port);
+    c->connect_to = entry ? curl_slist_append(NULL, entry) : NULL;
+    free(entry);
+    c->host_header = str_printf("Host: %.*s%s%s", hl, hs, *he == ':' ? ":" : "",
+                                *he == ':' ? port : "");
+    return c->url_base && c->connect_to && c->host_header ? 0 : KLE_ENOMEM;
+}
+
+static int check_opts(const kle_client_opts *opts)
+{
+    if (opts && (opts->version < 1 || opts->version > KLE_CLIENT_OPTS_VERSION))
+        return kle_error_set(KLE_EVERSION, "kle_client_opts version %u is not supported (1..%d)",
+                             opts->version, KLE_CLIENT_OPTS_VERSION);
+    return 0;
+}
+
+static int client_new(kle_client **out, kle_kube__config *cfg, const kle_client_opts *opts)
+{
+    kle_client *c = calloc(1, sizeof(*c));
+    if (!c) {
+        kle_kube__config_free(cfg);
+        return kle_error_set(KLE_ENOMEM, "out of memory");
+    }
+    pthread_mutex_init(&c->mu, NULL);
+    pthread_mutex_init(&c->cred_mu, NULL);
+    c->cfg = cfg;
+    c->default_timeout_ms = opts && opts->default_timeout_ms > 0 ? opts->default_timeout_ms
+                                                                 : DEFAULT_TIMEOUT_MS;
+    c->connect_timeout_ms = opts && opts->connect_timeout_ms > 0 ? opts->connect_timeout_ms
+                                                                 : DEFAULT_CONNECT_TIMEOUT_MS;
+    c->max_response = opts && opts->max_response_bytes ? opts->max_response_bytes
+                                                       : DEFAULT_MAX_RESPONSE;
+    c->token_refresh_ms = opts && opts->token_file_refresh_ms > 0 ? opts->token_file_refresh_ms
+                                                                  : DEFAULT_TOKEN_REFRESH_MS;
+    c->ns = strdup(opts && opts->namespace_ && *opts->namespace_ ? opts->namespace_
+                                                                 : cfg->namespace_);
+    c->user_agent = str_printf("kle/%s (%s/%s)", KLE_KUBE_VERSION, os_name(), arch_name());
+    int rc = 0;
+    if (!c->ns || !c->user_agent)
+        rc = kle_error_set(KLE_ENOMEM, "out of memory");
+    else if (setup_urls(c) != 0)
+        rc = kle_error_last()->code == KLE_EKUBECONFIG ? KLE_EKUBECONFIG
+                                                       : kle_error_set(KLE_ENOMEM, "out of memory");
+    if (!rc) {
+        pthread_once(&curl_once, curl_init);
+        if (curl_init_rc != CURLE_OK || !(c->multi = curl_multi_init()) ||
+            !(c->easy = curl_easy_init()))
+            rc = kle_error_set(KLE_ETRANSPORT, "libcurl could not be initialised");
+    }
+    if (rc) {
+        kle_client_free(c);
+        return rc;
+    }
+    KLE_LOG_V(2, "API client for %s (%s, context \"%s\", user \"%s\", namespace \"%s\")",
+              cfg->server, cfg->origin, cfg->context ? cfg->context : "",
+              cfg->user ? cfg->user : "", c->ns);
+    *out = c;
+    return 0;
+}
+
+int kle_client_new_from_kubeconfig(kle_client **out, const kle_client_opts *opts)
+{
+    kle_kube__config *cfg;
+    int rc;
+    if (!out)
+        return kle_error_set(KLE_EINVAL, "kle_client_new_from_kubeconfig: out is NULL");
+    *out = NULL;
+    if ((rc = check_opts(opts)))
+        return rc;
+    rc = kle_kube__config_load(&cfg, opts ? opts->kubeconfig : NULL, getenv("KUBECONFIG"),
+                               getenv("HOME"), opts ? opts->context : NULL);
+    if (rc)
+        return rc;
+    return client_new(out, cfg, opts);
+}
+
+int kle_client_new_in_cluster(kle_client **out, const kle_client_opts *opts)
+{
+    kle_kube__config *cfg;
+    int rc;
+    if (!out)
+        return kle_error_set(KLE_EINVAL, "kle_client_new_in_cluster: out is NULL");
+    *out = NULL;
+    if ((rc = check_opts(opts)))
+        return rc;
+    const char *dir = opts && opts->serviceaccount_dir ? opts->serviceaccount_dir : DEFAULT_SA_DIR;
+    rc = kle_kube__config_in_cluster(&cfg, getenv("KUBERNETES_SERVICE_HOST"),
+                                     getenv("KUBERNETES_SERVICE_PORT"), dir);
+    if (rc)
+        return rc;
+    return client_new(out, cfg, opts);
+}
+
+int kle_client_new_default(kle_client **out, const kle_client_opts *opts)
+{
+    int rc;
+    if (!out)
+        return kle_error_set(KLE_EINVAL, "kle_client_new_default: out is NULL");
+    *out = NULL;
+    if ((rc = check_opts(opts)))
+        return rc;
+    const char *dir = opts && opts->serviceaccount_dir ? opts->serviceaccount_dir : DEFAULT_SA_DIR;
+    char token[4096];
+    struct stat st;
+    snprintf(token, sizeof(token), "%s/token", dir);
+    const char *host = getenv("KUBERNETES_SERVICE_HOST");
+    if (!(opts && opts->kubeconfig) && host && *host && stat(token, &st) == 0)
+        return kle_client_new_in_cluster(out, opts);
+    return kle_client_new_from_kubeconfig(out, opts);
+}
+
+void kle_client_free(kle_client *c)
+{
+    if (!c)
+        return;
+    if (c->easy)
+        curl_easy_cleanup(c->easy);
+    if (c->multi)
+        curl_multi_cleanup(c->multi);
+    kle_kube__config_free(c->cfg);
+    free(c->ns);
+    free(c->user_agent);
+    free(c->url_base);
+    curl_slist_free_all(c->connect_to);
+    free(c->host_header);
+    kle_kube__buf_wipe(&c->file_token);
+    kle_kube__exec_cred_clear(&c->exec_cred);
+    pthread_mutex_destroy(&c->mu);
+    pthread_mutex_destroy(&c->cred_mu);
+    free(c);
+}
+
+long kle_kube__client_connections(kle_client *c)
+{
+    pthread_mutex_lock(&c->mu);
+    long n = c->connections;
+    pthread_mutex_unlock(&c->mu);
+    return n;
+}
+
+const char *kle_client_namespace(const kle_client *c)
+{
+    return c ? c->ns : NULL;
+}
+
+const char *kle_client_server(const kle_client *c)
+{
+    return c ? c->cfg->server : NULL;
+}
+
+const char *kle_client_user_agent(const kle_client *c)
+{
+    return c ? c->user_agent : NULL;
+}
+
+/* ---- credentials ------------------------------------------------------- */
+
+/* What one request authenticates with. Secrets are wiped by auth_clear. */
+struct auth {
+    char *header; /* "Authorization: ..." or NULL */
+    kle_kube__buf cert, key;
+    int from_exec, from_file;
+};
+
+static void auth_clear(struct auth *a)
+{
+    if (a->header) {
+        volatile char *s = a->header;
+        while (*s)
+            *s++ = 0;
+        free(a->header);
+        a->header = NULL;
+    }
+    kle_kube__buf_free(&a->cert);
+    kle_kube__buf_wipe(&a->key);
+}
+
+/* Re-reads the token file when it is older than the refresh period, or
+ * (force) when its modification time changed. Keeps the last good token
+ * when the file cannot be read. Called with cred_mu held. */
+static int refresh_file_token(kle_client *c, int force)
+{
+    int64_t now = kle_kube__now_ns();
+    struct stat st;
+    int changed = 0;
+    if (stat(c->cfg->token_file, &st) == 0)
+        changed = st.st_mtim.tv_sec != c->file_token_mtime.tv_sec ||
+                  st.st_mtim.tv_nsec != c->file_token_mtime.tv_nsec;
+    if (c->file_token.data && !(force && changed) &&
+        now - c->file_token_read_ns < c->token_refresh_ms * 1000000)
+        return 0;
+    kle_kube__buf t = {0};
+    int e = kle_kube__read_file(&t, c->cfg->token_file, 1u << 20);
+    if (e) {
+        if (c->file_token.data) {
+            KLE_LOG_W("token file %s: cannot read: %s; keeping the previous token",
+                      c->cfg->token_file, strerror(-e));
+            c->file_token_read_ns = now;
+            return 0;
+        }
+        return kle_error_set(KLE_EAUTH, "%s: tokenFile %s: cannot read: %s", c->cfg->origin,
+                             c->cfg->token_file, strerror(-e));
+    }
+    while (t.len && strchr(" \t\r\n", t.data[t.len - 1]))
+        t.data[--t.len] = '\0';
+    if (!t.len) {
+        kle_kube__buf_free(&t);
+        if (c->file_token.data)
+            return 0;
+        return kle_error_set(KLE_EAUTH, "%s: tokenFile %s is empty", c->cfg->origin,
+                             c->cfg->token_file);
+    }
+    if (!c->file_token.data || strcmp(t.data, c->file_token.data) != 0)
+        KLE_LOG_V(4, "read a new token from %s", c->cfg->token_file);
+    kle_kube__buf_wipe(&c->file_token);
+    c->file_token = t;
+    c->file_token_read_ns = now;
+    if (stat(c->cfg->token_file, &st) == 0)
+        c->file_token_mtime = st.st_mtim;
+    return 0;
+}
+
+static int auth_get(kle_client *c, struct auth *a, int64_t deadline_ns, kle_event *cancel)
+{
+    kle_kube__config *cfg = c->cfg;
+    int rc = 0;
+    memset(a, 0, sizeof(*a));
+    pthread_mutex_lock(&c->cred_mu);
+    const char *token = NULL;
+    if (cfg->exec) {
+        a->from_exec = 1;
+        if (c->exec_valid && c->exec_cred.expires_wall_ns &&
+            kle_kube__wall_now_ns() >= c->exec_cred.expires_wall_ns) {
+            KLE_LOG_V(4, "exec credential for user \"%s\" expired", cfg->user ? cfg->user : "");
+            c->exec_valid = 0;
+        }
+        if (!c->exec_valid) {
+            rc = kle_kube__exec_run(&c->exec_cred, cfg, deadline_ns, cancel);
+            c->exec_valid = rc == 0;
+        }
+        if (!rc) {
+            token = c->exec_cred.token.data;
+            if (c->exec_cred.client_cert.data &&
+                (kle_kube__buf_set(&a->cert, c->exec_cred.client_cert.data,
+                                   c->exec_cred.client_cert.len) ||
+                 kle_kube__buf_set(&a->key, c->exec_cred.client_key.data,
+                                   c->exec_cred.client_key.len)))
+                rc = kle_error_set(KLE_ENOMEM, "out of memory");
+        }
+    }
+    if (!rc && !token && cfg->token_file) {
+        a->from_file = 1;
+        rc = refresh_file_token(c, 0);
+        token = c->file_token.data;
+    }
+    if (!rc && !token && cfg->token.data)
+        token = cfg->token.data;
+    if (!rc && !a->cert.data && cfg->client_cert.data &&
+        (kle_kube__buf_set(&a->cert, cfg->client_cert.data, cfg->client_cert.len) ||
+         kle_kube__buf_set(&a->key, cfg->client_key.data, cfg->client_key.len)))
+        rc = kle_error_set(KLE_ENOMEM, "out of memory");
+    if (!rc && token) {
+        if (!(a->header = str_printf("Authorization: Bearer %s", token)))
+            rc = kle_error_set(KLE_ENOMEM, "out of memory");
+    } else if (!rc && cfg->username) {
+        char *up = str_printf("%s:%s", cfg->username, cfg->password.data ? cfg->password.data : "");
+        kle_kube__buf b64 = {0};
+        if (!up || kle_kube__base64_encode(&b64, (const unsigned char *)up, strlen(up)) ||
+            !(a->header = str_printf("Authorization: Basic %s", b64.data)))
+            rc = kle_error_set(KLE_ENOMEM, "out of memory");
+        if (up) {
+            volatile char *s = up;
+            while (*s)
+                *s++ = 0;
+        }
+        free(up);
+        kle_kube__buf_wipe(&b64);
+    }
+    pthread_mutex_unlock(&c->cred_mu);
+    if (rc)
+        auth_clear(a);
+    return rc;
+}
+
+/* After a 401: drops the cached exec credential or re-reads a changed token
+ * file. Returns 1 when retrying may help. */
+static int auth_invalidate(kle_client *c, const struct auth *used)
+{
+    int retry = 0;
+    pthread_mutex_lock(&c->cred_mu);
+    if (used->from_exec) {
+        KLE_LOG_V(4, "401 Unauthorized: running the exec plugin again");
+        c->exec_valid = 0;
+        retry = 1;
+    } else if (used->from_file) {
+        char *old = c->file_token.data ? strdup(c->file_token.data) : NULL;
+        if (refresh_file_token(c, 1) == 0 && old && c->file_token.data &&
+            strcmp(old, c->file_token.data) != 0)
+            retry = 1;
+        if (old) {
+            volatile char *s = old;
+            while (*s)
+                *s++ = 0;
+        }
+        free(old);
+    }
+    pthread_mutex_unlock(&c->cred_mu);
+    return retry;
+}
+
+/* ---- one transfer ------------------------------------------------------ */
+
+struct xfer {
+    kle_client *c;
+    kle_kube__buf body;
+    size_t cap, max;
+    int too_large;
+    int retry_after;
+    /* Watch streaming: called after each perform with new data. */
+    int streaming;
+};
+
+static size_t on_write(char *ptr, size_t size, size_t nmemb, void *ud)
+{
+    struct xfer *x = ud;
+    size_t n = size * nmemb;
+    if (x->body.len + n > x->max) {
+        x->too_large = 1;
+        return 0;
+    }
+    if (x->body.len + n + 1 > x->cap) {
+        size_t cap = x->cap ? x->cap : 4096;
+        while (cap < x->body.len + n + 1)
+            cap *= 2;
+        char *d = realloc(x->body.data, cap);
+        if (!d)
+            return 0;
+        x->body.data = d;
+        x->cap = cap;
+    }
+    memcpy(x->body.data + x->body.len, ptr, n);
+    x->body.len += n;
+    x->body.data[x->body.len] = '\0';
+    return n;
+}
+
+static size_t on_header(char *ptr, size_t size, size_t nmemb, void *ud)
+{
+    struct xfer *x = ud;
+    size_t n = size * nmemb;
+    if (n > 12 && strncasecmp(ptr, "Retry-After:", 12) == 0) {
+        char v[32];
+        size_t l = n - 12 < sizeof(v) - 1 ? n - 12 : sizeof(v) - 1;
+        memcpy(v, ptr + 12, l);
+        v[l] = '\0';
+        char *end;
+        long s = strtol(v, &end, 10);
+        if (end != v && s >= 0 && s < 86400)
+            x->retry_after = (int)s;
+    }
+    return n;
+}
+
+/* Sets every option of a request on an easy handle (after a reset). */
+static int setup_easy(kle_client *c, CURL *h, const char *method, const char *url,
+                      struct curl_slist **headers, const struct auth *a, const char *ctype,
+                      const char *body, size_t body_len, int64_t timeout_ms, struct xfer *x,
+                      char *errbuf)
+{
+    kle_kube__config *cfg = c->cfg;
+    struct curl_slist *hl = NULL, *t;
+#define ADD_HEADER(s)                                                                              \
+    do {                                                                                           \
+        if (!(t = curl_slist_append(hl, (s)))) {                                                   \
+            wipe_slist(hl);                                                                        \
+            return kle_error_set(KLE_ENOMEM, "out of memory");                                     \
+        }                                                                                          \
+        hl = t;                                                                                    \
+    } while (0)
+    ADD_HEADER("Accept: application/json");
+    /* Large bodies ask first (Expect: 100-continue), so that a server that
+     * refuses them (413) can say so before the upload breaks the
+     * connection; small ones are sent at once. */
+    if (body_len <= EXPECT_CONTINUE_MIN)
+        ADD_HEADER("Expect:");
+    if (ctype) {
+        char ct[128];
+        snprintf(ct, sizeof(ct), "Content-Type: %s", ctype);
+        ADD_HEADER(ct);
+    }
+    if (c->host_header)
+        ADD_HEADER(c->host_header);
+    if (a->header)
+        ADD_HEADER(a->header);
+#undef ADD_HEADER
+    *headers = hl;
+
+    errbuf[0] = '\0';
+    curl_easy_setopt(h, CURLOPT_URL, url);
+    curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf);
+    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L);
+    curl_easy_setopt(h, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
+    curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
+    curl_easy_setopt(h, CURLOPT_USERAGENT, c->user_agent);
+    curl_easy_setopt(h, CURLOPT_HTTPHEADER, hl);
+    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_write);
+    curl_easy_setopt(h, CURLOPT_WRITEDATA, x);
+    curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
+    curl_easy_setopt(h, CURLOPT_HEADERDATA, x);
+    curl_easy_setopt(h, CURLOPT_ACCEPT_ENCODING, "");
+    curl_easy_setopt(h, CURLOPT_EXPECT_100_TIMEOUT_MS, 1000L);
+    long cto = (long)(c->connect_timeout_ms < timeout_ms || timeout_ms <= 0 ? c->connect_timeout_ms
+                                                                           : timeout_ms);
+    curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, cto > 0 ? cto : 1L);
+    curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, timeout_ms > 0 ? (long)timeout_ms : 0L);
+    if (cfg->insecure) {
+        curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 0L);
+        curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 0L);
+    } else {
+        curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 1L);
+        curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 2L);
+    }
+    if (cfg->ca.len) {
+        struct curl_blob blob = {cfg->ca.data, cfg->ca.len, CURL_BLOB_COPY};
+        curl_easy_setopt(h, CURLOPT_CAINFO_BLOB, &blob);
+    }
+    if (a->cert.data) {
+        struct curl_blob cb = {a->cert.data, a->cert.len, CURL_BLOB_COPY};
+        struct curl_blob kb = {a->key.data, a->key.len, CURL_BLOB_COPY};
+        curl_easy_setopt(h, CURLOPT_SSLCERT_BLOB, &cb);
+        curl_easy_setopt(h, CURLOPT_SSLCERTTYPE, "PEM");
+        curl_easy_setopt(h, CURLOPT_SSLKEY_BLOB, &kb);
+        curl_easy_setopt(h, CURLOPT_SSLKEYTYPE, "PEM");
+    }
+    if (c->connect_to)
+        curl_easy_setopt(h, CURLOPT_CONNECT_TO, c->connect_to);
+    if (cfg->proxy_url) {
+        /* An explicit proxy-url applies to every request, as in client-go;
+         * otherwise libcurl follows https_proxy/no_proxy like Go does. */
+        curl_easy_setopt(h, CURLOPT_PROXY, cfg->proxy_url);
+        curl_easy_setopt(h, CURLOPT_NOPROXY, "");
+    }
+    if (strcmp(method, "GET") == 0) {
+        curl_easy_setopt(h, CURLOPT_HTTPGET, 1L);
+    } else if (body) {
+        curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)body_len);
+        curl_easy_setopt(h, CURLOPT_POSTFIELDS, body);
+        curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method);
+    } else {
+        curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method);
+        if (strcmp(method, "HEAD") == 0)
+            curl_easy_setopt(h, CURLOPT_NOBODY, 1L);
+    }
+    return 0;
+}
+
+enum drive_result { DRIVE_DONE, DRIVE_CANCELED, DRIVE_TIMEOUT, DRIVE_STOPPED, DRIVE_ERROR };
+
+/* Drives one easy handle on a multi handle until it completes, the deadline
+ * passes or cancel is set; on_data (may be NULL) runs after each perform and
+ * may stop the transfer by returning non-zero. */
+static enum drive_result drive(CURLM *m, CURL *h, int64_t deadline_ns, kle_event *cancel,
+                               int (*on_data)(void *), void *ud, CURLcode *result)
+{
+    int running = 1;
+    *result = CURLE_OK;
+    if (curl_multi_add_handle(m, h) != CURLM_OK)
+        return DRIVE_ERROR;
+    enum drive_result dr = DRIVE_DONE;
+    for (;;) {
+        if (cancel && kle_event_is_set(cancel)) {
+            dr = DRIVE_CANCELED;
+            break;
+        }
+        if (curl_multi_perform(m, &running) != CURLM_OK) {
+            dr = DRIVE_ERROR;
+            break;
+        }
+        if (on_data && on_data(ud)) {
+            dr = DRIVE_STOPPED;
+            break;
+        }
+        int msgs;
+        CURLMsg *msg;
+        int done = 0;
+        while ((msg = curl_multi_info_read(m, &msgs))) {
+            if (msg->msg == CURLMSG_DONE && msg->easy_handle == h) {
+                *result = msg->data.result;
+                done = 1;
+            }
+        }
+        if (done)
+            break;
+        int64_t left = deadline_ns == INT64_MAX ? POLL_SLICE_MS * 20 : ms_left(deadline_ns);
+        if (left == 0) {
+            dr = DRIVE_TIMEOUT;
+            break;
+        }
+        struct curl_waitfd extra = {cancel ? kle_event_fd(cancel) : -1, CURL_WAIT_POLLIN, 0};
+        curl_multi_poll(m, cancel ? &extra : NULL, cancel ? 1 : 0,
+                        (int)(left > 1000 ? 1000 : left), NULL);
+    }
+    curl_multi_remove_handle(m, h);
+    return dr;
+}
+
+/* ---- errors ------------------------------------------------------------ */
+
+static const char *reason_for_status(long status)
+{
+    switch (status) {
+    case 400: return "BadRequest";
+    case 401: return "Unauthorized";
+    case 403: return "Forbidden";
+    case 404: return "NotFound";
+    case 405: return "MethodNotAllowed";
+    case 406: return "NotAcceptable";
+    case 409: return "Conflict";
+    case 410: return "Gone";
+    case 413: return "RequestEntityTooLarge";
+    case 415: return "UnsupportedMediaType";
+    case 422: return "Invalid";
+    case 429: return "TooManyRequests";
+    case 500: return "InternalError";
+    case 503: return "ServiceUnavailable";
+    case 504: return "Timeout";
+    default: return status >= 500 ? "InternalError" : "Unknown";
+    }
+}
+
+static int code_for(long status, const char *reason)
+{
+    static const struct {
+        const char *reason;
+        int code;
+    } by_reason[] = {
+        {"NotFound", KLE_ENOTFOUND},
+        {"AlreadyExists", KLE_EEXISTS},
+        {"Conflict", KLE_ECONFLICT},
+        {"Unauthorized", KLE_EUNAUTHORIZED},
+        {"Forbidden", KLE_EFORBIDDEN},
+        {"Invalid", KLE_EINVALID},
+        {"TooManyRequests", KLE_ETOOMANYREQUESTS},
+        {"Expired", KLE_EGONE},
+        {"Gone", KLE_EGONE},
+        {"BadRequest", KLE_EBADREQUEST},
+        {"RequestEntityTooLarge", KLE_ETOOLARGE},
+        {"InternalError", KLE_ESERVER},
+        {"ServiceUnavailable", KLE_ESERVER},
+        {"Timeout", KLE_ESERVER},
+        {"ServerTimeout", KLE_ESERVER},
+    };
+    if (reason)
+        for (size_t i = 0; i < sizeof(by_reason) / sizeof(by_reason[0]); i++)
+            if (strcmp(reason, by_reason[i].reason) == 0)
+                return by_reason[i].code;
+    switch (status) {
+    case 400: return KLE_EBADREQUEST;
+    case 401: return KLE_EUNAUTHORIZED;
+    case 403: return KLE_EFORBIDDEN;
+    case 404: return KLE_ENOTFOUND;
+    case 409: return KLE_ECONFLICT;
+    case 410: return KLE_EGONE;
+    case 413: return KLE_ETOOLARGE;
+    case 422: return KLE_EINVALID;
+    case 429: return KLE_ETOOMANYREQUESTS;
+    default: return status >= 500 && status < 600 ? KLE_ESERVER : KLE_EAPI;
+    }
+}
+
+static json_object *parse_json(const char *s, size_t len)
+{
+    json_tokener *tok = json_tokener_new();
+    if (!tok || len > INT32_MAX) {
+        json_tokener_free(tok);
+        return NULL;
+    }
+    json_object *o = json_tokener_parse_ex(tok, s, (int)len);
+    if (json_tokener_get_error(tok) != json_tokener_success) {
+        json_object_put(o);
+        o = NULL;
+    } else if (o && tok->char_offset < (int)len) {
+        /* Only whitespace may follow. */
+        for (size_t i = (size_t)tok->char_offset; i < len; i++)
+            if (!strchr(" \t\r\n", s[i])) {
+                json_object_put(o);
+                o = NULL;
+                break;
+            }
+    }
+    json_tokener_free(tok);
+    return o;
+}
+
+static const char *jstr(json_object *o, const char *key)
+{
+    json_object *v;
+    if (o && json_object_is_type(o, json_type_object) && json_object_object_get_ex(o, key, &v) &&
+        json_object_is_type(v, json_type_string))
+        return json_object_get_string(v);
+    return NULL;
+}
+
+/* Records an API error from a status code and a body that may be a Status. */
+static int api_error(const char *method, const char *path, long status, json_object *st,
+                     const char *raw, size_t raw_len, int retry_after)
+{
+    const char *reason = NULL, *message = NULL;
+    char causes[768] = "", text[256] = "";
+    if (st && json_object_is_type(st, json_type_object)) {
+        const char *kind = jstr(st, "kind");
+        if (kind && strcmp(kind, "Status") == 0) {
+            reason = jstr(st, "reason");
+            message = jstr(st, "message");
+            json_object *details, *cs;
+            if (json_object_object_get_ex(st, "details", &details) &&
+                json_object_object_get_ex(details, "causes", &cs) &&
+                json_object_is_type(cs, json_type_array)) {
+                size_t n = json_object_array_length(cs), off = 0;
+                for (size_t i = 0; i < n && off < sizeof(causes) - 1; i++) {
+                    json_object *cause = json_object_array_get_idx(cs, i);
+                    const char *f = jstr(cause, "field"), *m = jstr(cause, "message");
+                    int w = snprintf(causes + off, sizeof(causes) - off, "%s%s%s%s",
+                                     i ? "; " : " (", f ? f : "", f ? ": " : "", m ? m : "?");
+                    if (w < 0)
+                        break;
+                    off += (size_t)w;
+                }
+                if (n && off < sizeof(causes) - 1)
+                    snprintf(causes + off, sizeof(causes) - off, ")");
+            }
+        }
+    }
+    if (reason && !*reason)
+        reason = NULL;
+    if (!message && raw && raw_len) {
+        size_t k = 0;
+        for (size_t i = 0; i < raw_len && k < 200; i++)
+            text[k++] = raw[i] >= 0x20 && raw[i] < 0x7f ? raw[i] : ' ';
+        text[k] = '\0';
+        message = text;
+    }
+    if (!reason)
+        reason = reason_for_status(status);
+    int code = code_for(status, reason);
+    char retry[48] = "";
+    if (retry_after > 0)
+        snprintf(retry, sizeof(retry), " (retry after %d s)", retry_after);
+    return kle_error_set_api(code, (int)status, reason, retry_after, "%s %s: %ld %s: %s%s%s",
+                             method, path, status, reason, message && *message ? message : "",
+                             causes, retry);
+}
+
+static int curl_error(const char *method, const char *path, CURLcode cc, const char *errbuf,
+                      const struct xfer *x)
+{
+    if (x->too_large)
+        return kle_error_set(KLE_ETOOLARGE,
+                             "%s %s: the response is larger than the client's limit of %zu bytes",
+                             method, path, x->max);
+    const char *detail = errbuf && *errbuf ? errbuf : curl_easy_strerror(cc);
+    switch (cc) {
+    case CURLE_OPERATION_TIMEDOUT:
+        return kle_error_set(KLE_ETIMEOUT, "%s %s: timed out: %s", method, path, detail);
+    case CURLE_PEER_FAILED_VERIFICATION:
+    case CURLE_SSL_CACERT_BADFILE:
+        return kle_error_set(KLE_ETRANSPORT,
+                             "%s %s: the server's TLS certificate is not trusted (check the "
+                             "cluster's certificate-authority): %s",
+                             method, path, detail);
+    default:
+        return kle_error_set(KLE_ETRANSPORT, "%s %s: %s", method, path, detail);
+    }
+}
+
+/* ---- requests ---------------------------------------------------------- */
+
+static int check_req_opts(const kle_request_opts *o)
+{
+    if (o && (o->version < 1 || o->version > KLE_REQUEST_OPTS_VERSION))
+        return kle_error_set(KLE_EVERSION, "kle_request_opts version %u is not supported (1..%d)",
+                             o->version, KLE_REQUEST_OPTS_VERSION);
+    return 0;
+}
+
+/* Takes the client's request lock, giving up at the deadline or on cancel. */
+static int lock_client(kle_client *c, int64_t deadline_ns, kle_event *cancel, const char *method,
+                       const char *path)
+{
+    for (;;) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        int64_t slice = ms_left(deadline_ns);
+        if (slice > POLL_SLICE_MS)
+            slice = POLL_SLICE_MS;
+        ts.tv_nsec += (long)(slice * 1000000);
+        while (ts.tv_nsec >= 1000000000) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000;
+        }
+        int e = pthread_mutex_timedlock(&c->mu, &ts);
+        if (e == 0)
+            return 0;
+        if (cancel && kle_event_is_set(cancel))
+            return kle_error_set(KLE_ECANCELED, "%s %s: cancelled", method, path);
+        if (ms_left(deadline_ns) == 0)
+            return kle_error_set(KLE_ETIMEOUT,
+                                 "%s %s: timed out waiting for another request on this client",
+                                 method, path);
+    }
+}
+
+int kle_client_request(kle_client *c, json_object **out, const char *method, const char *path,
+                       const char *content_type, const char *body, size_t body_len,
+                       const kle_request_opts *opts)
+{
+    int rc;
+    if (out)
+        *out = NULL;
+    if (opts && opts->version >= 1 && opts->status)
+        *opts->status = NULL;
+    if (!c || !method || !path)
+        return kle_error_set(KLE_EINVAL, "kle_client_request: client, method and path must be set");
+    if (path[0] != '/')
+        return kle_error_set(KLE_EINVAL, "%s %s: the path must start with '/'", method, path);
+    if ((rc = check_req_opts(opts)))
+        return rc;
+    int64_t timeout_ms = opts && opts->timeout_ms > 0 ? opts->timeout_ms : c->default_timeout_ms;
+    kle_event *cancel = opts ? opts->cancel : NULL;
+    int64_t start = kle_kube__now_ns();
+    int64_t deadline = start + timeout_ms * 1000000;
+
+    char *url = str_printf("%s%s", c->url_base, path);
+    if (!url)
+        return kle_error_set(KLE_ENOMEM, "out of memory");
+    if ((rc = lock_client(c, deadline, cancel, method, path))) {
+        free(url);
+        return rc;
+    }
+    struct xfer x = {0};
+    long status = 0;
+    for (int attempt = 0; attempt < 2; attempt++) {
+        struct auth a;
+        char errbuf[CURL_ERROR_SIZE];
+        struct curl_slist *headers = NULL;
+        CURLcode cc;
+
+        kle_kube__buf_free(&x.body);
+        memset(&x, 0, sizeof(x));
+        x.c = c;
+        x.max = c->max_response;
+        if (cancel && kle_event_is_set(cancel)) {
+            rc = kle_error_set(KLE_ECANCELED, "%s %s: cancelled", method, path);
+            break;
+        }
+        if ((rc = auth_get(c, &a, deadline, cancel))) {
+            kle_error_prefix("%s %s: ", method, path);
+            break;
+        }
+        curl_easy_reset(c->easy);
+        if ((rc = setup_easy(c, c->easy, method, url, &headers, &a, content_type, body, body_len,
+                             ms_left(deadline), &x, errbuf))) {
+            auth_clear(&a);
+            break;
+        }
+        if (kle_log__enabled(8))
+            KLE_LOG_V(8, "%s %s (Authorization: %s, user agent %s)", method, url,
+                      a.header ? (strstr(a.header, "Basic") ? "Basic <redacted>"
+                                                            : "Bearer <redacted>")
+                               : "none",
+                      c->user_agent);
+        enum drive_result dr = drive(c->multi, c->easy, deadline, cancel, NULL, NULL, &cc);
+        curl_easy_setopt(c->easy, CURLOPT_HTTPHEADER, NULL);
+        wipe_slist(headers);
+        curl_easy_getinfo(c->easy, CURLINFO_RESPONSE_CODE, &status);
+        long fresh = 0;
+        if (curl_easy_getinfo(c->easy, CURLINFO_NUM_CONNECTS, &fresh) == CURLE_OK)
+            c->connections += fresh;
+        int64_t took = (kle_kube__now_ns() - start) / 1000000;
+        if (dr == DRIVE_CANCELED) {
+            auth_clear(&a);
+            rc = kle_error_set(KLE_ECANCELED, "%s %s: cancelled after %lld ms", method, path,
+                               (long long)took);
+            break;
+        }
+        if (dr == DRIVE_TIMEOUT || (dr == DRIVE_DONE && cc == CURLE_OPERATION_TIMEDOUT)) {
+            auth_clear(&a);
+            rc = kle_error_set(KLE_ETIMEOUT, "%s %s: no response within %lld ms", method, path,
+                               (long long)timeout_ms);
+            break;
+        }
+        if (dr != DRIVE_DONE) {
+            auth_clear(&a);
+            rc = kle_error_set(KLE_ETRANSPORT, "%s %s: libcurl multi interface failed", method,
+                               path);
+            break;
+        }
+        /* A server may answer early (413 while the body is still being
+         * sent) and close: its answer counts, not the broken upload. */
+        if (cc != CURLE_OK && status >= 400 && !x.too_large &&
+            cc == CURLE_SEND_ERROR)
+            cc = CURLE_OK;
+        if (cc != CURLE_OK) {
+            auth_clear(&a);
+            rc = curl_error(method, path, cc, errbuf, &x);
+            KLE_LOG_V(6, "%s %s failed in %lld ms: %s", method, url, (long long)took,
+                      kle_error_last()->message);
+            break;
+        }
+        KLE_LOG_V(6, "%s %s %ld in %lld ms (%zu bytes)", method, url, status, (long long)took,
+                  x.body.len);
+        if (status == 401 && attempt == 0 && auth_invalidate(c, &a)) {
+            auth_clear(&a);
+            continue;
+        }
+        auth_clear(&a);
+        rc = 0;
+        break;
+    }
+    pthread_mutex_unlock(&c->mu);
+    free(url);
+    if (rc) {
+        kle_kube__buf_free(&x.body);
+        return rc;
+    }
+
+    json_object *obj = NULL;
+    if (x.body.len) {
+        obj = parse_json(x.body.data, x.body.len);
+        if (!obj && status >= 200 && status < 300) {
+            kle_kube__buf_free(&x.body);
+            return kle_error_set(KLE_EBADRESPONSE, "%s %s: %ld response is not JSON", method,
+                                 path, status);
+        }
+    }
+    if (status < 200 || status >= 300) {
+        rc = api_error(method, path, status, obj, x.body.data, x.body.len, x.retry_after);
+        kle_kube__buf_free(&x.body);
+        if (obj && opts && opts->status && jstr(obj, "kind") &&
+            strcmp(jstr(obj, "kind"), "Status") == 0)
+            *opts->status = obj;
+        else
+            json_object_put(obj);
+        return rc;
+    }
+    kle_kube__buf_free(&x.body);
+    if (out)
+        *out = obj;
+    else
+        json_object_put(obj);
+    return 0;
+}
+
+static int body_request(kle_client *c, json_object **out, const char *method, const char *path,
+                        const char *ctype, json_object *body, const kle_request_opts *opts)
+{
+    if (out)
+        *out = NULL;
+    if (!body)
+        return kle_error_set(KLE_EINVAL, "%s %s: body is NULL", method, path ? path : "");
+    size_t len;
+    const char *s = json_object_to_json_string_length(body, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &len);
+    if (!s)
+        return kle_error_set(KLE_ENOMEM, "out of memory");
+    return kle_client_request(c, out, method, path, ctype, s, len, opts);
+}
+
+int kle_client_get(kle_client *c, json_object **out, const char *path,
+                   const kle_request_opts *opts)
+{
+    if (!out)
+        return kle_error_set(KLE_EINVAL, "kle_client_get: out is NULL");
+    return kle_client_request(c, out, "GET", path, NULL, NULL, 0, opts);
+}
+
+int kle_client_create(kle_client *c, json_object **out, const char *path, json_object *body,
+                      const kle_request_opts *opts)
+{
+    return body_request(c, out, "POST", path, "application/json", body, opts);
+}
+
+int kle_client_update(kle_client *c, json_object **out, const char *path, json_object *body,
+                      const kle_request_opts *opts)
+{
+    return body_request(c, out, "PUT", path, "application/json", body, opts);
+}
+
+int kle_client_patch(kle_client *c, json_object **out, const char *path, kle_patch_type type,
+                     json_object *patch, const kle_request_opts *opts)
+{
+    static const char *types[] = {"application/merge-patch+json",
+                                  "application/strategic-merge-patch+json",
+                                  "application/json-patch+json"};
+    if (out)
+        *out = NULL;
+    if ((unsigned)type > 2)
+        return kle_error_set(KLE_EINVAL, "PATCH %s: unknown patch type %d", path ? path : "",
+                             (int)type);
+    return body_request(c, out, "PATCH", path, types[type], patch, opts);
+}
+
+int kle_client_delete(kle_client *c, json_object **out, const char *path,
+                      const kle_request_opts *opts)
+{
+    return kle_client_request(c, out, "DELETE", path, NULL, NULL, 0, opts);
+}
+
+static int append_escaped(char *buf, size_t size, size_t *off, const char *s)
+{
+    for (; *s; s++) {
+        unsigned char ch = (unsigned char)*s;
+        int w;
+        if ((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+            strchr("-._~:@", ch))
+            w = snprintf(buf + *off, size - *off, "%c", ch);
+        else
+            w = snprintf(buf + *off, size - *off, "%%%02X", ch);
+        if (w < 0 || (size_t)w >= size - *off)
+            return -1;
+        *off += (size_t)w;
+    }
+    return 0;
+}
+
+int kle_client_path(char *buf, size_t size, const char *gv, const char *resource, const char *ns,
+                    const char *name)
+{
+    if (!buf || !size || !gv || !*gv || !resource || !*resource)
+        return kle_error_set(KLE_EINVAL,
+                             "kle_client_path: buf, group_version and resource must be set");
+    if (strchr(resource, '/') || strchr(resource, '?') || (ns && strchr(ns, '/')) ||
+        (name && strchr(name, '/')) || gv[0] == '/' || strchr(gv, '?') ||
+        strchr(gv, '/') != strrchr(gv, '/'))
+        return kle_error_set(KLE_EINVAL,
+                             "kle_client_path: \"%s\", \"%s\", \"%s\", \"%s\" is not a valid "
+                             "group/version, resource, namespace and name",
+                             gv, resource, ns ? ns : "", name ? name : "");
+    int core = !strchr(gv, '/');
+    int w = snprintf(buf, size, "%s/%s", core ? "/api" : "/apis", gv);
+    size_t off = w < 0 ? size : (size_t)w;
+    int bad = off >= size;
+    if (!bad && ns && *ns) {
+        bad = (size_t)snprintf(buf + off, size - off, "/namespaces/") >= size - off;
+        if (!bad) {
+            off += strlen("/namespaces/");
+            bad = append_escaped(buf, size, &off, ns) != 0;
+        }
+    }
+    if (!bad) {
+        w = snprintf(buf + off, size - off, "/%s", resource);
+        bad = w < 0 || (size_t)w >= size - off;
+        if (!bad)
+            off += (size_t)w;
+    }
+    if (!bad && name && *name) {
+        bad = off + 1 >= size;
+        if (!bad) {
+            buf[off++] = '/';
+            buf[off] = '\0';
+            bad = append_escaped(buf, size, &off, name) != 0;
+        }
+    }
+    if (bad) {
+        buf[0] = '\0';
+        return kle_error_set(KLE_ETOOLARGE, "kle_client_path: a buffer of %zu bytes is too small",
+                             size);
+    }
+    return 0;
+}
+
+/* ---- watch ------------------------------------------------------------- */
+
+const char *kle_watch_event_type_name(kle_watch_event_type type)
+{
+    switch (type) {
+    case KLE_WATCH_ADDED: return "ADDED";
+    case KLE_WATCH_MODIFIED: return "MODIFIED";
+    case KLE_WATCH_DELETED: return "DELETED";
+    case KLE_WATCH_BOOKMARK: return "BOOKMARK";
+    case KLE_WATCH_LISTED: return "LISTED";
+    default: return "?";
+    }
+}
+
+struct watch {
+    kle_client *c;
+    CURL *h;
+    const char *path;
+    kle_watch_fn fn;
+    void *data;
+    char rv[256];
+    struct xfer x;
+    size_t consumed;   /* bytes of x.body already processed */
+    long status;       /* HTTP status once known */
+    int stop_rc;       /* callback's value when it stopped the watch */
+    int stopped;
+    int gone;          /* 410 seen in an ERROR event */
+    int error_rc;      /* other ERROR event: its code */
+    int events;        /* events delivered on this stream */
+};
+
+static void set_rv_from(struct watch *w, json_object *obj)
+{
+    json_object *md;
+    if (obj && json_object_object_get_ex(obj, "metadata", &md)) {
+        const char *rv = jstr(md, "resourceVersion");
+        if (rv && *rv)
+            snprintf(w->rv, sizeof(w->rv), "%s", rv);
+    }
+}
+
+/* Handles one line of the watch stream. Returns non-zero to end the stream. */
+static int watch_line(struct watch *w, const char *line, size_t len)
+{
+    json_object *ev = parse_json(line, len);
+    json_object *obj = NULL;
+    const char *type = jstr(ev, "type");
+    if (!ev || !type || !json_object_object_get_ex(ev, "object", &obj)) {
+        json_object_put(ev);
+        w->error_rc = kle_error_set(KLE_EBADRESPONSE, "WATCH %s: the server sent an event that is not "
+                                                      "a JSON watch event",
+                                    w->path);
+        return 1;
+    }
+    kle_watch_event_type t;
+    if (strcmp(type, "ADDED") == 0)
+        t = KLE_WATCH_ADDED;
+    else if (strcmp(type, "MODIFIED") == 0)
+        t = KLE_WATCH_MODIFIED;
+    else if (strcmp(type, "DELETED") == 0)
+        t = KLE_WATCH_DELETED;
+    else if (strcmp(type, "BOOKMARK") == 0)
+        t = KLE_WATCH_BOOKMARK;
+    else if (strcmp(type, "ERROR") == 0) {
+        json_object *code;
+        long st = json_object_object_get_ex(obj, "code", &code) ? json_object_get_int(code) : 0;
+        const char *reason = jstr(obj, "reason");
+        if (st == 410 || (reason && (strcmp(reason, "Expired") == 0 || strcmp(reason, "Gone") == 0))) {
+            KLE_LOG_V(4, "watch %s: resourceVersion %s is too old; re-listing", w->path, w->rv);
+            w->gone = 1;
+        } else {
+            w->error_rc = api_error("WATCH", w->path, st ? st : 500, obj, NULL, 0, 0);
+        }
+        json_object_put(ev);
+        return 1;
+    } else {
+        KLE_LOG_V(4, "watch %s: ignoring an event of type \"%.32s\"", w->path, type);
+        json_object_put(ev);
+        return 0;
+    }
+    set_rv_from(w, obj);
+    w->events++;
+    KLE_LOG_V(7, "watch %s: %s resourceVersion %s", w->path, type, w->rv);
+    int r = w->fn(t, obj, w->data);
+    json_object_put(ev);
+    if (r) {
+        w->stopped = 1;
+        w->stop_rc = r < 0 ? r : 0;
+        return 1;
+    }
+    return 0;
+}
+
+static int watch_on_data(void *ud)
+{
+    struct watch *w = ud;
+    if (!w->status)
+        curl_easy_getinfo(w->h, CURLINFO_RESPONSE_CODE, &w->status);
+    if (w->status != 200)
+        return 0; /* An error body is read whole. */
+    for (;;) {
+        char *start = w->x.body.data ? w->x.body.data + w->consumed : NULL;
+        char *nl = start ? memchr(start, '\n', w->x.body.len - w->consumed) : NULL;
+        if (!nl)
+            break;
+        size_t len = (size_t)(nl - start);
+        w->consumed += len + 1;
+        if (len && watch_line(w, start, len))
+            return 1;
+    }
+    /* Compact the buffer so a long watch does not grow it. */
+    if (w->consumed) {
+        memmove(w->x.body.data, w->x.body.data + w->consumed, w->x.body.len - w->consumed);
+        w->x.body.len -= w->consumed;
+        w->x.body.data[w->x.body.len] = '\0';
+        w->consumed = 0;
+    }
+    return 0;
+}
+
+static int watch_list(struct watch *w, int64_t deadline, kle_event *cancel, const char *query)
+{
+    char *p = str_printf("%s%s%s", w->path, *query ? "?" : "", query);
+    if (!p)
+        return kle_error_set(KLE_ENOMEM, "out of memory");
+    kle_request_opts ro = KLE_REQUEST_OPTS_INIT;
+    int64_t left = deadline == INT64_MAX ? 0 : ms_left(deadline);
+    if (deadline != INT64_MAX && left == 0) {
+        free(p);
+        return KLE_ETIMEOUT;
+    }
+    ro.timeout_ms = left;
+    ro.cancel = cancel;
+    json_object *list = NULL;
+    int rc = kle_client_get(w->c, &list, p, &ro);
+    free(p);
+    if (rc)
+        return rc;
+    set_rv_from(w, list);
+    int r = w->fn(KLE_WATCH_LISTED, list, w->data);
+    json_object_put(list);
+    if (r) {
+        w->stopped = 1;
+        w->stop_rc = r < 0 ? r : 0;
+    }
+    return 0;
+}
+
+static int add_query(char *q, size_t size, const char *key, const char *value)
+{
+    size_t off = strlen(q);
+    int n = snprintf(q + off, size - off, "%s%s=", off ? "&" : "", key);
+    if (n < 0 || (size_t)n >= size - off)
+        return -1;
+    off += (size_t)n;
+    for (const char *s = value; *s; s++) {
+        unsigned char ch = (unsigned char)*s;
+        if ((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+            strchr("-._~", ch))
+            n = snprintf(q + off, size - off, "%c", ch);
+        else
+            n = snprintf(q + off, size - off, "%%%02X", ch);
+        if (n < 0 || (size_t)n >= size - off)
+            return -1;
+        off += (size_t)n;
+    }
+    return 0;
+}
+
+static int check_watch_opts(const kle_watch_opts *o)
+{
+    if (o && (o->version < 1 || o->version > KLE_WATCH_OPTS_VERSION))
+        return kle_error_set(KLE_EVERSION, "kle_watch_opts version %u is not supported (1..%d)",
+                             o->version, KLE_WATCH_OPTS_VERSION);
+    return 0;
+}
+
+/* Waits for a backoff period, or until cancel or the deadline. Returns
+ * non-zero when the watch must end. */
+static int backoff_wait(int64_t ms, int64_t deadline, kle_event *cancel)
+{
+    int64_t until = kle_kube__now_ns() + ms * 1000000;
+    if (until > deadline)
+        until = deadline;
+    for (;;) {
+        int64_t left = ms_left(until);
+        if (cancel && kle_event_is_set(cancel))
+            return 1;
+        if (left == 0)
+            return deadline <= kle_kube__now_ns();
+        struct pollfd p = {cancel ? kle_event_fd(cancel) : -1, POLLIN, 0};
+        poll(&p, 1, (int)(left > 1000 ? 1000 : left));
+    }
+}
+
+int kle_client_watch(kle_client *c, const char *path, const kle_watch_opts *opts, kle_watch_fn fn,
+                     void *data)
+{
+    int rc;
+    if (!c || !path || !fn || path[0] != '/')
+        return kle_error_set(KLE_EINVAL, "kle_client_watch: client, fn and an absolute path must be set");
+    if ((rc = check_watch_opts(opts)))
+        return rc;
+    kle_event *cancel = opts ? opts->cancel : NULL;
+    int64_t deadline = opts && opts->timeout_ms > 0
+                           ? kle_kube__now_ns() + opts->timeout_ms * 1000000
+                           : INT64_MAX;
+    int stream_secs = opts && opts->stream_timeout_seconds > 0 ? opts->stream_timeout_seconds : 300;
+    char selectors[1024] = "";
+    if ((opts && opts->field_selector && *opts->field_selector &&
+         add_query(selectors, sizeof(selectors), "fieldSelector", opts->field_selector)) ||
+        (opts && opts->label_selector && *opts->label_selector &&
+         add_query(selectors, sizeof(selectors), "labelSelector", opts->label_selector)))
+        return kle_error_set(KLE_EINVAL, "WATCH %s: selectors are too long", path);
+
+    struct watch w = {0};
+    w.c = c;
+    w.path = path;
+    w.fn = fn;
+    w.data = data;
+    w.h = curl_easy_init();
+    CURLM *m = curl_multi_init();
+    if (!w.h || !m) {
+        curl_easy_cleanup(w.h);
+        curl_multi_cleanup(m);
+        return kle_error_set(KLE_ETRANSPORT, "WATCH %s: libcurl could not be initialised", path);
+    }
+    if (opts && opts->resource_version && *opts->resource_version)
+        snprintf(w.rv, sizeof(w.rv), "%s", opts->resource_version);
+    int need_list = !w.rv[0];
+    int64_t backoff = 0;
+    int auth_retried = 0;
+    rc = 0;
+    for (;;) {
+        if (cancel && kle_event_is_set(cancel)) {
+            rc = kle_error_set(KLE_ECANCELED, "WATCH %s: cancelled", path);
+            break;
+        }
+        if (deadline != INT64_MAX && ms_left(deadline) == 0) {
+            rc = 0;
+            break;
+        }
+        if (backoff && backoff_wait(backoff, deadline, cancel))
+            continue; /* the checks above end the loop */
+        if (need_list) {
+            rc = watch_list(&w, deadline, cancel, selectors);
+            if (w.stopped) {
+                rc = w.stop_rc;
+                break;
+            }
+            if (rc == KLE_ETOOMANYREQUESTS || rc == KLE_ESERVER || rc == KLE_ETRANSPORT ||
+                rc == KLE_ETIMEOUT) {
+                if (rc == KLE_ETIMEOUT && deadline != INT64_MAX && ms_left(deadline) == 0)
+                    rc = 0;
+                else {
+                    KLE_LOG_V(4, "watch %s: list failed, retrying: %s", path,
+                              kle_error_last()->message);
+                    backoff = backoff ? (backoff * 2 > 1000 ? 1000 : backoff * 2) : 100;
+                    continue;
+                }
+            }
+            if (rc)
+                break;
+            need_list = 0;
+        }
+
+        char query[1600] = "watch=true&allowWatchBookmarks=true";
+        char *url = NULL, *shown = NULL;
+        size_t ql = strlen(query);
+        snprintf(query + ql, sizeof(query) - ql, "&timeoutSeconds=%d", stream_secs);
+        if (add_query(query, sizeof(query), "resourceVersion", w.rv) ||
+            (*selectors && (ql = strlen(query)) < sizeof(query) - 1 &&
+             snprintf(query + ql, sizeof(query) - ql, "&%s", selectors) >= (int)(sizeof(query) - ql))) {
+            rc = kle_error_set(KLE_EINVAL, "WATCH %s: the query is too long", path);
+            break;
+        }
+        url = str_printf("%s%s?%s", c->url_base, path, query);
+        shown = str_printf("%s?%s", path, query);
+        if (!url || !shown) {
+            free(url);
+            free(shown);
+            rc = kle_error_set(KLE_ENOMEM, "out of memory");
+            break;
+        }
+        int64_t stream_deadline = kle_kube__now_ns() + (int64_t)(stream_secs + 15) * 1000000000;
+        if (stream_deadline > deadline)
+            stream_deadline = deadline;
+        struct auth a;
+        if ((rc = auth_get(c, &a, stream_deadline, cancel))) {
+            kle_error_prefix("WATCH %s: ", path);
+            free(url);
+            free(shown);
+            break;
+        }
+        char errbuf[CURL_ERROR_SIZE];
+        struct curl_slist *headers = NULL;
+        kle_kube__buf_free(&w.x.body);
+        memset(&w.x, 0, sizeof(w.x));
+        w.x.c = c;
+        w.x.max = c->max_response;
+        w.consumed = 0;
+        w.status = 0;
+        w.gone = 0;
+        w.error_rc = 0;
+        w.events = 0;
+        curl_easy_reset(w.h);
+        if ((rc = setup_easy(c, w.h, "GET", url, &headers, &a, NULL, NULL, 0,
+                             ms_left(stream_deadline), &w.x, errbuf))) {
+            auth_clear(&a);
+            free(url);
+            free(shown);
+            break;
+        }
+        KLE_LOG_V(6, "WATCH %s", shown);
+        CURLcode cc;
+        enum drive_result dr = drive(m, w.h, stream_deadline, cancel, watch_on_data, &w, &cc);
+        curl_easy_setopt(w.h, CURLOPT_HTTPHEADER, NULL);
+        wipe_slist(headers);
+        if (!w.status)
+            curl_easy_getinfo(w.h, CURLINFO_RESPONSE_CODE, &w.status);
+        if (dr == DRIVE_DONE && cc == CURLE_OK && w.status == 200)
+            watch_on_data(&w); /* the last bytes */
+        KLE_LOG_V(6, "WATCH %s ended: status %ld, %d events", shown, w.status, w.events);
+        free(url);
+        if (w.events)
+            backoff = 0;
+        if (w.stopped) {
+            auth_clear(&a);
+            free(shown);
+            rc = w.stop_rc;
+            break;
+        }
+        if (dr == DRIVE_CANCELED) {
+            auth_clear(&a);
+            free(shown);
+            rc = kle_error_set(KLE_ECANCELED, "WATCH %s: cancelled", path);
+            break;
+        }
+        if (w.gone || w.status == 410) {
+            auth_clear(&a);
+            free(shown);
+            need_list = 1;
+            continue;
+        }
+        if (w.error_rc) {
+            auth_clear(&a);
+            free(shown);
+            rc = w.error_rc;
+            if (rc == KLE_ESERVER || rc == KLE_ETOOMANYREQUESTS) {
+                backoff = backoff ? (backoff * 2 > 1000 ? 1000 : backoff * 2) : 100;
+                continue;
+            }
+            break;
+        }
+        if (dr == DRIVE_TIMEOUT || (dr == DRIVE_DONE && cc != CURLE_OK) || dr == DRIVE_ERROR) {
+            /* A dropped or stalled stream: resume from the last version. */
+            auth_clear(&a);
+            if (dr == DRIVE_DONE && w.x.too_large) {
+                rc = curl_error("WATCH", shown, cc, errbuf, &w.x);
+                free(shown);
+                break;
+            }
+            KLE_LOG_V(4, "WATCH %s: stream broke (%s); resuming from resourceVersion %s", shown,
+                      dr == DRIVE_TIMEOUT ? "no data in time" : curl_easy_strerror(cc), w.rv);
+            free(shown);
+            if (!w.events)
+                backoff = backoff ? (backoff * 2 > 1000 ? 1000 : backoff * 2) : 100;
+            continue;
+        }
+        if (w.status == 200) {
+            /* The server ended the stream (timeoutSeconds): resume. */
+            auth_clear(&a);
+            free(shown);
+            continue;
+        }
+        json_object *st = parse_json(w.x.body.data ? w.x.body.data : "", w.x.body.len);
+        rc = api_error("WATCH", shown, w.status, st, w.x.body.data, w.x.body.len, w.x.retry_after);
+        json_object_put(st);
+        free(shown);
+        if (w.status == 401 && !auth_retried && auth_invalidate(c, &a)) {
+            auth_clear(&a);
+            auth_retried = 1;
+            continue;
+        }
+        auth_clear(&a);
+        if (rc == KLE_ESERVER || rc == KLE_ETOOMANYREQUESTS) {
+            int64_t ra = w.x.retry_after > 0 ? (int64_t)w.x.retry_after * 1000 : 0;
+            backoff = backoff ? (backoff * 2 > 1000 ? 1000 : backoff * 2) : 100;
+            if (ra > backoff)
+                backoff = ra;
+            continue;
+        }
+        break;
+    }
+    if (opts && opts->last_resource_version && opts->last_resource_version_size)
+        snprintf(opts->last_resource_version, opts->last_resource_version_size, "%s", w.rv);
+    kle_kube__buf_free(&w.x.body);
+    curl_easy_cleanup(w.h);
+    curl_multi_cleanup(m);
+    return rc;
+}

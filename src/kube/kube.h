@@ -1,0 +1,109 @@
+/* Internal interfaces of the Kubernetes API client. */
+#ifndef KLE_KUBE_KUBE_H
+#define KLE_KUBE_KUBE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "kle/clock.h"
+
+struct json_object;
+
+/* A byte buffer owned by its holder; data is always NUL-terminated. */
+typedef struct kle_kube__buf {
+    char *data;
+    size_t len;
+} kle_kube__buf;
+
+void kle_kube__buf_free(kle_kube__buf *buf);
+/* Overwrites the buffer with zeros before freeing it. */
+void kle_kube__buf_wipe(kle_kube__buf *buf);
+int kle_kube__buf_set(kle_kube__buf *buf, const char *data, size_t len);
+
+/* Exec credential plugin configuration (users[].user.exec). */
+typedef struct kle_kube__exec {
+    char *api_version;
+    char *command;
+    char **args;  /* NULL-terminated */
+    char **env;   /* NULL-terminated "NAME=value" */
+    char *install_hint;
+    int provide_cluster_info;
+    int interactive_always; /* interactiveMode: Always */
+} kle_kube__exec;
+
+/* A resolved connection configuration: one cluster, one user. */
+typedef struct kle_kube__config {
+    char *origin;      /* "kubeconfig /path" or "in-cluster config" for messages */
+    char *context;     /* context name, or NULL */
+    char *cluster;     /* cluster name, or NULL */
+    char *user;        /* user name, or NULL */
+    char *server;      /* without trailing '/' */
+    char *namespace_;  /* never NULL after loading */
+    kle_kube__buf ca;  /* PEM; empty when system CAs are used */
+    int insecure;
+    char *tls_server_name;
+    char *proxy_url;
+    kle_kube__buf token;
+    char *token_file;
+    kle_kube__buf client_cert; /* PEM */
+    kle_kube__buf client_key;  /* PEM */
+    char *username;
+    kle_kube__buf password;
+    kle_kube__exec *exec;
+} kle_kube__config;
+
+void kle_kube__config_free(kle_kube__config *cfg);
+
+/*
+ * Loads kubeconfig following the loading rules. explicit_path: --kubeconfig
+ * or NULL; kubeconfig_env: value of $KUBECONFIG or NULL; home: $HOME or
+ * NULL; context: override or NULL. Returns 0 or KLE_EKUBECONFIG/KLE_EAUTH/
+ * KLE_ENOMEM with the error recorded.
+ */
+int kle_kube__config_load(kle_kube__config **out, const char *explicit_path,
+                          const char *kubeconfig_env, const char *home, const char *context);
+
+/* Loads in-cluster configuration from the environment and sa_dir. */
+int kle_kube__config_in_cluster(kle_kube__config **out, const char *host, const char *port,
+                                const char *sa_dir);
+
+/* Reads a whole file (at most max bytes) into buf. Returns 0 or a negative
+ * errno-like value: -ENOENT, -EFBIG, ... */
+int kle_kube__read_file(kle_kube__buf *buf, const char *path, size_t max);
+
+/* Base64 decoding (standard alphabet, padding optional, whitespace
+ * ignored) and encoding. Return 0, or -1 for invalid input / no memory. */
+int kle_kube__base64_decode(kle_kube__buf *out, const char *in, size_t len);
+int kle_kube__base64_encode(kle_kube__buf *out, const unsigned char *in, size_t len);
+
+/* Exec plugin results. */
+typedef struct kle_kube__exec_cred {
+    kle_kube__buf token;
+    kle_kube__buf client_cert;
+    kle_kube__buf client_key;
+    int64_t expires_wall_ns; /* 0 = no expiry */
+} kle_kube__exec_cred;
+
+void kle_kube__exec_cred_clear(kle_kube__exec_cred *cred);
+
+/*
+ * Runs the exec plugin of cfg and parses its ExecCredential. Waits at most
+ * until deadline_ns (CLOCK_MONOTONIC) and returns KLE_ECANCELED when cancel
+ * is set. Errors: KLE_EAUTH (missing command, non-zero exit, bad output),
+ * KLE_ETIMEOUT, KLE_ECANCELED.
+ */
+int kle_kube__exec_run(kle_kube__exec_cred *out, const kle_kube__config *cfg, int64_t deadline_ns,
+                       kle_event *cancel);
+
+/* Parses an RFC 3339 time into nanoseconds since the epoch. */
+int kle_kube__parse_time(const char *s, int64_t *out_ns);
+
+struct kle_client;
+/* Connections the client's request handle has opened so far (keep-alive
+ * check for tests). */
+long kle_kube__client_connections(struct kle_client *c);
+
+int64_t kle_kube__now_ns(void);      /* CLOCK_MONOTONIC */
+int64_t kle_kube__wall_now_ns(void); /* CLOCK_REALTIME */
+
+#endif

@@ -1,0 +1,864 @@
+/* kubeconfig loading (the rules of client-go's clientcmd) and in-cluster
+ * configuration. */
+#include "kube/kube.h"
+
+#include <errno.h>
+#include <json-c/json.h>
+#include <openssl/bio.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <yaml.h>
+
+#include "kle/sys/errors.h"
+
+#define KUBECONFIG_MAX_BYTES (16u << 20)
+#define CRED_FILE_MAX_BYTES (1u << 20)
+#define YAML_MAX_DEPTH 64
+#define YAML_MAX_NODES 200000
+
+static char *xstrdup(const char *s)
+{
+    return s ? strdup(s) : NULL;
+}
+
+/* ---- YAML to json-c ---------------------------------------------------- */
+
+struct conv {
+    yaml_document_t *doc;
+    size_t nodes;
+    const char *err;
+};
+
+static int is_null_scalar(const yaml_node_t *n)
+{
+    if (n->data.scalar.style != YAML_PLAIN_SCALAR_STYLE)
+        return 0;
+    const char *v = (const char *)n->data.scalar.value;
+    return n->data.scalar.length == 0 || strcmp(v, "~") == 0 || strcmp(v, "null") == 0 ||
+           strcmp(v, "Null") == 0 || strcmp(v, "NULL") == 0;
+}
+
+static int yaml_to_json(struct conv *c, yaml_node_t *n, int depth, json_object **out)
+{
+    *out = NULL;
+    if (!n)
+        return 0;
+    if (depth > YAML_MAX_DEPTH) {
+        c->err = "nesting is too deep (recursive alias?)";
+        return -1;
+    }
+    if (++c->nodes > YAML_MAX_NODES) {
+        c->err = "document is too large (alias expansion?)";
+        return -1;
+    }
+    switch (n->type) {
+    case YAML_SCALAR_NODE:
+        if (is_null_scalar(n))
+            return 0;
+        if (memchr(n->data.scalar.value, '\0', n->data.scalar.length)) {
+            c->err = "a value contains a NUL character";
+            return -1;
+        }
+        *out = json_object_new_string_len((const char *)n->data.scalar.value,
+                                          (int)n->data.scalar.length);
+        return *out ? 0 : -1;
+    case YAML_SEQUENCE_NODE: {
+        json_object *arr = json_object_new_array();
+        if (!arr)
+            return -1;
+        for (yaml_node_item_t *it = n->data.sequence.items.start;
+             it < n->data.sequence.items.top; it++) {
+            json_object *child;
+            if (yaml_to_json(c, yaml_document_get_node(c->doc, *it), depth + 1, &child) != 0) {
+                json_object_put(arr);
+                return -1;
+            }
+            json_object_array_add(arr, child);
+        }
+        *out = arr;
+        return 0;
+    }
+    case YAML_MAPPING_NODE: {
+        json_object *obj = json_object_new_object();
+        if (!obj)
+            return -1;
+        for (yaml_node_pair_t *p = n->data.mapping.pairs.start; p < n->data.mapping.pairs.top;
+             p++) {
+            yaml_node_t *k = yaml_document_get_node(c->doc, p->key);
+            if (!k || k->type != YAML_SCALAR_NODE) {
+                c->err = "a mapping key is not a string";
+                json_object_put(obj);
+                return -1;
+            }
+            json_object *child;
+            if (yaml_to_json(c, yaml_document_get_node(c->doc, p->value), depth + 1, &child) !=
+                0) {
+                json_object_put(obj);
+                return -1;
+            }
+            json_object_object_add(obj, (const char *)k->data.scalar.value, child);
+        }
+        *out = obj;
+        return 0;
+    }
+    default:
+        *out = NULL;
+        return 0;
+    }
+}
+
+/* Parses YAML text into json-c; on error records KLE_EKUBECONFIG naming
+ * the file. An empty document gives *out == NULL. */
+static int parse_yaml(json_object **out, const char *file, const char *text, size_t len)
+{
+    yaml_parser_t parser;
+    yaml_document_t doc;
+    int rc = 0;
+
+    *out = NULL;
+    if (!yaml_parser_initialize(&parser))
+        return kle_error_set(KLE_ENOMEM, "kubeconfig %s: out of memory", file);
+    yaml_parser_set_input_string(&parser, (const unsigned char *)text, len);
+    if (!yaml_parser_load(&parser, &doc)) {
+        rc = kle_error_set(KLE_EKUBECONFIG, "kubeconfig %s: line %zu column %zu: %s%s%s", file,
+                           parser.problem_mark.line + 1, parser.problem_mark.column + 1,
+                           parser.problem ? parser.problem : "invalid YAML",
+                           parser.context ? " " : "", parser.context ? parser.context : "");
+        yaml_parser_delete(&parser);
+        return rc;
+    }
+    struct conv c = {&doc, 0, NULL};
+    yaml_node_t *root = yaml_document_get_root_node(&doc);
+    if (yaml_to_json(&c, root, 0, out) != 0) {
+        rc = c.err ? kle_error_set(KLE_EKUBECONFIG, "kubeconfig %s: %s", file, c.err)
+                   : kle_error_set(KLE_ENOMEM, "kubeconfig %s: out of memory", file);
+        json_object_put(*out);
+        *out = NULL;
+    }
+    yaml_document_delete(&doc);
+    yaml_parser_delete(&parser);
+    return rc;
+}
+
+/* ---- loaded files and merged entries ----------------------------------- */
+
+struct kfile {
+    char *path;
+    char *dir;
+    json_object *root;
+};
+
+struct entry {
+    const char *name;
+    json_object *body; /* the "cluster"/"user"/"context" mapping, may be NULL */
+    const struct kfile *file;
+};
+
+struct entries {
+    struct entry *v;
+    size_t n, cap;
+};
+
+struct loader {
+    struct kfile *files;
+    size_t nfiles;
+    struct entries clusters, users, contexts;
+    const char *current_context;
+    const struct kfile *current_context_file;
+    char *all_paths; /* "a:b" for messages about the merged whole */
+};
+
+static const struct entry *entries_find(const struct entries *es, const char *name)
+{
+    for (size_t i = 0; i < es->n; i++)
+        if (strcmp(es->v[i].name, name) == 0)
+            return &es->v[i];
+    return NULL;
+}
+
+static int entries_add(struct entries *es, const char *name, json_object *body,
+                       const struct kfile *f)
+{
+    if (entries_find(es, name))
+        return 0; /* The first file to define a name wins. */
+    if (es->n == es->cap) {
+        size_t cap = es->cap ? es->cap * 2 : 8;
+        struct entry *v = realloc(es->v, cap * sizeof(*v));
+        if (!v)
+            return kle_error_set(KLE_ENOMEM, "out of memory");
+        es->v = v;
+        es->cap = cap;
+    }
+    es->v[es->n++] = (struct entry){name, body, f};
+    return 0;
+}
+
+static const char *str_field(json_object *obj, const char *key)
+{
+    json_object *v;
+    if (!obj || !json_object_is_type(obj, json_type_object) ||
+        !json_object_object_get_ex(obj, key, &v) || !v)
+        return NULL;
+    return json_object_is_type(v, json_type_string) ? json_object_get_string(v) : NULL;
+}
+
+static int load_list(struct loader *l, const struct kfile *f, const char *list,
+                     const char *item, struct entries *es)
+{
+    json_object *arr;
+    if (!json_object_object_get_ex(f->root, list, &arr) || !arr)
+        return 0;
+    if (!json_object_is_type(arr, json_type_array))
+        return kle_error_set(KLE_EKUBECONFIG, "kubeconfig %s: %s must be a list", f->path, list);
+    size_t n = json_object_array_length(arr);
+    for (size_t i = 0; i < n; i++) {
+        json_object *e = json_object_array_get_idx(arr, i);
+        if (!e || !json_object_is_type(e, json_type_object))
+            return kle_error_set(KLE_EKUBECONFIG, "kubeconfig %s: %s[%zu] must be a mapping",
+                                 f->path, list, i);
+        const char *name = str_field(e, "name");
+        if (!name || !*name)
+            return kle_error_set(KLE_EKUBECONFIG, "kubeconfig %s: %s[%zu] has no name", f->path,
+                                 list, i);
+        json_object *body = NULL;
+        if (json_object_object_get_ex(e, item, &body) && body &&
+            !json_object_is_type(body, json_type_object))
+            return kle_error_set(KLE_EKUBECONFIG, "kubeconfig %s: %s \"%s\": %s must be a mapping",
+                                 f->path, item, name, item);
+        int rc = entries_add(es, name, body, f);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
+static int load_file(struct loader *l, const char *path, int missing_ok)
+{
+    kle_kube__buf text = {0};
+    int e = kle_kube__read_file(&text, path, KUBECONFIG_MAX_BYTES);
+    if (e == -ENOENT && missing_ok)
+        return 0;
+    if (e == -EFBIG)
+        return kle_error_set(KLE_EKUBECONFIG, "kubeconfig %s: larger than %u bytes", path,
+                             KUBECONFIG_MAX_BYTES);
+    if (e)
+        return kle_error_set(KLE_EKUBECONFIG, "kubeconfig %s: cannot read: %s", path,
+                             strerror(-e));
+    json_object *root = NULL;
+    int rc = parse_yaml(&root, path, text.data, text.len);
+    kle_kube__buf_wipe(&text);
+    if (rc)
+        return rc;
+    if (root && !json_object_is_type(root, json_type_object)) {
+        json_object_put(root);
+        return kle_error_set(KLE_EKUBECONFIG,
+                             "kubeconfig %s: not a kubeconfig: the document is not a mapping",
+                             path);
+    }
+    struct kfile *files = realloc(l->files, (l->nfiles + 1) * sizeof(*files));
+    if (!files) {
+        json_object_put(root);
+        return kle_error_set(KLE_ENOMEM, "out of memory");
+    }
+    l->files = files;
+    struct kfile *f = &l->files[l->nfiles];
+    f->path = strdup(path);
+    const char *slash = strrchr(path, '/');
+    f->dir = slash ? strndup(path, (size_t)(slash - path) + (slash == path)) : strdup(".");
+    f->root = root;
+    l->nfiles++;
+    if (!f->path || !f->dir)
+        return kle_error_set(KLE_ENOMEM, "out of memory");
+    return 0;
+}
+
+static int merge_files(struct loader *l)
+{
+    /* Entries point into files[], so merge after every file is loaded. */
+    for (size_t i = 0; i < l->nfiles; i++) {
+        const struct kfile *f = &l->files[i];
+        if (!f->root)
+            continue;
+        int rc;
+        if ((rc = load_list(l, f, "clusters", "cluster", &l->clusters)) ||
+            (rc = load_list(l, f, "users", "user", &l->users)) ||
+            (rc = load_list(l, f, "contexts", "context", &l->contexts)))
+            return rc;
+        json_object *cc;
+        if (!l->current_context && json_object_object_get_ex(f->root, "current-context", &cc) &&
+            cc) {
+            if (!json_object_is_type(cc, json_type_string))
+                return kle_error_set(KLE_EKUBECONFIG,
+                                     "kubeconfig %s: current-context must be a string", f->path);
+            if (*json_object_get_string(cc)) {
+                l->current_context = json_object_get_string(cc);
+                l->current_context_file = f;
+            }
+        }
+    }
+    return 0;
+}
+
+static void loader_free(struct loader *l)
+{
+    for (size_t i = 0; i < l->nfiles; i++) {
+        free(l->files[i].path);
+        free(l->files[i].dir);
+        json_object_put(l->files[i].root);
+    }
+    free(l->files);
+    free(l->clusters.v);
+    free(l->users.v);
+    free(l->contexts.v);
+    free(l->all_paths);
+}
+
+/* ---- resolving one context --------------------------------------------- */
+
+struct where {
+    const char *file;
+    const char *kind; /* "cluster", "user", "context" */
+    const char *name;
+};
+
+static int cfg_error(const struct where *w, int code, const char *fmt, ...) KLE_PRINTF(3, 4);
+
+static int cfg_error(const struct where *w, int code, const char *fmt, ...)
+{
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    return kle_error_set(code, "kubeconfig %s: %s \"%s\": %s", w->file, w->kind, w->name, msg);
+}
+
+/* Reads an optional string field; a non-string value is an error. */
+static int get_str(const struct where *w, json_object *body, const char *key, const char **out)
+{
+    json_object *v;
+    *out = NULL;
+    if (!body || !json_object_object_get_ex(body, key, &v) || !v)
+        return 0;
+    if (!json_object_is_type(v, json_type_string))
+        return cfg_error(w, KLE_EKUBECONFIG, "%s must be a string", key);
+    *out = json_object_get_string(v);
+    if (!**out)
+        *out = NULL;
+    return 0;
+}
+
+static int get_bool(const struct where *w, json_object *body, const char *key, int *out)
+{
+    const char *s;
+    int rc = get_str(w, body, key, &s);
+    *out = 0;
+    if (rc || !s)
+        return rc;
+    static const char *yes[] = {"true", "True", "TRUE", "yes", "Yes", "YES", "on", "On", "ON"};
+    static const char *no[] = {"false", "False", "FALSE", "no", "No", "NO", "off", "Off", "OFF"};
+    for (size_t i = 0; i < sizeof(yes) / sizeof(yes[0]); i++) {
+        if (strcmp(s, yes[i]) == 0) {
+            *out = 1;
+            return 0;
+        }
+        if (strcmp(s, no[i]) == 0)
+            return 0;
+    }
+    return cfg_error(w, KLE_EKUBECONFIG, "%s must be true or false, not \"%s\"", key, s);
+}
+
+static char *resolve_path(const char *dir, const char *p)
+{
+    if (p[0] == '/')
+        return strdup(p);
+    size_t n = strlen(dir) + strlen(p) + 2;
+    char *out = malloc(n);
+    if (out)
+        snprintf(out, n, "%s/%s", strcmp(dir, "/") == 0 ? "" : dir, p);
+    return out;
+}
+
+/* Reads file-or-data credential fields: "<key>" (a path relative to the
+ * file) or "<key>-data" (base64). */
+static int get_blob(const struct where *w, const char *dir, json_object *body, const char *key,
+                    kle_kube__buf *out, int *present)
+{
+    char data_key[128];
+    const char *path, *data;
+    int rc;
+
+    snprintf(data_key, sizeof(data_key), "%s-data", key);
+    *present = 0;
+    if ((rc = get_str(w, body, key, &path)) || (rc = get_str(w, body, data_key, &data)))
+        return rc;
+    if (data) {
+        /* client-go: data takes precedence over the file. */
+        if (kle_kube__base64_decode(out, data, strlen(data)) != 0)
+            return cfg_error(w, KLE_EKUBECONFIG, "%s is not valid base64", data_key);
+        *present = 1;
+        return 0;
+    }
+    if (path) {
+        char *full = resolve_path(dir, path);
+        if (!full)
+            return kle_error_set(KLE_ENOMEM, "out of memory");
+        int e = kle_kube__read_file(out, full, CRED_FILE_MAX_BYTES);
+        if (e) {
+            rc = cfg_error(w, KLE_EKUBECONFIG, "%s %s: cannot read: %s", key, full,
+                           e == -EFBIG ? "file is too large" : strerror(-e));
+            free(full);
+            return rc;
+        }
+        free(full);
+        *present = 1;
+    }
+    return 0;
+}
+
+static int check_pem(const struct where *w, const kle_kube__buf *b, const char *field, int key)
+{
+    BIO *bio = BIO_new_mem_buf(b->data, (int)b->len);
+    int ok = 0;
+    if (!bio)
+        return kle_error_set(KLE_ENOMEM, "out of memory");
+    if (key) {
+        EVP_PKEY *pk = PEM_read_bio_PrivateKey(bio, NULL, NULL, NULL);
+        ok = pk != NULL;
+        EVP_PKEY_free(pk);
+    } else {
+        X509 *x = PEM_read_bio_X509(bio, NULL, NULL, NULL);
+        ok = x != NULL;
+        X509_free(x);
+    }
+    BIO_free(bio);
+    if (!ok)
+        return cfg_error(w, KLE_EKUBECONFIG, "%s does not contain a PEM %s", field,
+                         key ? "private key" : "certificate");
+    return 0;
+}
+
+static int resolve_cluster(kle_kube__config *cfg, const struct entry *e)
+{
+    struct where w = {e->file->path, "cluster", e->name};
+    const char *server, *tsn, *proxy;
+    int rc, present;
+
+    if ((rc = get_str(&w, e->body, "server", &server)) ||
+        (rc = get_str(&w, e->body, "tls-server-name", &tsn)) ||
+        (rc = get_str(&w, e->body, "proxy-url", &proxy)) ||
+        (rc = get_bool(&w, e->body, "insecure-skip-tls-verify", &cfg->insecure)))
+        return rc;
+    if (!server)
+        return cfg_error(&w, KLE_EKUBECONFIG, "server is not set");
+    if (strncmp(server, "https://", 8) != 0 && strncmp(server, "http://", 7) != 0)
+        return cfg_error(&w, KLE_EKUBECONFIG, "server \"%s\" is not an http:// or https:// URL",
+                         server);
+    const char *host = strstr(server, "://") + 3;
+    if (!*host || *host == '/' || strpbrk(server, " \t\r\n?#"))
+        return cfg_error(&w, KLE_EKUBECONFIG, "server \"%s\" is not a valid URL", server);
+    cfg->server = strdup(server);
+    if (!cfg->server)
+        return kle_error_set(KLE_ENOMEM, "out of memory");
+    size_t n = strlen(cfg->server);
+    while (n > 0 && cfg->server[n - 1] == '/')
+        cfg->server[--n] = '\0';
+    if (tsn && !(cfg->tls_server_name = strdup(tsn)))
+        return kle_error_set(KLE_ENOMEM, "out of memory");
+    if (proxy) {
+        if (!strstr(proxy, "://"))
+            return cfg_error(&w, KLE_EKUBECONFIG,
+                             "proxy-url \"%s\" has no scheme (http://, https://, socks5://)",
+                             proxy);
+        if (!(cfg->proxy_url = strdup(proxy)))
+            return kle_error_set(KLE_ENOMEM, "out of memory");
+    }
+    if ((rc = get_blob(&w, e->file->dir, e->body, "certificate-authority", &cfg->ca, &present)))
+        return rc;
+    if (present) {
+        if (cfg->insecure)
+            return cfg_error(&w, KLE_EKUBECONFIG,
+                             "insecure-skip-tls-verify cannot be combined with "
+                             "certificate-authority; remove one of them");
+        if ((rc = check_pem(&w, &cfg->ca, "certificate-authority", 0)))
+            return rc;
+    }
+    return 0;
+}
+
+static int resolve_exec(kle_kube__config *cfg, const struct where *w, const char *dir,
+                        json_object *ex)
+{
+    if (!json_object_is_type(ex, json_type_object))
+        return cfg_error(w, KLE_EKUBECONFIG, "exec must be a mapping");
+    kle_kube__exec *x = calloc(1, sizeof(*x));
+    if (!x)
+        return kle_error_set(KLE_ENOMEM, "out of memory");
+    cfg->exec = x;
+    const char *api, *cmd, *hint, *mode;
+    int rc;
+    if ((rc = get_str(w, ex, "apiVersion", &api)) || (rc = get_str(w, ex, "command", &cmd)) ||
+        (rc = get_str(w, ex, "installHint", &hint)) ||
+        (rc = get_str(w, ex, "interactiveMode", &mode)) ||
+        (rc = get_bool(w, ex, "provideClusterInfo", &x->provide_cluster_info)))
+        return rc;
+    if (!cmd)
+        return cfg_error(w, KLE_EKUBECONFIG, "exec: command is not set");
+    if (!api)
+        return cfg_error(w, KLE_EKUBECONFIG, "exec: apiVersion is not set");
+    if (strcmp(api, "client.authentication.k8s.io/v1") != 0 &&
+        strcmp(api, "client.authentication.k8s.io/v1beta1") != 0)
+        return cfg_error(w, KLE_EKUBECONFIG,
+                         "exec: apiVersion \"%s\" is not supported (use "
+                         "client.authentication.k8s.io/v1 or v1beta1)",
+                         api);
+    if (mode && strcmp(mode, "Never") != 0 && strcmp(mode, "IfAvailable") != 0 &&
+        strcmp(mode, "Always") != 0)
+        return cfg_error(w, KLE_EKUBECONFIG,
+                         "exec: interactiveMode \"%s\" is not Never, IfAvailable or Always", mode);
+    x->interactive_always = mode && strcmp(mode, "Always") == 0;
+    /* A command with a '/' is relative to the kubeconfig; a bare name is
+     * looked up in PATH. */
+    x->command = strchr(cmd, '/') ? resolve_path(dir, cmd) : strdup(cmd);
+    x->api_version = strdup(api);
+    x->install_hint = xstrdup(hint);
+    if (!x->command || !x->api_version || (hint && !x->install_hint))
+        return kle_error_set(KLE_ENOMEM, "out of memory");
+
+    json_object *args = NULL, *env = NULL;
+    json_object_object_get_ex(ex, "args", &args);
+    json_object_object_get_ex(ex, "env", &env);
+    if (args && !json_object_is_type(args, json_type_array))
+        return cfg_error(w, KLE_EKUBECONFIG, "exec: args must be a list");
+    if (env && !json_object_is_type(env, json_type_array))
+        return cfg_error(w, KLE_EKUBECONFIG, "exec: env must be a list");
+    size_t na = args ? json_object_array_length(args) : 0;
+    size_t ne = env ? json_object_array_length(env) : 0;
+    x->args = calloc(na + 1, sizeof(char *));
+    x->env = calloc(ne + 1, sizeof(char *));
+    if (!x->args || !x->env)
+        return kle_error_set(KLE_ENOMEM, "out of memory");
+    for (size_t i = 0; i < na; i++) {
+        json_object *a = json_object_array_get_idx(args, i);
+        if (!a || !json_object_is_type(a, json_type_string))
+            return cfg_error(w, KLE_EKUBECONFIG, "exec: args[%zu] must be a string", i);
+        if (!(x->args[i] = strdup(json_object_get_string(a))))
+            return kle_error_set(KLE_ENOMEM, "out of memory");
+    }
+    for (size_t i = 0; i < ne; i++) {
+        json_object *ev = json_object_array_get_idx(env, i);
+        const char *name = str_field(ev, "name"), *value = str_field(ev, "value");
+        if (!name || !*name || strchr(name, '='))
+            return cfg_error(w, KLE_EKUBECONFIG, "exec: env[%zu] has no valid name", i);
+        if (!value)
+            value = "";
+        size_t n = strlen(name) + strlen(value) + 2;
+        if (!(x->env[i] = malloc(n)))
+            return kle_error_set(KLE_ENOMEM, "out of memory");
+        snprintf(x->env[i], n, "%s=%s", name, value);
+    }
+    return 0;
+}
+
+static int resolve_user(kle_kube__config *cfg, const struct entry *e)
+{
+    struct where w = {e->file->path, "user", e->name};
+    const char *token, *token_file, *username, *password;
+    int rc, has_cert, has_key;
+    json_object *v;
+
+    if (e->body && json_object_object_get_ex(e->body, "auth-provider", &v) && v) {
+        const char *name = str_field(v, "name");
+        return cfg_error(&w, KLE_EKUBECONFIG,
+                         "auth-provider \"%s\" is not supported; use an exec credential plugin",
+                         name ? name : "?");
+    }
+    if ((rc = get_str(&w, e->body, "token", &token)) ||
+        (rc = get_str(&w, e->body, "tokenFile", &token_file)) ||
+        (rc = get_str(&w, e->body, "username", &username)) ||
+        (rc = get_str(&w, e->body, "password", &password)))
+        return rc;
+    if ((token || token_file) && (username || password))
+        return cfg_error(&w, KLE_EKUBECONFIG,
+                         "more than one authentication method: token and username/password; "
+                         "keep one of them");
+    if (password && !username)
+        return cfg_error(&w, KLE_EKUBECONFIG, "password is set but username is not");
+    if (token && kle_kube__buf_set(&cfg->token, token, strlen(token)))
+        return kle_error_set(KLE_ENOMEM, "out of memory");
+    if (token_file) {
+        if (!(cfg->token_file = resolve_path(e->file->dir, token_file)))
+            return kle_error_set(KLE_ENOMEM, "out of memory");
+        kle_kube__buf t = {0};
+        int err = kle_kube__read_file(&t, cfg->token_file, CRED_FILE_MAX_BYTES);
+        kle_kube__buf_wipe(&t);
+        if (err)
+            return cfg_error(&w, KLE_EKUBECONFIG, "tokenFile %s: cannot read: %s", cfg->token_file,
+                             err == -EFBIG ? "file is too large" : strerror(-err));
+    }
+    if (username && !(cfg->username = strdup(username)))
+        return kle_error_set(KLE_ENOMEM, "out of memory");
+    if (password && kle_kube__buf_set(&cfg->password, password, strlen(password)))
+        return kle_error_set(KLE_ENOMEM, "out of memory");
+    if ((rc = get_blob(&w, e->file->dir, e->body, "client-certificate", &cfg->client_cert,
+                       &has_cert)) ||
+        (rc = get_blob(&w, e->file->dir, e->body, "client-key", &cfg->client_key, &has_key)))
+        return rc;
+    if (has_cert && !has_key)
+        return cfg_error(&w, KLE_EKUBECONFIG,
+                         "client-certificate is set but client-key is not; set both");
+    if (has_key && !has_cert)
+        return cfg_error(&w, KLE_EKUBECONFIG,
+                         "client-key is set but client-certificate is not; set both");
+    if (has_cert && ((rc = check_pem(&w, &cfg->client_cert, "client-certificate", 0)) ||
+                     (rc = check_pem(&w, &cfg->client_key, "client-key", 1))))
+        return rc;
+    if (e->body && json_object_object_get_ex(e->body, "exec", &v) && v)
+        return resolve_exec(cfg, &w, e->file->dir, v);
+    return 0;
+}
+
+static int resolve(kle_kube__config *cfg, struct loader *l, const char *override)
+{
+    const char *name = override && *override ? override : l->current_context;
+    const char *where = override && *override ? l->all_paths
+                        : l->current_context_file ? l->current_context_file->path
+                                                  : l->all_paths;
+    if (!name)
+        return kle_error_set(KLE_EKUBECONFIG,
+                             "kubeconfig %s: current-context is not set and no context was "
+                             "given; set current-context or choose a context",
+                             where);
+    const struct entry *ctx = entries_find(&l->contexts, name);
+    if (!ctx) {
+        if (override && *override)
+            return kle_error_set(KLE_EKUBECONFIG, "kubeconfig %s: context \"%s\" does not exist",
+                                 where, name);
+        return kle_error_set(KLE_EKUBECONFIG,
+                             "kubeconfig %s: current-context \"%s\" names a context that does "
+                             "not exist",
+                             where, name);
+    }
+    struct where w = {ctx->file->path, "context", ctx->name};
+    const char *cluster, *user, *ns;
+    int rc;
+    if ((rc = get_str(&w, ctx->body, "cluster", &cluster)) ||
+        (rc = get_str(&w, ctx->body, "user", &user)) ||
+        (rc = get_str(&w, ctx->body, "namespace", &ns)))
+        return rc;
+    if (!cluster)
+        return cfg_error(&w, KLE_EKUBECONFIG, "cluster is not set");
+    const struct entry *ce = entries_find(&l->clusters, cluster);
+    if (!ce)
+        return cfg_error(&w, KLE_EKUBECONFIG, "cluster \"%s\" does not exist", cluster);
+    const struct entry *ue = NULL;
+    if (user && !(ue = entries_find(&l->users, user)))
+        return cfg_error(&w, KLE_EKUBECONFIG, "user \"%s\" does not exist", user);
+    cfg->context = strdup(name);
+    cfg->cluster = strdup(cluster);
+    cfg->user = xstrdup(user);
+    cfg->namespace_ = strdup(ns ? ns : "default");
+    size_t n = strlen(ctx->file->path) + 16;
+    cfg->origin = malloc(n);
+    if (!cfg->context || !cfg->cluster || (user && !cfg->user) || !cfg->namespace_ ||
+        !cfg->origin)
+        return kle_error_set(KLE_ENOMEM, "out of memory");
+    snprintf(cfg->origin, n, "kubeconfig %s", ctx->file->path);
+    if ((rc = resolve_cluster(cfg, ce)))
+        return rc;
+    if (ue && (rc = resolve_user(cfg, ue)))
+        return rc;
+    return 0;
+}
+
+static int append_path(char **all, const char *p)
+{
+    size_t old = *all ? strlen(*all) : 0;
+    char *s = realloc(*all, old + strlen(p) + 2);
+    if (!s)
+        return -1;
+    if (old)
+        s[old++] = ':';
+    memcpy(s + old, p, strlen(p) + 1);
+    *all = s;
+    return 0;
+}
+
+int kle_kube__config_load(kle_kube__config **out, const char *explicit_path,
+                          const char *kubeconfig_env, const char *home, const char *context)
+{
+    struct loader l = {0};
+    kle_kube__config *cfg = NULL;
+    int rc = 0;
+
+    *out = NULL;
+    if (explicit_path && *explicit_path) {
+        rc = load_file(&l, explicit_path, 0);
+        if (!rc && append_path(&l.all_paths, explicit_path))
+            rc = kle_error_set(KLE_ENOMEM, "out of memory");
+    } else if (kubeconfig_env && *kubeconfig_env) {
+        char *list = strdup(kubeconfig_env), *save = NULL;
+        if (!list)
+            return kle_error_set(KLE_ENOMEM, "out of memory");
+        for (char *p = strtok_r(list, ":", &save); p && !rc; p = strtok_r(NULL, ":", &save)) {
+            int dup = 0;
+            for (size_t i = 0; i < l.nfiles; i++)
+                dup |= strcmp(l.files[i].path, p) == 0;
+            if (dup)
+                continue;
+            rc = load_file(&l, p, 1);
+            if (!rc && append_path(&l.all_paths, p))
+                rc = kle_error_set(KLE_ENOMEM, "out of memory");
+        }
+        free(list);
+        if (!rc && l.nfiles == 0)
+            rc = kle_error_set(KLE_EKUBECONFIG,
+                               "no kubeconfig found: none of the files in $KUBECONFIG (%s) exists",
+                               kubeconfig_env);
+    } else {
+        if (!home || !*home) {
+            rc = kle_error_set(KLE_EKUBECONFIG,
+                               "no kubeconfig found: $KUBECONFIG and $HOME are not set");
+        } else {
+            char path[4096];
+            snprintf(path, sizeof(path), "%s/.kube/config", home);
+            rc = load_file(&l, path, 1);
+            if (!rc && l.nfiles == 0)
+                rc = kle_error_set(KLE_EKUBECONFIG,
+                                   "no kubeconfig found: %s does not exist and $KUBECONFIG is "
+                                   "not set",
+                                   path);
+            if (!rc && append_path(&l.all_paths, path))
+                rc = kle_error_set(KLE_ENOMEM, "out of memory");
+        }
+    }
+    if (!rc)
+        rc = merge_files(&l);
+    if (!rc) {
+        cfg = calloc(1, sizeof(*cfg));
+        if (!cfg)
+            rc = kle_error_set(KLE_ENOMEM, "out of memory");
+        else
+            rc = resolve(cfg, &l, context);
+    }
+    loader_free(&l);
+    if (rc) {
+        kle_kube__config_free(cfg);
+        return rc;
+    }
+    *out = cfg;
+    return 0;
+}
+
+static char *trim_dup(const char *s, size_t len)
+{
+    while (len && strchr(" \t\r\n", s[len - 1]))
+        len--;
+    while (len && strchr(" \t\r\n", *s)) {
+        s++;
+        len--;
+    }
+    return strndup(s, len);
+}
+
+int kle_kube__config_in_cluster(kle_kube__config **out, const char *host, const char *port,
+                                const char *sa_dir)
+{
+    char path[4096];
+    kle_kube__buf b = {0};
+    int e;
+
+    *out = NULL;
+    if (!host || !*host || !port || !*port)
+        return kle_error_set(KLE_EKUBECONFIG,
+                             "in-cluster config: KUBERNETES_SERVICE_HOST and "
+                             "KUBERNETES_SERVICE_PORT must be set (not running in a pod?)");
+    if (strspn(port, "0123456789") != strlen(port) || strlen(port) > 5)
+        return kle_error_set(KLE_EKUBECONFIG,
+                             "in-cluster config: KUBERNETES_SERVICE_PORT \"%s\" is not a port",
+                             port);
+    kle_kube__config *cfg = calloc(1, sizeof(*cfg));
+    if (!cfg)
+        return kle_error_set(KLE_ENOMEM, "out of memory");
+    cfg->origin = strdup("in-cluster config");
+    size_t n = strlen(host) + strlen(port) + 16;
+    cfg->server = malloc(n);
+    if (!cfg->origin || !cfg->server)
+        goto oom;
+    /* IPv6 literals need brackets in a URL. */
+    if (strchr(host, ':') && host[0] != '[')
+        snprintf(cfg->server, n, "https://[%s]:%s", host, port);
+    else
+        snprintf(cfg->server, n, "https://%s:%s", host, port);
+
+    snprintf(path, sizeof(path), "%s/token", sa_dir);
+    if ((e = kle_kube__read_file(&b, path, CRED_FILE_MAX_BYTES))) {
+        kle_kube__config_free(cfg);
+        return kle_error_set(KLE_EKUBECONFIG, "in-cluster config: token %s: cannot read: %s",
+                             path, strerror(-e));
+    }
+    kle_kube__buf_wipe(&b);
+    if (!(cfg->token_file = strdup(path)))
+        goto oom;
+    snprintf(path, sizeof(path), "%s/ca.crt", sa_dir);
+    if ((e = kle_kube__read_file(&cfg->ca, path, CRED_FILE_MAX_BYTES))) {
+        kle_kube__config_free(cfg);
+        return kle_error_set(KLE_EKUBECONFIG, "in-cluster config: CA %s: cannot read: %s", path,
+                             strerror(-e));
+    }
+    snprintf(path, sizeof(path), "%s/namespace", sa_dir);
+    if (kle_kube__read_file(&b, path, 4096) == 0) {
+        cfg->namespace_ = trim_dup(b.data, b.len);
+        kle_kube__buf_free(&b);
+        if (cfg->namespace_ && !*cfg->namespace_) {
+            free(cfg->namespace_);
+            cfg->namespace_ = NULL;
+        }
+    }
+    if (!cfg->namespace_ && !(cfg->namespace_ = strdup("default")))
+        goto oom;
+    *out = cfg;
+    return 0;
+oom:
+    kle_kube__config_free(cfg);
+    return kle_error_set(KLE_ENOMEM, "out of memory");
+}
+
+void kle_kube__config_free(kle_kube__config *cfg)
+{
+    if (!cfg)
+        return;
+    free(cfg->origin);
+    free(cfg->context);
+    free(cfg->cluster);
+    free(cfg->user);
+    free(cfg->server);
+    free(cfg->namespace_);
+    kle_kube__buf_free(&cfg->ca);
+    free(cfg->tls_server_name);
+    free(cfg->proxy_url);
+    kle_kube__buf_wipe(&cfg->token);
+    free(cfg->token_file);
+    kle_kube__buf_free(&cfg->client_cert);
+    kle_kube__buf_wipe(&cfg->client_key);
+    free(cfg->username);
+    kle_kube__buf_wipe(&cfg->password);
+    if (cfg->exec) {
+        kle_kube__exec *x = cfg->exec;
+        free(x->api_version);
+        free(x->command);
+        for (char **p = x->args; p && *p; p++)
+            free(*p);
+        free(x->args);
+        for (char **p = x->env; p && *p; p++)
+            free(*p);
+        free(x->env);
+        free(x->install_hint);
+        free(x);
+    }
+    free(cfg);
+}

@@ -1,0 +1,254 @@
+/* Small helpers of the API client: buffers, files, base64, time. */
+#include "kube/kube.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <openssl/evp.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+void kle_kube__buf_free(kle_kube__buf *buf)
+{
+    free(buf->data);
+    buf->data = NULL;
+    buf->len = 0;
+}
+
+void kle_kube__buf_wipe(kle_kube__buf *buf)
+{
+    if (buf->data) {
+        volatile char *p = buf->data;
+        for (size_t i = 0; i < buf->len; i++)
+            p[i] = 0;
+    }
+    kle_kube__buf_free(buf);
+}
+
+int kle_kube__buf_set(kle_kube__buf *buf, const char *data, size_t len)
+{
+    char *copy = malloc(len + 1);
+    if (!copy)
+        return -1;
+    if (len)
+        memcpy(copy, data, len);
+    copy[len] = '\0';
+    kle_kube__buf_wipe(buf);
+    buf->data = copy;
+    buf->len = len;
+    return 0;
+}
+
+int kle_kube__read_file(kle_kube__buf *buf, const char *path, size_t max)
+{
+    struct stat st;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    if (fstat(fd, &st) != 0) {
+        int e = errno;
+        close(fd);
+        return -e;
+    }
+    if (S_ISDIR(st.st_mode)) {
+        close(fd);
+        return -EISDIR;
+    }
+    size_t cap = 4096, len = 0;
+    char *data = malloc(cap);
+    if (!data) {
+        close(fd);
+        return -ENOMEM;
+    }
+    for (;;) {
+        if (len + 1 >= cap) {
+            if (cap > max + 1) {
+                free(data);
+                close(fd);
+                return -EFBIG;
+            }
+            char *grown = realloc(data, cap * 2);
+            if (!grown) {
+                free(data);
+                close(fd);
+                return -ENOMEM;
+            }
+            data = grown;
+            cap *= 2;
+        }
+        ssize_t n = read(fd, data + len, cap - len - 1);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            int e = errno;
+            free(data);
+            close(fd);
+            return -e;
+        }
+        if (n == 0)
+            break;
+        len += (size_t)n;
+        if (len > max) {
+            free(data);
+            close(fd);
+            return -EFBIG;
+        }
+    }
+    close(fd);
+    data[len] = '\0';
+    kle_kube__buf_wipe(buf);
+    buf->data = data;
+    buf->len = len;
+    return 0;
+}
+
+int kle_kube__base64_decode(kle_kube__buf *out, const char *in, size_t len)
+{
+    EVP_ENCODE_CTX *ctx = EVP_ENCODE_CTX_new();
+    if (!ctx)
+        return -1;
+    /* EVP_DecodeUpdate ignores whitespace but wants the padding; a
+     * trailing group without padding is accepted by adding it. */
+    size_t sig = 0;
+    for (size_t i = 0; i < len; i++)
+        if (!strchr(" \t\r\n", in[i]))
+            sig++;
+    unsigned char *data = malloc(len + 8);
+    if (!data) {
+        EVP_ENCODE_CTX_free(ctx);
+        return -1;
+    }
+    int outl = 0, total = 0, rc = 0;
+    EVP_DecodeInit(ctx);
+    if (len > INT32_MAX / 2)
+        rc = -1;
+    if (rc == 0 && EVP_DecodeUpdate(ctx, data, &outl, (const unsigned char *)in, (int)len) < 0)
+        rc = -1;
+    total = outl;
+    if (rc == 0 && sig % 4 != 0) {
+        static const char pad[] = "===";
+        if (sig % 4 == 1) {
+            rc = -1;
+        } else if (EVP_DecodeUpdate(ctx, data + total, &outl, (const unsigned char *)pad,
+                                    (int)(4 - sig % 4)) < 0) {
+            rc = -1;
+        } else {
+            total += outl;
+        }
+    }
+    if (rc == 0) {
+        if (EVP_DecodeFinal(ctx, data + total, &outl) < 0)
+            rc = -1;
+        else
+            total += outl;
+    }
+    EVP_ENCODE_CTX_free(ctx);
+    if (rc == 0 && kle_kube__buf_set(out, (const char *)data, (size_t)total) != 0)
+        rc = -1;
+    OPENSSL_cleanse(data, len + 8);
+    free(data);
+    return rc;
+}
+
+int kle_kube__base64_encode(kle_kube__buf *out, const unsigned char *in, size_t len)
+{
+    if (len > INT32_MAX / 2)
+        return -1;
+    size_t cap = 4 * ((len + 2) / 3) + 1;
+    unsigned char *data = malloc(cap);
+    if (!data)
+        return -1;
+    int n = EVP_EncodeBlock(data, in, (int)len);
+    int rc = kle_kube__buf_set(out, (const char *)data, (size_t)n);
+    OPENSSL_cleanse(data, cap);
+    free(data);
+    return rc;
+}
+
+static int digits(const char **p, int n, int *out)
+{
+    int v = 0;
+    for (int i = 0; i < n; i++) {
+        if ((*p)[i] < '0' || (*p)[i] > '9')
+            return -1;
+        v = v * 10 + ((*p)[i] - '0');
+    }
+    *p += n;
+    *out = v;
+    return 0;
+}
+
+/* Days since the epoch of a civil date (Howard Hinnant's algorithm). */
+static int64_t days_from_civil(int64_t y, int m, int d)
+{
+    y -= m <= 2;
+    int64_t era = (y >= 0 ? y : y - 399) / 400;
+    int64_t yoe = y - era * 400;
+    int64_t doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+    int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    return era * 146097 + doe - 719468;
+}
+
+int kle_kube__parse_time(const char *s, int64_t *out_ns)
+{
+    int y, mo, d, h, mi, se;
+    const char *p = s;
+    if (!s || digits(&p, 4, &y) || *p++ != '-' || digits(&p, 2, &mo) || *p++ != '-' ||
+        digits(&p, 2, &d) || (*p != 'T' && *p != 't' && *p != ' '))
+        return -1;
+    p++;
+    if (digits(&p, 2, &h) || *p++ != ':' || digits(&p, 2, &mi) || *p++ != ':' ||
+        digits(&p, 2, &se))
+        return -1;
+    if (mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || se > 60)
+        return -1;
+    int64_t frac = 0;
+    if (*p == '.') {
+        p++;
+        int n = 0;
+        while (*p >= '0' && *p <= '9') {
+            if (n < 9) {
+                frac = frac * 10 + (*p - '0');
+                n++;
+            }
+            p++;
+        }
+        if (n == 0)
+            return -1;
+        for (; n < 9; n++)
+            frac *= 10;
+    }
+    int64_t off = 0;
+    if (*p == 'Z' || *p == 'z') {
+        p++;
+    } else if (*p == '+' || *p == '-') {
+        int oh, om, sign = *p == '-' ? -1 : 1;
+        p++;
+        if (digits(&p, 2, &oh) || *p++ != ':' || digits(&p, 2, &om))
+            return -1;
+        off = sign * (oh * 3600 + om * 60);
+    } else {
+        return -1;
+    }
+    if (*p)
+        return -1;
+    int64_t secs = days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + se - off;
+    *out_ns = secs * 1000000000 + frac;
+    return 0;
+}
+
+int64_t kle_kube__now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+int64_t kle_kube__wall_now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
