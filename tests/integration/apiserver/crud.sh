@@ -163,6 +163,18 @@ expect_eq "events.k8s.io event" 201 "$CODE"
 req POST /api/v1/namespaces/default/endpoints '{"metadata":{"name":"ep"},"subsets":[]}'
 expect_eq "endpoints" 201 "$CODE"
 req GET "/api/v1/events?fieldSelector=involvedObject.name%3Dlock"
-expect_eq "events by involvedObject" '["ev1"]' "$(jget '[i["metadata"]["name"] for i in d["items"]]' <<<"$BODY")"
+expect_eq "events of both APIs by involvedObject" '["ev1", "ev2"]' "$(jget '[i["metadata"]["name"] for i in d["items"]]' <<<"$BODY")"
+req GET /api/v1/namespaces/default/events/ev2
+expect_eq "events.k8s.io event read through core/v1" "v1 Lease a became leader kle" \
+  "$(jget 'd["apiVersion"]+" "+d["involvedObject"]["kind"]+" "+d["message"]+" "+d["reportingComponent"]' <<<"$BODY")"
+req GET /apis/events.k8s.io/v1/namespaces/default/events/ev1
+expect_eq "core event read through events.k8s.io/v1" "events.k8s.io/v1 lock a became leader False" \
+  "$(jget 'd["apiVersion"]+" "+d["regarding"]["name"]+" "+d["note"]+" "+str("message" in d)' <<<"$BODY")"
+req PATCH /apis/events.k8s.io/v1/namespaces/default/events/ev1 '{"note":"patched"}' application/merge-patch+json
+expect_eq "patch through events.k8s.io/v1" "200 patched" "$CODE $(jget 'd["note"]' <<<"$BODY")"
+req GET /api/v1/namespaces/default/events/ev1
+expect_eq "patched note is the core message" patched "$(jget 'd["message"]' <<<"$BODY")"
+req GET "/apis/events.k8s.io/v1/events?fieldSelector=regarding.name%3Dlock"
+expect_eq "events.k8s.io list selects on its own field names" '["ev1", "ev2"]' "$(jget '[i["metadata"]["name"] for i in d["items"]]' <<<"$BODY")"
 
 finish

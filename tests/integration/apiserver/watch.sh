@@ -74,6 +74,15 @@ watch_bg sie "watch=true&sendInitialEvents=true&allowWatchBookmarks=true&resourc
 wait_until "initial-events-end bookmark" 10 grep -q 'initial-events-end' "$W/sie"
 kill "$PID_sie" 2>/dev/null || true
 
+# events.k8s.io/v1 watchers see core/v1 events, converted.
+kle_curl -N -o "$W/ev" "$SERVER/apis/events.k8s.io/v1/namespaces/default/events?watch=true&timeoutSeconds=30" &
+EVW=$!
+req POST /api/v1/namespaces/default/events '{"metadata":{"name":"e1"},"involvedObject":{"kind":"Lease","name":"red"},"reason":"LeaderElection","message":"x became leader","type":"Normal"}'
+wait_until "converted event" 10 grep -qs ADDED "$W/ev"
+expect_eq "watch through events.k8s.io/v1" "ADDED events.k8s.io/v1 red x became leader" \
+  "$(python3 -c 'import json,sys; e=json.loads(open(sys.argv[1]).readline()); o=e["object"]; print(e["type"],o["apiVersion"],o["regarding"]["name"],o["note"])' "$W/ev")"
+kill "$EVW" 2>/dev/null || true
+
 # timeoutSeconds ends the stream on time.
 START=$SECONDS
 CODE=$(kle_curl -N -o "$W/timeout" -w '%{http_code}' "$SERVER$L?watch=true&timeoutSeconds=1&resourceVersion=$((RVB + 3))")
