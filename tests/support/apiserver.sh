@@ -14,6 +14,10 @@
 #       SIGTERM, waits up to 20 s (then SIGKILL), removes the temp dir;
 #       returns the server's exit status (0 = clean shutdown).
 #   kle_curl ARGS...  curl with the CA and admin token of the running server.
+#   kle_admin METHOD PATH [JSON]
+#       One request to the admin listener; prints the answer, fails on >= 400:
+#         kle_admin POST /faults '{"verb":"update","resource":"leases","error":503,"count":2}'
+#         kle_admin DELETE /faults; kle_admin POST /pause; kle_admin GET /counters
 #
 # The binary is $KLE_APISERVER, else $KLE_BUILD_DIR/src/apiserver/kle-apiserver.
 
@@ -97,4 +101,8 @@ kle_apiserver_stop() {
 
 kle_curl() {
   curl -sS --cacert "$CA" -H "Authorization: Bearer $TOKEN" "$@"
+}
+
+kle_admin() {
+  curl -sS --fail-with-body -X "$1" ${3:+-H 'Content-Type: application/json' --data-binary "$3"} "$ADMIN$2"
 }
