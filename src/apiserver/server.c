@@ -956,6 +956,14 @@ static void do_update(struct MHD_Connection *c, const request *rq, const route *
     } else if (rv && *rv && strcmp(rv, kle_apiserver__meta_str(existing, "resourceVersion")) != 0) {
         conflict(a, rt->r, rt->name, NULL, pretty);
         json_object_put(obj);
+    } else if (kle_apiserver__meta_str(obj, "uid") && *kle_apiserver__meta_str(obj, "uid") &&
+               strcmp(kle_apiserver__meta_str(obj, "uid"),
+                      kle_apiserver__meta_str(existing, "uid")) != 0) {
+        snprintf(msg, sizeof(msg),
+                 "Precondition failed: UID in precondition: %.100s, UID in object meta: %s",
+                 kle_apiserver__meta_str(obj, "uid"), kle_apiserver__meta_str(existing, "uid"));
+        conflict(a, rt->r, rt->name, msg, pretty);
+        json_object_put(obj);
     } else {
         replace_locked(c, rt, existing, obj, a, pretty);
     }

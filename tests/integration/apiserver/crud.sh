@@ -64,6 +64,8 @@ expect_eq "unconditional update" "200 d" "$CODE $(jget 'd["spec"]["holderIdentit
 RV3=$(jget 'd["metadata"]["resourceVersion"]' <<<"$BODY")
 req PUT $L/lock '{"metadata":{"name":"lock"},"spec":{"holderIdentity":"d","leaseDurationSeconds":15}}'
 expect_eq "no-op update keeps the resourceVersion" "$RV3" "$(jget 'd["metadata"]["resourceVersion"]' <<<"$BODY")"
+req PUT $L/lock '{"metadata":{"name":"lock","uid":"00000000-0000-4000-8000-000000000000"},"spec":{}}'
+expect_match "update of a recreated object (uid differs): 409" '^409 Conflict .*Precondition failed: UID in precondition' "$CODE $(jget 'd["reason"]+" "+d["message"]' <<<"$BODY")"
 req PUT $L/other '{"metadata":{"name":"other"},"spec":{}}'
 expect_eq "update of a missing object: 404" 404 "$CODE"
 req PUT $L/lock '{"metadata":{"name":"else"},"spec":{}}'
