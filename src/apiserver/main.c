@@ -53,7 +53,7 @@ static void usage(FILE *f)
           "  --admin-listen HOST:PORT    loopback listener for faults and counters\n"
           "  --watch-history N           change events kept for watch resume (default 10000)\n"
           "  --bookmark-interval SECONDS interval of watch BOOKMARK events (default 60)\n"
-          "  -v, --verbose               log every request\n"
+          "  -v, --verbose               log every request and libmicrohttpd's messages\n"
           "  -h, --help                  this help\n",
           f);
 }
@@ -95,6 +95,7 @@ static int parse_args(int argc, char **argv, options *o)
             exit(0);
         } else if (strcmp(a, "-v") == 0 || strcmp(a, "--verbose") == 0) {
             kle_apiserver__verbose = 1;
+            kle_log_set_verbosity(2);
             continue;
         } else if (strcmp(a, "--insecure-http") == 0) {
             o->insecure = 1;

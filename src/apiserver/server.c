@@ -10,6 +10,7 @@
 #include <gnutls/x509.h>
 #include <inttypes.h>
 #include <openssl/rand.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1602,16 +1603,31 @@ static void completed(void *cls, struct MHD_Connection *c, void **ctx,
     }
 }
 
+/* libmicrohttpd's own messages (client disconnects, TLS handshake
+ * failures) go to the log at verbosity 2. */
+void kle_apiserver__mhd_log(void *cls, const char *fmt, va_list ap)
+{
+    char buf[512];
+    size_t n;
+    vsnprintf(buf, sizeof(buf), fmt, ap);
+    n = strlen(buf);
+    while (n && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
+        buf[--n] = '\0';
+    KLE_LOG_V(2, "libmicrohttpd: %s", buf);
+}
+
 struct MHD_Daemon *kle_apiserver__http_start(const struct sockaddr *addr, int ipv6,
                                              const kle_apiserver__tls *tls,
                                              const char *client_ca_pem)
 {
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION |
                      MHD_USE_POLL | MHD_USE_ERROR_LOG | (ipv6 ? MHD_USE_IPv6 : 0);
-    struct MHD_OptionItem opts[8];
+    struct MHD_OptionItem opts[10];
     int n = 0;
 
     memset(opts, 0, sizeof(opts));
+    opts[n++] = (struct MHD_OptionItem){MHD_OPTION_EXTERNAL_LOGGER,
+                                        (intptr_t)kle_apiserver__mhd_log, NULL};
     opts[n++] = (struct MHD_OptionItem){MHD_OPTION_SOCK_ADDR, 0, (void *)addr};
     opts[n++] = (struct MHD_OptionItem){MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)completed, NULL};
     opts[n++] = (struct MHD_OptionItem){MHD_OPTION_CONNECTION_LIMIT, 4000, NULL};
