@@ -10,6 +10,7 @@
 #include <gnutls/x509.h>
 #include <inttypes.h>
 #include <openssl/rand.h>
+#include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1160,6 +1161,7 @@ typedef struct watcher {
     int done;
     int pretty;
     int table;
+    int fd; /* The client's socket, to notice when it goes away; -1 unknown. */
     kle_apiserver__buf out;
     size_t off;
 } watcher;
@@ -1238,6 +1240,15 @@ static void initial_add(json_object *obj, void *arg)
     emit_stored(arg, "ADDED", obj);
 }
 
+/* 1 when the client closed its side of the connection. */
+static int peer_gone(int fd)
+{
+    struct pollfd p = {fd, POLLRDHUP, 0};
+    if (fd < 0)
+        return 0;
+    return poll(&p, 1, 0) > 0 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR | POLLNVAL));
+}
+
 /* Fills w->out with the next events, blocking until there are some or the
  * stream ends. Store lock held. */
 static void watch_fill(watcher *w)
@@ -1270,6 +1281,10 @@ static void watch_fill(watcher *w)
         if (w->bookmarks && now >= w->next_bookmark) {
             emit_bookmark(w, 0);
             w->next_bookmark = now + (int64_t)kle_apiserver__bookmark_interval * 1000000000;
+            break;
+        }
+        if (peer_gone(w->fd)) {
+            w->done = 1;
             break;
         }
         wake = w->deadline;
@@ -1349,6 +1364,11 @@ static void do_watch(struct MHD_Connection *c, const route *rt, answer *a, int p
     w->bookmarks = bm && strcmp(bm, "true") == 0;
     w->pretty = pretty;
     w->table = want_table(c);
+    {
+        const union MHD_ConnectionInfo *ci =
+            MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+        w->fd = ci ? ci->connect_fd : -1;
+    }
     w->generation = atomic_load(&kle_apiserver__watch_generation);
     w->deadline = kle_apiserver__now_ns() + (int64_t)timeout * 1000000000;
     w->next_bookmark = kle_apiserver__now_ns() +
