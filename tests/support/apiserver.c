@@ -168,6 +168,12 @@ static int launch(kle_test_apiserver *srv, const char *listen)
     unlink(srv->kubeconfig);
     unlink(env_path);
 
+    {
+        /* KLE_APISERVER_WRAPPER (e.g. a valgrind script) runs as WRAPPER BIN ARGS... */
+        const char *wrapper = getenv("KLE_APISERVER_WRAPPER");
+        if (wrapper && *wrapper)
+            argv[argc++] = wrapper;
+    }
     argv[argc++] = bin;
     argv[argc++] = "--listen";
     argv[argc++] = listen;
@@ -201,7 +207,7 @@ static int launch(kle_test_apiserver *srv, const char *listen)
             dup2(fd, 2);
             close(fd);
         }
-        execv(bin, (char *const *)argv);
+        execv(argv[0], (char *const *)argv);
         _exit(127);
     }
 

@@ -38,7 +38,9 @@ typedef struct kle_test_apiserver {
  * it accepts connections). Returns 0, or -1 with a message on stderr (the
  * server log is printed when the server died) and nothing left running.
  * The binary is $KLE_APISERVER, else $KLE_BUILD_DIR/src/apiserver/kle-apiserver,
- * else found relative to the test executable in the build tree.
+ * else found relative to the test executable in the build tree. When
+ * KLE_APISERVER_WRAPPER names an executable, it runs as WRAPPER BINARY ARGS
+ * (e.g. a script that execs valgrind "$@").
  */
 int kle_test_apiserver_start(kle_test_apiserver *srv, const char *const *extra_args);
 

@@ -24,6 +24,8 @@
 #         kle_admin DELETE /faults; kle_admin POST /pause; kle_admin GET /counters
 #
 # The binary is $KLE_APISERVER, else $KLE_BUILD_DIR/src/apiserver/kle-apiserver.
+# With KLE_APISERVER_WRAPPER set it runs as "$KLE_APISERVER_WRAPPER" BINARY ARGS
+# (e.g. a script that execs valgrind "$@").
 
 kle_apiserver__bin() {
   if [ -n "${KLE_APISERVER:-}" ]; then
@@ -61,7 +63,7 @@ kle_apiserver__launch() {
   local bin deadline
   bin=$(kle_apiserver__bin) || return 1
   rm -f "$KLE_APISERVER_DIR/kubeconfig" "$KLE_APISERVER_DIR/env"
-  "$bin" --listen "$1" --admin-listen 127.0.0.1:0 \
+  ${KLE_APISERVER_WRAPPER:+"$KLE_APISERVER_WRAPPER"} "$bin" --listen "$1" --admin-listen 127.0.0.1:0 \
     --cert-dir "$KLE_APISERVER_DIR/certs" --admin-token-file "$KLE_APISERVER_DIR/admin-token" \
     --write-ca "$KLE_APISERVER_DIR/ca.crt" --write-env "$KLE_APISERVER_DIR/env" \
     --write-kubeconfig "$KLE_APISERVER_DIR/kubeconfig" "${KLE_APISERVER_ARGS[@]}" \
