@@ -137,6 +137,13 @@ static void answer_json(answer *a, unsigned code, json_object *o, int pretty)
     a->body = to_text(o, pretty);
 }
 
+/* metadata.<field> of a stored object, "" when missing (hand-edited state). */
+static const char *meta_or_empty(json_object *obj, const char *field)
+{
+    const char *v = kle_apiserver__meta_str(obj, field);
+    return v ? v : "";
+}
+
 /* The object as the route's API serves it (a new reference). */
 static json_object *served(const route *rt, json_object *stored)
 {
@@ -955,15 +962,15 @@ static void do_update(struct MHD_Connection *c, const request *rq, const route *
     if (!existing) {
         not_found(a, rt->r, rt->name, pretty);
         json_object_put(obj);
-    } else if (rv && *rv && strcmp(rv, kle_apiserver__meta_str(existing, "resourceVersion")) != 0) {
+    } else if (rv && *rv && strcmp(rv, meta_or_empty(existing, "resourceVersion")) != 0) {
         conflict(a, rt->r, rt->name, NULL, pretty);
         json_object_put(obj);
     } else if (kle_apiserver__meta_str(obj, "uid") && *kle_apiserver__meta_str(obj, "uid") &&
                strcmp(kle_apiserver__meta_str(obj, "uid"),
-                      kle_apiserver__meta_str(existing, "uid")) != 0) {
+                      meta_or_empty(existing, "uid")) != 0) {
         snprintf(msg, sizeof(msg),
                  "Precondition failed: UID in precondition: %.100s, UID in object meta: %s",
-                 kle_apiserver__meta_str(obj, "uid"), kle_apiserver__meta_str(existing, "uid"));
+                 kle_apiserver__meta_str(obj, "uid"), meta_or_empty(existing, "uid"));
         conflict(a, rt->r, rt->name, msg, pretty);
         json_object_put(obj);
     } else {
@@ -1009,7 +1016,7 @@ static void do_patch(struct MHD_Connection *c, const request *rq, const route *r
     if (json_object_object_get_ex(patch, "metadata", &pmeta) &&
         json_object_object_get_ex(pmeta, "resourceVersion", &v) &&
         json_object_is_type(v, json_type_string) &&
-        strcmp(json_object_get_string(v), kle_apiserver__meta_str(existing, "resourceVersion")) !=
+        strcmp(json_object_get_string(v), meta_or_empty(existing, "resourceVersion")) !=
             0) {
         conflict(a, rt->r, rt->name, NULL, pretty);
         goto out;
@@ -1084,8 +1091,8 @@ static void do_delete(struct MHD_Connection *c, const request *rq, const route *
         goto out;
     }
     if (opts && json_object_object_get_ex(opts, "preconditions", &pre)) {
-        const char *cur_rv = kle_apiserver__meta_str(existing, "resourceVersion");
-        const char *cur_uid = kle_apiserver__meta_str(existing, "uid");
+        const char *cur_rv = meta_or_empty(existing, "resourceVersion");
+        const char *cur_uid = meta_or_empty(existing, "uid");
         if (json_object_object_get_ex(pre, "resourceVersion", &v) &&
             json_object_is_type(v, json_type_string) &&
             strcmp(json_object_get_string(v), cur_rv) != 0) {
@@ -1116,7 +1123,7 @@ static void do_delete(struct MHD_Connection *c, const request *rq, const route *
             json_object_object_add(details, "group", json_object_new_string(rt->r->group));
         json_object_object_add(details, "kind", json_object_new_string(rt->r->plural));
         json_object_object_add(details, "uid",
-                               json_object_new_string(kle_apiserver__meta_str(existing, "uid")));
+                               json_object_new_string(meta_or_empty(existing, "uid")));
         json_object_object_add(st, "details", details);
         if (!dry_run(c)) {
             if (rt->res == KLE_RES_NAMESPACES) {
