@@ -254,7 +254,8 @@ static int parse_fault(const char *body, fault *f, char *err, size_t errlen)
     f->retry_after = 1;
     if (!o || !json_object_is_type(o, json_type_object)) {
         snprintf(err, errlen, "body must be a JSON object: %s",
-                 o ? "not an object" : json_tokener_error_desc(jerr));
+                 o || jerr == json_tokener_success ? "not an object"
+                                                   : json_tokener_error_desc(jerr));
         goto out;
     }
     if (copy_str(o, "verb", f->verb, sizeof(f->verb), err, errlen) ||

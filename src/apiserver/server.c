@@ -741,7 +741,20 @@ static json_object *parse_body(const request *rq, const route *rt, answer *a, in
     }
 decoded:
     kle_apiserver__api_version(rt->r, av, sizeof(av));
-    if (json_object_object_get_ex(obj, "apiVersion", &v) &&
+    for (int f = 0; f < 2; f++) {
+        static const char *const names[] = {"apiVersion", "kind"};
+        if (json_object_object_get_ex(obj, names[f], &v) && v &&
+            !json_object_is_type(v, json_type_string)) {
+            snprintf(msg, sizeof(msg),
+                     "couldn't get version/kind; json parse error: json: cannot unmarshal %s "
+                     "into Go struct field .%s of type string",
+                     json_type_to_name(json_object_get_type(v)), names[f]);
+            json_object_put(obj);
+            answer_error(a, 400, "BadRequest", msg, NULL, NULL, pretty);
+            return NULL;
+        }
+    }
+    if (json_object_object_get_ex(obj, "apiVersion", &v) && v &&
         strcmp(json_object_get_string(v), av) != 0) {
         snprintf(msg, sizeof(msg),
                  "the API version in the data (%s) does not match the expected API version (%s)",
@@ -750,7 +763,7 @@ decoded:
         answer_error(a, 400, "BadRequest", msg, NULL, NULL, pretty);
         return NULL;
     }
-    if (json_object_object_get_ex(obj, "kind", &v) &&
+    if (json_object_object_get_ex(obj, "kind", &v) && v &&
         strcmp(json_object_get_string(v), rt->r->kind) != 0) {
         snprintf(msg, sizeof(msg), "the kind in the data (%s) does not match the expected kind (%s)",
                  json_object_get_string(v), rt->r->kind);

@@ -316,6 +316,7 @@ static int load(const char *path, char *err, size_t errlen)
     root = json_tokener_parse_verbose(text, &jerr);
     free(text);
     if (!root || !json_object_object_get_ex(root, "resourceVersion", &v) ||
+        !json_object_is_type(v, json_type_string) ||
         !json_object_object_get_ex(root, "objects", &objs) ||
         !json_object_is_type(objs, json_type_array)) {
         snprintf(err, errlen, "%s: not a kle-apiserver state file (%s)", path,
@@ -328,10 +329,15 @@ static int load(const char *path, char *err, size_t errlen)
         json_object *o = json_object_array_get_idx(objs, i), *k, *obj, *meta, *n, *ns;
         int res;
         if (!json_object_object_get_ex(o, "resource", &k) ||
+            !json_object_is_type(k, json_type_string) ||
             !json_object_object_get_ex(o, "object", &obj) ||
+            !json_object_is_type(obj, json_type_object) ||
             (res = res_from_key(json_object_get_string(k))) < 0 ||
             !json_object_object_get_ex(obj, "metadata", &meta) ||
-            !json_object_object_get_ex(meta, "name", &n)) {
+            !json_object_object_get_ex(meta, "name", &n) ||
+            !json_object_is_type(n, json_type_string) ||
+            (json_object_object_get_ex(meta, "namespace", &ns) &&
+             !json_object_is_type(ns, json_type_string))) {
             snprintf(err, errlen, "%s: objects[%zu] is malformed", path, i);
             json_object_put(root);
             return -1;

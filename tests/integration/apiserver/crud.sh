@@ -148,6 +148,26 @@ req POST /api/v1/configmaps '{"metadata":{"name":"x","namespace":"default"}}'
 expect_eq "create through the all-namespaces path: 405" "405 MethodNotAllowed" "$CODE $(jget 'd["reason"]' <<<"$BODY")"
 req DELETE $CM; expect_eq "deletecollection: 405" 405 "$CODE"
 
+# Nulls and wrong types anywhere get an answer (never a dropped connection).
+ODD=0
+for b in '{"apiVersion":null}' '{"kind":null,"metadata":{"name":"n1"}}' '{"apiVersion":5}' '{"metadata":null}' \
+  '{"metadata":{"name":null}}' '{"metadata":{"name":5}}' '{"metadata":{"generateName":5}}' \
+  '{"metadata":{"name":"n2","labels":null,"annotations":{"a":null}}}' '{"metadata":{"name":"n3","namespace":null}}' \
+  '{"metadata":{"name":"n4","resourceVersion":null},"spec":null}' '{"metadata":{"name":"n5"},"spec":{"renewTime":null,"acquireTime":5}}' \
+  '[]' '"s"' 'null' '{}'; do
+  req POST $L "$b"
+  case "$CODE" in 2??|4??) ;; *) ODD=$((ODD + 1)); echo "odd answer $CODE to $b" >&2 ;; esac
+done
+for b in '{"metadata":null}' '{"metadata":{"resourceVersion":null,"name":null}}' '{"spec":{"renewTime":5}}' 'null'; do
+  req PATCH $L/n4 "$b" application/merge-patch+json
+  case "$CODE" in 2??|4??) ;; *) ODD=$((ODD + 1)); echo "odd answer $CODE to patch $b" >&2 ;; esac
+done
+for b in '{"preconditions":null}' '{"preconditions":{"uid":null,"resourceVersion":5}}' 'null' '[1]'; do
+  req DELETE $L/n4 "$b"
+  case "$CODE" in 2??|4??) ;; *) ODD=$((ODD + 1)); echo "odd answer $CODE to delete $b" >&2 ;; esac
+done
+expect_eq "every odd body answered with a status" 0 "$ODD"
+
 # Delete: Status Success, then NotFound; preconditions.
 req DELETE $CM/two '{"preconditions":{"resourceVersion":"1"}}'
 expect_eq "delete with stale precondition: 409" 409 "$CODE"
