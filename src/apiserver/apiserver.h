@@ -78,7 +78,8 @@ typedef struct kle_apiserver__event {
     kle_apiserver__evtype type;
     char *ns;
     char *name;
-    json_object *obj; /* Immutable snapshot. */
+    json_object *obj;  /* Immutable snapshot. */
+    json_object *prev; /* For MODIFIED: the object before; else NULL. */
 } kle_apiserver__event;
 
 /* Oldest resourceVersion a watch may resume from (lock held). */

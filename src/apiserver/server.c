@@ -1188,14 +1188,46 @@ typedef struct watcher {
 
 static void emit(watcher *w, const char *type, json_object *obj);
 
-/* Emits a stored object converted as served, when it passes the selectors. */
-static void emit_stored(watcher *w, const char *type, json_object *stored)
+static json_object *as_served(const watcher *w, json_object *stored)
 {
-    json_object *obj =
-        w->convert ? kle_apiserver__event_convert(stored, 0) : json_object_get(stored);
-    if (kle_apiserver__selector_match(obj, w->fsel, 0) &&
-        kle_apiserver__selector_match(obj, w->lsel, 1))
+    return w->convert ? kle_apiserver__event_convert(stored, 0) : json_object_get(stored);
+}
+
+static int selected(const watcher *w, json_object *obj)
+{
+    return kle_apiserver__selector_match(obj, w->fsel, 0) &&
+           kle_apiserver__selector_match(obj, w->lsel, 1);
+}
+
+/* Emits a stored object converted as served, when it passes the selectors.
+ * For a MODIFIED event with its previous state, an object that starts to
+ * match is ADDED and one that stops matching is DELETED (the previous
+ * state at the new resourceVersion), as kube-apiserver's watch cache does. */
+static void emit_stored(watcher *w, const char *type, json_object *stored, json_object *prev)
+{
+    json_object *obj = as_served(w, stored);
+    int now = selected(w, obj);
+    if (prev && strcmp(type, "MODIFIED") == 0 && (w->fsel || w->lsel)) {
+        json_object *before = as_served(w, prev);
+        int was = selected(w, before);
+        if (now && !was) {
+            emit(w, "ADDED", obj);
+        } else if (!now && was) {
+            json_object *gone = NULL;
+            const char *rv = kle_apiserver__meta_str(obj, "resourceVersion");
+            json_object_deep_copy(before, &gone, NULL);
+            if (rv)
+                json_object_object_add(kle_apiserver__meta(gone), "resourceVersion",
+                                       json_object_new_string(rv));
+            emit(w, "DELETED", gone);
+            json_object_put(gone);
+        } else if (now) {
+            emit(w, type, obj);
+        }
+        json_object_put(before);
+    } else if (now) {
         emit(w, type, obj);
+    }
     json_object_put(obj);
 }
 
@@ -1257,7 +1289,7 @@ static void emit_expired(watcher *w, uint64_t floor)
 
 static void initial_add(json_object *obj, void *arg)
 {
-    emit_stored(arg, "ADDED", obj);
+    emit_stored(arg, "ADDED", obj, NULL);
 }
 
 /* 1 when the client closed its side of the connection. */
@@ -1290,7 +1322,7 @@ static void watch_fill(watcher *w)
             const kle_apiserver__event *ev = kle_apiserver__store_event(w->pos + 1);
             w->pos++;
             if (ev && ev->res == w->res && (!w->ns || strcmp(w->ns, ev->ns) == 0))
-                emit_stored(w, names[ev->type], ev->obj);
+                emit_stored(w, names[ev->type], ev->obj, ev->prev);
         }
         if (w->out.len)
             break;

@@ -109,11 +109,13 @@ static void event_clear(kle_apiserver__event *ev)
     free(ev->ns);
     free(ev->name);
     json_object_put(ev->obj);
+    json_object_put(ev->prev);
     memset(ev, 0, sizeof(*ev));
 }
 
+/* Records an event; takes ownership of prev (may be NULL). */
 static void history_push(int res, const char *ns, const char *name, json_object *obj,
-                         kle_apiserver__evtype type)
+                         json_object *prev, kle_apiserver__evtype type)
 {
     kle_apiserver__event *ev;
     if (hist_count == hist_cap) {
@@ -130,6 +132,7 @@ static void history_push(int res, const char *ns, const char *name, json_object 
     ev->name = strdup(name);
     ev->obj = NULL;
     json_object_deep_copy(obj, &ev->obj, NULL);
+    ev->prev = prev;
     hist_count++;
 }
 
@@ -255,8 +258,9 @@ int kle_apiserver__store_put(int res, const char *ns, const char *name, json_obj
         json_object_put(obj);
         return -1;
     }
-    json_object_put(old);
-    history_push(res, ns, name, obj, type);
+    /* The replaced object is no longer referenced by anyone: the history
+     * keeps it as the event's previous state. */
+    history_push(res, ns, name, obj, old, type);
     pthread_cond_broadcast(&cond);
     return 0;
 }
@@ -283,7 +287,7 @@ int kle_apiserver__store_delete(int res, const char *ns, const char *name)
         return -1;
     }
     set_rv(e.obj, rv);
-    history_push(res, ns, name, e.obj, KLE_EV_DELETED);
+    history_push(res, ns, name, e.obj, NULL, KLE_EV_DELETED);
     free(e.ns);
     free(e.name);
     json_object_put(e.obj);
