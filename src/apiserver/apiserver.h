@@ -1,0 +1,173 @@
+/* Internal interfaces of kle-apiserver, the local Kubernetes API server. */
+#ifndef KLE_APISERVER_H
+#define KLE_APISERVER_H
+
+#include <json-c/json.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* One served resource: its group/version, plural name and kind. */
+typedef struct kle_apiserver__resource {
+    const char *group;     /* "" for the core group. */
+    const char *version;
+    const char *plural;
+    const char *singular;
+    const char *kind;
+    const char *list_kind;
+    const char *short_name; /* NULL when none. */
+    int namespaced;
+} kle_apiserver__resource;
+
+extern const kle_apiserver__resource kle_apiserver__resources[];
+extern const size_t kle_apiserver__nresources;
+
+/* Index of the namespaces resource in kle_apiserver__resources. */
+#define KLE_RES_NAMESPACES 0
+/* core/v1 events; events.k8s.io/v1 events are stored with them. */
+#define KLE_RES_CORE_EVENTS 3
+#define KLE_RES_EVENTS_V1 5
+
+/* Buffer that grows; data is always NUL-terminated when len > 0. */
+typedef struct kle_apiserver__buf {
+    char *data;
+    size_t len;
+    size_t cap;
+} kle_apiserver__buf;
+
+int kle_apiserver__buf_append(kle_apiserver__buf *b, const char *s, size_t n);
+int kle_apiserver__buf_appends(kle_apiserver__buf *b, const char *s);
+void kle_apiserver__buf_free(kle_apiserver__buf *b);
+
+/* ---- store.c: objects, the resourceVersion counter, history, persistence ---- */
+
+typedef enum { KLE_EV_ADDED, KLE_EV_MODIFIED, KLE_EV_DELETED } kle_apiserver__evtype;
+
+/* Opens the store; loads data_dir/state.json when data_dir is set. On error
+ * writes a one-line message to err and returns -1. */
+int kle_apiserver__store_init(const char *data_dir, size_t history, char *err, size_t errlen);
+void kle_apiserver__store_free(void);
+
+/* The store mutex guards every object, the counter and the history. */
+void kle_apiserver__store_lock(void);
+void kle_apiserver__store_unlock(void);
+/* Waits on the store condition (held lock) until broadcast or deadline_ns
+ * (CLOCK_MONOTONIC); returns 0 or ETIMEDOUT. */
+int kle_apiserver__store_wait(int64_t deadline_ns);
+void kle_apiserver__store_broadcast(void);
+
+uint64_t kle_apiserver__store_rv(void);
+/* Borrowed; NULL when missing. Lock held. */
+json_object *kle_apiserver__store_get(int res, const char *ns, const char *name);
+/* Calls fn for each object of res (ns NULL: all namespaces), in key order. */
+void kle_apiserver__store_each(int res, const char *ns,
+                               void (*fn)(json_object *obj, void *arg), void *arg);
+/* Stores obj (taking ownership), assigns the next resourceVersion into it,
+ * records the event and persists. Lock held. Returns 0 or -1 when persisting
+ * failed (the change is then rolled back). */
+int kle_apiserver__store_put(int res, const char *ns, const char *name, json_object *obj,
+                             kle_apiserver__evtype type);
+/* Removes the object, stamping the deletion resourceVersion on the event. */
+int kle_apiserver__store_delete(int res, const char *ns, const char *name);
+
+/* One history entry as a watcher sees it. */
+typedef struct kle_apiserver__event {
+    uint64_t rv;
+    int res;
+    kle_apiserver__evtype type;
+    char *ns;
+    char *name;
+    json_object *obj;  /* Immutable snapshot. */
+    json_object *prev; /* For MODIFIED: the object before; else NULL. */
+} kle_apiserver__event;
+
+/* Oldest resourceVersion a watch may resume from (lock held). */
+uint64_t kle_apiserver__store_history_floor(void);
+/* The event with resourceVersion rv, or NULL (lock held). */
+const kle_apiserver__event *kle_apiserver__store_event(uint64_t rv);
+
+/* ---- proto.c ---- */
+
+/* Decodes a protobuf ConfigMap or Namespace body into JSON; NULL with err. */
+json_object *kle_apiserver__proto_decode(const unsigned char *data, size_t len, char *err,
+                                         size_t errlen);
+
+/* ---- tls.c ---- */
+
+typedef struct kle_apiserver__tls {
+    char *ca_pem;
+    char *cert_pem;
+    char *key_pem;
+} kle_apiserver__tls;
+
+/* Generates a CA and a serving certificate for localhost, 127.0.0.1, ::1
+ * and host (when it is another name or address). */
+int kle_apiserver__tls_generate(kle_apiserver__tls *tls, const char *host, char *err,
+                                size_t errlen);
+void kle_apiserver__tls_free(kle_apiserver__tls *tls);
+/* Reads a whole file into a NUL-terminated heap string. */
+char *kle_apiserver__read_file(const char *path, size_t max, char *err, size_t errlen);
+/* Parses a DER certificate: CN into user, O values comma-joined into groups. */
+int kle_apiserver__cert_subject(const unsigned char *der, size_t len, char *user,
+                                size_t userlen, char *groups, size_t groupslen);
+
+/* ---- auth.c ---- */
+
+typedef struct kle_apiserver__user {
+    char name[256];
+    char uid[128];
+    char groups[512]; /* Comma-separated. */
+} kle_apiserver__user;
+
+int kle_apiserver__auth_load_tokens(const char *path, char *err, size_t errlen);
+void kle_apiserver__auth_add_token(const char *token, const char *user, const char *uid,
+                                   const char *groups);
+/* Returns 1 and fills u when the bearer token is known. */
+int kle_apiserver__auth_token(const char *token, kle_apiserver__user *u);
+int kle_apiserver__authz_load(const char *path, char *err, size_t errlen);
+/* Returns 1 when u may do verb on the resource. */
+int kle_apiserver__authz_allowed(const kle_apiserver__user *u, const char *verb,
+                                 const char *group, const char *resource, const char *ns,
+                                 const char *name);
+void kle_apiserver__auth_free(void);
+
+/* ---- admin.c: faults and counters ---- */
+
+typedef struct kle_apiserver__fault_result {
+    int latency_ms;
+    int blackhole;
+    int code;        /* 0: none; else 429/500/503/504. */
+    int retry_after; /* Seconds, for 429. */
+    int close_mid;
+} kle_apiserver__fault_result;
+
+void kle_apiserver__faults_match(const char *verb, const char *resource, const char *ns,
+                                 const char *name, kle_apiserver__fault_result *r);
+void kle_apiserver__count(const char *verb, const char *resource, unsigned code);
+/* Blocks while paused; returns -1 when shutting down. */
+int kle_apiserver__wait_unpaused(void);
+/* Blocks until the black-hole rules are cleared or shutdown. */
+void kle_apiserver__blackhole_wait(void);
+/* Sleeps ms unless shutdown comes first. */
+void kle_apiserver__sleep_ms(int ms);
+int kle_apiserver__admin_start(const char *listen, char *url, size_t urllen, char *err,
+                               size_t errlen);
+void kle_apiserver__admin_stop(void);
+void kle_apiserver__admin_free(void);
+
+/* ---- server.c ---- */
+
+/* Set once at shutdown; every wait checks it. */
+extern atomic_int kle_apiserver__shutting_down;
+/* Incremented by the admin API to end every watch stream. */
+extern atomic_uint kle_apiserver__watch_generation;
+extern int kle_apiserver__bookmark_interval;
+extern int kle_apiserver__verbose;
+
+int64_t kle_apiserver__now_ns(void);
+/* RFC 3339 UTC timestamp with second precision. */
+void kle_apiserver__timestamp(char *buf, size_t len);
+void kle_apiserver__random_hex(char *out, size_t nbytes);
+
+#endif
