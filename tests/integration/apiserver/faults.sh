@@ -92,8 +92,8 @@ kle_curl -N -o "$W/w1" "$SERVER$L?watch=true&timeoutSeconds=120" &
 W1=$!
 kle_curl -N -o "$W/w2" "$SERVER$CM?watch=true&timeoutSeconds=120" &
 W2=$!
-wait_until "watches to start" 10 grep -q ADDED "$W/w1"
-wait_until "watches to start" 10 grep -q ADDED "$W/w2"
+wait_until "watches to start" 10 grep -qs ADDED "$W/w1"
+wait_until "watches to start" 10 grep -qs ADDED "$W/w2"
 expect_eq "close watches" 200 "$(admin POST /watches/close)"
 wait_until "both watch streams to end" 10 bash -c "! kill -0 $W1 2>/dev/null && ! kill -0 $W2 2>/dev/null"
 wait "$W1" "$W2" 2>/dev/null || true
@@ -113,5 +113,8 @@ expect_eq "update leases 200" 1 "$(count update leases 200)"
 expect_eq "unauthenticated get leases 401" 1 "$(count get leases 401)"
 expect_eq "total" 6 "$(jget 'd["total"]' <"$W/admin.out")"
 expect_eq "unknown admin path" 404 "$(admin GET /nope)"
+expect_match "kle_admin helper" '"paused": true' "$(kle_admin POST /pause)"
+kle_admin POST /resume >/dev/null
+if kle_admin POST /faults '{"error":1}' >/dev/null 2>&1; then fail "kle_admin must fail on 400"; else pass "kle_admin fails on 400"; fi
 
 finish
