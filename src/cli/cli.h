@@ -1,0 +1,90 @@
+/* Internal interface of the kle command-line tool. */
+#ifndef KLE_CLI_H
+#define KLE_CLI_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <kle/client.h>
+#include <kle/kle.h>
+#include <kle/locks.h>
+
+/* Exit codes (documented in docs/cli.md). */
+#define CLI_EXIT_OK 0
+#define CLI_EXIT_FAILURE 1 /* runtime failure: API, kubeconfig, system */
+#define CLI_EXIT_USAGE 2   /* bad flag or value */
+#define CLI_EXIT_NOTFOUND 3 /* kle status: the lock object does not exist */
+
+typedef enum cli_on_exit { CLI_ON_EXIT_RELEASE, CLI_ON_EXIT_EXIT, CLI_ON_EXIT_RESTART } cli_on_exit;
+
+/* Every option of every command; unset strings are NULL. */
+typedef struct cli_opts {
+    const char *command; /* "run" or "status" */
+    const char *kubeconfig;
+    const char *context;
+    const char *namespace_;
+    const char *lock_name;
+    const char *resource_lock;
+    const char *identity;
+    int64_t lease_duration_ms;
+    int64_t renew_deadline_ms;
+    int64_t retry_period_ms;
+    int json_logs;
+    int verbosity;
+    /* run */
+    const char *http_addr;
+    const char *http_addr_file;
+    int64_t healthz_timeout_ms;
+    int64_t grace_ms;
+    int grace_set;
+    cli_on_exit on_exit;
+    int release_on_cancel;
+    char **argv_child; /* NULL-terminated, borrowed from argv */
+    /* status */
+    int output_json;
+    int help;
+} cli_opts;
+
+/*
+ * Parses argv[1..] (argv[1] is the command) into @p o. On a usage error
+ * writes one line "kle: <reason>" into @p err and returns CLI_EXIT_USAGE;
+ * returns 0 on success (o->help set when --help was given).
+ */
+int cli_parse(cli_opts *o, int argc, char **argv, char *err, size_t errlen);
+
+/* Parses a Go duration ("1h2m3.5s", "300ms", "0") into milliseconds. */
+int cli_parse_duration(int64_t *out_ms, const char *text);
+
+/* Formats milliseconds as a Go duration ("15s", "1.5s", "300ms"). */
+void cli_format_duration(char *buf, size_t size, int64_t ms);
+
+/* Parses a boolean as Go's strconv.ParseBool. */
+int cli_parse_bool(int *out, const char *text);
+
+/* Prints the help of @p command (NULL: top level) to stdout. */
+void cli_usage(const char *command);
+
+/* Installs the log handler (text in klog's layout, or JSON lines). */
+void cli_log_setup(int json, int verbosity);
+/* Logs a line of the tool itself through the same handler. */
+void cli_log(kle_log_severity sev, int v, const char *file, int line, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+#define CLI_INFO(...) cli_log(KLE_LOG_INFO, 0, __FILE__, __LINE__, __VA_ARGS__)
+#define CLI_V(v, ...) cli_log(KLE_LOG_INFO, (v), __FILE__, __LINE__, __VA_ARGS__)
+#define CLI_WARN(...) cli_log(KLE_LOG_WARNING, 0, __FILE__, __LINE__, __VA_ARGS__)
+#define CLI_ERR(...) cli_log(KLE_LOG_ERROR, 0, __FILE__, __LINE__, __VA_ARGS__)
+
+/* The identity default: $POD_NAME, else hostname + "_" + a random UUID. */
+int cli_default_identity(char *buf, size_t size);
+
+/* Commands. */
+int cli_cmd_run(cli_opts *o, const char *self_exe);
+int cli_cmd_status(cli_opts *o);
+/* The supervisor shim (argv after "__supervise"). Never returns on success. */
+int cli_supervise_main(int argc, char **argv);
+
+/* Client and lock construction shared by the commands. */
+int cli_make_client(kle_client **out, const cli_opts *o);
+int cli_make_lock(kle_lock **out, const cli_opts *o, kle_client *client, const char *identity);
+
+#endif

@@ -1,0 +1,526 @@
+/* Flags, environment fallbacks, Go durations and the help texts of kle. */
+#include <errno.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli.h"
+
+enum flag_kind { F_STRING, F_DURATION, F_BOOL, F_INT, F_ONEXIT, F_OUTPUT, F_LOGFMT };
+
+#define CMD_RUN 1
+#define CMD_STATUS 2
+#define CMD_ALL 3
+
+typedef struct flag_def {
+    const char *name;  /* long name without "--" */
+    const char *alias; /* kube-controller-manager's name, or NULL */
+    const char *env;   /* environment fallback, or NULL */
+    enum flag_kind kind;
+    int commands;
+    size_t offset;
+} flag_def;
+
+#define OFF(m) offsetof(cli_opts, m)
+
+static const flag_def flags[] = {
+    {"kubeconfig", NULL, NULL, F_STRING, CMD_ALL, OFF(kubeconfig)},
+    {"context", NULL, "KLE_CONTEXT", F_STRING, CMD_ALL, OFF(context)},
+    {"namespace", "leader-elect-resource-namespace", "KLE_NAMESPACE", F_STRING, CMD_ALL,
+     OFF(namespace_)},
+    {"lock-name", "leader-elect-resource-name", "KLE_LOCK_NAME", F_STRING, CMD_ALL,
+     OFF(lock_name)},
+    {"resource-lock", "leader-elect-resource-lock", "KLE_RESOURCE_LOCK", F_STRING, CMD_ALL,
+     OFF(resource_lock)},
+    {"identity", NULL, "KLE_IDENTITY", F_STRING, CMD_RUN, OFF(identity)},
+    {"lease-duration", "leader-elect-lease-duration", "KLE_LEASE_DURATION", F_DURATION, CMD_ALL,
+     OFF(lease_duration_ms)},
+    {"renew-deadline", "leader-elect-renew-deadline", "KLE_RENEW_DEADLINE", F_DURATION, CMD_RUN,
+     OFF(renew_deadline_ms)},
+    {"retry-period", "leader-elect-retry-period", "KLE_RETRY_PERIOD", F_DURATION, CMD_RUN,
+     OFF(retry_period_ms)},
+    {"log-format", NULL, "KLE_LOG_FORMAT", F_LOGFMT, CMD_ALL, OFF(json_logs)},
+    {"v", NULL, "KLE_V", F_INT, CMD_ALL, OFF(verbosity)},
+    {"http-addr", NULL, "KLE_HTTP_ADDR", F_STRING, CMD_RUN, OFF(http_addr)},
+    {"http-addr-file", NULL, "KLE_HTTP_ADDR_FILE", F_STRING, CMD_RUN, OFF(http_addr_file)},
+    {"healthz-timeout", NULL, "KLE_HEALTHZ_TIMEOUT", F_DURATION, CMD_RUN, OFF(healthz_timeout_ms)},
+    {"grace", NULL, "KLE_GRACE", F_DURATION, CMD_RUN, OFF(grace_ms)},
+    {"on-exit", NULL, "KLE_ON_EXIT", F_ONEXIT, CMD_RUN, OFF(on_exit)},
+    {"release-on-cancel", NULL, "KLE_RELEASE_ON_CANCEL", F_BOOL, CMD_RUN, OFF(release_on_cancel)},
+    {"output", NULL, NULL, F_OUTPUT, CMD_STATUS, OFF(output_json)},
+};
+#define NFLAGS (sizeof(flags) / sizeof(flags[0]))
+
+static void fail(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void fail(char *err, size_t errlen, const char *fmt, ...)
+{
+    va_list ap;
+    int n = snprintf(err, errlen, "kle: ");
+    va_start(ap, fmt);
+    if (n > 0 && (size_t)n < errlen)
+        vsnprintf(err + n, errlen - (size_t)n, fmt, ap);
+    va_end(ap);
+}
+
+int cli_parse_bool(int *out, const char *t)
+{
+    static const char *const yes[] = {"1", "t", "T", "TRUE", "true", "True"};
+    static const char *const no[] = {"0", "f", "F", "FALSE", "false", "False"};
+    for (size_t i = 0; i < 6; i++) {
+        if (strcmp(t, yes[i]) == 0) {
+            *out = 1;
+            return 0;
+        }
+        if (strcmp(t, no[i]) == 0) {
+            *out = 0;
+            return 0;
+        }
+    }
+    return -1;
+}
+
+int cli_parse_duration(int64_t *out_ms, const char *text)
+{
+    /* Go's time.ParseDuration, restricted to non-negative values and kept
+     * in nanoseconds until the end; the result is rounded down to ms. */
+    const char *p = text;
+    long double total_ns = 0;
+    if (!text || !*text)
+        return -1;
+    if (*p == '+')
+        p++;
+    if (strcmp(p, "0") == 0) {
+        *out_ms = 0;
+        return 0;
+    }
+    if (!*p)
+        return -1;
+    while (*p) {
+        long double v = 0, scale = 1, unit;
+        int digits = 0;
+        while (*p >= '0' && *p <= '9') {
+            v = v * 10 + (*p - '0');
+            p++;
+            digits++;
+        }
+        if (*p == '.') {
+            p++;
+            while (*p >= '0' && *p <= '9') {
+                scale /= 10;
+                v += (*p - '0') * scale;
+                p++;
+                digits++;
+            }
+        }
+        if (digits == 0)
+            return -1;
+        if (strncmp(p, "ns", 2) == 0) {
+            unit = 1;
+            p += 2;
+        } else if (strncmp(p, "us", 2) == 0) {
+            unit = 1e3;
+            p += 2;
+        } else if (strncmp(p, "\xc2\xb5s", 3) == 0 || strncmp(p, "\xce\xbcs", 3) == 0) {
+            unit = 1e3;
+            p += 3;
+        } else if (strncmp(p, "ms", 2) == 0) {
+            unit = 1e6;
+            p += 2;
+        } else if (*p == 's') {
+            unit = 1e9;
+            p++;
+        } else if (*p == 'm') {
+            unit = 60e9;
+            p++;
+        } else if (*p == 'h') {
+            unit = 3600e9;
+            p++;
+        } else {
+            return -1; /* a missing or unknown unit */
+        }
+        total_ns += v * unit;
+        if (total_ns > 9.2e18L)
+            return -1;
+    }
+    *out_ms = (int64_t)(total_ns / 1e6L);
+    return 0;
+}
+
+void cli_format_duration(char *buf, size_t size, int64_t ms)
+{
+    if (ms % 1000 == 0)
+        snprintf(buf, size, "%llds", (long long)(ms / 1000));
+    else if (ms >= 1000)
+        snprintf(buf, size, "%lld.%03llds", (long long)(ms / 1000), (long long)(ms % 1000));
+    else
+        snprintf(buf, size, "%lldms", (long long)ms);
+    /* Trim trailing zeros of a fraction ("1.500s" -> "1.5s"). */
+    char *dot = strchr(buf, '.');
+    if (dot) {
+        char *s = buf + strlen(buf) - 1; /* the 's' */
+        char *e = s - 1;
+        while (e > dot && *e == '0')
+            e--;
+        if (e == dot)
+            e--;
+        e[1] = 's';
+        e[2] = '\0';
+    }
+}
+
+static int set_value(cli_opts *o, const flag_def *f, const char *shown, const char *value,
+                     char *err, size_t errlen)
+{
+    void *field = (char *)o + f->offset;
+    switch (f->kind) {
+    case F_STRING:
+        if (!*value && f->offset != OFF(context)) {
+            fail(err, errlen, "%s: empty value", shown);
+            return CLI_EXIT_USAGE;
+        }
+        *(const char **)field = value;
+        return 0;
+    case F_DURATION: {
+        int64_t ms;
+        if (cli_parse_duration(&ms, value) < 0) {
+            fail(err, errlen, "%s: invalid duration \"%s\" (Go syntax, e.g. 15s, 1m30s, 500ms)",
+                 shown, value);
+            return CLI_EXIT_USAGE;
+        }
+        *(int64_t *)field = ms;
+        if (f->offset == OFF(grace_ms))
+            o->grace_set = 1;
+        return 0;
+    }
+    case F_BOOL:
+        if (cli_parse_bool((int *)field, value) < 0) {
+            fail(err, errlen, "%s: invalid boolean \"%s\" (true or false)", shown, value);
+            return CLI_EXIT_USAGE;
+        }
+        return 0;
+    case F_INT: {
+        char *end;
+        errno = 0;
+        long v = strtol(value, &end, 10);
+        if (errno || end == value || *end || v < 0 || v > 10) {
+            fail(err, errlen, "%s: invalid level \"%s\" (0 to 10)", shown, value);
+            return CLI_EXIT_USAGE;
+        }
+        *(int *)field = (int)v;
+        return 0;
+    }
+    case F_ONEXIT:
+        if (strcmp(value, "release") == 0)
+            o->on_exit = CLI_ON_EXIT_RELEASE;
+        else if (strcmp(value, "exit") == 0)
+            o->on_exit = CLI_ON_EXIT_EXIT;
+        else if (strcmp(value, "restart") == 0)
+            o->on_exit = CLI_ON_EXIT_RESTART;
+        else {
+            fail(err, errlen, "%s: invalid value \"%s\" (release, exit or restart)", shown, value);
+            return CLI_EXIT_USAGE;
+        }
+        return 0;
+    case F_OUTPUT:
+        if (strcmp(value, "json") == 0)
+            o->output_json = 1;
+        else if (strcmp(value, "table") == 0 || strcmp(value, "wide") == 0)
+            o->output_json = 0;
+        else {
+            fail(err, errlen, "%s: invalid output format \"%s\" (table or json)", shown, value);
+            return CLI_EXIT_USAGE;
+        }
+        return 0;
+    case F_LOGFMT:
+        if (strcmp(value, "json") == 0)
+            o->json_logs = 1;
+        else if (strcmp(value, "text") == 0)
+            o->json_logs = 0;
+        else {
+            fail(err, errlen, "%s: invalid log format \"%s\" (text or json)", shown, value);
+            return CLI_EXIT_USAGE;
+        }
+        return 0;
+    }
+    return CLI_EXIT_USAGE;
+}
+
+static const flag_def *find_flag(const char *name, size_t len, int cmd)
+{
+    for (size_t i = 0; i < NFLAGS; i++) {
+        const flag_def *f = &flags[i];
+        if (!(f->commands & cmd))
+            continue;
+        if ((strlen(f->name) == len && strncmp(f->name, name, len) == 0) ||
+            (f->alias && strlen(f->alias) == len && strncmp(f->alias, name, len) == 0))
+            return f;
+        if (f->kind == F_OUTPUT && len == 1 && name[0] == 'o')
+            return f;
+    }
+    return NULL;
+}
+
+int cli_parse(cli_opts *o, int argc, char **argv, char *err, size_t errlen)
+{
+    int cmd;
+    unsigned char seen[NFLAGS];
+    memset(o, 0, sizeof(*o));
+    memset(seen, 0, sizeof(seen));
+    o->resource_lock = "leases";
+    o->lease_duration_ms = 15000;
+    o->renew_deadline_ms = 10000;
+    o->retry_period_ms = 2000;
+    o->healthz_timeout_ms = 20000;
+    o->grace_ms = 3000;
+    o->on_exit = CLI_ON_EXIT_RELEASE;
+    o->release_on_cancel = 1;
+    err[0] = '\0';
+
+    if (argc < 2) {
+        fail(err, errlen, "no command given (run, status, help); see kle --help");
+        return CLI_EXIT_USAGE;
+    }
+    o->command = argv[1];
+    if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
+        strcmp(argv[1], "help") == 0) {
+        o->help = 1;
+        o->command = argc > 2 ? argv[2] : NULL;
+        if (o->command && strcmp(o->command, "run") != 0 && strcmp(o->command, "status") != 0) {
+            fail(err, errlen, "help: unknown command \"%s\" (run, status)", o->command);
+            return CLI_EXIT_USAGE;
+        }
+        return 0;
+    }
+    if (strcmp(argv[1], "run") == 0)
+        cmd = CMD_RUN;
+    else if (strcmp(argv[1], "status") == 0)
+        cmd = CMD_STATUS;
+    else {
+        fail(err, errlen, "unknown command \"%s\" (run, status, help)", argv[1]);
+        return CLI_EXIT_USAGE;
+    }
+
+    int i;
+    for (i = 2; i < argc; i++) {
+        const char *a = argv[i];
+        if (strcmp(a, "--") == 0) {
+            i++;
+            break;
+        }
+        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+            o->help = 1;
+            return 0;
+        }
+        if (a[0] != '-' || a[1] == '\0') {
+            if (cmd == CMD_RUN)
+                break; /* the command starts here (without "--") */
+            fail(err, errlen, "%s: unexpected argument \"%s\"", argv[1], a);
+            return CLI_EXIT_USAGE;
+        }
+        const char *name = a + (a[1] == '-' ? 2 : 1);
+        const char *eq = strchr(name, '=');
+        size_t len = eq ? (size_t)(eq - name) : strlen(name);
+        const flag_def *f = find_flag(name, len, cmd);
+        if (!f || (a[1] != '-' && len != 1) || (a[1] == '-' && len == 1)) {
+            fail(err, errlen, "%s: unknown flag \"%.*s\"; see kle %s --help", argv[1],
+                 (int)(len + (size_t)(name - a)), a, argv[1]);
+            return CLI_EXIT_USAGE;
+        }
+        const char *value;
+        if (eq)
+            value = eq + 1;
+        else if (f->kind == F_BOOL)
+            value = "true";
+        else if (i + 1 < argc)
+            value = argv[++i];
+        else {
+            fail(err, errlen, "%s: flag needs a value", a);
+            return CLI_EXIT_USAGE;
+        }
+        char shown[96];
+        snprintf(shown, sizeof(shown), "%s%.*s", a[1] == '-' ? "--" : "-", (int)len, name);
+        int rc = set_value(o, f, shown, value, err, errlen);
+        if (rc)
+            return rc;
+        seen[f - flags] = 1;
+    }
+    /* Environment fallbacks for flags not given. */
+    for (size_t k = 0; k < NFLAGS; k++) {
+        const flag_def *f = &flags[k];
+        const char *v;
+        if (seen[k] || !f->env || !(f->commands & cmd))
+            continue;
+        v = getenv(f->env);
+        if (!v || !*v)
+            continue;
+        char shown[96];
+        snprintf(shown, sizeof(shown), "$%s", f->env);
+        int rc = set_value(o, f, shown, v, err, errlen);
+        if (rc)
+            return rc;
+    }
+    if (cmd == CMD_RUN) {
+        if (i >= argc) {
+            fail(err, errlen, "run: no command given; usage: kle run [flags] -- COMMAND [ARGS...]");
+            return CLI_EXIT_USAGE;
+        }
+        o->argv_child = argv + i;
+    }
+    if (!o->lock_name) {
+        fail(err, errlen, "%s: --lock-name is required (or $KLE_LOCK_NAME)", argv[1]);
+        return CLI_EXIT_USAGE;
+    }
+    int known = 0;
+    for (const char *const *t = kle_lock_type_names(); *t; t++)
+        known |= strcmp(*t, o->resource_lock) == 0;
+    if (!known) {
+        fail(err, errlen,
+             "--resource-lock: unknown lock type \"%s\" (leases, endpoints, configmaps, "
+             "endpointsleases, configmapsleases)",
+             o->resource_lock);
+        return CLI_EXIT_USAGE;
+    }
+    if (o->lease_duration_ms < 1000) {
+        fail(err, errlen, "--lease-duration must be at least 1s (the record holds whole seconds)");
+        return CLI_EXIT_USAGE;
+    }
+    if (cmd == CMD_RUN) {
+        char l[32], r[32], p[32], g[32], w[32];
+        cli_format_duration(l, sizeof(l), o->lease_duration_ms);
+        cli_format_duration(r, sizeof(r), o->renew_deadline_ms);
+        cli_format_duration(p, sizeof(p), o->retry_period_ms);
+        if (o->lease_duration_ms % 1000) {
+            fail(err, errlen, "--lease-duration %s: must be whole seconds (the record holds seconds)",
+                 l);
+            return CLI_EXIT_USAGE;
+        }
+        if (o->retry_period_ms <= 0 || o->renew_deadline_ms <= 0) {
+            fail(err, errlen, "--renew-deadline and --retry-period must be greater than 0");
+            return CLI_EXIT_USAGE;
+        }
+        if (o->lease_duration_ms <= o->renew_deadline_ms) {
+            fail(err, errlen, "--lease-duration %s must be greater than --renew-deadline %s", l, r);
+            return CLI_EXIT_USAGE;
+        }
+        if (o->renew_deadline_ms * 10 <= o->retry_period_ms * 12) {
+            fail(err, errlen, "--renew-deadline %s must be greater than 1.2 x --retry-period %s", r,
+                 p);
+            return CLI_EXIT_USAGE;
+        }
+        int64_t window = o->lease_duration_ms - o->renew_deadline_ms;
+        cli_format_duration(w, sizeof(w), window);
+        if (!o->grace_set) {
+            /* Default: 3 s, or half the window when that is shorter. */
+            if (o->grace_ms >= window)
+                o->grace_ms = window / 2;
+        } else if (o->grace_ms >= window) {
+            cli_format_duration(g, sizeof(g), o->grace_ms);
+            fail(err, errlen,
+                 "--grace %s must be shorter than --lease-duration %s - --renew-deadline %s = %s, "
+                 "or the command could outlive the lease and run beside the next leader",
+                 g, l, r, w);
+            return CLI_EXIT_USAGE;
+        }
+    }
+    return 0;
+}
+
+int cli_default_identity(char *buf, size_t size)
+{
+    const char *pod = getenv("POD_NAME");
+    char host[256], uuid[64] = "";
+    if (pod && *pod) {
+        snprintf(buf, size, "%s", pod);
+        return 0;
+    }
+    if (gethostname(host, sizeof(host)) < 0)
+        snprintf(host, sizeof(host), "localhost");
+    host[sizeof(host) - 1] = '\0';
+    FILE *f = fopen("/proc/sys/kernel/random/uuid", "r");
+    if (f) {
+        if (!fgets(uuid, sizeof(uuid), f))
+            uuid[0] = '\0';
+        fclose(f);
+    }
+    uuid[strcspn(uuid, "\n")] = '\0';
+    if (!uuid[0])
+        return -1;
+    snprintf(buf, size, "%s_%s", host, uuid);
+    return 0;
+}
+
+static const char common_help[] =
+    "Connection and lock flags (environment fallback in brackets):\n"
+    "  --kubeconfig PATH       kubeconfig file; default: the files of $KUBECONFIG,\n"
+    "                          ~/.kube/config, or the in-cluster service account\n"
+    "  --context NAME          kubeconfig context [$KLE_CONTEXT]\n"
+    "  --namespace NS          namespace of the lock [$KLE_NAMESPACE]; default: the in-cluster\n"
+    "                          namespace, else the context's, else \"default\"\n"
+    "  --lock-name NAME        name of the lock object (required) [$KLE_LOCK_NAME]\n"
+    "  --resource-lock TYPE    leases (default), endpoints, configmaps, endpointsleases,\n"
+    "                          configmapsleases [$KLE_RESOURCE_LOCK]\n"
+    "  --lease-duration D      lease duration, Go syntax (default 15s) [$KLE_LEASE_DURATION]\n"
+    "  --log-format FMT        text (klog layout, default) or json [$KLE_LOG_FORMAT]\n"
+    "  -v N                    log verbosity 0..10 (default 0) [$KLE_V]\n"
+    "  -h, --help              this help\n"
+    "kube-controller-manager's names work too: --leader-elect-resource-namespace,\n"
+    "--leader-elect-resource-name, --leader-elect-resource-lock, --leader-elect-lease-duration,\n"
+    "--leader-elect-renew-deadline, --leader-elect-retry-period.\n";
+
+void cli_usage(const char *command)
+{
+    if (!command) {
+        fputs("kle: leader election for any program, on a Kubernetes lock.\n\n"
+              "Usage:\n"
+              "  kle run [flags] -- COMMAND [ARGS...]   run COMMAND only while leading\n"
+              "  kle status [flags]                     show the lock's record\n"
+              "  kle help [COMMAND]                     help of a command\n\n"
+              "Exit codes: 0 success; 1 runtime failure; 2 bad flag or value;\n"
+              "3 (status) no such lock; with run --on-exit=exit, the command's code.\n"
+              "See docs/cli.md.\n",
+              stdout);
+        return;
+    }
+    if (strcmp(command, "run") == 0) {
+        fputs("Usage: kle run [flags] -- COMMAND [ARGS...]\n\n"
+              "Campaigns for the lock and runs COMMAND while this process leads, with\n"
+              "KLE_IDENTITY, KLE_LOCK (type/namespace/name) and KLE_LEADER_TRANSITIONS (a\n"
+              "fencing token that increases with every change of leader) in its environment.\n"
+              "When leadership ends the command's process group gets SIGTERM, then SIGKILL\n"
+              "after --grace; kle campaigns again. If kle dies, even by SIGKILL, the command\n"
+              "is killed too. SIGTERM or SIGINT: stop the command, release the lease, exit 0.\n\n"
+              "Run flags:\n"
+              "  --identity ID           holder identity [$KLE_IDENTITY]; default $POD_NAME, else\n"
+              "                          hostname_UUID\n"
+              "  --renew-deadline D      how long the leader retries renewing (default 10s)\n"
+              "                          [$KLE_RENEW_DEADLINE]\n"
+              "  --retry-period D        wait between tries (default 2s) [$KLE_RETRY_PERIOD]\n"
+              "  --grace D               SIGTERM-to-SIGKILL time (default 3s, or half of\n"
+              "                          lease-duration - renew-deadline when shorter); must be\n"
+              "                          shorter than lease-duration - renew-deadline [$KLE_GRACE]\n"
+              "  --on-exit MODE          when COMMAND exits: release (default; release and\n"
+              "                          campaign again), exit (release, exit with its code),\n"
+              "                          restart (run it again while leading) [$KLE_ON_EXIT]\n"
+              "  --release-on-cancel B   release the lease when stopping (default true)\n"
+              "                          [$KLE_RELEASE_ON_CANCEL]\n"
+              "  --http-addr HOST:PORT   serve /healthz, /readyz, /metrics, /leader\n"
+              "                          [$KLE_HTTP_ADDR]; port 0 picks a free port\n"
+              "  --http-addr-file PATH   write the bound address there [$KLE_HTTP_ADDR_FILE]\n"
+              "  --healthz-timeout D     tolerated lease expiry before /healthz fails\n"
+              "                          (default 20s) [$KLE_HEALTHZ_TIMEOUT]\n\n",
+              stdout);
+        fputs(common_help, stdout);
+        return;
+    }
+    fputs("Usage: kle status [flags]\n\n"
+          "Shows the lock's record: holder, acquired, renewed, lease duration, transitions,\n"
+          "and whether it has expired by this machine's clock; for the MultiLocks\n"
+          "(endpointsleases, configmapsleases) both records and whether they agree.\n\n"
+          "Status flags:\n"
+          "  -o, --output FMT        table (default) or json\n\n",
+          stdout);
+    fputs(common_help, stdout);
+}

@@ -1,0 +1,178 @@
+/* kle status: the lock's record, as a table or as JSON. */
+#include <json-c/json.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "cli.h"
+
+static int64_t wall_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * KLE_NS_PER_SEC + ts.tv_nsec;
+}
+
+/* Expired by this machine's clock: renewTime + leaseDuration is past. */
+static int expired(const kle_record *r, int64_t now)
+{
+    if (!*kle_record_holder(r))
+        return 1;
+    return r->renew_time_ns + (int64_t)r->lease_duration_seconds * KLE_NS_PER_SEC < now;
+}
+
+static json_object *record_json(const kle_record *r, int64_t now)
+{
+    json_object *o = json_object_new_object();
+    char t[64];
+    if (!o)
+        return NULL;
+    json_object_object_add(o, "holderIdentity", json_object_new_string(kle_record_holder(r)));
+    if (r->acquire_time_ns && kle_time_format(t, sizeof(t), r->acquire_time_ns, 6) > 0)
+        json_object_object_add(o, "acquireTime", json_object_new_string(t));
+    else
+        json_object_object_add(o, "acquireTime", NULL);
+    if (r->renew_time_ns && kle_time_format(t, sizeof(t), r->renew_time_ns, 6) > 0)
+        json_object_object_add(o, "renewTime", json_object_new_string(t));
+    else
+        json_object_object_add(o, "renewTime", NULL);
+    json_object_object_add(o, "leaseDurationSeconds",
+                           json_object_new_int(r->lease_duration_seconds));
+    json_object_object_add(o, "leaderTransitions", json_object_new_int(r->leader_transitions));
+    json_object_object_add(o, "expired", json_object_new_boolean(expired(r, now)));
+    if (r->renew_time_ns)
+        json_object_object_add(o, "renewedSecondsAgo",
+                               json_object_new_double((double)(now - r->renew_time_ns) / 1e9));
+    return o;
+}
+
+static void ago(char *buf, size_t size, int64_t ns, int64_t now)
+{
+    char t[64];
+    if (!ns || kle_time_format(t, sizeof(t), ns, 0) < 0) {
+        snprintf(buf, size, "-");
+        return;
+    }
+    snprintf(buf, size, "%s (%.1fs ago)", t, (double)(now - ns) / 1e9);
+}
+
+static void print_record(const char *title, const kle_record *r, int rc, int64_t now)
+{
+    char a[96], b[96];
+    if (title)
+        printf("%s\n", title);
+    if (rc == KLE_ENOTFOUND) {
+        printf("  (does not exist)\n");
+        return;
+    }
+    if (rc < 0) {
+        printf("  (unreadable: %s)\n", kle_strerror(rc));
+        return;
+    }
+    ago(a, sizeof(a), r->acquire_time_ns, now);
+    ago(b, sizeof(b), r->renew_time_ns, now);
+    printf("%sHOLDER        %s\n", title ? "  " : "",
+           *kle_record_holder(r) ? kle_record_holder(r) : "(none: released)");
+    printf("%sACQUIRED      %s\n", title ? "  " : "", a);
+    printf("%sRENEWED       %s\n", title ? "  " : "", b);
+    printf("%sDURATION      %ds\n", title ? "  " : "", r->lease_duration_seconds);
+    printf("%sTRANSITIONS   %d\n", title ? "  " : "", r->leader_transitions);
+    printf("%sEXPIRED       %s (by this machine's clock)\n", title ? "  " : "",
+           expired(r, now) ? "yes" : "no");
+}
+
+int cli_cmd_status(cli_opts *o)
+{
+    kle_client *client = NULL;
+    kle_lock *lock = NULL;
+    kle_lock_ctx ctx = KLE_LOCK_CTX_INIT;
+    char desc[512];
+    int rc, exit_code = CLI_EXIT_OK;
+    int multi = strcmp(o->resource_lock, "endpointsleases") == 0 ||
+                strcmp(o->resource_lock, "configmapsleases") == 0;
+    int64_t now;
+
+    if (cli_make_client(&client, o) < 0)
+        return CLI_EXIT_FAILURE;
+    if (cli_make_lock(&lock, o, client, "kle-status") < 0) {
+        kle_client_free(client);
+        return CLI_EXIT_FAILURE;
+    }
+    snprintf(desc, sizeof(desc), "%s/%s/%s", o->resource_lock, kle_client_namespace(client),
+             o->lock_name);
+
+    kle_lock_result res, prim, sec;
+    int prc = 0, src = 0;
+    memset(&res, 0, sizeof(res));
+    memset(&prim, 0, sizeof(prim));
+    memset(&sec, 0, sizeof(sec));
+    if (multi) {
+        rc = kle_multi_lock_get_both(&prim, &prc, &sec, &src, lock, &ctx);
+        if (rc == 0 && prc == KLE_ENOTFOUND && src == KLE_ENOTFOUND)
+            rc = KLE_ENOTFOUND;
+        else if (rc == 0 && prc < 0 && prc != KLE_ENOTFOUND)
+            rc = prc;
+    } else {
+        rc = kle_lock_get(&res, lock, &ctx);
+    }
+    now = wall_ns();
+    if (rc == KLE_ENOTFOUND) {
+        if (o->output_json)
+            printf("{\"lock\":\"%s\",\"exists\":false}\n", desc);
+        fprintf(stderr, "kle status: %s does not exist (no one has campaigned for it yet)\n",
+                desc);
+        exit_code = CLI_EXIT_NOTFOUND;
+        goto out;
+    }
+    if (rc < 0) {
+        fprintf(stderr, "kle status: cannot read %s: %s\n", desc, kle_error_last()->message);
+        exit_code = CLI_EXIT_FAILURE;
+        goto out;
+    }
+
+    const kle_record *main_rec = multi ? &prim.record : &res.record;
+    int agree = 1;
+    if (multi)
+        agree = prc == 0 && src == 0 &&
+                strcmp(kle_record_holder(&prim.record), kle_record_holder(&sec.record)) == 0;
+    if (o->output_json) {
+        json_object *j = record_json(main_rec, now);
+        if (!j) {
+            exit_code = CLI_EXIT_FAILURE;
+            goto out;
+        }
+        json_object_object_add(j, "lock", json_object_new_string(desc));
+        json_object_object_add(j, "type", json_object_new_string(o->resource_lock));
+        json_object_object_add(j, "namespace", json_object_new_string(kle_client_namespace(client)));
+        json_object_object_add(j, "name", json_object_new_string(o->lock_name));
+        json_object_object_add(j, "exists", json_object_new_boolean(1));
+        if (multi) {
+            json_object *p = prc == 0 ? record_json(&prim.record, now) : NULL;
+            json_object *s = src == 0 ? record_json(&sec.record, now) : NULL;
+            json_object_object_add(j, "primary", p);
+            json_object_object_add(j, "secondary", s);
+            json_object_object_add(j, "agree", json_object_new_boolean(agree));
+        }
+        printf("%s\n", json_object_to_json_string_ext(j, JSON_C_TO_STRING_PRETTY |
+                                                             JSON_C_TO_STRING_NOSLASHESCAPE));
+        json_object_put(j);
+    } else {
+        printf("LOCK          %s\n", desc);
+        if (multi) {
+            print_record(strncmp(o->resource_lock, "endpoints", 9) == 0 ? "PRIMARY (Endpoints)"
+                                                                        : "PRIMARY (ConfigMap)",
+                         &prim.record, prc, now);
+            print_record("SECONDARY (Lease)", &sec.record, src, now);
+            printf("AGREE         %s\n", agree ? "yes" : "no");
+        } else {
+            print_record(NULL, &res.record, 0, now);
+        }
+    }
+out:
+    kle_lock_result_dispose(&res);
+    kle_lock_result_dispose(&prim);
+    kle_lock_result_dispose(&sec);
+    kle_lock_free(lock);
+    kle_client_free(client);
+    return exit_code;
+}
