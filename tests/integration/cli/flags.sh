@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Bad flags and values: one line naming the problem, exit 2. Help: exit 0.
+source "$KLE_SOURCE_DIR/tests/integration/cli/lib.sh"
+trap 'rm -rf "$T"' EXIT
+
+bad() { # bad EXPECTED-SUBSTRING ARGS...
+  local want=$1 out rc
+  shift
+  out=$("$KLE" "$@" 2>&1 >/dev/null); rc=$?
+  [ "$rc" -eq 2 ] || fail "kle $*: exit $rc, want 2 (said: $out)"
+  [ "$(printf '%s\n' "$out" | wc -l)" -eq 1 ] || fail "kle $*: more than one line: $out"
+  grep -qF -- "$want" <<<"$out" || fail "kle $*: \"$out\" lacks \"$want\""
+}
+bad 'no command given' 
+bad 'unknown command "frob"' frob
+bad 'unknown flag "--frob"' run --frob --lock-name x -- true
+bad 'unknown flag "--output"' run --output json --lock-name x -- true
+bad '--lock-name is required' run -- true
+bad '--lock-name is required' status
+bad 'no command given' run --lock-name x
+bad 'invalid duration "15"' run --lock-name x --lease-duration 15 -- true
+bad 'invalid duration "abc"' run --lock-name x --retry-period=abc -- true
+bad '--lease-duration 2s must be greater than --renew-deadline 3s' run --lock-name x --lease-duration 2s --renew-deadline 3s -- true
+bad 'must be greater than 1.2 x --retry-period' run --lock-name x --renew-deadline 2s --retry-period 2s -- true
+bad '--grace 5s must be shorter than --lease-duration 15s - --renew-deadline 10s = 5s' run --lock-name x --grace 5s -- true
+bad '--grace 1s must be shorter than --lease-duration 4s - --renew-deadline 3s = 1s' run --lock-name x --leader-elect-lease-duration 4s --leader-elect-renew-deadline 3s --leader-elect-retry-period 1s --grace 1s -- true
+bad 'invalid value "sometimes"' run --lock-name x --on-exit sometimes -- true
+bad 'unknown lock type "leasez"' run --lock-name x --resource-lock leasez -- true
+bad 'invalid boolean "maybe"' run --lock-name x --release-on-cancel=maybe -- true
+bad 'invalid output format "yaml"' status --lock-name x -o yaml
+bad 'invalid log format "xml"' status --lock-name x --log-format xml
+bad 'invalid level "loud"' status --lock-name x -v loud
+bad 'flag needs a value' status --lock-name
+out=$(KLE_LEASE_DURATION=nope "$KLE" run --lock-name x -- true 2>&1); rc=$?
+[ "$rc" -eq 2 ] && grep -qF '$KLE_LEASE_DURATION: invalid duration "nope"' <<<"$out" || fail "env fallback: $rc $out"
+pass "bad flags and values exit 2 with the reason"
+
+for c in "" run status; do
+  out=$("$KLE" $c --help); rc=$?
+  [ "$rc" -eq 0 ] || fail "kle $c --help exit $rc"
+  grep -q 'Usage' <<<"$out" || fail "kle $c --help: $out"
+done
+"$KLE" run --help | grep -q -- '--on-exit' || fail "run --help lacks --on-exit"
+"$KLE" help status | grep -q -- '--output' || fail "help status lacks --output"
+pass "--help for every command"

@@ -1,0 +1,76 @@
+# Helpers of the kle end-to-end tests. Source after tests/support/apiserver.sh.
+set -uo pipefail
+
+KLE="$KLE_BUILD_DIR/src/cli/kle"
+T=$(mktemp -d "${TMPDIR:-/tmp}/kle-e2e-XXXXXX")
+KLE_PIDS=()
+FAILED=0
+
+# Short timings keep the suite quick: lease 2 s, renew 1.5 s, retry 0.3 s.
+TIMINGS=(--lease-duration 2s --renew-deadline 1.5s --retry-period 300ms)
+
+cleanup() {
+  local p
+  for p in "${KLE_PIDS[@]}"; do
+    kill -KILL "$p" 2>/dev/null
+    wait "$p" 2>/dev/null
+  done
+  kle_apiserver_stop >/dev/null 2>&1
+  if [ "$FAILED" -eq 0 ]; then rm -rf "$T"; else echo "kept $T" >&2; fi
+}
+trap cleanup EXIT
+
+fail() {
+  FAILED=1
+  echo "FAIL: $*" >&2
+  local f
+  for f in "$T"/*.log; do
+    [ -f "$f" ] || continue
+    echo "--- $f" >&2
+    tail -n 40 "$f" >&2
+  done
+  exit 1
+}
+pass() { echo "ok: $*"; }
+
+now_ms() { date +%s%3N; }
+
+# wait_until SECONDS DESCRIPTION COMMAND...: polls every 50 ms.
+wait_until() {
+  local secs=$1 what=$2 end
+  shift 2
+  end=$(( $(now_ms) + secs * 1000 ))
+  until "$@"; do
+    [ "$(now_ms)" -lt "$end" ] || fail "timed out after ${secs}s waiting for: $what"
+    sleep 0.05
+  done
+}
+
+# The worker: records its start (identity, token, pid) and its end.
+WORKER='echo "$KLE_IDENTITY $KLE_LEADER_TRANSITIONS $$" >> "$WORKDIR/starts"; echo "$$" > "$WORKDIR/running.$KLE_IDENTITY"; trap "rm -f \"$WORKDIR/running.$KLE_IDENTITY\"; exit 0" TERM; while :; do sleep 0.05; done'
+
+# start_replica ID [kle flags...]: kle run of the worker; log in $T/ID.log.
+start_replica() {
+  local id=$1
+  shift
+  WORKDIR=$T "$KLE" run --lock-name "${LOCK:-e2e}" --identity "$id" "${TIMINGS[@]}" \
+    --http-addr 127.0.0.1:0 --http-addr-file "$T/$id.addr" "$@" \
+    -- sh -c "$WORKER" >>"$T/$id.log" 2>&1 &
+  eval "PID_$id=$!"
+  KLE_PIDS+=("$!")
+}
+
+# holder: the lock's holder per kle status -o json ("" when none).
+holder() {
+  "$KLE" status --lock-name "${LOCK:-e2e}" -o json 2>/dev/null |
+    python3 -c 'import json,sys; print(json.load(sys.stdin)["holderIdentity"])' 2>/dev/null
+}
+holder_is() { [ "$(holder)" = "$1" ]; }
+holder_not() { local h; h=$(holder); [ -n "$h" ] && [ "$h" != "$1" ]; }
+transitions() {
+  "$KLE" status --lock-name "${LOCK:-e2e}" -o json | python3 -c 'import json,sys; print(json.load(sys.stdin)["leaderTransitions"])'
+}
+running_workers() { ls "$T" | grep -c '^running\.' ; }
+# Gone, or a zombie waiting for its new parent to reap it.
+pid_gone() { ! kill -0 "$1" 2>/dev/null || ps -o stat= -p "$1" 2>/dev/null | grep -q Z; }
+file_exists() { [ -s "$1" ]; }

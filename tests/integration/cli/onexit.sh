@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# --on-exit release, exit and restart; SIGKILL after --grace for a worker
+# that ignores SIGTERM; --release-on-cancel=false keeps the lease.
+source "$KLE_SOURCE_DIR/tests/support/apiserver.sh"
+source "$KLE_SOURCE_DIR/tests/integration/cli/lib.sh"
+kle_apiserver_start || exit 1
+
+# exit: the worker's code becomes kle's, and the lease is released.
+LOCK=ex
+"$KLE" run --lock-name ex --identity x "${TIMINGS[@]}" --on-exit exit -- sh -c 'exit 7' >>"$T/x.log" 2>&1
+rc=$?
+[ "$rc" -eq 7 ] || fail "--on-exit=exit: kle exited $rc, want 7"
+h=$(holder); [ -z "$h" ] || fail "--on-exit=exit did not release (holder \"$h\")"
+"$KLE" run --lock-name ex --identity x "${TIMINGS[@]}" --on-exit=exit -- sh -c 'kill -KILL $$' >>"$T/x.log" 2>&1
+rc=$?
+[ "$rc" -eq 137 ] || fail "--on-exit=exit with a killed worker: kle exited $rc, want 137"
+pass "--on-exit=exit: codes 7 and 137, lease released"
+
+# restart: the worker runs again and again under the same leadership.
+LOCK=rs
+WORKDIR=$T "$KLE" run --lock-name rs --identity r "${TIMINGS[@]}" --on-exit restart \
+  -- sh -c 'echo "$KLE_LEADER_TRANSITIONS" >> "$WORKDIR/restarts"; exit 1' >>"$T/r.log" 2>&1 &
+r=$!; KLE_PIDS+=("$r")
+restarts() { [ -f "$T/restarts" ] && [ "$(wc -l <"$T/restarts")" -ge 3 ]; }
+wait_until 15 "three starts" restarts
+[ "$(sort -u "$T/restarts" | wc -l)" -eq 1 ] || fail "token changed across restarts: $(cat "$T/restarts")"
+holder_is r || fail "r lost the lease while restarting"
+kill -TERM "$r"; wait "$r"; rc=$?
+[ "$rc" -eq 0 ] || fail "SIGTERM: kle exited $rc"
+pass "--on-exit=restart: $(wc -l <"$T/restarts") starts, one leadership"
+
+# release (default): the worker ends, the lease is released, the other
+# replica takes over and runs its worker; the first kle keeps campaigning.
+LOCK=rl
+WORKDIR=$T "$KLE" run --lock-name rl --identity p "${TIMINGS[@]}" \
+  -- sh -c 'echo p >> "$WORKDIR/rl"; sleep 1' >>"$T/p.log" 2>&1 &
+p=$!; KLE_PIDS+=("$p")
+wait_until 15 "p leads" holder_is p
+WORKDIR=$T "$KLE" run --lock-name rl --identity q "${TIMINGS[@]}" \
+  -- sh -c 'echo q >> "$WORKDIR/rl"; sleep 600' >>"$T/q.log" 2>&1 &
+q=$!; KLE_PIDS+=("$q")
+wait_until 15 "q takes over after p's worker ended" holder_is q
+grep -qx q "$T/rl" || fail "q's worker did not start"
+kill -0 "$p" || fail "kle p exited after its worker ended (should campaign again)"
+grep -q 'releasing the lease (--on-exit=release)' "$T/p.log" || fail "p did not release"
+pass "--on-exit=release: released, q took over, p campaigns again"
+
+# A worker that ignores SIGTERM is killed --grace after it, and
+# --release-on-cancel=false leaves the lease held.
+LOCK=gr
+WORKDIR=$T "$KLE" run --lock-name gr --identity g "${TIMINGS[@]}" --grace 300ms \
+  --release-on-cancel=false \
+  -- sh -c 'trap "" TERM; echo $$ > "$WORKDIR/g.pid"; while :; do sleep 0.05; done' >>"$T/g.log" 2>&1 &
+g=$!; KLE_PIDS+=("$g")
+wait_until 15 "g's worker" file_exists "$T/g.pid"
+wpid=$(cat "$T/g.pid")
+t0=$(now_ms)
+kill -TERM "$g"; wait "$g"; rc=$?
+dt=$(( $(now_ms) - t0 ))
+[ "$rc" -eq 0 ] || fail "kle exited $rc"
+wait_until 2 "the worker ignoring SIGTERM to die" pid_gone "$wpid"
+[ "$dt" -ge 300 ] || fail "kle exited after $dt ms, before the grace"
+grep -q 'sending SIGKILL' "$T/g.log" || fail "no SIGKILL logged"
+holder_is g || fail "--release-on-cancel=false released the lease (holder \"$(holder)\")"
+pass "SIGKILL after --grace ($dt ms); --release-on-cancel=false kept the lease"

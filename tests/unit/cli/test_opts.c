@@ -1,0 +1,137 @@
+/* Unit tests of kle's flag parsing and Go durations. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "cli/cli.h"
+
+static void test_opts__go_durations(void **state)
+{
+    int64_t ms;
+    (void)state;
+    assert_int_equal(cli_parse_duration(&ms, "15s"), 0);
+    assert_int_equal(ms, 15000);
+    assert_int_equal(cli_parse_duration(&ms, "1m30s"), 0);
+    assert_int_equal(ms, 90000);
+    assert_int_equal(cli_parse_duration(&ms, "1.5s"), 0);
+    assert_int_equal(ms, 1500);
+    assert_int_equal(cli_parse_duration(&ms, "300ms"), 0);
+    assert_int_equal(ms, 300);
+    assert_int_equal(cli_parse_duration(&ms, "1h"), 0);
+    assert_int_equal(ms, 3600000);
+    assert_int_equal(cli_parse_duration(&ms, "2000000us"), 0);
+    assert_int_equal(ms, 2000);
+    assert_int_equal(cli_parse_duration(&ms, "0"), 0);
+    assert_int_equal(ms, 0);
+    assert_int_equal(cli_parse_duration(&ms, ".5s"), 0);
+    assert_int_equal(ms, 500);
+    assert_int_equal(cli_parse_duration(&ms, "15"), -1);
+    assert_int_equal(cli_parse_duration(&ms, ""), -1);
+    assert_int_equal(cli_parse_duration(&ms, "-1s"), -1);
+    assert_int_equal(cli_parse_duration(&ms, "1d"), -1);
+    assert_int_equal(cli_parse_duration(&ms, "s"), -1);
+    assert_int_equal(cli_parse_duration(&ms, "1s "), -1);
+}
+
+static void test_opts__format_duration(void **state)
+{
+    char b[32];
+    (void)state;
+    cli_format_duration(b, sizeof(b), 15000);
+    assert_string_equal(b, "15s");
+    cli_format_duration(b, sizeof(b), 1500);
+    assert_string_equal(b, "1.5s");
+    cli_format_duration(b, sizeof(b), 250);
+    assert_string_equal(b, "250ms");
+    cli_format_duration(b, sizeof(b), 1001);
+    assert_string_equal(b, "1.001s");
+}
+
+static int parse(cli_opts *o, char *err, size_t n, ...)
+{
+    char *argv[32];
+    int argc = 0;
+    va_list ap;
+    va_start(ap, n);
+    argv[argc++] = "kle";
+    for (char *a; (a = va_arg(ap, char *)) != NULL && argc < 31;)
+        argv[argc++] = a;
+    va_end(ap);
+    argv[argc] = NULL;
+    static char *keep[32];
+    memcpy(keep, argv, sizeof(keep));
+    return cli_parse(o, argc, keep, err, n);
+}
+
+static void test_opts__run_defaults_and_aliases(void **state)
+{
+    cli_opts o;
+    char err[512];
+    (void)state;
+    unsetenv("KLE_GRACE");
+    unsetenv("KLE_LEASE_DURATION");
+    assert_int_equal(parse(&o, err, sizeof(err), "run", "--lock-name", "x", "--", "true", NULL), 0);
+    assert_int_equal(o.lease_duration_ms, 15000);
+    assert_int_equal(o.renew_deadline_ms, 10000);
+    assert_int_equal(o.retry_period_ms, 2000);
+    assert_int_equal(o.grace_ms, 3000);
+    assert_string_equal(o.resource_lock, "leases");
+    assert_int_equal(o.release_on_cancel, 1);
+    assert_string_equal(o.argv_child[0], "true");
+
+    assert_int_equal(parse(&o, err, sizeof(err), "run", "--leader-elect-resource-name=y",
+                           "--leader-elect-lease-duration", "4s", "--leader-elect-renew-deadline",
+                           "3s", "--leader-elect-retry-period=1s", "--on-exit", "restart", "sleep",
+                           "1", NULL),
+                     0);
+    assert_string_equal(o.lock_name, "y");
+    assert_int_equal(o.lease_duration_ms, 4000);
+    /* The default grace shrinks to half the 1 s window. */
+    assert_int_equal(o.grace_ms, 500);
+    assert_int_equal(o.on_exit, CLI_ON_EXIT_RESTART);
+    assert_string_equal(o.argv_child[0], "sleep");
+}
+
+static void test_opts__bad_values_are_usage_errors(void **state)
+{
+    cli_opts o;
+    char err[512];
+    (void)state;
+    assert_int_equal(parse(&o, err, sizeof(err), "run", "--lock-name", "x", "--grace", "6s", "--",
+                           "true", NULL),
+                     CLI_EXIT_USAGE);
+    assert_non_null(strstr(err, "--grace 6s must be shorter than --lease-duration 15s - "
+                                "--renew-deadline 10s = 5s"));
+    assert_int_equal(parse(&o, err, sizeof(err), "status", "--lock-name", "x", "-o", "yaml", NULL),
+                     CLI_EXIT_USAGE);
+    assert_non_null(strstr(err, "yaml"));
+    assert_int_equal(parse(&o, err, sizeof(err), "status", "--identity", "x", NULL),
+                     CLI_EXIT_USAGE);
+    assert_non_null(strstr(err, "unknown flag \"--identity\""));
+    setenv("KLE_RETRY_PERIOD", "fast", 1);
+    assert_int_equal(parse(&o, err, sizeof(err), "run", "--lock-name", "x", "--", "true", NULL),
+                     CLI_EXIT_USAGE);
+    assert_non_null(strstr(err, "$KLE_RETRY_PERIOD"));
+    /* A flag wins over its environment variable. */
+    assert_int_equal(parse(&o, err, sizeof(err), "run", "--lock-name", "x", "--retry-period",
+                           "1s", "--", "true", NULL),
+                     0);
+    assert_int_equal(o.retry_period_ms, 1000);
+    unsetenv("KLE_RETRY_PERIOD");
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_opts__go_durations),
+        cmocka_unit_test(test_opts__format_duration),
+        cmocka_unit_test(test_opts__run_defaults_and_aliases),
+        cmocka_unit_test(test_opts__bad_values_are_usage_errors),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
