@@ -37,8 +37,9 @@ int cli_supervise_main(int argc, char **argv)
         return CLI_EXIT_USAGE;
     }
     v = strtol(argv[0], &end, 10);
+    int bad = *end != '\0';
     ppid = strtol(argv[1], &end, 10);
-    if (*end || v < 0 || v > 1000000 || ppid <= 0) {
+    if (bad || *end || v < 0 || v > 1000000 || ppid <= 0) {
         fprintf(stderr, "kle __supervise: bad arguments \"%s %s\"\n", argv[0], argv[1]);
         return CLI_EXIT_USAGE;
     }

@@ -10,7 +10,7 @@ kle_apiserver_start || exit 1
 start_replica a
 wait_until 20 "a leads" holder_is a
 start_replica b
-start_replica c
+start_replica c --log-format json
 wait_until 10 "the worker of a" file_exists "$T/running.a"
 wait_until 10 "b and c serve HTTP" file_exists "$T/c.addr"
 
@@ -76,3 +76,16 @@ dt=$(( $(now_ms) - t0 ))
 tok_last=$(transitions)
 [ "$tok_last" -gt "$tok_new" ] || fail "fencing token did not increase: $tok_new -> $tok_last"
 pass "SIGTERM released the lease; $last took over in $dt ms, token $tok_new -> $tok_last"
+
+# Logs: c wrote JSON lines; nobody logged the bearer token.
+python3 - "$T/c.log" <<'PY' || fail "c.log is not JSON lines"
+import json, sys
+lines = [l for l in open(sys.argv[1]) if l.strip()]
+assert lines
+for l in lines:
+    o = json.loads(l)
+    assert o["level"] in ("info", "warning", "error") and o["msg"] and o["ts"].endswith("Z"), o
+PY
+grep -q '^I[0-9]\{4\} [0-9:.]* *[0-9]* [a-z_]*\.c:[0-9]*\] ' "$T/b.log" || fail "b.log is not in klog's layout"
+! grep -qF "$TOKEN" "$T"/*.log || fail "a log contains the bearer token"
+pass "JSON and klog logs, no token"

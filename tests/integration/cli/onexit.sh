@@ -63,3 +63,18 @@ wait_until 2 "the worker ignoring SIGTERM to die" pid_gone "$wpid"
 grep -q 'sending SIGKILL' "$T/g.log" || fail "no SIGKILL logged"
 holder_is g || fail "--release-on-cancel=false released the lease (holder \"$(holder)\")"
 pass "SIGKILL after --grace ($dt ms); --release-on-cancel=false kept the lease"
+
+# MultiLock: while leading an endpointsleases lock, kle status shows both
+# records held by the leader and agreeing.
+LOCK=ml
+"$KLE" run --lock-name ml --identity m --resource-lock endpointsleases "${TIMINGS[@]}" \
+  --on-exit exit -- sh -c '"$0" status --lock-name ml --resource-lock endpointsleases -o json' "$KLE" \
+  >"$T/ml.json" 2>>"$T/m.log" || fail "kle run (endpointsleases) failed"
+python3 - "$T/ml.json" <<'PY' || fail "multilock status: $(cat "$T/ml.json")"
+import json, sys
+d = json.load(open(sys.argv[1]))
+assert d["agree"] is True and d["holderIdentity"] == "m", d
+assert d["primary"]["holderIdentity"] == "m" and d["secondary"]["holderIdentity"] == "m", d
+PY
+"$KLE" status --lock-name ml --resource-lock endpointsleases | grep -q '^AGREE  *yes$' || fail "table AGREE"
+pass "kle status on a MultiLock shows both records"
