@@ -387,6 +387,16 @@ int cli_parse(cli_opts *o, int argc, char **argv, char *err, size_t errlen)
         fail(err, errlen, "--lease-duration must be at least 1s (the record holds whole seconds)");
         return CLI_EXIT_USAGE;
     }
+    if (cmd == CMD_RUN && o->http_addr) {
+        const char *colon = strrchr(o->http_addr, ':');
+        char *end = NULL;
+        long port = colon ? strtol(colon + 1, &end, 10) : -1;
+        if (!colon || !colon[1] || *end || port < 0 || port > 65535) {
+            fail(err, errlen, "--http-addr \"%s\": expected HOST:PORT (127.0.0.1:8080, :8080)",
+                 o->http_addr);
+            return CLI_EXIT_USAGE;
+        }
+    }
     if (cmd == CMD_RUN) {
         char l[32], r[32], p[32], g[32], w[32];
         cli_format_duration(l, sizeof(l), o->lease_duration_ms);

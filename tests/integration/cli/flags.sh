@@ -31,6 +31,8 @@ bad 'invalid output format "yaml"' status --lock-name x -o yaml
 bad 'invalid log format "xml"' status --lock-name x --log-format xml
 bad 'invalid level "loud"' status --lock-name x -v loud
 bad 'flag needs a value' status --lock-name
+bad '--http-addr "bogus": expected HOST:PORT' run --lock-name x --http-addr bogus -- true
+bad '--http-addr "1.2.3.4:99999": expected HOST:PORT' run --lock-name x --http-addr 1.2.3.4:99999 -- true
 out=$(KLE_LEASE_DURATION=nope "$KLE" run --lock-name x -- true 2>&1); rc=$?
 [ "$rc" -eq 2 ] && grep -qF '$KLE_LEASE_DURATION: invalid duration "nope"' <<<"$out" || fail "env fallback: $rc $out"
 pass "bad flags and values exit 2 with the reason"
