@@ -44,6 +44,11 @@ int cli_supervise_main(int argc, char **argv)
         return CLI_EXIT_USAGE;
     }
     fd = (int)v;
+    /* kle's sockets and pipes (API connections, HTTP listener) are not the
+     * command's business: keep only stdio and the status pipe. */
+    if (fd > 3)
+        close_range(3, (unsigned int)fd - 1, 0);
+    close_range((unsigned int)fd + 1, ~0U, 0);
     argv++; /* from here on argv[1] is "--" and argv[2] the command */
 
     sigemptyset(&set);

@@ -47,7 +47,7 @@ wait_until() {
 }
 
 # The worker: records its start (identity, token, pid) and its end.
-WORKER='echo "$KLE_IDENTITY $KLE_LEADER_TRANSITIONS $$" >> "$WORKDIR/starts"; echo "$$" > "$WORKDIR/running.$KLE_IDENTITY"; trap "rm -f \"$WORKDIR/running.$KLE_IDENTITY\"; exit 0" TERM; while :; do sleep 0.05; done'
+WORKER='exec 2>/dev/null; echo "$KLE_IDENTITY $KLE_LEADER_TRANSITIONS $$" >> "$WORKDIR/starts"; echo "$$" > "$WORKDIR/running.$KLE_IDENTITY"; trap "rm -f \"$WORKDIR/running.$KLE_IDENTITY\"; exit 0" TERM; while :; do sleep 0.05; done'
 
 # start_replica ID [kle flags...]: kle run of the worker; log in $T/ID.log.
 start_replica() {
