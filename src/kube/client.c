@@ -30,6 +30,8 @@
 #define DEFAULT_SA_DIR "/var/run/secrets/kubernetes.io/serviceaccount"
 #define POLL_SLICE_MS 50
 #define EXPECT_CONTINUE_MIN (1u << 20)
+/* Longer timeouts are capped (a year), so that deadlines never overflow. */
+#define MAX_TIMEOUT_MS (INT64_C(365) * 24 * 3600 * 1000)
 
 struct kle_client {
     pthread_mutex_t mu; /* serializes requests on easy/multi */
@@ -204,6 +206,12 @@ static int client_new(kle_client **out, kle_kube__config *cfg, const kle_client_
                                                        : DEFAULT_MAX_RESPONSE;
     c->token_refresh_ms = opts && opts->token_file_refresh_ms > 0 ? opts->token_file_refresh_ms
                                                                   : DEFAULT_TOKEN_REFRESH_MS;
+    if (c->default_timeout_ms > MAX_TIMEOUT_MS)
+        c->default_timeout_ms = MAX_TIMEOUT_MS;
+    if (c->connect_timeout_ms > MAX_TIMEOUT_MS)
+        c->connect_timeout_ms = MAX_TIMEOUT_MS;
+    if (c->token_refresh_ms > MAX_TIMEOUT_MS)
+        c->token_refresh_ms = MAX_TIMEOUT_MS;
     c->ns = strdup(opts && opts->namespace_ && *opts->namespace_ ? opts->namespace_
                                                                  : cfg->namespace_);
     c->user_agent = str_printf("kle/%s (%s/%s)", KLE_KUBE_VERSION, os_name(), arch_name());
@@ -897,9 +905,21 @@ int kle_client_request(kle_client *c, json_object **out, const char *method, con
         return kle_error_set(KLE_EINVAL, "kle_client_request: client, method and path must be set");
     if (path[0] != '/')
         return kle_error_set(KLE_EINVAL, "%s %s: the path must start with '/'", method, path);
+    for (const char *p = path; *p; p++)
+        if ((unsigned char)*p <= 0x20 || *p == 0x7f || *p == '#')
+            return kle_error_set(KLE_EINVAL,
+                                 "%s %s: the path contains a space, control character or '#' "
+                                 "(percent-encode it)",
+                                 method, path);
+    for (const char *p = method; *p; p++)
+        if (!(*p >= 'A' && *p <= 'Z'))
+            return kle_error_set(KLE_EINVAL, "kle_client_request: \"%s\" is not an HTTP method",
+                                 method);
     if ((rc = check_req_opts(opts)))
         return rc;
     int64_t timeout_ms = opts && opts->timeout_ms > 0 ? opts->timeout_ms : c->default_timeout_ms;
+    if (timeout_ms > MAX_TIMEOUT_MS)
+        timeout_ms = MAX_TIMEOUT_MS;
     kle_event *cancel = opts ? opts->cancel : NULL;
     int64_t start = kle_kube__now_ns();
     int64_t deadline = start + timeout_ms * 1000000;
@@ -1025,6 +1045,17 @@ int kle_client_request(kle_client *c, json_object **out, const char *method, con
     return 0;
 }
 
+/* The verbs that return an object insist on getting one. */
+static int want_object(int rc, json_object **out, const char *method, const char *path)
+{
+    if (rc || !out || (*out && json_object_is_type(*out, json_type_object)))
+        return rc;
+    json_object_put(*out);
+    *out = NULL;
+    return kle_error_set(KLE_EBADRESPONSE, "%s %s: the response is not a JSON object", method,
+                         path);
+}
+
 static int body_request(kle_client *c, json_object **out, const char *method, const char *path,
                         const char *ctype, json_object *body, const kle_request_opts *opts)
 {
@@ -1036,7 +1067,8 @@ static int body_request(kle_client *c, json_object **out, const char *method, co
     const char *s = json_object_to_json_string_length(body, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &len);
     if (!s)
         return kle_error_set(KLE_ENOMEM, "out of memory");
-    return kle_client_request(c, out, method, path, ctype, s, len, opts);
+    return want_object(kle_client_request(c, out, method, path, ctype, s, len, opts), out, method,
+                       path);
 }
 
 int kle_client_get(kle_client *c, json_object **out, const char *path,
@@ -1044,7 +1076,8 @@ int kle_client_get(kle_client *c, json_object **out, const char *path,
 {
     if (!out)
         return kle_error_set(KLE_EINVAL, "kle_client_get: out is NULL");
-    return kle_client_request(c, out, "GET", path, NULL, NULL, 0, opts);
+    return want_object(kle_client_request(c, out, "GET", path, NULL, NULL, 0, opts), out, "GET",
+                       path);
 }
 
 int kle_client_create(kle_client *c, json_object **out, const char *path, json_object *body,
@@ -1347,9 +1380,14 @@ int kle_client_watch(kle_client *c, const char *path, const kle_watch_opts *opts
         return rc;
     kle_event *cancel = opts ? opts->cancel : NULL;
     int64_t deadline = opts && opts->timeout_ms > 0
-                           ? kle_kube__now_ns() + opts->timeout_ms * 1000000
+                           ? kle_kube__now_ns() + (opts->timeout_ms > MAX_TIMEOUT_MS
+                                                       ? MAX_TIMEOUT_MS
+                                                       : opts->timeout_ms) *
+                                                      1000000
                            : INT64_MAX;
     int stream_secs = opts && opts->stream_timeout_seconds > 0 ? opts->stream_timeout_seconds : 300;
+    if (stream_secs > 86400)
+        stream_secs = 86400;
     char selectors[1024] = "";
     if ((opts && opts->field_selector && *opts->field_selector &&
          add_query(selectors, sizeof(selectors), "fieldSelector", opts->field_selector)) ||
