@@ -88,7 +88,10 @@ typedef struct kle_client_opts {
     int64_t token_file_refresh_ms;
 } kle_client_opts;
 
-#define KLE_CLIENT_OPTS_INIT {KLE_CLIENT_OPTS_VERSION, NULL, NULL, NULL, NULL, 0, 0, 0, 0}
+#define KLE_CLIENT_OPTS_INIT                                                                       \
+    {                                                                                              \
+        KLE_CLIENT_OPTS_VERSION, NULL, NULL, NULL, NULL, 0, 0, 0, 0                                \
+    }
 
 /**
  * Creates a client from kubeconfig files (see kle_client_opts.kubeconfig and
@@ -163,7 +166,10 @@ typedef struct kle_request_opts {
     struct json_object **status;
 } kle_request_opts;
 
-#define KLE_REQUEST_OPTS_INIT {KLE_REQUEST_OPTS_VERSION, 0, NULL, NULL}
+#define KLE_REQUEST_OPTS_INIT                                                                      \
+    {                                                                                              \
+        KLE_REQUEST_OPTS_VERSION, 0, NULL, NULL                                                    \
+    }
 
 /**
  * Builds an API path into @p buf: "/api/v1" for the core group
@@ -245,8 +251,8 @@ kle_client_delete(kle_client *client, struct json_object **out, const char *path
  */
 KLE_EXTERN(int)
 kle_client_request(kle_client *client, struct json_object **out, const char *method,
-                   const char *path, const char *content_type, const char *body,
-                   size_t body_len, const kle_request_opts *opts);
+                   const char *path, const char *content_type, const char *body, size_t body_len,
+                   const kle_request_opts *opts);
 
 /** Watch event types. */
 typedef enum kle_watch_event_type {
@@ -304,7 +310,10 @@ typedef struct kle_watch_opts {
     size_t last_resource_version_size;
 } kle_watch_opts;
 
-#define KLE_WATCH_OPTS_INIT {KLE_WATCH_OPTS_VERSION, NULL, NULL, NULL, 0, 0, NULL, NULL, 0}
+#define KLE_WATCH_OPTS_INIT                                                                        \
+    {                                                                                              \
+        KLE_WATCH_OPTS_VERSION, NULL, NULL, NULL, 0, 0, NULL, NULL, 0                              \
+    }
 
 /**
  * Watches the collection @p path ("/apis/coordination.k8s.io/v1/namespaces/
@@ -323,8 +332,8 @@ typedef struct kle_watch_opts {
  *         (see this file's description).
  */
 KLE_EXTERN(int)
-kle_client_watch(kle_client *client, const char *path, const kle_watch_opts *opts,
-                 kle_watch_fn fn, void *data);
+kle_client_watch(kle_client *client, const char *path, const kle_watch_opts *opts, kle_watch_fn fn,
+                 void *data);
 
 KLE_END_DECLS
 

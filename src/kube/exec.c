@@ -55,7 +55,8 @@ static char *exec_info(const kle_kube__config *cfg)
         json_object_object_add(spec, "cluster", cl);
     }
     json_object_object_add(root, "spec", spec);
-    char *s = strdup(json_object_to_json_string_ext(root, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
+    char *s = strdup(json_object_to_json_string_ext(root, JSON_C_TO_STRING_PLAIN |
+                                                              JSON_C_TO_STRING_NOSLASHESCAPE));
     json_object_put(root);
     return s;
 }
@@ -113,11 +114,10 @@ static int parse_output(kle_kube__exec_cred *out, const kle_kube__config *cfg, c
                           "printed invalid output: not a JSON ExecCredential object");
         goto done;
     }
-    const char *kind = json_object_object_get_ex(root, "kind", &v) ? json_object_get_string(v)
-                                                                    : NULL;
-    const char *api = json_object_object_get_ex(root, "apiVersion", &v)
-                          ? json_object_get_string(v)
-                          : NULL;
+    const char *kind =
+        json_object_object_get_ex(root, "kind", &v) ? json_object_get_string(v) : NULL;
+    const char *api =
+        json_object_object_get_ex(root, "apiVersion", &v) ? json_object_get_string(v) : NULL;
     if (!kind || strcmp(kind, "ExecCredential") != 0) {
         rc = plugin_error(cfg, KLE_EAUTH, "printed invalid output: kind is not ExecCredential");
         goto done;

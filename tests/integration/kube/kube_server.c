@@ -83,8 +83,7 @@ static size_t discard(char *p, size_t size, size_t n, void *ud)
     return size * n;
 }
 
-long kube_server_admin(const kube_server *s, const char *method, const char *path,
-                       const char *body)
+long kube_server_admin(const kube_server *s, const char *method, const char *path, const char *body)
 {
     char url[300];
     long code = 0;

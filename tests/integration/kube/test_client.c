@@ -162,9 +162,15 @@ static int setup(void **state)
     kube_write_file(p, 0,
                     "{\"rules\":[{\"subjects\":[\"user:limited-user\"],\"verbs\":[\"get\"],"
                     "\"apiGroups\":[\"\"],\"resources\":[\"configmaps\"]}]}\n");
-    static const char *const flags[] = {"--token-file", "@/tokens.csv", "--authz-file",
-                                        "@/authz.json", "--client-ca",  "@/cca.crt",
-                                        "--watch-history", "8", NULL};
+    static const char *const flags[] = {"--token-file",
+                                        "@/tokens.csv",
+                                        "--authz-file",
+                                        "@/authz.json",
+                                        "--client-ca",
+                                        "@/cca.crt",
+                                        "--watch-history",
+                                        "8",
+                                        NULL};
     if (kube_server_start(&srv, dir, flags) != 0)
         fail_msg("kle-apiserver did not start");
     kle_log_set_handler(capture_log, NULL);
@@ -296,21 +302,24 @@ static void test_client__error_mapping(void **state)
     int n = snprintf(text, 200, "{\"metadata\":{\"name\":\"big\"},\"data\":{\"v\":\"");
     memset(text + n, 'a', big);
     snprintf(text + n + big, 10, "\"}}");
-    int rc413 = kle_client_request(c, NULL, "POST", CM, "application/json", text, strlen(text), NULL);
+    int rc413 =
+        kle_client_request(c, NULL, "POST", CM, "application/json", text, strlen(text), NULL);
     if (rc413 != KLE_ETOOLARGE)
         fail_msg("413: got %d %s", rc413, kle_error_last()->message);
-    assert_int_equal(kle_client_request(c, NULL, "POST", CM, "application/json", text,
-                                        strlen(text), NULL),
-                     KLE_ETOOLARGE);
+    assert_int_equal(
+        kle_client_request(c, NULL, "POST", CM, "application/json", text, strlen(text), NULL),
+        KLE_ETOOLARGE);
     assert_string_equal(kle_error_last()->reason, "RequestEntityTooLarge");
     assert_int_equal(kle_error_last()->http_status, 413);
     free(text);
 
     /* Injected 429 with Retry-After, then the 5xx family. */
     assert_true(kube_server_admin(&srv, "POST", "/faults",
-                                       "{\"verb\":\"get\",\"resource\":\"configmaps\","
-                                       "\"name\":\"throttled\",\"error\":429,"
-                                       "\"retryAfterSeconds\":7}") / 100 == 2);
+                                  "{\"verb\":\"get\",\"resource\":\"configmaps\","
+                                  "\"name\":\"throttled\",\"error\":429,"
+                                  "\"retryAfterSeconds\":7}") /
+                    100 ==
+                2);
     assert_int_equal(kle_client_get(c, &out, CM "/throttled", NULL), KLE_ETOOMANYREQUESTS);
     assert_int_equal(kle_error_last()->http_status, 429);
     assert_int_equal(kle_error_last()->retry_after_seconds, 7);
@@ -648,8 +657,8 @@ static void test_client__in_cluster_and_default(void **state)
 {
     char sa[400], p[500], cmd[8192];
     snprintf(sa, sizeof(sa), "%s/serviceaccount", dir);
-    snprintf(cmd, sizeof(cmd), "mkdir -p '%s' && cd '%s' && echo '%s' | base64 -d > ca.crt", sa,
-             sa, srv.ca_data);
+    snprintf(cmd, sizeof(cmd), "mkdir -p '%s' && cd '%s' && echo '%s' | base64 -d > ca.crt", sa, sa,
+             srv.ca_data);
     run(cmd);
     snprintf(p, sizeof(p), "%s/token", sa);
     kube_write_file(p, 0, "ok-token-0123456789\n");
@@ -663,8 +672,7 @@ static void test_client__in_cluster_and_default(void **state)
     assert_int_equal(kle_client_new_default(&c, &o), 0);
     assert_string_equal(kle_client_namespace(c), "kube-system");
     json_object *out = NULL;
-    assert_int_equal(kle_client_get(c, &out, "/api/v1/namespaces/kube-system/configmaps", NULL),
-                     0);
+    assert_int_equal(kle_client_get(c, &out, "/api/v1/namespaces/kube-system/configmaps", NULL), 0);
     json_object_put(out);
     kle_client_free(c);
     unsetenv("KUBERNETES_SERVICE_HOST");
@@ -1043,9 +1051,15 @@ static void test_client__no_secret_in_logs(void **state)
     pthread_mutex_lock(&log_mu);
     assert_non_null(log_text);
     assert_non_null(strstr(log_text, "GET "));
-    static const char *secrets[] = {"ok-token-0123456789", "limited-token-0123456789",
-                                    "revoked-token", "not-a-valid-token", "PRIVATE KEY",
-                                    "Bearer ok", "Bearer l", "Bearer r", "Bearer n"};
+    static const char *secrets[] = {"ok-token-0123456789",
+                                    "limited-token-0123456789",
+                                    "revoked-token",
+                                    "not-a-valid-token",
+                                    "PRIVATE KEY",
+                                    "Bearer ok",
+                                    "Bearer l",
+                                    "Bearer r",
+                                    "Bearer n"};
     for (size_t i = 0; i < sizeof(secrets) / sizeof(secrets[0]); i++)
         if (strstr(log_text, secrets[i]))
             fail_msg("the log contains \"%s\"", secrets[i]);
