@@ -920,6 +920,51 @@ static int error_cb(kle_watch_event_type type, json_object *obj, void *data)
     return 0;
 }
 
+static int negative_cb(kle_watch_event_type type, json_object *obj, void *data)
+{
+    return type == KLE_WATCH_LISTED ? -77 : 0;
+}
+
+struct hammer {
+    kle_client *c;
+    int failures;
+};
+
+static void *hammer_gets(void *arg)
+{
+    struct hammer *h = arg;
+    for (int i = 0; i < 25; i++) {
+        json_object *out = NULL;
+        if (kle_client_get(h->c, &out, "/api/v1/namespaces/default", NULL) != 0)
+            h->failures++;
+        json_object_put(out);
+    }
+    return NULL;
+}
+
+static void test_client__shared_by_threads(void **state)
+{
+    kle_client *c = client_for("token.kubeconfig", NULL);
+    struct hammer h[4];
+    pthread_t t[4];
+    for (int i = 0; i < 4; i++) {
+        h[i] = (struct hammer){c, 0};
+        assert_int_equal(pthread_create(&t[i], NULL, hammer_gets, &h[i]), 0);
+    }
+    for (int i = 0; i < 4; i++) {
+        pthread_join(t[i], NULL);
+        assert_int_equal(h[i].failures, 0);
+    }
+    /* 100 requests from 4 threads, one connection. */
+    assert_int_equal(kle_kube__client_connections(c), 1);
+
+    /* A callback's negative value ends the watch and is returned. */
+    kle_watch_opts wo = KLE_WATCH_OPTS_INIT;
+    wo.timeout_ms = 5000;
+    assert_int_equal(kle_client_watch(c, CM, &wo, negative_cb, NULL), -77);
+    kle_client_free(c);
+}
+
 static void test_client__watch_errors_end_the_watch(void **state)
 {
     kle_client *lim = client_for("limited.kubeconfig", NULL);
@@ -1098,6 +1143,7 @@ int main(void)
         cmocka_unit_test(test_client__watch_resumes_after_a_dropped_stream),
         cmocka_unit_test(test_client__watch_relists_after_410),
         cmocka_unit_test(test_client__watch_errors_end_the_watch),
+        cmocka_unit_test(test_client__shared_by_threads),
         cmocka_unit_test(test_client__blackhole_never_blocks_past_timeout),
         cmocka_unit_test(test_client__no_secret_in_logs),
     };
