@@ -8,8 +8,17 @@ function(kle_add_test)
                                                 ${PROJECT_SOURCE_DIR}/tests)
   target_link_libraries(${T_NAME} PRIVATE kle PkgConfig::CMOCKA ${T_LIBS})
   add_test(NAME ${T_NAME} COMMAND ${T_NAME})
+  if(KLE_VALGRIND)
+    # Every test program runs under valgrind; any error or definite leak fails it.
+    set_property(TARGET ${T_NAME} PROPERTY CROSSCOMPILING_EMULATOR
+      valgrind --quiet --error-exitcode=99 --leak-check=full
+               --errors-for-leak-kinds=definite,indirect)
+  endif()
   if(NOT T_TIMEOUT)
     set(T_TIMEOUT 120)
+  endif()
+  if(KLE_VALGRIND)
+    math(EXPR T_TIMEOUT "${T_TIMEOUT} * 10")
   endif()
   set_tests_properties(${T_NAME} PROPERTIES LABELS "${T_LABELS}" TIMEOUT ${T_TIMEOUT})
   if(T_ENVIRONMENT)

@@ -1,0 +1,196 @@
+/**
+ * @file kle/elector.h
+ * @brief The leader elector: client-go's LeaderElector in C.
+ *
+ * An elector campaigns for a lock (kle/lock.h) and, once it leads, renews
+ * it until it is stopped or a renewal does not succeed in time:
+ *
+ * - acquire: try (tryAcquireOrRenew), then wait RetryPeriod plus up to
+ *   1.2 × RetryPeriod of jitter, until it succeeds or is stopped;
+ * - lead: on_started_leading runs on its own thread with a kle_leading
+ *   handle; every RetryPeriod the elector renews, retrying every
+ *   RetryPeriod, and gives up when RenewDeadline has passed since the
+ *   round started; giving up ends leadership;
+ * - end: the handle is signalled, on_started_leading must return, then
+ *   (with release_on_cancel) the lease is released, and on_stopped_leading
+ *   runs. on_stopped_leading runs exactly once per kle_elector_run() call,
+ *   whether or not the elector ever led.
+ *
+ * Safety rules beyond client-go: every lock call is bounded by the time
+ * left before the renew deadline, so an in-flight renewal can never extend
+ * leadership; leadership is never believed past the time the last
+ * successful write was sent plus the lease duration written in the record;
+ * and the lease is released only after on_started_leading has returned.
+ * While on_started_leading is still running after a stop, the elector
+ * keeps renewing, so its work stays covered by the lease.
+ */
+#ifndef KLE_ELECTOR_H
+#define KLE_ELECTOR_H
+
+#include "clock.h"
+#include "lock.h"
+
+KLE_BEGIN_DECLS
+
+typedef struct kle_elector kle_elector;
+
+/**
+ * Handed to on_started_leading; tells when leadership ends. Valid until
+ * on_started_leading returns.
+ */
+typedef struct kle_leading kle_leading;
+
+/** Callbacks. on_started_leading and on_stopped_leading are required. */
+typedef struct kle_elector_callbacks {
+    /**
+     * Runs on its own thread when this elector becomes leader. It should do
+     * the leader's work until @p leading signals the end (kle_leading_fd()
+     * becomes readable, or kle_leading_wait() returns 0), then return
+     * promptly: the elector waits for it before releasing the lease and
+     * before kle_elector_run() returns.
+     */
+    void (*on_started_leading)(kle_leading *leading, void *data);
+    /** Runs on the kle_elector_run() thread each time kle_elector_run() ends. */
+    void (*on_stopped_leading)(void *data);
+    /**
+     * Optional. Runs on the kle_elector_run() thread when the observed holder
+     * changes, including the first observed holder; "" means the lease was
+     * released. Must return quickly: renewals wait for it.
+     */
+    void (*on_new_leader)(const char *identity, void *data);
+    /** Passed to every callback. */
+    void *data;
+} kle_elector_callbacks;
+
+/** Elector configuration; initialise with KLE_ELECTOR_CONFIG_INIT. */
+typedef struct kle_elector_config {
+    unsigned int version;
+    /** The lock. kle_elector_new() takes ownership on success only. */
+    kle_lock *lock;
+    /** How long others wait, from when they saw the record change (default 15 s). */
+    int64_t lease_duration_ms;
+    /** How long the leader retries renewing before it gives up (default 10 s). */
+    int64_t renew_deadline_ms;
+    /** Wait between tries (default 2 s). */
+    int64_t retry_period_ms;
+    /** Release the lease when stopped while leading (default 0, as client-go). */
+    int release_on_cancel;
+    /** Name for logs, metrics and health messages (borrowed during new; copied). */
+    const char *name;
+    kle_elector_callbacks callbacks;
+    /** Clock to use (borrowed; must outlive the elector). NULL: the real clock. */
+    kle_clock *clock;
+    /** Seed of the retry jitter; 0 picks a random seed. */
+    uint64_t jitter_seed;
+    /** Limit of one lock call when no deadline is nearer (default max(1 s, renew_deadline/2)). */
+    int64_t call_timeout_ms;
+} kle_elector_config;
+
+#define KLE_ELECTOR_CONFIG_VERSION 1
+#define KLE_ELECTOR_CONFIG_INIT                                                                    \
+    {KLE_ELECTOR_CONFIG_VERSION, NULL, 15000, 10000, 2000, 0, NULL, {NULL, NULL, NULL, NULL},     \
+     NULL, 0, 0}
+
+/** Counters and state, for metrics. */
+typedef struct kle_elector_stats {
+    int leader;                /**< 1 while this elector leads (leader_election_master_status). */
+    uint64_t slowpath_total;   /**< Renewals that took the slow path (leader_election_slowpath_total). */
+    uint64_t tries;            /**< tryAcquireOrRenew calls. */
+    uint64_t failed_tries;     /**< Of which did not succeed. */
+    uint64_t acquisitions;     /**< Times this elector became leader. */
+    uint64_t losses;           /**< Times leadership ended because renewals did not succeed. */
+    uint64_t releases;         /**< Successful releases. */
+} kle_elector_stats;
+
+/**
+ * Validates @p config exactly as client-go does and creates an elector:
+ * lease_duration > renew_deadline; renew_deadline > 1.2 × retry_period; all
+ * three > 0; lease_duration at least 1 s (the record carries whole seconds);
+ * both required callbacks set; a complete lock with a non-empty identity.
+ * @return 0; KLE_EINVAL with a message naming the rule that failed;
+ *   KLE_EVERSION for an unknown config or lock version; KLE_ENOMEM;
+ *   KLE_ESYSTEM. On failure the lock still belongs to the caller.
+ */
+KLE_EXTERN(int) kle_elector_new(kle_elector **out, const kle_elector_config *config);
+
+/**
+ * Runs the election on the calling thread until kle_elector_stop() is
+ * called or leadership is lost. May be called again after it returns (for
+ * example to campaign again after a loss), unless stopped.
+ * @return 0 when stopped; KLE_ETIMEOUT when leadership was lost because
+ *   renewals did not succeed before the renew deadline; KLE_ESTATE if the
+ *   elector is already running; KLE_ESYSTEM if a thread could not start.
+ */
+KLE_EXTERN(int) kle_elector_run(kle_elector *elector);
+
+/**
+ * Asks kle_elector_run() to end. Safe from any thread and from a signal
+ * handler (with the real clock); idempotent; stays in effect, so a later
+ * kle_elector_run() returns at once.
+ */
+KLE_EXTERN(void) kle_elector_stop(kle_elector *elector);
+
+/** Returns 1 while this elector leads: it holds the lease and its renew deadline has not passed. */
+KLE_EXTERN(int) kle_elector_is_leader(kle_elector *elector);
+
+/**
+ * Copies the identity of the last observed holder into a new string (""
+ * when none was observed), which the caller frees with free().
+ * @return 0 or KLE_ENOMEM.
+ */
+KLE_EXTERN(int) kle_elector_leader(char **out, kle_elector *elector);
+
+/**
+ * Copies the last observed record into @p out (dispose with
+ * kle_record_dispose()) and its age on the elector's monotonic clock.
+ * @return 0, KLE_ENOTFOUND when nothing was observed yet, or KLE_ENOMEM.
+ */
+KLE_EXTERN(int)
+kle_elector_observed(kle_record *out, int64_t *out_age_ns, kle_elector *elector);
+
+/**
+ * client-go's healthz Check: healthy unless this elector's last observed
+ * record names it holder and that observation is older than
+ * lease_duration + @p max_tolerable_expired_ms.
+ * @return 0 when healthy, KLE_EUNHEALTHY with a message otherwise.
+ */
+KLE_EXTERN(int) kle_elector_check(kle_elector *elector, int64_t max_tolerable_expired_ms);
+
+/** Copies the counters. */
+KLE_EXTERN(void) kle_elector_get_stats(kle_elector_stats *out, kle_elector *elector);
+
+/** The identity of this elector's lock (borrowed). */
+KLE_EXTERN(const char *) kle_elector_identity(kle_elector *elector);
+
+/** Frees the elector and its lock. It must not be running. NULL is ignored. */
+KLE_EXTERN(void) kle_elector_free(kle_elector *elector);
+
+/**
+ * A file descriptor that becomes readable (POLLIN) when leadership ends.
+ * Owned by the handle; do not read or close it.
+ */
+KLE_EXTERN(int) kle_leading_fd(const kle_leading *leading);
+
+/**
+ * Waits until leadership ends or @p timeout_ms passes (negative: forever),
+ * on the elector's clock.
+ * @return 0 when leadership has ended, KLE_ETIMEOUT otherwise.
+ */
+KLE_EXTERN(int) kle_leading_wait(kle_leading *leading, int64_t timeout_ms);
+
+/** Returns 1 once leadership has ended. */
+KLE_EXTERN(int) kle_leading_is_over(const kle_leading *leading);
+
+/**
+ * leaderTransitions of the record this elector wrote when it acquired: it
+ * strictly increases with every change of leader, so it serves as a
+ * fencing token.
+ */
+KLE_EXTERN(int) kle_leading_transitions(const kle_leading *leading);
+
+/** The elector this handle belongs to. */
+KLE_EXTERN(kle_elector *) kle_leading_elector(kle_leading *leading);
+
+KLE_END_DECLS
+
+#endif

@@ -1,0 +1,16 @@
+/**
+ * @file kle/kle.h
+ * @brief Umbrella header: everything a libkle user needs.
+ */
+#ifndef KLE_KLE_H
+#define KLE_KLE_H
+
+#include "common.h"
+#include "errors.h"
+#include "log.h"
+#include "clock.h"
+#include "record.h"
+#include "lock.h"
+#include "elector.h"
+
+#endif

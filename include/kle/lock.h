@@ -1,0 +1,90 @@
+/**
+ * @file kle/lock.h
+ * @brief Resource locks: the object in which the election record lives.
+ *
+ * A kle_lock is client-go's resourcelock.Interface: it reads and writes one
+ * leader election record in one Kubernetes object (a Lease, an annotation
+ * on a ConfigMap or Endpoints, or two of them for migration). The elector
+ * drives it; users only construct one and hand it to kle_elector_new(). The
+ * functions below are checked wrappers around the backend's vtable
+ * (kle/sys/lock.h) for callers who use a lock directly.
+ */
+#ifndef KLE_LOCK_H
+#define KLE_LOCK_H
+
+#include "clock.h"
+#include "record.h"
+
+KLE_BEGIN_DECLS
+
+typedef struct kle_lock kle_lock;
+
+/** Per-call limits handed to every lock operation. */
+typedef struct kle_lock_ctx {
+    unsigned int version;
+    /** Time the call may take; it must return by then with KLE_ETIMEOUT. <= 0: no time left. */
+    int64_t timeout_ns;
+    /** When set, the call returns KLE_ECANCELED promptly. May be NULL. */
+    kle_event *cancel;
+} kle_lock_ctx;
+
+#define KLE_LOCK_CTX_VERSION 1
+#define KLE_LOCK_CTX_INIT {KLE_LOCK_CTX_VERSION, 10 * KLE_NS_PER_SEC, NULL}
+
+/** What kle_lock_get() read. Free with kle_lock_result_dispose(). */
+typedef struct kle_lock_result {
+    kle_record record;        /**< The record. */
+    char *raw;                /**< Its raw bytes, for change detection (NUL-terminated). */
+    size_t raw_len;           /**< Length of raw, without the NUL. */
+    char *resource_version;   /**< The object's resourceVersion, or NULL if unknown. */
+} kle_lock_result;
+
+/** Frees what a result owns and empties it. */
+KLE_EXTERN(void) kle_lock_result_dispose(kle_lock_result *result);
+
+/**
+ * Reads the record.
+ * @return 0; KLE_ENOTFOUND when the object (or its record) does not exist;
+ *   KLE_EBADRECORD when a record exists but cannot be read (never a free
+ *   lock); KLE_ETIMEOUT, KLE_ECANCELED, or another error of the backend.
+ */
+KLE_EXTERN(int) kle_lock_get(kle_lock_result *out, kle_lock *lock, const kle_lock_ctx *ctx);
+
+/**
+ * Creates the object with @p record.
+ * @return 0; KLE_EEXISTS when it already exists; or a backend error.
+ */
+KLE_EXTERN(int) kle_lock_create(kle_lock *lock, const kle_record *record, const kle_lock_ctx *ctx);
+
+/**
+ * Replaces the record, conditional on the object not having changed since
+ * this lock last read or wrote it.
+ * @return 0; KLE_ECONFLICT when it changed; KLE_ESTATE when the lock has not
+ *   read or written the object yet; or a backend error.
+ */
+KLE_EXTERN(int) kle_lock_update(kle_lock *lock, const kle_record *record, const kle_lock_ctx *ctx);
+
+/**
+ * Records an event ("became leader") on the lock object, best effort.
+ * Backends without events return 0.
+ */
+KLE_EXTERN(int) kle_lock_record_event(kle_lock *lock, const char *message, const kle_lock_ctx *ctx);
+
+/** The identity this lock writes as holder (borrowed, never NULL). */
+KLE_EXTERN(const char *) kle_lock_identity(kle_lock *lock);
+
+/** A description of the lock object, e.g. "default/my-lock" (borrowed). */
+KLE_EXTERN(const char *) kle_lock_describe(kle_lock *lock);
+
+/**
+ * Checks that @p lock is a complete vtable of a supported version.
+ * @return 0, KLE_EINVAL (NULL or a required member missing) or KLE_EVERSION.
+ */
+KLE_EXTERN(int) kle_lock_validate(const kle_lock *lock);
+
+/** Frees a lock. NULL is ignored. */
+KLE_EXTERN(void) kle_lock_free(kle_lock *lock);
+
+KLE_END_DECLS
+
+#endif

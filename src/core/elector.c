@@ -1,0 +1,814 @@
+/*
+ * The elector: client-go's LeaderElector (tools/leaderelection) in C.
+ *
+ * try_acquire_or_renew() is client-go's tryAcquireOrRenew; acquire(),
+ * renew() and release() are its loops. All expiry and deadline decisions use
+ * the clock's monotonic time; the record's own timestamps are never trusted.
+ *
+ * Leadership bound. After a successful write sent at S and answered at R,
+ * this elector believes it leads until
+ *     lead_deadline = min(R + retry_period + renew_deadline, S + written_lease_duration)
+ * The first term is client-go's renew deadline (the next round starts one
+ * retry period after the last success and gives up renew_deadline later);
+ * the second guarantees that no other candidate, which waits the written
+ * lease duration from the moment it saw our write (after S), can lead while
+ * we still believe we do. Every lock call is bounded by the time left before
+ * lead_deadline, so an in-flight renewal cannot extend leadership.
+ */
+#include "kle/elector.h"
+#include "kle/sys/clock.h"
+#include "kle/sys/errors.h"
+#include "kle/sys/lock.h"
+#include "core/elector_internal.h"
+#include "core/log.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+#include <unistd.h>
+
+#define JITTER_FACTOR 1.2
+
+struct kle_leading {
+    kle_elector *elector;
+    kle_event *ended;
+    int transitions;
+};
+
+struct kle_elector {
+    kle_lock *lock;
+    char *identity;
+    char *name;
+    int64_t lease_duration;
+    int64_t renew_deadline;
+    int64_t retry_period;
+    int64_t call_timeout;
+    int record_lease_seconds;
+    int release_on_cancel;
+    kle_elector_callbacks cb;
+    kle_clock *clock;
+    uint64_t rng;
+
+    pthread_mutex_t mu;
+    /* Observed state, guarded by mu. */
+    int has_observed;
+    kle_record observed;
+    char *observed_raw;
+    size_t observed_raw_len;
+    char *observed_rv;
+    int64_t observed_time;
+    char *reported_leader;
+    /* Leadership, guarded by mu. */
+    int leading;
+    int64_t lead_deadline;
+    int64_t last_sent;
+    int64_t last_return;
+    kle_elector_stats stats;
+
+    atomic_int running;
+    atomic_int stop_requested;
+    atomic_int callback_done;
+    kle_event *cancel; /* Set by stop; sticky. Cancels lock calls while campaigning. */
+    kle_event *wake;   /* Set by stop and when on_started_leading returns. */
+};
+
+enum renew_outcome { RENEW_STOPPED, RENEW_LOST };
+
+static int64_t now_ns(kle_elector *e)
+{
+    return kle_clock_monotonic_ns(e->clock);
+}
+
+static uint64_t next_random(kle_elector *e)
+{
+    /* splitmix64 */
+    uint64_t z = (e->rng += UINT64_C(0x9e3779b97f4a7c15));
+    z = (z ^ (z >> 30)) * UINT64_C(0xbf58476d1ce4e5b9);
+    z = (z ^ (z >> 27)) * UINT64_C(0x94d049bb133111eb);
+    return z ^ (z >> 31);
+}
+
+/* A uniform double in [0, 1). */
+static double random_unit(kle_elector *e)
+{
+    return (double)(next_random(e) >> 11) * (1.0 / 9007199254740992.0);
+}
+
+static int validate(const kle_elector_config *c)
+{
+    long long ld = (long long)c->lease_duration_ms, rd = (long long)c->renew_deadline_ms,
+              rp = (long long)c->retry_period_ms;
+    const char *p = "invalid elector config: ";
+
+    if (c->lease_duration_ms <= c->renew_deadline_ms)
+        return kle_error_set(KLE_EINVAL,
+                             "%sleaseDuration must be greater than renewDeadline "
+                             "(lease_duration_ms=%lld, renew_deadline_ms=%lld)",
+                             p, ld, rd);
+    if ((double)c->renew_deadline_ms <= JITTER_FACTOR * (double)c->retry_period_ms)
+        return kle_error_set(KLE_EINVAL,
+                             "%srenewDeadline must be greater than retryPeriod*JitterFactor "
+                             "(renew_deadline_ms=%lld, retry_period_ms=%lld, JitterFactor=1.2)",
+                             p, rd, rp);
+    if (c->lease_duration_ms < 1)
+        return kle_error_set(KLE_EINVAL, "%sleaseDuration must be greater than zero", p);
+    if (c->renew_deadline_ms < 1)
+        return kle_error_set(KLE_EINVAL, "%srenewDeadline must be greater than zero", p);
+    if (c->retry_period_ms < 1)
+        return kle_error_set(KLE_EINVAL, "%sretryPeriod must be greater than zero", p);
+    if (c->lease_duration_ms < 1000)
+        return kle_error_set(KLE_EINVAL,
+                             "%sleaseDuration must be at least 1s: the record carries whole "
+                             "seconds (lease_duration_ms=%lld)",
+                             p, ld);
+    if (c->call_timeout_ms < 0)
+        return kle_error_set(KLE_EINVAL, "%scall_timeout_ms must not be negative", p);
+    if (!c->callbacks.on_started_leading)
+        return kle_error_set(KLE_EINVAL, "%sOnStartedLeading callback must not be nil", p);
+    if (!c->callbacks.on_stopped_leading)
+        return kle_error_set(KLE_EINVAL, "%sOnStoppedLeading callback must not be nil", p);
+    if (!c->lock)
+        return kle_error_set(KLE_EINVAL, "%sLock must not be nil", p);
+    if (kle_lock_validate(c->lock) < 0)
+        return kle_error_prefix("%s", p);
+    if (kle_lock_identity(c->lock)[0] == '\0')
+        return kle_error_set(KLE_EINVAL, "%sLock identity is empty", p);
+    if (c->clock && (c->clock->version != KLE_CLOCK_VERSION || !c->clock->monotonic_ns ||
+                     !c->clock->wall_ns || !c->clock->wait))
+        return kle_error_set(KLE_EVERSION, "%sclock is incomplete or of an unsupported version", p);
+    return 0;
+}
+
+static uint64_t random_seed(void)
+{
+    uint64_t seed = 0;
+    if (getrandom(&seed, sizeof(seed), GRND_NONBLOCK) != (ssize_t)sizeof(seed) || seed == 0) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        seed = ((uint64_t)ts.tv_nsec << 20) ^ (uint64_t)ts.tv_sec ^ ((uint64_t)getpid() << 40);
+    }
+    return seed ? seed : 1;
+}
+
+int kle_elector_new(kle_elector **out, const kle_elector_config *config)
+{
+    if (!out || !config)
+        return kle_error_set(KLE_EINVAL, "kle_elector_new: out and config are required");
+    *out = NULL;
+    if (config->version != KLE_ELECTOR_CONFIG_VERSION)
+        return kle_error_set(KLE_EVERSION, "kle_elector_new: config version %u is not supported",
+                             config->version);
+    int rc = validate(config);
+    if (rc < 0)
+        return rc;
+
+    kle_elector *e = calloc(1, sizeof(*e));
+    if (!e)
+        return kle_error_set(KLE_ENOMEM, "kle_elector_new: out of memory");
+    e->identity = strdup(kle_lock_identity(config->lock));
+    e->name = strdup(config->name ? config->name : kle_lock_describe(config->lock));
+    e->reported_leader = strdup("");
+    if (!e->identity || !e->name || !e->reported_leader)
+        goto nomem;
+    if (kle_event_new(&e->cancel) < 0 || kle_event_new(&e->wake) < 0) {
+        rc = kle_error_last()->code;
+        goto fail;
+    }
+    e->lock = config->lock;
+    e->lease_duration = config->lease_duration_ms * KLE_NS_PER_MS;
+    e->renew_deadline = config->renew_deadline_ms * KLE_NS_PER_MS;
+    e->retry_period = config->retry_period_ms * KLE_NS_PER_MS;
+    e->call_timeout = config->call_timeout_ms ? config->call_timeout_ms * KLE_NS_PER_MS
+                      : e->renew_deadline / 2 > KLE_NS_PER_SEC ? e->renew_deadline / 2
+                                                                : KLE_NS_PER_SEC;
+    e->record_lease_seconds = (int)(config->lease_duration_ms / 1000);
+    e->release_on_cancel = config->release_on_cancel != 0;
+    e->cb = config->callbacks;
+    e->clock = config->clock ? config->clock : kle_clock_real();
+    e->rng = config->jitter_seed ? config->jitter_seed : random_seed();
+    pthread_mutex_init(&e->mu, NULL);
+    *out = e;
+    return 0;
+nomem:
+    rc = kle_error_set(KLE_ENOMEM, "kle_elector_new: out of memory");
+fail:
+    kle_event_free(e->cancel);
+    kle_event_free(e->wake);
+    free(e->identity);
+    free(e->name);
+    free(e->reported_leader);
+    free(e);
+    return rc;
+}
+
+/* Time a lock call may take: the call limit, cut to what is left before deadline. */
+static int64_t call_budget(kle_elector *e, int64_t deadline)
+{
+    int64_t budget = e->call_timeout;
+    if (deadline != INT64_MAX) {
+        int64_t left = deadline - now_ns(e);
+        if (left < budget)
+            budget = left;
+    }
+    return budget;
+}
+
+static int observed_is_me(kle_elector *e)
+{
+    return e->has_observed && strcmp(kle_record_holder(&e->observed), e->identity) == 0;
+}
+
+/* client-go's isLeaseValid; mu held. */
+static int lease_valid(kle_elector *e, int64_t now)
+{
+    return e->has_observed &&
+           e->observed_time + (int64_t)e->observed.lease_duration_seconds * KLE_NS_PER_SEC > now;
+}
+
+/* Records our own successful write, sent at `sent`. */
+static void observe_own_write(kle_elector *e, kle_record *rec, int64_t sent)
+{
+    int64_t returned = now_ns(e);
+    pthread_mutex_lock(&e->mu);
+    kle_record_dispose(&e->observed);
+    e->observed = *rec; /* Takes the strings. */
+    kle_record_init(rec);
+    e->has_observed = 1;
+    /* The send time, not the answer's: our view of our own lease stays conservative. */
+    e->observed_time = sent;
+    e->last_sent = sent;
+    e->last_return = returned;
+    pthread_mutex_unlock(&e->mu);
+}
+
+static int new_record(kle_elector *e, kle_record *rec, int64_t wall)
+{
+    kle_record_init(rec);
+    if (kle_record_set_string(&rec->holder_identity, e->identity) < 0)
+        return KLE_ENOMEM;
+    rec->lease_duration_seconds = e->record_lease_seconds;
+    rec->acquire_time_ns = wall;
+    rec->renew_time_ns = wall;
+    return 0;
+}
+
+/*
+ * One attempt to acquire or renew; returns 1 on success. Lock calls are
+ * bounded by `deadline` (INT64_MAX: only by the call limit) and by `cancel`.
+ */
+static int try_acquire_or_renew(kle_elector *e, int64_t deadline, kle_event *cancel)
+{
+    int64_t now = now_ns(e);
+    kle_record rec;
+    kle_lock_ctx ctx = KLE_LOCK_CTX_INIT;
+    int rc;
+
+    ctx.cancel = cancel;
+    if (new_record(e, &rec, kle_clock_wall_ns(e->clock)) < 0)
+        return 0;
+
+    /* 1. Fast path: the leader updates optimistically over what it last saw. */
+    pthread_mutex_lock(&e->mu);
+    int fast = observed_is_me(e) && lease_valid(e, now);
+    if (fast) {
+        rec.acquire_time_ns = e->observed.acquire_time_ns;
+        rec.leader_transitions = e->observed.leader_transitions;
+    }
+    e->stats.tries++;
+    pthread_mutex_unlock(&e->mu);
+    if (fast) {
+        ctx.timeout_ns = call_budget(e, deadline);
+        int64_t sent = now_ns(e);
+        rc = kle_lock_update(e->lock, &rec, &ctx);
+        if (rc == 0) {
+            observe_own_write(e, &rec, sent);
+            return 1;
+        }
+        KLE_LOG_E("Failed to update lock %s optimistically: %s, falling back to slow path",
+                  e->name, kle_error_last()->message);
+        rec.acquire_time_ns = rec.renew_time_ns;
+        rec.leader_transitions = 0;
+    }
+
+    /* 2. Obtain or create the record. */
+    kle_lock_result got;
+    ctx.timeout_ns = call_budget(e, deadline);
+    rc = kle_lock_get(&got, e->lock, &ctx);
+    if (rc < 0) {
+        if (rc != KLE_ENOTFOUND) {
+            KLE_LOG_E("error retrieving resource lock %s: %s", e->name,
+                      kle_error_last()->message);
+            goto failed;
+        }
+        ctx.timeout_ns = call_budget(e, deadline);
+        int64_t sent = now_ns(e);
+        rc = kle_lock_create(e->lock, &rec, &ctx);
+        if (rc < 0) {
+            KLE_LOG_E("error initially creating leader election record %s: %s", e->name,
+                      kle_error_last()->message);
+            goto failed;
+        }
+        observe_own_write(e, &rec, sent);
+        return 1;
+    }
+
+    /* 3. Record obtained: note when it changed, on our clock. */
+    int old_transitions = got.record.leader_transitions;
+    int64_t old_acquire = got.record.acquire_time_ns;
+    pthread_mutex_lock(&e->mu);
+    int changed = !e->observed_raw || e->observed_raw_len != got.raw_len ||
+                  memcmp(e->observed_raw, got.raw, got.raw_len) != 0 ||
+                  (got.resource_version && e->observed_rv &&
+                   strcmp(got.resource_version, e->observed_rv) != 0);
+    if (changed) {
+        kle_record_dispose(&e->observed);
+        e->observed = got.record;
+        kle_record_init(&got.record);
+        free(e->observed_raw);
+        e->observed_raw = got.raw;
+        e->observed_raw_len = got.raw_len;
+        got.raw = NULL;
+        free(e->observed_rv);
+        e->observed_rv = got.resource_version;
+        got.resource_version = NULL;
+        e->has_observed = 1;
+        e->observed_time = now_ns(e);
+    }
+    kle_lock_result_dispose(&got);
+    const char *holder = kle_record_holder(&e->observed);
+    if (holder[0] != '\0' && lease_valid(e, now) && !observed_is_me(e)) {
+        KLE_LOG_V(4, "lock is held by %s and has not yet expired", holder);
+        pthread_mutex_unlock(&e->mu);
+        goto failed;
+    }
+
+    /* 4. Take it over, or renew it the slow way. */
+    if (observed_is_me(e)) {
+        rec.acquire_time_ns = old_acquire;
+        rec.leader_transitions = old_transitions;
+        e->stats.slowpath_total++;
+    } else {
+        rec.leader_transitions = old_transitions + 1;
+    }
+    pthread_mutex_unlock(&e->mu);
+
+    ctx.timeout_ns = call_budget(e, deadline);
+    int64_t sent = now_ns(e);
+    rc = kle_lock_update(e->lock, &rec, &ctx);
+    if (rc < 0) {
+        KLE_LOG_E("Failed to update lock %s: %s", e->name, kle_error_last()->message);
+        goto failed;
+    }
+    observe_own_write(e, &rec, sent);
+    return 1;
+
+failed:
+    kle_record_dispose(&rec);
+    pthread_mutex_lock(&e->mu);
+    e->stats.failed_tries++;
+    pthread_mutex_unlock(&e->mu);
+    return 0;
+}
+
+/* Calls on_new_leader when the observed holder differs from the last reported one. */
+static void report_transition(kle_elector *e)
+{
+    char *copy = NULL;
+    pthread_mutex_lock(&e->mu);
+    const char *holder = kle_record_holder(&e->observed);
+    if (strcmp(holder, e->reported_leader) != 0) {
+        char *dup = strdup(holder);
+        copy = strdup(holder);
+        if (dup && copy) {
+            free(e->reported_leader);
+            e->reported_leader = dup;
+        } else {
+            free(dup);
+            free(copy);
+            copy = NULL;
+        }
+    }
+    pthread_mutex_unlock(&e->mu);
+    if (copy && e->cb.on_new_leader)
+        e->cb.on_new_leader(copy, e->cb.data);
+    free(copy);
+}
+
+/* Best effort, bounded: an event never delays the election by more than a call limit. */
+static void record_event(kle_elector *e, const char *message)
+{
+    kle_lock_ctx ctx = KLE_LOCK_CTX_INIT;
+    ctx.timeout_ns = e->call_timeout < KLE_NS_PER_SEC ? e->call_timeout : KLE_NS_PER_SEC;
+    if (kle_lock_record_event(e->lock, message, &ctx) < 0)
+        KLE_LOG_V(2, "could not record event \"%s\" on %s: %s", message, e->name,
+                  kle_error_last()->message);
+}
+
+static int stop_requested(kle_elector *e)
+{
+    return atomic_load(&e->stop_requested) != 0;
+}
+
+/* Sets the leadership deadline after a successful write; mu not held. */
+static void extend_leadership(kle_elector *e)
+{
+    pthread_mutex_lock(&e->mu);
+    int64_t by_renew = e->last_return + e->retry_period + e->renew_deadline;
+    int64_t by_lease = e->last_sent + (int64_t)e->record_lease_seconds * KLE_NS_PER_SEC;
+    e->lead_deadline = by_renew < by_lease ? by_renew : by_lease;
+    pthread_mutex_unlock(&e->mu);
+}
+
+/* Campaigns until acquired (1) or stopped (0). */
+static int acquire(kle_elector *e)
+{
+    KLE_LOG_I("attempting to acquire leader lease %s...", e->name);
+    while (!stop_requested(e)) {
+        int ok = try_acquire_or_renew(e, INT64_MAX, e->cancel);
+        report_transition(e);
+        if (ok) {
+            KLE_LOG_I("successfully acquired lease %s", e->name);
+            return 1;
+        }
+        KLE_LOG_V(4, "failed to acquire lease %s", e->name);
+        int64_t wait = e->retry_period +
+                       (int64_t)(random_unit(e) * JITTER_FACTOR * (double)e->retry_period);
+        kle_clock_wait(e->clock, e->cancel, now_ns(e) + wait);
+    }
+    return 0;
+}
+
+/*
+ * Waits until `until` on the wake event. On the first stop it signals the
+ * end of leadership; returns 1 when the elector should end the renew loop
+ * (stopped and on_started_leading has returned).
+ */
+static int renew_wait(kle_elector *e, kle_leading *h, int64_t until)
+{
+    for (;;) {
+        kle_event_reset(e->wake);
+        if (stop_requested(e) && !kle_event_is_set(h->ended)) {
+            KLE_LOG_V(2, "stop requested while leading %s: waiting for the leader's work to end",
+                      e->name);
+            kle_event_set(h->ended);
+        }
+        if (stop_requested(e) && atomic_load(&e->callback_done))
+            return 1;
+        if (now_ns(e) >= until)
+            return 0;
+        kle_clock_wait(e->clock, e->wake, until);
+    }
+}
+
+/* Renews until stopped or a round does not succeed before its deadline. */
+static enum renew_outcome renew(kle_elector *e, kle_leading *h)
+{
+    pthread_mutex_lock(&e->mu);
+    int64_t next_round = e->last_return + e->retry_period;
+    pthread_mutex_unlock(&e->mu);
+    for (;;) {
+        if (renew_wait(e, h, next_round))
+            return RENEW_STOPPED;
+        pthread_mutex_lock(&e->mu);
+        int64_t deadline = e->lead_deadline;
+        pthread_mutex_unlock(&e->mu);
+        int ok = 0;
+        while (now_ns(e) < deadline) {
+            ok = try_acquire_or_renew(e, deadline, NULL);
+            report_transition(e);
+            if (ok) {
+                pthread_mutex_lock(&e->mu);
+                int late = e->last_return >= deadline;
+                pthread_mutex_unlock(&e->mu);
+                if (late) {
+                    /* Answered after the deadline: leadership already ended. */
+                    ok = 0;
+                    break;
+                }
+                extend_leadership(e);
+                break;
+            }
+            int64_t next_try = now_ns(e) + e->retry_period;
+            if (renew_wait(e, h, next_try < deadline ? next_try : deadline))
+                return RENEW_STOPPED;
+        }
+        if (!ok) {
+            KLE_LOG_I("failed to renew lease %s: timed out waiting for the condition", e->name);
+            return RENEW_LOST;
+        }
+        KLE_LOG_V(5, "successfully renewed lease %s", e->name);
+        pthread_mutex_lock(&e->mu);
+        next_round = e->last_return + e->retry_period;
+        pthread_mutex_unlock(&e->mu);
+    }
+}
+
+/* Gives the lease up: Get, and if we still hold it, write the released record. */
+static void release(kle_elector *e)
+{
+    pthread_mutex_lock(&e->mu);
+    int mine = observed_is_me(e);
+    pthread_mutex_unlock(&e->mu);
+    if (!mine)
+        return;
+    int64_t deadline = now_ns(e) + e->renew_deadline;
+    for (int attempt = 0; attempt < 5 && now_ns(e) < deadline; attempt++) {
+        kle_lock_ctx ctx = KLE_LOCK_CTX_INIT;
+        kle_lock_result got;
+        ctx.timeout_ns = call_budget(e, deadline);
+        if (kle_lock_get(&got, e->lock, &ctx) < 0) {
+            KLE_LOG_E("Failed to release lock %s: %s", e->name, kle_error_last()->message);
+            return;
+        }
+        int held = strcmp(kle_record_holder(&got.record), e->identity) == 0;
+        int transitions = got.record.leader_transitions;
+        kle_lock_result_dispose(&got);
+        if (!held) {
+            KLE_LOG_V(2, "not releasing %s: no longer the holder", e->name);
+            return;
+        }
+        kle_record rec = KLE_RECORD_INIT;
+        int64_t wall = kle_clock_wall_ns(e->clock);
+        if (kle_record_set_string(&rec.holder_identity, "") < 0)
+            return;
+        rec.lease_duration_seconds = 1;
+        rec.acquire_time_ns = wall;
+        rec.renew_time_ns = wall;
+        rec.leader_transitions = transitions;
+        ctx.timeout_ns = call_budget(e, deadline);
+        int64_t sent = now_ns(e);
+        int rc = kle_lock_update(e->lock, &rec, &ctx);
+        if (rc == 0) {
+            observe_own_write(e, &rec, sent);
+            pthread_mutex_lock(&e->mu);
+            e->stats.releases++;
+            pthread_mutex_unlock(&e->mu);
+            KLE_LOG_I("released lease %s", e->name);
+            return;
+        }
+        kle_record_dispose(&rec);
+        if (rc != KLE_ECONFLICT) {
+            KLE_LOG_E("Failed to release lock %s: %s", e->name, kle_error_last()->message);
+            return;
+        }
+        KLE_LOG_V(2, "conflict releasing %s, retrying", e->name);
+    }
+    KLE_LOG_E("Failed to release lock %s: gave up after repeated conflicts", e->name);
+}
+
+struct callback_arg {
+    kle_elector *e;
+    kle_leading *h;
+    void *token;
+};
+
+static void *callback_main(void *p)
+{
+    struct callback_arg a = *(struct callback_arg *)p;
+    free(p);
+    kle_elector *e = a.e;
+    if (e->clock->thread_attach)
+        e->clock->thread_attach(e->clock, a.token);
+    e->cb.on_started_leading(a.h, e->cb.data);
+    atomic_store(&e->callback_done, 1);
+    kle_event_set(e->wake);
+    if (e->clock->thread_detach)
+        e->clock->thread_detach(e->clock, a.token);
+    return NULL;
+}
+
+static int start_callback(kle_elector *e, kle_leading *h, pthread_t *thread)
+{
+    struct callback_arg *a = malloc(sizeof(*a));
+    if (!a)
+        return kle_error_set(KLE_ENOMEM, "elector: out of memory");
+    a->e = e;
+    a->h = h;
+    a->token = e->clock->thread_register ? e->clock->thread_register(e->clock) : NULL;
+    atomic_store(&e->callback_done, 0);
+    int err = pthread_create(thread, NULL, callback_main, a);
+    if (err) {
+        if (e->clock->thread_detach)
+            e->clock->thread_detach(e->clock, a->token);
+        free(a);
+        return kle_error_set(KLE_ESYSTEM, "elector: cannot start the leader thread: %s",
+                             strerror(err));
+    }
+    return 0;
+}
+
+/* Leads from a successful acquisition until the end; returns run()'s code. */
+static int lead(kle_elector *e)
+{
+    kle_leading h = {e, NULL, 0};
+    pthread_t thread;
+    int rc = 0;
+
+    extend_leadership(e);
+    pthread_mutex_lock(&e->mu);
+    e->leading = 1;
+    e->stats.acquisitions++;
+    h.transitions = e->observed.leader_transitions;
+    pthread_mutex_unlock(&e->mu);
+    record_event(e, "became leader");
+
+    if (kle_event_new(&h.ended) < 0 || start_callback(e, &h, &thread) < 0) {
+        rc = kle_error_last()->code;
+        KLE_LOG_E("stepping down from %s: %s", e->name, kle_error_last()->message);
+        pthread_mutex_lock(&e->mu);
+        e->leading = 0;
+        pthread_mutex_unlock(&e->mu);
+        kle_event_free(h.ended);
+        return rc;
+    }
+
+    enum renew_outcome outcome = renew(e, &h);
+    pthread_mutex_lock(&e->mu);
+    e->leading = 0;
+    if (outcome == RENEW_LOST)
+        e->stats.losses++;
+    pthread_mutex_unlock(&e->mu);
+    if (outcome == RENEW_LOST)
+        rc = kle_error_set(KLE_ETIMEOUT, "leadership of %s lost: no renewal succeeded in time",
+                           e->name);
+
+    kle_event_set(h.ended);
+    while (!atomic_load(&e->callback_done)) {
+        kle_event_reset(e->wake);
+        if (atomic_load(&e->callback_done))
+            break;
+        kle_clock_wait(e->clock, e->wake, INT64_MAX);
+    }
+    pthread_join(thread, NULL);
+    kle_event_free(h.ended);
+
+    if (e->release_on_cancel)
+        release(e);
+    record_event(e, "stopped leading");
+    return rc;
+}
+
+int kle_elector_run(kle_elector *e)
+{
+    if (!e)
+        return kle_error_set(KLE_EINVAL, "kle_elector_run: elector is NULL");
+    if (atomic_exchange(&e->running, 1))
+        return kle_error_set(KLE_ESTATE, "kle_elector_run: %s is already running", e->name);
+    int rc = 0;
+    if (acquire(e)) {
+        if (stop_requested(e)) {
+            /* Stopped while the winning write was in flight: do not start leading. */
+            if (e->release_on_cancel)
+                release(e);
+        } else {
+            rc = lead(e);
+        }
+    }
+    e->cb.on_stopped_leading(e->cb.data);
+    atomic_store(&e->running, 0);
+    return rc;
+}
+
+void kle_elector_stop(kle_elector *e)
+{
+    if (!e)
+        return;
+    atomic_store(&e->stop_requested, 1);
+    kle_event_set(e->cancel);
+    kle_event_set(e->wake);
+}
+
+int kle_elector_is_leader(kle_elector *e)
+{
+    if (!e)
+        return 0;
+    int64_t now = now_ns(e);
+    pthread_mutex_lock(&e->mu);
+    int leader = e->leading && now < e->lead_deadline;
+    pthread_mutex_unlock(&e->mu);
+    return leader;
+}
+
+int kle_elector_leader(char **out, kle_elector *e)
+{
+    if (!out || !e)
+        return kle_error_set(KLE_EINVAL, "kle_elector_leader: out and elector are required");
+    pthread_mutex_lock(&e->mu);
+    *out = strdup(kle_record_holder(&e->observed));
+    pthread_mutex_unlock(&e->mu);
+    return *out ? 0 : kle_error_set(KLE_ENOMEM, "kle_elector_leader: out of memory");
+}
+
+int kle_elector_observed(kle_record *out, int64_t *out_age_ns, kle_elector *e)
+{
+    if (!out || !e)
+        return kle_error_set(KLE_EINVAL, "kle_elector_observed: out and elector are required");
+    kle_record_init(out);
+    int64_t now = now_ns(e);
+    pthread_mutex_lock(&e->mu);
+    int rc = e->has_observed ? kle_record_copy(out, &e->observed)
+                             : kle_error_set(KLE_ENOTFOUND, "%s: no record observed yet", e->name);
+    if (out_age_ns)
+        *out_age_ns = e->has_observed ? now - e->observed_time : 0;
+    pthread_mutex_unlock(&e->mu);
+    return rc;
+}
+
+int kle_elector_check(kle_elector *e, int64_t max_tolerable_expired_ms)
+{
+    if (!e)
+        return kle_error_set(KLE_EINVAL, "kle_elector_check: elector is NULL");
+    int64_t now = now_ns(e);
+    pthread_mutex_lock(&e->mu);
+    int mine = observed_is_me(e);
+    int64_t age = now - e->observed_time;
+    pthread_mutex_unlock(&e->mu);
+    if (mine && age > e->lease_duration + max_tolerable_expired_ms * KLE_NS_PER_MS)
+        return kle_error_set(KLE_EUNHEALTHY, "failed election to renew leadership on lease %s",
+                             e->name);
+    return 0;
+}
+
+void kle_elector_get_stats(kle_elector_stats *out, kle_elector *e)
+{
+    if (!out)
+        return;
+    memset(out, 0, sizeof(*out));
+    if (!e)
+        return;
+    int leader = kle_elector_is_leader(e);
+    pthread_mutex_lock(&e->mu);
+    *out = e->stats;
+    pthread_mutex_unlock(&e->mu);
+    out->leader = leader;
+}
+
+const char *kle_elector_identity(kle_elector *e)
+{
+    return e ? e->identity : "";
+}
+
+void kle_elector_free(kle_elector *e)
+{
+    if (!e)
+        return;
+    kle_lock_free(e->lock);
+    kle_event_free(e->cancel);
+    kle_event_free(e->wake);
+    kle_record_dispose(&e->observed);
+    free(e->observed_raw);
+    free(e->observed_rv);
+    free(e->reported_leader);
+    free(e->identity);
+    free(e->name);
+    pthread_mutex_destroy(&e->mu);
+    free(e);
+}
+
+int kle_leading_fd(const kle_leading *h)
+{
+    return h ? kle_event_fd(h->ended) : -1;
+}
+
+int kle_leading_wait(kle_leading *h, int64_t timeout_ms)
+{
+    if (!h)
+        return kle_error_set(KLE_EINVAL, "kle_leading_wait: handle is NULL");
+    kle_clock *clock = h->elector->clock;
+    int64_t deadline = timeout_ms < 0 ? INT64_MAX
+                                       : kle_clock_monotonic_ns(clock) + timeout_ms * KLE_NS_PER_MS;
+    return kle_clock_wait(clock, h->ended, deadline);
+}
+
+int kle_leading_is_over(const kle_leading *h)
+{
+    return h && kle_event_is_set(h->ended);
+}
+
+int kle_leading_transitions(const kle_leading *h)
+{
+    return h ? h->transitions : 0;
+}
+
+kle_elector *kle_leading_elector(kle_leading *h)
+{
+    return h ? h->elector : NULL;
+}
+
+int kle_elector__try_acquire_or_renew(kle_elector *e, int64_t deadline)
+{
+    return try_acquire_or_renew(e, deadline, NULL);
+}
+
+void kle_elector__release(kle_elector *e)
+{
+    release(e);
+}
+
+void kle_elector__report_transition(kle_elector *e)
+{
+    report_transition(e);
+}

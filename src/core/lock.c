@@ -1,0 +1,126 @@
+#include "kle/sys/errors.h"
+#include "kle/sys/lock.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+void kle_lock_result_dispose(kle_lock_result *result)
+{
+    if (!result)
+        return;
+    kle_record_dispose(&result->record);
+    free(result->raw);
+    free(result->resource_version);
+    memset(result, 0, sizeof(*result));
+}
+
+int kle_lock_validate(const kle_lock *lock)
+{
+    if (!lock)
+        return kle_error_set(KLE_EINVAL, "lock: lock is NULL");
+    if (lock->version != KLE_LOCK_VERSION)
+        return kle_error_set(KLE_EVERSION, "lock: vtable version %u is not supported (expected %d)",
+                             lock->version, KLE_LOCK_VERSION);
+    const char *missing = !lock->get        ? "get"
+                          : !lock->create   ? "create"
+                          : !lock->update   ? "update"
+                          : !lock->identity ? "identity"
+                          : !lock->describe ? "describe"
+                          : !lock->free     ? "free"
+                                            : NULL;
+    if (missing)
+        return kle_error_set(KLE_EINVAL, "lock: required vtable member %s is NULL", missing);
+    return 0;
+}
+
+static const kle_lock_ctx default_ctx = KLE_LOCK_CTX_INIT;
+
+static int check_call(kle_lock *lock, const kle_lock_ctx **ctx, const char *what)
+{
+    int rc = kle_lock_validate(lock);
+    if (rc < 0)
+        return kle_error_prefix("%s: ", what);
+    if (!*ctx)
+        *ctx = &default_ctx;
+    if ((*ctx)->version != KLE_LOCK_CTX_VERSION)
+        return kle_error_set(KLE_EVERSION, "%s: kle_lock_ctx version %u is not supported", what,
+                             (*ctx)->version);
+    return 0;
+}
+
+/* A backend that fails without recording details still gives a message. */
+static int ensure_detail(int rc, kle_lock *lock, const char *what)
+{
+    if (rc < 0 && kle_error_last()->code != rc)
+        kle_error_set(rc, "%s %s: %s", what, lock->describe(lock), kle_strerror(rc));
+    return rc;
+}
+
+int kle_lock_get(kle_lock_result *out, kle_lock *lock, const kle_lock_ctx *ctx)
+{
+    if (!out)
+        return kle_error_set(KLE_EINVAL, "kle_lock_get: out is NULL");
+    memset(out, 0, sizeof(*out));
+    int rc = check_call(lock, &ctx, "kle_lock_get");
+    if (rc < 0)
+        return rc;
+    rc = ensure_detail(lock->get(out, lock, ctx), lock, "get");
+    if (rc < 0) {
+        kle_lock_result_dispose(out);
+        return rc;
+    }
+    if (!out->raw) {
+        kle_lock_result_dispose(out);
+        return kle_error_set(KLE_EBADRECORD, "get %s: the backend returned no raw record",
+                             lock->describe(lock));
+    }
+    return 0;
+}
+
+int kle_lock_create(kle_lock *lock, const kle_record *record, const kle_lock_ctx *ctx)
+{
+    if (!record)
+        return kle_error_set(KLE_EINVAL, "kle_lock_create: record is NULL");
+    int rc = check_call(lock, &ctx, "kle_lock_create");
+    if (rc < 0)
+        return rc;
+    return ensure_detail(lock->create(lock, record, ctx), lock, "create");
+}
+
+int kle_lock_update(kle_lock *lock, const kle_record *record, const kle_lock_ctx *ctx)
+{
+    if (!record)
+        return kle_error_set(KLE_EINVAL, "kle_lock_update: record is NULL");
+    int rc = check_call(lock, &ctx, "kle_lock_update");
+    if (rc < 0)
+        return rc;
+    return ensure_detail(lock->update(lock, record, ctx), lock, "update");
+}
+
+int kle_lock_record_event(kle_lock *lock, const char *message, const kle_lock_ctx *ctx)
+{
+    int rc = check_call(lock, &ctx, "kle_lock_record_event");
+    if (rc < 0)
+        return rc;
+    if (!lock->record_event || !message)
+        return 0;
+    return ensure_detail(lock->record_event(lock, message, ctx), lock, "record event on");
+}
+
+const char *kle_lock_identity(kle_lock *lock)
+{
+    const char *id = lock && lock->identity ? lock->identity(lock) : NULL;
+    return id ? id : "";
+}
+
+const char *kle_lock_describe(kle_lock *lock)
+{
+    const char *d = lock && lock->describe ? lock->describe(lock) : NULL;
+    return d ? d : "";
+}
+
+void kle_lock_free(kle_lock *lock)
+{
+    if (lock && lock->free)
+        lock->free(lock);
+}

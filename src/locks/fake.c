@@ -1,0 +1,455 @@
+/*
+ * Fake locks on a shared in-memory object, for tests (kle/testing.h).
+ * The store plays the API server: one object, one resourceVersion counter.
+ * Each fake lock plays one client: it remembers the resourceVersion it last
+ * read or wrote and its updates are conditional on it.
+ */
+#include "kle/sys/clock.h"
+#include "kle/sys/errors.h"
+#include "kle/sys/lock.h"
+#include "kle/testing.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define N_METHODS 4
+
+struct kle_fake_store {
+    pthread_mutex_t mu;
+    int refs;
+    kle_clock *clock;
+    int exists;
+    kle_record record;
+    uint64_t resource_version;
+    uint64_t writes;
+};
+
+typedef struct script {
+    int fail_count;
+    int fail_error;
+    int delay_count;
+    int64_t delay_ns;
+} script;
+
+typedef struct fake_lock {
+    kle_lock base;
+    kle_fake_store *store;
+    char *identity;
+    char *description;
+    pthread_mutex_t mu;
+    script scripts[N_METHODS];
+    unsigned int calls[N_METHODS];
+    int has_rv;
+    uint64_t last_rv;
+    unsigned int events;
+    char last_event[512];
+} fake_lock;
+
+static const char *method_names[N_METHODS] = {"get", "create", "update", "record event"};
+
+int kle_fake_store_new(kle_fake_store **out, kle_clock *clock)
+{
+    if (!out)
+        return kle_error_set(KLE_EINVAL, "kle_fake_store_new: out is NULL");
+    kle_fake_store *s = calloc(1, sizeof(*s));
+    if (!s)
+        return kle_error_set(KLE_ENOMEM, "kle_fake_store_new: out of memory");
+    pthread_mutex_init(&s->mu, NULL);
+    s->refs = 1;
+    s->clock = clock ? clock : kle_clock_real();
+    *out = s;
+    return 0;
+}
+
+static void store_unref(kle_fake_store *s)
+{
+    pthread_mutex_lock(&s->mu);
+    int left = --s->refs;
+    pthread_mutex_unlock(&s->mu);
+    if (left > 0)
+        return;
+    kle_record_dispose(&s->record);
+    pthread_mutex_destroy(&s->mu);
+    free(s);
+}
+
+void kle_fake_store_free(kle_fake_store *store)
+{
+    if (store)
+        store_unref(store);
+}
+
+int kle_fake_store_peek(kle_record *out, uint64_t *out_rv, kle_fake_store *s)
+{
+    int rc = 0;
+    kle_record_init(out);
+    pthread_mutex_lock(&s->mu);
+    if (!s->exists)
+        rc = kle_error_set(KLE_ENOTFOUND, "fake store: the lock object does not exist");
+    else
+        rc = kle_record_copy(out, &s->record);
+    if (out_rv)
+        *out_rv = s->resource_version;
+    pthread_mutex_unlock(&s->mu);
+    return rc;
+}
+
+int kle_fake_store_put(kle_fake_store *s, const kle_record *record)
+{
+    kle_record copy = KLE_RECORD_INIT;
+    if (record && kle_record_copy(&copy, record) < 0)
+        return KLE_ENOMEM;
+    pthread_mutex_lock(&s->mu);
+    kle_record_dispose(&s->record);
+    s->exists = record != NULL;
+    s->record = copy;
+    s->resource_version++;
+    s->writes++;
+    pthread_mutex_unlock(&s->mu);
+    return 0;
+}
+
+uint64_t kle_fake_store_writes(kle_fake_store *s)
+{
+    pthread_mutex_lock(&s->mu);
+    uint64_t n = s->writes;
+    pthread_mutex_unlock(&s->mu);
+    return n;
+}
+
+/* The raw record: the JSON of the record as a Lease lock would convert it. */
+static int render_raw(char **out, size_t *out_len, const kle_record *r)
+{
+    char acquire[40] = "null", renew[40] = "null";
+    char at[36], rt[36];
+    if (r->acquire_time_ns && kle_time_format(at, sizeof(at), r->acquire_time_ns, 6) > 0)
+        snprintf(acquire, sizeof(acquire), "\"%s\"", at);
+    if (r->renew_time_ns && kle_time_format(rt, sizeof(rt), r->renew_time_ns, 6) > 0)
+        snprintf(renew, sizeof(renew), "\"%s\"", rt);
+    const char *holder = kle_record_holder(r);
+    size_t cap = strlen(holder) * 2 + 256;
+    char *buf = malloc(cap);
+    if (!buf)
+        return kle_error_set(KLE_ENOMEM, "fake lock: out of memory");
+    size_t n = 0;
+    n += (size_t)snprintf(buf + n, cap - n, "{\"holderIdentity\":\"");
+    for (const char *p = holder; *p; p++) {
+        if (*p == '"' || *p == '\\')
+            buf[n++] = '\\';
+        buf[n++] = *p;
+    }
+    n += (size_t)snprintf(buf + n, cap - n,
+                          "\",\"leaseDurationSeconds\":%d,\"acquireTime\":%s,\"renewTime\":%s,"
+                          "\"leaderTransitions\":%d}",
+                          r->lease_duration_seconds, acquire, renew, r->leader_transitions);
+    *out = buf;
+    *out_len = n;
+    return 0;
+}
+
+/* Later updates are conditional on this resourceVersion. */
+static void remember_version(fake_lock *l, uint64_t rv)
+{
+    pthread_mutex_lock(&l->mu);
+    l->has_rv = 1;
+    l->last_rv = rv;
+    pthread_mutex_unlock(&l->mu);
+}
+
+/* Takes the next scripted failure or delay of a method. */
+static int begin_call(fake_lock *l, kle_fake_method m, int64_t *delay)
+{
+    int fail = 0;
+    pthread_mutex_lock(&l->mu);
+    l->calls[m]++;
+    script *s = &l->scripts[m];
+    *delay = 0;
+    if (s->fail_count > 0) {
+        s->fail_count--;
+        fail = s->fail_error;
+    } else if (s->delay_count > 0) {
+        s->delay_count--;
+        *delay = s->delay_ns;
+    }
+    pthread_mutex_unlock(&l->mu);
+    if (fail)
+        return kle_error_set(fail, "fake lock %s: scripted %s failure: %s", l->description,
+                             method_names[m], kle_strerror(fail));
+    return 0;
+}
+
+/* Lets the call take its scripted time, bounded by its timeout and cancel. */
+static int finish_call(fake_lock *l, kle_fake_method m, int64_t delay, const kle_lock_ctx *ctx)
+{
+    if (delay <= 0)
+        return 0;
+    kle_clock *clock = l->store->clock;
+    int64_t now = kle_clock_monotonic_ns(clock);
+    int64_t wait = delay < ctx->timeout_ns ? delay : ctx->timeout_ns;
+    int rc = kle_clock_wait(clock, ctx->cancel, now + wait);
+    if (rc == 0)
+        return kle_error_set(KLE_ECANCELED, "fake lock %s: %s cancelled", l->description,
+                             method_names[m]);
+    if (delay > ctx->timeout_ns)
+        return kle_error_set(KLE_ETIMEOUT, "fake lock %s: %s timed out after %lld ms",
+                             l->description, method_names[m],
+                             (long long)(ctx->timeout_ns / KLE_NS_PER_MS));
+    return 0;
+}
+
+static int check_time_left(fake_lock *l, kle_fake_method m, const kle_lock_ctx *ctx)
+{
+    if (ctx->timeout_ns <= 0)
+        return kle_error_set(KLE_ETIMEOUT, "fake lock %s: %s: no time left", l->description,
+                             method_names[m]);
+    if (ctx->cancel && kle_event_is_set(ctx->cancel))
+        return kle_error_set(KLE_ECANCELED, "fake lock %s: %s cancelled", l->description,
+                             method_names[m]);
+    return 0;
+}
+
+static int fake_get(kle_lock_result *out, kle_lock *self, const kle_lock_ctx *ctx)
+{
+    fake_lock *l = (fake_lock *)self;
+    int64_t delay;
+    int rc = begin_call(l, KLE_FAKE_GET, &delay);
+    if (rc == 0)
+        rc = check_time_left(l, KLE_FAKE_GET, ctx);
+    if (rc < 0)
+        return rc;
+
+    kle_fake_store *s = l->store;
+    uint64_t rv = 0;
+    pthread_mutex_lock(&s->mu);
+    if (!s->exists)
+        rc = kle_error_set(KLE_ENOTFOUND, "fake lock %s: not found", l->description);
+    else if ((rc = kle_record_copy(&out->record, &s->record)) == 0)
+        rv = s->resource_version;
+    pthread_mutex_unlock(&s->mu);
+    if (rc == 0)
+        rc = render_raw(&out->raw, &out->raw_len, &out->record);
+    if (rc == 0) {
+        char rvbuf[24];
+        snprintf(rvbuf, sizeof(rvbuf), "%llu", (unsigned long long)rv);
+        out->resource_version = strdup(rvbuf);
+        if (!out->resource_version)
+            rc = kle_error_set(KLE_ENOMEM, "fake lock: out of memory");
+    }
+    /* A cancelled or timed-out call has no answer, whatever the store held. */
+    int late = finish_call(l, KLE_FAKE_GET, delay, ctx);
+    if (late < 0)
+        rc = late;
+    if (rc < 0) {
+        kle_lock_result_dispose(out);
+        return rc;
+    }
+    remember_version(l, rv);
+    return 0;
+}
+
+static int fake_write(fake_lock *l, kle_fake_method m, const kle_record *record,
+                      const kle_lock_ctx *ctx)
+{
+    int64_t delay;
+    int rc = begin_call(l, m, &delay);
+    if (rc == 0)
+        rc = check_time_left(l, m, ctx);
+    if (rc < 0)
+        return rc;
+
+    kle_record copy;
+    if (kle_record_copy(&copy, record) < 0)
+        return KLE_ENOMEM;
+    pthread_mutex_lock(&l->mu);
+    int has_rv = l->has_rv;
+    uint64_t expected = l->last_rv;
+    pthread_mutex_unlock(&l->mu);
+
+    kle_fake_store *s = l->store;
+    uint64_t rv = 0;
+    pthread_mutex_lock(&s->mu);
+    if (m == KLE_FAKE_CREATE && s->exists)
+        rc = kle_error_set(KLE_EEXISTS, "fake lock %s: already exists", l->description);
+    else if (m == KLE_FAKE_UPDATE && !has_rv)
+        rc = kle_error_set(KLE_ESTATE, "fake lock %s: update before the object was read",
+                           l->description);
+    else if (m == KLE_FAKE_UPDATE && !s->exists)
+        rc = kle_error_set(KLE_ENOTFOUND, "fake lock %s: not found", l->description);
+    else if (m == KLE_FAKE_UPDATE && s->resource_version != expected)
+        rc = kle_error_set(KLE_ECONFLICT,
+                           "fake lock %s: the object has been modified (resourceVersion %llu, "
+                           "expected %llu)",
+                           l->description, (unsigned long long)s->resource_version,
+                           (unsigned long long)expected);
+    if (rc == 0) {
+        kle_record_dispose(&s->record);
+        s->record = copy;
+        s->exists = 1;
+        rv = ++s->resource_version;
+        s->writes++;
+    }
+    pthread_mutex_unlock(&s->mu);
+    if (rc < 0)
+        kle_record_dispose(&copy);
+    /* A late answer is lost whatever it was; a write still took effect. */
+    int late = finish_call(l, m, delay, ctx);
+    if (late < 0)
+        return late;
+    if (rc < 0)
+        return rc;
+    remember_version(l, rv);
+    return 0;
+}
+
+static int fake_create(kle_lock *self, const kle_record *record, const kle_lock_ctx *ctx)
+{
+    return fake_write((fake_lock *)self, KLE_FAKE_CREATE, record, ctx);
+}
+
+static int fake_update(kle_lock *self, const kle_record *record, const kle_lock_ctx *ctx)
+{
+    return fake_write((fake_lock *)self, KLE_FAKE_UPDATE, record, ctx);
+}
+
+static int fake_record_event(kle_lock *self, const char *message, const kle_lock_ctx *ctx)
+{
+    fake_lock *l = (fake_lock *)self;
+    int64_t delay;
+    int rc = begin_call(l, KLE_FAKE_RECORD_EVENT, &delay);
+    if (rc == 0)
+        rc = check_time_left(l, KLE_FAKE_RECORD_EVENT, ctx);
+    if (rc == 0)
+        rc = finish_call(l, KLE_FAKE_RECORD_EVENT, delay, ctx);
+    if (rc < 0)
+        return rc;
+    pthread_mutex_lock(&l->mu);
+    l->events++;
+    snprintf(l->last_event, sizeof(l->last_event), "%s %s", l->identity, message);
+    pthread_mutex_unlock(&l->mu);
+    return 0;
+}
+
+static const char *fake_identity(kle_lock *self)
+{
+    return ((fake_lock *)self)->identity;
+}
+
+static const char *fake_describe(kle_lock *self)
+{
+    return ((fake_lock *)self)->description;
+}
+
+static void fake_free(kle_lock *self)
+{
+    fake_lock *l = (fake_lock *)self;
+    store_unref(l->store);
+    pthread_mutex_destroy(&l->mu);
+    free(l->identity);
+    free(l->description);
+    free(l);
+}
+
+int kle_fake_lock_new(kle_lock **out, kle_fake_store *store, const char *identity,
+                      const char *description)
+{
+    if (!out || !store || !identity)
+        return kle_error_set(KLE_EINVAL, "kle_fake_lock_new: out, store and identity are required");
+    *out = NULL;
+    fake_lock *l = calloc(1, sizeof(*l));
+    if (!l)
+        return kle_error_set(KLE_ENOMEM, "kle_fake_lock_new: out of memory");
+    l->identity = strdup(identity);
+    l->description = strdup(description ? description : "fake/lock");
+    if (!l->identity || !l->description) {
+        free(l->identity);
+        free(l->description);
+        free(l);
+        return kle_error_set(KLE_ENOMEM, "kle_fake_lock_new: out of memory");
+    }
+    l->base.version = KLE_LOCK_VERSION;
+    l->base.get = fake_get;
+    l->base.create = fake_create;
+    l->base.update = fake_update;
+    l->base.record_event = fake_record_event;
+    l->base.identity = fake_identity;
+    l->base.describe = fake_describe;
+    l->base.free = fake_free;
+    pthread_mutex_init(&l->mu, NULL);
+    pthread_mutex_lock(&store->mu);
+    store->refs++;
+    pthread_mutex_unlock(&store->mu);
+    l->store = store;
+    *out = &l->base;
+    return 0;
+}
+
+int kle_fake_lock_is_fake(kle_lock *lock)
+{
+    return lock && lock->get == fake_get;
+}
+
+static fake_lock *as_fake(kle_lock *lock, kle_fake_method m)
+{
+    if (!kle_fake_lock_is_fake(lock) || (unsigned)m >= N_METHODS)
+        return NULL;
+    return (fake_lock *)lock;
+}
+
+void kle_fake_lock_fail_next(kle_lock *lock, kle_fake_method method, int count, int error)
+{
+    fake_lock *l = as_fake(lock, method);
+    if (!l || count <= 0 || error >= 0)
+        return;
+    pthread_mutex_lock(&l->mu);
+    l->scripts[method].fail_count += count;
+    l->scripts[method].fail_error = error;
+    pthread_mutex_unlock(&l->mu);
+}
+
+void kle_fake_lock_delay_next(kle_lock *lock, kle_fake_method method, int count,
+                              int64_t delay_ns)
+{
+    fake_lock *l = as_fake(lock, method);
+    if (!l || count <= 0 || delay_ns < 0)
+        return;
+    pthread_mutex_lock(&l->mu);
+    l->scripts[method].delay_count += count;
+    l->scripts[method].delay_ns = delay_ns;
+    pthread_mutex_unlock(&l->mu);
+}
+
+void kle_fake_lock_clear_script(kle_lock *lock)
+{
+    fake_lock *l = as_fake(lock, KLE_FAKE_GET);
+    if (!l)
+        return;
+    pthread_mutex_lock(&l->mu);
+    memset(l->scripts, 0, sizeof(l->scripts));
+    pthread_mutex_unlock(&l->mu);
+}
+
+unsigned int kle_fake_lock_calls(kle_lock *lock, kle_fake_method method)
+{
+    fake_lock *l = as_fake(lock, method);
+    if (!l)
+        return 0;
+    pthread_mutex_lock(&l->mu);
+    unsigned int n = l->calls[method];
+    pthread_mutex_unlock(&l->mu);
+    return n;
+}
+
+unsigned int kle_fake_lock_last_event(kle_lock *lock, char *buf, size_t size)
+{
+    fake_lock *l = as_fake(lock, KLE_FAKE_RECORD_EVENT);
+    if (!l)
+        return 0;
+    pthread_mutex_lock(&l->mu);
+    unsigned int n = l->events;
+    if (buf && size)
+        snprintf(buf, size, "%s", l->last_event);
+    pthread_mutex_unlock(&l->mu);
+    return n;
+}
