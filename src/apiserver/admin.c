@@ -171,7 +171,8 @@ typedef struct admin_req {
 
 static enum MHD_Result reply(struct MHD_Connection *c, unsigned code, json_object *obj)
 {
-    const char *s = json_object_to_json_string_ext(obj, JSON_C_TO_STRING_PRETTY);
+    const char *s =
+        json_object_to_json_string_ext(obj, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED);
     size_t len = strlen(s);
     char *copy = malloc(len + 2);
     struct MHD_Response *resp;

@@ -331,6 +331,10 @@ static int route_request(struct MHD_Connection *c, const char *method, const cha
         rt->verb = collection ? "deletecollection" : "delete";
     else
         rt->verb = NULL;
+    /* The all-namespaces path of a namespaced resource only lists and watches. */
+    if (rt->verb && rt->r->namespaced && !rt->ns[0] && strcmp(rt->verb, "list") != 0 &&
+        strcmp(rt->verb, "watch") != 0)
+        rt->verb = NULL;
     return 0;
 }
 

@@ -5,7 +5,10 @@
 #include <fcntl.h>
 #include <ftw.h>
 #include <limits.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <poll.h>
+#include <sys/socket.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -255,4 +258,56 @@ int kle_test_apiserver_stop(kle_test_apiserver *srv)
         srv->dir[0] = '\0';
     }
     return rc;
+}
+
+int kle_test_apiserver_admin(const kle_test_apiserver *srv, const char *method, const char *path,
+                             const char *body, char *out, size_t outlen)
+{
+    struct sockaddr_in sa;
+    struct timeval tv = {10, 0};
+    char head[1024], resp[65536];
+    size_t blen = body ? strlen(body) : 0, got = 0;
+    const char *port_s = strrchr(srv->admin_url, ':'), *p;
+    int fd, code = -1, n;
+
+    if (out && outlen)
+        out[0] = '\0';
+    if (!port_s || strncmp(srv->admin_url, "http://127.0.0.1:", 17) != 0)
+        return -1;
+    memset(&sa, 0, sizeof(sa));
+    sa.sin_family = AF_INET;
+    sa.sin_port = htons((unsigned short)strtoul(port_s + 1, NULL, 10));
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -1;
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+    if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0)
+        goto out;
+    n = snprintf(head, sizeof(head),
+                 "%s %s HTTP/1.0\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                 "Content-Length: %zu\r\nConnection: close\r\n\r\n",
+                 method, path, blen);
+    if (n < 0 || (size_t)n >= sizeof(head) || write(fd, head, (size_t)n) != n)
+        goto out;
+    if (blen && write(fd, body, blen) != (ssize_t)blen)
+        goto out;
+    while (got < sizeof(resp) - 1) {
+        ssize_t r = read(fd, resp + got, sizeof(resp) - 1 - got);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            break;
+        got += (size_t)r;
+    }
+    resp[got] = '\0';
+    if (sscanf(resp, "HTTP/%*d.%*d %d", &code) != 1)
+        code = -1;
+    p = strstr(resp, "\r\n\r\n");
+    if (out && outlen && p)
+        snprintf(out, outlen, "%s", p + 4);
+out:
+    close(fd);
+    return code;
 }

@@ -12,6 +12,7 @@
 #ifndef KLE_TESTS_SUPPORT_APISERVER_H
 #define KLE_TESTS_SUPPORT_APISERVER_H
 
+#include <stddef.h>
 #include <sys/types.h>
 
 typedef struct kle_test_apiserver {
@@ -45,6 +46,19 @@ int kle_test_apiserver_start(kle_test_apiserver *srv, const char *const *extra_a
  * call twice.
  */
 int kle_test_apiserver_stop(kle_test_apiserver *srv);
+
+/**
+ * One request to the admin listener (plain HTTP on loopback), e.g.
+ *   kle_test_apiserver_admin(&srv, "POST", "/faults",
+ *       "{\"verb\":\"update\",\"resource\":\"leases\",\"error\":503,\"count\":2}", NULL, 0);
+ *   kle_test_apiserver_admin(&srv, "DELETE", "/faults", NULL, NULL, 0);
+ *   kle_test_apiserver_admin(&srv, "GET", "/counters", NULL, buf, sizeof(buf));
+ * body may be NULL. The response body (NUL-terminated, truncated to fit)
+ * goes to out when out is not NULL. Returns the HTTP status, or -1 on a
+ * transport error. Times out after 10 s.
+ */
+int kle_test_apiserver_admin(const kle_test_apiserver *srv, const char *method, const char *path,
+                             const char *body, char *out, size_t outlen);
 
 /** Creates a fresh temp dir (for --data-dir, token files, ...) into out. */
 int kle_test_tempdir(char *out, size_t len);

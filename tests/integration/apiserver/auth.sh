@@ -105,6 +105,39 @@ CODE=$(curl -sS --cacert "$CA" --cert "$D/client.crt" --key "$D/client.key" -o /
 expect_eq "O values are groups" 200 "$CODE"
 kle_apiserver_stop || fail "clean shutdown"
 
+# A given serving certificate (--tls-cert/--tls-key), its CA in the kubeconfig.
+openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$D/server.key" \
+  -subj "/CN=kle-test-server" -out "$D/server.csr" 2>/dev/null
+printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\n' >"$D/san.ext"
+openssl x509 -req -in "$D/server.csr" -CA "$D/ca.crt" -CAkey "$D/ca.key" -CAcreateserial -days 2 \
+  -extfile "$D/san.ext" -out "$D/server.crt" 2>/dev/null
+kle_apiserver_start --tls-cert "$D/server.crt" --tls-key "$D/server.key" --tls-ca "$D/ca.crt"
+CODE=$(curl -sS --cacert "$D/ca.crt" -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $TOKEN" "$SERVER/api")
+expect_eq "given serving certificate verifies against its CA" 200 "$CODE"
+expect_eq "kubeconfig carries the given CA" "$(base64 -w0 <"$D/ca.crt")" \
+  "$(sed -n 's/^ *certificate-authority-data: //p' "$KUBECONFIG")"
+kle_apiserver_stop || fail "clean shutdown"
+
+# --insecure-http only when asked; tokens are still required.
+kle_apiserver_start --insecure-http
+expect_match "insecure server URL" '^http://127\.0\.0\.1:[0-9]+$' "$SERVER"
+expect_eq "plain HTTP with token" 200 "$(curl -sS -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $TOKEN" "$SERVER/api")"
+expect_eq "plain HTTP without token" 401 "$(curl -sS -o /dev/null -w '%{http_code}' "$SERVER/api")"
+kle_apiserver_stop || fail "clean shutdown"
+
+# IPv6 loopback.
+if python3 -c 'import socket; s=socket.socket(socket.AF_INET6); s.bind(("::1",0))' 2>/dev/null; then
+  RC=0
+  "$BIN" --listen '[::1]:0' --write-env "$D/env6" --write-ca "$D/ca6.crt" --write-kubeconfig "$D/kc6" >"$D/log6" 2>&1 &
+  P6=$!
+  wait_until "IPv6 kubeconfig" 30 test -f "$D/kc6"
+  S6=$(sed -n 's/^SERVER=//p' "$D/env6"); T6=$(sed -n 's/^TOKEN=//p' "$D/env6")
+  expect_match "IPv6 URL" '^https://\[::1\]:[0-9]+$' "$S6"
+  expect_eq "IPv6 request" 200 "$(curl -sS --cacert "$D/ca6.crt" -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $T6" "$S6/api")"
+  kill -TERM "$P6"; wait "$P6" || RC=$?
+  expect_eq "IPv6 server exits cleanly" 0 "$RC"
+fi
+
 # Bad flags and inputs: exit 2 with one line naming what and where.
 badflag() { # WHAT EXPECTED-REGEX ARGS...
   local what=$1 re=$2 rc=0 out

@@ -6,7 +6,7 @@
 kle_apiserver_start
 W=$KLE_APISERVER_DIR
 L=/apis/coordination.k8s.io/v1/namespaces/default/leases
-NWATCH=150
+NWATCH=200
 NREQ=60
 CHANGES=5
 

@@ -142,6 +142,9 @@ expect_eq "chunked body over 3 MiB: 413" 413 "$CODE"
 req GET /api/v1/namespaces/default/pods
 expect_eq "unknown resource: 404 Status" "404 Status NotFound" "$CODE $(jget 'd["kind"]+" "+d["reason"]' <<<"$BODY")"
 req GET /nowhere; expect_eq "unknown path: 404" 404 "$CODE"
+req POST /api/v1/configmaps '{"metadata":{"name":"x","namespace":"default"}}'
+expect_eq "create through the all-namespaces path: 405" "405 MethodNotAllowed" "$CODE $(jget 'd["reason"]' <<<"$BODY")"
+req DELETE $CM; expect_eq "deletecollection: 405" 405 "$CODE"
 
 # Delete: Status Success, then NotFound; preconditions.
 req DELETE $CM/two '{"preconditions":{"resourceVersion":"1"}}'

@@ -92,8 +92,8 @@ kle_curl -N -o "$W/w1" "$SERVER$L?watch=true&timeoutSeconds=120" &
 W1=$!
 kle_curl -N -o "$W/w2" "$SERVER$CM?watch=true&timeoutSeconds=120" &
 W2=$!
-wait_until "watches to start" 10 grep -q ADDED "$W/w1"
-wait_until "watches to start" 10 grep -q ADDED "$W/w2"
+wait_until "watches to start" 10 grep -qs ADDED "$W/w1"
+wait_until "watches to start" 10 grep -qs ADDED "$W/w2"
 expect_eq "close watches" 200 "$(admin POST /watches/close)"
 wait_until "both watch streams to end" 10 bash -c "! kill -0 $W1 2>/dev/null && ! kill -0 $W2 2>/dev/null"
 wait "$W1" "$W2" 2>/dev/null || true

@@ -8,6 +8,7 @@ if ! command -v kubectl >/dev/null 2>&1; then
 fi
 kle_apiserver_start
 W=$KLE_APISERVER_DIR
+export KUBECACHEDIR="$W/kube-cache"
 k() { timeout 30 kubectl "$@"; }
 
 cat >"$W/lease.yaml" <<'YAML'

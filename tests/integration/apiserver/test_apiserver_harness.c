@@ -132,12 +132,39 @@ static void test_apiserver_harness__extra_args_and_bad_flags(void **state)
     assert_int_equal(kle_test_rmtree(dir), 0);
 }
 
+static void test_apiserver_harness__admin_injects_faults_and_counts(void **state)
+{
+    kle_test_apiserver srv;
+    body b;
+    char out[4096];
+    const char *path = "/api/v1/namespaces/default/configmaps/c";
+
+    assert_int_equal(kle_test_apiserver_start(&srv, NULL), 0);
+    assert_int_equal(kle_test_apiserver_admin(&srv, "POST", "/faults",
+                                              "{\"verb\":\"get\",\"resource\":\"configmaps\","
+                                              "\"error\":503,\"count\":1}",
+                                              out, sizeof(out)),
+                     201);
+    assert_non_null(strstr(out, "\"error\": 503"));
+    assert_int_equal(request(&srv, "GET", path, NULL, srv.token, &b), 503);
+    assert_non_null(strstr(b.data, "\"reason\":\"ServiceUnavailable\""));
+    assert_int_equal(request(&srv, "GET", path, NULL, srv.token, &b), 404);
+    assert_int_equal(kle_test_apiserver_admin(&srv, "GET", "/counters", NULL, out, sizeof(out)),
+                     200);
+    assert_non_null(strstr(out, "\"code\": 503"));
+    assert_non_null(strstr(out, "\"code\": 404"));
+    assert_int_equal(kle_test_apiserver_admin(&srv, "DELETE", "/faults", NULL, NULL, 0), 200);
+    assert_int_equal(kle_test_apiserver_admin(&srv, "GET", "/nope", NULL, NULL, 0), 404);
+    assert_int_equal(kle_test_apiserver_stop(&srv), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_apiserver_harness__start_serves_https_with_token),
         cmocka_unit_test(test_apiserver_harness__conflict_and_already_exists),
         cmocka_unit_test(test_apiserver_harness__extra_args_and_bad_flags),
+        cmocka_unit_test(test_apiserver_harness__admin_injects_faults_and_counts),
     };
     int rc;
     curl_global_init(CURL_GLOBAL_DEFAULT);
