@@ -179,6 +179,36 @@ done:
     return rc;
 }
 
+/* Finds the program as execvp would (a name with '/' as is, else each
+ * directory of PATH). Returns 0 with the path in buf, or an errno. */
+static int find_program(const char *cmd, char *buf, size_t size)
+{
+    if (strchr(cmd, '/')) {
+        if ((size_t)snprintf(buf, size, "%s", cmd) >= size)
+            return ENAMETOOLONG;
+        return access(buf, X_OK) == 0 ? 0 : errno;
+    }
+    const char *path = getenv("PATH");
+    if (!path || !*path)
+        path = "/usr/local/bin:/usr/bin:/bin";
+    int err = ENOENT;
+    for (const char *p = path; *p;) {
+        const char *colon = strchr(p, ':');
+        size_t len = colon ? (size_t)(colon - p) : strlen(p);
+        int n = snprintf(buf, size, "%.*s%s%s", (int)len, p, len ? "/" : "", cmd);
+        if (n > 0 && (size_t)n < size) {
+            if (access(buf, X_OK) == 0)
+                return 0;
+            if (errno == EACCES)
+                err = EACCES;
+        }
+        if (!colon)
+            break;
+        p = colon + 1;
+    }
+    return err;
+}
+
 static int64_t remaining_ms(int64_t deadline_ns)
 {
     int64_t left = deadline_ns - kle_kube__now_ns();
@@ -231,7 +261,10 @@ int kle_kube__exec_run(kle_kube__exec_cred *out, const kle_kube__config *cfg, in
     posix_spawn_file_actions_adddup2(&fa, fds[1], 1);
     KLE_LOG_V(4, "running exec credential plugin \"%s\" for user \"%s\"", x->command,
               cfg->user ? cfg->user : "");
-    int e = posix_spawnp(&pid, x->command, &fa, NULL, argv, env);
+    char program[4096];
+    int e = find_program(x->command, program, sizeof(program));
+    if (e == 0)
+        e = posix_spawn(&pid, program, &fa, NULL, argv, env);
     close(fds[1]);
     fds[1] = -1;
     if (e != 0) {
