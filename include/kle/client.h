@@ -43,6 +43,8 @@
  * the same client proceed while a watch runs. kle_client_free() must not
  * race with calls on the same client.
  *
+ * Durations are in nanoseconds, as everywhere in libkle (KLE_NS_PER_MS).
+ *
  * Secrets (tokens, passwords, keys, the Authorization header, exec plugin
  * output) never appear in log lines at any verbosity.
  */
@@ -77,15 +79,15 @@ typedef struct kle_client_opts {
     /** Directory of the service account files; NULL for
      *  /var/run/secrets/kubernetes.io/serviceaccount. */
     const char *serviceaccount_dir;
-    /** Timeout of a request whose kle_request_opts has none; 0 means 30 s. */
-    int64_t default_timeout_ms;
-    /** Connect timeout (TCP + TLS) cap per request; 0 means 10 s. */
-    int64_t connect_timeout_ms;
+    /** Timeout (ns) of a request whose kle_request_opts has none; 0 means 30 s. */
+    int64_t default_timeout_ns;
+    /** Connect timeout (TCP + TLS, ns) cap per request; 0 means 10 s. */
+    int64_t connect_timeout_ns;
     /** Largest response body accepted; 0 means 16 MiB. */
     size_t max_response_bytes;
-    /** How often a tokenFile is re-read; 0 means 60 s (as client-go). A 401
-     *  also re-reads a token file that changed, then retries once. */
-    int64_t token_file_refresh_ms;
+    /** How often (ns) a tokenFile is re-read; 0 means 60 s (as client-go).
+     *  A 401 also re-reads a token file that changed, then retries once. */
+    int64_t token_file_refresh_ns;
 } kle_client_opts;
 
 #define KLE_CLIENT_OPTS_INIT                                                                       \
@@ -150,11 +152,13 @@ KLE_EXTERN(const char *) kle_client_user_agent(const kle_client *client);
 typedef struct kle_request_opts {
     unsigned int version; /**< KLE_REQUEST_OPTS_VERSION. */
     /**
-     * Total time budget of the call in milliseconds, including connecting,
-     * obtaining credentials (exec plugin) and a retry after a 401; 0 uses
-     * the client's default. The call never blocks longer (plus scheduling).
+     * Total time budget of the call in nanoseconds (like kle_lock_ctx's
+     * timeout_ns), including connecting, obtaining credentials (exec
+     * plugin) and a retry after a 401; 0 uses the client's default, a
+     * negative value fails at once with KLE_ETIMEOUT. The call never blocks
+     * longer (plus scheduling).
      */
-    int64_t timeout_ms;
+    int64_t timeout_ns;
     /** When set from any thread, the call returns KLE_ECANCELED within
      *  100 ms. May be NULL. */
     kle_event *cancel;
@@ -294,9 +298,9 @@ typedef struct kle_watch_opts {
     const char *field_selector;
     /** labelSelector; NULL for none. */
     const char *label_selector;
-    /** Total duration of the watch in ms; 0 runs until cancelled or stopped
+    /** Total duration of the watch in ns; 0 runs until cancelled or stopped
      *  by the callback. Reaching it returns 0. */
-    int64_t timeout_ms;
+    int64_t timeout_ns;
     /** Server-side timeoutSeconds of each stream; 0 means 300. When a
      *  stream ends the watch resumes from the last resourceVersion seen. */
     int stream_timeout_seconds;

@@ -57,6 +57,14 @@ struct kle_client {
 
 /* ---- small helpers ----------------------------------------------------- */
 
+/* Nanoseconds to milliseconds, rounded up (a budget under 1 ms is not 0,
+ * which would mean "the default") and capped so deadlines never overflow. */
+static int64_t ns_to_ms(int64_t ns)
+{
+    int64_t ms = ns / 1000000 + (ns % 1000000 != 0);
+    return ms > MAX_TIMEOUT_MS ? MAX_TIMEOUT_MS : ms;
+}
+
 static int64_t ms_left(int64_t deadline_ns)
 {
     int64_t left = deadline_ns - kle_kube__now_ns();
@@ -199,14 +207,17 @@ static int client_new(kle_client **out, kle_kube__config *cfg, const kle_client_
     pthread_mutex_init(&c->mu, NULL);
     pthread_mutex_init(&c->cred_mu, NULL);
     c->cfg = cfg;
-    c->default_timeout_ms =
-        opts && opts->default_timeout_ms > 0 ? opts->default_timeout_ms : DEFAULT_TIMEOUT_MS;
-    c->connect_timeout_ms = opts && opts->connect_timeout_ms > 0 ? opts->connect_timeout_ms
-                                                                 : DEFAULT_CONNECT_TIMEOUT_MS;
+    c->default_timeout_ms = opts && opts->default_timeout_ns > 0
+                                ? ns_to_ms(opts->default_timeout_ns)
+                                : DEFAULT_TIMEOUT_MS;
+    c->connect_timeout_ms = opts && opts->connect_timeout_ns > 0
+                                ? ns_to_ms(opts->connect_timeout_ns)
+                                : DEFAULT_CONNECT_TIMEOUT_MS;
     c->max_response =
         opts && opts->max_response_bytes ? opts->max_response_bytes : DEFAULT_MAX_RESPONSE;
-    c->token_refresh_ms = opts && opts->token_file_refresh_ms > 0 ? opts->token_file_refresh_ms
-                                                                  : DEFAULT_TOKEN_REFRESH_MS;
+    c->token_refresh_ms = opts && opts->token_file_refresh_ns > 0
+                              ? ns_to_ms(opts->token_file_refresh_ns)
+                              : DEFAULT_TOKEN_REFRESH_MS;
     if (c->default_timeout_ms > MAX_TIMEOUT_MS)
         c->default_timeout_ms = MAX_TIMEOUT_MS;
     if (c->connect_timeout_ms > MAX_TIMEOUT_MS)
@@ -944,7 +955,11 @@ int kle_client_request(kle_client *c, json_object **out, const char *method, con
                                  method);
     if ((rc = check_req_opts(opts)))
         return rc;
-    int64_t timeout_ms = opts && opts->timeout_ms > 0 ? opts->timeout_ms : c->default_timeout_ms;
+    if (opts && opts->timeout_ns < 0)
+        return kle_error_set(KLE_ETIMEOUT, "%s %s: the time budget was already spent", method,
+                             path);
+    int64_t timeout_ms =
+        opts && opts->timeout_ns > 0 ? ns_to_ms(opts->timeout_ns) : c->default_timeout_ms;
     if (timeout_ms > MAX_TIMEOUT_MS)
         timeout_ms = MAX_TIMEOUT_MS;
     kle_event *cancel = opts ? opts->cancel : NULL;
@@ -1340,7 +1355,7 @@ static int watch_list(struct watch *w, int64_t deadline, kle_event *cancel, cons
         free(p);
         return KLE_ETIMEOUT;
     }
-    ro.timeout_ms = left;
+    ro.timeout_ns = left * 1000000;
     ro.cancel = cancel;
     json_object *list = NULL;
     int rc = kle_client_get(w->c, &list, p, &ro);
@@ -1414,11 +1429,9 @@ int kle_client_watch(kle_client *c, const char *path, const kle_watch_opts *opts
     if ((rc = check_watch_opts(opts)))
         return rc;
     kle_event *cancel = opts ? opts->cancel : NULL;
-    int64_t deadline =
-        opts && opts->timeout_ms > 0
-            ? kle_kube__now_ns() +
-                  (opts->timeout_ms > MAX_TIMEOUT_MS ? MAX_TIMEOUT_MS : opts->timeout_ms) * 1000000
-            : INT64_MAX;
+    int64_t deadline = opts && opts->timeout_ns > 0
+                           ? kle_kube__now_ns() + ns_to_ms(opts->timeout_ns) * 1000000
+                           : INT64_MAX;
     int stream_secs = opts && opts->stream_timeout_seconds > 0 ? opts->stream_timeout_seconds : 300;
     if (stream_secs > 86400)
         stream_secs = 86400;

@@ -416,7 +416,7 @@ static void test_client__token_file_rotated_while_running(void **state)
 
     /* With a short refresh period the new token is picked up. */
     kle_client_opts o = KLE_CLIENT_OPTS_INIT;
-    o.token_file_refresh_ms = 100;
+    o.token_file_refresh_ns = 100 * KLE_NS_PER_MS;
     kube_write_file(tf, 0, "limited-token-0123456789\n");
     c = client_for("tokenfile.kubeconfig", &o);
     assert_int_equal(kle_client_create(c, NULL, CM, body, NULL), KLE_EFORBIDDEN);
@@ -853,7 +853,7 @@ static void test_client__watch_resumes_after_a_dropped_stream(void **state)
     struct watch_state w = {.c = c};
     kle_watch_opts wo = KLE_WATCH_OPTS_INIT;
     wo.field_selector = "metadata.name=watched";
-    wo.timeout_ms = 15000;
+    wo.timeout_ns = 15000 * KLE_NS_PER_MS;
     char last[64] = "";
     wo.last_resource_version = last;
     wo.last_resource_version_size = sizeof(last);
@@ -903,7 +903,7 @@ static void test_client__watch_relists_after_410(void **state)
     kle_watch_opts wo = KLE_WATCH_OPTS_INIT;
     wo.resource_version = old_rv;
     wo.field_selector = "metadata.name=old-rv";
-    wo.timeout_ms = 10000;
+    wo.timeout_ns = 10000 * KLE_NS_PER_MS;
     assert_int_equal(kle_client_watch(c, CM, &wo, relist_cb, &w), 0);
     assert_int_equal(w.listed, 1);
     assert_int_equal(w.modified, 0);
@@ -960,7 +960,7 @@ static void test_client__shared_by_threads(void **state)
 
     /* A callback's negative value ends the watch and is returned. */
     kle_watch_opts wo = KLE_WATCH_OPTS_INIT;
-    wo.timeout_ms = 5000;
+    wo.timeout_ns = 5000 * KLE_NS_PER_MS;
     assert_int_equal(kle_client_watch(c, CM, &wo, negative_cb, NULL), -77);
     kle_client_free(c);
 }
@@ -969,7 +969,7 @@ static void test_client__watch_errors_end_the_watch(void **state)
 {
     kle_client *lim = client_for("limited.kubeconfig", NULL);
     kle_watch_opts wo = KLE_WATCH_OPTS_INIT;
-    wo.timeout_ms = 5000;
+    wo.timeout_ns = 5000 * KLE_NS_PER_MS;
     wo.resource_version = "1";
     assert_int_equal(kle_client_watch(lim, CM, &wo, error_cb, NULL), KLE_EFORBIDDEN);
     assert_non_null(strstr(kle_error_last()->message, "WATCH " CM "?watch=true"));
@@ -1004,7 +1004,7 @@ static void *stuck_get(void *arg)
     struct bg_req *b = arg;
     kle_request_opts ro = KLE_REQUEST_OPTS_INIT;
     json_object *out = NULL;
-    ro.timeout_ms = 1000;
+    ro.timeout_ns = 1000 * KLE_NS_PER_MS;
     b->rc = kle_client_get(b->c, &out, CM "/x", &ro);
     json_object_put(out);
     return NULL;
@@ -1017,7 +1017,7 @@ static void test_client__blackhole_never_blocks_past_timeout(void **state)
     assert_true(kube_server_admin(&srv, "POST", "/faults", "{\"blackhole\":true}") / 100 == 2);
 
     kle_request_opts ro = KLE_REQUEST_OPTS_INIT;
-    ro.timeout_ms = 300;
+    ro.timeout_ns = 300 * KLE_NS_PER_MS;
     for (int i = 0; i < 3; i++) {
         int64_t start = now_ms();
         json_object *body = configmap("bh", "x");
@@ -1035,7 +1035,7 @@ static void test_client__blackhole_never_blocks_past_timeout(void **state)
 
     /* A watch: the total timeout ends it (0), no matter how streams hang. */
     kle_watch_opts wo = KLE_WATCH_OPTS_INIT;
-    wo.timeout_ms = 400;
+    wo.timeout_ns = 400 * KLE_NS_PER_MS;
     int64_t start = now_ms();
     assert_int_equal(kle_client_watch(c, CM, &wo, error_cb, NULL), 0);
     assert_true(now_ms() - start < 400 + 150);
@@ -1045,7 +1045,7 @@ static void test_client__blackhole_never_blocks_past_timeout(void **state)
     assert_int_equal(kle_event_new(&ev), 0);
     struct canceller k = {ev, 200, 0};
     pthread_t t;
-    ro.timeout_ms = 10000;
+    ro.timeout_ns = 10000 * KLE_NS_PER_MS;
     ro.cancel = ev;
     assert_int_equal(pthread_create(&t, NULL, cancel_later, &k), 0);
     assert_int_equal(kle_client_get(c, &out, CM "/x", &ro), KLE_ECANCELED);
@@ -1055,7 +1055,7 @@ static void test_client__blackhole_never_blocks_past_timeout(void **state)
         fail_msg("GET returned %lld ms after cancel", (long long)after);
 
     kle_event_reset(ev);
-    wo.timeout_ms = 0;
+    wo.timeout_ns = 0 * KLE_NS_PER_MS;
     wo.cancel = ev;
     assert_int_equal(pthread_create(&t, NULL, cancel_later, &k), 0);
     assert_int_equal(kle_client_watch(c, CM, &wo, error_cb, NULL), KLE_ECANCELED);
@@ -1070,7 +1070,7 @@ static void test_client__blackhole_never_blocks_past_timeout(void **state)
     pthread_t stuck;
     assert_int_equal(pthread_create(&stuck, NULL, stuck_get, &bg), 0);
     ro.cancel = NULL;
-    ro.timeout_ms = 300;
+    ro.timeout_ns = 300 * KLE_NS_PER_MS;
     start = now_ms();
     assert_int_equal(kle_client_get(c, &out, CM "/y", &ro), KLE_ETIMEOUT);
     if (now_ms() - start > 300 + 150)
@@ -1082,7 +1082,7 @@ static void test_client__blackhole_never_blocks_past_timeout(void **state)
     assert_true(kube_server_admin(&srv, "DELETE", "/faults", NULL) / 100 == 2);
     /* The client works again once the fault is gone. */
     ro.cancel = NULL;
-    ro.timeout_ms = 5000;
+    ro.timeout_ns = 5000 * KLE_NS_PER_MS;
     assert_int_equal(kle_client_get(c, &out, "/api/v1/namespaces/default", &ro), 0);
     json_object_put(out);
     kle_client_free(c);
