@@ -102,11 +102,12 @@ typedef struct kle_client_opts {
  *
  * @param out  receives the client on success (free with kle_client_free()).
  * @param opts options, or NULL for the defaults.
- * @return 0; KLE_EKUBECONFIG when no kubeconfig is found or it is unusable
- *         (the message names the file, the context/cluster/user and the
- *         field); KLE_EAUTH when a referenced credential file cannot be
- *         read; KLE_EVERSION for an unknown opts version; KLE_ENOMEM;
- *         KLE_ETRANSPORT when libcurl cannot be set up.
+ * @return 0; KLE_EKUBECONFIG when no kubeconfig is found or it is unusable,
+ *         including a credential file it names that cannot be read (the
+ *         message names the file, the context/cluster/user and the field);
+ *         KLE_EINVAL when @p out is NULL; KLE_EVERSION for an unknown opts
+ *         version; KLE_ENOMEM; KLE_ETRANSPORT when libcurl cannot be set up.
+ *         Exec plugins are not run here but on the first request.
  */
 KLE_EXTERN(int) kle_client_new_from_kubeconfig(kle_client **out, const kle_client_opts *opts);
 
