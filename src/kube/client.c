@@ -1019,7 +1019,7 @@ int kle_client_request(kle_client *c, json_object **out, const char *method, con
                                (long long)took);
             break;
         }
-        if (dr == DRIVE_TIMEOUT || (dr == DRIVE_DONE && cc == CURLE_OPERATION_TIMEDOUT)) {
+        if (dr == DRIVE_TIMEOUT) {
             auth_clear(&a);
             rc = kle_error_set(KLE_ETIMEOUT, "%s %s: no response within %lld ms", method, path,
                                (long long)timeout_ms);

@@ -1,5 +1,5 @@
 /* The client's argument checking, constructors' errors and option
- * versions; no server is contacted. */
+ * versions; nothing is sent over the network. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -114,41 +114,11 @@ static void test_client_args__bad_arguments_are_refused(void **state)
     kle_client_free(c);
 }
 
-static void test_client_args__huge_timeouts_and_unreachable_server(void **state)
-{
-    kle_client *c = client();
-    kle_request_opts ro = KLE_REQUEST_OPTS_INIT;
-    json_object *out = NULL;
-    ro.timeout_ns = INT64_MAX;
-    /* Port 1 on loopback refuses at once; no overflow on the deadline. */
-    assert_int_equal(kle_client_get(c, &out, "/api", &ro), KLE_ETRANSPORT);
-    assert_non_null(strstr(kle_error_last()->message, "GET /api: "));
-
-    /* A spent budget fails at once. */
-    ro.timeout_ns = -1;
-    assert_int_equal(kle_client_get(c, &out, "/api", &ro), KLE_ETIMEOUT);
-    assert_string_equal(kle_error_last()->message, "GET /api: the time budget was already spent");
-
-    kle_watch_opts wo = KLE_WATCH_OPTS_INIT;
-    wo.timeout_ns = 300 * KLE_NS_PER_MS;
-    wo.stream_timeout_seconds = 1 << 30;
-    assert_int_equal(kle_client_watch(c, "/api/v1/pods", &wo, never, NULL), 0);
-    kle_event *ev;
-    assert_int_equal(kle_event_new(&ev), 0);
-    kle_event_set(ev);
-    wo.timeout_ns = INT64_MAX;
-    wo.cancel = ev;
-    assert_int_equal(kle_client_watch(c, "/api/v1/pods", &wo, never, NULL), KLE_ECANCELED);
-    kle_event_free(ev);
-    kle_client_free(c);
-}
-
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_client_args__constructors),
         cmocka_unit_test(test_client_args__bad_arguments_are_refused),
-        cmocka_unit_test(test_client_args__huge_timeouts_and_unreachable_server),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
