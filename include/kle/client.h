@@ -114,7 +114,8 @@ KLE_EXTERN(int) kle_client_new_from_kubeconfig(kle_client **out, const kle_clien
 /**
  * Creates a client from the pod environment: KUBERNETES_SERVICE_HOST and
  * KUBERNETES_SERVICE_PORT, and the service account's token (re-read as it
- * rotates), ca.crt and namespace.
+ * rotates), ca.crt and namespace ($POD_NAMESPACE, when set, wins over the
+ * namespace file, as in kubectl).
  *
  * @return 0; KLE_EKUBECONFIG when the environment variables are missing or
  *         the files cannot be read (the message names which); KLE_EVERSION;

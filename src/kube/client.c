@@ -280,6 +280,17 @@ int kle_client_new_in_cluster(kle_client **out, const kle_client_opts *opts)
                                      getenv("KUBERNETES_SERVICE_PORT"), dir);
     if (rc)
         return rc;
+    /* As clientcmd's in-cluster config: $POD_NAMESPACE wins over the file. */
+    const char *pod_ns = getenv("POD_NAMESPACE");
+    if (pod_ns && *pod_ns) {
+        char *ns = strdup(pod_ns);
+        if (!ns) {
+            kle_kube__config_free(cfg);
+            return kle_error_set(KLE_ENOMEM, "out of memory");
+        }
+        free(cfg->namespace_);
+        cfg->namespace_ = ns;
+    }
     return client_new(out, cfg, opts);
 }
 

@@ -675,6 +675,11 @@ static void test_client__in_cluster_and_default(void **state)
     assert_int_equal(kle_client_get(c, &out, "/api/v1/namespaces/kube-system/configmaps", NULL), 0);
     json_object_put(out);
     kle_client_free(c);
+    setenv("POD_NAMESPACE", "from-env", 1);
+    assert_int_equal(kle_client_new_in_cluster(&c, &o), 0);
+    assert_string_equal(kle_client_namespace(c), "from-env");
+    kle_client_free(c);
+    unsetenv("POD_NAMESPACE");
     unsetenv("KUBERNETES_SERVICE_HOST");
     unsetenv("KUBERNETES_SERVICE_PORT");
 
