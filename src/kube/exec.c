@@ -259,6 +259,10 @@ int kle_kube__exec_run(kle_kube__exec_cred *out, const kle_kube__config *cfg, in
     fa_init = 1;
     posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
     posix_spawn_file_actions_adddup2(&fa, fds[1], 1);
+#if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 34))
+    /* The plugin gets stdin, stdout and stderr only, none of our sockets. */
+    posix_spawn_file_actions_addclosefrom_np(&fa, 3);
+#endif
     KLE_LOG_V(4, "running exec credential plugin \"%s\" for user \"%s\"", x->command,
               cfg->user ? cfg->user : "");
     char program[4096];
