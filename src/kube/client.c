@@ -1612,9 +1612,13 @@ int kle_client_watch(kle_client *c, const char *path, const kle_watch_opts *opts
             continue;
         }
         if (w.status == 200) {
-            /* The server ended the stream (timeoutSeconds): resume. */
+            /* The server ended the stream (timeoutSeconds): resume. A
+             * server that ends streams at once without an event gets a
+             * backoff, not a busy loop. */
             auth_clear(&a);
             free(shown);
+            if (!w.events)
+                backoff = backoff ? (backoff * 2 > 1000 ? 1000 : backoff * 2) : 100;
             continue;
         }
         json_object *st = parse_json(w.x.body.data ? w.x.body.data : "", w.x.body.len);
