@@ -9,20 +9,21 @@
  *   1.2 × RetryPeriod of jitter, until it succeeds or is stopped;
  * - lead: on_started_leading runs on its own thread with a kle_leading
  *   handle; every RetryPeriod the elector renews, retrying every
- *   RetryPeriod, and gives up when RenewDeadline has passed since the
- *   round started; giving up ends leadership;
+ *   RetryPeriod, and gives up when RenewDeadline has passed since the last
+ *   successful renewal was sent; giving up ends leadership;
  * - end: the handle is signalled, on_started_leading must return, then
  *   (with release_on_cancel) the lease is released, and on_stopped_leading
  *   runs. on_stopped_leading runs exactly once per kle_elector_run() call,
  *   whether or not the elector ever led.
  *
- * Safety rules beyond client-go: every lock call is bounded by the time
- * left before the renew deadline, so an in-flight renewal can never extend
- * leadership; leadership is never believed past the time the last
- * successful write was sent plus the lease duration written in the record;
- * and the lease is released only after on_started_leading has returned.
- * While on_started_leading is still running after a stop, the elector
- * keeps renewing, so its work stays covered by the lease.
+ * Safety rules beyond client-go: leadership ends renew_deadline after the
+ * last successful write was *sent* (client-go gives up renew_deadline after
+ * the failing round began, one retry period later), so the leader's work has
+ * the whole lease_duration - renew_deadline to stop before anyone else may
+ * lead; every lock call is bounded by the time left, so an in-flight renewal
+ * can never extend leadership; and the lease is released only after
+ * on_started_leading has returned. While on_started_leading is still running
+ * after a stop, the elector keeps renewing, so its work stays covered.
  */
 #ifndef KLE_ELECTOR_H
 #define KLE_ELECTOR_H
@@ -130,7 +131,10 @@ KLE_EXTERN(int) kle_elector_run(kle_elector *elector);
  */
 KLE_EXTERN(void) kle_elector_stop(kle_elector *elector);
 
-/** Returns 1 while this elector leads: it holds the lease and its renew deadline has not passed. */
+/**
+ * Returns 1 while this elector leads: it won the lease and less than
+ * renew_deadline has passed since its last successful write was sent.
+ */
 KLE_EXTERN(int) kle_elector_is_leader(kle_elector *elector);
 
 /**

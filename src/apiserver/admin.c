@@ -1,6 +1,6 @@
 /* Fault injection and request counters, and the plain-HTTP loopback admin
  * listener that controls them. */
-#include "apiserver/apiserver.h"
+#include "apiserver/server.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -254,7 +254,8 @@ static int parse_fault(const char *body, fault *f, char *err, size_t errlen)
     f->retry_after = 1;
     if (!o || !json_object_is_type(o, json_type_object)) {
         snprintf(err, errlen, "body must be a JSON object: %s",
-                 o ? "not an object" : json_tokener_error_desc(jerr));
+                 o || jerr == json_tokener_success ? "not an object"
+                                                   : json_tokener_error_desc(jerr));
         goto out;
     }
     if (copy_str(o, "verb", f->verb, sizeof(f->verb), err, errlen) ||
@@ -481,9 +482,11 @@ int kle_apiserver__admin_start(const char *listen, char *url, size_t urllen, cha
     }
     admin_daemon = MHD_start_daemon(
         MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION | MHD_USE_POLL |
+            MHD_USE_ERROR_LOG |
             (ipv6 ? MHD_USE_IPv6 : 0),
-        0, NULL, NULL, admin_handle, NULL, MHD_OPTION_SOCK_ADDR, ai->ai_addr,
-        MHD_OPTION_NOTIFY_COMPLETED, admin_done, NULL, MHD_OPTION_END);
+        0, NULL, NULL, admin_handle, NULL, MHD_OPTION_EXTERNAL_LOGGER, kle_apiserver__mhd_log,
+        NULL, MHD_OPTION_SOCK_ADDR, ai->ai_addr, MHD_OPTION_NOTIFY_COMPLETED, admin_done, NULL,
+        MHD_OPTION_END);
     freeaddrinfo(ai);
     if (!admin_daemon) {
         snprintf(err, errlen, "--admin-listen %s: cannot listen: %s", listen, strerror(errno));

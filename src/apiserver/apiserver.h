@@ -25,6 +25,9 @@ extern const size_t kle_apiserver__nresources;
 
 /* Index of the namespaces resource in kle_apiserver__resources. */
 #define KLE_RES_NAMESPACES 0
+/* core/v1 events; events.k8s.io/v1 events are stored with them. */
+#define KLE_RES_CORE_EVENTS 3
+#define KLE_RES_EVENTS_V1 5
 
 /* Buffer that grows; data is always NUL-terminated when len > 0. */
 typedef struct kle_apiserver__buf {
@@ -75,7 +78,8 @@ typedef struct kle_apiserver__event {
     kle_apiserver__evtype type;
     char *ns;
     char *name;
-    json_object *obj; /* Immutable snapshot. */
+    json_object *obj;  /* Immutable snapshot. */
+    json_object *prev; /* For MODIFIED: the object before; else NULL. */
 } kle_apiserver__event;
 
 /* Oldest resourceVersion a watch may resume from (lock held). */

@@ -28,6 +28,8 @@ typedef struct options {
     const char *kubeconfig;
     const char *env_file;
     const char *ca_file;
+    const char *cert_dir;
+    const char *admin_token_file;
     const char *authz_file;
     const char *data_dir;
     const char *admin_listen;
@@ -41,6 +43,10 @@ static void usage(FILE *f)
           "  --tls-cert PATH --tls-key PATH\n"
           "                              serving certificate and key (default: generated)\n"
           "  --tls-ca PATH               CA written to the kubeconfig with --tls-cert\n"
+          "  --cert-dir DIR              keep the generated CA and serving certificate in DIR\n"
+          "                              and reuse them at the next start\n"
+          "  --admin-token-file PATH     admin token: read from PATH, or generated and written\n"
+          "                              there when PATH does not exist\n"
           "  --insecure-http             serve plain HTTP instead of HTTPS\n"
           "  --token-file PATH           static tokens: token,user,uid,\"group1,group2\"\n"
           "  --client-ca PATH            accept client certificates signed by this CA\n"
@@ -53,7 +59,7 @@ static void usage(FILE *f)
           "  --admin-listen HOST:PORT    loopback listener for faults and counters\n"
           "  --watch-history N           change events kept for watch resume (default 10000)\n"
           "  --bookmark-interval SECONDS interval of watch BOOKMARK events (default 60)\n"
-          "  -v, --verbose               log every request\n"
+          "  -v, --verbose               log every request and libmicrohttpd's messages\n"
           "  -h, --help                  this help\n",
           f);
 }
@@ -95,6 +101,7 @@ static int parse_args(int argc, char **argv, options *o)
             exit(0);
         } else if (strcmp(a, "-v") == 0 || strcmp(a, "--verbose") == 0) {
             kle_apiserver__verbose = 1;
+            kle_log_set_verbosity(2);
             continue;
         } else if (strcmp(a, "--insecure-http") == 0) {
             o->insecure = 1;
@@ -111,6 +118,8 @@ static int parse_args(int argc, char **argv, options *o)
         FLAG("--write-kubeconfig", kubeconfig);
         FLAG("--write-env", env_file);
         FLAG("--write-ca", ca_file);
+        FLAG("--cert-dir", cert_dir);
+        FLAG("--admin-token-file", admin_token_file);
         FLAG("--authz-file", authz_file);
         FLAG("--data-dir", data_dir);
         FLAG("--admin-listen", admin_listen);
@@ -217,6 +226,74 @@ static int write_atomic(const char *path, const char *text)
     return rc;
 }
 
+/* 1 when path exists. */
+static int exists(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0;
+}
+
+/* The admin token: from the file when it exists, else generated (and
+ * written to the file when one is named). */
+static int admin_token(const char *path, char *token, size_t len, char *err, size_t errlen)
+{
+    char *text;
+    size_t n;
+    if (!path || !exists(path)) {
+        kle_apiserver__random_hex(token, 32);
+        if (path && write_atomic(path, token) != 0) {
+            snprintf(err, errlen, "--admin-token-file %s: cannot write: %s", path,
+                     strerror(errno));
+            return -1;
+        }
+        return 0;
+    }
+    text = kle_apiserver__read_file(path, 4096, err, errlen);
+    if (!text)
+        return -1;
+    n = strcspn(text, " \t\r\n");
+    if (n < 16 || n >= len || text[n + strspn(text + n, " \t\r\n")] != '\0') {
+        snprintf(err, errlen, "--admin-token-file %s: expected one token of 16 to %zu characters",
+                 path, len - 1);
+        free(text);
+        return -1;
+    }
+    memcpy(token, text, n);
+    token[n] = '\0';
+    free(text);
+    return 0;
+}
+
+/* Loads DIR/{ca.crt,serving.crt,serving.key} when all exist; else
+ * generates them and writes them there. */
+static int cert_dir_tls(const char *dir, const char *host, kle_apiserver__tls *tls, char *err,
+                        size_t errlen)
+{
+    char ca[4096], crt[4096], key[4096];
+    snprintf(ca, sizeof(ca), "%s/ca.crt", dir);
+    snprintf(crt, sizeof(crt), "%s/serving.crt", dir);
+    snprintf(key, sizeof(key), "%s/serving.key", dir);
+    if (exists(ca) && exists(crt) && exists(key)) {
+        tls->ca_pem = kle_apiserver__read_file(ca, 1u << 20, err, errlen);
+        tls->cert_pem = tls->ca_pem ? kle_apiserver__read_file(crt, 1u << 20, err, errlen) : NULL;
+        tls->key_pem = tls->cert_pem ? kle_apiserver__read_file(key, 1u << 20, err, errlen) : NULL;
+        return tls->key_pem ? 0 : -1;
+    }
+    if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
+        snprintf(err, errlen, "--cert-dir %s: %s", dir, strerror(errno));
+        return -1;
+    }
+    if (kle_apiserver__tls_generate(tls, host, err, errlen) != 0)
+        return -1;
+    if (write_atomic(ca, tls->ca_pem) != 0 || write_atomic(crt, tls->cert_pem) != 0 ||
+        write_atomic(key, tls->key_pem) != 0) {
+        snprintf(err, errlen, "--cert-dir %s: cannot write the certificates: %s", dir,
+                 strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
 static int create_namespace(const char *name)
 {
     json_object *o, *meta, *spec, *status, *fin;
@@ -266,7 +343,8 @@ int main(int argc, char **argv)
     ipv6 = ai->ai_family == AF_INET6;
 
     /* Credentials. */
-    kle_apiserver__random_hex(token, 32);
+    if (admin_token(o.admin_token_file, token, sizeof(token), err, sizeof(err)) != 0)
+        goto fail;
     kle_apiserver__auth_add_token(token, "kle-admin", "kle-admin", "system:masters");
     if (o.token_file && kle_apiserver__auth_load_tokens(o.token_file, err, sizeof(err)) != 0)
         goto fail;
@@ -295,6 +373,9 @@ int main(int argc, char **argv)
             tls.ca_pem = kle_apiserver__read_file(o.tls_ca ? o.tls_ca : o.tls_cert, 1u << 20, err,
                                                   sizeof(err));
             if (!tls.ca_pem)
+                goto fail;
+        } else if (o.cert_dir) {
+            if (cert_dir_tls(o.cert_dir, host, &tls, err, sizeof(err)) != 0)
                 goto fail;
         } else if (kle_apiserver__tls_generate(&tls, host, err, sizeof(err)) != 0) {
             rc = 1;

@@ -568,3 +568,46 @@ void kle_apiserver__merge_patch(json_object *target, json_object *patch, int str
         }
     }
 }
+
+/* ---- events.k8s.io/v1 <-> core/v1 Event ---- */
+
+/* Field names: core/v1 first, events.k8s.io/v1 second. */
+static const char *const event_fields[][2] = {
+    {"involvedObject", "regarding"},
+    {"message", "note"},
+    {"reportingComponent", "reportingController"},
+    {"source", "deprecatedSource"},
+    {"firstTimestamp", "deprecatedFirstTimestamp"},
+    {"lastTimestamp", "deprecatedLastTimestamp"},
+    {"count", "deprecatedCount"},
+};
+
+json_object *kle_apiserver__event_convert(json_object *src, int to_core)
+{
+    json_object *out = json_object_new_object();
+    json_object_object_add(out, "kind", json_object_new_string("Event"));
+    json_object_object_add(out, "apiVersion",
+                           json_object_new_string(to_core ? "v1" : "events.k8s.io/v1"));
+    json_object_object_foreach(src, key, val)
+    {
+        const char *name = key;
+        json_object *copy = NULL;
+        if (strcmp(key, "kind") == 0 || strcmp(key, "apiVersion") == 0)
+            continue;
+        for (size_t i = 0; i < sizeof(event_fields) / sizeof(event_fields[0]); i++) {
+            if (strcmp(key, event_fields[i][to_core ? 1 : 0]) == 0) {
+                name = event_fields[i][to_core ? 0 : 1];
+                break;
+            }
+            if (strcmp(key, event_fields[i][to_core ? 0 : 1]) == 0) {
+                name = NULL; /* Already in the target's naming: a stray field; drop it. */
+                break;
+            }
+        }
+        if (!name)
+            continue;
+        json_object_deep_copy(val, &copy, NULL);
+        json_object_object_add(out, name, copy);
+    }
+    return out;
+}

@@ -39,4 +39,9 @@ json_object *kle_apiserver__table(const kle_apiserver__resource *r, json_object 
 json_object *kle_apiserver__table_columns(const kle_apiserver__resource *r);
 json_object *kle_apiserver__table_row(const kle_apiserver__resource *r, json_object *obj);
 
+/* Converts an Event between events.k8s.io/v1 (to_core=1: from it) and
+ * core/v1 (to_core=0: into events.k8s.io/v1); returns a new object. Both
+ * APIs serve the same stored events, as in kube-apiserver. */
+json_object *kle_apiserver__event_convert(json_object *src, int to_core);
+
 #endif

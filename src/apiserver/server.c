@@ -10,6 +10,8 @@
 #include <gnutls/x509.h>
 #include <inttypes.h>
 #include <openssl/rand.h>
+#include <poll.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -80,8 +82,10 @@ typedef struct request {
 } request;
 
 typedef struct route {
-    int kind; /* ROUTE_* */
-    int res;  /* For resource routes. */
+    int kind;    /* ROUTE_* */
+    int res;     /* For resource routes: the API resource. */
+    int store;   /* Where its objects are stored. */
+    int convert; /* 1: stored as core/v1 Events, served as events.k8s.io/v1. */
     const kle_apiserver__resource *r;
     char ns[256];
     char name[256];
@@ -131,6 +135,38 @@ static void answer_json(answer *a, unsigned code, json_object *o, int pretty)
 {
     a->code = code;
     a->body = to_text(o, pretty);
+}
+
+/* metadata.<field> of a stored object, "" when missing (hand-edited state). */
+static const char *meta_or_empty(json_object *obj, const char *field)
+{
+    const char *v = kle_apiserver__meta_str(obj, field);
+    return v ? v : "";
+}
+
+/* The object as the route's API serves it (a new reference). */
+static json_object *served(const route *rt, json_object *stored)
+{
+    return rt->convert ? kle_apiserver__event_convert(stored, 0) : json_object_get(stored);
+}
+
+/* The object as it is stored (takes obj, returns a new reference). */
+static json_object *to_storage(const route *rt, json_object *obj)
+{
+    json_object *c;
+    if (!rt->convert)
+        return obj;
+    c = kle_apiserver__event_convert(obj, 1);
+    json_object_put(obj);
+    return c;
+}
+
+static void answer_obj(answer *a, unsigned code, const route *rt, json_object *stored,
+                       int pretty)
+{
+    json_object *o = served(rt, stored);
+    answer_json(a, code, o, pretty);
+    json_object_put(o);
 }
 
 /* Answers with a Status; takes ownership of st. */
@@ -319,6 +355,8 @@ static int route_request(struct MHD_Connection *c, const char *method, const cha
     }
     rt->kind = ROUTE_RESOURCE;
     rt->r = &kle_apiserver__resources[rt->res];
+    rt->store = rt->res == KLE_RES_EVENTS_V1 ? KLE_RES_CORE_EVENTS : rt->res;
+    rt->convert = rt->store != rt->res;
     if (strcmp(method, "GET") == 0)
         rt->verb = collection ? (is_watch(c) ? "watch" : "list") : "get";
     else if (strcmp(method, "POST") == 0)
@@ -540,14 +578,18 @@ static void openapi(answer *a, const char *url, int pretty)
 typedef struct list_ctx {
     json_object *items;
     const char *fsel, *lsel;
+    const route *rt;
 } list_ctx;
 
-static void list_add(json_object *obj, void *arg)
+static void list_add(json_object *stored, void *arg)
 {
     list_ctx *lc = arg;
+    json_object *obj = served(lc->rt, stored);
     if (kle_apiserver__selector_match(obj, lc->fsel, 0) &&
         kle_apiserver__selector_match(obj, lc->lsel, 1))
-        json_object_array_add(lc->items, json_object_get(obj));
+        json_object_array_add(lc->items, obj);
+    else
+        json_object_put(obj);
 }
 
 static const char *arg(struct MHD_Connection *c, const char *key)
@@ -583,6 +625,7 @@ static void do_list(struct MHD_Connection *c, const route *rt, answer *a, int pr
     lc.items = json_object_new_array();
     lc.fsel = arg(c, "fieldSelector");
     lc.lsel = arg(c, "labelSelector");
+    lc.rt = rt;
     list = json_object_new_object();
     kle_apiserver__api_version(rt->r, av, sizeof(av));
     json_object_object_add(list, "kind", json_object_new_string(rt->r->list_kind));
@@ -592,7 +635,7 @@ static void do_list(struct MHD_Connection *c, const route *rt, answer *a, int pr
     kle_apiserver__store_lock();
     snprintf(num, sizeof(num), "%" PRIu64, kle_apiserver__store_rv());
     json_object_object_add(meta, "resourceVersion", json_object_new_string(num));
-    kle_apiserver__store_each(rt->res, rt->r->namespaced && rt->ns[0] ? rt->ns : NULL, list_add,
+    kle_apiserver__store_each(rt->store, rt->r->namespaced && rt->ns[0] ? rt->ns : NULL, list_add,
                               &lc);
     if (want_table(c)) {
         json_object *t = kle_apiserver__table(rt->r, lc.items, num);
@@ -611,16 +654,16 @@ static void do_get(struct MHD_Connection *c, const route *rt, answer *a, int pre
 {
     json_object *obj;
     kle_apiserver__store_lock();
-    obj = kle_apiserver__store_get(rt->res, rt->ns, rt->name);
+    obj = kle_apiserver__store_get(rt->store, rt->ns, rt->name);
     if (obj && want_table(c)) {
         json_object *items = json_object_new_array(), *t;
-        json_object_array_add(items, json_object_get(obj));
+        json_object_array_add(items, served(rt, obj));
         t = kle_apiserver__table(rt->r, items, NULL);
         answer_json(a, 200, t, pretty);
         json_object_put(t);
         json_object_put(items);
     } else if (obj) {
-        answer_json(a, 200, obj, pretty);
+        answer_obj(a, 200, rt, obj, pretty);
     }
     kle_apiserver__store_unlock();
     if (!obj)
@@ -698,7 +741,20 @@ static json_object *parse_body(const request *rq, const route *rt, answer *a, in
     }
 decoded:
     kle_apiserver__api_version(rt->r, av, sizeof(av));
-    if (json_object_object_get_ex(obj, "apiVersion", &v) &&
+    for (int f = 0; f < 2; f++) {
+        static const char *const names[] = {"apiVersion", "kind"};
+        if (json_object_object_get_ex(obj, names[f], &v) && v &&
+            !json_object_is_type(v, json_type_string)) {
+            snprintf(msg, sizeof(msg),
+                     "couldn't get version/kind; json parse error: json: cannot unmarshal %s "
+                     "into Go struct field .%s of type string",
+                     json_type_to_name(json_object_get_type(v)), names[f]);
+            json_object_put(obj);
+            answer_error(a, 400, "BadRequest", msg, NULL, NULL, pretty);
+            return NULL;
+        }
+    }
+    if (json_object_object_get_ex(obj, "apiVersion", &v) && v &&
         strcmp(json_object_get_string(v), av) != 0) {
         snprintf(msg, sizeof(msg),
                  "the API version in the data (%s) does not match the expected API version (%s)",
@@ -707,7 +763,7 @@ decoded:
         answer_error(a, 400, "BadRequest", msg, NULL, NULL, pretty);
         return NULL;
     }
-    if (json_object_object_get_ex(obj, "kind", &v) &&
+    if (json_object_object_get_ex(obj, "kind", &v) && v &&
         strcmp(json_object_get_string(v), rt->r->kind) != 0) {
         snprintf(msg, sizeof(msg), "the kind in the data (%s) does not match the expected kind (%s)",
                  json_object_get_string(v), rt->r->kind);
@@ -822,25 +878,33 @@ static void do_create(struct MHD_Connection *c, const request *rq, const route *
         json_object_put(obj);
         return;
     }
+    {
+        char keep[300];
+        snprintf(keep, sizeof(keep), "%s", name);
+        obj = to_storage(rt, obj);
+        name = NULL;
+        json_object_object_add(kle_apiserver__meta(obj), "name", json_object_new_string(keep));
+        name = kle_apiserver__meta_str(obj, "name");
+    }
     kle_apiserver__store_lock();
     if (namespace_exists(rt, a, pretty) != 0) {
         json_object_put(obj);
-    } else if (kle_apiserver__store_get(rt->res, rt->ns, name)) {
+    } else if (kle_apiserver__store_get(rt->store, rt->ns, name)) {
         char q[256], msg[1024];
         kle_apiserver__qualified(rt->r, q, sizeof(q));
         snprintf(msg, sizeof(msg), "%s \"%s\" already exists", q, name);
         answer_error(a, 409, "AlreadyExists", msg, rt->r, name, pretty);
         json_object_put(obj);
     } else if (dry_run(c)) {
-        answer_json(a, 201, obj, pretty);
+        answer_obj(a, 201, rt, obj, pretty);
         json_object_put(obj);
     } else {
         char key[300];
         snprintf(key, sizeof(key), "%s", name);
-        if (kle_apiserver__store_put(rt->res, rt->ns, key, obj, KLE_EV_ADDED) != 0)
+        if (kle_apiserver__store_put(rt->store, rt->ns, key, obj, KLE_EV_ADDED) != 0)
             persist_failed(a, pretty);
         else
-            answer_json(a, 201, obj, pretty);
+            answer_obj(a, 201, rt, obj, pretty);
     }
     kle_apiserver__store_unlock();
 }
@@ -872,14 +936,14 @@ static void replace_locked(struct MHD_Connection *c, const route *rt, json_objec
         return;
     }
     if (json_object_equal(obj, existing) || dry_run(c)) {
-        answer_json(a, 200, dry_run(c) ? obj : existing, pretty);
+        answer_obj(a, 200, rt, dry_run(c) ? obj : existing, pretty);
         json_object_put(obj);
         return;
     }
-    if (kle_apiserver__store_put(rt->res, rt->ns, rt->name, obj, KLE_EV_MODIFIED) != 0)
+    if (kle_apiserver__store_put(rt->store, rt->ns, rt->name, obj, KLE_EV_MODIFIED) != 0)
         persist_failed(a, pretty);
     else
-        answer_json(a, 200, obj, pretty);
+        answer_obj(a, 200, rt, obj, pretty);
 }
 
 static void do_update(struct MHD_Connection *c, const request *rq, const route *rt, answer *a,
@@ -904,14 +968,23 @@ static void do_update(struct MHD_Connection *c, const request *rq, const route *
         json_object_put(obj);
         return;
     }
+    obj = to_storage(rt, obj);
     kle_apiserver__store_lock();
-    existing = kle_apiserver__store_get(rt->res, rt->ns, rt->name);
+    existing = kle_apiserver__store_get(rt->store, rt->ns, rt->name);
     rv = kle_apiserver__meta_str(obj, "resourceVersion");
     if (!existing) {
         not_found(a, rt->r, rt->name, pretty);
         json_object_put(obj);
-    } else if (rv && *rv && strcmp(rv, kle_apiserver__meta_str(existing, "resourceVersion")) != 0) {
+    } else if (rv && *rv && strcmp(rv, meta_or_empty(existing, "resourceVersion")) != 0) {
         conflict(a, rt->r, rt->name, NULL, pretty);
+        json_object_put(obj);
+    } else if (kle_apiserver__meta_str(obj, "uid") && *kle_apiserver__meta_str(obj, "uid") &&
+               strcmp(kle_apiserver__meta_str(obj, "uid"),
+                      meta_or_empty(existing, "uid")) != 0) {
+        snprintf(msg, sizeof(msg),
+                 "Precondition failed: UID in precondition: %.100s, UID in object meta: %s",
+                 kle_apiserver__meta_str(obj, "uid"), meta_or_empty(existing, "uid"));
+        conflict(a, rt->r, rt->name, msg, pretty);
         json_object_put(obj);
     } else {
         replace_locked(c, rt, existing, obj, a, pretty);
@@ -948,7 +1021,7 @@ static void do_patch(struct MHD_Connection *c, const request *rq, const route *r
         return;
     }
     kle_apiserver__store_lock();
-    existing = kle_apiserver__store_get(rt->res, rt->ns, rt->name);
+    existing = kle_apiserver__store_get(rt->store, rt->ns, rt->name);
     if (!existing) {
         not_found(a, rt->r, rt->name, pretty);
         goto out;
@@ -956,12 +1029,15 @@ static void do_patch(struct MHD_Connection *c, const request *rq, const route *r
     if (json_object_object_get_ex(patch, "metadata", &pmeta) &&
         json_object_object_get_ex(pmeta, "resourceVersion", &v) &&
         json_object_is_type(v, json_type_string) &&
-        strcmp(json_object_get_string(v), kle_apiserver__meta_str(existing, "resourceVersion")) !=
+        strcmp(json_object_get_string(v), meta_or_empty(existing, "resourceVersion")) !=
             0) {
         conflict(a, rt->r, rt->name, NULL, pretty);
         goto out;
     }
-    json_object_deep_copy(existing, &obj, NULL);
+    if (rt->convert)
+        obj = served(rt, existing);
+    else
+        json_object_deep_copy(existing, &obj, NULL);
     kle_apiserver__merge_patch(obj, patch, strategic);
     kle_apiserver__api_version(rt->r, av, sizeof(av));
     json_object_object_add(obj, "apiVersion", json_object_new_string(av));
@@ -974,6 +1050,7 @@ static void do_patch(struct MHD_Connection *c, const request *rq, const route *r
         answer_error(a, 400, "BadRequest", msg, NULL, NULL, pretty);
         goto out;
     }
+    obj = to_storage(rt, obj);
     replace_locked(c, rt, existing, obj, a, pretty);
 out:
     kle_apiserver__store_unlock();
@@ -1021,14 +1098,14 @@ static void do_delete(struct MHD_Connection *c, const request *rq, const route *
         return;
     }
     kle_apiserver__store_lock();
-    existing = kle_apiserver__store_get(rt->res, rt->ns, rt->name);
+    existing = kle_apiserver__store_get(rt->store, rt->ns, rt->name);
     if (!existing) {
         not_found(a, rt->r, rt->name, pretty);
         goto out;
     }
     if (opts && json_object_object_get_ex(opts, "preconditions", &pre)) {
-        const char *cur_rv = kle_apiserver__meta_str(existing, "resourceVersion");
-        const char *cur_uid = kle_apiserver__meta_str(existing, "uid");
+        const char *cur_rv = meta_or_empty(existing, "resourceVersion");
+        const char *cur_uid = meta_or_empty(existing, "uid");
         if (json_object_object_get_ex(pre, "resourceVersion", &v) &&
             json_object_is_type(v, json_type_string) &&
             strcmp(json_object_get_string(v), cur_rv) != 0) {
@@ -1059,7 +1136,7 @@ static void do_delete(struct MHD_Connection *c, const request *rq, const route *
             json_object_object_add(details, "group", json_object_new_string(rt->r->group));
         json_object_object_add(details, "kind", json_object_new_string(rt->r->plural));
         json_object_object_add(details, "uid",
-                               json_object_new_string(kle_apiserver__meta_str(existing, "uid")));
+                               json_object_new_string(meta_or_empty(existing, "uid")));
         json_object_object_add(st, "details", details);
         if (!dry_run(c)) {
             if (rt->res == KLE_RES_NAMESPACES) {
@@ -1073,7 +1150,7 @@ static void do_delete(struct MHD_Connection *c, const request *rq, const route *
                     free(no.names);
                 }
             }
-            if (kle_apiserver__store_delete(rt->res, rt->ns, rt->name) != 0) {
+            if (kle_apiserver__store_delete(rt->store, rt->ns, rt->name) != 0) {
                 json_object_put(st);
                 persist_failed(a, pretty);
                 goto out;
@@ -1090,7 +1167,9 @@ out:
 /* ---- watch ---- */
 
 typedef struct watcher {
-    int res;
+    int res;     /* Store index watched. */
+    int api_res; /* API resource served. */
+    int convert; /* Events stored as core/v1, served as events.k8s.io/v1. */
     char *ns;   /* NULL: every namespace. */
     char *fsel; /* NULL: none. */
     char *lsel;
@@ -1102,15 +1181,54 @@ typedef struct watcher {
     int done;
     int pretty;
     int table;
+    int fd; /* The client's socket, to notice when it goes away; -1 unknown. */
     kle_apiserver__buf out;
     size_t off;
 } watcher;
 
-static int watch_matches(const watcher *w, int res, const char *ns, json_object *obj)
+static void emit(watcher *w, const char *type, json_object *obj);
+
+static json_object *as_served(const watcher *w, json_object *stored)
 {
-    return res == w->res && (!w->ns || strcmp(w->ns, ns) == 0) &&
-           kle_apiserver__selector_match(obj, w->fsel, 0) &&
+    return w->convert ? kle_apiserver__event_convert(stored, 0) : json_object_get(stored);
+}
+
+static int selected(const watcher *w, json_object *obj)
+{
+    return kle_apiserver__selector_match(obj, w->fsel, 0) &&
            kle_apiserver__selector_match(obj, w->lsel, 1);
+}
+
+/* Emits a stored object converted as served, when it passes the selectors.
+ * For a MODIFIED event with its previous state, an object that starts to
+ * match is ADDED and one that stops matching is DELETED (the previous
+ * state at the new resourceVersion), as kube-apiserver's watch cache does. */
+static void emit_stored(watcher *w, const char *type, json_object *stored, json_object *prev)
+{
+    json_object *obj = as_served(w, stored);
+    int now = selected(w, obj);
+    if (prev && strcmp(type, "MODIFIED") == 0 && (w->fsel || w->lsel)) {
+        json_object *before = as_served(w, prev);
+        int was = selected(w, before);
+        if (now && !was) {
+            emit(w, "ADDED", obj);
+        } else if (!now && was) {
+            json_object *gone = NULL;
+            const char *rv = kle_apiserver__meta_str(obj, "resourceVersion");
+            json_object_deep_copy(before, &gone, NULL);
+            if (rv)
+                json_object_object_add(kle_apiserver__meta(gone), "resourceVersion",
+                                       json_object_new_string(rv));
+            emit(w, "DELETED", gone);
+            json_object_put(gone);
+        } else if (now) {
+            emit(w, type, obj);
+        }
+        json_object_put(before);
+    } else if (now) {
+        emit(w, type, obj);
+    }
+    json_object_put(obj);
 }
 
 static void emit(watcher *w, const char *type, json_object *obj)
@@ -1122,7 +1240,8 @@ static void emit(watcher *w, const char *type, json_object *obj)
         json_object *items = json_object_new_array();
         json_object_array_add(items, json_object_get(obj));
         json_object_object_add(ev, "object",
-                               kle_apiserver__table(&kle_apiserver__resources[w->res], items, NULL));
+                               kle_apiserver__table(&kle_apiserver__resources[w->api_res], items,
+                                                    NULL));
         json_object_put(items);
     } else {
         json_object_object_add(ev, "object", json_object_get(obj));
@@ -1137,7 +1256,7 @@ static void emit(watcher *w, const char *type, json_object *obj)
 
 static void emit_bookmark(watcher *w, int initial_end)
 {
-    const kle_apiserver__resource *r = &kle_apiserver__resources[w->res];
+    const kle_apiserver__resource *r = &kle_apiserver__resources[w->api_res];
     json_object *o = json_object_new_object(), *meta = json_object_new_object();
     char av[256], num[32];
     kle_apiserver__api_version(r, av, sizeof(av));
@@ -1170,10 +1289,16 @@ static void emit_expired(watcher *w, uint64_t floor)
 
 static void initial_add(json_object *obj, void *arg)
 {
-    watcher *w = arg;
-    if (kle_apiserver__selector_match(obj, w->fsel, 0) &&
-        kle_apiserver__selector_match(obj, w->lsel, 1))
-        emit(w, "ADDED", obj);
+    emit_stored(arg, "ADDED", obj, NULL);
+}
+
+/* 1 when the client closed its side of the connection. */
+static int peer_gone(int fd)
+{
+    struct pollfd p = {fd, POLLRDHUP, 0};
+    if (fd < 0)
+        return 0;
+    return poll(&p, 1, 0) > 0 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR | POLLNVAL));
 }
 
 /* Fills w->out with the next events, blocking until there are some or the
@@ -1196,8 +1321,8 @@ static void watch_fill(watcher *w)
         while (w->pos < kle_apiserver__store_rv()) {
             const kle_apiserver__event *ev = kle_apiserver__store_event(w->pos + 1);
             w->pos++;
-            if (ev && watch_matches(w, ev->res, ev->ns, ev->obj))
-                emit(w, names[ev->type], ev->obj);
+            if (ev && ev->res == w->res && (!w->ns || strcmp(w->ns, ev->ns) == 0))
+                emit_stored(w, names[ev->type], ev->obj, ev->prev);
         }
         if (w->out.len)
             break;
@@ -1208,6 +1333,10 @@ static void watch_fill(watcher *w)
         if (w->bookmarks && now >= w->next_bookmark) {
             emit_bookmark(w, 0);
             w->next_bookmark = now + (int64_t)kle_apiserver__bookmark_interval * 1000000000;
+            break;
+        }
+        if (peer_gone(w->fd)) {
+            w->done = 1;
             break;
         }
         wake = w->deadline;
@@ -1278,13 +1407,20 @@ static void do_watch(struct MHD_Connection *c, const route *rt, answer *a, int p
         answer_error(a, 500, "InternalError", "out of memory", NULL, NULL, pretty);
         return;
     }
-    w->res = rt->res;
+    w->res = rt->store;
+    w->api_res = rt->res;
+    w->convert = rt->convert;
     w->ns = rt->r->namespaced && rt->ns[0] ? strdup(rt->ns) : NULL;
     w->fsel = fs && *fs ? strdup(fs) : NULL;
     w->lsel = ls && *ls ? strdup(ls) : NULL;
     w->bookmarks = bm && strcmp(bm, "true") == 0;
     w->pretty = pretty;
     w->table = want_table(c);
+    {
+        const union MHD_ConnectionInfo *ci =
+            MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+        w->fd = ci ? ci->connect_fd : -1;
+    }
     w->generation = atomic_load(&kle_apiserver__watch_generation);
     w->deadline = kle_apiserver__now_ns() + (int64_t)timeout * 1000000000;
     w->next_bookmark = kle_apiserver__now_ns() +
@@ -1539,16 +1675,31 @@ static void completed(void *cls, struct MHD_Connection *c, void **ctx,
     }
 }
 
+/* libmicrohttpd's own messages (client disconnects, TLS handshake
+ * failures) go to the log at verbosity 2. */
+void kle_apiserver__mhd_log(void *cls, const char *fmt, va_list ap)
+{
+    char buf[512];
+    size_t n;
+    vsnprintf(buf, sizeof(buf), fmt, ap);
+    n = strlen(buf);
+    while (n && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
+        buf[--n] = '\0';
+    KLE_LOG_V(2, "libmicrohttpd: %s", buf);
+}
+
 struct MHD_Daemon *kle_apiserver__http_start(const struct sockaddr *addr, int ipv6,
                                              const kle_apiserver__tls *tls,
                                              const char *client_ca_pem)
 {
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION |
                      MHD_USE_POLL | MHD_USE_ERROR_LOG | (ipv6 ? MHD_USE_IPv6 : 0);
-    struct MHD_OptionItem opts[8];
+    struct MHD_OptionItem opts[10];
     int n = 0;
 
     memset(opts, 0, sizeof(opts));
+    opts[n++] = (struct MHD_OptionItem){MHD_OPTION_EXTERNAL_LOGGER,
+                                        (intptr_t)kle_apiserver__mhd_log, NULL};
     opts[n++] = (struct MHD_OptionItem){MHD_OPTION_SOCK_ADDR, 0, (void *)addr};
     opts[n++] = (struct MHD_OptionItem){MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)completed, NULL};
     opts[n++] = (struct MHD_OptionItem){MHD_OPTION_CONNECTION_LIMIT, 4000, NULL};

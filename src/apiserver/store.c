@@ -109,11 +109,13 @@ static void event_clear(kle_apiserver__event *ev)
     free(ev->ns);
     free(ev->name);
     json_object_put(ev->obj);
+    json_object_put(ev->prev);
     memset(ev, 0, sizeof(*ev));
 }
 
+/* Records an event; takes ownership of prev (may be NULL). */
 static void history_push(int res, const char *ns, const char *name, json_object *obj,
-                         kle_apiserver__evtype type)
+                         json_object *prev, kle_apiserver__evtype type)
 {
     kle_apiserver__event *ev;
     if (hist_count == hist_cap) {
@@ -130,6 +132,7 @@ static void history_push(int res, const char *ns, const char *name, json_object 
     ev->name = strdup(name);
     ev->obj = NULL;
     json_object_deep_copy(obj, &ev->obj, NULL);
+    ev->prev = prev;
     hist_count++;
 }
 
@@ -255,8 +258,9 @@ int kle_apiserver__store_put(int res, const char *ns, const char *name, json_obj
         json_object_put(obj);
         return -1;
     }
-    json_object_put(old);
-    history_push(res, ns, name, obj, type);
+    /* The replaced object is no longer referenced by anyone: the history
+     * keeps it as the event's previous state. */
+    history_push(res, ns, name, obj, old, type);
     pthread_cond_broadcast(&cond);
     return 0;
 }
@@ -283,7 +287,7 @@ int kle_apiserver__store_delete(int res, const char *ns, const char *name)
         return -1;
     }
     set_rv(e.obj, rv);
-    history_push(res, ns, name, e.obj, KLE_EV_DELETED);
+    history_push(res, ns, name, e.obj, NULL, KLE_EV_DELETED);
     free(e.ns);
     free(e.name);
     json_object_put(e.obj);
@@ -316,6 +320,7 @@ static int load(const char *path, char *err, size_t errlen)
     root = json_tokener_parse_verbose(text, &jerr);
     free(text);
     if (!root || !json_object_object_get_ex(root, "resourceVersion", &v) ||
+        !json_object_is_type(v, json_type_string) ||
         !json_object_object_get_ex(root, "objects", &objs) ||
         !json_object_is_type(objs, json_type_array)) {
         snprintf(err, errlen, "%s: not a kle-apiserver state file (%s)", path,
@@ -328,10 +333,15 @@ static int load(const char *path, char *err, size_t errlen)
         json_object *o = json_object_array_get_idx(objs, i), *k, *obj, *meta, *n, *ns;
         int res;
         if (!json_object_object_get_ex(o, "resource", &k) ||
+            !json_object_is_type(k, json_type_string) ||
             !json_object_object_get_ex(o, "object", &obj) ||
+            !json_object_is_type(obj, json_type_object) ||
             (res = res_from_key(json_object_get_string(k))) < 0 ||
             !json_object_object_get_ex(obj, "metadata", &meta) ||
-            !json_object_object_get_ex(meta, "name", &n)) {
+            !json_object_object_get_ex(meta, "name", &n) ||
+            !json_object_is_type(n, json_type_string) ||
+            (json_object_object_get_ex(meta, "namespace", &ns) &&
+             !json_object_is_type(ns, json_type_string))) {
             snprintf(err, errlen, "%s: objects[%zu] is malformed", path, i);
             json_object_put(root);
             return -1;

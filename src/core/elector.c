@@ -5,15 +5,18 @@
  * renew() and release() are its loops. All expiry and deadline decisions use
  * the clock's monotonic time; the record's own timestamps are never trusted.
  *
- * Leadership bound. After a successful write sent at S and answered at R,
- * this elector believes it leads until
- *     lead_deadline = min(R + retry_period + renew_deadline, S + written_lease_duration)
- * The first term is client-go's renew deadline (the next round starts one
- * retry period after the last success and gives up renew_deadline later);
- * the second guarantees that no other candidate, which waits the written
- * lease duration from the moment it saw our write (after S), can lead while
- * we still believe we do. Every lock call is bounded by the time left before
- * lead_deadline, so an in-flight renewal cannot extend leadership.
+ * Leadership bound. After a successful write sent at S this elector believes
+ * it leads until
+ *     lead_deadline = S + renew_deadline
+ * Renewal rounds run as client-go's (one retry period after the last
+ * success, retrying every retry period), but leadership ends renew_deadline
+ * after the last write that succeeded was sent, not after the round began.
+ * Every other candidate waits the lease duration from the moment it saw
+ * that write (after S), and renew_deadline < lease_duration, so the two can
+ * never overlap, and the leader's work has lease_duration - renew_deadline
+ * to wind down before anyone else may lead. Every lock call is bounded by
+ * the time left before lead_deadline, so an in-flight renewal cannot extend
+ * leadership.
  */
 #include "kle/elector.h"
 #include "kle/sys/clock.h"
@@ -416,9 +419,7 @@ static int stop_requested(kle_elector *e)
 static void extend_leadership(kle_elector *e)
 {
     pthread_mutex_lock(&e->mu);
-    int64_t by_renew = e->last_return + e->retry_period + e->renew_deadline;
-    int64_t by_lease = e->last_sent + (int64_t)e->record_lease_seconds * KLE_NS_PER_SEC;
-    e->lead_deadline = by_renew < by_lease ? by_renew : by_lease;
+    e->lead_deadline = e->last_sent + e->renew_deadline;
     pthread_mutex_unlock(&e->mu);
 }
 

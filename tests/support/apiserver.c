@@ -140,57 +140,74 @@ static int read_env(kle_test_apiserver *srv, const char *path)
     return srv->url[0] && srv->token[0] ? 0 : -1;
 }
 
-int kle_test_apiserver_start(kle_test_apiserver *srv, const char *const *extra_args)
+static void free_args(kle_test_apiserver *srv)
 {
-    char bin[PATH_MAX], env_path[320];
-    const char *argv[64];
+    for (size_t i = 0; i < sizeof(srv->args) / sizeof(srv->args[0]); i++) {
+        free(srv->args[i]);
+        srv->args[i] = NULL;
+    }
+}
+
+/* Starts the process with the given --listen and waits for the kubeconfig;
+ * on failure everything is stopped and cleaned up. */
+static int launch(kle_test_apiserver *srv, const char *listen)
+{
+    char bin[PATH_MAX], env_path[320], certs[320], token_path[320];
+    const char *argv[80];
     int argc = 0, status;
     long long deadline;
 
-    memset(srv, 0, sizeof(*srv));
     if (find_binary(bin, sizeof(bin)) != 0) {
         fprintf(stderr, "kle_test_apiserver_start: kle-apiserver not found; set KLE_APISERVER\n");
+        kle_test_apiserver_stop(srv);
         return -1;
     }
-    if (kle_test_tempdir(srv->dir, sizeof(srv->dir)) != 0) {
-        fprintf(stderr, "kle_test_apiserver_start: mkdtemp: %s\n", strerror(errno));
-        return -1;
-    }
-    snprintf(srv->kubeconfig, sizeof(srv->kubeconfig), "%s/kubeconfig", srv->dir);
-    snprintf(srv->ca_path, sizeof(srv->ca_path), "%s/ca.crt", srv->dir);
-    snprintf(srv->log_path, sizeof(srv->log_path), "%s/apiserver.log", srv->dir);
     snprintf(env_path, sizeof(env_path), "%s/env", srv->dir);
+    snprintf(certs, sizeof(certs), "%s/certs", srv->dir);
+    snprintf(token_path, sizeof(token_path), "%s/admin-token", srv->dir);
+    unlink(srv->kubeconfig);
+    unlink(env_path);
 
+    {
+        /* KLE_APISERVER_WRAPPER (e.g. a valgrind script) runs as WRAPPER BIN ARGS... */
+        const char *wrapper = getenv("KLE_APISERVER_WRAPPER");
+        if (wrapper && *wrapper)
+            argv[argc++] = wrapper;
+    }
     argv[argc++] = bin;
     argv[argc++] = "--listen";
-    argv[argc++] = "127.0.0.1:0";
+    argv[argc++] = listen;
     argv[argc++] = "--admin-listen";
     argv[argc++] = "127.0.0.1:0";
+    argv[argc++] = "--cert-dir";
+    argv[argc++] = certs;
+    argv[argc++] = "--admin-token-file";
+    argv[argc++] = token_path;
     argv[argc++] = "--write-ca";
     argv[argc++] = srv->ca_path;
     argv[argc++] = "--write-env";
     argv[argc++] = env_path;
     argv[argc++] = "--write-kubeconfig";
     argv[argc++] = srv->kubeconfig;
-    for (size_t i = 0; extra_args && extra_args[i] && argc < 63; i++)
-        argv[argc++] = extra_args[i];
+    for (size_t i = 0; srv->args[i] && argc < 79; i++)
+        argv[argc++] = srv->args[i];
     argv[argc] = NULL;
 
     srv->pid = fork();
     if (srv->pid < 0) {
         fprintf(stderr, "kle_test_apiserver_start: fork: %s\n", strerror(errno));
         srv->pid = 0;
-        kle_test_rmtree(srv->dir);
+        kle_test_apiserver_stop(srv);
         return -1;
     }
     if (srv->pid == 0) {
-        int fd = open(srv->log_path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+        int fd = open(srv->log_path, O_WRONLY | O_CREAT | O_APPEND, 0600);
         if (fd >= 0) {
             dup2(fd, 1);
             dup2(fd, 2);
             close(fd);
         }
-        execv(bin, (char *const *)argv);
+        execv(argv[0], (char *const *)argv);
         _exit(127);
     }
 
@@ -201,7 +218,7 @@ int kle_test_apiserver_start(kle_test_apiserver *srv, const char *const *extra_a
                     WIFEXITED(status) ? WEXITSTATUS(status) : -WTERMSIG(status));
             print_log(srv);
             srv->pid = 0;
-            kle_test_rmtree(srv->dir);
+            kle_test_apiserver_stop(srv);
             return -1;
         }
         if (now_ms() > deadline) {
@@ -218,45 +235,91 @@ int kle_test_apiserver_start(kle_test_apiserver *srv, const char *const *extra_a
         kle_test_apiserver_stop(srv);
         return -1;
     }
+    {
+        const char *colon = strrchr(srv->url, ':');
+        srv->port = colon ? (unsigned)strtoul(colon + 1, NULL, 10) : 0;
+    }
     return 0;
 }
 
-int kle_test_apiserver_stop(kle_test_apiserver *srv)
+int kle_test_apiserver_start(kle_test_apiserver *srv, const char *const *extra_args)
+{
+    memset(srv, 0, sizeof(*srv));
+    for (size_t i = 0; extra_args && extra_args[i]; i++) {
+        if (i + 1 >= sizeof(srv->args) / sizeof(srv->args[0])) {
+            fprintf(stderr, "kle_test_apiserver_start: too many extra arguments\n");
+            free_args(srv);
+            return -1;
+        }
+        srv->args[i] = strdup(extra_args[i]);
+    }
+    if (kle_test_tempdir(srv->dir, sizeof(srv->dir)) != 0) {
+        fprintf(stderr, "kle_test_apiserver_start: mkdtemp: %s\n", strerror(errno));
+        free_args(srv);
+        return -1;
+    }
+    snprintf(srv->kubeconfig, sizeof(srv->kubeconfig), "%s/kubeconfig", srv->dir);
+    snprintf(srv->ca_path, sizeof(srv->ca_path), "%s/ca.crt", srv->dir);
+    snprintf(srv->log_path, sizeof(srv->log_path), "%s/apiserver.log", srv->dir);
+    return launch(srv, "127.0.0.1:0");
+}
+
+/* SIGTERM and wait; returns the exit status or -1. */
+static int terminate(kle_test_apiserver *srv)
 {
     int status = 0, rc = -1;
     long long deadline;
 
-    if (srv->pid > 0) {
-        kill(srv->pid, SIGTERM);
-        deadline = now_ms() + STOP_TIMEOUT_MS;
-        for (;;) {
-            pid_t r = waitpid(srv->pid, &status, WNOHANG);
-            if (r == srv->pid)
-                break;
-            if (r < 0) {
-                status = -1;
-                break;
-            }
-            if (now_ms() > deadline) {
-                fprintf(stderr, "kle_test_apiserver_stop: no exit after SIGTERM; killing\n");
-                print_log(srv);
-                kill(srv->pid, SIGKILL);
-                waitpid(srv->pid, &status, 0);
-                status = -1;
-                break;
-            }
-            pause_ms(10);
+    if (srv->pid <= 0)
+        return -1;
+    kill(srv->pid, SIGTERM);
+    deadline = now_ms() + STOP_TIMEOUT_MS;
+    for (;;) {
+        pid_t r = waitpid(srv->pid, &status, WNOHANG);
+        if (r == srv->pid)
+            break;
+        if (r < 0) {
+            status = -1;
+            break;
         }
-        if (status != -1 && WIFEXITED(status))
-            rc = WEXITSTATUS(status);
-        if (rc != 0)
+        if (now_ms() > deadline) {
+            fprintf(stderr, "kle_test_apiserver_stop: no exit after SIGTERM; killing\n");
             print_log(srv);
-        srv->pid = 0;
+            kill(srv->pid, SIGKILL);
+            waitpid(srv->pid, &status, 0);
+            status = -1;
+            break;
+        }
+        pause_ms(10);
     }
+    if (status != -1 && WIFEXITED(status))
+        rc = WEXITSTATUS(status);
+    if (rc != 0)
+        print_log(srv);
+    srv->pid = 0;
+    return rc;
+}
+
+int kle_test_apiserver_restart(kle_test_apiserver *srv)
+{
+    char listen[64];
+    if (terminate(srv) != 0) {
+        fprintf(stderr, "kle_test_apiserver_restart: the server did not stop cleanly\n");
+        kle_test_apiserver_stop(srv);
+        return -1;
+    }
+    snprintf(listen, sizeof(listen), "127.0.0.1:%u", srv->port);
+    return launch(srv, listen);
+}
+
+int kle_test_apiserver_stop(kle_test_apiserver *srv)
+{
+    int rc = terminate(srv);
     if (srv->dir[0]) {
         kle_test_rmtree(srv->dir);
         srv->dir[0] = '\0';
     }
+    free_args(srv);
     return rc;
 }
 

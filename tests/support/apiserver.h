@@ -24,20 +24,33 @@ typedef struct kle_test_apiserver {
     char url[128];        /**< "https://127.0.0.1:PORT". */
     char admin_url[128];  /**< "http://127.0.0.1:PORT" of the fault/counter listener. */
     char token[128];      /**< Admin bearer token (group system:masters). */
+    unsigned port;        /**< The API port; kept by kle_test_apiserver_restart. */
+    char *args[48];       /**< Internal: copies of the extra arguments. */
 } kle_test_apiserver;
 
 /**
  * Starts kle-apiserver on 127.0.0.1 port 0 with a fresh temp dir,
- * --write-kubeconfig, --write-ca and an admin listener on 127.0.0.1:0,
+ * --write-kubeconfig, --write-ca, --cert-dir and --admin-token-file in that
+ * dir, and an admin listener on 127.0.0.1:0,
  * plus extra_args (a NULL-terminated list, or NULL), e.g.
  * {"--token-file", path, "--authz-file", path, "--data-dir", dir, NULL}.
  * Waits up to 30 s for the kubeconfig to appear (the server writes it once
  * it accepts connections). Returns 0, or -1 with a message on stderr (the
  * server log is printed when the server died) and nothing left running.
  * The binary is $KLE_APISERVER, else $KLE_BUILD_DIR/src/apiserver/kle-apiserver,
- * else found relative to the test executable in the build tree.
+ * else found relative to the test executable in the build tree. When
+ * KLE_APISERVER_WRAPPER names an executable, it runs as WRAPPER BINARY ARGS
+ * (e.g. a script that execs valgrind "$@").
  */
 int kle_test_apiserver_start(kle_test_apiserver *srv, const char *const *extra_args);
+
+/**
+ * Stops the server (SIGTERM, must exit 0) and starts it again with the same
+ * arguments on the same port, keeping the temp dir: URL, token, CA and
+ * kubeconfig stay valid, and with --data-dir so do the objects. Returns 0,
+ * or -1 (the server is then stopped and cleaned up as by stop).
+ */
+int kle_test_apiserver_restart(kle_test_apiserver *srv);
 
 /**
  * Sends SIGTERM, waits up to 20 s for exit (then SIGKILL), removes the temp

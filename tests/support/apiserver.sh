@@ -10,12 +10,22 @@
 #       CA          path of the CA certificate (PEM) to trust
 #       KLE_APISERVER_DIR, KLE_APISERVER_PID, KLE_APISERVER_LOG
 #       Returns non-zero (after printing the server log) when it fails.
+#   kle_apiserver_restart
+#       Stops the server (it must exit 0) and starts it again with the same
+#       arguments on the same port and temp dir: SERVER, TOKEN, CA and
+#       KUBECONFIG stay valid (with --data-dir the objects too).
 #   kle_apiserver_stop
 #       SIGTERM, waits up to 20 s (then SIGKILL), removes the temp dir;
 #       returns the server's exit status (0 = clean shutdown).
 #   kle_curl ARGS...  curl with the CA and admin token of the running server.
+#   kle_admin METHOD PATH [JSON]
+#       One request to the admin listener; prints the answer, fails on >= 400:
+#         kle_admin POST /faults '{"verb":"update","resource":"leases","error":503,"count":2}'
+#         kle_admin DELETE /faults; kle_admin POST /pause; kle_admin GET /counters
 #
 # The binary is $KLE_APISERVER, else $KLE_BUILD_DIR/src/apiserver/kle-apiserver.
+# With KLE_APISERVER_WRAPPER set it runs as "$KLE_APISERVER_WRAPPER" BINARY ARGS
+# (e.g. a script that execs valgrind "$@").
 
 kle_apiserver__bin() {
   if [ -n "${KLE_APISERVER:-}" ]; then
@@ -29,13 +39,35 @@ kle_apiserver__bin() {
 }
 
 kle_apiserver_start() {
-  local bin deadline
-  bin=$(kle_apiserver__bin) || return 1
+  KLE_APISERVER_ARGS=("$@")
   KLE_APISERVER_DIR=$(mktemp -d "${TMPDIR:-/tmp}/kle-test-XXXXXX") || return 1
   KLE_APISERVER_LOG="$KLE_APISERVER_DIR/apiserver.log"
-  "$bin" --listen 127.0.0.1:0 --admin-listen 127.0.0.1:0 \
+  kle_apiserver__launch 127.0.0.1:0
+}
+
+kle_apiserver_restart() {
+  local port=${SERVER##*:} pid=$KLE_APISERVER_PID rc=0
+  kill -TERM "$pid" 2>/dev/null
+  wait "$pid" || rc=$?
+  KLE_APISERVER_PID=
+  if [ "$rc" -ne 0 ]; then
+    echo "kle_apiserver_restart: kle-apiserver exited with status $rc; log:" >&2
+    cat "$KLE_APISERVER_LOG" >&2
+    kle_apiserver_stop
+    return 1
+  fi
+  kle_apiserver__launch "127.0.0.1:$port"
+}
+
+kle_apiserver__launch() {
+  local bin deadline
+  bin=$(kle_apiserver__bin) || return 1
+  rm -f "$KLE_APISERVER_DIR/kubeconfig" "$KLE_APISERVER_DIR/env"
+  ${KLE_APISERVER_WRAPPER:+"$KLE_APISERVER_WRAPPER"} "$bin" --listen "$1" --admin-listen 127.0.0.1:0 \
+    --cert-dir "$KLE_APISERVER_DIR/certs" --admin-token-file "$KLE_APISERVER_DIR/admin-token" \
     --write-ca "$KLE_APISERVER_DIR/ca.crt" --write-env "$KLE_APISERVER_DIR/env" \
-    --write-kubeconfig "$KLE_APISERVER_DIR/kubeconfig" "$@" >"$KLE_APISERVER_LOG" 2>&1 &
+    --write-kubeconfig "$KLE_APISERVER_DIR/kubeconfig" "${KLE_APISERVER_ARGS[@]}" \
+    >>"$KLE_APISERVER_LOG" 2>&1 &
   KLE_APISERVER_PID=$!
   deadline=$((SECONDS + 30))
   while [ ! -f "$KLE_APISERVER_DIR/kubeconfig" ]; do
@@ -97,4 +129,8 @@ kle_apiserver_stop() {
 
 kle_curl() {
   curl -sS --cacert "$CA" -H "Authorization: Bearer $TOKEN" "$@"
+}
+
+kle_admin() {
+  curl -sS --fail-with-body -X "$1" ${3:+-H 'Content-Type: application/json' --data-binary "$3"} "$ADMIN$2"
 }

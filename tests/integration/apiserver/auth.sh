@@ -154,6 +154,8 @@ badflag "missing token file" "$D/nope.csv: No such file" --token-file "$D/nope.c
 badflag "authz file" "--authz-file $D/bad.json: rules\\[0\\].subjects must be a list" --authz-file "$D/bad.json"
 badflag "listen address" '--listen nowhere: expected HOST:PORT' --listen nowhere
 badflag "admin listener not loopback" 'must be a loopback address' --admin-listen 0.0.0.0:0
+printf 'short\n' >"$D/short-token"
+badflag "admin token file" "--admin-token-file $D/short-token: expected one token" --admin-token-file "$D/short-token"
 badflag "tls pair" '--tls-cert and --tls-key must be given together' --tls-cert "$D/ca.crt"
 
 finish

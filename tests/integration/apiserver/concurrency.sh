@@ -56,6 +56,23 @@ ok=all(" ".join(json.loads(l)["object"]["spec"]["holderIdentity"] for l in open(
 print(1 if ok else 0)' "$W")
 expect_eq "events in order on every watch" 1 "$ORDER_OK"
 
+# Watch clients that go away free their server threads promptly (no
+# waiting for timeoutSeconds).
+threads() { ls "/proc/$KLE_APISERVER_PID/task" | wc -l; }
+: >"$W/gone.cfg"
+for i in $(seq 50); do
+  printf 'url = "%s%s?watch=true&resourceVersion=%s&timeoutSeconds=600"\noutput = "/dev/null"\n' \
+    "$SERVER" "$L" "$RV" >>"$W/gone.cfg"
+done
+BEFORE=$(threads)
+curl -sS -N --parallel --parallel-max 100 --cacert "$CA" -H "Authorization: Bearer $TOKEN" \
+  -K "$W/gone.cfg" 2>/dev/null &
+GONE=$!
+wait_until "50 more server threads" 30 bash -c "[ \$(ls /proc/$KLE_APISERVER_PID/task | wc -l) -ge $((BEFORE + 50)) ]"
+kill "$GONE"; wait "$GONE" 2>/dev/null || true
+wait_until "threads of vanished watchers to end" 15 bash -c "[ \$(ls /proc/$KLE_APISERVER_PID/task | wc -l) -le $((BEFORE + 5)) ]" \
+  && pass "threads of vanished watch clients released"
+
 # SIGTERM with every watch still open: clean exit, streams end.
 kle_apiserver_stop || fail "clean shutdown with $NWATCH open watches"
 wait_until "the watch client to finish" 20 bash -c "! kill -0 $WATCHERS 2>/dev/null"

@@ -64,6 +64,8 @@ expect_eq "unconditional update" "200 d" "$CODE $(jget 'd["spec"]["holderIdentit
 RV3=$(jget 'd["metadata"]["resourceVersion"]' <<<"$BODY")
 req PUT $L/lock '{"metadata":{"name":"lock"},"spec":{"holderIdentity":"d","leaseDurationSeconds":15}}'
 expect_eq "no-op update keeps the resourceVersion" "$RV3" "$(jget 'd["metadata"]["resourceVersion"]' <<<"$BODY")"
+req PUT $L/lock '{"metadata":{"name":"lock","uid":"00000000-0000-4000-8000-000000000000"},"spec":{}}'
+expect_match "update of a recreated object (uid differs): 409" '^409 Conflict .*Precondition failed: UID in precondition' "$CODE $(jget 'd["reason"]+" "+d["message"]' <<<"$BODY")"
 req PUT $L/other '{"metadata":{"name":"other"},"spec":{}}'
 expect_eq "update of a missing object: 404" 404 "$CODE"
 req PUT $L/lock '{"metadata":{"name":"else"},"spec":{}}'
@@ -146,6 +148,26 @@ req POST /api/v1/configmaps '{"metadata":{"name":"x","namespace":"default"}}'
 expect_eq "create through the all-namespaces path: 405" "405 MethodNotAllowed" "$CODE $(jget 'd["reason"]' <<<"$BODY")"
 req DELETE $CM; expect_eq "deletecollection: 405" 405 "$CODE"
 
+# Nulls and wrong types anywhere get an answer (never a dropped connection).
+ODD=0
+for b in '{"apiVersion":null}' '{"kind":null,"metadata":{"name":"n1"}}' '{"apiVersion":5}' '{"metadata":null}' \
+  '{"metadata":{"name":null}}' '{"metadata":{"name":5}}' '{"metadata":{"generateName":5}}' \
+  '{"metadata":{"name":"n2","labels":null,"annotations":{"a":null}}}' '{"metadata":{"name":"n3","namespace":null}}' \
+  '{"metadata":{"name":"n4","resourceVersion":null},"spec":null}' '{"metadata":{"name":"n5"},"spec":{"renewTime":null,"acquireTime":5}}' \
+  '[]' '"s"' 'null' '{}'; do
+  req POST $L "$b"
+  case "$CODE" in 2??|4??) ;; *) ODD=$((ODD + 1)); echo "odd answer $CODE to $b" >&2 ;; esac
+done
+for b in '{"metadata":null}' '{"metadata":{"resourceVersion":null,"name":null}}' '{"spec":{"renewTime":5}}' 'null'; do
+  req PATCH $L/n4 "$b" application/merge-patch+json
+  case "$CODE" in 2??|4??) ;; *) ODD=$((ODD + 1)); echo "odd answer $CODE to patch $b" >&2 ;; esac
+done
+for b in '{"preconditions":null}' '{"preconditions":{"uid":null,"resourceVersion":5}}' 'null' '[1]'; do
+  req DELETE $L/n4 "$b"
+  case "$CODE" in 2??|4??) ;; *) ODD=$((ODD + 1)); echo "odd answer $CODE to delete $b" >&2 ;; esac
+done
+expect_eq "every odd body answered with a status" 0 "$ODD"
+
 # Delete: Status Success, then NotFound; preconditions.
 req DELETE $CM/two '{"preconditions":{"resourceVersion":"1"}}'
 expect_eq "delete with stale precondition: 409" 409 "$CODE"
@@ -163,6 +185,18 @@ expect_eq "events.k8s.io event" 201 "$CODE"
 req POST /api/v1/namespaces/default/endpoints '{"metadata":{"name":"ep"},"subsets":[]}'
 expect_eq "endpoints" 201 "$CODE"
 req GET "/api/v1/events?fieldSelector=involvedObject.name%3Dlock"
-expect_eq "events by involvedObject" '["ev1"]' "$(jget '[i["metadata"]["name"] for i in d["items"]]' <<<"$BODY")"
+expect_eq "events of both APIs by involvedObject" '["ev1", "ev2"]' "$(jget '[i["metadata"]["name"] for i in d["items"]]' <<<"$BODY")"
+req GET /api/v1/namespaces/default/events/ev2
+expect_eq "events.k8s.io event read through core/v1" "v1 Lease a became leader kle" \
+  "$(jget 'd["apiVersion"]+" "+d["involvedObject"]["kind"]+" "+d["message"]+" "+d["reportingComponent"]' <<<"$BODY")"
+req GET /apis/events.k8s.io/v1/namespaces/default/events/ev1
+expect_eq "core event read through events.k8s.io/v1" "events.k8s.io/v1 lock a became leader False" \
+  "$(jget 'd["apiVersion"]+" "+d["regarding"]["name"]+" "+d["note"]+" "+str("message" in d)' <<<"$BODY")"
+req PATCH /apis/events.k8s.io/v1/namespaces/default/events/ev1 '{"note":"patched"}' application/merge-patch+json
+expect_eq "patch through events.k8s.io/v1" "200 patched" "$CODE $(jget 'd["note"]' <<<"$BODY")"
+req GET /api/v1/namespaces/default/events/ev1
+expect_eq "patched note is the core message" patched "$(jget 'd["message"]' <<<"$BODY")"
+req GET "/apis/events.k8s.io/v1/events?fieldSelector=regarding.name%3Dlock"
+expect_eq "events.k8s.io list selects on its own field names" '["ev1", "ev2"]' "$(jget '[i["metadata"]["name"] for i in d["items"]]' <<<"$BODY")"
 
 finish

@@ -113,5 +113,8 @@ expect_eq "update leases 200" 1 "$(count update leases 200)"
 expect_eq "unauthenticated get leases 401" 1 "$(count get leases 401)"
 expect_eq "total" 6 "$(jget 'd["total"]' <"$W/admin.out")"
 expect_eq "unknown admin path" 404 "$(admin GET /nope)"
+expect_match "kle_admin helper" '"paused": true' "$(kle_admin POST /pause)"
+kle_admin POST /resume >/dev/null
+if kle_admin POST /faults '{"error":1}' >/dev/null 2>&1; then fail "kle_admin must fail on 400"; else pass "kle_admin fails on 400"; fi
 
 finish

@@ -33,6 +33,12 @@ expect_eq "next write continues the counter" $((RV + 1)) "$(jget 'd["metadata"][
 CODE=$(kle_curl -N -o "$KLE_APISERVER_DIR/w" -w '%{http_code}' "$SERVER$L?watch=true&resourceVersion=$RVKEEP&timeoutSeconds=5")
 expect_match "watch from before the restart: 410 Expired" '"code":410' "$(head -1 "$KLE_APISERVER_DIR/w")"
 
+# kle_apiserver_restart keeps the URL, token, CA and kubeconfig.
+OLD="$SERVER $TOKEN $(cat "$CA")"
+kle_apiserver_restart
+expect_eq "restart keeps URL, token and CA" "$OLD" "$SERVER $TOKEN $(cat "$CA")"
+req GET $L/after; expect_eq "served again after restart" 200 "$CODE"
+
 # SIGKILL right after the server acknowledged a write: the write is kept.
 req PUT $L/keep '{"metadata":{"name":"keep"},"spec":{"holderIdentity":"c","leaseDurationSeconds":15}}'
 expect_eq "acknowledged update" 200 "$CODE"

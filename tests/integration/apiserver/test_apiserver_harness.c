@@ -158,6 +158,50 @@ static void test_apiserver_harness__admin_injects_faults_and_counts(void **state
     assert_int_equal(kle_test_apiserver_stop(&srv), 0);
 }
 
+static void read_small(const char *path, char *out, size_t len)
+{
+    FILE *f = fopen(path, "r");
+    size_t n = 0;
+    out[0] = '\0';
+    if (f) {
+        n = fread(out, 1, len - 1, f);
+        fclose(f);
+    }
+    out[n] = '\0';
+}
+
+static void test_apiserver_harness__restart_keeps_url_token_ca_and_data(void **state)
+{
+    kle_test_apiserver srv;
+    body b;
+    char dir[256], data[300], url[128], token[128], ca[8192], ca2[8192];
+    const char *path = "/api/v1/namespaces/default/configmaps";
+
+    assert_int_equal(kle_test_tempdir(dir, sizeof(dir)), 0);
+    snprintf(data, sizeof(data), "%s/data", dir);
+    {
+        const char *args[] = {"--data-dir", data, NULL};
+        assert_int_equal(kle_test_apiserver_start(&srv, args), 0);
+    }
+    snprintf(url, sizeof(url), "%s", srv.url);
+    snprintf(token, sizeof(token), "%s", srv.token);
+    read_small(srv.ca_path, ca, sizeof(ca));
+    assert_int_equal(request(&srv, "POST", path, "{\"metadata\":{\"name\":\"kept\"}}", srv.token, &b),
+                     201);
+    assert_int_equal(kle_test_apiserver_restart(&srv), 0);
+    assert_string_equal(srv.url, url);
+    assert_string_equal(srv.token, token);
+    read_small(srv.ca_path, ca2, sizeof(ca2));
+    assert_true(strlen(ca) > 100);
+    assert_string_equal(ca, ca2);
+    /* The old CA file, token and URL still work, and the object is there. */
+    assert_int_equal(request(&srv, "GET", "/api/v1/namespaces/default/configmaps/kept", NULL,
+                             token, &b),
+                     200);
+    assert_int_equal(kle_test_apiserver_stop(&srv), 0);
+    assert_int_equal(kle_test_rmtree(dir), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -165,6 +209,7 @@ int main(void)
         cmocka_unit_test(test_apiserver_harness__conflict_and_already_exists),
         cmocka_unit_test(test_apiserver_harness__extra_args_and_bad_flags),
         cmocka_unit_test(test_apiserver_harness__admin_injects_faults_and_counts),
+        cmocka_unit_test(test_apiserver_harness__restart_keeps_url_token_ca_and_data),
     };
     int rc;
     curl_global_init(CURL_GLOBAL_DEFAULT);

@@ -59,6 +59,19 @@ req POST $L '{"metadata":{"name":"red","labels":{"team":"red"}},"spec":{}}'
 wait_until "labelled event" 10 has_lines labelled 1
 expect_eq "labelSelector watch" "ADDED red" "$(events labelled | cut -d' ' -f1,2)"
 kill "$PID_labelled" 2>/dev/null || true
+# Objects moving into and out of a selector: ADDED and DELETED.
+watch_bg moving "watch=true&resourceVersion=$((RVB + 3))&labelSelector=team%3Dred&timeoutSeconds=30"
+req PATCH $L/blue '{"metadata":{"labels":{"team":"red"}}}' application/merge-patch+json; RVIN=$(jget 'd["metadata"]["resourceVersion"]' <<<"$BODY")
+req PATCH $L/blue '{"spec":{"holderIdentity":"still-red"}}' application/merge-patch+json
+req PATCH $L/blue '{"metadata":{"labels":{"team":"green"}}}' application/merge-patch+json; RVOUT=$(jget 'd["metadata"]["resourceVersion"]' <<<"$BODY")
+wait_until "moving events" 10 has_lines moving 3
+expect_eq "into the selector: ADDED; out of it: DELETED at the new resourceVersion" "ADDED blue $RVIN
+MODIFIED blue $((RVIN + 1))
+DELETED blue $RVOUT" "$(events moving)"
+expect_eq "DELETED carries the last matching state" red \
+  "$(python3 -c 'import json,sys; print(json.loads(open(sys.argv[1]).readlines()[2])["object"]["metadata"]["labels"]["team"])' "$W/moving")"
+kill "$PID_moving" 2>/dev/null || true
+req GET $L; RVB=$(( $(jget 'd["metadata"]["resourceVersion"]' <<<"$BODY") - 3 ))
 
 # Bookmarks when asked, carrying a resourceVersion; none otherwise.
 watch_bg bm "watch=true&allowWatchBookmarks=true&resourceVersion=$((RVB + 3))&timeoutSeconds=30"
@@ -73,6 +86,15 @@ kill "$PID_bm" 2>/dev/null || true
 watch_bg sie "watch=true&sendInitialEvents=true&allowWatchBookmarks=true&resourceVersionMatch=NotOlderThan&timeoutSeconds=30"
 wait_until "initial-events-end bookmark" 10 grep -q 'initial-events-end' "$W/sie"
 kill "$PID_sie" 2>/dev/null || true
+
+# events.k8s.io/v1 watchers see core/v1 events, converted.
+kle_curl -N -o "$W/ev" "$SERVER/apis/events.k8s.io/v1/namespaces/default/events?watch=true&timeoutSeconds=30" &
+EVW=$!
+req POST /api/v1/namespaces/default/events '{"metadata":{"name":"e1"},"involvedObject":{"kind":"Lease","name":"red"},"reason":"LeaderElection","message":"x became leader","type":"Normal"}'
+wait_until "converted event" 10 grep -qs ADDED "$W/ev"
+expect_eq "watch through events.k8s.io/v1" "ADDED events.k8s.io/v1 red x became leader" \
+  "$(python3 -c 'import json,sys; e=json.loads(open(sys.argv[1]).readline()); o=e["object"]; print(e["type"],o["apiVersion"],o["regarding"]["name"],o["note"])' "$W/ev")"
+kill "$EVW" 2>/dev/null || true
 
 # timeoutSeconds ends the stream on time.
 START=$SECONDS
