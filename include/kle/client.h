@@ -200,9 +200,11 @@ kle_client_path(char *buf, size_t size, const char *group_version, const char *r
  * @param path   absolute API path, may carry a query ("?labelSelector=...").
  * @param opts   per-request options, or NULL for the defaults.
  * @return 0 or an error of the table in this file's description;
- *         KLE_EINVAL for a NULL argument or a path not starting with '/';
- *         KLE_EVERSION for an unknown opts version; KLE_EAUTH when
- *         credentials cannot be obtained (token file, exec plugin).
+ *         KLE_EINVAL for a NULL argument, a path not starting with '/' or
+ *         containing spaces, control characters or '#'; KLE_EVERSION for an
+ *         unknown opts version; KLE_EAUTH when credentials cannot be
+ *         obtained (token file, exec plugin); KLE_EBADRESPONSE when the
+ *         answer is not a JSON object.
  */
 KLE_EXTERN(int)
 kle_client_get(kle_client *client, struct json_object **out, const char *path,
