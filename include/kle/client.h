@@ -61,6 +61,7 @@ KLE_BEGIN_DECLS
 /** A connection to one Kubernetes API server. Opaque. */
 typedef struct kle_client kle_client;
 
+/** The current version of kle_client_opts. */
 #define KLE_CLIENT_OPTS_VERSION 1
 
 /** Options for the client constructors. Initialise with KLE_CLIENT_OPTS_INIT. */
@@ -90,6 +91,7 @@ typedef struct kle_client_opts {
     int64_t token_file_refresh_ns;
 } kle_client_opts;
 
+/** Initialiser of kle_client_opts: current version, every option at its default. */
 #define KLE_CLIENT_OPTS_INIT                                                                       \
     {                                                                                              \
         KLE_CLIENT_OPTS_VERSION, NULL, NULL, NULL, NULL, 0, 0, 0, 0                                \
@@ -148,6 +150,7 @@ KLE_EXTERN(const char *) kle_client_server(const kle_client *client);
 /** The User-Agent the client sends: "kle/<version> (<os>/<arch>)". Borrowed. */
 KLE_EXTERN(const char *) kle_client_user_agent(const kle_client *client);
 
+/** The current version of kle_request_opts. */
 #define KLE_REQUEST_OPTS_VERSION 1
 
 /** Per-request options. Initialise with KLE_REQUEST_OPTS_INIT. */
@@ -172,6 +175,7 @@ typedef struct kle_request_opts {
     struct json_object **status;
 } kle_request_opts;
 
+/** Initialiser of kle_request_opts: the client's default timeout, no cancel event. */
 #define KLE_REQUEST_OPTS_INIT                                                                      \
     {                                                                                              \
         KLE_REQUEST_OPTS_VERSION, 0, NULL, NULL                                                    \
@@ -264,10 +268,10 @@ kle_client_request(kle_client *client, struct json_object **out, const char *met
 
 /** Watch event types. */
 typedef enum kle_watch_event_type {
-    KLE_WATCH_ADDED = 0,
-    KLE_WATCH_MODIFIED = 1,
-    KLE_WATCH_DELETED = 2,
-    KLE_WATCH_BOOKMARK = 3,
+    KLE_WATCH_ADDED = 0,    /**< An object was created (or entered the selection). */
+    KLE_WATCH_MODIFIED = 1, /**< An object changed. */
+    KLE_WATCH_DELETED = 2,  /**< An object was deleted (or left the selection). */
+    KLE_WATCH_BOOKMARK = 3, /**< Only metadata.resourceVersion: progress, no change. */
     /**
      * The result of a list (at the start when no resource_version was
      * given, and after the server said the resourceVersion is too old, 410):
@@ -290,6 +294,7 @@ KLE_EXTERN(const char *) kle_watch_event_type_name(kle_watch_event_type type);
  */
 typedef int (*kle_watch_fn)(kle_watch_event_type type, struct json_object *object, void *data);
 
+/** The current version of kle_watch_opts. */
 #define KLE_WATCH_OPTS_VERSION 1
 
 /** Watch options. Initialise with KLE_WATCH_OPTS_INIT. */
@@ -312,12 +317,14 @@ typedef struct kle_watch_opts {
     kle_event *cancel;
     /**
      * Receives the last resourceVersion seen, when non-NULL: a buffer of
-     * @p last_resource_version_size bytes, so that a later watch can resume.
+     * last_resource_version_size bytes, so that a later watch can resume.
      */
     char *last_resource_version;
+    /** Size in bytes of the last_resource_version buffer. */
     size_t last_resource_version_size;
 } kle_watch_opts;
 
+/** Initialiser of kle_watch_opts: list first, no selectors, no time limit. */
 #define KLE_WATCH_OPTS_INIT                                                                        \
     {                                                                                              \
         KLE_WATCH_OPTS_VERSION, NULL, NULL, NULL, 0, 0, NULL, NULL, 0                              \

@@ -224,6 +224,7 @@ int kle_kube__exec_run(kle_kube__exec_cred *out, const kle_kube__config *cfg, in
     pid_t pid = -1;
     char *info = NULL, *info_var = NULL, **env = NULL, **argv = NULL;
     kle_kube__buf output = {0};
+    size_t cap = 0;
     posix_spawn_file_actions_t fa;
     int fa_init = 0;
 
@@ -279,7 +280,6 @@ int kle_kube__exec_run(kle_kube__exec_cred *out, const kle_kube__config *cfg, in
         goto done;
     }
 
-    size_t cap = 0;
     for (;;) {
         struct pollfd p[2] = {{fds[0], POLLIN, 0}, {cancel ? kle_event_fd(cancel) : -1, POLLIN, 0}};
         int64_t ms = remaining_ms(deadline_ns);
