@@ -17,11 +17,9 @@
 
 #include "core/log.h"
 #include "kle/sys/errors.h"
+#include "kle/version.h"
 #include "kube/kube.h"
 
-#ifndef KLE_KUBE_VERSION
-#define KLE_KUBE_VERSION "0.0.0"
-#endif
 
 #define DEFAULT_TIMEOUT_MS         30000
 #define DEFAULT_CONNECT_TIMEOUT_MS 10000
@@ -226,7 +224,7 @@ static int client_new(kle_client **out, kle_kube__config *cfg, const kle_client_
         c->token_refresh_ms = MAX_TIMEOUT_MS;
     c->ns =
         strdup(opts && opts->namespace_ && *opts->namespace_ ? opts->namespace_ : cfg->namespace_);
-    c->user_agent = str_printf("kle/%s (%s/%s)", KLE_KUBE_VERSION, os_name(), arch_name());
+    c->user_agent = str_printf("kle/%s (%s/%s)", KLE_VERSION, os_name(), arch_name());
     int rc = 0;
     if (!c->ns || !c->user_agent)
         rc = kle_error_set(KLE_ENOMEM, "out of memory");
