@@ -20,7 +20,6 @@
 #include "kle/version.h"
 #include "kube/kube.h"
 
-
 #define DEFAULT_TIMEOUT_MS         30000
 #define DEFAULT_CONNECT_TIMEOUT_MS 10000
 #define DEFAULT_MAX_RESPONSE       (16u << 20)
@@ -354,6 +353,30 @@ const char *kle_client_user_agent(const kle_client *c)
     return c ? c->user_agent : NULL;
 }
 
+/* Locks mu, giving up at the deadline (KLE_ETIMEOUT) or when cancel is
+ * set (KLE_ECANCELED), checking every POLL_SLICE_MS. */
+static int lock_until(pthread_mutex_t *mu, int64_t deadline_ns, kle_event *cancel)
+{
+    for (;;) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        int64_t slice = ms_left(deadline_ns);
+        if (slice > POLL_SLICE_MS)
+            slice = POLL_SLICE_MS;
+        ts.tv_nsec += (long)(slice * 1000000);
+        while (ts.tv_nsec >= 1000000000) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000;
+        }
+        if (pthread_mutex_timedlock(mu, &ts) == 0)
+            return 0;
+        if (cancel && kle_event_is_set(cancel))
+            return KLE_ECANCELED;
+        if (ms_left(deadline_ns) == 0)
+            return KLE_ETIMEOUT;
+    }
+}
+
 /* ---- credentials ------------------------------------------------------- */
 
 /* What one request authenticates with. Secrets are wiped by auth_clear. */
@@ -426,7 +449,13 @@ static int auth_get(kle_client *c, struct auth *a, int64_t deadline_ns, kle_even
     kle_kube__config *cfg = c->cfg;
     int rc = 0;
     memset(a, 0, sizeof(*a));
-    pthread_mutex_lock(&c->cred_mu);
+    /* Another thread may be running the exec plugin: wait for it only as
+     * long as this call may. */
+    int e = lock_until(&c->cred_mu, deadline_ns, cancel);
+    if (e == KLE_ECANCELED)
+        return kle_error_set(KLE_ECANCELED, "cancelled while waiting for credentials");
+    if (e == KLE_ETIMEOUT)
+        return kle_error_set(KLE_ETIMEOUT, "timed out waiting for credentials");
     const char *token = NULL;
     if (cfg->exec) {
         a->from_exec = 1;
@@ -919,27 +948,14 @@ static int check_req_opts(const kle_request_opts *o)
 static int lock_client(kle_client *c, int64_t deadline_ns, kle_event *cancel, const char *method,
                        const char *path)
 {
-    for (;;) {
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        int64_t slice = ms_left(deadline_ns);
-        if (slice > POLL_SLICE_MS)
-            slice = POLL_SLICE_MS;
-        ts.tv_nsec += (long)(slice * 1000000);
-        while (ts.tv_nsec >= 1000000000) {
-            ts.tv_sec++;
-            ts.tv_nsec -= 1000000000;
-        }
-        int e = pthread_mutex_timedlock(&c->mu, &ts);
-        if (e == 0)
-            return 0;
-        if (cancel && kle_event_is_set(cancel))
-            return kle_error_set(KLE_ECANCELED, "%s %s: cancelled", method, path);
-        if (ms_left(deadline_ns) == 0)
-            return kle_error_set(KLE_ETIMEOUT,
-                                 "%s %s: timed out waiting for another request on this client",
-                                 method, path);
-    }
+    int e = lock_until(&c->mu, deadline_ns, cancel);
+    if (e == KLE_ECANCELED)
+        return kle_error_set(KLE_ECANCELED, "%s %s: cancelled", method, path);
+    if (e == KLE_ETIMEOUT)
+        return kle_error_set(KLE_ETIMEOUT,
+                             "%s %s: timed out waiting for another request on this client", method,
+                             path);
+    return 0;
 }
 
 int kle_client_request(kle_client *c, json_object **out, const char *method, const char *path,
@@ -1529,9 +1545,13 @@ int kle_client_watch(kle_client *c, const char *path, const kle_watch_opts *opts
             stream_deadline = deadline;
         struct auth a;
         if ((rc = auth_get(c, &a, stream_deadline, cancel))) {
-            kle_error_prefix("WATCH %s: ", path);
             free(url);
             free(shown);
+            if (rc == KLE_ETIMEOUT && deadline != INT64_MAX && ms_left(deadline) == 0) {
+                rc = 0; /* the watch's own time is up */
+                break;
+            }
+            kle_error_prefix("WATCH %s: ", path);
             break;
         }
         char errbuf[CURL_ERROR_SIZE];

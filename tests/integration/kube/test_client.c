@@ -611,6 +611,97 @@ static void test_client__exec_plugin(void **state)
     kle_client_free(c);
 }
 
+struct canceller {
+    kle_event *ev;
+    int delay_ms;
+    int64_t set_at_ms;
+};
+
+static void *cancel_later(void *arg)
+{
+    struct canceller *k = arg;
+    struct timespec ts = {k->delay_ms / 1000, (long)(k->delay_ms % 1000) * 1000000};
+    nanosleep(&ts, NULL);
+    k->set_at_ms = now_ms();
+    kle_event_set(k->ev);
+    return NULL;
+}
+
+struct slow_get {
+    kle_client *c;
+    int rc;
+};
+
+static void *slow_get(void *arg)
+{
+    struct slow_get *g = arg;
+    json_object *out = NULL;
+    kle_request_opts ro = KLE_REQUEST_OPTS_INIT;
+    ro.timeout_ns = 10000 * KLE_NS_PER_MS;
+    g->rc = kle_client_get(g->c, &out, CM, &ro);
+    json_object_put(out);
+    return NULL;
+}
+
+static int never_cb(kle_watch_event_type type, json_object *obj, void *data)
+{
+    return 0;
+}
+
+static void test_client__cancel_while_a_plugin_runs_elsewhere(void **state)
+{
+    /* One thread's request runs a slow exec plugin; a watch and a request
+     * on other threads wait for the credential, yet their cancel and
+     * timeout still hold. */
+    char p[400];
+    snprintf(p, sizeof(p), "%s/slow-plugin.sh", dir);
+    kube_write_file(
+        p, 1,
+        "#!/bin/sh\nsleep 2\necho '{\"apiVersion\":\"client.authentication.k8s.io/v1\","
+        "\"kind\":\"ExecCredential\",\"status\":{\"token\":\"ok-token-0123456789\"}}'\n");
+    kubeconfig("slow-plugin.kubeconfig",
+               "    exec:\n      apiVersion: client.authentication.k8s.io/v1\n"
+               "      command: ./slow-plugin.sh\n",
+               NULL, NULL);
+    kle_client *c = client_for("slow-plugin.kubeconfig", NULL);
+    struct slow_get g = {c, -1};
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, slow_get, &g), 0);
+    /* Give the first thread a head start so that it is likely the one
+     * running the plugin; every assertion below holds in any order. */
+    struct timespec pause = {0, 100 * 1000000};
+    nanosleep(&pause, NULL);
+
+    kle_event *ev;
+    assert_int_equal(kle_event_new(&ev), 0);
+    struct canceller k = {ev, 200, 0};
+    pthread_t ct;
+    assert_int_equal(pthread_create(&ct, NULL, cancel_later, &k), 0);
+    kle_watch_opts wo = KLE_WATCH_OPTS_INIT;
+    wo.cancel = ev;
+    assert_int_equal(kle_client_watch(c, CM, &wo, never_cb, NULL), KLE_ECANCELED);
+    int64_t after = now_ms() - k.set_at_ms;
+    pthread_join(ct, NULL);
+    if (after > 100)
+        fail_msg("watch returned %lld ms after cancel", (long long)after);
+
+    kle_request_opts ro = KLE_REQUEST_OPTS_INIT;
+    ro.timeout_ns = 200 * KLE_NS_PER_MS;
+    json_object *out = NULL;
+    int64_t start = now_ms();
+    int rc = kle_client_get(c, &out, "/api/v1/namespaces/default", &ro);
+    int64_t took = now_ms() - start;
+    pthread_join(t, NULL);
+    /* Whether it waited for the plugin or for the connection, its own
+     * budget held. */
+    if (rc != KLE_ETIMEOUT || took > 200 + 150)
+        fail_msg("GET behind the plugin: %d after %lld ms: %s", rc, (long long)took,
+                 kle_error_last()->message);
+    assert_int_equal(g.rc, 0);
+    kle_event_free(ev);
+    kle_client_free(c);
+}
+
 static void test_client__tls_verification(void **state)
 {
     json_object *out = NULL;
@@ -1016,22 +1107,6 @@ static void test_client__watch_errors_end_the_watch(void **state)
 
 /* ---- timeouts and cancellation under a black hole ---------------------- */
 
-struct canceller {
-    kle_event *ev;
-    int delay_ms;
-    int64_t set_at_ms;
-};
-
-static void *cancel_later(void *arg)
-{
-    struct canceller *k = arg;
-    struct timespec ts = {k->delay_ms / 1000, (long)(k->delay_ms % 1000) * 1000000};
-    nanosleep(&ts, NULL);
-    k->set_at_ms = now_ms();
-    kle_event_set(k->ev);
-    return NULL;
-}
-
 struct bg_req {
     kle_client *c;
     int rc;
@@ -1180,6 +1255,7 @@ int main(void)
         cmocka_unit_test(test_client__token_file_rotated_while_running),
         cmocka_unit_test(test_client__client_certificate),
         cmocka_unit_test(test_client__exec_plugin),
+        cmocka_unit_test(test_client__cancel_while_a_plugin_runs_elsewhere),
         cmocka_unit_test(test_client__tls_verification),
         cmocka_unit_test(test_client__in_cluster_and_default),
         cmocka_unit_test(test_client__basic_auth_and_headers_on_the_wire),
