@@ -6,6 +6,7 @@
 #define KLE_KLE_H
 
 #include "common.h"
+#include "kle/version.h"
 #include "errors.h"
 #include "log.h"
 #include "clock.h"
