@@ -43,6 +43,8 @@
  * the same client proceed while a watch runs. kle_client_free() must not
  * race with calls on the same client.
  *
+ * Durations are in nanoseconds, as everywhere in libkle (KLE_NS_PER_MS).
+ *
  * Secrets (tokens, passwords, keys, the Authorization header, exec plugin
  * output) never appear in log lines at any verbosity.
  */
@@ -77,18 +79,21 @@ typedef struct kle_client_opts {
     /** Directory of the service account files; NULL for
      *  /var/run/secrets/kubernetes.io/serviceaccount. */
     const char *serviceaccount_dir;
-    /** Timeout of a request whose kle_request_opts has none; 0 means 30 s. */
-    int64_t default_timeout_ms;
-    /** Connect timeout (TCP + TLS) cap per request; 0 means 10 s. */
-    int64_t connect_timeout_ms;
+    /** Timeout (ns) of a request whose kle_request_opts has none; 0 means 30 s. */
+    int64_t default_timeout_ns;
+    /** Connect timeout (TCP + TLS, ns) cap per request; 0 means 10 s. */
+    int64_t connect_timeout_ns;
     /** Largest response body accepted; 0 means 16 MiB. */
     size_t max_response_bytes;
-    /** How often a tokenFile is re-read; 0 means 60 s (as client-go). A 401
-     *  also re-reads a token file that changed, then retries once. */
-    int64_t token_file_refresh_ms;
+    /** How often (ns) a tokenFile is re-read; 0 means 60 s (as client-go).
+     *  A 401 also re-reads a token file that changed, then retries once. */
+    int64_t token_file_refresh_ns;
 } kle_client_opts;
 
-#define KLE_CLIENT_OPTS_INIT {KLE_CLIENT_OPTS_VERSION, NULL, NULL, NULL, NULL, 0, 0, 0, 0}
+#define KLE_CLIENT_OPTS_INIT                                                                       \
+    {                                                                                              \
+        KLE_CLIENT_OPTS_VERSION, NULL, NULL, NULL, NULL, 0, 0, 0, 0                                \
+    }
 
 /**
  * Creates a client from kubeconfig files (see kle_client_opts.kubeconfig and
@@ -97,18 +102,20 @@ typedef struct kle_client_opts {
  *
  * @param out  receives the client on success (free with kle_client_free()).
  * @param opts options, or NULL for the defaults.
- * @return 0; KLE_EKUBECONFIG when no kubeconfig is found or it is unusable
- *         (the message names the file, the context/cluster/user and the
- *         field); KLE_EAUTH when a referenced credential file cannot be
- *         read; KLE_EVERSION for an unknown opts version; KLE_ENOMEM;
- *         KLE_ETRANSPORT when libcurl cannot be set up.
+ * @return 0; KLE_EKUBECONFIG when no kubeconfig is found or it is unusable,
+ *         including a credential file it names that cannot be read (the
+ *         message names the file, the context/cluster/user and the field);
+ *         KLE_EINVAL when @p out is NULL; KLE_EVERSION for an unknown opts
+ *         version; KLE_ENOMEM; KLE_ETRANSPORT when libcurl cannot be set up.
+ *         Exec plugins are not run here but on the first request.
  */
 KLE_EXTERN(int) kle_client_new_from_kubeconfig(kle_client **out, const kle_client_opts *opts);
 
 /**
  * Creates a client from the pod environment: KUBERNETES_SERVICE_HOST and
  * KUBERNETES_SERVICE_PORT, and the service account's token (re-read as it
- * rotates), ca.crt and namespace.
+ * rotates), ca.crt and namespace ($POD_NAMESPACE, when set, wins over the
+ * namespace file, as in kubectl).
  *
  * @return 0; KLE_EKUBECONFIG when the environment variables are missing or
  *         the files cannot be read (the message names which); KLE_EVERSION;
@@ -147,11 +154,13 @@ KLE_EXTERN(const char *) kle_client_user_agent(const kle_client *client);
 typedef struct kle_request_opts {
     unsigned int version; /**< KLE_REQUEST_OPTS_VERSION. */
     /**
-     * Total time budget of the call in milliseconds, including connecting,
-     * obtaining credentials (exec plugin) and a retry after a 401; 0 uses
-     * the client's default. The call never blocks longer (plus scheduling).
+     * Total time budget of the call in nanoseconds (like kle_lock_ctx's
+     * timeout_ns), including connecting, obtaining credentials (exec
+     * plugin) and a retry after a 401; 0 uses the client's default, a
+     * negative value fails at once with KLE_ETIMEOUT. The call never blocks
+     * longer (plus scheduling).
      */
-    int64_t timeout_ms;
+    int64_t timeout_ns;
     /** When set from any thread, the call returns KLE_ECANCELED within
      *  100 ms. May be NULL. */
     kle_event *cancel;
@@ -163,7 +172,10 @@ typedef struct kle_request_opts {
     struct json_object **status;
 } kle_request_opts;
 
-#define KLE_REQUEST_OPTS_INIT {KLE_REQUEST_OPTS_VERSION, 0, NULL, NULL}
+#define KLE_REQUEST_OPTS_INIT                                                                      \
+    {                                                                                              \
+        KLE_REQUEST_OPTS_VERSION, 0, NULL, NULL                                                    \
+    }
 
 /**
  * Builds an API path into @p buf: "/api/v1" for the core group
@@ -245,8 +257,8 @@ kle_client_delete(kle_client *client, struct json_object **out, const char *path
  */
 KLE_EXTERN(int)
 kle_client_request(kle_client *client, struct json_object **out, const char *method,
-                   const char *path, const char *content_type, const char *body,
-                   size_t body_len, const kle_request_opts *opts);
+                   const char *path, const char *content_type, const char *body, size_t body_len,
+                   const kle_request_opts *opts);
 
 /** Watch event types. */
 typedef enum kle_watch_event_type {
@@ -288,9 +300,9 @@ typedef struct kle_watch_opts {
     const char *field_selector;
     /** labelSelector; NULL for none. */
     const char *label_selector;
-    /** Total duration of the watch in ms; 0 runs until cancelled or stopped
+    /** Total duration of the watch in ns; 0 runs until cancelled or stopped
      *  by the callback. Reaching it returns 0. */
-    int64_t timeout_ms;
+    int64_t timeout_ns;
     /** Server-side timeoutSeconds of each stream; 0 means 300. When a
      *  stream ends the watch resumes from the last resourceVersion seen. */
     int stream_timeout_seconds;
@@ -304,7 +316,10 @@ typedef struct kle_watch_opts {
     size_t last_resource_version_size;
 } kle_watch_opts;
 
-#define KLE_WATCH_OPTS_INIT {KLE_WATCH_OPTS_VERSION, NULL, NULL, NULL, 0, 0, NULL, NULL, 0}
+#define KLE_WATCH_OPTS_INIT                                                                        \
+    {                                                                                              \
+        KLE_WATCH_OPTS_VERSION, NULL, NULL, NULL, 0, 0, NULL, NULL, 0                              \
+    }
 
 /**
  * Watches the collection @p path ("/apis/coordination.k8s.io/v1/namespaces/
@@ -323,8 +338,8 @@ typedef struct kle_watch_opts {
  *         (see this file's description).
  */
 KLE_EXTERN(int)
-kle_client_watch(kle_client *client, const char *path, const kle_watch_opts *opts,
-                 kle_watch_fn fn, void *data);
+kle_client_watch(kle_client *client, const char *path, const kle_watch_opts *opts, kle_watch_fn fn,
+                 void *data);
 
 KLE_END_DECLS
 

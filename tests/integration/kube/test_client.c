@@ -162,9 +162,15 @@ static int setup(void **state)
     kube_write_file(p, 0,
                     "{\"rules\":[{\"subjects\":[\"user:limited-user\"],\"verbs\":[\"get\"],"
                     "\"apiGroups\":[\"\"],\"resources\":[\"configmaps\"]}]}\n");
-    static const char *const flags[] = {"--token-file", "@/tokens.csv", "--authz-file",
-                                        "@/authz.json", "--client-ca",  "@/cca.crt",
-                                        "--watch-history", "8", NULL};
+    static const char *const flags[] = {"--token-file",
+                                        "@/tokens.csv",
+                                        "--authz-file",
+                                        "@/authz.json",
+                                        "--client-ca",
+                                        "@/cca.crt",
+                                        "--watch-history",
+                                        "8",
+                                        NULL};
     if (kube_server_start(&srv, dir, flags) != 0)
         fail_msg("kle-apiserver did not start");
     kle_log_set_handler(capture_log, NULL);
@@ -296,21 +302,24 @@ static void test_client__error_mapping(void **state)
     int n = snprintf(text, 200, "{\"metadata\":{\"name\":\"big\"},\"data\":{\"v\":\"");
     memset(text + n, 'a', big);
     snprintf(text + n + big, 10, "\"}}");
-    int rc413 = kle_client_request(c, NULL, "POST", CM, "application/json", text, strlen(text), NULL);
+    int rc413 =
+        kle_client_request(c, NULL, "POST", CM, "application/json", text, strlen(text), NULL);
     if (rc413 != KLE_ETOOLARGE)
         fail_msg("413: got %d %s", rc413, kle_error_last()->message);
-    assert_int_equal(kle_client_request(c, NULL, "POST", CM, "application/json", text,
-                                        strlen(text), NULL),
-                     KLE_ETOOLARGE);
+    assert_int_equal(
+        kle_client_request(c, NULL, "POST", CM, "application/json", text, strlen(text), NULL),
+        KLE_ETOOLARGE);
     assert_string_equal(kle_error_last()->reason, "RequestEntityTooLarge");
     assert_int_equal(kle_error_last()->http_status, 413);
     free(text);
 
     /* Injected 429 with Retry-After, then the 5xx family. */
     assert_true(kube_server_admin(&srv, "POST", "/faults",
-                                       "{\"verb\":\"get\",\"resource\":\"configmaps\","
-                                       "\"name\":\"throttled\",\"error\":429,"
-                                       "\"retryAfterSeconds\":7}") / 100 == 2);
+                                  "{\"verb\":\"get\",\"resource\":\"configmaps\","
+                                  "\"name\":\"throttled\",\"error\":429,"
+                                  "\"retryAfterSeconds\":7}") /
+                    100 ==
+                2);
     assert_int_equal(kle_client_get(c, &out, CM "/throttled", NULL), KLE_ETOOMANYREQUESTS);
     assert_int_equal(kle_error_last()->http_status, 429);
     assert_int_equal(kle_error_last()->retry_after_seconds, 7);
@@ -407,7 +416,7 @@ static void test_client__token_file_rotated_while_running(void **state)
 
     /* With a short refresh period the new token is picked up. */
     kle_client_opts o = KLE_CLIENT_OPTS_INIT;
-    o.token_file_refresh_ms = 100;
+    o.token_file_refresh_ns = 100 * KLE_NS_PER_MS;
     kube_write_file(tf, 0, "limited-token-0123456789\n");
     c = client_for("tokenfile.kubeconfig", &o);
     assert_int_equal(kle_client_create(c, NULL, CM, body, NULL), KLE_EFORBIDDEN);
@@ -648,8 +657,8 @@ static void test_client__in_cluster_and_default(void **state)
 {
     char sa[400], p[500], cmd[8192];
     snprintf(sa, sizeof(sa), "%s/serviceaccount", dir);
-    snprintf(cmd, sizeof(cmd), "mkdir -p '%s' && cd '%s' && echo '%s' | base64 -d > ca.crt", sa,
-             sa, srv.ca_data);
+    snprintf(cmd, sizeof(cmd), "mkdir -p '%s' && cd '%s' && echo '%s' | base64 -d > ca.crt", sa, sa,
+             srv.ca_data);
     run(cmd);
     snprintf(p, sizeof(p), "%s/token", sa);
     kube_write_file(p, 0, "ok-token-0123456789\n");
@@ -663,10 +672,14 @@ static void test_client__in_cluster_and_default(void **state)
     assert_int_equal(kle_client_new_default(&c, &o), 0);
     assert_string_equal(kle_client_namespace(c), "kube-system");
     json_object *out = NULL;
-    assert_int_equal(kle_client_get(c, &out, "/api/v1/namespaces/kube-system/configmaps", NULL),
-                     0);
+    assert_int_equal(kle_client_get(c, &out, "/api/v1/namespaces/kube-system/configmaps", NULL), 0);
     json_object_put(out);
     kle_client_free(c);
+    setenv("POD_NAMESPACE", "from-env", 1);
+    assert_int_equal(kle_client_new_in_cluster(&c, &o), 0);
+    assert_string_equal(kle_client_namespace(c), "from-env");
+    kle_client_free(c);
+    unsetenv("POD_NAMESPACE");
     unsetenv("KUBERNETES_SERVICE_HOST");
     unsetenv("KUBERNETES_SERVICE_PORT");
 
@@ -845,7 +858,7 @@ static void test_client__watch_resumes_after_a_dropped_stream(void **state)
     struct watch_state w = {.c = c};
     kle_watch_opts wo = KLE_WATCH_OPTS_INIT;
     wo.field_selector = "metadata.name=watched";
-    wo.timeout_ms = 15000;
+    wo.timeout_ns = 15000 * KLE_NS_PER_MS;
     char last[64] = "";
     wo.last_resource_version = last;
     wo.last_resource_version_size = sizeof(last);
@@ -895,7 +908,7 @@ static void test_client__watch_relists_after_410(void **state)
     kle_watch_opts wo = KLE_WATCH_OPTS_INIT;
     wo.resource_version = old_rv;
     wo.field_selector = "metadata.name=old-rv";
-    wo.timeout_ms = 10000;
+    wo.timeout_ns = 10000 * KLE_NS_PER_MS;
     assert_int_equal(kle_client_watch(c, CM, &wo, relist_cb, &w), 0);
     assert_int_equal(w.listed, 1);
     assert_int_equal(w.modified, 0);
@@ -912,11 +925,89 @@ static int error_cb(kle_watch_event_type type, json_object *obj, void *data)
     return 0;
 }
 
+static int negative_cb(kle_watch_event_type type, json_object *obj, void *data)
+{
+    return type == KLE_WATCH_LISTED ? -77 : 0;
+}
+
+struct hammer {
+    kle_client *c;
+    int failures;
+};
+
+static void *hammer_gets(void *arg)
+{
+    struct hammer *h = arg;
+    for (int i = 0; i < 25; i++) {
+        json_object *out = NULL;
+        if (kle_client_get(h->c, &out, "/api/v1/namespaces/default", NULL) != 0)
+            h->failures++;
+        json_object_put(out);
+    }
+    return NULL;
+}
+
+static void test_client__shared_by_threads(void **state)
+{
+    kle_client *c = client_for("token.kubeconfig", NULL);
+    struct hammer h[4];
+    pthread_t t[4];
+    for (int i = 0; i < 4; i++) {
+        h[i] = (struct hammer){c, 0};
+        assert_int_equal(pthread_create(&t[i], NULL, hammer_gets, &h[i]), 0);
+    }
+    for (int i = 0; i < 4; i++) {
+        pthread_join(t[i], NULL);
+        assert_int_equal(h[i].failures, 0);
+    }
+    /* 100 requests from 4 threads, one connection. */
+    assert_int_equal(kle_kube__client_connections(c), 1);
+
+    /* A callback's negative value ends the watch and is returned. */
+    kle_watch_opts wo = KLE_WATCH_OPTS_INIT;
+    wo.timeout_ns = 5000 * KLE_NS_PER_MS;
+    assert_int_equal(kle_client_watch(c, CM, &wo, negative_cb, NULL), -77);
+    kle_client_free(c);
+}
+
+static int bookmark_cb(kle_watch_event_type type, json_object *obj, void *data)
+{
+    int *bookmarks = data;
+    if (type != KLE_WATCH_BOOKMARK)
+        return 0;
+    assert_non_null(rv_of(obj));
+    return ++*bookmarks == 2;
+}
+
+static void test_client__watch_bookmarks(void **state)
+{
+    /* A server of its own that sends a BOOKMARK every second. */
+    kube_server bs;
+    static const char *const flags[] = {"--bookmark-interval", "1", NULL};
+    if (kube_server_start(&bs, dir, flags) != 0)
+        fail_msg("kle-apiserver did not start");
+    kle_client_opts o = KLE_CLIENT_OPTS_INIT;
+    o.kubeconfig = bs.kubeconfig;
+    kle_client *c = NULL;
+    assert_int_equal(kle_client_new_from_kubeconfig(&c, &o), 0);
+    int bookmarks = 0;
+    char last[64] = "";
+    kle_watch_opts wo = KLE_WATCH_OPTS_INIT;
+    wo.timeout_ns = 10000 * KLE_NS_PER_MS;
+    wo.last_resource_version = last;
+    wo.last_resource_version_size = sizeof(last);
+    assert_int_equal(kle_client_watch(c, CM, &wo, bookmark_cb, &bookmarks), 0);
+    assert_int_equal(bookmarks, 2);
+    assert_true(last[0] != '\0');
+    kle_client_free(c);
+    kube_server_stop(&bs);
+}
+
 static void test_client__watch_errors_end_the_watch(void **state)
 {
     kle_client *lim = client_for("limited.kubeconfig", NULL);
     kle_watch_opts wo = KLE_WATCH_OPTS_INIT;
-    wo.timeout_ms = 5000;
+    wo.timeout_ns = 5000 * KLE_NS_PER_MS;
     wo.resource_version = "1";
     assert_int_equal(kle_client_watch(lim, CM, &wo, error_cb, NULL), KLE_EFORBIDDEN);
     assert_non_null(strstr(kle_error_last()->message, "WATCH " CM "?watch=true"));
@@ -944,6 +1035,7 @@ static void *cancel_later(void *arg)
 struct bg_req {
     kle_client *c;
     int rc;
+    char msg[512];
 };
 
 static void *stuck_get(void *arg)
@@ -951,8 +1043,9 @@ static void *stuck_get(void *arg)
     struct bg_req *b = arg;
     kle_request_opts ro = KLE_REQUEST_OPTS_INIT;
     json_object *out = NULL;
-    ro.timeout_ms = 1000;
+    ro.timeout_ns = 1000 * KLE_NS_PER_MS;
     b->rc = kle_client_get(b->c, &out, CM "/x", &ro);
+    snprintf(b->msg, sizeof(b->msg), "%s", kle_error_last()->message);
     json_object_put(out);
     return NULL;
 }
@@ -964,7 +1057,7 @@ static void test_client__blackhole_never_blocks_past_timeout(void **state)
     assert_true(kube_server_admin(&srv, "POST", "/faults", "{\"blackhole\":true}") / 100 == 2);
 
     kle_request_opts ro = KLE_REQUEST_OPTS_INIT;
-    ro.timeout_ms = 300;
+    ro.timeout_ns = 300 * KLE_NS_PER_MS;
     for (int i = 0; i < 3; i++) {
         int64_t start = now_ms();
         json_object *body = configmap("bh", "x");
@@ -973,7 +1066,8 @@ static void test_client__blackhole_never_blocks_past_timeout(void **state)
                           : kle_client_update(c, NULL, CM "/bh", body, &ro);
         json_object_put(body);
         int64_t took = now_ms() - start;
-        assert_int_equal(rc, KLE_ETIMEOUT);
+        if (rc != KLE_ETIMEOUT)
+            fail_msg("call %d: %d %s", i, rc, kle_error_last()->message);
         assert_true(took >= 290);
         if (took > 300 + 150)
             fail_msg("call %d took %lld ms with a 300 ms timeout", i, (long long)took);
@@ -982,7 +1076,7 @@ static void test_client__blackhole_never_blocks_past_timeout(void **state)
 
     /* A watch: the total timeout ends it (0), no matter how streams hang. */
     kle_watch_opts wo = KLE_WATCH_OPTS_INIT;
-    wo.timeout_ms = 400;
+    wo.timeout_ns = 400 * KLE_NS_PER_MS;
     int64_t start = now_ms();
     assert_int_equal(kle_client_watch(c, CM, &wo, error_cb, NULL), 0);
     assert_true(now_ms() - start < 400 + 150);
@@ -992,7 +1086,7 @@ static void test_client__blackhole_never_blocks_past_timeout(void **state)
     assert_int_equal(kle_event_new(&ev), 0);
     struct canceller k = {ev, 200, 0};
     pthread_t t;
-    ro.timeout_ms = 10000;
+    ro.timeout_ns = 10000 * KLE_NS_PER_MS;
     ro.cancel = ev;
     assert_int_equal(pthread_create(&t, NULL, cancel_later, &k), 0);
     assert_int_equal(kle_client_get(c, &out, CM "/x", &ro), KLE_ECANCELED);
@@ -1002,7 +1096,7 @@ static void test_client__blackhole_never_blocks_past_timeout(void **state)
         fail_msg("GET returned %lld ms after cancel", (long long)after);
 
     kle_event_reset(ev);
-    wo.timeout_ms = 0;
+    wo.timeout_ns = 0 * KLE_NS_PER_MS;
     wo.cancel = ev;
     assert_int_equal(pthread_create(&t, NULL, cancel_later, &k), 0);
     assert_int_equal(kle_client_watch(c, CM, &wo, error_cb, NULL), KLE_ECANCELED);
@@ -1013,23 +1107,26 @@ static void test_client__blackhole_never_blocks_past_timeout(void **state)
 
     /* A request waiting behind a stuck one on the same client keeps its
      * own timeout (whichever of the two gets the connection first). */
-    struct bg_req bg = {c, 0};
+    struct bg_req bg = {c, 0, ""};
     pthread_t stuck;
     assert_int_equal(pthread_create(&stuck, NULL, stuck_get, &bg), 0);
     ro.cancel = NULL;
-    ro.timeout_ms = 300;
+    ro.timeout_ns = 300 * KLE_NS_PER_MS;
     start = now_ms();
-    assert_int_equal(kle_client_get(c, &out, CM "/y", &ro), KLE_ETIMEOUT);
+    int qrc = kle_client_get(c, &out, CM "/y", &ro);
+    if (qrc != KLE_ETIMEOUT)
+        fail_msg("queued GET: %d %s", qrc, kle_error_last()->message);
     if (now_ms() - start > 300 + 150)
         fail_msg("a queued GET took %lld ms with a 300 ms timeout", (long long)(now_ms() - start));
     pthread_join(stuck, NULL);
-    assert_int_equal(bg.rc, KLE_ETIMEOUT);
+    if (bg.rc != KLE_ETIMEOUT)
+        fail_msg("stuck GET: %d %s", bg.rc, bg.msg);
     kle_event_free(ev);
 
     assert_true(kube_server_admin(&srv, "DELETE", "/faults", NULL) / 100 == 2);
     /* The client works again once the fault is gone. */
     ro.cancel = NULL;
-    ro.timeout_ms = 5000;
+    ro.timeout_ns = 5000 * KLE_NS_PER_MS;
     assert_int_equal(kle_client_get(c, &out, "/api/v1/namespaces/default", &ro), 0);
     json_object_put(out);
     kle_client_free(c);
@@ -1043,9 +1140,15 @@ static void test_client__no_secret_in_logs(void **state)
     pthread_mutex_lock(&log_mu);
     assert_non_null(log_text);
     assert_non_null(strstr(log_text, "GET "));
-    static const char *secrets[] = {"ok-token-0123456789", "limited-token-0123456789",
-                                    "revoked-token", "not-a-valid-token", "PRIVATE KEY",
-                                    "Bearer ok", "Bearer l", "Bearer r", "Bearer n"};
+    static const char *secrets[] = {"ok-token-0123456789",
+                                    "limited-token-0123456789",
+                                    "revoked-token",
+                                    "not-a-valid-token",
+                                    "PRIVATE KEY",
+                                    "Bearer ok",
+                                    "Bearer l",
+                                    "Bearer r",
+                                    "Bearer n"};
     for (size_t i = 0; i < sizeof(secrets) / sizeof(secrets[0]); i++)
         if (strstr(log_text, secrets[i]))
             fail_msg("the log contains \"%s\"", secrets[i]);
@@ -1084,6 +1187,8 @@ int main(void)
         cmocka_unit_test(test_client__watch_resumes_after_a_dropped_stream),
         cmocka_unit_test(test_client__watch_relists_after_410),
         cmocka_unit_test(test_client__watch_errors_end_the_watch),
+        cmocka_unit_test(test_client__watch_bookmarks),
+        cmocka_unit_test(test_client__shared_by_threads),
         cmocka_unit_test(test_client__blackhole_never_blocks_past_timeout),
         cmocka_unit_test(test_client__no_secret_in_logs),
     };
