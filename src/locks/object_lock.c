@@ -56,7 +56,7 @@ static int request_opts(kle_request_opts *o, const kle_lock_ctx *ctx, object_loc
     if (ctx->timeout_ns <= 0)
         return kle_error_set(KLE_ETIMEOUT, "%s %s %s: no time left", verb, l->kind->resource,
                              l->description);
-    o->timeout_ms = (ctx->timeout_ns + KLE_NS_PER_MS - 1) / KLE_NS_PER_MS;
+    o->timeout_ns = ctx->timeout_ns;
     o->cancel = ctx->cancel;
     return 0;
 }
