@@ -1,0 +1,409 @@
+/*
+ * Lease, ConfigMap and Endpoints locks: one implementation, three kinds.
+ * A lock caches the object it last read or wrote; update writes the record
+ * into a copy of that object and PUTs it, so the resourceVersion it carries
+ * makes the write conditional and every other field survives.
+ */
+#include <json-c/json.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "kle/locks.h"
+#include "kle/sys/errors.h"
+#include "kle/sys/lock.h"
+#include "locks/locks_internal.h"
+#include "locks/record_json.h"
+
+typedef struct lock_kind {
+    const char *kind;          /* "Lease" */
+    const char *api_version;   /* "coordination.k8s.io/v1" */
+    const char *group_version; /* for the path */
+    const char *resource;      /* "leases" */
+    int annotation;            /* record in the leader annotation, else in spec */
+} lock_kind;
+
+static const lock_kind LEASE = {"Lease", "coordination.k8s.io/v1", "coordination.k8s.io/v1",
+                                 "leases", 0};
+static const lock_kind CONFIGMAP = {"ConfigMap", "v1", "v1", "configmaps", 1};
+static const lock_kind ENDPOINTS = {"Endpoints", "v1", "v1", "endpoints", 1};
+
+typedef struct object_lock {
+    kle_lock base;
+    const lock_kind *kind;
+    kle_client *client;
+    char *ns;
+    char *name;
+    char *identity;
+    char *description;
+    char *event_component;
+    char **labels; /* key, value, ..., NULL */
+    int record_events;
+    char path[512];
+    char collection[512];
+    char events_path[256];
+    pthread_mutex_t mu;
+    json_object *cached;
+} object_lock;
+
+static int request_opts(kle_request_opts *o, const kle_lock_ctx *ctx, object_lock *l,
+                        const char *verb)
+{
+    kle_request_opts init = KLE_REQUEST_OPTS_INIT;
+    *o = init;
+    if (ctx->timeout_ns <= 0)
+        return kle_error_set(KLE_ETIMEOUT, "%s %s %s: no time left", verb, l->kind->resource,
+                             l->description);
+    o->timeout_ns = ctx->timeout_ns;
+    o->cancel = ctx->cancel;
+    return 0;
+}
+
+static json_object *metadata_of(json_object *obj)
+{
+    json_object *m = NULL;
+    if (!json_object_object_get_ex(obj, "metadata", &m) || !json_object_is_type(m, json_type_object))
+        return NULL;
+    return m;
+}
+
+static const char *string_at(json_object *obj, const char *key)
+{
+    json_object *v = NULL;
+    if (!obj || !json_object_object_get_ex(obj, key, &v) || !json_object_is_type(v, json_type_string))
+        return NULL;
+    return json_object_get_string(v);
+}
+
+/* The child object at key, created when missing. */
+static json_object *child(json_object *obj, const char *key)
+{
+    json_object *v = NULL;
+    if (json_object_object_get_ex(obj, key, &v) && json_object_is_type(v, json_type_object))
+        return v;
+    v = json_object_new_object();
+    json_object_object_add(obj, key, v);
+    return v;
+}
+
+/* Reads the record out of an object. */
+static int read_record(kle_lock_result *out, object_lock *l, json_object *obj)
+{
+    char where[400];
+    int rc;
+    if (l->kind->annotation) {
+        const char *text = string_at(json_object_object_get(metadata_of(obj), "annotations"),
+                                     KLE_LEADER_ANNOTATION);
+        snprintf(where, sizeof(where), "%s %s: annotation %s", l->kind->resource, l->description,
+                 KLE_LEADER_ANNOTATION);
+        if (!text) {
+            /* An object without the annotation holds no record: nobody holds it. */
+            kle_record_init(&out->record);
+            if (kle_record_set_string(&out->record.holder_identity, "") < 0 ||
+                !(out->raw = strdup("")))
+                return kle_error_set(KLE_ENOMEM, "lock: out of memory");
+            out->raw_len = 0;
+        } else {
+            if ((rc = kle_locks__annotation_read(&out->record, text, where)) < 0)
+                return rc;
+            if (!(out->raw = strdup(text)))
+                return kle_error_set(KLE_ENOMEM, "lock: out of memory");
+            out->raw_len = strlen(text);
+        }
+    } else {
+        snprintf(where, sizeof(where), "lease %s", l->description);
+        if ((rc = kle_locks__lease_spec_read(&out->record, json_object_object_get(obj, "spec"),
+                                             where)) < 0)
+            return rc;
+        if ((rc = kle_locks__raw_record(&out->raw, &out->raw_len, &out->record)) < 0)
+            return rc;
+    }
+    const char *rv = string_at(metadata_of(obj), "resourceVersion");
+    if (rv && !(out->resource_version = strdup(rv)))
+        return kle_error_set(KLE_ENOMEM, "lock: out of memory");
+    return 0;
+}
+
+/* Puts the record into an object (creating metadata/spec as needed). */
+static int write_record(object_lock *l, json_object *obj, const kle_record *r)
+{
+    if (l->kind->annotation) {
+        char *text;
+        int rc = kle_locks__annotation_write(&text, r);
+        if (rc < 0)
+            return rc;
+        json_object *ann = child(child(obj, "metadata"), "annotations");
+        json_object_object_add(ann, KLE_LEADER_ANNOTATION, json_object_new_string(text));
+        free(text);
+        return 0;
+    }
+    if (l->labels) {
+        json_object *labels = child(child(obj, "metadata"), "labels");
+        for (char **p = l->labels; p[0] && p[1]; p += 2)
+            json_object_object_add(labels, p[0], json_object_new_string(p[1]));
+    }
+    return kle_locks__lease_spec_write(child(obj, "spec"), r);
+}
+
+static void set_cache(object_lock *l, json_object *obj)
+{
+    pthread_mutex_lock(&l->mu);
+    json_object_put(l->cached);
+    l->cached = obj;
+    pthread_mutex_unlock(&l->mu);
+}
+
+static int ol_get(kle_lock_result *out, kle_lock *self, const kle_lock_ctx *ctx)
+{
+    object_lock *l = (object_lock *)self;
+    kle_request_opts o;
+    json_object *obj = NULL;
+    int rc = request_opts(&o, ctx, l, "get");
+    if (rc == 0)
+        rc = kle_client_get(l->client, &obj, l->path, &o);
+    if (rc < 0)
+        return rc;
+    rc = read_record(out, l, obj);
+    if (rc < 0) {
+        json_object_put(obj);
+        return rc;
+    }
+    set_cache(l, obj);
+    return 0;
+}
+
+static int ol_create(kle_lock *self, const kle_record *record, const kle_lock_ctx *ctx)
+{
+    object_lock *l = (object_lock *)self;
+    kle_request_opts o;
+    int rc = request_opts(&o, ctx, l, "create");
+    if (rc < 0)
+        return rc;
+    json_object *obj = json_object_new_object();
+    json_object_object_add(obj, "apiVersion", json_object_new_string(l->kind->api_version));
+    json_object_object_add(obj, "kind", json_object_new_string(l->kind->kind));
+    json_object *meta = child(obj, "metadata");
+    json_object_object_add(meta, "name", json_object_new_string(l->name));
+    json_object_object_add(meta, "namespace", json_object_new_string(l->ns));
+    json_object *created = NULL;
+    rc = write_record(l, obj, record);
+    if (rc == 0)
+        rc = kle_client_create(l->client, &created, l->collection, obj, &o);
+    json_object_put(obj);
+    if (rc < 0)
+        return rc;
+    set_cache(l, created);
+    return 0;
+}
+
+static int ol_update(kle_lock *self, const kle_record *record, const kle_lock_ctx *ctx)
+{
+    object_lock *l = (object_lock *)self;
+    kle_request_opts o;
+    int rc = request_opts(&o, ctx, l, "update");
+    if (rc < 0)
+        return rc;
+    json_object *copy = NULL;
+    pthread_mutex_lock(&l->mu);
+    if (l->cached && json_object_deep_copy(l->cached, &copy, NULL) < 0)
+        copy = NULL;
+    int have = l->cached != NULL;
+    pthread_mutex_unlock(&l->mu);
+    if (!have)
+        return kle_error_set(KLE_ESTATE, "update %s %s: not read yet; get or create it first",
+                             l->kind->resource, l->description);
+    if (!copy)
+        return kle_error_set(KLE_ENOMEM, "update %s %s: out of memory", l->kind->resource,
+                             l->description);
+    json_object *updated = NULL;
+    rc = write_record(l, copy, record);
+    if (rc == 0)
+        rc = kle_client_update(l->client, &updated, l->path, copy, &o);
+    json_object_put(copy);
+    if (rc < 0)
+        return rc;
+    set_cache(l, updated);
+    return 0;
+}
+
+/* An Event as client-go's recorder makes it, on the lock object. */
+static int ol_record_event(kle_lock *self, const char *message, const kle_lock_ctx *ctx)
+{
+    object_lock *l = (object_lock *)self;
+    if (!l->record_events)
+        return 0;
+    kle_request_opts o;
+    int rc = request_opts(&o, ctx, l, "record event on");
+    if (rc < 0)
+        return rc;
+    char uid[128] = "", rv[64] = "";
+    pthread_mutex_lock(&l->mu);
+    json_object *meta = metadata_of(l->cached);
+    snprintf(uid, sizeof(uid), "%s", string_at(meta, "uid") ? string_at(meta, "uid") : "");
+    snprintf(rv, sizeof(rv), "%s",
+             string_at(meta, "resourceVersion") ? string_at(meta, "resourceVersion") : "");
+    pthread_mutex_unlock(&l->mu);
+
+    int64_t now = kle_clock_wall_ns(NULL);
+    char stamp[40], name[320], text[1024], host[256] = "";
+    kle_time_format(stamp, sizeof(stamp), now, 0);
+    snprintf(name, sizeof(name), "%s.%llx", l->name, (unsigned long long)now);
+    snprintf(text, sizeof(text), "%s %s", l->identity, message);
+    gethostname(host, sizeof(host) - 1);
+
+    json_object *ev = json_object_new_object();
+    json_object_object_add(ev, "apiVersion", json_object_new_string("v1"));
+    json_object_object_add(ev, "kind", json_object_new_string("Event"));
+    json_object *m = child(ev, "metadata");
+    json_object_object_add(m, "name", json_object_new_string(name));
+    json_object_object_add(m, "namespace", json_object_new_string(l->ns));
+    json_object *io = child(ev, "involvedObject");
+    json_object_object_add(io, "kind", json_object_new_string(l->kind->kind));
+    json_object_object_add(io, "namespace", json_object_new_string(l->ns));
+    json_object_object_add(io, "name", json_object_new_string(l->name));
+    if (uid[0])
+        json_object_object_add(io, "uid", json_object_new_string(uid));
+    json_object_object_add(io, "apiVersion", json_object_new_string(l->kind->api_version));
+    if (rv[0])
+        json_object_object_add(io, "resourceVersion", json_object_new_string(rv));
+    json_object_object_add(ev, "reason", json_object_new_string("LeaderElection"));
+    json_object_object_add(ev, "message", json_object_new_string(text));
+    json_object *src = child(ev, "source");
+    json_object_object_add(src, "component", json_object_new_string(l->event_component));
+    if (host[0])
+        json_object_object_add(src, "host", json_object_new_string(host));
+    json_object_object_add(ev, "firstTimestamp", json_object_new_string(stamp));
+    json_object_object_add(ev, "lastTimestamp", json_object_new_string(stamp));
+    json_object_object_add(ev, "count", json_object_new_int(1));
+    json_object_object_add(ev, "type", json_object_new_string("Normal"));
+    json_object_object_add(ev, "reportingComponent", json_object_new_string(l->event_component));
+    json_object_object_add(ev, "reportingInstance", json_object_new_string(l->identity));
+    rc = kle_client_create(l->client, NULL, l->events_path, ev, &o);
+    json_object_put(ev);
+    return rc;
+}
+
+static const char *ol_identity(kle_lock *self)
+{
+    return ((object_lock *)self)->identity;
+}
+
+static const char *ol_describe(kle_lock *self)
+{
+    return ((object_lock *)self)->description;
+}
+
+static void ol_free(kle_lock *self)
+{
+    object_lock *l = (object_lock *)self;
+    json_object_put(l->cached);
+    if (l->labels)
+        for (char **p = l->labels; *p; p++)
+            free(*p);
+    free(l->labels);
+    free(l->ns);
+    free(l->name);
+    free(l->identity);
+    free(l->description);
+    free(l->event_component);
+    pthread_mutex_destroy(&l->mu);
+    free(l);
+}
+
+int kle_locks__is_object_lock(kle_lock *lock)
+{
+    return lock && lock->get == ol_get;
+}
+
+static int copy_labels(object_lock *l, const char *const *labels)
+{
+    size_t n = 0;
+    if (!labels)
+        return 0;
+    while (labels[n])
+        n++;
+    if (n % 2)
+        return kle_error_set(KLE_EINVAL, "lock %s: lease_labels must be key, value pairs",
+                             l->description);
+    l->labels = calloc(n + 1, sizeof(char *));
+    if (!l->labels)
+        return KLE_ENOMEM;
+    for (size_t i = 0; i < n; i++)
+        if (!(l->labels[i] = strdup(labels[i])))
+            return KLE_ENOMEM;
+    return 0;
+}
+
+static int object_lock_new(kle_lock **out, const lock_kind *kind, kle_client *client,
+                           const kle_resource_lock_opts *opts)
+{
+    if (!out)
+        return kle_error_set(KLE_EINVAL, "%s lock: out is NULL", kind->kind);
+    *out = NULL;
+    if (!opts || !client)
+        return kle_error_set(KLE_EINVAL, "%s lock: client and options are required", kind->kind);
+    if (opts->version != KLE_RESOURCE_LOCK_OPTS_VERSION)
+        return kle_error_set(KLE_EVERSION, "%s lock: options version %u is not supported",
+                             kind->kind, opts->version);
+    if (!opts->name || !*opts->name)
+        return kle_error_set(KLE_EINVAL, "%s lock: a lock name is required", kind->kind);
+    if (!opts->identity || !*opts->identity)
+        return kle_error_set(KLE_EINVAL, "%s lock %s: an identity is required", kind->kind,
+                             opts->name);
+    const char *ns = opts->namespace_ && *opts->namespace_ ? opts->namespace_
+                                                           : kle_client_namespace(client);
+    object_lock *l = calloc(1, sizeof(*l));
+    if (!l)
+        return kle_error_set(KLE_ENOMEM, "lock: out of memory");
+    pthread_mutex_init(&l->mu, NULL);
+    l->base = (kle_lock){KLE_LOCK_VERSION, ol_get,      ol_create,   ol_update,
+                         ol_record_event,  ol_identity, ol_describe, ol_free};
+    l->kind = kind;
+    l->client = client;
+    l->record_events = opts->record_events;
+    size_t dlen = strlen(ns) + strlen(opts->name) + 2;
+    l->ns = strdup(ns);
+    l->name = strdup(opts->name);
+    l->identity = strdup(opts->identity);
+    l->event_component = strdup(opts->event_component ? opts->event_component : "kle");
+    l->description = malloc(dlen);
+    int rc = 0;
+    if (!l->ns || !l->name || !l->identity || !l->event_component || !l->description) {
+        rc = kle_error_set(KLE_ENOMEM, "lock: out of memory");
+        goto fail;
+    }
+    snprintf(l->description, dlen, "%s/%s", ns, opts->name);
+    if ((rc = copy_labels(l, opts->lease_labels)) < 0)
+        goto fail;
+    if ((rc = kle_client_path(l->path, sizeof(l->path), kind->group_version, kind->resource, ns,
+                              opts->name)) < 0 ||
+        (rc = kle_client_path(l->collection, sizeof(l->collection), kind->group_version,
+                              kind->resource, ns, NULL)) < 0 ||
+        (rc = kle_client_path(l->events_path, sizeof(l->events_path), "v1", "events", ns, NULL)) <
+            0) {
+        kle_error_prefix("%s lock %s: ", kind->kind, l->description);
+        goto fail;
+    }
+    *out = &l->base;
+    return 0;
+fail:
+    ol_free(&l->base);
+    return rc;
+}
+
+int kle_lease_lock_new(kle_lock **out, kle_client *client, const kle_resource_lock_opts *opts)
+{
+    return object_lock_new(out, &LEASE, client, opts);
+}
+
+int kle_configmap_lock_new(kle_lock **out, kle_client *client, const kle_resource_lock_opts *opts)
+{
+    return object_lock_new(out, &CONFIGMAP, client, opts);
+}
+
+int kle_endpoints_lock_new(kle_lock **out, kle_client *client, const kle_resource_lock_opts *opts)
+{
+    return object_lock_new(out, &ENDPOINTS, client, opts);
+}
