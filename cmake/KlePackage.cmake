@@ -13,7 +13,8 @@ foreach(_t kle_shared kle_static)
     $<BUILD_INTERFACE:${PROJECT_BINARY_DIR}/include>
     $<INSTALL_INTERFACE:${CMAKE_INSTALL_INCLUDEDIR}>)
   target_link_libraries(${_t} PRIVATE ${_kle_link_libraries})
-  target_link_libraries(${_t} PUBLIC Threads::Threads)
+  # kle/client.h hands out json-c objects: json-c is part of the interface.
+  target_link_libraries(${_t} PUBLIC Threads::Threads PkgConfig::JSONC)
 endforeach()
 set_target_properties(kle_shared PROPERTIES
   OUTPUT_NAME kle EXPORT_NAME kle

@@ -1,6 +1,6 @@
 /**
  * @file kle/kle.h
- * @brief Umbrella header: everything a libkle user needs.
+ * @brief Umbrella header: everything a libkle user needs (the fakes are in kle/testing.h).
  */
 #ifndef KLE_KLE_H
 #define KLE_KLE_H
@@ -13,5 +13,7 @@
 #include "record.h"
 #include "lock.h"
 #include "elector.h"
+#include "client.h"
+#include "locks.h"
 
 #endif
