@@ -211,7 +211,7 @@ kle_client_path(char *buf, size_t size, const char *group_version, const char *r
  *         answer is not a JSON object.
  */
 KLE_EXTERN(int)
-kle_client_get(kle_client *client, struct json_object **out, const char *path,
+kle_client_get(struct json_object **out, kle_client *client, const char *path,
                const kle_request_opts *opts);
 
 /**
@@ -220,7 +220,7 @@ kle_client_get(kle_client *client, struct json_object **out, const char *path,
  * A 409 AlreadyExists gives KLE_EEXISTS. Otherwise as kle_client_get().
  */
 KLE_EXTERN(int)
-kle_client_create(kle_client *client, struct json_object **out, const char *path,
+kle_client_create(struct json_object **out, kle_client *client, const char *path,
                   struct json_object *body, const kle_request_opts *opts);
 
 /**
@@ -229,7 +229,7 @@ kle_client_create(kle_client *client, struct json_object **out, const char *path
  * KLE_ECONFLICT. @p out may be NULL. Otherwise as kle_client_get().
  */
 KLE_EXTERN(int)
-kle_client_update(kle_client *client, struct json_object **out, const char *path,
+kle_client_update(struct json_object **out, kle_client *client, const char *path,
                   struct json_object *body, const kle_request_opts *opts);
 
 /** Patch flavours, as the Content-Type of a PATCH. */
@@ -244,7 +244,7 @@ typedef enum kle_patch_type {
  * KLE_EINVAL for an unknown @p type. Otherwise as kle_client_get().
  */
 KLE_EXTERN(int)
-kle_client_patch(kle_client *client, struct json_object **out, const char *path,
+kle_client_patch(struct json_object **out, kle_client *client, const char *path,
                  kle_patch_type type, struct json_object *patch, const kle_request_opts *opts);
 
 /**
@@ -252,7 +252,7 @@ kle_client_patch(kle_client *client, struct json_object **out, const char *path,
  * answer (the object or a Status). Otherwise as kle_client_get().
  */
 KLE_EXTERN(int)
-kle_client_delete(kle_client *client, struct json_object **out, const char *path,
+kle_client_delete(struct json_object **out, kle_client *client, const char *path,
                   const kle_request_opts *opts);
 
 /**
@@ -262,7 +262,7 @@ kle_client_delete(kle_client *client, struct json_object **out, const char *path
  * Errors as kle_client_get().
  */
 KLE_EXTERN(int)
-kle_client_request(kle_client *client, struct json_object **out, const char *method,
+kle_client_request(struct json_object **out, kle_client *client, const char *method,
                    const char *path, const char *content_type, const char *body, size_t body_len,
                    const kle_request_opts *opts);
 

@@ -958,7 +958,7 @@ static int lock_client(kle_client *c, int64_t deadline_ns, kle_event *cancel, co
     return 0;
 }
 
-int kle_client_request(kle_client *c, json_object **out, const char *method, const char *path,
+int kle_client_request(json_object **out, kle_client *c, const char *method, const char *path,
                        const char *content_type, const char *body, size_t body_len,
                        const kle_request_opts *opts)
 {
@@ -1137,31 +1137,31 @@ static int body_request(kle_client *c, json_object **out, const char *method, co
         body, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &len);
     if (!s)
         return kle_error_set(KLE_ENOMEM, "out of memory");
-    return want_object(kle_client_request(c, out, method, path, ctype, s, len, opts), out, method,
+    return want_object(kle_client_request(out, c, method, path, ctype, s, len, opts), out, method,
                        path);
 }
 
-int kle_client_get(kle_client *c, json_object **out, const char *path, const kle_request_opts *opts)
+int kle_client_get(json_object **out, kle_client *c, const char *path, const kle_request_opts *opts)
 {
     if (!out)
         return kle_error_set(KLE_EINVAL, "kle_client_get: out is NULL");
-    return want_object(kle_client_request(c, out, "GET", path, NULL, NULL, 0, opts), out, "GET",
+    return want_object(kle_client_request(out, c, "GET", path, NULL, NULL, 0, opts), out, "GET",
                        path);
 }
 
-int kle_client_create(kle_client *c, json_object **out, const char *path, json_object *body,
+int kle_client_create(json_object **out, kle_client *c, const char *path, json_object *body,
                       const kle_request_opts *opts)
 {
     return body_request(c, out, "POST", path, "application/json", body, opts);
 }
 
-int kle_client_update(kle_client *c, json_object **out, const char *path, json_object *body,
+int kle_client_update(json_object **out, kle_client *c, const char *path, json_object *body,
                       const kle_request_opts *opts)
 {
     return body_request(c, out, "PUT", path, "application/json", body, opts);
 }
 
-int kle_client_patch(kle_client *c, json_object **out, const char *path, kle_patch_type type,
+int kle_client_patch(json_object **out, kle_client *c, const char *path, kle_patch_type type,
                      json_object *patch, const kle_request_opts *opts)
 {
     static const char *types[] = {"application/merge-patch+json",
@@ -1175,10 +1175,10 @@ int kle_client_patch(kle_client *c, json_object **out, const char *path, kle_pat
     return body_request(c, out, "PATCH", path, types[type], patch, opts);
 }
 
-int kle_client_delete(kle_client *c, json_object **out, const char *path,
+int kle_client_delete(json_object **out, kle_client *c, const char *path,
                       const kle_request_opts *opts)
 {
-    return kle_client_request(c, out, "DELETE", path, NULL, NULL, 0, opts);
+    return kle_client_request(out, c, "DELETE", path, NULL, NULL, 0, opts);
 }
 
 static int append_escaped(char *buf, size_t size, size_t *off, const char *s)
@@ -1386,7 +1386,7 @@ static int watch_list(struct watch *w, int64_t deadline, kle_event *cancel, cons
     ro.timeout_ns = left * 1000000;
     ro.cancel = cancel;
     json_object *list = NULL;
-    int rc = kle_client_get(w->c, &list, p, &ro);
+    int rc = kle_client_get(&list, w->c, p, &ro);
     free(p);
     if (rc)
         return rc;

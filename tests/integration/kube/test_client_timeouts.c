@@ -63,12 +63,12 @@ static void test_client_timeouts__huge_timeouts_and_unreachable_server(void **st
     json_object *out = NULL;
     ro.timeout_ns = INT64_MAX;
     /* Port 1 on loopback refuses at once; no overflow on the deadline. */
-    assert_int_equal(kle_client_get(c, &out, "/api", &ro), KLE_ETRANSPORT);
+    assert_int_equal(kle_client_get(&out, c, "/api", &ro), KLE_ETRANSPORT);
     assert_non_null(strstr(kle_error_last()->message, "GET /api: "));
 
     /* A spent budget fails at once. */
     ro.timeout_ns = -1;
-    assert_int_equal(kle_client_get(c, &out, "/api", &ro), KLE_ETIMEOUT);
+    assert_int_equal(kle_client_get(&out, c, "/api", &ro), KLE_ETIMEOUT);
     assert_string_equal(kle_error_last()->message, "GET /api: the time budget was already spent");
 
     kle_watch_opts wo = KLE_WATCH_OPTS_INIT;
@@ -124,14 +124,14 @@ static void test_client_timeouts__stalled_handshake_honours_timeouts(void **stat
     ro.timeout_ns = 5000 * KLE_NS_PER_MS;
     /* The connect timeout ends it first. */
     int64_t start = now_ms();
-    assert_int_equal(kle_client_get(c, &out, "/api", &ro), KLE_ETIMEOUT);
+    assert_int_equal(kle_client_get(&out, c, "/api", &ro), KLE_ETIMEOUT);
     int64_t took = now_ms() - start;
     assert_true(took >= 190 && took < 200 + 300);
     assert_non_null(strstr(kle_error_last()->message, "GET /api: timed out: "));
     /* A total budget shorter than the connect timeout wins. */
     ro.timeout_ns = 100 * KLE_NS_PER_MS;
     start = now_ms();
-    assert_int_equal(kle_client_get(c, &out, "/api", &ro), KLE_ETIMEOUT);
+    assert_int_equal(kle_client_get(&out, c, "/api", &ro), KLE_ETIMEOUT);
     took = now_ms() - start;
     assert_true(took >= 95 && took < 100 + 300);
     kle_client_free(c);

@@ -91,22 +91,22 @@ static void test_client_args__bad_arguments_are_refused(void **state)
 {
     kle_client *c = client();
     json_object *out = (json_object *)1;
-    assert_int_equal(kle_client_get(c, &out, "api/v1", NULL), KLE_EINVAL);
+    assert_int_equal(kle_client_get(&out, c, "api/v1", NULL), KLE_EINVAL);
     assert_null(out);
-    assert_int_equal(kle_client_get(c, &out, "/api/v1/x y", NULL), KLE_EINVAL);
-    assert_int_equal(kle_client_get(c, &out, "/api/v1/x\r\nEvil: 1", NULL), KLE_EINVAL);
-    assert_int_equal(kle_client_get(c, &out, NULL, NULL), KLE_EINVAL);
-    assert_int_equal(kle_client_get(c, NULL, "/api", NULL), KLE_EINVAL);
-    assert_int_equal(kle_client_get(NULL, &out, "/api", NULL), KLE_EINVAL);
-    assert_int_equal(kle_client_create(c, &out, "/api/v1", NULL, NULL), KLE_EINVAL);
-    assert_int_equal(kle_client_request(c, &out, "GE T", "/api", NULL, NULL, 0, NULL), KLE_EINVAL);
+    assert_int_equal(kle_client_get(&out, c, "/api/v1/x y", NULL), KLE_EINVAL);
+    assert_int_equal(kle_client_get(&out, c, "/api/v1/x\r\nEvil: 1", NULL), KLE_EINVAL);
+    assert_int_equal(kle_client_get(&out, c, NULL, NULL), KLE_EINVAL);
+    assert_int_equal(kle_client_get(NULL, c, "/api", NULL), KLE_EINVAL);
+    assert_int_equal(kle_client_get(&out, NULL, "/api", NULL), KLE_EINVAL);
+    assert_int_equal(kle_client_create(&out, c, "/api/v1", NULL, NULL), KLE_EINVAL);
+    assert_int_equal(kle_client_request(&out, c, "GE T", "/api", NULL, NULL, 0, NULL), KLE_EINVAL);
     json_object *p = json_object_new_object();
-    assert_int_equal(kle_client_patch(c, &out, "/api/v1", (kle_patch_type)7, p, NULL), KLE_EINVAL);
+    assert_int_equal(kle_client_patch(&out, c, "/api/v1", (kle_patch_type)7, p, NULL), KLE_EINVAL);
     json_object_put(p);
 
     kle_request_opts ro = KLE_REQUEST_OPTS_INIT;
     ro.version = 0;
-    assert_int_equal(kle_client_get(c, &out, "/api", &ro), KLE_EVERSION);
+    assert_int_equal(kle_client_get(&out, c, "/api", &ro), KLE_EVERSION);
     kle_watch_opts wo = KLE_WATCH_OPTS_INIT;
     wo.version = 42;
     assert_int_equal(kle_client_watch(c, "/api/v1/pods", &wo, never, NULL), KLE_EVERSION);
