@@ -43,6 +43,8 @@
  * the same client proceed while a watch runs. kle_client_free() must not
  * race with calls on the same client.
  *
+ * Durations are in nanoseconds, as everywhere in libkle (KLE_NS_PER_MS).
+ *
  * Secrets (tokens, passwords, keys, the Authorization header, exec plugin
  * output) never appear in log lines at any verbosity.
  */
@@ -59,6 +61,7 @@ KLE_BEGIN_DECLS
 /** A connection to one Kubernetes API server. Opaque. */
 typedef struct kle_client kle_client;
 
+/** The current version of kle_client_opts. */
 #define KLE_CLIENT_OPTS_VERSION 1
 
 /** Options for the client constructors. Initialise with KLE_CLIENT_OPTS_INIT. */
@@ -77,18 +80,22 @@ typedef struct kle_client_opts {
     /** Directory of the service account files; NULL for
      *  /var/run/secrets/kubernetes.io/serviceaccount. */
     const char *serviceaccount_dir;
-    /** Timeout of a request whose kle_request_opts has none; 0 means 30 s. */
-    int64_t default_timeout_ms;
-    /** Connect timeout (TCP + TLS) cap per request; 0 means 10 s. */
-    int64_t connect_timeout_ms;
+    /** Timeout (ns) of a request whose kle_request_opts has none; 0 means 30 s. */
+    int64_t default_timeout_ns;
+    /** Connect timeout (TCP + TLS, ns) cap per request; 0 means 10 s. */
+    int64_t connect_timeout_ns;
     /** Largest response body accepted; 0 means 16 MiB. */
     size_t max_response_bytes;
-    /** How often a tokenFile is re-read; 0 means 60 s (as client-go). A 401
-     *  also re-reads a token file that changed, then retries once. */
-    int64_t token_file_refresh_ms;
+    /** How often (ns) a tokenFile is re-read; 0 means 60 s (as client-go).
+     *  A 401 also re-reads a token file that changed, then retries once. */
+    int64_t token_file_refresh_ns;
 } kle_client_opts;
 
-#define KLE_CLIENT_OPTS_INIT {KLE_CLIENT_OPTS_VERSION, NULL, NULL, NULL, NULL, 0, 0, 0, 0}
+/** Initialiser of kle_client_opts: current version, every option at its default. */
+#define KLE_CLIENT_OPTS_INIT                                                                       \
+    {                                                                                              \
+        KLE_CLIENT_OPTS_VERSION, NULL, NULL, NULL, NULL, 0, 0, 0, 0                                \
+    }
 
 /**
  * Creates a client from kubeconfig files (see kle_client_opts.kubeconfig and
@@ -97,18 +104,20 @@ typedef struct kle_client_opts {
  *
  * @param out  receives the client on success (free with kle_client_free()).
  * @param opts options, or NULL for the defaults.
- * @return 0; KLE_EKUBECONFIG when no kubeconfig is found or it is unusable
- *         (the message names the file, the context/cluster/user and the
- *         field); KLE_EAUTH when a referenced credential file cannot be
- *         read; KLE_EVERSION for an unknown opts version; KLE_ENOMEM;
- *         KLE_ETRANSPORT when libcurl cannot be set up.
+ * @return 0; KLE_EKUBECONFIG when no kubeconfig is found or it is unusable,
+ *         including a credential file it names that cannot be read (the
+ *         message names the file, the context/cluster/user and the field);
+ *         KLE_EINVAL when @p out is NULL; KLE_EVERSION for an unknown opts
+ *         version; KLE_ENOMEM; KLE_ETRANSPORT when libcurl cannot be set up.
+ *         Exec plugins are not run here but on the first request.
  */
 KLE_EXTERN(int) kle_client_new_from_kubeconfig(kle_client **out, const kle_client_opts *opts);
 
 /**
  * Creates a client from the pod environment: KUBERNETES_SERVICE_HOST and
  * KUBERNETES_SERVICE_PORT, and the service account's token (re-read as it
- * rotates), ca.crt and namespace.
+ * rotates), ca.crt and namespace ($POD_NAMESPACE, when set, wins over the
+ * namespace file, as in kubectl).
  *
  * @return 0; KLE_EKUBECONFIG when the environment variables are missing or
  *         the files cannot be read (the message names which); KLE_EVERSION;
@@ -141,17 +150,20 @@ KLE_EXTERN(const char *) kle_client_server(const kle_client *client);
 /** The User-Agent the client sends: "kle/<version> (<os>/<arch>)". Borrowed. */
 KLE_EXTERN(const char *) kle_client_user_agent(const kle_client *client);
 
+/** The current version of kle_request_opts. */
 #define KLE_REQUEST_OPTS_VERSION 1
 
 /** Per-request options. Initialise with KLE_REQUEST_OPTS_INIT. */
 typedef struct kle_request_opts {
     unsigned int version; /**< KLE_REQUEST_OPTS_VERSION. */
     /**
-     * Total time budget of the call in milliseconds, including connecting,
-     * obtaining credentials (exec plugin) and a retry after a 401; 0 uses
-     * the client's default. The call never blocks longer (plus scheduling).
+     * Total time budget of the call in nanoseconds (like kle_lock_ctx's
+     * timeout_ns), including connecting, obtaining credentials (exec
+     * plugin) and a retry after a 401; 0 uses the client's default, a
+     * negative value fails at once with KLE_ETIMEOUT. The call never blocks
+     * longer (plus scheduling).
      */
-    int64_t timeout_ms;
+    int64_t timeout_ns;
     /** When set from any thread, the call returns KLE_ECANCELED within
      *  100 ms. May be NULL. */
     kle_event *cancel;
@@ -163,7 +175,11 @@ typedef struct kle_request_opts {
     struct json_object **status;
 } kle_request_opts;
 
-#define KLE_REQUEST_OPTS_INIT {KLE_REQUEST_OPTS_VERSION, 0, NULL, NULL}
+/** Initialiser of kle_request_opts: the client's default timeout, no cancel event. */
+#define KLE_REQUEST_OPTS_INIT                                                                      \
+    {                                                                                              \
+        KLE_REQUEST_OPTS_VERSION, 0, NULL, NULL                                                    \
+    }
 
 /**
  * Builds an API path into @p buf: "/api/v1" for the core group
@@ -188,12 +204,14 @@ kle_client_path(char *buf, size_t size, const char *group_version, const char *r
  * @param path   absolute API path, may carry a query ("?labelSelector=...").
  * @param opts   per-request options, or NULL for the defaults.
  * @return 0 or an error of the table in this file's description;
- *         KLE_EINVAL for a NULL argument or a path not starting with '/';
- *         KLE_EVERSION for an unknown opts version; KLE_EAUTH when
- *         credentials cannot be obtained (token file, exec plugin).
+ *         KLE_EINVAL for a NULL argument, a path not starting with '/' or
+ *         containing spaces, control characters or '#'; KLE_EVERSION for an
+ *         unknown opts version; KLE_EAUTH when credentials cannot be
+ *         obtained (token file, exec plugin); KLE_EBADRESPONSE when the
+ *         answer is not a JSON object.
  */
 KLE_EXTERN(int)
-kle_client_get(kle_client *client, struct json_object **out, const char *path,
+kle_client_get(struct json_object **out, kle_client *client, const char *path,
                const kle_request_opts *opts);
 
 /**
@@ -202,7 +220,7 @@ kle_client_get(kle_client *client, struct json_object **out, const char *path,
  * A 409 AlreadyExists gives KLE_EEXISTS. Otherwise as kle_client_get().
  */
 KLE_EXTERN(int)
-kle_client_create(kle_client *client, struct json_object **out, const char *path,
+kle_client_create(struct json_object **out, kle_client *client, const char *path,
                   struct json_object *body, const kle_request_opts *opts);
 
 /**
@@ -211,7 +229,7 @@ kle_client_create(kle_client *client, struct json_object **out, const char *path
  * KLE_ECONFLICT. @p out may be NULL. Otherwise as kle_client_get().
  */
 KLE_EXTERN(int)
-kle_client_update(kle_client *client, struct json_object **out, const char *path,
+kle_client_update(struct json_object **out, kle_client *client, const char *path,
                   struct json_object *body, const kle_request_opts *opts);
 
 /** Patch flavours, as the Content-Type of a PATCH. */
@@ -226,7 +244,7 @@ typedef enum kle_patch_type {
  * KLE_EINVAL for an unknown @p type. Otherwise as kle_client_get().
  */
 KLE_EXTERN(int)
-kle_client_patch(kle_client *client, struct json_object **out, const char *path,
+kle_client_patch(struct json_object **out, kle_client *client, const char *path,
                  kle_patch_type type, struct json_object *patch, const kle_request_opts *opts);
 
 /**
@@ -234,7 +252,7 @@ kle_client_patch(kle_client *client, struct json_object **out, const char *path,
  * answer (the object or a Status). Otherwise as kle_client_get().
  */
 KLE_EXTERN(int)
-kle_client_delete(kle_client *client, struct json_object **out, const char *path,
+kle_client_delete(struct json_object **out, kle_client *client, const char *path,
                   const kle_request_opts *opts);
 
 /**
@@ -244,16 +262,16 @@ kle_client_delete(kle_client *client, struct json_object **out, const char *path
  * Errors as kle_client_get().
  */
 KLE_EXTERN(int)
-kle_client_request(kle_client *client, struct json_object **out, const char *method,
-                   const char *path, const char *content_type, const char *body,
-                   size_t body_len, const kle_request_opts *opts);
+kle_client_request(struct json_object **out, kle_client *client, const char *method,
+                   const char *path, const char *content_type, const char *body, size_t body_len,
+                   const kle_request_opts *opts);
 
 /** Watch event types. */
 typedef enum kle_watch_event_type {
-    KLE_WATCH_ADDED = 0,
-    KLE_WATCH_MODIFIED = 1,
-    KLE_WATCH_DELETED = 2,
-    KLE_WATCH_BOOKMARK = 3,
+    KLE_WATCH_ADDED = 0,    /**< An object was created (or entered the selection). */
+    KLE_WATCH_MODIFIED = 1, /**< An object changed. */
+    KLE_WATCH_DELETED = 2,  /**< An object was deleted (or left the selection). */
+    KLE_WATCH_BOOKMARK = 3, /**< Only metadata.resourceVersion: progress, no change. */
     /**
      * The result of a list (at the start when no resource_version was
      * given, and after the server said the resourceVersion is too old, 410):
@@ -276,6 +294,7 @@ KLE_EXTERN(const char *) kle_watch_event_type_name(kle_watch_event_type type);
  */
 typedef int (*kle_watch_fn)(kle_watch_event_type type, struct json_object *object, void *data);
 
+/** The current version of kle_watch_opts. */
 #define KLE_WATCH_OPTS_VERSION 1
 
 /** Watch options. Initialise with KLE_WATCH_OPTS_INIT. */
@@ -288,9 +307,9 @@ typedef struct kle_watch_opts {
     const char *field_selector;
     /** labelSelector; NULL for none. */
     const char *label_selector;
-    /** Total duration of the watch in ms; 0 runs until cancelled or stopped
+    /** Total duration of the watch in ns; 0 runs until cancelled or stopped
      *  by the callback. Reaching it returns 0. */
-    int64_t timeout_ms;
+    int64_t timeout_ns;
     /** Server-side timeoutSeconds of each stream; 0 means 300. When a
      *  stream ends the watch resumes from the last resourceVersion seen. */
     int stream_timeout_seconds;
@@ -298,13 +317,18 @@ typedef struct kle_watch_opts {
     kle_event *cancel;
     /**
      * Receives the last resourceVersion seen, when non-NULL: a buffer of
-     * @p last_resource_version_size bytes, so that a later watch can resume.
+     * last_resource_version_size bytes, so that a later watch can resume.
      */
     char *last_resource_version;
+    /** Size in bytes of the last_resource_version buffer. */
     size_t last_resource_version_size;
 } kle_watch_opts;
 
-#define KLE_WATCH_OPTS_INIT {KLE_WATCH_OPTS_VERSION, NULL, NULL, NULL, 0, 0, NULL, NULL, 0}
+/** Initialiser of kle_watch_opts: list first, no selectors, no time limit. */
+#define KLE_WATCH_OPTS_INIT                                                                        \
+    {                                                                                              \
+        KLE_WATCH_OPTS_VERSION, NULL, NULL, NULL, 0, 0, NULL, NULL, 0                              \
+    }
 
 /**
  * Watches the collection @p path ("/apis/coordination.k8s.io/v1/namespaces/
@@ -323,8 +347,8 @@ typedef struct kle_watch_opts {
  *         (see this file's description).
  */
 KLE_EXTERN(int)
-kle_client_watch(kle_client *client, const char *path, const kle_watch_opts *opts,
-                 kle_watch_fn fn, void *data);
+kle_client_watch(kle_client *client, const char *path, const kle_watch_opts *opts, kle_watch_fn fn,
+                 void *data);
 
 KLE_END_DECLS
 

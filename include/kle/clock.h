@@ -18,7 +18,9 @@
 
 KLE_BEGIN_DECLS
 
+/** A clock: monotonic and wall time, and waits (vtable in kle/sys/clock.h). */
 typedef struct kle_clock kle_clock;
+/** A one-shot, resettable flag with a pollable file descriptor (opaque). */
 typedef struct kle_event kle_event;
 
 /**

@@ -8,6 +8,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/** @def KLE_BEGIN_DECLS
+ *  Opens a block of C declarations (extern "C" under C++). */
+/** @def KLE_END_DECLS
+ *  Closes a block opened by KLE_BEGIN_DECLS. */
 #ifdef __cplusplus
 #define KLE_BEGIN_DECLS extern "C" {
 #define KLE_END_DECLS }
@@ -30,8 +34,9 @@
 #define KLE_PRINTF(fmt, args)
 #endif
 
-/** Nanoseconds in one millisecond and in one second. */
+/** Nanoseconds in one millisecond. */
 #define KLE_NS_PER_MS INT64_C(1000000)
+/** Nanoseconds in one second. */
 #define KLE_NS_PER_SEC INT64_C(1000000000)
 
 #endif

@@ -33,6 +33,7 @@
 
 KLE_BEGIN_DECLS
 
+/** A leader elector (opaque): one candidate campaigning for one lock. */
 typedef struct kle_elector kle_elector;
 
 /**
@@ -65,6 +66,7 @@ typedef struct kle_elector_callbacks {
 
 /** Elector configuration; initialise with KLE_ELECTOR_CONFIG_INIT. */
 typedef struct kle_elector_config {
+    /** KLE_ELECTOR_CONFIG_VERSION. */
     unsigned int version;
     /** The lock. kle_elector_new() takes ownership on success only. */
     kle_lock *lock;
@@ -78,6 +80,7 @@ typedef struct kle_elector_config {
     int release_on_cancel;
     /** Name for logs, metrics and health messages (borrowed during new; copied). */
     const char *name;
+    /** What to run when leadership starts, ends, or changes hands. */
     kle_elector_callbacks callbacks;
     /** Clock to use (borrowed; must outlive the elector). NULL: the real clock. */
     kle_clock *clock;
@@ -87,7 +90,9 @@ typedef struct kle_elector_config {
     int64_t call_timeout_ms;
 } kle_elector_config;
 
+/** Version of kle_elector_config this header describes. */
 #define KLE_ELECTOR_CONFIG_VERSION 1
+/** Initialiser with kube-controller-manager's defaults: 15 s / 10 s / 2 s. */
 #define KLE_ELECTOR_CONFIG_INIT                                                                    \
     {KLE_ELECTOR_CONFIG_VERSION, NULL, 15000, 10000, 2000, 0, NULL, {NULL, NULL, NULL, NULL},     \
      NULL, 0, 0}

@@ -17,10 +17,12 @@
 
 KLE_BEGIN_DECLS
 
+/** A resource lock: see kle/sys/lock.h for its vtable. */
 typedef struct kle_lock kle_lock;
 
 /** Per-call limits handed to every lock operation. */
 typedef struct kle_lock_ctx {
+    /** KLE_LOCK_CTX_VERSION. */
     unsigned int version;
     /** Time the call may take; it must return by then with KLE_ETIMEOUT. <= 0: no time left. */
     int64_t timeout_ns;
@@ -28,7 +30,9 @@ typedef struct kle_lock_ctx {
     kle_event *cancel;
 } kle_lock_ctx;
 
+/** Version of kle_lock_ctx this header describes. */
 #define KLE_LOCK_CTX_VERSION 1
+/** Initialiser: 10 s to complete, no cancel event. */
 #define KLE_LOCK_CTX_INIT {KLE_LOCK_CTX_VERSION, 10 * KLE_NS_PER_SEC, NULL}
 
 /** What kle_lock_get() read. Free with kle_lock_result_dispose(). */

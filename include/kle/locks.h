@@ -40,10 +40,12 @@ KLE_BEGIN_DECLS
 /** The holder a MultiLock reports when its two records disagree. */
 #define KLE_UNKNOWN_LEADER "leaderelection.k8s.io/unknown"
 
+/** Version of kle_resource_lock_opts this header describes. */
 #define KLE_RESOURCE_LOCK_OPTS_VERSION 1
 
 /** Options of a resource lock. Initialise with KLE_RESOURCE_LOCK_OPTS_INIT. */
 typedef struct kle_resource_lock_opts {
+    /** KLE_RESOURCE_LOCK_OPTS_VERSION. */
     unsigned int version;
     /** Namespace of the lock object; NULL: the client's namespace. */
     const char *namespace_;
@@ -63,6 +65,7 @@ typedef struct kle_resource_lock_opts {
     const char *const *lease_labels;
 } kle_resource_lock_opts;
 
+/** Initialiser: the client's namespace, events on, component "kle". */
 #define KLE_RESOURCE_LOCK_OPTS_INIT                                                                \
     {KLE_RESOURCE_LOCK_OPTS_VERSION, NULL, NULL, NULL, 1, NULL, NULL}
 

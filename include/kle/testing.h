@@ -38,17 +38,21 @@ KLE_BEGIN_DECLS
 
 /** Options of a fake clock. */
 typedef struct kle_fake_clock_opts {
+    /** KLE_FAKE_CLOCK_OPTS_VERSION. */
     unsigned int version;
     int64_t start_wall_ns; /**< Wall time at creation (default 2026-11-21T10:00:00Z). */
     int auto_advance;      /**< 1: jump to the next deadline when all participants wait. */
 } kle_fake_clock_opts;
 
+/** Version of kle_fake_clock_opts this header describes. */
 #define KLE_FAKE_CLOCK_OPTS_VERSION 1
+/** Initialiser: wall time 2026-11-21T10:00:00Z, manual mode. */
 #define KLE_FAKE_CLOCK_OPTS_INIT                                                                   \
     {KLE_FAKE_CLOCK_OPTS_VERSION, INT64_C(1795255200) * KLE_NS_PER_SEC, 0}
 
 /**
  * Creates a fake clock; free it with kle_clock_free() once no thread uses it.
+ * @param out receives the clock.
  * @param opts NULL for the defaults.
  * @return 0, KLE_ENOMEM or KLE_EVERSION.
  */
@@ -106,6 +110,7 @@ kle_fake_clock_set_step_hook(kle_clock *clock, void (*fn)(kle_clock *clock, void
 
 /* ---- Fake locks --------------------------------------------------------- */
 
+/** One in-memory lock object shared by fake locks (opaque). */
 typedef struct kle_fake_store kle_fake_store;
 
 /** The lock methods, for scripting and counting. */

@@ -17,19 +17,18 @@
 
 #include "core/log.h"
 #include "kle/sys/errors.h"
+#include "kle/version.h"
 #include "kube/kube.h"
 
-#ifndef KLE_KUBE_VERSION
-#define KLE_KUBE_VERSION "0.0.0"
-#endif
-
-#define DEFAULT_TIMEOUT_MS 30000
+#define DEFAULT_TIMEOUT_MS         30000
 #define DEFAULT_CONNECT_TIMEOUT_MS 10000
-#define DEFAULT_MAX_RESPONSE (16u << 20)
-#define DEFAULT_TOKEN_REFRESH_MS 60000
-#define DEFAULT_SA_DIR "/var/run/secrets/kubernetes.io/serviceaccount"
-#define POLL_SLICE_MS 50
-#define EXPECT_CONTINUE_MIN (1u << 20)
+#define DEFAULT_MAX_RESPONSE       (16u << 20)
+#define DEFAULT_TOKEN_REFRESH_MS   60000
+#define DEFAULT_SA_DIR             "/var/run/secrets/kubernetes.io/serviceaccount"
+#define POLL_SLICE_MS              50
+#define EXPECT_CONTINUE_MIN        (1u << 20)
+/* Longer timeouts are capped (a year), so that deadlines never overflow. */
+#define MAX_TIMEOUT_MS (INT64_C(365) * 24 * 3600 * 1000)
 
 struct kle_client {
     pthread_mutex_t mu; /* serializes requests on easy/multi */
@@ -38,7 +37,7 @@ struct kle_client {
     kle_kube__config *cfg;
     char *ns;
     char *user_agent;
-    char *url_base;   /* scheme://host[:port][/prefix]; host is tls-server-name if set */
+    char *url_base; /* scheme://host[:port][/prefix]; host is tls-server-name if set */
     struct curl_slist *connect_to; /* CURLOPT_CONNECT_TO for tls-server-name; read-only */
     char *host_header;
     int64_t default_timeout_ms, connect_timeout_ms, token_refresh_ms;
@@ -54,6 +53,14 @@ struct kle_client {
 };
 
 /* ---- small helpers ----------------------------------------------------- */
+
+/* Nanoseconds to milliseconds, rounded up (a budget under 1 ms is not 0,
+ * which would mean "the default") and capped so deadlines never overflow. */
+static int64_t ns_to_ms(int64_t ns)
+{
+    int64_t ms = ns / 1000000 + (ns % 1000000 != 0);
+    return ms > MAX_TIMEOUT_MS ? MAX_TIMEOUT_MS : ms;
+}
 
 static int64_t ms_left(int64_t deadline_ns)
 {
@@ -148,7 +155,8 @@ static int setup_urls(kle_client *c)
     if (*hs == '[') {
         he = strchr(hs, ']');
         if (!he)
-            return kle_error_set(KLE_EKUBECONFIG, "%s: cluster \"%s\": server \"%s\" is not a valid URL",
+            return kle_error_set(KLE_EKUBECONFIG,
+                                 "%s: cluster \"%s\": server \"%s\" is not a valid URL",
                                  c->cfg->origin, c->cfg->cluster ? c->cfg->cluster : "", server);
         he++;
     } else {
@@ -168,13 +176,13 @@ static int setup_urls(kle_client *c)
         snprintf(port, sizeof(port), "%s", https ? "443" : "80");
     }
     int hl = (int)(he - hs);
-    c->url_base = str_printf("%s://%s:%s%s", https ? "https" : "http", c->cfg->tls_server_name,
-                             port, rest);
+    c->url_base =
+        str_printf("%s://%s:%s%s", https ? "https" : "http", c->cfg->tls_server_name, port, rest);
     char *entry = str_printf("%s:%s:%.*s:%s", c->cfg->tls_server_name, port, hl, hs, port);
     c->connect_to = entry ? curl_slist_append(NULL, entry) : NULL;
     free(entry);
-    c->host_header = str_printf("Host: %.*s%s%s", hl, hs, *he == ':' ? ":" : "",
-                                *he == ':' ? port : "");
+    c->host_header =
+        str_printf("Host: %.*s%s%s", hl, hs, *he == ':' ? ":" : "", *he == ':' ? port : "");
     return c->url_base && c->connect_to && c->host_header ? 0 : KLE_ENOMEM;
 }
 
@@ -196,17 +204,26 @@ static int client_new(kle_client **out, kle_kube__config *cfg, const kle_client_
     pthread_mutex_init(&c->mu, NULL);
     pthread_mutex_init(&c->cred_mu, NULL);
     c->cfg = cfg;
-    c->default_timeout_ms = opts && opts->default_timeout_ms > 0 ? opts->default_timeout_ms
-                                                                 : DEFAULT_TIMEOUT_MS;
-    c->connect_timeout_ms = opts && opts->connect_timeout_ms > 0 ? opts->connect_timeout_ms
-                                                                 : DEFAULT_CONNECT_TIMEOUT_MS;
-    c->max_response = opts && opts->max_response_bytes ? opts->max_response_bytes
-                                                       : DEFAULT_MAX_RESPONSE;
-    c->token_refresh_ms = opts && opts->token_file_refresh_ms > 0 ? opts->token_file_refresh_ms
-                                                                  : DEFAULT_TOKEN_REFRESH_MS;
-    c->ns = strdup(opts && opts->namespace_ && *opts->namespace_ ? opts->namespace_
-                                                                 : cfg->namespace_);
-    c->user_agent = str_printf("kle/%s (%s/%s)", KLE_KUBE_VERSION, os_name(), arch_name());
+    c->default_timeout_ms = opts && opts->default_timeout_ns > 0
+                                ? ns_to_ms(opts->default_timeout_ns)
+                                : DEFAULT_TIMEOUT_MS;
+    c->connect_timeout_ms = opts && opts->connect_timeout_ns > 0
+                                ? ns_to_ms(opts->connect_timeout_ns)
+                                : DEFAULT_CONNECT_TIMEOUT_MS;
+    c->max_response =
+        opts && opts->max_response_bytes ? opts->max_response_bytes : DEFAULT_MAX_RESPONSE;
+    c->token_refresh_ms = opts && opts->token_file_refresh_ns > 0
+                              ? ns_to_ms(opts->token_file_refresh_ns)
+                              : DEFAULT_TOKEN_REFRESH_MS;
+    if (c->default_timeout_ms > MAX_TIMEOUT_MS)
+        c->default_timeout_ms = MAX_TIMEOUT_MS;
+    if (c->connect_timeout_ms > MAX_TIMEOUT_MS)
+        c->connect_timeout_ms = MAX_TIMEOUT_MS;
+    if (c->token_refresh_ms > MAX_TIMEOUT_MS)
+        c->token_refresh_ms = MAX_TIMEOUT_MS;
+    c->ns =
+        strdup(opts && opts->namespace_ && *opts->namespace_ ? opts->namespace_ : cfg->namespace_);
+    c->user_agent = str_printf("kle/%s (%s/%s)", KLE_VERSION, os_name(), arch_name());
     int rc = 0;
     if (!c->ns || !c->user_agent)
         rc = kle_error_set(KLE_ENOMEM, "out of memory");
@@ -260,6 +277,17 @@ int kle_client_new_in_cluster(kle_client **out, const kle_client_opts *opts)
                                      getenv("KUBERNETES_SERVICE_PORT"), dir);
     if (rc)
         return rc;
+    /* As clientcmd's in-cluster config: $POD_NAMESPACE wins over the file. */
+    const char *pod_ns = getenv("POD_NAMESPACE");
+    if (pod_ns && *pod_ns) {
+        char *ns = strdup(pod_ns);
+        if (!ns) {
+            kle_kube__config_free(cfg);
+            return kle_error_set(KLE_ENOMEM, "out of memory");
+        }
+        free(cfg->namespace_);
+        cfg->namespace_ = ns;
+    }
     return client_new(out, cfg, opts);
 }
 
@@ -323,6 +351,30 @@ const char *kle_client_server(const kle_client *c)
 const char *kle_client_user_agent(const kle_client *c)
 {
     return c ? c->user_agent : NULL;
+}
+
+/* Locks mu, giving up at the deadline (KLE_ETIMEOUT) or when cancel is
+ * set (KLE_ECANCELED), checking every POLL_SLICE_MS. */
+static int lock_until(pthread_mutex_t *mu, int64_t deadline_ns, kle_event *cancel)
+{
+    for (;;) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        int64_t slice = ms_left(deadline_ns);
+        if (slice > POLL_SLICE_MS)
+            slice = POLL_SLICE_MS;
+        ts.tv_nsec += (long)(slice * 1000000);
+        while (ts.tv_nsec >= 1000000000) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000;
+        }
+        if (pthread_mutex_timedlock(mu, &ts) == 0)
+            return 0;
+        if (cancel && kle_event_is_set(cancel))
+            return KLE_ECANCELED;
+        if (ms_left(deadline_ns) == 0)
+            return KLE_ETIMEOUT;
+    }
 }
 
 /* ---- credentials ------------------------------------------------------- */
@@ -397,7 +449,13 @@ static int auth_get(kle_client *c, struct auth *a, int64_t deadline_ns, kle_even
     kle_kube__config *cfg = c->cfg;
     int rc = 0;
     memset(a, 0, sizeof(*a));
-    pthread_mutex_lock(&c->cred_mu);
+    /* Another thread may be running the exec plugin: wait for it only as
+     * long as this call may. */
+    int e = lock_until(&c->cred_mu, deadline_ns, cancel);
+    if (e == KLE_ECANCELED)
+        return kle_error_set(KLE_ECANCELED, "cancelled while waiting for credentials");
+    if (e == KLE_ETIMEOUT)
+        return kle_error_set(KLE_ETIMEOUT, "timed out waiting for credentials");
     const char *token = NULL;
     if (cfg->exec) {
         a->from_exec = 1;
@@ -575,6 +633,9 @@ static int setup_easy(kle_client *c, CURL *h, const char *method, const char *ur
     curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L);
     curl_easy_setopt(h, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
     curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
+    /* No TLS session resumption, as client-go (Go's default client has no
+     * session cache): a new connection always does a full handshake. */
+    curl_easy_setopt(h, CURLOPT_SSL_SESSIONID_CACHE, 0L);
     curl_easy_setopt(h, CURLOPT_USERAGENT, c->user_agent);
     curl_easy_setopt(h, CURLOPT_HTTPHEADER, hl);
     curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_write);
@@ -584,7 +645,7 @@ static int setup_easy(kle_client *c, CURL *h, const char *method, const char *ur
     curl_easy_setopt(h, CURLOPT_ACCEPT_ENCODING, "");
     curl_easy_setopt(h, CURLOPT_EXPECT_100_TIMEOUT_MS, 1000L);
     long cto = (long)(c->connect_timeout_ms < timeout_ms || timeout_ms <= 0 ? c->connect_timeout_ms
-                                                                           : timeout_ms);
+                                                                            : timeout_ms);
     curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, cto > 0 ? cto : 1L);
     curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, timeout_ms > 0 ? (long)timeout_ms : 0L);
     if (cfg->insecure) {
@@ -671,8 +732,8 @@ static enum drive_result drive(CURLM *m, CURL *h, int64_t deadline_ns, kle_event
             break;
         }
         struct curl_waitfd extra = {cancel ? kle_event_fd(cancel) : -1, CURL_WAIT_POLLIN, 0};
-        curl_multi_poll(m, cancel ? &extra : NULL, cancel ? 1 : 0,
-                        (int)(left > 1000 ? 1000 : left), NULL);
+        curl_multi_poll(m, cancel ? &extra : NULL, cancel ? 1 : 0, (int)(left > 1000 ? 1000 : left),
+                        NULL);
     }
     curl_multi_remove_handle(m, h);
     return dr;
@@ -683,22 +744,38 @@ static enum drive_result drive(CURLM *m, CURL *h, int64_t deadline_ns, kle_event
 static const char *reason_for_status(long status)
 {
     switch (status) {
-    case 400: return "BadRequest";
-    case 401: return "Unauthorized";
-    case 403: return "Forbidden";
-    case 404: return "NotFound";
-    case 405: return "MethodNotAllowed";
-    case 406: return "NotAcceptable";
-    case 409: return "Conflict";
-    case 410: return "Gone";
-    case 413: return "RequestEntityTooLarge";
-    case 415: return "UnsupportedMediaType";
-    case 422: return "Invalid";
-    case 429: return "TooManyRequests";
-    case 500: return "InternalError";
-    case 503: return "ServiceUnavailable";
-    case 504: return "Timeout";
-    default: return status >= 500 ? "InternalError" : "Unknown";
+    case 400:
+        return "BadRequest";
+    case 401:
+        return "Unauthorized";
+    case 403:
+        return "Forbidden";
+    case 404:
+        return "NotFound";
+    case 405:
+        return "MethodNotAllowed";
+    case 406:
+        return "NotAcceptable";
+    case 409:
+        return "Conflict";
+    case 410:
+        return "Gone";
+    case 413:
+        return "RequestEntityTooLarge";
+    case 415:
+        return "UnsupportedMediaType";
+    case 422:
+        return "Invalid";
+    case 429:
+        return "TooManyRequests";
+    case 500:
+        return "InternalError";
+    case 503:
+        return "ServiceUnavailable";
+    case 504:
+        return "Timeout";
+    default:
+        return status >= 500 ? "InternalError" : "Unknown";
     }
 }
 
@@ -729,16 +806,26 @@ static int code_for(long status, const char *reason)
             if (strcmp(reason, by_reason[i].reason) == 0)
                 return by_reason[i].code;
     switch (status) {
-    case 400: return KLE_EBADREQUEST;
-    case 401: return KLE_EUNAUTHORIZED;
-    case 403: return KLE_EFORBIDDEN;
-    case 404: return KLE_ENOTFOUND;
-    case 409: return KLE_ECONFLICT;
-    case 410: return KLE_EGONE;
-    case 413: return KLE_ETOOLARGE;
-    case 422: return KLE_EINVALID;
-    case 429: return KLE_ETOOMANYREQUESTS;
-    default: return status >= 500 && status < 600 ? KLE_ESERVER : KLE_EAPI;
+    case 400:
+        return KLE_EBADREQUEST;
+    case 401:
+        return KLE_EUNAUTHORIZED;
+    case 403:
+        return KLE_EFORBIDDEN;
+    case 404:
+        return KLE_ENOTFOUND;
+    case 409:
+        return KLE_ECONFLICT;
+    case 410:
+        return KLE_EGONE;
+    case 413:
+        return KLE_ETOOLARGE;
+    case 422:
+        return KLE_EINVALID;
+    case 429:
+        return KLE_ETOOMANYREQUESTS;
+    default:
+        return status >= 500 && status < 600 ? KLE_ESERVER : KLE_EAPI;
     }
 }
 
@@ -861,30 +948,17 @@ static int check_req_opts(const kle_request_opts *o)
 static int lock_client(kle_client *c, int64_t deadline_ns, kle_event *cancel, const char *method,
                        const char *path)
 {
-    for (;;) {
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        int64_t slice = ms_left(deadline_ns);
-        if (slice > POLL_SLICE_MS)
-            slice = POLL_SLICE_MS;
-        ts.tv_nsec += (long)(slice * 1000000);
-        while (ts.tv_nsec >= 1000000000) {
-            ts.tv_sec++;
-            ts.tv_nsec -= 1000000000;
-        }
-        int e = pthread_mutex_timedlock(&c->mu, &ts);
-        if (e == 0)
-            return 0;
-        if (cancel && kle_event_is_set(cancel))
-            return kle_error_set(KLE_ECANCELED, "%s %s: cancelled", method, path);
-        if (ms_left(deadline_ns) == 0)
-            return kle_error_set(KLE_ETIMEOUT,
-                                 "%s %s: timed out waiting for another request on this client",
-                                 method, path);
-    }
+    int e = lock_until(&c->mu, deadline_ns, cancel);
+    if (e == KLE_ECANCELED)
+        return kle_error_set(KLE_ECANCELED, "%s %s: cancelled", method, path);
+    if (e == KLE_ETIMEOUT)
+        return kle_error_set(KLE_ETIMEOUT,
+                             "%s %s: timed out waiting for another request on this client", method,
+                             path);
+    return 0;
 }
 
-int kle_client_request(kle_client *c, json_object **out, const char *method, const char *path,
+int kle_client_request(json_object **out, kle_client *c, const char *method, const char *path,
                        const char *content_type, const char *body, size_t body_len,
                        const kle_request_opts *opts)
 {
@@ -897,9 +971,25 @@ int kle_client_request(kle_client *c, json_object **out, const char *method, con
         return kle_error_set(KLE_EINVAL, "kle_client_request: client, method and path must be set");
     if (path[0] != '/')
         return kle_error_set(KLE_EINVAL, "%s %s: the path must start with '/'", method, path);
+    for (const char *p = path; *p; p++)
+        if ((unsigned char)*p <= 0x20 || *p == 0x7f || *p == '#')
+            return kle_error_set(KLE_EINVAL,
+                                 "%s %s: the path contains a space, control character or '#' "
+                                 "(percent-encode it)",
+                                 method, path);
+    for (const char *p = method; *p; p++)
+        if (!(*p >= 'A' && *p <= 'Z'))
+            return kle_error_set(KLE_EINVAL, "kle_client_request: \"%s\" is not an HTTP method",
+                                 method);
     if ((rc = check_req_opts(opts)))
         return rc;
-    int64_t timeout_ms = opts && opts->timeout_ms > 0 ? opts->timeout_ms : c->default_timeout_ms;
+    if (opts && opts->timeout_ns < 0)
+        return kle_error_set(KLE_ETIMEOUT, "%s %s: the time budget was already spent", method,
+                             path);
+    int64_t timeout_ms =
+        opts && opts->timeout_ns > 0 ? ns_to_ms(opts->timeout_ns) : c->default_timeout_ms;
+    if (timeout_ms > MAX_TIMEOUT_MS)
+        timeout_ms = MAX_TIMEOUT_MS;
     kle_event *cancel = opts ? opts->cancel : NULL;
     int64_t start = kle_kube__now_ns();
     int64_t deadline = start + timeout_ms * 1000000;
@@ -939,9 +1029,9 @@ int kle_client_request(kle_client *c, json_object **out, const char *method, con
         }
         if (kle_log__enabled(8))
             KLE_LOG_V(8, "%s %s (Authorization: %s, user agent %s)", method, url,
-                      a.header ? (strstr(a.header, "Basic") ? "Basic <redacted>"
-                                                            : "Bearer <redacted>")
-                               : "none",
+                      a.header
+                          ? (strstr(a.header, "Basic") ? "Basic <redacted>" : "Bearer <redacted>")
+                          : "none",
                       c->user_agent);
         enum drive_result dr = drive(c->multi, c->easy, deadline, cancel, NULL, NULL, &cc);
         curl_easy_setopt(c->easy, CURLOPT_HTTPHEADER, NULL);
@@ -957,7 +1047,7 @@ int kle_client_request(kle_client *c, json_object **out, const char *method, con
                                (long long)took);
             break;
         }
-        if (dr == DRIVE_TIMEOUT || (dr == DRIVE_DONE && cc == CURLE_OPERATION_TIMEDOUT)) {
+        if (dr == DRIVE_TIMEOUT) {
             auth_clear(&a);
             rc = kle_error_set(KLE_ETIMEOUT, "%s %s: no response within %lld ms", method, path,
                                (long long)timeout_ms);
@@ -971,8 +1061,7 @@ int kle_client_request(kle_client *c, json_object **out, const char *method, con
         }
         /* A server may answer early (413 while the body is still being
          * sent) and close: its answer counts, not the broken upload. */
-        if (cc != CURLE_OK && status >= 400 && !x.too_large &&
-            cc == CURLE_SEND_ERROR)
+        if (cc != CURLE_OK && status >= 400 && !x.too_large && cc == CURLE_SEND_ERROR)
             cc = CURLE_OK;
         if (cc != CURLE_OK) {
             auth_clear(&a);
@@ -1003,8 +1092,8 @@ int kle_client_request(kle_client *c, json_object **out, const char *method, con
         obj = parse_json(x.body.data, x.body.len);
         if (!obj && status >= 200 && status < 300) {
             kle_kube__buf_free(&x.body);
-            return kle_error_set(KLE_EBADRESPONSE, "%s %s: %ld response is not JSON", method,
-                                 path, status);
+            return kle_error_set(KLE_EBADRESPONSE, "%s %s: %ld response is not JSON", method, path,
+                                 status);
         }
     }
     if (status < 200 || status >= 300) {
@@ -1025,6 +1114,17 @@ int kle_client_request(kle_client *c, json_object **out, const char *method, con
     return 0;
 }
 
+/* The verbs that return an object insist on getting one. */
+static int want_object(int rc, json_object **out, const char *method, const char *path)
+{
+    if (rc || !out || (*out && json_object_is_type(*out, json_type_object)))
+        return rc;
+    json_object_put(*out);
+    *out = NULL;
+    return kle_error_set(KLE_EBADRESPONSE, "%s %s: the response is not a JSON object", method,
+                         path);
+}
+
 static int body_request(kle_client *c, json_object **out, const char *method, const char *path,
                         const char *ctype, json_object *body, const kle_request_opts *opts)
 {
@@ -1033,33 +1133,35 @@ static int body_request(kle_client *c, json_object **out, const char *method, co
     if (!body)
         return kle_error_set(KLE_EINVAL, "%s %s: body is NULL", method, path ? path : "");
     size_t len;
-    const char *s = json_object_to_json_string_length(body, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &len);
+    const char *s = json_object_to_json_string_length(
+        body, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &len);
     if (!s)
         return kle_error_set(KLE_ENOMEM, "out of memory");
-    return kle_client_request(c, out, method, path, ctype, s, len, opts);
+    return want_object(kle_client_request(out, c, method, path, ctype, s, len, opts), out, method,
+                       path);
 }
 
-int kle_client_get(kle_client *c, json_object **out, const char *path,
-                   const kle_request_opts *opts)
+int kle_client_get(json_object **out, kle_client *c, const char *path, const kle_request_opts *opts)
 {
     if (!out)
         return kle_error_set(KLE_EINVAL, "kle_client_get: out is NULL");
-    return kle_client_request(c, out, "GET", path, NULL, NULL, 0, opts);
+    return want_object(kle_client_request(out, c, "GET", path, NULL, NULL, 0, opts), out, "GET",
+                       path);
 }
 
-int kle_client_create(kle_client *c, json_object **out, const char *path, json_object *body,
+int kle_client_create(json_object **out, kle_client *c, const char *path, json_object *body,
                       const kle_request_opts *opts)
 {
     return body_request(c, out, "POST", path, "application/json", body, opts);
 }
 
-int kle_client_update(kle_client *c, json_object **out, const char *path, json_object *body,
+int kle_client_update(json_object **out, kle_client *c, const char *path, json_object *body,
                       const kle_request_opts *opts)
 {
     return body_request(c, out, "PUT", path, "application/json", body, opts);
 }
 
-int kle_client_patch(kle_client *c, json_object **out, const char *path, kle_patch_type type,
+int kle_client_patch(json_object **out, kle_client *c, const char *path, kle_patch_type type,
                      json_object *patch, const kle_request_opts *opts)
 {
     static const char *types[] = {"application/merge-patch+json",
@@ -1073,10 +1175,10 @@ int kle_client_patch(kle_client *c, json_object **out, const char *path, kle_pat
     return body_request(c, out, "PATCH", path, types[type], patch, opts);
 }
 
-int kle_client_delete(kle_client *c, json_object **out, const char *path,
+int kle_client_delete(json_object **out, kle_client *c, const char *path,
                       const kle_request_opts *opts)
 {
-    return kle_client_request(c, out, "DELETE", path, NULL, NULL, 0, opts);
+    return kle_client_request(out, c, "DELETE", path, NULL, NULL, 0, opts);
 }
 
 static int append_escaped(char *buf, size_t size, size_t *off, const char *s)
@@ -1147,12 +1249,18 @@ int kle_client_path(char *buf, size_t size, const char *gv, const char *resource
 const char *kle_watch_event_type_name(kle_watch_event_type type)
 {
     switch (type) {
-    case KLE_WATCH_ADDED: return "ADDED";
-    case KLE_WATCH_MODIFIED: return "MODIFIED";
-    case KLE_WATCH_DELETED: return "DELETED";
-    case KLE_WATCH_BOOKMARK: return "BOOKMARK";
-    case KLE_WATCH_LISTED: return "LISTED";
-    default: return "?";
+    case KLE_WATCH_ADDED:
+        return "ADDED";
+    case KLE_WATCH_MODIFIED:
+        return "MODIFIED";
+    case KLE_WATCH_DELETED:
+        return "DELETED";
+    case KLE_WATCH_BOOKMARK:
+        return "BOOKMARK";
+    case KLE_WATCH_LISTED:
+        return "LISTED";
+    default:
+        return "?";
     }
 }
 
@@ -1164,13 +1272,13 @@ struct watch {
     void *data;
     char rv[256];
     struct xfer x;
-    size_t consumed;   /* bytes of x.body already processed */
-    long status;       /* HTTP status once known */
-    int stop_rc;       /* callback's value when it stopped the watch */
+    size_t consumed; /* bytes of x.body already processed */
+    long status;     /* HTTP status once known */
+    int stop_rc;     /* callback's value when it stopped the watch */
     int stopped;
-    int gone;          /* 410 seen in an ERROR event */
-    int error_rc;      /* other ERROR event: its code */
-    int events;        /* events delivered on this stream */
+    int gone;     /* 410 seen in an ERROR event */
+    int error_rc; /* other ERROR event: its code */
+    int events;   /* events delivered on this stream */
 };
 
 static void set_rv_from(struct watch *w, json_object *obj)
@@ -1191,8 +1299,9 @@ static int watch_line(struct watch *w, const char *line, size_t len)
     const char *type = jstr(ev, "type");
     if (!ev || !type || !json_object_object_get_ex(ev, "object", &obj)) {
         json_object_put(ev);
-        w->error_rc = kle_error_set(KLE_EBADRESPONSE, "WATCH %s: the server sent an event that is not "
-                                                      "a JSON watch event",
+        w->error_rc = kle_error_set(KLE_EBADRESPONSE,
+                                    "WATCH %s: the server sent an event that is not "
+                                    "a JSON watch event",
                                     w->path);
         return 1;
     }
@@ -1209,7 +1318,8 @@ static int watch_line(struct watch *w, const char *line, size_t len)
         json_object *code;
         long st = json_object_object_get_ex(obj, "code", &code) ? json_object_get_int(code) : 0;
         const char *reason = jstr(obj, "reason");
-        if (st == 410 || (reason && (strcmp(reason, "Expired") == 0 || strcmp(reason, "Gone") == 0))) {
+        if (st == 410 ||
+            (reason && (strcmp(reason, "Expired") == 0 || strcmp(reason, "Gone") == 0))) {
             KLE_LOG_V(4, "watch %s: resourceVersion %s is too old; re-listing", w->path, w->rv);
             w->gone = 1;
         } else {
@@ -1273,10 +1383,10 @@ static int watch_list(struct watch *w, int64_t deadline, kle_event *cancel, cons
         free(p);
         return KLE_ETIMEOUT;
     }
-    ro.timeout_ms = left;
+    ro.timeout_ns = left * 1000000;
     ro.cancel = cancel;
     json_object *list = NULL;
-    int rc = kle_client_get(w->c, &list, p, &ro);
+    int rc = kle_client_get(&list, w->c, p, &ro);
     free(p);
     if (rc)
         return rc;
@@ -1342,14 +1452,17 @@ int kle_client_watch(kle_client *c, const char *path, const kle_watch_opts *opts
 {
     int rc;
     if (!c || !path || !fn || path[0] != '/')
-        return kle_error_set(KLE_EINVAL, "kle_client_watch: client, fn and an absolute path must be set");
+        return kle_error_set(KLE_EINVAL,
+                             "kle_client_watch: client, fn and an absolute path must be set");
     if ((rc = check_watch_opts(opts)))
         return rc;
     kle_event *cancel = opts ? opts->cancel : NULL;
-    int64_t deadline = opts && opts->timeout_ms > 0
-                           ? kle_kube__now_ns() + opts->timeout_ms * 1000000
+    int64_t deadline = opts && opts->timeout_ns > 0
+                           ? kle_kube__now_ns() + ns_to_ms(opts->timeout_ns) * 1000000
                            : INT64_MAX;
     int stream_secs = opts && opts->stream_timeout_seconds > 0 ? opts->stream_timeout_seconds : 300;
+    if (stream_secs > 86400)
+        stream_secs = 86400;
     char selectors[1024] = "";
     if ((opts && opts->field_selector && *opts->field_selector &&
          add_query(selectors, sizeof(selectors), "fieldSelector", opts->field_selector)) ||
@@ -1414,7 +1527,8 @@ int kle_client_watch(kle_client *c, const char *path, const kle_watch_opts *opts
         snprintf(query + ql, sizeof(query) - ql, "&timeoutSeconds=%d", stream_secs);
         if (add_query(query, sizeof(query), "resourceVersion", w.rv) ||
             (*selectors && (ql = strlen(query)) < sizeof(query) - 1 &&
-             snprintf(query + ql, sizeof(query) - ql, "&%s", selectors) >= (int)(sizeof(query) - ql))) {
+             snprintf(query + ql, sizeof(query) - ql, "&%s", selectors) >=
+                 (int)(sizeof(query) - ql))) {
             rc = kle_error_set(KLE_EINVAL, "WATCH %s: the query is too long", path);
             break;
         }
@@ -1431,9 +1545,13 @@ int kle_client_watch(kle_client *c, const char *path, const kle_watch_opts *opts
             stream_deadline = deadline;
         struct auth a;
         if ((rc = auth_get(c, &a, stream_deadline, cancel))) {
-            kle_error_prefix("WATCH %s: ", path);
             free(url);
             free(shown);
+            if (rc == KLE_ETIMEOUT && deadline != INT64_MAX && ms_left(deadline) == 0) {
+                rc = 0; /* the watch's own time is up */
+                break;
+            }
+            kle_error_prefix("WATCH %s: ", path);
             break;
         }
         char errbuf[CURL_ERROR_SIZE];
@@ -1512,9 +1630,13 @@ int kle_client_watch(kle_client *c, const char *path, const kle_watch_opts *opts
             continue;
         }
         if (w.status == 200) {
-            /* The server ended the stream (timeoutSeconds): resume. */
+            /* The server ended the stream (timeoutSeconds): resume. A
+             * server that ends streams at once without an event gets a
+             * backoff, not a busy loop. */
             auth_clear(&a);
             free(shown);
+            if (!w.events)
+                backoff = backoff ? (backoff * 2 > 1000 ? 1000 : backoff * 2) : 100;
             continue;
         }
         json_object *st = parse_json(w.x.body.data ? w.x.body.data : "", w.x.body.len);

@@ -55,7 +55,8 @@ static char *exec_info(const kle_kube__config *cfg)
         json_object_object_add(spec, "cluster", cl);
     }
     json_object_object_add(root, "spec", spec);
-    char *s = strdup(json_object_to_json_string_ext(root, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
+    char *s = strdup(json_object_to_json_string_ext(root, JSON_C_TO_STRING_PLAIN |
+                                                              JSON_C_TO_STRING_NOSLASHESCAPE));
     json_object_put(root);
     return s;
 }
@@ -113,11 +114,10 @@ static int parse_output(kle_kube__exec_cred *out, const kle_kube__config *cfg, c
                           "printed invalid output: not a JSON ExecCredential object");
         goto done;
     }
-    const char *kind = json_object_object_get_ex(root, "kind", &v) ? json_object_get_string(v)
-                                                                    : NULL;
-    const char *api = json_object_object_get_ex(root, "apiVersion", &v)
-                          ? json_object_get_string(v)
-                          : NULL;
+    const char *kind =
+        json_object_object_get_ex(root, "kind", &v) ? json_object_get_string(v) : NULL;
+    const char *api =
+        json_object_object_get_ex(root, "apiVersion", &v) ? json_object_get_string(v) : NULL;
     if (!kind || strcmp(kind, "ExecCredential") != 0) {
         rc = plugin_error(cfg, KLE_EAUTH, "printed invalid output: kind is not ExecCredential");
         goto done;
@@ -179,6 +179,36 @@ done:
     return rc;
 }
 
+/* Finds the program as execvp would (a name with '/' as is, else each
+ * directory of PATH). Returns 0 with the path in buf, or an errno. */
+static int find_program(const char *cmd, char *buf, size_t size)
+{
+    if (strchr(cmd, '/')) {
+        if ((size_t)snprintf(buf, size, "%s", cmd) >= size)
+            return ENAMETOOLONG;
+        return access(buf, X_OK) == 0 ? 0 : errno;
+    }
+    const char *path = getenv("PATH");
+    if (!path || !*path)
+        path = "/usr/local/bin:/usr/bin:/bin";
+    int err = ENOENT;
+    for (const char *p = path; *p;) {
+        const char *colon = strchr(p, ':');
+        size_t len = colon ? (size_t)(colon - p) : strlen(p);
+        int n = snprintf(buf, size, "%.*s%s%s", (int)len, p, len ? "/" : "", cmd);
+        if (n > 0 && (size_t)n < size) {
+            if (access(buf, X_OK) == 0)
+                return 0;
+            if (errno == EACCES)
+                err = EACCES;
+        }
+        if (!colon)
+            break;
+        p = colon + 1;
+    }
+    return err;
+}
+
 static int64_t remaining_ms(int64_t deadline_ns)
 {
     int64_t left = deadline_ns - kle_kube__now_ns();
@@ -194,6 +224,7 @@ int kle_kube__exec_run(kle_kube__exec_cred *out, const kle_kube__config *cfg, in
     pid_t pid = -1;
     char *info = NULL, *info_var = NULL, **env = NULL, **argv = NULL;
     kle_kube__buf output = {0};
+    size_t cap = 0;
     posix_spawn_file_actions_t fa;
     int fa_init = 0;
 
@@ -229,9 +260,16 @@ int kle_kube__exec_run(kle_kube__exec_cred *out, const kle_kube__config *cfg, in
     fa_init = 1;
     posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
     posix_spawn_file_actions_adddup2(&fa, fds[1], 1);
+#if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 34))
+    /* The plugin gets stdin, stdout and stderr only, none of our sockets. */
+    posix_spawn_file_actions_addclosefrom_np(&fa, 3);
+#endif
     KLE_LOG_V(4, "running exec credential plugin \"%s\" for user \"%s\"", x->command,
               cfg->user ? cfg->user : "");
-    int e = posix_spawnp(&pid, x->command, &fa, NULL, argv, env);
+    char program[4096];
+    int e = find_program(x->command, program, sizeof(program));
+    if (e == 0)
+        e = posix_spawn(&pid, program, &fa, NULL, argv, env);
     close(fds[1]);
     fds[1] = -1;
     if (e != 0) {
@@ -242,7 +280,6 @@ int kle_kube__exec_run(kle_kube__exec_cred *out, const kle_kube__config *cfg, in
         goto done;
     }
 
-    size_t cap = 0;
     for (;;) {
         struct pollfd p[2] = {{fds[0], POLLIN, 0}, {cancel ? kle_event_fd(cancel) : -1, POLLIN, 0}};
         int64_t ms = remaining_ms(deadline_ns);

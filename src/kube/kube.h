@@ -24,8 +24,8 @@ int kle_kube__buf_set(kle_kube__buf *buf, const char *data, size_t len);
 typedef struct kle_kube__exec {
     char *api_version;
     char *command;
-    char **args;  /* NULL-terminated */
-    char **env;   /* NULL-terminated "NAME=value" */
+    char **args; /* NULL-terminated */
+    char **env;  /* NULL-terminated "NAME=value" */
     char *install_hint;
     int provide_cluster_info;
     int interactive_always; /* interactiveMode: Always */
@@ -33,13 +33,13 @@ typedef struct kle_kube__exec {
 
 /* A resolved connection configuration: one cluster, one user. */
 typedef struct kle_kube__config {
-    char *origin;      /* "kubeconfig /path" or "in-cluster config" for messages */
-    char *context;     /* context name, or NULL */
-    char *cluster;     /* cluster name, or NULL */
-    char *user;        /* user name, or NULL */
-    char *server;      /* without trailing '/' */
-    char *namespace_;  /* never NULL after loading */
-    kle_kube__buf ca;  /* PEM; empty when system CAs are used */
+    char *origin;     /* "kubeconfig /path" or "in-cluster config" for messages */
+    char *context;    /* context name, or NULL */
+    char *cluster;    /* cluster name, or NULL */
+    char *user;       /* user name, or NULL */
+    char *server;     /* without trailing '/' */
+    char *namespace_; /* never NULL after loading */
+    kle_kube__buf ca; /* PEM; empty when system CAs are used */
     int insecure;
     char *tls_server_name;
     char *proxy_url;

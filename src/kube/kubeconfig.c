@@ -16,9 +16,9 @@
 #include "kle/sys/errors.h"
 
 #define KUBECONFIG_MAX_BYTES (16u << 20)
-#define CRED_FILE_MAX_BYTES (1u << 20)
-#define YAML_MAX_DEPTH 64
-#define YAML_MAX_NODES 200000
+#define CRED_FILE_MAX_BYTES  (1u << 20)
+#define YAML_MAX_DEPTH       64
+#define YAML_MAX_NODES       200000
 
 static char *xstrdup(const char *s)
 {
@@ -70,8 +70,8 @@ static int yaml_to_json(struct conv *c, yaml_node_t *n, int depth, json_object *
         json_object *arr = json_object_new_array();
         if (!arr)
             return -1;
-        for (yaml_node_item_t *it = n->data.sequence.items.start;
-             it < n->data.sequence.items.top; it++) {
+        for (yaml_node_item_t *it = n->data.sequence.items.start; it < n->data.sequence.items.top;
+             it++) {
             json_object *child;
             if (yaml_to_json(c, yaml_document_get_node(c->doc, *it), depth + 1, &child) != 0) {
                 json_object_put(arr);
@@ -95,8 +95,7 @@ static int yaml_to_json(struct conv *c, yaml_node_t *n, int depth, json_object *
                 return -1;
             }
             json_object *child;
-            if (yaml_to_json(c, yaml_document_get_node(c->doc, p->value), depth + 1, &child) !=
-                0) {
+            if (yaml_to_json(c, yaml_document_get_node(c->doc, p->value), depth + 1, &child) != 0) {
                 json_object_put(obj);
                 return -1;
             }
@@ -206,8 +205,8 @@ static const char *str_field(json_object *obj, const char *key)
     return json_object_is_type(v, json_type_string) ? json_object_get_string(v) : NULL;
 }
 
-static int load_list(struct loader *l, const struct kfile *f, const char *list,
-                     const char *item, struct entries *es)
+static int load_list(struct loader *l, const struct kfile *f, const char *list, const char *item,
+                     struct entries *es)
 {
     json_object *arr;
     if (!json_object_object_get_ex(f->root, list, &arr) || !arr)
@@ -246,8 +245,7 @@ static int load_file(struct loader *l, const char *path, int missing_ok)
         return kle_error_set(KLE_EKUBECONFIG, "kubeconfig %s: larger than %u bytes", path,
                              KUBECONFIG_MAX_BYTES);
     if (e)
-        return kle_error_set(KLE_EKUBECONFIG, "kubeconfig %s: cannot read: %s", path,
-                             strerror(-e));
+        return kle_error_set(KLE_EKUBECONFIG, "kubeconfig %s: cannot read: %s", path, strerror(-e));
     json_object *root = NULL;
     int rc = parse_yaml(&root, path, text.data, text.len);
     kle_kube__buf_wipe(&text);
@@ -625,7 +623,7 @@ static int resolve_user(kle_kube__config *cfg, const struct entry *e)
 static int resolve(kle_kube__config *cfg, struct loader *l, const char *override)
 {
     const char *name = override && *override ? override : l->current_context;
-    const char *where = override && *override ? l->all_paths
+    const char *where = override && *override     ? l->all_paths
                         : l->current_context_file ? l->current_context_file->path
                                                   : l->all_paths;
     if (!name)
@@ -664,8 +662,7 @@ static int resolve(kle_kube__config *cfg, struct loader *l, const char *override
     cfg->namespace_ = strdup(ns ? ns : "default");
     size_t n = strlen(ctx->file->path) + 16;
     cfg->origin = malloc(n);
-    if (!cfg->context || !cfg->cluster || (user && !cfg->user) || !cfg->namespace_ ||
-        !cfg->origin)
+    if (!cfg->context || !cfg->cluster || (user && !cfg->user) || !cfg->namespace_ || !cfg->origin)
         return kle_error_set(KLE_ENOMEM, "out of memory");
     snprintf(cfg->origin, n, "kubeconfig %s", ctx->file->path);
     if ((rc = resolve_cluster(cfg, ce)))
@@ -798,8 +795,8 @@ int kle_kube__config_in_cluster(kle_kube__config **out, const char *host, const 
     snprintf(path, sizeof(path), "%s/token", sa_dir);
     if ((e = kle_kube__read_file(&b, path, CRED_FILE_MAX_BYTES))) {
         kle_kube__config_free(cfg);
-        return kle_error_set(KLE_EKUBECONFIG, "in-cluster config: token %s: cannot read: %s",
-                             path, strerror(-e));
+        return kle_error_set(KLE_EKUBECONFIG, "in-cluster config: token %s: cannot read: %s", path,
+                             strerror(-e));
     }
     kle_kube__buf_wipe(&b);
     if (!(cfg->token_file = strdup(path)))

@@ -56,7 +56,7 @@ static int request_opts(kle_request_opts *o, const kle_lock_ctx *ctx, object_loc
     if (ctx->timeout_ns <= 0)
         return kle_error_set(KLE_ETIMEOUT, "%s %s %s: no time left", verb, l->kind->resource,
                              l->description);
-    o->timeout_ms = (ctx->timeout_ns + KLE_NS_PER_MS - 1) / KLE_NS_PER_MS;
+    o->timeout_ns = ctx->timeout_ns;
     o->cancel = ctx->cancel;
     return 0;
 }
@@ -162,7 +162,7 @@ static int ol_get(kle_lock_result *out, kle_lock *self, const kle_lock_ctx *ctx)
     json_object *obj = NULL;
     int rc = request_opts(&o, ctx, l, "get");
     if (rc == 0)
-        rc = kle_client_get(l->client, &obj, l->path, &o);
+        rc = kle_client_get(&obj, l->client, l->path, &o);
     if (rc < 0)
         return rc;
     rc = read_record(out, l, obj);
@@ -190,7 +190,7 @@ static int ol_create(kle_lock *self, const kle_record *record, const kle_lock_ct
     json_object *created = NULL;
     rc = write_record(l, obj, record);
     if (rc == 0)
-        rc = kle_client_create(l->client, &created, l->collection, obj, &o);
+        rc = kle_client_create(&created, l->client, l->collection, obj, &o);
     json_object_put(obj);
     if (rc < 0)
         return rc;
@@ -220,7 +220,7 @@ static int ol_update(kle_lock *self, const kle_record *record, const kle_lock_ct
     json_object *updated = NULL;
     rc = write_record(l, copy, record);
     if (rc == 0)
-        rc = kle_client_update(l->client, &updated, l->path, copy, &o);
+        rc = kle_client_update(&updated, l->client, l->path, copy, &o);
     json_object_put(copy);
     if (rc < 0)
         return rc;
@@ -280,7 +280,7 @@ static int ol_record_event(kle_lock *self, const char *message, const kle_lock_c
     json_object_object_add(ev, "type", json_object_new_string("Normal"));
     json_object_object_add(ev, "reportingComponent", json_object_new_string(l->event_component));
     json_object_object_add(ev, "reportingInstance", json_object_new_string(l->identity));
-    rc = kle_client_create(l->client, NULL, l->events_path, ev, &o);
+    rc = kle_client_create(NULL, l->client, l->events_path, ev, &o);
     json_object_put(ev);
     return rc;
 }

@@ -23,8 +23,11 @@ KLE_BEGIN_DECLS
  * simulation; libkle calls them around every thread it starts (NULL: none).
  */
 struct kle_clock {
+    /** KLE_CLOCK_VERSION. */
     unsigned int version;
+    /** Monotonic time in nanoseconds, for every deadline and expiry. */
     int64_t (*monotonic_ns)(kle_clock *self);
+    /** Wall time in nanoseconds since the Unix epoch, for record timestamps. */
     int64_t (*wall_ns)(kle_clock *self);
     /** As kle_clock_wait(). */
     int (*wait)(kle_clock *self, kle_event *event, int64_t deadline_ns);

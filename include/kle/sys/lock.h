@@ -20,7 +20,9 @@ KLE_BEGIN_DECLS
 /** Version of struct kle_lock this header describes. */
 #define KLE_LOCK_VERSION 1
 
+/** The lock vtable; a backend embeds it as its first member. */
 struct kle_lock {
+    /** KLE_LOCK_VERSION. */
     unsigned int version;
     /**
      * Reads the record into @p out (record, raw bytes, resourceVersion when

@@ -2,26 +2,13 @@
 
 #include <curl/curl.h>
 #include <errno.h>
-#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
-#include <time.h>
-#include <unistd.h>
 
-#ifndef KLE_APISERVER_BIN
-#error KLE_APISERVER_BIN must name the kle-apiserver binary
-#endif
-
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
+#include "kube/kube.h"
 
 void kube_write_file(const char *path, int exec, const char *fmt, ...)
 {
@@ -43,110 +30,52 @@ void kube_write_file(const char *path, int exec, const char *fmt, ...)
         abort();
 }
 
-static void env_value(const char *text, const char *key, char *out, size_t size)
-{
-    char k[32];
-    snprintf(k, sizeof(k), "%s=", key);
-    const char *p = strstr(text, k);
-    out[0] = '\0';
-    if (!p)
-        return;
-    p += strlen(k);
-    size_t n = strcspn(p, "\n");
-    snprintf(out, size, "%.*s", (int)n, p);
-}
-
 int kube_server_start(kube_server *s, const char *dir, const char *const *extra)
 {
-    char env_path[400], *argv[64];
-    char bufs[32][400];
+    static char bufs[32][400];
+    const char *args[33];
     int n = 0;
 
     memset(s, 0, sizeof(*s));
     snprintf(s->dir, sizeof(s->dir), "%s", dir);
-    snprintf(env_path, sizeof(env_path), "%s/server.env", dir);
-    snprintf(s->kubeconfig, sizeof(s->kubeconfig), "%s/admin.kubeconfig", dir);
-    unlink(env_path);
-    unlink(s->kubeconfig);
-    argv[n++] = (char *)KLE_APISERVER_BIN;
-    argv[n++] = (char *)"--listen";
-    argv[n++] = (char *)"127.0.0.1:0";
-    argv[n++] = (char *)"--admin-listen";
-    argv[n++] = (char *)"127.0.0.1:0";
-    argv[n++] = (char *)"--write-env";
-    argv[n++] = env_path;
-    argv[n++] = (char *)"--write-kubeconfig";
-    argv[n++] = s->kubeconfig;
-    for (int i = 0; extra && extra[i] && n < 60; i++) {
+    for (int i = 0; extra && extra[i] && n < 32; i++) {
         const char *at = strchr(extra[i], '@');
         if (at)
-            snprintf(bufs[i], sizeof(bufs[i]), "%.*s%s%s", (int)(at - extra[i]), extra[i], dir,
+            snprintf(bufs[n], sizeof(bufs[n]), "%.*s%s%s", (int)(at - extra[i]), extra[i], dir,
                      at + 1);
         else
-            snprintf(bufs[i], sizeof(bufs[i]), "%s", extra[i]);
-        argv[n++] = bufs[i];
+            snprintf(bufs[n], sizeof(bufs[n]), "%s", extra[i]);
+        args[n] = bufs[n];
+        n++;
     }
-    argv[n] = NULL;
-    s->pid = fork();
-    if (s->pid < 0)
+    args[n] = NULL;
+    if (kle_test_apiserver_start(&s->h, args) != 0)
         return -1;
-    if (s->pid == 0) {
-        execv(argv[0], argv);
-        _exit(127);
-    }
-    /* The kubeconfig is written once the server accepts connections. */
-    int64_t deadline = now_ms() + 20000;
-    struct stat st;
-    while (stat(s->kubeconfig, &st) != 0) {
-        int status;
-        if (waitpid(s->pid, &status, WNOHANG) == s->pid) {
-            s->pid = 0;
-            fprintf(stderr, "kle-apiserver exited early\n");
-            return -1;
-        }
-        if (now_ms() > deadline) {
-            kube_server_stop(s);
-            return -1;
-        }
-        struct timespec ts = {0, 5000000};
-        nanosleep(&ts, NULL);
-    }
-    FILE *f = fopen(env_path, "r");
-    if (!f)
-        return -1;
-    char text[8192];
-    size_t len = fread(text, 1, sizeof(text) - 1, f);
-    fclose(f);
-    text[len] = '\0';
-    env_value(text, "SERVER", s->server, sizeof(s->server));
-    env_value(text, "ADMIN", s->admin, sizeof(s->admin));
-    env_value(text, "TOKEN", s->token, sizeof(s->token));
-    env_value(text, "CA_DATA", s->ca_data, sizeof(s->ca_data));
+    snprintf(s->server, sizeof(s->server), "%s", s->h.url);
+    snprintf(s->admin, sizeof(s->admin), "%s", s->h.admin_url);
+    snprintf(s->token, sizeof(s->token), "%s", s->h.token);
+    snprintf(s->kubeconfig, sizeof(s->kubeconfig), "%s", s->h.kubeconfig);
     const char *colon = strrchr(s->server, ':');
     snprintf(s->port, sizeof(s->port), "%s", colon ? colon + 1 : "");
-    return s->server[0] && s->token[0] ? 0 : -1;
+    kle_kube__buf pem = {0}, b64 = {0};
+    if (kle_kube__read_file(&pem, s->h.ca_path, 1u << 20) != 0 ||
+        kle_kube__base64_encode(&b64, (const unsigned char *)pem.data, pem.len) != 0 ||
+        b64.len >= sizeof(s->ca_data)) {
+        kle_kube__buf_free(&pem);
+        kle_kube__buf_free(&b64);
+        kube_server_stop(s);
+        return -1;
+    }
+    memcpy(s->ca_data, b64.data, b64.len + 1);
+    kle_kube__buf_free(&pem);
+    kle_kube__buf_free(&b64);
+    return 0;
 }
 
 void kube_server_stop(kube_server *s)
 {
-    if (s->pid > 0) {
-        kill(s->pid, SIGTERM);
-        int64_t deadline = now_ms() + 5000;
-        for (;;) {
-            int status;
-            pid_t w = waitpid(s->pid, &status, WNOHANG);
-            if (w == s->pid || (w < 0 && errno != EINTR))
-                break;
-            if (now_ms() > deadline) {
-                kill(s->pid, SIGKILL);
-                waitpid(s->pid, &status, 0);
-                break;
-            }
-            struct timespec ts = {0, 5000000};
-            nanosleep(&ts, NULL);
-        }
-        s->pid = 0;
-    }
+    if (s->h.pid > 0)
+        kle_test_apiserver_stop(&s->h);
 }
 
 static size_t discard(char *p, size_t size, size_t n, void *ud)
@@ -154,8 +83,7 @@ static size_t discard(char *p, size_t size, size_t n, void *ud)
     return size * n;
 }
 
-long kube_server_admin(const kube_server *s, const char *method, const char *path,
-                       const char *body)
+long kube_server_admin(const kube_server *s, const char *method, const char *path, const char *body)
 {
     char url[300];
     long code = 0;
@@ -168,9 +96,9 @@ long kube_server_admin(const kube_server *s, const char *method, const char *pat
     curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, discard);
     curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, 5000L);
     curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-    if (body) {
+    curl_easy_setopt(h, CURLOPT_NOPROXY, "*");
+    if (body)
         curl_easy_setopt(h, CURLOPT_POSTFIELDS, body);
-    }
     if (curl_easy_perform(h) == CURLE_OK)
         curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &code);
     curl_slist_free_all(hl);

@@ -4,20 +4,22 @@
 
 #include <sys/types.h>
 
+#include "support/apiserver.h"
+
 typedef struct kube_server {
-    pid_t pid;
-    char dir[256];        /* temporary directory, removed by kube_server_stop */
+    kle_test_apiserver h; /* the shared harness (tests/support/apiserver.c) */
+    char dir[256];        /* the test's directory, for "@" in flags */
     char server[128];     /* https://127.0.0.1:PORT */
     char port[16];
     char admin[128];      /* http://127.0.0.1:PORT of the admin listener */
     char token[128];      /* admin token */
     char ca_data[4096];   /* base64 CA of the server */
-    char kubeconfig[300]; /* admin kubeconfig written by the server */
+    char kubeconfig[320]; /* admin kubeconfig written by the server */
 } kube_server;
 
-/* Starts a server on a free loopback port with the extra flags (NULL-
- * terminated; "@" in them is replaced by the server's directory). Files
- * the flags name can be written into dir first: pass a prepared dir. */
+/* Starts a server on a free loopback port through the shared harness with
+ * the extra flags (NULL-terminated; "@" in them is replaced by dir, where
+ * the files they name were written first). */
 int kube_server_start(kube_server *s, const char *dir, const char *const *extra);
 void kube_server_stop(kube_server *s);
 

@@ -162,9 +162,15 @@ static int setup(void **state)
     kube_write_file(p, 0,
                     "{\"rules\":[{\"subjects\":[\"user:limited-user\"],\"verbs\":[\"get\"],"
                     "\"apiGroups\":[\"\"],\"resources\":[\"configmaps\"]}]}\n");
-    static const char *const flags[] = {"--token-file", "@/tokens.csv", "--authz-file",
-                                        "@/authz.json", "--client-ca",  "@/cca.crt",
-                                        "--watch-history", "8", NULL};
+    static const char *const flags[] = {"--token-file",
+                                        "@/tokens.csv",
+                                        "--authz-file",
+                                        "@/authz.json",
+                                        "--client-ca",
+                                        "@/cca.crt",
+                                        "--watch-history",
+                                        "8",
+                                        NULL};
     if (kube_server_start(&srv, dir, flags) != 0)
         fail_msg("kle-apiserver did not start");
     kle_log_set_handler(capture_log, NULL);
@@ -196,7 +202,7 @@ static void test_client__crud_with_token(void **state)
     assert_non_null(strstr(kle_client_user_agent(c), " (linux/"));
 
     json_object *body = configmap("crud", "one"), *out = NULL;
-    assert_int_equal(kle_client_create(c, &out, CM, body, NULL), 0);
+    assert_int_equal(kle_client_create(&out, c, CM, body, NULL), 0);
     assert_string_equal(data_v(out), "one");
     char rv1[64];
     snprintf(rv1, sizeof(rv1), "%s", rv_of(out));
@@ -206,7 +212,7 @@ static void test_client__crud_with_token(void **state)
     kle_request_opts ro = KLE_REQUEST_OPTS_INIT;
     json_object *status = NULL;
     ro.status = &status;
-    assert_int_equal(kle_client_create(c, &out, CM, body, &ro), KLE_EEXISTS);
+    assert_int_equal(kle_client_create(&out, c, CM, body, &ro), KLE_EEXISTS);
     assert_null(out);
     assert_int_equal(kle_error_last()->http_status, 409);
     assert_string_equal(kle_error_last()->reason, "AlreadyExists");
@@ -220,16 +226,16 @@ static void test_client__crud_with_token(void **state)
     json_object_put(body);
 
     /* Update with the current resourceVersion, then with a stale one. */
-    assert_int_equal(kle_client_get(c, &out, CM "/crud", NULL), 0);
+    assert_int_equal(kle_client_get(&out, c, CM "/crud", NULL), 0);
     json_object *d;
     json_object_object_get_ex(out, "data", &d);
     json_object_object_add(d, "v", json_object_new_string("two"));
     json_object *updated = NULL;
-    assert_int_equal(kle_client_update(c, &updated, CM "/crud", out, NULL), 0);
+    assert_int_equal(kle_client_update(&updated, c, CM "/crud", out, NULL), 0);
     assert_string_equal(data_v(updated), "two");
     assert_string_not_equal(rv_of(updated), rv1);
     json_object_put(updated);
-    assert_int_equal(kle_client_update(c, NULL, CM "/crud", out, NULL), KLE_ECONFLICT);
+    assert_int_equal(kle_client_update(NULL, c, CM "/crud", out, NULL), KLE_ECONFLICT);
     assert_string_equal(kle_error_last()->reason, "Conflict");
     assert_int_equal(kle_error_last()->http_status, 409);
     assert_non_null(strstr(kle_error_last()->message, "PUT " CM "/crud: 409 Conflict: "));
@@ -238,21 +244,21 @@ static void test_client__crud_with_token(void **state)
 
     /* Patch (merge and strategic merge). */
     json_object *patch = json_tokener_parse("{\"data\":{\"v\":\"three\"}}");
-    assert_int_equal(kle_client_patch(c, &out, CM "/crud", KLE_PATCH_MERGE, patch, NULL), 0);
+    assert_int_equal(kle_client_patch(&out, c, CM "/crud", KLE_PATCH_MERGE, patch, NULL), 0);
     assert_string_equal(data_v(out), "three");
     json_object_put(out);
     json_object_put(patch);
     patch = json_tokener_parse("{\"data\":{\"w\":\"x\"}}");
-    assert_int_equal(kle_client_patch(c, NULL, CM "/crud", KLE_PATCH_STRATEGIC, patch, NULL), 0);
+    assert_int_equal(kle_client_patch(NULL, c, CM "/crud", KLE_PATCH_STRATEGIC, patch, NULL), 0);
     json_object_put(patch);
 
     /* Delete, then NotFound. */
-    assert_int_equal(kle_client_delete(c, NULL, CM "/crud", NULL), 0);
-    assert_int_equal(kle_client_get(c, &out, CM "/crud", NULL), KLE_ENOTFOUND);
+    assert_int_equal(kle_client_delete(NULL, c, CM "/crud", NULL), 0);
+    assert_int_equal(kle_client_get(&out, c, CM "/crud", NULL), KLE_ENOTFOUND);
     assert_null(out);
     assert_string_equal(kle_error_last()->message,
                         "GET " CM "/crud: 404 NotFound: configmaps \"crud\" not found");
-    assert_int_equal(kle_client_delete(c, NULL, CM "/crud", NULL), KLE_ENOTFOUND);
+    assert_int_equal(kle_client_delete(NULL, c, CM "/crud", NULL), KLE_ENOTFOUND);
 
     /* Every request above (several verbs, errors included) went over one
      * kept-alive connection. */
@@ -269,12 +275,12 @@ static void test_client__error_mapping(void **state)
     kle_client *c = client_for("token.kubeconfig", NULL);
     json_object *out = NULL;
 
-    assert_int_equal(kle_client_get(bad, &out, CM, NULL), KLE_EUNAUTHORIZED);
+    assert_int_equal(kle_client_get(&out, bad, CM, NULL), KLE_EUNAUTHORIZED);
     assert_int_equal(kle_error_last()->http_status, 401);
     assert_string_equal(kle_error_last()->message, "GET " CM ": 401 Unauthorized: Unauthorized");
 
     json_object *body = configmap("forbidden", "x");
-    assert_int_equal(kle_client_create(lim, NULL, CM, body, NULL), KLE_EFORBIDDEN);
+    assert_int_equal(kle_client_create(NULL, lim, CM, body, NULL), KLE_EFORBIDDEN);
     assert_int_equal(kle_error_last()->http_status, 403);
     assert_string_equal(kle_error_last()->reason, "Forbidden");
     assert_non_null(strstr(kle_error_last()->message, "POST " CM ": 403 Forbidden: "));
@@ -283,7 +289,7 @@ static void test_client__error_mapping(void **state)
 
     /* 422 Invalid carries the causes. */
     body = configmap("Not_A_Valid_Name", "x");
-    assert_int_equal(kle_client_create(c, NULL, CM, body, NULL), KLE_EINVALID);
+    assert_int_equal(kle_client_create(NULL, c, CM, body, NULL), KLE_EINVALID);
     assert_int_equal(kle_error_last()->http_status, 422);
     assert_string_equal(kle_error_last()->reason, "Invalid");
     assert_non_null(strstr(kle_error_last()->message, "(metadata.name: Invalid value"));
@@ -296,22 +302,25 @@ static void test_client__error_mapping(void **state)
     int n = snprintf(text, 200, "{\"metadata\":{\"name\":\"big\"},\"data\":{\"v\":\"");
     memset(text + n, 'a', big);
     snprintf(text + n + big, 10, "\"}}");
-    int rc413 = kle_client_request(c, NULL, "POST", CM, "application/json", text, strlen(text), NULL);
+    int rc413 =
+        kle_client_request(NULL, c, "POST", CM, "application/json", text, strlen(text), NULL);
     if (rc413 != KLE_ETOOLARGE)
         fail_msg("413: got %d %s", rc413, kle_error_last()->message);
-    assert_int_equal(kle_client_request(c, NULL, "POST", CM, "application/json", text,
-                                        strlen(text), NULL),
-                     KLE_ETOOLARGE);
+    assert_int_equal(
+        kle_client_request(NULL, c, "POST", CM, "application/json", text, strlen(text), NULL),
+        KLE_ETOOLARGE);
     assert_string_equal(kle_error_last()->reason, "RequestEntityTooLarge");
     assert_int_equal(kle_error_last()->http_status, 413);
     free(text);
 
     /* Injected 429 with Retry-After, then the 5xx family. */
     assert_true(kube_server_admin(&srv, "POST", "/faults",
-                                       "{\"verb\":\"get\",\"resource\":\"configmaps\","
-                                       "\"name\":\"throttled\",\"error\":429,"
-                                       "\"retryAfterSeconds\":7}") / 100 == 2);
-    assert_int_equal(kle_client_get(c, &out, CM "/throttled", NULL), KLE_ETOOMANYREQUESTS);
+                                  "{\"verb\":\"get\",\"resource\":\"configmaps\","
+                                  "\"name\":\"throttled\",\"error\":429,"
+                                  "\"retryAfterSeconds\":7}") /
+                    100 ==
+                2);
+    assert_int_equal(kle_client_get(&out, c, CM "/throttled", NULL), KLE_ETOOMANYREQUESTS);
     assert_int_equal(kle_error_last()->http_status, 429);
     assert_int_equal(kle_error_last()->retry_after_seconds, 7);
     assert_string_equal(kle_error_last()->reason, "TooManyRequests");
@@ -324,24 +333,24 @@ static void test_client__error_mapping(void **state)
                  codes[i], codes[i]);
         assert_true(kube_server_admin(&srv, "POST", "/faults", f) / 100 == 2);
         snprintf(path, sizeof(path), CM "/e%d", codes[i]);
-        assert_int_equal(kle_client_get(c, &out, path, NULL), KLE_ESERVER);
+        assert_int_equal(kle_client_get(&out, c, path, NULL), KLE_ESERVER);
         assert_int_equal(kle_error_last()->http_status, codes[i]);
         assert_string_equal(kle_error_last()->reason, reasons[i]);
         assert_non_null(strstr(kle_error_last()->message, path));
     }
     /* A response cut off in the middle is a transport error. */
     body = configmap("cut", "x");
-    assert_int_equal(kle_client_create(c, NULL, CM, body, NULL), 0);
+    assert_int_equal(kle_client_create(NULL, c, CM, body, NULL), 0);
     json_object_put(body);
     assert_true(kube_server_admin(&srv, "POST", "/faults",
                                   "{\"verb\":\"get\",\"name\":\"cut\",\"closeMidResponse\":true}") /
                     100 ==
                 2);
-    assert_int_equal(kle_client_get(c, &out, CM "/cut", NULL), KLE_ETRANSPORT);
+    assert_int_equal(kle_client_get(&out, c, CM "/cut", NULL), KLE_ETRANSPORT);
     assert_non_null(strstr(kle_error_last()->message, "GET " CM "/cut: "));
     assert_null(out);
     assert_true(kube_server_admin(&srv, "DELETE", "/faults", NULL) / 100 == 2);
-    assert_int_equal(kle_client_delete(c, NULL, CM "/cut", NULL), 0);
+    assert_int_equal(kle_client_delete(NULL, c, CM "/cut", NULL), 0);
 
     /* A connection refused is a transport error naming the request. */
     char refused[400];
@@ -351,7 +360,7 @@ static void test_client__error_mapping(void **state)
                     "    server: https://127.0.0.1:1\ncontexts:\n- name: t\n"
                     "  context: {cluster: c}\n");
     kle_client *rc = client_for("refused.kubeconfig", NULL);
-    assert_int_equal(kle_client_get(rc, &out, CM, NULL), KLE_ETRANSPORT);
+    assert_int_equal(kle_client_get(&out, rc, CM, NULL), KLE_ETRANSPORT);
     assert_non_null(strstr(kle_error_last()->message, "GET " CM ": "));
     kle_client_free(rc);
 
@@ -370,18 +379,18 @@ static void test_client__response_cap(void **state)
     memset(value, 'x', sizeof(value) - 1);
     value[sizeof(value) - 1] = '\0';
     json_object *body = configmap("large", value);
-    assert_int_equal(kle_client_create(c, NULL, CM, body, NULL), 0);
+    assert_int_equal(kle_client_create(NULL, c, CM, body, NULL), 0);
     json_object_put(body);
     json_object *out = NULL;
-    assert_int_equal(kle_client_get(small, &out, CM "/large", NULL), KLE_ETOOLARGE);
+    assert_int_equal(kle_client_get(&out, small, CM "/large", NULL), KLE_ETOOLARGE);
     assert_string_equal(kle_error_last()->message,
                         "GET " CM "/large: the response is larger than the client's limit of "
                         "2048 bytes");
     assert_null(out);
     /* The handle stays usable. */
-    assert_int_equal(kle_client_get(small, &out, "/api/v1/namespaces/default", NULL), 0);
+    assert_int_equal(kle_client_get(&out, small, "/api/v1/namespaces/default", NULL), 0);
     json_object_put(out);
-    assert_int_equal(kle_client_delete(c, NULL, CM "/large", NULL), 0);
+    assert_int_equal(kle_client_delete(NULL, c, CM "/large", NULL), 0);
     kle_client_free(small);
     kle_client_free(c);
 }
@@ -398,38 +407,38 @@ static void test_client__token_file_rotated_while_running(void **state)
     json_object *body = configmap("rotated", "x"), *out = NULL;
 
     /* The limited user may not create. */
-    assert_int_equal(kle_client_create(c, NULL, CM, body, NULL), KLE_EFORBIDDEN);
+    assert_int_equal(kle_client_create(NULL, c, CM, body, NULL), KLE_EFORBIDDEN);
     /* Rotated to a more powerful token: within the refresh period (60 s)
      * the cached token is still used, as client-go does. */
     kube_write_file(tf, 0, "ok-token-0123456789\n");
-    assert_int_equal(kle_client_create(c, NULL, CM, body, NULL), KLE_EFORBIDDEN);
+    assert_int_equal(kle_client_create(NULL, c, CM, body, NULL), KLE_EFORBIDDEN);
     kle_client_free(c);
 
     /* With a short refresh period the new token is picked up. */
     kle_client_opts o = KLE_CLIENT_OPTS_INIT;
-    o.token_file_refresh_ms = 100;
+    o.token_file_refresh_ns = 100 * KLE_NS_PER_MS;
     kube_write_file(tf, 0, "limited-token-0123456789\n");
     c = client_for("tokenfile.kubeconfig", &o);
-    assert_int_equal(kle_client_create(c, NULL, CM, body, NULL), KLE_EFORBIDDEN);
+    assert_int_equal(kle_client_create(NULL, c, CM, body, NULL), KLE_EFORBIDDEN);
     kube_write_file(tf, 0, "ok-token-0123456789\n");
     int64_t deadline = now_ms() + 5000;
     int rc;
-    while ((rc = kle_client_create(c, NULL, CM, body, NULL)) == KLE_EFORBIDDEN &&
+    while ((rc = kle_client_create(NULL, c, CM, body, NULL)) == KLE_EFORBIDDEN &&
            now_ms() < deadline) {
         struct timespec ts = {0, 20000000};
         nanosleep(&ts, NULL);
     }
     assert_int_equal(rc, 0);
-    assert_int_equal(kle_client_delete(c, NULL, CM "/rotated", NULL), 0);
+    assert_int_equal(kle_client_delete(NULL, c, CM "/rotated", NULL), 0);
     kle_client_free(c);
 
     /* A revoked token (401) makes the client re-read a changed file at
      * once and retry. */
     kube_write_file(tf, 0, "revoked-token\n");
     c = client_for("tokenfile.kubeconfig", NULL);
-    assert_int_equal(kle_client_get(c, &out, CM, NULL), KLE_EUNAUTHORIZED);
+    assert_int_equal(kle_client_get(&out, c, CM, NULL), KLE_EUNAUTHORIZED);
     kube_write_file(tf, 0, "ok-token-0123456789\n");
-    assert_int_equal(kle_client_get(c, &out, CM, NULL), 0);
+    assert_int_equal(kle_client_get(&out, c, CM, NULL), 0);
     json_object_put(out);
     kle_client_free(c);
     json_object_put(body);
@@ -442,7 +451,7 @@ static void test_client__client_certificate(void **state)
                "    client-certificate: user.crt\n    client-key: user.key\n", NULL, NULL);
     kle_client *c = client_for("cert-files.kubeconfig", NULL);
     json_object *out = NULL;
-    assert_int_equal(kle_client_get(c, &out, CM, NULL), 0);
+    assert_int_equal(kle_client_get(&out, c, CM, NULL), 0);
     json_object_put(out);
     kle_client_free(c);
 
@@ -460,14 +469,14 @@ static void test_client__client_certificate(void **state)
     kubeconfig("cert-data.kubeconfig", user, NULL, NULL);
     free(user);
     c = client_for("cert-data.kubeconfig", NULL);
-    assert_int_equal(kle_client_get(c, &out, CM, NULL), 0);
+    assert_int_equal(kle_client_get(&out, c, CM, NULL), 0);
     json_object_put(out);
     kle_client_free(c);
 
     /* Without a certificate or token: 401. */
     kubeconfig("anonymous.kubeconfig", NULL, NULL, NULL);
     c = client_for("anonymous.kubeconfig", NULL);
-    assert_int_equal(kle_client_get(c, &out, CM, NULL), KLE_EUNAUTHORIZED);
+    assert_int_equal(kle_client_get(&out, c, CM, NULL), KLE_EUNAUTHORIZED);
     kle_client_free(c);
 }
 
@@ -518,11 +527,11 @@ static void test_client__exec_plugin(void **state)
     kle_client *c = client_for("exec.kubeconfig", NULL);
     json_object *out = NULL;
     int before = plugin_runs();
-    assert_int_equal(kle_client_get(c, &out, CM, NULL), 0);
+    assert_int_equal(kle_client_get(&out, c, CM, NULL), 0);
     json_object_put(out);
     assert_int_equal(plugin_runs(), before + 1);
     /* Cached until expiry. */
-    assert_int_equal(kle_client_get(c, &out, CM, NULL), 0);
+    assert_int_equal(kle_client_get(&out, c, CM, NULL), 0);
     json_object_put(out);
     assert_int_equal(plugin_runs(), before + 1);
 
@@ -550,11 +559,11 @@ static void test_client__exec_plugin(void **state)
     kube_write_file(p, 0, "revoked-token");
     c = client_for("exec.kubeconfig", NULL);
     before = plugin_runs();
-    assert_int_equal(kle_client_get(c, &out, CM, NULL), KLE_EUNAUTHORIZED);
+    assert_int_equal(kle_client_get(&out, c, CM, NULL), KLE_EUNAUTHORIZED);
     /* First run, then one re-run after the 401. */
     assert_int_equal(plugin_runs(), before + 2);
     kube_write_file(p, 0, "ok-token-0123456789");
-    assert_int_equal(kle_client_get(c, &out, CM, NULL), 0);
+    assert_int_equal(kle_client_get(&out, c, CM, NULL), 0);
     json_object_put(out);
     assert_int_equal(plugin_runs(), before + 3);
 
@@ -563,9 +572,9 @@ static void test_client__exec_plugin(void **state)
     write_timestamp("plugin-exp", -10);
     c = client_for("exec.kubeconfig", NULL);
     before = plugin_runs();
-    assert_int_equal(kle_client_get(c, &out, CM, NULL), 0);
+    assert_int_equal(kle_client_get(&out, c, CM, NULL), 0);
     json_object_put(out);
-    assert_int_equal(kle_client_get(c, &out, CM, NULL), 0);
+    assert_int_equal(kle_client_get(&out, c, CM, NULL), 0);
     json_object_put(out);
     assert_int_equal(plugin_runs(), before + 2);
     kle_client_free(c);
@@ -583,7 +592,7 @@ static void test_client__exec_plugin(void **state)
                "      command: ./cert-plugin.sh\n",
                NULL, NULL);
     c = client_for("cert-plugin.kubeconfig", NULL);
-    if (kle_client_get(c, &out, CM, NULL) != 0)
+    if (kle_client_get(&out, c, CM, NULL) != 0)
         fail_msg("exec client certificate: %s", kle_error_last()->message);
     json_object_put(out);
     kle_client_free(c);
@@ -596,9 +605,100 @@ static void test_client__exec_plugin(void **state)
                "      command: ./failing.sh\n",
                NULL, NULL);
     c = client_for("failing.kubeconfig", NULL);
-    assert_int_equal(kle_client_get(c, &out, CM, NULL), KLE_EAUTH);
+    assert_int_equal(kle_client_get(&out, c, CM, NULL), KLE_EAUTH);
     assert_non_null(strstr(kle_error_last()->message, "GET " CM ": "));
     assert_non_null(strstr(kle_error_last()->message, "failing.sh\" exited with status 4"));
+    kle_client_free(c);
+}
+
+struct canceller {
+    kle_event *ev;
+    int delay_ms;
+    int64_t set_at_ms;
+};
+
+static void *cancel_later(void *arg)
+{
+    struct canceller *k = arg;
+    struct timespec ts = {k->delay_ms / 1000, (long)(k->delay_ms % 1000) * 1000000};
+    nanosleep(&ts, NULL);
+    k->set_at_ms = now_ms();
+    kle_event_set(k->ev);
+    return NULL;
+}
+
+struct slow_get {
+    kle_client *c;
+    int rc;
+};
+
+static void *slow_get(void *arg)
+{
+    struct slow_get *g = arg;
+    json_object *out = NULL;
+    kle_request_opts ro = KLE_REQUEST_OPTS_INIT;
+    ro.timeout_ns = 10000 * KLE_NS_PER_MS;
+    g->rc = kle_client_get(&out, g->c, CM, &ro);
+    json_object_put(out);
+    return NULL;
+}
+
+static int never_cb(kle_watch_event_type type, json_object *obj, void *data)
+{
+    return 0;
+}
+
+static void test_client__cancel_while_a_plugin_runs_elsewhere(void **state)
+{
+    /* One thread's request runs a slow exec plugin; a watch and a request
+     * on other threads wait for the credential, yet their cancel and
+     * timeout still hold. */
+    char p[400];
+    snprintf(p, sizeof(p), "%s/slow-plugin.sh", dir);
+    kube_write_file(
+        p, 1,
+        "#!/bin/sh\nsleep 2\necho '{\"apiVersion\":\"client.authentication.k8s.io/v1\","
+        "\"kind\":\"ExecCredential\",\"status\":{\"token\":\"ok-token-0123456789\"}}'\n");
+    kubeconfig("slow-plugin.kubeconfig",
+               "    exec:\n      apiVersion: client.authentication.k8s.io/v1\n"
+               "      command: ./slow-plugin.sh\n",
+               NULL, NULL);
+    kle_client *c = client_for("slow-plugin.kubeconfig", NULL);
+    struct slow_get g = {c, -1};
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, slow_get, &g), 0);
+    /* Give the first thread a head start so that it is likely the one
+     * running the plugin; every assertion below holds in any order. */
+    struct timespec pause = {0, 100 * 1000000};
+    nanosleep(&pause, NULL);
+
+    kle_event *ev;
+    assert_int_equal(kle_event_new(&ev), 0);
+    struct canceller k = {ev, 200, 0};
+    pthread_t ct;
+    assert_int_equal(pthread_create(&ct, NULL, cancel_later, &k), 0);
+    kle_watch_opts wo = KLE_WATCH_OPTS_INIT;
+    wo.cancel = ev;
+    assert_int_equal(kle_client_watch(c, CM, &wo, never_cb, NULL), KLE_ECANCELED);
+    int64_t after = now_ms() - k.set_at_ms;
+    pthread_join(ct, NULL);
+    if (after > 100)
+        fail_msg("watch returned %lld ms after cancel", (long long)after);
+
+    kle_request_opts ro = KLE_REQUEST_OPTS_INIT;
+    ro.timeout_ns = 200 * KLE_NS_PER_MS;
+    json_object *out = NULL;
+    int64_t start = now_ms();
+    int rc = kle_client_get(&out, c, "/api/v1/namespaces/default", &ro);
+    int64_t took = now_ms() - start;
+    pthread_join(t, NULL);
+    /* Whether it waited for the plugin or for the connection, its own
+     * budget held. */
+    if (rc != KLE_ETIMEOUT || took > 200 + 150)
+        fail_msg("GET behind the plugin: %d after %lld ms: %s", rc, (long long)took,
+                 kle_error_last()->message);
+    assert_int_equal(g.rc, 0);
+    kle_event_free(ev);
     kle_client_free(c);
 }
 
@@ -614,7 +714,7 @@ static void test_client__tls_verification(void **state)
     kubeconfig("wrong-ca.kubeconfig", "    token: ok-token-0123456789\n", NULL, wrong);
     free(wrong);
     kle_client *c = client_for("wrong-ca.kubeconfig", NULL);
-    assert_int_equal(kle_client_get(c, &out, CM, NULL), KLE_ETRANSPORT);
+    assert_int_equal(kle_client_get(&out, c, CM, NULL), KLE_ETRANSPORT);
     assert_non_null(strstr(kle_error_last()->message, "TLS certificate is not trusted"));
     kle_client_free(c);
 
@@ -622,25 +722,25 @@ static void test_client__tls_verification(void **state)
     kubeconfig("sni-ok.kubeconfig", "    token: ok-token-0123456789\n",
                "    tls-server-name: localhost\n", NULL);
     c = client_for("sni-ok.kubeconfig", NULL);
-    assert_int_equal(kle_client_get(c, &out, CM, NULL), 0);
+    assert_int_equal(kle_client_get(&out, c, CM, NULL), 0);
     json_object_put(out);
     kle_client_free(c);
     kubeconfig("sni-bad.kubeconfig", "    token: ok-token-0123456789\n",
                "    tls-server-name: not-the-server.example\n", NULL);
     c = client_for("sni-bad.kubeconfig", NULL);
-    assert_int_equal(kle_client_get(c, &out, CM, NULL), KLE_ETRANSPORT);
+    assert_int_equal(kle_client_get(&out, c, CM, NULL), KLE_ETRANSPORT);
     kle_client_free(c);
 
     /* insecure-skip-tls-verify only when the kubeconfig says so. */
     kubeconfig("insecure.kubeconfig", "    token: ok-token-0123456789\n",
                "    insecure-skip-tls-verify: true\n", "");
     c = client_for("insecure.kubeconfig", NULL);
-    assert_int_equal(kle_client_get(c, &out, CM, NULL), 0);
+    assert_int_equal(kle_client_get(&out, c, CM, NULL), 0);
     json_object_put(out);
     kle_client_free(c);
     kubeconfig("system-ca.kubeconfig", "    token: ok-token-0123456789\n", NULL, "");
     c = client_for("system-ca.kubeconfig", NULL);
-    assert_int_equal(kle_client_get(c, &out, CM, NULL), KLE_ETRANSPORT);
+    assert_int_equal(kle_client_get(&out, c, CM, NULL), KLE_ETRANSPORT);
     kle_client_free(c);
 }
 
@@ -648,8 +748,8 @@ static void test_client__in_cluster_and_default(void **state)
 {
     char sa[400], p[500], cmd[8192];
     snprintf(sa, sizeof(sa), "%s/serviceaccount", dir);
-    snprintf(cmd, sizeof(cmd), "mkdir -p '%s' && cd '%s' && echo '%s' | base64 -d > ca.crt", sa,
-             sa, srv.ca_data);
+    snprintf(cmd, sizeof(cmd), "mkdir -p '%s' && cd '%s' && echo '%s' | base64 -d > ca.crt", sa, sa,
+             srv.ca_data);
     run(cmd);
     snprintf(p, sizeof(p), "%s/token", sa);
     kube_write_file(p, 0, "ok-token-0123456789\n");
@@ -663,10 +763,14 @@ static void test_client__in_cluster_and_default(void **state)
     assert_int_equal(kle_client_new_default(&c, &o), 0);
     assert_string_equal(kle_client_namespace(c), "kube-system");
     json_object *out = NULL;
-    assert_int_equal(kle_client_get(c, &out, "/api/v1/namespaces/kube-system/configmaps", NULL),
-                     0);
+    assert_int_equal(kle_client_get(&out, c, "/api/v1/namespaces/kube-system/configmaps", NULL), 0);
     json_object_put(out);
     kle_client_free(c);
+    setenv("POD_NAMESPACE", "from-env", 1);
+    assert_int_equal(kle_client_new_in_cluster(&c, &o), 0);
+    assert_string_equal(kle_client_namespace(c), "from-env");
+    kle_client_free(c);
+    unsetenv("POD_NAMESPACE");
     unsetenv("KUBERNETES_SERVICE_HOST");
     unsetenv("KUBERNETES_SERVICE_PORT");
 
@@ -731,7 +835,7 @@ static void test_client__basic_auth_and_headers_on_the_wire(void **state)
     assert_int_equal(pthread_create(&t, NULL, capture_one, &cap), 0);
     kle_client *c = client_for("basic.kubeconfig", NULL);
     json_object *out = NULL;
-    assert_int_equal(kle_client_get(c, &out, "/api/v1/namespaces", NULL), 0);
+    assert_int_equal(kle_client_get(&out, c, "/api/v1/namespaces", NULL), 0);
     assert_string_equal(json_object_get_string(json_object_object_get(out, "a")), "b");
     json_object_put(out);
     pthread_join(t, NULL);
@@ -777,7 +881,7 @@ static void test_client__proxy_url(void **state)
     kubeconfig("proxy.kubeconfig", "    token: ok-token-0123456789\n", proxy, NULL);
     kle_client *c = client_for("proxy.kubeconfig", NULL);
     json_object *out = NULL;
-    int rc = kle_client_get(c, &out, CM, NULL);
+    int rc = kle_client_get(&out, c, CM, NULL);
     json_object_put(out);
     kle_client_free(c);
     kill(pid, SIGTERM);
@@ -809,7 +913,7 @@ static void update_v(kle_client *c, const char *name, const char *v)
     json_object *patch = json_object_new_object(), *d = json_object_new_object();
     json_object_object_add(d, "v", json_object_new_string(v));
     json_object_object_add(patch, "data", d);
-    if (kle_client_patch(c, NULL, path, KLE_PATCH_MERGE, patch, NULL) != 0)
+    if (kle_client_patch(NULL, c, path, KLE_PATCH_MERGE, patch, NULL) != 0)
         fail_msg("patch %s: %s", path, kle_error_last()->message);
     json_object_put(patch);
 }
@@ -840,12 +944,12 @@ static void test_client__watch_resumes_after_a_dropped_stream(void **state)
 {
     kle_client *c = client_for("token.kubeconfig", NULL);
     json_object *body = configmap("watched", "v0");
-    assert_int_equal(kle_client_create(c, NULL, CM, body, NULL), 0);
+    assert_int_equal(kle_client_create(NULL, c, CM, body, NULL), 0);
     json_object_put(body);
     struct watch_state w = {.c = c};
     kle_watch_opts wo = KLE_WATCH_OPTS_INIT;
     wo.field_selector = "metadata.name=watched";
-    wo.timeout_ms = 15000;
+    wo.timeout_ns = 15000 * KLE_NS_PER_MS;
     char last[64] = "";
     wo.last_resource_version = last;
     wo.last_resource_version_size = sizeof(last);
@@ -856,7 +960,7 @@ static void test_client__watch_resumes_after_a_dropped_stream(void **state)
     assert_string_equal(w.last_v, "v2");
     assert_int_equal(w.modified, 2);
     json_object *out = NULL;
-    assert_int_equal(kle_client_get(c, &out, CM "/watched", NULL), 0);
+    assert_int_equal(kle_client_get(&out, c, CM "/watched", NULL), 0);
     assert_string_equal(last, rv_of(out));
     json_object_put(out);
     kle_client_free(c);
@@ -880,7 +984,7 @@ static void test_client__watch_relists_after_410(void **state)
 {
     kle_client *c = client_for("token.kubeconfig", NULL);
     json_object *body = configmap("old-rv", "v0"), *out = NULL;
-    assert_int_equal(kle_client_create(c, &out, CM, body, NULL), 0);
+    assert_int_equal(kle_client_create(&out, c, CM, body, NULL), 0);
     char old_rv[64];
     snprintf(old_rv, sizeof(old_rv), "%s", rv_of(out));
     json_object_put(out);
@@ -895,7 +999,7 @@ static void test_client__watch_relists_after_410(void **state)
     kle_watch_opts wo = KLE_WATCH_OPTS_INIT;
     wo.resource_version = old_rv;
     wo.field_selector = "metadata.name=old-rv";
-    wo.timeout_ms = 10000;
+    wo.timeout_ns = 10000 * KLE_NS_PER_MS;
     assert_int_equal(kle_client_watch(c, CM, &wo, relist_cb, &w), 0);
     assert_int_equal(w.listed, 1);
     assert_int_equal(w.modified, 0);
@@ -912,11 +1016,89 @@ static int error_cb(kle_watch_event_type type, json_object *obj, void *data)
     return 0;
 }
 
+static int negative_cb(kle_watch_event_type type, json_object *obj, void *data)
+{
+    return type == KLE_WATCH_LISTED ? -77 : 0;
+}
+
+struct hammer {
+    kle_client *c;
+    int failures;
+};
+
+static void *hammer_gets(void *arg)
+{
+    struct hammer *h = arg;
+    for (int i = 0; i < 25; i++) {
+        json_object *out = NULL;
+        if (kle_client_get(&out, h->c, "/api/v1/namespaces/default", NULL) != 0)
+            h->failures++;
+        json_object_put(out);
+    }
+    return NULL;
+}
+
+static void test_client__shared_by_threads(void **state)
+{
+    kle_client *c = client_for("token.kubeconfig", NULL);
+    struct hammer h[4];
+    pthread_t t[4];
+    for (int i = 0; i < 4; i++) {
+        h[i] = (struct hammer){c, 0};
+        assert_int_equal(pthread_create(&t[i], NULL, hammer_gets, &h[i]), 0);
+    }
+    for (int i = 0; i < 4; i++) {
+        pthread_join(t[i], NULL);
+        assert_int_equal(h[i].failures, 0);
+    }
+    /* 100 requests from 4 threads, one connection. */
+    assert_int_equal(kle_kube__client_connections(c), 1);
+
+    /* A callback's negative value ends the watch and is returned. */
+    kle_watch_opts wo = KLE_WATCH_OPTS_INIT;
+    wo.timeout_ns = 5000 * KLE_NS_PER_MS;
+    assert_int_equal(kle_client_watch(c, CM, &wo, negative_cb, NULL), -77);
+    kle_client_free(c);
+}
+
+static int bookmark_cb(kle_watch_event_type type, json_object *obj, void *data)
+{
+    int *bookmarks = data;
+    if (type != KLE_WATCH_BOOKMARK)
+        return 0;
+    assert_non_null(rv_of(obj));
+    return ++*bookmarks == 2;
+}
+
+static void test_client__watch_bookmarks(void **state)
+{
+    /* A server of its own that sends a BOOKMARK every second. */
+    kube_server bs;
+    static const char *const flags[] = {"--bookmark-interval", "1", NULL};
+    if (kube_server_start(&bs, dir, flags) != 0)
+        fail_msg("kle-apiserver did not start");
+    kle_client_opts o = KLE_CLIENT_OPTS_INIT;
+    o.kubeconfig = bs.kubeconfig;
+    kle_client *c = NULL;
+    assert_int_equal(kle_client_new_from_kubeconfig(&c, &o), 0);
+    int bookmarks = 0;
+    char last[64] = "";
+    kle_watch_opts wo = KLE_WATCH_OPTS_INIT;
+    wo.timeout_ns = 10000 * KLE_NS_PER_MS;
+    wo.last_resource_version = last;
+    wo.last_resource_version_size = sizeof(last);
+    assert_int_equal(kle_client_watch(c, CM, &wo, bookmark_cb, &bookmarks), 0);
+    assert_int_equal(bookmarks, 2);
+    assert_true(last[0] != '\0');
+    kle_client_free(c);
+    kube_server_stop(&bs);
+}
+
 static void test_client__watch_errors_end_the_watch(void **state)
 {
     kle_client *lim = client_for("limited.kubeconfig", NULL);
     kle_watch_opts wo = KLE_WATCH_OPTS_INIT;
-    wo.timeout_ms = 5000;
+    wo.timeout_ns = 5000 * KLE_NS_PER_MS;
     wo.resource_version = "1";
     assert_int_equal(kle_client_watch(lim, CM, &wo, error_cb, NULL), KLE_EFORBIDDEN);
     assert_non_null(strstr(kle_error_last()->message, "WATCH " CM "?watch=true"));
@@ -925,25 +1107,10 @@ static void test_client__watch_errors_end_the_watch(void **state)
 
 /* ---- timeouts and cancellation under a black hole ---------------------- */
 
-struct canceller {
-    kle_event *ev;
-    int delay_ms;
-    int64_t set_at_ms;
-};
-
-static void *cancel_later(void *arg)
-{
-    struct canceller *k = arg;
-    struct timespec ts = {k->delay_ms / 1000, (long)(k->delay_ms % 1000) * 1000000};
-    nanosleep(&ts, NULL);
-    k->set_at_ms = now_ms();
-    kle_event_set(k->ev);
-    return NULL;
-}
-
 struct bg_req {
     kle_client *c;
     int rc;
+    char msg[512];
 };
 
 static void *stuck_get(void *arg)
@@ -951,8 +1118,9 @@ static void *stuck_get(void *arg)
     struct bg_req *b = arg;
     kle_request_opts ro = KLE_REQUEST_OPTS_INIT;
     json_object *out = NULL;
-    ro.timeout_ms = 1000;
-    b->rc = kle_client_get(b->c, &out, CM "/x", &ro);
+    ro.timeout_ns = 1000 * KLE_NS_PER_MS;
+    b->rc = kle_client_get(&out, b->c, CM "/x", &ro);
+    snprintf(b->msg, sizeof(b->msg), "%s", kle_error_last()->message);
     json_object_put(out);
     return NULL;
 }
@@ -964,16 +1132,17 @@ static void test_client__blackhole_never_blocks_past_timeout(void **state)
     assert_true(kube_server_admin(&srv, "POST", "/faults", "{\"blackhole\":true}") / 100 == 2);
 
     kle_request_opts ro = KLE_REQUEST_OPTS_INIT;
-    ro.timeout_ms = 300;
+    ro.timeout_ns = 300 * KLE_NS_PER_MS;
     for (int i = 0; i < 3; i++) {
         int64_t start = now_ms();
         json_object *body = configmap("bh", "x");
-        int rc = i == 0   ? kle_client_get(c, &out, CM "/x", &ro)
-                 : i == 1 ? kle_client_create(c, NULL, CM, body, &ro)
-                          : kle_client_update(c, NULL, CM "/bh", body, &ro);
+        int rc = i == 0   ? kle_client_get(&out, c, CM "/x", &ro)
+                 : i == 1 ? kle_client_create(NULL, c, CM, body, &ro)
+                          : kle_client_update(NULL, c, CM "/bh", body, &ro);
         json_object_put(body);
         int64_t took = now_ms() - start;
-        assert_int_equal(rc, KLE_ETIMEOUT);
+        if (rc != KLE_ETIMEOUT)
+            fail_msg("call %d: %d %s", i, rc, kle_error_last()->message);
         assert_true(took >= 290);
         if (took > 300 + 150)
             fail_msg("call %d took %lld ms with a 300 ms timeout", i, (long long)took);
@@ -982,7 +1151,7 @@ static void test_client__blackhole_never_blocks_past_timeout(void **state)
 
     /* A watch: the total timeout ends it (0), no matter how streams hang. */
     kle_watch_opts wo = KLE_WATCH_OPTS_INIT;
-    wo.timeout_ms = 400;
+    wo.timeout_ns = 400 * KLE_NS_PER_MS;
     int64_t start = now_ms();
     assert_int_equal(kle_client_watch(c, CM, &wo, error_cb, NULL), 0);
     assert_true(now_ms() - start < 400 + 150);
@@ -992,17 +1161,17 @@ static void test_client__blackhole_never_blocks_past_timeout(void **state)
     assert_int_equal(kle_event_new(&ev), 0);
     struct canceller k = {ev, 200, 0};
     pthread_t t;
-    ro.timeout_ms = 10000;
+    ro.timeout_ns = 10000 * KLE_NS_PER_MS;
     ro.cancel = ev;
     assert_int_equal(pthread_create(&t, NULL, cancel_later, &k), 0);
-    assert_int_equal(kle_client_get(c, &out, CM "/x", &ro), KLE_ECANCELED);
+    assert_int_equal(kle_client_get(&out, c, CM "/x", &ro), KLE_ECANCELED);
     int64_t after = now_ms() - k.set_at_ms;
     pthread_join(t, NULL);
     if (after > 100)
         fail_msg("GET returned %lld ms after cancel", (long long)after);
 
     kle_event_reset(ev);
-    wo.timeout_ms = 0;
+    wo.timeout_ns = 0 * KLE_NS_PER_MS;
     wo.cancel = ev;
     assert_int_equal(pthread_create(&t, NULL, cancel_later, &k), 0);
     assert_int_equal(kle_client_watch(c, CM, &wo, error_cb, NULL), KLE_ECANCELED);
@@ -1013,24 +1182,27 @@ static void test_client__blackhole_never_blocks_past_timeout(void **state)
 
     /* A request waiting behind a stuck one on the same client keeps its
      * own timeout (whichever of the two gets the connection first). */
-    struct bg_req bg = {c, 0};
+    struct bg_req bg = {c, 0, ""};
     pthread_t stuck;
     assert_int_equal(pthread_create(&stuck, NULL, stuck_get, &bg), 0);
     ro.cancel = NULL;
-    ro.timeout_ms = 300;
+    ro.timeout_ns = 300 * KLE_NS_PER_MS;
     start = now_ms();
-    assert_int_equal(kle_client_get(c, &out, CM "/y", &ro), KLE_ETIMEOUT);
+    int qrc = kle_client_get(&out, c, CM "/y", &ro);
+    if (qrc != KLE_ETIMEOUT)
+        fail_msg("queued GET: %d %s", qrc, kle_error_last()->message);
     if (now_ms() - start > 300 + 150)
         fail_msg("a queued GET took %lld ms with a 300 ms timeout", (long long)(now_ms() - start));
     pthread_join(stuck, NULL);
-    assert_int_equal(bg.rc, KLE_ETIMEOUT);
+    if (bg.rc != KLE_ETIMEOUT)
+        fail_msg("stuck GET: %d %s", bg.rc, bg.msg);
     kle_event_free(ev);
 
     assert_true(kube_server_admin(&srv, "DELETE", "/faults", NULL) / 100 == 2);
     /* The client works again once the fault is gone. */
     ro.cancel = NULL;
-    ro.timeout_ms = 5000;
-    assert_int_equal(kle_client_get(c, &out, "/api/v1/namespaces/default", &ro), 0);
+    ro.timeout_ns = 5000 * KLE_NS_PER_MS;
+    assert_int_equal(kle_client_get(&out, c, "/api/v1/namespaces/default", &ro), 0);
     json_object_put(out);
     kle_client_free(c);
 }
@@ -1043,9 +1215,15 @@ static void test_client__no_secret_in_logs(void **state)
     pthread_mutex_lock(&log_mu);
     assert_non_null(log_text);
     assert_non_null(strstr(log_text, "GET "));
-    static const char *secrets[] = {"ok-token-0123456789", "limited-token-0123456789",
-                                    "revoked-token", "not-a-valid-token", "PRIVATE KEY",
-                                    "Bearer ok", "Bearer l", "Bearer r", "Bearer n"};
+    static const char *secrets[] = {"ok-token-0123456789",
+                                    "limited-token-0123456789",
+                                    "revoked-token",
+                                    "not-a-valid-token",
+                                    "PRIVATE KEY",
+                                    "Bearer ok",
+                                    "Bearer l",
+                                    "Bearer r",
+                                    "Bearer n"};
     for (size_t i = 0; i < sizeof(secrets) / sizeof(secrets[0]); i++)
         if (strstr(log_text, secrets[i]))
             fail_msg("the log contains \"%s\"", secrets[i]);
@@ -1077,6 +1255,7 @@ int main(void)
         cmocka_unit_test(test_client__token_file_rotated_while_running),
         cmocka_unit_test(test_client__client_certificate),
         cmocka_unit_test(test_client__exec_plugin),
+        cmocka_unit_test(test_client__cancel_while_a_plugin_runs_elsewhere),
         cmocka_unit_test(test_client__tls_verification),
         cmocka_unit_test(test_client__in_cluster_and_default),
         cmocka_unit_test(test_client__basic_auth_and_headers_on_the_wire),
@@ -1084,6 +1263,8 @@ int main(void)
         cmocka_unit_test(test_client__watch_resumes_after_a_dropped_stream),
         cmocka_unit_test(test_client__watch_relists_after_410),
         cmocka_unit_test(test_client__watch_errors_end_the_watch),
+        cmocka_unit_test(test_client__watch_bookmarks),
+        cmocka_unit_test(test_client__shared_by_threads),
         cmocka_unit_test(test_client__blackhole_never_blocks_past_timeout),
         cmocka_unit_test(test_client__no_secret_in_logs),
     };

@@ -74,7 +74,7 @@ static json_object *get_object(const char *gv, const char *resource, const char 
     char path[256];
     json_object *obj = NULL;
     assert_int_equal(kle_client_path(path, sizeof(path), gv, resource, "default", name), 0);
-    if (kle_client_get(client, &obj, path, NULL) != 0)
+    if (kle_client_get(&obj, client, path, NULL) != 0)
         fail_msg("GET %s: %s", path, kle_error_last()->message);
     return obj;
 }
@@ -95,7 +95,7 @@ static void create_object(const char *gv, const char *resource, const char *json
     json_object *body = json_tokener_parse(json);
     assert_non_null(body);
     assert_int_equal(kle_client_path(path, sizeof(path), gv, resource, "default", NULL), 0);
-    if (kle_client_create(client, NULL, path, body, NULL) != 0)
+    if (kle_client_create(NULL, client, path, body, NULL) != 0)
         fail_msg("POST %s: %s", path, kle_error_last()->message);
     json_object_put(body);
 }

@@ -67,7 +67,7 @@ static int64_t in_ms(int64_t ms)
 }
 
 #define CRED(status)                                                                               \
-    "echo '{\"apiVersion\":\"client.authentication.k8s.io/v1\",\"kind\":\"ExecCredential\","      \
+    "echo '{\"apiVersion\":\"client.authentication.k8s.io/v1\",\"kind\":\"ExecCredential\","       \
     "\"status\":" status "}'\n"
 
 static void test_exec__token_with_expiry_args_env_and_exec_info(void **state)
@@ -247,9 +247,9 @@ static void test_exec__base64(void **state)
 static void test_exec__client_path(void **state)
 {
     char buf[256];
-    assert_int_equal(kle_client_path(buf, sizeof(buf), "coordination.k8s.io/v1", "leases",
-                                     "default", "my-lock"),
-                     0);
+    assert_int_equal(
+        kle_client_path(buf, sizeof(buf), "coordination.k8s.io/v1", "leases", "default", "my-lock"),
+        0);
     assert_string_equal(buf, "/apis/coordination.k8s.io/v1/namespaces/default/leases/my-lock");
     assert_int_equal(kle_client_path(buf, sizeof(buf), "v1", "configmaps", "kube-system", NULL), 0);
     assert_string_equal(buf, "/api/v1/namespaces/kube-system/configmaps");

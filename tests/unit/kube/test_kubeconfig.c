@@ -16,20 +16,20 @@
 
 #define CERT_PEM                                                                                   \
     "-----BEGIN CERTIFICATE-----\n"                                                                \
-    "MIIBfDCCASOgAwIBAgIUMCTnnrkLzBookc7rAUcQ86AW8Q0wCgYIKoZIzj0EAwIw\n"                          \
-    "EzERMA8GA1UEAwwIa2xlLXRlc3QwIBcNMjYxMTIxMTg1ODI2WhgPMjEyNjEwMjgx\n"                          \
-    "ODU4MjZaMBMxETAPBgNVBAMMCGtsZS10ZXN0MFkwEwYHKoZIzj0CAQYIKoZIzj0D\n"                          \
-    "AQcDQgAEJPzznL0+k8oawuzSaK3P/WyOtaUlEPlqzocuE0sYaA1wva/galGUxiLE\n"                          \
-    "HGJWMuL18E9vub3culHm8OAmEUv1lKNTMFEwHQYDVR0OBBYEFNcvZVbu9K+85NYn\n"                          \
-    "O+U8f1fJfZ4CMB8GA1UdIwQYMBaAFNcvZVbu9K+85NYnO+U8f1fJfZ4CMA8GA1Ud\n"                          \
-    "EwEB/wQFMAMBAf8wCgYIKoZIzj0EAwIDRwAwRAIgVVv6SAN1CVM3flYT2ahktSHp\n"                          \
-    "H+uFibzKE6hMOp/XVGcCIEWDq2Sr7Tozfs0cgeyRKa8bH7CA9pHC/QFDksnUKhfB\n"                          \
+    "MIIBfDCCASOgAwIBAgIUMCTnnrkLzBookc7rAUcQ86AW8Q0wCgYIKoZIzj0EAwIw\n"                           \
+    "EzERMA8GA1UEAwwIa2xlLXRlc3QwIBcNMjYxMTIxMTg1ODI2WhgPMjEyNjEwMjgx\n"                           \
+    "ODU4MjZaMBMxETAPBgNVBAMMCGtsZS10ZXN0MFkwEwYHKoZIzj0CAQYIKoZIzj0D\n"                           \
+    "AQcDQgAEJPzznL0+k8oawuzSaK3P/WyOtaUlEPlqzocuE0sYaA1wva/galGUxiLE\n"                           \
+    "HGJWMuL18E9vub3culHm8OAmEUv1lKNTMFEwHQYDVR0OBBYEFNcvZVbu9K+85NYn\n"                           \
+    "O+U8f1fJfZ4CMB8GA1UdIwQYMBaAFNcvZVbu9K+85NYnO+U8f1fJfZ4CMA8GA1Ud\n"                           \
+    "EwEB/wQFMAMBAf8wCgYIKoZIzj0EAwIDRwAwRAIgVVv6SAN1CVM3flYT2ahktSHp\n"                           \
+    "H+uFibzKE6hMOp/XVGcCIEWDq2Sr7Tozfs0cgeyRKa8bH7CA9pHC/QFDksnUKhfB\n"                           \
     "-----END CERTIFICATE-----\n"
 #define KEY_PEM                                                                                    \
     "-----BEGIN PRIVATE KEY-----\n"                                                                \
-    "MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQgwYI9buFnb0tnzsP/\n"                          \
-    "7MTZQ09IDShL4R/6lcL39jY2nqahRANCAAQk/POcvT6TyhrC7NJorc/9bI61pSUQ\n"                          \
-    "+WrOhy4TSxhoDXC9r+BqUZTGIsQcYlYy4vXwT2+5vdy6Uebw4CYRS/WU\n"                                  \
+    "MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQgwYI9buFnb0tnzsP/\n"                           \
+    "7MTZQ09IDShL4R/6lcL39jY2nqahRANCAAQk/POcvT6TyhrC7NJorc/9bI61pSUQ\n"                           \
+    "+WrOhy4TSxhoDXC9r+BqUZTGIsQcYlYy4vXwT2+5vdy6Uebw4CYRS/WU\n"                                   \
     "-----END PRIVATE KEY-----\n"
 
 static char tmpdir[256];
@@ -97,7 +97,7 @@ struct kcase {
     const char *env;           /* $KUBECONFIG, '@' expanded */
     const char *home;          /* $HOME, '@' expanded */
     const char *context;
-    const char *error;         /* exact message for bad cases, '@' expanded */
+    const char *error; /* exact message for bad cases, '@' expanded */
     int code;
     void (*check)(const kle_kube__config *cfg);
 };
@@ -107,10 +107,12 @@ static int setup(void **state)
     snprintf(tmpdir, sizeof(tmpdir), "/tmp/kle-kubeconfig-XXXXXX");
     assert_non_null(mkdtemp(tmpdir));
     kle_kube__buf b = {0};
-    assert_int_equal(kle_kube__base64_encode(&b, (const unsigned char *)CERT_PEM, strlen(CERT_PEM)), 0);
+    assert_int_equal(kle_kube__base64_encode(&b, (const unsigned char *)CERT_PEM, strlen(CERT_PEM)),
+                     0);
     cert_b64 = b.data;
     b.data = NULL;
-    assert_int_equal(kle_kube__base64_encode(&b, (const unsigned char *)KEY_PEM, strlen(KEY_PEM)), 0);
+    assert_int_equal(kle_kube__base64_encode(&b, (const unsigned char *)KEY_PEM, strlen(KEY_PEM)),
+                     0);
     key_b64 = b.data;
     return 0;
 }
@@ -264,10 +266,12 @@ static void check_json(const kle_kube__config *cfg)
 }
 
 #define SIMPLE(server)                                                                             \
-    "apiVersion: v1\nkind: Config\ncurrent-context: x\n"                                          \
-    "contexts:\n- name: x\n  context:\n    cluster: c\n"                                        \
+    "apiVersion: v1\nkind: Config\ncurrent-context: x\n"                                           \
+    "contexts:\n- name: x\n  context:\n    cluster: c\n"                                           \
     "clusters:\n- name: c\n  cluster:\n    server: " server "\n"
 
+/* Fields: name, files, --kubeconfig, $KUBECONFIG, $HOME, context, error, code, check. */
+/* clang-format off */
 static const struct kcase good[] = {
     {"every cluster field, CA relative to the file",
      {{"ca.crt", CERT_PEM},
@@ -356,13 +360,15 @@ static const struct kcase good[] = {
                       "{\"cluster\":\"c\",\"user\":\"u\"}}]}"}},
      "@/config.json", NULL, NULL, NULL, NULL, 0, check_json},
 };
+/* clang-format on */
 
 /* ---- bad files --------------------------------------------------------- */
 
 #define CTX_U                                                                                      \
-    "current-context: x\ncontexts:\n- name: x\n  context: {cluster: c, user: dev}\n"              \
+    "current-context: x\ncontexts:\n- name: x\n  context: {cluster: c, user: dev}\n"               \
     "clusters:\n- name: c\n  cluster: {server: 'https://h'}\n"
 
+/* clang-format off */
 static const struct kcase bad[] = {
     {"explicit file missing", {{NULL, NULL}}, "@/nope", NULL, NULL, NULL,
      "kubeconfig @/nope: cannot read: No such file or directory"},
@@ -491,6 +497,7 @@ static const struct kcase bad[] = {
      NULL, "@/a.yaml:@/b.yaml", NULL, NULL,
      "kubeconfig @/b.yaml: user \"dev\": client-key-data is not valid base64"},
 };
+/* clang-format on */
 
 static void test_kubeconfig__good_files(void **state)
 {

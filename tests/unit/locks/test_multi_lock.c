@@ -7,6 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -52,12 +53,13 @@ static void put(kle_fake_store *store, const char *holder, int transitions)
     kle_record_dispose(&r);
 }
 
+/* The stored holder, copied into buf (64 bytes). */
 static const char *holder_of(kle_fake_store *store, char *buf)
 {
     kle_record r;
     if (kle_fake_store_peek(&r, NULL, store) < 0)
         return "<missing>";
-    strcpy(buf, kle_record_holder(&r));
+    snprintf(buf, 64, "%s", kle_record_holder(&r));
     kle_record_dispose(&r);
     return buf;
 }

@@ -1,0 +1,99 @@
+# The installable library, its pkg-config file and CMake package, the API
+# reference, and the Debian packages.
+
+include(CMakePackageConfigHelpers)
+
+# libkle.so.MAJOR -> libkle.so.MAJOR.MINOR.PATCH, and libkle.a, from the same objects.
+get_target_property(_kle_link_libraries kle LINK_LIBRARIES)
+add_library(kle_shared SHARED $<TARGET_OBJECTS:kle>)
+add_library(kle_static STATIC $<TARGET_OBJECTS:kle>)
+foreach(_t kle_shared kle_static)
+  target_include_directories(${_t} PUBLIC
+    $<BUILD_INTERFACE:${PROJECT_SOURCE_DIR}/include>
+    $<BUILD_INTERFACE:${PROJECT_BINARY_DIR}/include>
+    $<INSTALL_INTERFACE:${CMAKE_INSTALL_INCLUDEDIR}>)
+  target_link_libraries(${_t} PRIVATE ${_kle_link_libraries})
+  # kle/client.h hands out json-c objects: json-c is part of the interface.
+  target_link_libraries(${_t} PUBLIC Threads::Threads PkgConfig::JSONC)
+endforeach()
+set_target_properties(kle_shared PROPERTIES
+  OUTPUT_NAME kle EXPORT_NAME kle
+  VERSION ${PROJECT_VERSION} SOVERSION ${PROJECT_VERSION_MAJOR}
+  C_VISIBILITY_PRESET hidden)
+set_target_properties(kle_static PROPERTIES OUTPUT_NAME kle EXPORT_NAME kle_static)
+
+install(TARGETS kle_shared kle_static EXPORT kleTargets
+  LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR} COMPONENT runtime NAMELINK_COMPONENT dev
+  ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR} COMPONENT dev
+  INCLUDES DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
+install(DIRECTORY ${PROJECT_SOURCE_DIR}/include/kle DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}
+  COMPONENT dev FILES_MATCHING PATTERN "*.h")
+install(FILES ${PROJECT_BINARY_DIR}/include/kle/version.h
+  DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/kle COMPONENT dev)
+
+# CMake package: find_package(kle CONFIG REQUIRED) -> kle::kle, kle::kle_static.
+set(_kle_cmakedir ${CMAKE_INSTALL_LIBDIR}/cmake/kle)
+install(EXPORT kleTargets NAMESPACE kle:: DESTINATION ${_kle_cmakedir} COMPONENT dev)
+configure_package_config_file(${PROJECT_SOURCE_DIR}/cmake/kleConfig.cmake.in
+  ${PROJECT_BINARY_DIR}/kleConfig.cmake INSTALL_DESTINATION ${_kle_cmakedir})
+write_basic_package_version_file(${PROJECT_BINARY_DIR}/kleConfigVersion.cmake
+  VERSION ${PROJECT_VERSION} COMPATIBILITY SameMajorVersion)
+install(FILES ${PROJECT_BINARY_DIR}/kleConfig.cmake ${PROJECT_BINARY_DIR}/kleConfigVersion.cmake
+  DESTINATION ${_kle_cmakedir} COMPONENT dev)
+
+# pkg-config, relocatable: the prefix is found from the .pc file's own place.
+file(RELATIVE_PATH KLE_PC_PREFIX_FROM_PCDIR "/${CMAKE_INSTALL_LIBDIR}/pkgconfig" "/")
+string(REGEX REPLACE "/$" "" KLE_PC_PREFIX_FROM_PCDIR "${KLE_PC_PREFIX_FROM_PCDIR}")
+configure_file(${PROJECT_SOURCE_DIR}/cmake/kle.pc.in ${PROJECT_BINARY_DIR}/kle.pc @ONLY)
+install(FILES ${PROJECT_BINARY_DIR}/kle.pc DESTINATION ${CMAKE_INSTALL_LIBDIR}/pkgconfig
+  COMPONENT dev)
+
+# Documentation and examples for the -dev package.
+install(DIRECTORY ${PROJECT_SOURCE_DIR}/docs/ DESTINATION ${CMAKE_INSTALL_DOCDIR}
+  COMPONENT dev FILES_MATCHING PATTERN "*.md")
+install(FILES ${PROJECT_SOURCE_DIR}/README.md DESTINATION ${CMAKE_INSTALL_DOCDIR} COMPONENT dev)
+install(DIRECTORY ${PROJECT_SOURCE_DIR}/examples/ DESTINATION ${CMAKE_INSTALL_DOCDIR}/examples
+  COMPONENT dev)
+if(EXISTS ${PROJECT_SOURCE_DIR}/docs/man)
+  install(DIRECTORY ${PROJECT_SOURCE_DIR}/docs/man/ DESTINATION ${CMAKE_INSTALL_MANDIR}
+    COMPONENT tools)
+endif()
+
+# API reference: `cmake --build <dir> --target apidoc`; any undocumented
+# public item is an error.
+find_package(Doxygen QUIET)
+if(DOXYGEN_FOUND)
+  configure_file(${PROJECT_SOURCE_DIR}/cmake/Doxyfile.in ${PROJECT_BINARY_DIR}/Doxyfile @ONLY)
+  add_custom_target(apidoc
+    COMMAND ${DOXYGEN_EXECUTABLE} ${PROJECT_BINARY_DIR}/Doxyfile
+    WORKING_DIRECTORY ${PROJECT_BINARY_DIR}
+    COMMENT "API reference in ${PROJECT_BINARY_DIR}/apidoc/html"
+    VERBATIM)
+endif()
+
+# Debian packages: libkle0 (the shared library), libkle-dev (headers, static
+# library, pkg-config and CMake files, docs), kle-tools (kle, kle-apiserver).
+set(CPACK_GENERATOR DEB)
+set(CPACK_PACKAGE_NAME libkle)
+set(CPACK_PACKAGE_VERSION ${PROJECT_VERSION})
+set(CPACK_PACKAGE_CONTACT "libkle maintainers <maintainers@libkle.invalid>")
+set(CPACK_PACKAGE_DESCRIPTION_SUMMARY "Kubernetes leader election for C")
+set(CPACK_PACKAGING_INSTALL_PREFIX /usr)
+set(CPACK_DEB_COMPONENT_INSTALL ON)
+set(CPACK_COMPONENTS_ALL runtime dev tools)
+set(CPACK_DEBIAN_FILE_NAME DEB-DEFAULT)
+set(CPACK_DEBIAN_PACKAGE_SHLIBDEPS ON)
+set(CPACK_DEBIAN_RUNTIME_PACKAGE_NAME libkle${PROJECT_VERSION_MAJOR})
+set(CPACK_DEBIAN_RUNTIME_PACKAGE_SECTION libs)
+set(CPACK_DEBIAN_RUNTIME_PACKAGE_GENERATE_SHLIBS ON)
+set(CPACK_DEBIAN_DEV_PACKAGE_NAME libkle-dev)
+set(CPACK_DEBIAN_DEV_PACKAGE_SECTION libdevel)
+set(CPACK_DEBIAN_DEV_PACKAGE_DEPENDS
+  "libkle${PROJECT_VERSION_MAJOR} (= ${PROJECT_VERSION}), libcurl4-openssl-dev, libjson-c-dev, libyaml-dev, libssl-dev")
+set(CPACK_DEBIAN_TOOLS_PACKAGE_NAME kle-tools)
+set(CPACK_DEBIAN_TOOLS_PACKAGE_SECTION admin)
+set(CPACK_COMPONENT_RUNTIME_DESCRIPTION "Kubernetes leader election for C: shared library")
+set(CPACK_COMPONENT_DEV_DESCRIPTION "Kubernetes leader election for C: development files")
+set(CPACK_COMPONENT_TOOLS_DESCRIPTION "kle (leader election for any program) and kle-apiserver")
+set(CPACK_OUTPUT_FILE_PREFIX ${PROJECT_BINARY_DIR}/packages)
+include(CPack)
