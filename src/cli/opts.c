@@ -324,7 +324,8 @@ int cli_parse(cli_opts *o, int argc, char **argv, char *err, size_t errlen)
         const char *eq = strchr(name, '=');
         size_t len = eq ? (size_t)(eq - name) : strlen(name);
         const flag_def *f = find_flag(name, len, cmd);
-        if (!f || (a[1] != '-' && len != 1) || (a[1] == '-' && len == 1)) {
+        /* Single-dash flags are the one-letter ones (-v, -o); --v=2 also works, as in klog. */
+        if (!f || (a[1] != '-' && len != 1)) {
             fail(err, errlen, "%s: unknown flag \"%.*s\"; see kle %s --help", argv[1],
                  (int)(len + (size_t)(name - a)), a, argv[1]);
             return CLI_EXIT_USAGE;

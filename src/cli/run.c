@@ -322,7 +322,9 @@ static void pause_ms(int64_t ms)
 
 int cli_cmd_run(cli_opts *o, const char *self_exe)
 {
-    cli_run_state st;
+    /* Static: the detached signal thread may still look at it while the
+     * process exits. */
+    static cli_run_state st;
     campaign c;
     kle_client *client = NULL;
     cli_http *http = NULL;
