@@ -177,6 +177,10 @@ static int collect(pid_t pid, int fd)
         status = (int)strtol(buf, NULL, 10);
     }
     close(fd);
+    /* Whatever is left in the group goes, also when the shim itself was
+     * killed (OOM killer) before it could clean up. The shim is not reaped
+     * yet, so its pid, the group's id, cannot have been reused. */
+    kill(-pid, SIGKILL);
     while (waitpid(pid, &shim, 0) < 0 && errno == EINTR)
         ;
     if (status == -1)

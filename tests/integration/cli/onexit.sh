@@ -78,3 +78,19 @@ assert d["primary"]["holderIdentity"] == "m" and d["secondary"]["holderIdentity"
 PY
 "$KLE" status --lock-name ml --resource-lock endpointsleases | grep -q '^AGREE  *yes$' || fail "table AGREE"
 pass "kle status on a MultiLock shows both records"
+
+# The supervisor shim killed from outside (say, by the OOM killer): the
+# worker goes too, and kle sees it as the command's end.
+LOCK=sh
+WORKDIR=$T "$KLE" run --lock-name sh --identity s "${TIMINGS[@]}" --on-exit exit \
+  -- sh -c 'echo $$ > "$WORKDIR/s.pid"; while :; do sleep 0.05; done' >>"$T/s.log" 2>&1 &
+s=$!; KLE_PIDS+=("$s")
+wait_until 15 "s's worker" file_exists "$T/s.pid"
+wpid=$(cat "$T/s.pid")
+shim=$(ps -o ppid= -p "$wpid" | tr -d ' ')
+ps -o args= -p "$shim" | grep -q '__supervise' || fail "worker's parent $shim is not the shim"
+kill -KILL "$shim"
+wait "$s"; rc=$?
+[ "$rc" -eq 137 ] || fail "kle exited $rc after its shim was killed, want 137"
+wait_until 2 "the worker of a killed shim to die" pid_gone "$wpid"
+pass "a killed shim takes its worker along"
