@@ -179,8 +179,12 @@ int cli_http_start(cli_http **out, cli_run_state *st)
         char tmp[4096];
         snprintf(tmp, sizeof(tmp), "%s.tmp", st->opts->http_addr_file);
         FILE *f = fopen(tmp, "w");
-        if (!f || fprintf(f, "%s\n", bound) < 0 || fclose(f) != 0 ||
-            rename(tmp, st->opts->http_addr_file) < 0) {
+        int ok = f != NULL;
+        if (f) {
+            ok = fprintf(f, "%s\n", bound) > 0;
+            ok = fclose(f) == 0 && ok;
+        }
+        if (!ok || rename(tmp, st->opts->http_addr_file) < 0) {
             CLI_ERR("--http-addr-file %s: cannot write it", st->opts->http_addr_file);
             MHD_stop_daemon(h->d);
             free(h);
