@@ -40,6 +40,11 @@ int main(int argc, char **argv)
 
     if (argc >= 2 && strcmp(argv[1], "__supervise") == 0)
         return cli_supervise_main(argc - 2, argv + 2);
+    if (argc == 2 && (strcmp(argv[1], "--version") == 0 || strcmp(argv[1], "version") == 0)) {
+        /* The headers' version, and the library's actually loaded. */
+        printf("kle %s (libkle %s)\n", KLE_VERSION, kle_version(NULL, NULL, NULL));
+        return 0;
+    }
 
     rc = cli_parse(&o, argc, argv, err, sizeof(err));
     if (rc) {

@@ -488,7 +488,8 @@ void cli_usage(const char *command)
               "Usage:\n"
               "  kle run [flags] -- COMMAND [ARGS...]   run COMMAND only while leading\n"
               "  kle status [flags]                     show the lock's record\n"
-              "  kle help [COMMAND]                     help of a command\n\n"
+              "  kle help [COMMAND]                     help of a command\n"
+              "  kle --version                          the versions of kle and libkle\n\n"
               "Exit codes: 0 success; 1 runtime failure; 2 bad flag or value;\n"
               "3 (status) no such lock; with run --on-exit=exit, the command's code.\n"
               "See docs/cli.md.\n",

@@ -37,6 +37,11 @@ out=$(KLE_LEASE_DURATION=nope "$KLE" run --lock-name x -- true 2>&1); rc=$?
 [ "$rc" -eq 2 ] && grep -qF '$KLE_LEASE_DURATION: invalid duration "nope"' <<<"$out" || fail "env fallback: $rc $out"
 pass "bad flags and values exit 2 with the reason"
 
+ver=$("$KLE" --version) || fail "kle --version: exit $?"
+grep -qE '^kle [0-9]+\.[0-9]+\.[0-9]+ \(libkle [0-9]+\.[0-9]+\.[0-9]+\)$' <<<"$ver" || fail "kle --version said: $ver"
+[ "$("$KLE" version)" = "$ver" ] || fail "kle version differs from kle --version"
+pass "kle --version: $ver"
+
 for c in "" run status; do
   out=$("$KLE" $c --help); rc=$?
   [ "$rc" -eq 0 ] || fail "kle $c --help exit $rc"
