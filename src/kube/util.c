@@ -1,4 +1,5 @@
 /* Small helpers of the API client: buffers, files, base64, time. */
+#include "kle/record.h"
 #include "kube/kube.h"
 
 #include <errno.h>
@@ -167,75 +168,20 @@ int kle_kube__base64_encode(kle_kube__buf *out, const unsigned char *in, size_t 
     return rc;
 }
 
-static int digits(const char **p, int n, int *out)
-{
-    int v = 0;
-    for (int i = 0; i < n; i++) {
-        if ((*p)[i] < '0' || (*p)[i] > '9')
-            return -1;
-        v = v * 10 + ((*p)[i] - '0');
-    }
-    *p += n;
-    *out = v;
-    return 0;
-}
-
-/* Days since the epoch of a civil date (Howard Hinnant's algorithm). */
-static int64_t days_from_civil(int64_t y, int m, int d)
-{
-    y -= m <= 2;
-    int64_t era = (y >= 0 ? y : y - 399) / 400;
-    int64_t yoe = y - era * 400;
-    int64_t doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-    int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    return era * 146097 + doe - 719468;
-}
-
+/*
+ * RFC 3339 with a zone required: an expiry without one is refused rather
+ * than guessed. The parsing itself is libkle's kle_time_parse().
+ */
 int kle_kube__parse_time(const char *s, int64_t *out_ns)
 {
-    int y, mo, d, h, mi, se;
-    const char *p = s;
-    if (!s || digits(&p, 4, &y) || *p++ != '-' || digits(&p, 2, &mo) || *p++ != '-' ||
-        digits(&p, 2, &d) || (*p != 'T' && *p != 't' && *p != ' '))
+    size_t n = s ? strlen(s) : 0;
+    if (n < 20)
         return -1;
-    p++;
-    if (digits(&p, 2, &h) || *p++ != ':' || digits(&p, 2, &mi) || *p++ != ':' || digits(&p, 2, &se))
+    int zoned = s[n - 1] == 'Z' || s[n - 1] == 'z' ||
+                ((s[n - 6] == '+' || s[n - 6] == '-') && s[n - 3] == ':');
+    if (!zoned)
         return -1;
-    if (mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || se > 60)
-        return -1;
-    int64_t frac = 0;
-    if (*p == '.') {
-        p++;
-        int n = 0;
-        while (*p >= '0' && *p <= '9') {
-            if (n < 9) {
-                frac = frac * 10 + (*p - '0');
-                n++;
-            }
-            p++;
-        }
-        if (n == 0)
-            return -1;
-        for (; n < 9; n++)
-            frac *= 10;
-    }
-    int64_t off = 0;
-    if (*p == 'Z' || *p == 'z') {
-        p++;
-    } else if (*p == '+' || *p == '-') {
-        int oh, om, sign = *p == '-' ? -1 : 1;
-        p++;
-        if (digits(&p, 2, &oh) || *p++ != ':' || digits(&p, 2, &om))
-            return -1;
-        off = sign * (oh * 3600 + om * 60);
-    } else {
-        return -1;
-    }
-    if (*p)
-        return -1;
-    int64_t secs = days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + se - off;
-    *out_ns = secs * 1000000000 + frac;
-    return 0;
+    return kle_time_parse(out_ns, s) == 0 ? 0 : -1;
 }
 
 int64_t kle_kube__now_ns(void)
