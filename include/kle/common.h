@@ -14,7 +14,7 @@
  *  Closes a block opened by KLE_BEGIN_DECLS. */
 #ifdef __cplusplus
 #define KLE_BEGIN_DECLS extern "C" {
-#define KLE_END_DECLS }
+#define KLE_END_DECLS   }
 #else
 #define KLE_BEGIN_DECLS
 #define KLE_END_DECLS

@@ -94,18 +94,21 @@ typedef struct kle_elector_config {
 #define KLE_ELECTOR_CONFIG_VERSION 1
 /** Initialiser with kube-controller-manager's defaults: 15 s / 10 s / 2 s. */
 #define KLE_ELECTOR_CONFIG_INIT                                                                    \
-    {KLE_ELECTOR_CONFIG_VERSION, NULL, 15000, 10000, 2000, 0, NULL, {NULL, NULL, NULL, NULL},     \
-     NULL, 0, 0}
+    {                                                                                              \
+        KLE_ELECTOR_CONFIG_VERSION, NULL, 15000, 10000, 2000, 0, NULL, {NULL, NULL, NULL, NULL},   \
+            NULL, 0, 0                                                                             \
+    }
 
 /** Counters and state, for metrics. */
 typedef struct kle_elector_stats {
-    int leader;                /**< 1 while this elector leads (leader_election_master_status). */
-    uint64_t slowpath_total;   /**< Renewals that took the slow path (leader_election_slowpath_total). */
-    uint64_t tries;            /**< tryAcquireOrRenew calls. */
-    uint64_t failed_tries;     /**< Of which did not succeed. */
-    uint64_t acquisitions;     /**< Times this elector became leader. */
-    uint64_t losses;           /**< Times leadership ended because renewals did not succeed. */
-    uint64_t releases;         /**< Successful releases. */
+    int leader; /**< 1 while this elector leads (leader_election_master_status). */
+    uint64_t
+        slowpath_total; /**< Renewals that took the slow path (leader_election_slowpath_total). */
+    uint64_t tries;     /**< tryAcquireOrRenew calls. */
+    uint64_t failed_tries; /**< Of which did not succeed. */
+    uint64_t acquisitions; /**< Times this elector became leader. */
+    uint64_t losses;       /**< Times leadership ended because renewals did not succeed. */
+    uint64_t releases;     /**< Successful releases. */
 } kle_elector_stats;
 
 /**

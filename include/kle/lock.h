@@ -33,14 +33,17 @@ typedef struct kle_lock_ctx {
 /** Version of kle_lock_ctx this header describes. */
 #define KLE_LOCK_CTX_VERSION 1
 /** Initialiser: 10 s to complete, no cancel event. */
-#define KLE_LOCK_CTX_INIT {KLE_LOCK_CTX_VERSION, 10 * KLE_NS_PER_SEC, NULL}
+#define KLE_LOCK_CTX_INIT                                                                          \
+    {                                                                                              \
+        KLE_LOCK_CTX_VERSION, 10 * KLE_NS_PER_SEC, NULL                                            \
+    }
 
 /** What kle_lock_get() read. Free with kle_lock_result_dispose(). */
 typedef struct kle_lock_result {
-    kle_record record;        /**< The record. */
-    char *raw;                /**< Its raw bytes, for change detection (NUL-terminated). */
-    size_t raw_len;           /**< Length of raw, without the NUL. */
-    char *resource_version;   /**< The object's resourceVersion, or NULL if unknown. */
+    kle_record record;      /**< The record. */
+    char *raw;              /**< Its raw bytes, for change detection (NUL-terminated). */
+    size_t raw_len;         /**< Length of raw, without the NUL. */
+    char *resource_version; /**< The object's resourceVersion, or NULL if unknown. */
 } kle_lock_result;
 
 /** Frees what a result owns and empties it. */

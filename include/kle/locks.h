@@ -67,7 +67,9 @@ typedef struct kle_resource_lock_opts {
 
 /** Initialiser: the client's namespace, events on, component "kle". */
 #define KLE_RESOURCE_LOCK_OPTS_INIT                                                                \
-    {KLE_RESOURCE_LOCK_OPTS_VERSION, NULL, NULL, NULL, 1, NULL, NULL}
+    {                                                                                              \
+        KLE_RESOURCE_LOCK_OPTS_VERSION, NULL, NULL, NULL, 1, NULL, NULL                            \
+    }
 
 /**
  * Creates a Lease lock.

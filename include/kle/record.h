@@ -26,7 +26,10 @@ typedef struct kle_record {
 } kle_record;
 
 /** Static initialiser for an empty record. */
-#define KLE_RECORD_INIT {NULL, 0, 0, 0, 0, NULL, NULL}
+#define KLE_RECORD_INIT                                                                            \
+    {                                                                                              \
+        NULL, 0, 0, 0, 0, NULL, NULL                                                               \
+    }
 
 /** Initialises @p rec to an empty record. */
 KLE_EXTERN(void) kle_record_init(kle_record *rec);

@@ -48,7 +48,9 @@ typedef struct kle_fake_clock_opts {
 #define KLE_FAKE_CLOCK_OPTS_VERSION 1
 /** Initialiser: wall time 2026-11-21T10:00:00Z, manual mode. */
 #define KLE_FAKE_CLOCK_OPTS_INIT                                                                   \
-    {KLE_FAKE_CLOCK_OPTS_VERSION, INT64_C(1795255200) * KLE_NS_PER_SEC, 0}
+    {                                                                                              \
+        KLE_FAKE_CLOCK_OPTS_VERSION, INT64_C(1795255200) * KLE_NS_PER_SEC, 0                       \
+    }
 
 /**
  * Creates a fake clock; free it with kle_clock_free() once no thread uses it.

@@ -288,8 +288,7 @@ static int parse_fault(const char *body, fault *f, char *err, size_t errlen)
     if (json_object_object_get_ex(o, "closeMidResponse", &v))
         f->close_mid = json_object_get_boolean(v);
     if (!f->latency_ms && !f->code && !f->blackhole && !f->close_mid) {
-        snprintf(err, errlen,
-                 "a fault needs latencyMs, error, blackhole or closeMidResponse");
+        snprintf(err, errlen, "a fault needs latencyMs, error, blackhole or closeMidResponse");
         goto out;
     }
     rc = 0;
@@ -480,13 +479,12 @@ int kle_apiserver__admin_start(const char *listen, char *url, size_t urllen, cha
         freeaddrinfo(ai);
         return -1;
     }
-    admin_daemon = MHD_start_daemon(
-        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION | MHD_USE_POLL |
-            MHD_USE_ERROR_LOG |
-            (ipv6 ? MHD_USE_IPv6 : 0),
-        0, NULL, NULL, admin_handle, NULL, MHD_OPTION_EXTERNAL_LOGGER, kle_apiserver__mhd_log,
-        NULL, MHD_OPTION_SOCK_ADDR, ai->ai_addr, MHD_OPTION_NOTIFY_COMPLETED, admin_done, NULL,
-        MHD_OPTION_END);
+    admin_daemon =
+        MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION |
+                             MHD_USE_POLL | MHD_USE_ERROR_LOG | (ipv6 ? MHD_USE_IPv6 : 0),
+                         0, NULL, NULL, admin_handle, NULL, MHD_OPTION_EXTERNAL_LOGGER,
+                         kle_apiserver__mhd_log, NULL, MHD_OPTION_SOCK_ADDR, ai->ai_addr,
+                         MHD_OPTION_NOTIFY_COMPLETED, admin_done, NULL, MHD_OPTION_END);
     freeaddrinfo(ai);
     if (!admin_daemon) {
         snprintf(err, errlen, "--admin-listen %s: cannot listen: %s", listen, strerror(errno));

@@ -10,7 +10,7 @@
 
 /* One served resource: its group/version, plural name and kind. */
 typedef struct kle_apiserver__resource {
-    const char *group;     /* "" for the core group. */
+    const char *group; /* "" for the core group. */
     const char *version;
     const char *plural;
     const char *singular;
@@ -27,7 +27,7 @@ extern const size_t kle_apiserver__nresources;
 #define KLE_RES_NAMESPACES 0
 /* core/v1 events; events.k8s.io/v1 events are stored with them. */
 #define KLE_RES_CORE_EVENTS 3
-#define KLE_RES_EVENTS_V1 5
+#define KLE_RES_EVENTS_V1   5
 
 /* Buffer that grows; data is always NUL-terminated when len > 0. */
 typedef struct kle_apiserver__buf {
@@ -61,8 +61,8 @@ uint64_t kle_apiserver__store_rv(void);
 /* Borrowed; NULL when missing. Lock held. */
 json_object *kle_apiserver__store_get(int res, const char *ns, const char *name);
 /* Calls fn for each object of res (ns NULL: all namespaces), in key order. */
-void kle_apiserver__store_each(int res, const char *ns,
-                               void (*fn)(json_object *obj, void *arg), void *arg);
+void kle_apiserver__store_each(int res, const char *ns, void (*fn)(json_object *obj, void *arg),
+                               void *arg);
 /* Stores obj (taking ownership), assigns the next resourceVersion into it,
  * records the event and persists. Lock held. Returns 0 or -1 when persisting
  * failed (the change is then rolled back). */
@@ -109,8 +109,8 @@ void kle_apiserver__tls_free(kle_apiserver__tls *tls);
 /* Reads a whole file into a NUL-terminated heap string. */
 char *kle_apiserver__read_file(const char *path, size_t max, char *err, size_t errlen);
 /* Parses a DER certificate: CN into user, O values comma-joined into groups. */
-int kle_apiserver__cert_subject(const unsigned char *der, size_t len, char *user,
-                                size_t userlen, char *groups, size_t groupslen);
+int kle_apiserver__cert_subject(const unsigned char *der, size_t len, char *user, size_t userlen,
+                                char *groups, size_t groupslen);
 
 /* ---- auth.c ---- */
 
@@ -127,9 +127,8 @@ void kle_apiserver__auth_add_token(const char *token, const char *user, const ch
 int kle_apiserver__auth_token(const char *token, kle_apiserver__user *u);
 int kle_apiserver__authz_load(const char *path, char *err, size_t errlen);
 /* Returns 1 when u may do verb on the resource. */
-int kle_apiserver__authz_allowed(const kle_apiserver__user *u, const char *verb,
-                                 const char *group, const char *resource, const char *ns,
-                                 const char *name);
+int kle_apiserver__authz_allowed(const kle_apiserver__user *u, const char *verb, const char *group,
+                                 const char *resource, const char *ns, const char *name);
 void kle_apiserver__auth_free(void);
 
 /* ---- admin.c: faults and counters ---- */

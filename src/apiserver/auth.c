@@ -85,9 +85,8 @@ int kle_apiserver__auth_load_tokens(const char *path, char *err, size_t errlen)
             continue;
         n = csv_split(line, f, 5);
         if (n < 3 || !f[0][0] || !f[1][0]) {
-            snprintf(err, errlen,
-                     "--token-file %s:%d: expected token,user,uid[,\"group1,group2\"]", path,
-                     lineno);
+            snprintf(err, errlen, "--token-file %s:%d: expected token,user,uid[,\"group1,group2\"]",
+                     path, lineno);
             free(text);
             return -1;
         }
@@ -169,9 +168,8 @@ static int subject_matches(json_object *rule, const kle_apiserver__user *u)
     return 0;
 }
 
-int kle_apiserver__authz_allowed(const kle_apiserver__user *u, const char *verb,
-                                 const char *group, const char *resource, const char *ns,
-                                 const char *name)
+int kle_apiserver__authz_allowed(const kle_apiserver__user *u, const char *verb, const char *group,
+                                 const char *resource, const char *ns, const char *name)
 {
     json_object *arr;
     if (!rules || in_groups(u->groups, "system:masters"))
@@ -199,14 +197,14 @@ static int check_strings(json_object *r, const char *field, int required, const 
         return -1;
     }
     if (!json_object_is_type(arr, json_type_array)) {
-        snprintf(err, errlen, "--authz-file %s: rules[%zu].%s must be a list of strings", path,
-                 idx, field);
+        snprintf(err, errlen, "--authz-file %s: rules[%zu].%s must be a list of strings", path, idx,
+                 field);
         return -1;
     }
     for (size_t i = 0; i < json_object_array_length(arr); i++) {
         if (!json_object_is_type(json_object_array_get_idx(arr, i), json_type_string)) {
-            snprintf(err, errlen, "--authz-file %s: rules[%zu].%s[%zu] must be a string", path,
-                     idx, field, i);
+            snprintf(err, errlen, "--authz-file %s: rules[%zu].%s[%zu] must be a string", path, idx,
+                     field, i);
             return -1;
         }
     }

@@ -107,8 +107,7 @@ static int parse_args(int argc, char **argv, options *o)
             o->insecure = 1;
             continue;
         }
-#define FLAG(name, field)                                                                         \
-    else if (strcmp(a, name) == 0) dst = &o->field
+#define FLAG(name, field) else if (strcmp(a, name) == 0) dst = &o->field
         FLAG("--listen", listen);
         FLAG("--tls-cert", tls_cert);
         FLAG("--tls-key", tls_key);
@@ -124,7 +123,8 @@ static int parse_args(int argc, char **argv, options *o)
         FLAG("--data-dir", data_dir);
         FLAG("--admin-listen", admin_listen);
 #undef FLAG
-        else if (strcmp(a, "--watch-history") == 0 || strcmp(a, "--bookmark-interval") == 0) {
+        else if (strcmp(a, "--watch-history") == 0 || strcmp(a, "--bookmark-interval") == 0)
+        {
             long v;
             if (i + 1 >= argc)
                 return bad("%s needs a value", a);
@@ -137,7 +137,8 @@ static int parse_args(int argc, char **argv, options *o)
             i++;
             continue;
         }
-        else {
+        else
+        {
             usage(stderr);
             return bad("unknown flag %s (see --help)", a);
         }
@@ -242,8 +243,7 @@ static int admin_token(const char *path, char *token, size_t len, char *err, siz
     if (!path || !exists(path)) {
         kle_apiserver__random_hex(token, 32);
         if (path && write_atomic(path, token) != 0) {
-            snprintf(err, errlen, "--admin-token-file %s: cannot write: %s", path,
-                     strerror(errno));
+            snprintf(err, errlen, "--admin-token-file %s: cannot write: %s", path, strerror(errno));
             return -1;
         }
         return 0;
@@ -359,7 +359,8 @@ int main(int argc, char **argv)
     }
     if (!o.insecure) {
         if (MHD_is_feature_supported(MHD_FEATURE_TLS) != MHD_YES) {
-            snprintf(err, sizeof(err), "this libmicrohttpd has no TLS support; use --insecure-http");
+            snprintf(err, sizeof(err),
+                     "this libmicrohttpd has no TLS support; use --insecure-http");
             rc = 1;
             goto fail;
         }
@@ -402,9 +403,8 @@ int main(int argc, char **argv)
     pthread_sigmask(SIG_BLOCK, &set, NULL);
 
     rc = 1;
-    if (o.admin_listen &&
-        kle_apiserver__admin_start(o.admin_listen, admin_url, sizeof(admin_url), err,
-                                   sizeof(err)) != 0) {
+    if (o.admin_listen && kle_apiserver__admin_start(o.admin_listen, admin_url, sizeof(admin_url),
+                                                     err, sizeof(err)) != 0) {
         rc = 2;
         goto fail;
     }
@@ -418,8 +418,7 @@ int main(int argc, char **argv)
     snprintf(addr, sizeof(addr), ipv6 ? "[%s]:%u" : "%s:%u", host, port);
     snprintf(url, sizeof(url), "%s://%s", o.insecure ? "http" : "https", addr);
     kle_apiserver__set_options(client_ca != NULL, addr);
-    KLE_LOG_I("kle-apiserver serving on %s%s%s", url, admin_url[0] ? ", admin on " : "",
-              admin_url);
+    KLE_LOG_I("kle-apiserver serving on %s%s%s", url, admin_url[0] ? ", admin on " : "", admin_url);
 
     ca_for_kubeconfig = tls.ca_pem ? base64(tls.ca_pem) : NULL;
     if (o.ca_file && tls.ca_pem && write_atomic(o.ca_file, tls.ca_pem) != 0) {
@@ -462,8 +461,7 @@ int main(int argc, char **argv)
         snprintf(line, sizeof(line), "    token: %s\npreferences: {}\n", token);
         kle_apiserver__buf_appends(&b, line);
         if (write_atomic(o.kubeconfig, b.data) != 0) {
-            snprintf(err, sizeof(err), "--write-kubeconfig %s: %s", o.kubeconfig,
-                     strerror(errno));
+            snprintf(err, sizeof(err), "--write-kubeconfig %s: %s", o.kubeconfig, strerror(errno));
             kle_apiserver__buf_free(&b);
             goto fail;
         }

@@ -266,7 +266,9 @@ static int check_type(json_object *parent, const char *field, json_type want, co
              "%s in version \"v1\" cannot be handled as a %s: json: cannot unmarshal %s into "
              "Go struct field %s.%s of type %s",
              kind, kind, json_type_to_name(json_object_get_type(v)), where, field,
-             want == json_type_int ? "int32" : want == json_type_string ? "string" : "object");
+             want == json_type_int      ? "int32"
+             : want == json_type_string ? "string"
+                                        : "object");
     return -1;
 }
 
@@ -275,7 +277,8 @@ int kle_apiserver__decode_check(const kle_apiserver__resource *r, json_object *o
 {
     json_object *meta, *v;
     if (json_object_object_get_ex(obj, "metadata", &meta) &&
-        !json_object_is_type(meta, json_type_object) && !json_object_is_type(meta, json_type_null)) {
+        !json_object_is_type(meta, json_type_object) &&
+        !json_object_is_type(meta, json_type_null)) {
         snprintf(err, errlen,
                  "%s in version \"v1\" cannot be handled as a %s: json: cannot unmarshal %s "
                  "into Go struct field %s.metadata of type v1.ObjectMeta",
@@ -283,7 +286,8 @@ int kle_apiserver__decode_check(const kle_apiserver__resource *r, json_object *o
         return -1;
     }
     if (json_object_is_type(meta, json_type_object)) {
-        if (check_type(meta, "name", json_type_string, "ObjectMeta.metadata", r->kind, err, errlen) ||
+        if (check_type(meta, "name", json_type_string, "ObjectMeta.metadata", r->kind, err,
+                       errlen) ||
             check_type(meta, "namespace", json_type_string, "ObjectMeta.metadata", r->kind, err,
                        errlen) ||
             check_type(meta, "resourceVersion", json_type_string, "ObjectMeta.metadata", r->kind,
@@ -351,7 +355,7 @@ json_object *kle_apiserver__validate(const kle_apiserver__resource *r, json_obje
         add_cause(causes, "FieldValueRequired", "metadata.name",
                   "Required value: name or generateName is required");
     } else if (r == &kle_apiserver__resources[KLE_RES_NAMESPACES] ? !is_dns_label(name, 63)
-                                                                   : !is_dns_subdomain(name)) {
+                                                                  : !is_dns_subdomain(name)) {
         snprintf(msg, sizeof(msg), "Invalid value: \"%.300s\": %s", name,
                  r == &kle_apiserver__resources[KLE_RES_NAMESPACES] ? LABEL_MSG : SUBDOMAIN_MSG);
         add_cause(causes, "FieldValueInvalid", "metadata.name", msg);
@@ -359,7 +363,8 @@ json_object *kle_apiserver__validate(const kle_apiserver__resource *r, json_obje
     if (json_object_object_get_ex(kle_apiserver__meta(obj), "annotations", &v) &&
         json_object_is_type(v, json_type_object)) {
         size_t total = 0;
-        json_object_object_foreach(v, k, val) total += strlen(k) + strlen(json_object_get_string(val));
+        json_object_object_foreach(v, k, val) total +=
+            strlen(k) + strlen(json_object_get_string(val));
         if (total > 262144)
             add_cause(causes, "FieldValueTooLong", "metadata.annotations",
                       "Too long: must have at most 262144 bytes");
@@ -451,8 +456,9 @@ int kle_apiserver__selector_check(const char *sel, int labels, char *err, size_t
     copy = strdup(sel);
     for (tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
         if (strstr(tok, " in ") || strstr(tok, " notin ") || strchr(tok, '(')) {
-            snprintf(err, errlen, "unable to parse requirement: set-based selectors are not "
-                                  "supported by kle-apiserver: %s",
+            snprintf(err, errlen,
+                     "unable to parse requirement: set-based selectors are not "
+                     "supported by kle-apiserver: %s",
                      tok);
             rc = -1;
             break;

@@ -89,8 +89,7 @@ static int map_entry(pb e, json_object *obj)
             return -1;
         memcpy(key, k.p, kl);
         key[kl] = '\0';
-        json_object_object_add(obj, key,
-                               val.p ? str(val) : json_object_new_string(""));
+        json_object_object_add(obj, key, val.p ? str(val) : json_object_new_string(""));
     }
     return 0;
 }
@@ -101,8 +100,8 @@ static json_object *object_meta(pb m)
     unsigned f, wt;
     pb sub;
     uint64_t v;
-    static const char *const names[] = {NULL, "name", "generateName", "namespace", NULL, NULL,
-                                        "resourceVersion"};
+    static const char *const names[] = {NULL, "name", "generateName",   "namespace",
+                                        NULL, NULL,   "resourceVersion"};
     while (m.p < m.end) {
         if (next(&m, &f, &wt, &sub, &v) != 0)
             goto bad;

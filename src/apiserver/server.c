@@ -120,7 +120,8 @@ static int want_table(struct MHD_Connection *c)
 static char *to_text(json_object *o, int pretty)
 {
     const char *s = json_object_to_json_string_ext(
-        o, (pretty ? JSON_C_TO_STRING_PRETTY : JSON_C_TO_STRING_PLAIN) | JSON_C_TO_STRING_NOSLASHESCAPE);
+        o, (pretty ? JSON_C_TO_STRING_PRETTY : JSON_C_TO_STRING_PLAIN) |
+               JSON_C_TO_STRING_NOSLASHESCAPE);
     size_t n = strlen(s);
     char *out = malloc(n + 2);
     if (!out)
@@ -161,8 +162,7 @@ static json_object *to_storage(const route *rt, json_object *obj)
     return c;
 }
 
-static void answer_obj(answer *a, unsigned code, const route *rt, json_object *stored,
-                       int pretty)
+static void answer_obj(answer *a, unsigned code, const route *rt, json_object *stored, int pretty)
 {
     json_object *o = served(rt, stored);
     answer_json(a, code, o, pretty);
@@ -192,8 +192,8 @@ static void not_found(answer *a, const kle_apiserver__resource *r, const char *n
     answer_error(a, 404, "NotFound", msg, r, name, pretty);
 }
 
-static void conflict(answer *a, const kle_apiserver__resource *r, const char *name,
-                     const char *why, int pretty)
+static void conflict(answer *a, const kle_apiserver__resource *r, const char *name, const char *why,
+                     int pretty)
 {
     char q[256], msg[1024];
     kle_apiserver__qualified(r, q, sizeof(q));
@@ -230,8 +230,8 @@ static int authenticate(struct MHD_Connection *c, kle_apiserver__user *u)
         if (gnutls_certificate_verify_peers2(s, &status) != GNUTLS_E_SUCCESS || status != 0)
             return 0;
         memset(u, 0, sizeof(*u));
-        return kle_apiserver__cert_subject(certs[0].data, certs[0].size, u->name,
-                                           sizeof(u->name), u->groups, sizeof(u->groups)) == 0;
+        return kle_apiserver__cert_subject(certs[0].data, certs[0].size, u->name, sizeof(u->name),
+                                           u->groups, sizeof(u->groups)) == 0;
     }
     return 0;
 }
@@ -281,8 +281,7 @@ static int is_watch(struct MHD_Connection *c)
 }
 
 /* Fills rt from method and url; returns 0, or -1 for an unknown path. */
-static int route_request(struct MHD_Connection *c, const char *method, const char *url,
-                         route *rt)
+static int route_request(struct MHD_Connection *c, const char *method, const char *url, route *rt)
 {
     char p[8][256];
     int n = split(url, p), off, collection;
@@ -297,8 +296,8 @@ static int route_request(struct MHD_Connection *c, const char *method, const cha
         rt->kind = ROUTE_HEALTH;
         return 0;
     }
-    if ((n == 1 && (strcmp(p[0], "version") == 0 || strcmp(p[0], "api") == 0 ||
-                    strcmp(p[0], "apis") == 0)) ||
+    if ((n == 1 &&
+         (strcmp(p[0], "version") == 0 || strcmp(p[0], "api") == 0 || strcmp(p[0], "apis") == 0)) ||
         (n == 2 && (strcmp(p[0], "api") == 0 || strcmp(p[0], "apis") == 0)) ||
         (n == 3 && strcmp(p[0], "apis") == 0)) {
         rt->kind = ROUTE_DISCOVERY;
@@ -411,7 +410,7 @@ static void discovery(answer *a, const char *url, int pretty)
     char p[8][256];
     int n = split(url, p);
     json_object *o = json_object_new_object();
-    static const char *const verbs[] = {"create", "delete", "get", "list",
+    static const char *const verbs[] = {"create", "delete", "get",   "list",
                                         "patch",  "update", "watch", NULL};
 
     if (n == 1 && strcmp(p[0], "version") == 0) {
@@ -455,8 +454,8 @@ static void discovery(answer *a, const char *url, int pretty)
         json_object_object_add(o, "apiVersion", json_object_new_string("v1"));
     } else if (n == 2 && strcmp(p[0], "api") == 0 && strcmp(p[1], "v1") != 0) {
         json_object_put(o);
-        answer_error(a, 404, "NotFound", "the server could not find the requested resource",
-                     NULL, NULL, pretty);
+        answer_error(a, 404, "NotFound", "the server could not find the requested resource", NULL,
+                     NULL, pretty);
         return;
     } else {
         const char *group = strcmp(p[0], "api") == 0 ? "" : p[1];
@@ -526,8 +525,8 @@ static void openapi(answer *a, const char *url, int pretty)
     if (!group) {
         json_object_put(o);
         json_object_put(paths);
-        answer_error(a, 404, "NotFound", "the server could not find the requested resource",
-                     NULL, NULL, pretty);
+        answer_error(a, 404, "NotFound", "the server could not find the requested resource", NULL,
+                     NULL, pretty);
         return;
     }
     json_object_object_add(o, "openapi", json_object_new_string("3.0.0"));
@@ -543,9 +542,8 @@ static void openapi(answer *a, const char *url, int pretty)
         char key[512];
         if (strcmp(r->group, group) != 0)
             continue;
-        snprintf(key, sizeof(key), "/%s%s%s/v1/%s%s/{name}", group[0] ? "apis/" : "api",
-                 group, group[0] ? "" : "", r->namespaced ? "namespaces/{namespace}/" : "",
-                 r->plural);
+        snprintf(key, sizeof(key), "/%s%s%s/v1/%s%s/{name}", group[0] ? "apis/" : "api", group,
+                 group[0] ? "" : "", r->namespaced ? "namespaces/{namespace}/" : "", r->plural);
         gvk = json_object_new_object();
         json_object_object_add(gvk, "group", json_object_new_string(group));
         json_object_object_add(gvk, "version", json_object_new_string("v1"));
@@ -699,15 +697,13 @@ static json_object *parse_body(const request *rq, const route *rt, answer *a, in
         }
     }
     if (!rq->body.data || rq->body.len == 0) {
-        answer_error(a, 400, "BadRequest", "the body of the request was empty", NULL, NULL,
-                     pretty);
+        answer_error(a, 400, "BadRequest", "the body of the request was empty", NULL, NULL, pretty);
         return NULL;
     }
     tok = json_tokener_new();
     obj = json_tokener_parse_ex(tok, rq->body.data, (int)rq->body.len);
     jerr = json_tokener_get_error(tok);
-    if (!obj || jerr != json_tokener_success ||
-        json_tokener_get_parse_end(tok) < rq->body.len) {
+    if (!obj || jerr != json_tokener_success || json_tokener_get_parse_end(tok) < rq->body.len) {
         size_t end = json_tokener_get_parse_end(tok);
         int trailing = obj && jerr == json_tokener_success;
         while (trailing && end < rq->body.len &&
@@ -715,7 +711,8 @@ static json_object *parse_body(const request *rq, const route *rt, answer *a, in
                 rq->body.data[end] == '\r' || rq->body.data[end] == '\t'))
             end++;
         if (!(trailing && end == rq->body.len)) {
-            snprintf(msg, sizeof(msg), "couldn't get version/kind; json parse error: %s at offset %zu",
+            snprintf(msg, sizeof(msg),
+                     "couldn't get version/kind; json parse error: %s at offset %zu",
                      trailing ? "invalid character after top-level value"
                               : json_tokener_error_desc(jerr == json_tokener_success ||
                                                                 jerr == json_tokener_continue
@@ -730,11 +727,12 @@ static json_object *parse_body(const request *rq, const route *rt, answer *a, in
     }
     json_tokener_free(tok);
     if (!json_object_is_type(obj, json_type_object)) {
-        snprintf(msg, sizeof(msg),
-                 "couldn't get version/kind; json parse error: json: cannot unmarshal %s into "
-                 "Go value of type struct { APIVersion string \"json:\\\"apiVersion,omitempty\\\"\"; "
-                 "Kind string \"json:\\\"kind,omitempty\\\"\" }",
-                 json_type_to_name(json_object_get_type(obj)));
+        snprintf(
+            msg, sizeof(msg),
+            "couldn't get version/kind; json parse error: json: cannot unmarshal %s into "
+            "Go value of type struct { APIVersion string \"json:\\\"apiVersion,omitempty\\\"\"; "
+            "Kind string \"json:\\\"kind,omitempty\\\"\" }",
+            json_type_to_name(json_object_get_type(obj)));
         json_object_put(obj);
         answer_error(a, 400, "BadRequest", msg, NULL, NULL, pretty);
         return NULL;
@@ -765,7 +763,8 @@ decoded:
     }
     if (json_object_object_get_ex(obj, "kind", &v) && v &&
         strcmp(json_object_get_string(v), rt->r->kind) != 0) {
-        snprintf(msg, sizeof(msg), "the kind in the data (%s) does not match the expected kind (%s)",
+        snprintf(msg, sizeof(msg),
+                 "the kind in the data (%s) does not match the expected kind (%s)",
                  json_object_get_string(v), rt->r->kind);
         json_object_put(obj);
         answer_error(a, 400, "BadRequest", msg, NULL, NULL, pretty);
@@ -815,8 +814,7 @@ static int fix_namespace(json_object *obj, const route *rt, answer *a, int prett
 /* Lock held. 0 when the namespace of a namespaced route exists. */
 static int namespace_exists(const route *rt, answer *a, int pretty)
 {
-    if (!rt->r->namespaced ||
-        kle_apiserver__store_get(KLE_RES_NAMESPACES, "", rt->ns) != NULL)
+    if (!rt->r->namespaced || kle_apiserver__store_get(KLE_RES_NAMESPACES, "", rt->ns) != NULL)
         return 0;
     not_found(a, &kle_apiserver__resources[KLE_RES_NAMESPACES], rt->ns, pretty);
     return -1;
@@ -825,8 +823,8 @@ static int namespace_exists(const route *rt, answer *a, int pretty)
 static void persist_failed(answer *a, int pretty)
 {
     answer_error(a, 500, "InternalError",
-                 "Internal error occurred: persisting the change to --data-dir failed", NULL,
-                 NULL, pretty);
+                 "Internal error occurred: persisting the change to --data-dir failed", NULL, NULL,
+                 pretty);
 }
 
 static void do_create(struct MHD_Connection *c, const request *rq, const route *rt, answer *a,
@@ -979,8 +977,7 @@ static void do_update(struct MHD_Connection *c, const request *rq, const route *
         conflict(a, rt->r, rt->name, NULL, pretty);
         json_object_put(obj);
     } else if (kle_apiserver__meta_str(obj, "uid") && *kle_apiserver__meta_str(obj, "uid") &&
-               strcmp(kle_apiserver__meta_str(obj, "uid"),
-                      meta_or_empty(existing, "uid")) != 0) {
+               strcmp(kle_apiserver__meta_str(obj, "uid"), meta_or_empty(existing, "uid")) != 0) {
         snprintf(msg, sizeof(msg),
                  "Precondition failed: UID in precondition: %.100s, UID in object meta: %s",
                  kle_apiserver__meta_str(obj, "uid"), meta_or_empty(existing, "uid"));
@@ -1029,8 +1026,7 @@ static void do_patch(struct MHD_Connection *c, const request *rq, const route *r
     if (json_object_object_get_ex(patch, "metadata", &pmeta) &&
         json_object_object_get_ex(pmeta, "resourceVersion", &v) &&
         json_object_is_type(v, json_type_string) &&
-        strcmp(json_object_get_string(v), meta_or_empty(existing, "resourceVersion")) !=
-            0) {
+        strcmp(json_object_get_string(v), meta_or_empty(existing, "resourceVersion")) != 0) {
         conflict(a, rt->r, rt->name, NULL, pretty);
         goto out;
     }
@@ -1083,16 +1079,15 @@ static void do_delete(struct MHD_Connection *c, const request *rq, const route *
         opts = json_tokener_parse(rq->body.data);
         if (!opts || !json_object_is_type(opts, json_type_object)) {
             json_object_put(opts);
-            answer_error(a, 400, "BadRequest", "couldn't decode DeleteOptions", NULL, NULL,
-                         pretty);
+            answer_error(a, 400, "BadRequest", "couldn't decode DeleteOptions", NULL, NULL, pretty);
             return;
         }
     }
     if (rt->res == KLE_RES_NAMESPACES &&
         (strcmp(rt->name, "default") == 0 || strcmp(rt->name, "kube-system") == 0 ||
          strcmp(rt->name, "kube-public") == 0)) {
-        snprintf(msg, sizeof(msg), "namespaces \"%s\" is forbidden: this namespace may not be deleted",
-                 rt->name);
+        snprintf(msg, sizeof(msg),
+                 "namespaces \"%s\" is forbidden: this namespace may not be deleted", rt->name);
         answer_error(a, 403, "Forbidden", msg, rt->r, rt->name, pretty);
         json_object_put(opts);
         return;
@@ -1170,8 +1165,8 @@ typedef struct watcher {
     int res;     /* Store index watched. */
     int api_res; /* API resource served. */
     int convert; /* Events stored as core/v1, served as events.k8s.io/v1. */
-    char *ns;   /* NULL: every namespace. */
-    char *fsel; /* NULL: none. */
+    char *ns;    /* NULL: every namespace. */
+    char *fsel;  /* NULL: none. */
     char *lsel;
     uint64_t pos; /* Last resourceVersion considered. */
     int64_t deadline;
@@ -1236,12 +1231,12 @@ static void emit(watcher *w, const char *type, json_object *obj)
     json_object *ev = json_object_new_object();
     char *text;
     json_object_object_add(ev, "type", json_object_new_string(type));
-    if (w->table && strcmp(type, "ADDED") * strcmp(type, "MODIFIED") * strcmp(type, "DELETED") == 0) {
+    if (w->table &&
+        strcmp(type, "ADDED") * strcmp(type, "MODIFIED") * strcmp(type, "DELETED") == 0) {
         json_object *items = json_object_new_array();
         json_object_array_add(items, json_object_get(obj));
-        json_object_object_add(ev, "object",
-                               kle_apiserver__table(&kle_apiserver__resources[w->api_res], items,
-                                                    NULL));
+        json_object_object_add(
+            ev, "object", kle_apiserver__table(&kle_apiserver__resources[w->api_res], items, NULL));
         json_object_put(items);
     } else {
         json_object_object_add(ev, "object", json_object_get(obj));
@@ -1423,8 +1418,8 @@ static void do_watch(struct MHD_Connection *c, const route *rt, answer *a, int p
     }
     w->generation = atomic_load(&kle_apiserver__watch_generation);
     w->deadline = kle_apiserver__now_ns() + (int64_t)timeout * 1000000000;
-    w->next_bookmark = kle_apiserver__now_ns() +
-                       (int64_t)kle_apiserver__bookmark_interval * 1000000000;
+    w->next_bookmark =
+        kle_apiserver__now_ns() + (int64_t)kle_apiserver__bookmark_interval * 1000000000;
     if (sie && strcmp(sie, "true") == 0) {
         initial = 1;
         initial_end = w->bookmarks;
@@ -1451,8 +1446,8 @@ static void do_watch(struct MHD_Connection *c, const route *rt, answer *a, int p
     }
     kle_apiserver__store_unlock();
     a->code = 200;
-    a->stream = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16384, watch_read, w,
-                                                   watch_free);
+    a->stream =
+        MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16384, watch_read, w, watch_free);
     if (!a->stream)
         watch_free(w);
 }
@@ -1482,8 +1477,8 @@ static enum MHD_Result send_answer(struct MHD_Connection *c, answer *a)
     if (a->stream) {
         resp = a->stream;
     } else if (a->close_mid && a->body) {
-        resp = MHD_create_response_from_callback(strlen(a->body), 4096, close_mid_read, a->body,
-                                                 free);
+        resp =
+            MHD_create_response_from_callback(strlen(a->body), 4096, close_mid_read, a->body, free);
         a->body = NULL;
     } else {
         size_t len = a->body ? strlen(a->body) : 0;
@@ -1511,13 +1506,12 @@ static void fault_answer(answer *a, int code, int retry_after, int pretty)
     case 429:
         a->retry_after = retry_after;
         answer_error(a, 429, "TooManyRequests",
-                     "Too many requests, please try again later. (injected by kle-apiserver)",
-                     NULL, NULL, pretty);
+                     "Too many requests, please try again later. (injected by kle-apiserver)", NULL,
+                     NULL, pretty);
         break;
     case 500:
         answer_error(a, 500, "InternalError",
-                     "Internal error occurred: injected fault (kle-apiserver)", NULL, NULL,
-                     pretty);
+                     "Internal error occurred: injected fault (kle-apiserver)", NULL, NULL, pretty);
         break;
     case 503:
         a->retry_after = retry_after;
@@ -1550,8 +1544,8 @@ static void forbidden(answer *a, const kle_apiserver__user *u, const route *rt, 
                  q, rt->name, u->name, rt->verb, rt->r->plural, rt->r->group, scope);
     else
         snprintf(msg, sizeof(msg),
-                 "%s is forbidden: User \"%s\" cannot %s resource \"%s\" in API group \"%s\" %s",
-                 q, u->name, rt->verb, rt->r->plural, rt->r->group, scope);
+                 "%s is forbidden: User \"%s\" cannot %s resource \"%s\" in API group \"%s\" %s", q,
+                 u->name, rt->verb, rt->r->plural, rt->r->group, scope);
     answer_error(a, 403, "Forbidden", msg, rt->r, rt->name, pretty);
 }
 
@@ -1605,18 +1599,19 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
     } else if (!authenticate(c, &user)) {
         answer_error(&a, 401, "Unauthorized", "Unauthorized", NULL, NULL, pretty);
     } else if (rq->too_large) {
-        answer_error(&a, 413, "RequestEntityTooLarge",
-                     "Request entity too large: limit is 3145728", NULL, NULL, pretty);
+        answer_error(&a, 413, "RequestEntityTooLarge", "Request entity too large: limit is 3145728",
+                     NULL, NULL, pretty);
     } else if (rt.kind == ROUTE_DISCOVERY) {
         discovery(&a, url, pretty);
     } else if (rt.kind == ROUTE_OPENAPI) {
         openapi(&a, url, pretty);
     } else if (rt.kind != ROUTE_RESOURCE) {
-        answer_error(&a, 404, "NotFound", "the server could not find the requested resource",
-                     NULL, NULL, pretty);
+        answer_error(&a, 404, "NotFound", "the server could not find the requested resource", NULL,
+                     NULL, pretty);
     } else if (!rt.verb || strcmp(rt.verb, "deletecollection") == 0) {
         char msg[256];
-        snprintf(msg, sizeof(msg), "the server does not allow this method on the requested resource");
+        snprintf(msg, sizeof(msg),
+                 "the server does not allow this method on the requested resource");
         answer_error(&a, 405, "MethodNotAllowed", msg, NULL, NULL, pretty);
     } else {
         kle_apiserver__fault_result f;
@@ -1632,8 +1627,8 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
             return MHD_NO;
         if (f.code) {
             fault_answer(&a, f.code, f.retry_after, pretty);
-        } else if (!kle_apiserver__authz_allowed(&user, rt.verb, rt.r->group, rt.r->plural,
-                                                 rt.ns, rt.name)) {
+        } else if (!kle_apiserver__authz_allowed(&user, rt.verb, rt.r->group, rt.r->plural, rt.ns,
+                                                 rt.name)) {
             forbidden(&a, &user, &rt, pretty);
         } else if (strcmp(rt.verb, "get") == 0) {
             do_get(c, &rt, &a, pretty);
@@ -1653,12 +1648,11 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
         a.close_mid = f.close_mid && !a.stream;
     }
     if (!a.body && !a.stream && a.code == 0)
-        answer_error(&a, 500, "InternalError", "Internal error occurred: out of memory", NULL,
-                     NULL, pretty);
+        answer_error(&a, 500, "InternalError", "Internal error occurred: out of memory", NULL, NULL,
+                     pretty);
     kle_apiserver__count(counted_verb, counted_res, a.code);
     if (kle_apiserver__verbose)
-        KLE_LOG_I("%s %s -> %u (user %s)", method, url, a.code,
-                  user.name[0] ? user.name : "-");
+        KLE_LOG_I("%s %s -> %u (user %s)", method, url, a.code, user.name[0] ? user.name : "-");
     result = send_answer(c, &a);
     free(a.body);
     return result;
@@ -1698,8 +1692,8 @@ struct MHD_Daemon *kle_apiserver__http_start(const struct sockaddr *addr, int ip
     int n = 0;
 
     memset(opts, 0, sizeof(opts));
-    opts[n++] = (struct MHD_OptionItem){MHD_OPTION_EXTERNAL_LOGGER,
-                                        (intptr_t)kle_apiserver__mhd_log, NULL};
+    opts[n++] =
+        (struct MHD_OptionItem){MHD_OPTION_EXTERNAL_LOGGER, (intptr_t)kle_apiserver__mhd_log, NULL};
     opts[n++] = (struct MHD_OptionItem){MHD_OPTION_SOCK_ADDR, 0, (void *)addr};
     opts[n++] = (struct MHD_OptionItem){MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)completed, NULL};
     opts[n++] = (struct MHD_OptionItem){MHD_OPTION_CONNECTION_LIMIT, 4000, NULL};

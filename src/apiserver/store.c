@@ -33,11 +33,26 @@ static kle_apiserver__event *hist;
 static size_t hist_cap, hist_head, hist_count;
 static uint64_t hist_floor; /* Events after this rv are all in hist. */
 
-void kle_apiserver__store_lock(void) { pthread_mutex_lock(&mu); }
-void kle_apiserver__store_unlock(void) { pthread_mutex_unlock(&mu); }
-void kle_apiserver__store_broadcast(void) { pthread_cond_broadcast(&cond); }
-uint64_t kle_apiserver__store_rv(void) { return rv; }
-uint64_t kle_apiserver__store_history_floor(void) { return hist_floor; }
+void kle_apiserver__store_lock(void)
+{
+    pthread_mutex_lock(&mu);
+}
+void kle_apiserver__store_unlock(void)
+{
+    pthread_mutex_unlock(&mu);
+}
+void kle_apiserver__store_broadcast(void)
+{
+    pthread_cond_broadcast(&cond);
+}
+uint64_t kle_apiserver__store_rv(void)
+{
+    return rv;
+}
+uint64_t kle_apiserver__store_history_floor(void)
+{
+    return hist_floor;
+}
 
 int kle_apiserver__store_wait(int64_t deadline_ns)
 {
@@ -85,8 +100,8 @@ json_object *kle_apiserver__store_get(int res, const char *ns, const char *name)
     return found ? entries[i].obj : NULL;
 }
 
-void kle_apiserver__store_each(int res, const char *ns,
-                               void (*fn)(json_object *obj, void *arg), void *arg)
+void kle_apiserver__store_each(int res, const char *ns, void (*fn)(json_object *obj, void *arg),
+                               void *arg)
 {
     for (size_t i = 0; i < nentries; i++) {
         if (entries[i].res != res)

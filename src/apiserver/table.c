@@ -108,8 +108,12 @@ json_object *kle_apiserver__table_row(const kle_apiserver__resource *r, json_obj
             seen = str_at(obj, "deprecatedLastTimestamp", NULL);
         age(seen ? seen : created, buf, sizeof(buf));
         json_object_array_add(cells, json_object_new_string(buf));
-        json_object_array_add(cells, json_object_new_string(str_at(obj, "type", NULL) ? str_at(obj, "type", NULL) : ""));
-        json_object_array_add(cells, json_object_new_string(str_at(obj, "reason", NULL) ? str_at(obj, "reason", NULL) : ""));
+        json_object_array_add(
+            cells,
+            json_object_new_string(str_at(obj, "type", NULL) ? str_at(obj, "type", NULL) : ""));
+        json_object_array_add(
+            cells,
+            json_object_new_string(str_at(obj, "reason", NULL) ? str_at(obj, "reason", NULL) : ""));
         kind = str_at(obj, "involvedObject", "kind");
         name = str_at(obj, "involvedObject", "name");
         if (!kind) {
@@ -134,9 +138,11 @@ json_object *kle_apiserver__table_row(const kle_apiserver__resource *r, json_obj
             json_object_array_add(cells, json_object_new_string(phase ? phase : "Active"));
         } else if (strcmp(r->plural, "configmaps") == 0) {
             int n = 0;
-            if (json_object_object_get_ex(obj, "data", &v) && json_object_is_type(v, json_type_object))
+            if (json_object_object_get_ex(obj, "data", &v) &&
+                json_object_is_type(v, json_type_object))
                 n += json_object_object_length(v);
-            if (json_object_object_get_ex(obj, "binaryData", &v) && json_object_is_type(v, json_type_object))
+            if (json_object_object_get_ex(obj, "binaryData", &v) &&
+                json_object_is_type(v, json_type_object))
                 n += json_object_object_length(v);
             json_object_array_add(cells, json_object_new_int(n));
         } else if (strcmp(r->plural, "endpoints") == 0) {
@@ -170,7 +176,8 @@ json_object *kle_apiserver__table(const kle_apiserver__resource *r, json_object 
     json_object_object_add(t, "metadata", meta);
     json_object_object_add(t, "columnDefinitions", kle_apiserver__table_columns(r));
     for (size_t i = 0; i < json_object_array_length(items); i++)
-        json_object_array_add(rows, kle_apiserver__table_row(r, json_object_array_get_idx(items, i)));
+        json_object_array_add(rows,
+                              kle_apiserver__table_row(r, json_object_array_get_idx(items, i)));
     json_object_object_add(t, "rows", rows);
     return t;
 }

@@ -62,7 +62,10 @@ static char *pem_of(int (*write)(BIO *, const void *), const void *obj)
     return out;
 }
 
-static int write_cert(BIO *b, const void *x) { return PEM_write_bio_X509(b, (X509 *)x); }
+static int write_cert(BIO *b, const void *x)
+{
+    return PEM_write_bio_X509(b, (X509 *)x);
+}
 static int write_key(BIO *b, const void *k)
 {
     return PEM_write_bio_PrivateKey(b, (EVP_PKEY *)k, NULL, NULL, 0, NULL, NULL);
@@ -106,8 +109,7 @@ static X509 *make_cert(EVP_PKEY *key, const char *cn, X509 *issuer, EVP_PKEY *is
     return x;
 }
 
-int kle_apiserver__tls_generate(kle_apiserver__tls *tls, const char *host, char *err,
-                                size_t errlen)
+int kle_apiserver__tls_generate(kle_apiserver__tls *tls, const char *host, char *err, size_t errlen)
 {
     EVP_PKEY *cakey = NULL, *key = NULL;
     X509 *ca = NULL, *cert = NULL;
@@ -123,14 +125,13 @@ int kle_apiserver__tls_generate(kle_apiserver__tls *tls, const char *host, char 
     ca = make_cert(cakey, "kle-apiserver-ca", NULL, NULL);
     if (!ca || add_ext(ca, ca, NID_basic_constraints, "critical,CA:TRUE") ||
         add_ext(ca, ca, NID_key_usage, "critical,keyCertSign,cRLSign,digitalSignature") ||
-        add_ext(ca, ca, NID_subject_key_identifier, "hash") ||
-        !X509_sign(ca, cakey, EVP_sha256()))
+        add_ext(ca, ca, NID_subject_key_identifier, "hash") || !X509_sign(ca, cakey, EVP_sha256()))
         goto out;
     cert = make_cert(key, "kle-apiserver", ca, cakey);
     if (host && strcmp(host, "localhost") && strcmp(host, "127.0.0.1") && strcmp(host, "::1")) {
         int is_ip = inet_pton(AF_INET, host, addr) == 1 || inet_pton(AF_INET6, host, addr) == 1;
-        snprintf(san, sizeof(san), "DNS:localhost,IP:127.0.0.1,IP:::1,%s:%s",
-                 is_ip ? "IP" : "DNS", host);
+        snprintf(san, sizeof(san), "DNS:localhost,IP:127.0.0.1,IP:::1,%s:%s", is_ip ? "IP" : "DNS",
+                 host);
     } else {
         snprintf(san, sizeof(san), "DNS:localhost,IP:127.0.0.1,IP:::1");
     }
@@ -169,8 +170,8 @@ void kle_apiserver__tls_free(kle_apiserver__tls *tls)
     memset(tls, 0, sizeof(*tls));
 }
 
-int kle_apiserver__cert_subject(const unsigned char *der, size_t len, char *user,
-                                size_t userlen, char *groups, size_t groupslen)
+int kle_apiserver__cert_subject(const unsigned char *der, size_t len, char *user, size_t userlen,
+                                char *groups, size_t groupslen)
 {
     const unsigned char *p = der;
     X509 *x = d2i_X509(NULL, &p, (long)len);

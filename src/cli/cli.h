@@ -10,9 +10,9 @@
 #include <kle/locks.h>
 
 /* Exit codes (documented in docs/cli.md). */
-#define CLI_EXIT_OK 0
-#define CLI_EXIT_FAILURE 1 /* runtime failure: API, kubeconfig, system */
-#define CLI_EXIT_USAGE 2   /* bad flag or value */
+#define CLI_EXIT_OK       0
+#define CLI_EXIT_FAILURE  1 /* runtime failure: API, kubeconfig, system */
+#define CLI_EXIT_USAGE    2 /* bad flag or value */
 #define CLI_EXIT_NOTFOUND 3 /* kle status: the lock object does not exist */
 
 typedef enum cli_on_exit { CLI_ON_EXIT_RELEASE, CLI_ON_EXIT_EXIT, CLI_ON_EXIT_RESTART } cli_on_exit;
@@ -72,7 +72,7 @@ void cli_log(kle_log_severity sev, int v, const char *file, int line, const char
 #define CLI_INFO(...) cli_log(KLE_LOG_INFO, 0, __FILE__, __LINE__, __VA_ARGS__)
 #define CLI_V(v, ...) cli_log(KLE_LOG_INFO, (v), __FILE__, __LINE__, __VA_ARGS__)
 #define CLI_WARN(...) cli_log(KLE_LOG_WARNING, 0, __FILE__, __LINE__, __VA_ARGS__)
-#define CLI_ERR(...) cli_log(KLE_LOG_ERROR, 0, __FILE__, __LINE__, __VA_ARGS__)
+#define CLI_ERR(...)  cli_log(KLE_LOG_ERROR, 0, __FILE__, __LINE__, __VA_ARGS__)
 
 /* The identity default: $POD_NAME, else hostname + "_" + a random UUID. */
 int cli_default_identity(char *buf, size_t size);

@@ -47,8 +47,9 @@ static void handler(kle_log_severity sev, int v, const char *file, int line, con
     json_object_object_add(o, "caller", json_object_new_string(caller));
     json_object_object_add(o, "msg", json_object_new_string(msg));
     pthread_mutex_lock(&out_lock);
-    fprintf(stderr, "%s\n",
-            json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
+    fprintf(
+        stderr, "%s\n",
+        json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
     fflush(stderr);
     pthread_mutex_unlock(&out_lock);
     json_object_put(o);

@@ -11,9 +11,9 @@
 
 enum flag_kind { F_STRING, F_DURATION, F_BOOL, F_INT, F_ONEXIT, F_OUTPUT, F_LOGFMT };
 
-#define CMD_RUN 1
+#define CMD_RUN    1
 #define CMD_STATUS 2
-#define CMD_ALL 3
+#define CMD_ALL    3
 
 typedef struct flag_def {
     const char *name;  /* long name without "--" */
@@ -31,8 +31,7 @@ static const flag_def flags[] = {
     {"context", NULL, "KLE_CONTEXT", F_STRING, CMD_ALL, OFF(context)},
     {"namespace", "leader-elect-resource-namespace", "KLE_NAMESPACE", F_STRING, CMD_ALL,
      OFF(namespace_)},
-    {"lock-name", "leader-elect-resource-name", "KLE_LOCK_NAME", F_STRING, CMD_ALL,
-     OFF(lock_name)},
+    {"lock-name", "leader-elect-resource-name", "KLE_LOCK_NAME", F_STRING, CMD_ALL, OFF(lock_name)},
     {"resource-lock", "leader-elect-resource-lock", "KLE_RESOURCE_LOCK", F_STRING, CMD_ALL,
      OFF(resource_lock)},
     {"identity", NULL, "KLE_IDENTITY", F_STRING, CMD_RUN, OFF(identity)},
@@ -54,7 +53,8 @@ static const flag_def flags[] = {
 };
 #define NFLAGS (sizeof(flags) / sizeof(flags[0]))
 
-static void fail(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void fail(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 static void fail(char *err, size_t errlen, const char *fmt, ...)
 {
     va_list ap;
@@ -404,8 +404,8 @@ int cli_parse(cli_opts *o, int argc, char **argv, char *err, size_t errlen)
         cli_format_duration(r, sizeof(r), o->renew_deadline_ms);
         cli_format_duration(p, sizeof(p), o->retry_period_ms);
         if (o->lease_duration_ms % 1000) {
-            fail(err, errlen, "--lease-duration %s: must be whole seconds (the record holds seconds)",
-                 l);
+            fail(err, errlen,
+                 "--lease-duration %s: must be whole seconds (the record holds seconds)", l);
             return CLI_EXIT_USAGE;
         }
         if (o->retry_period_ms <= 0 || o->renew_deadline_ms <= 0) {
@@ -497,33 +497,34 @@ void cli_usage(const char *command)
         return;
     }
     if (strcmp(command, "run") == 0) {
-        fputs("Usage: kle run [flags] -- COMMAND [ARGS...]\n\n"
-              "Campaigns for the lock and runs COMMAND while this process leads, with\n"
-              "KLE_IDENTITY, KLE_LOCK (type/namespace/name) and KLE_LEADER_TRANSITIONS (a\n"
-              "fencing token that increases with every change of leader) in its environment.\n"
-              "When leadership ends the command's process group gets SIGTERM, then SIGKILL\n"
-              "after --grace; kle campaigns again. If kle dies, even by SIGKILL, the command\n"
-              "is killed too. SIGTERM or SIGINT: stop the command, release the lease, exit 0.\n\n"
-              "Run flags:\n"
-              "  --identity ID           holder identity [$KLE_IDENTITY]; default $POD_NAME, else\n"
-              "                          hostname_UUID\n"
-              "  --renew-deadline D      how long the leader retries renewing (default 10s)\n"
-              "                          [$KLE_RENEW_DEADLINE]\n"
-              "  --retry-period D        wait between tries (default 2s) [$KLE_RETRY_PERIOD]\n"
-              "  --grace D               SIGTERM-to-SIGKILL time (default 3s, or half of\n"
-              "                          lease-duration - renew-deadline when shorter); must be\n"
-              "                          shorter than lease-duration - renew-deadline [$KLE_GRACE]\n"
-              "  --on-exit MODE          when COMMAND exits: release (default; release and\n"
-              "                          campaign again), exit (release, exit with its code),\n"
-              "                          restart (run it again while leading) [$KLE_ON_EXIT]\n"
-              "  --release-on-cancel B   release the lease when stopping (default true)\n"
-              "                          [$KLE_RELEASE_ON_CANCEL]\n"
-              "  --http-addr HOST:PORT   serve /healthz, /readyz, /metrics, /leader\n"
-              "                          [$KLE_HTTP_ADDR]; port 0 picks a free port\n"
-              "  --http-addr-file PATH   write the bound address there [$KLE_HTTP_ADDR_FILE]\n"
-              "  --healthz-timeout D     tolerated lease expiry before /healthz fails\n"
-              "                          (default 20s) [$KLE_HEALTHZ_TIMEOUT]\n\n",
-              stdout);
+        fputs(
+            "Usage: kle run [flags] -- COMMAND [ARGS...]\n\n"
+            "Campaigns for the lock and runs COMMAND while this process leads, with\n"
+            "KLE_IDENTITY, KLE_LOCK (type/namespace/name) and KLE_LEADER_TRANSITIONS (a\n"
+            "fencing token that increases with every change of leader) in its environment.\n"
+            "When leadership ends the command's process group gets SIGTERM, then SIGKILL\n"
+            "after --grace; kle campaigns again. If kle dies, even by SIGKILL, the command\n"
+            "is killed too. SIGTERM or SIGINT: stop the command, release the lease, exit 0.\n\n"
+            "Run flags:\n"
+            "  --identity ID           holder identity [$KLE_IDENTITY]; default $POD_NAME, else\n"
+            "                          hostname_UUID\n"
+            "  --renew-deadline D      how long the leader retries renewing (default 10s)\n"
+            "                          [$KLE_RENEW_DEADLINE]\n"
+            "  --retry-period D        wait between tries (default 2s) [$KLE_RETRY_PERIOD]\n"
+            "  --grace D               SIGTERM-to-SIGKILL time (default 3s, or half of\n"
+            "                          lease-duration - renew-deadline when shorter); must be\n"
+            "                          shorter than lease-duration - renew-deadline [$KLE_GRACE]\n"
+            "  --on-exit MODE          when COMMAND exits: release (default; release and\n"
+            "                          campaign again), exit (release, exit with its code),\n"
+            "                          restart (run it again while leading) [$KLE_ON_EXIT]\n"
+            "  --release-on-cancel B   release the lease when stopping (default true)\n"
+            "                          [$KLE_RELEASE_ON_CANCEL]\n"
+            "  --http-addr HOST:PORT   serve /healthz, /readyz, /metrics, /leader\n"
+            "                          [$KLE_HTTP_ADDR]; port 0 picks a free port\n"
+            "  --http-addr-file PATH   write the bound address there [$KLE_HTTP_ADDR_FILE]\n"
+            "  --healthz-timeout D     tolerated lease expiry before /healthz fails\n"
+            "                          (default 20s) [$KLE_HEALTHZ_TIMEOUT]\n\n",
+            stdout);
         fputs(common_help, stdout);
         return;
     }

@@ -28,8 +28,8 @@ typedef struct campaign {
     const char *self_exe;
     char lock_desc[512];
     kle_elector *elector;
-    int child_done;   /* the command exited on its own (on-exit release/exit) */
-    int child_code;   /* its exit code (128 + signal when killed) */
+    int child_done; /* the command exited on its own (on-exit release/exit) */
+    int child_code; /* its exit code (128 + signal when killed) */
 } campaign;
 
 static volatile sig_atomic_t shutting_down;

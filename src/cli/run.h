@@ -9,11 +9,11 @@
 typedef struct cli_run_state {
     const cli_opts *opts;
     pthread_mutex_t mu;
-    kle_elector *elector;  /* the current campaign's, or NULL between campaigns */
+    kle_elector *elector;      /* the current campaign's, or NULL between campaigns */
     pthread_mutex_t leader_mu; /* guards leader and observed (never held across elector calls) */
-    char *leader;          /* last observed holder ("" when none) */
-    uint64_t slowpath_base; /* slowpath_total of earlier campaigns */
-    int observed;           /* some campaign has read the lock */
+    char *leader;              /* last observed holder ("" when none) */
+    uint64_t slowpath_base;    /* slowpath_total of earlier campaigns */
+    int observed;              /* some campaign has read the lock */
 } cli_run_state;
 
 typedef struct cli_http cli_http;

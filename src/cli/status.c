@@ -119,8 +119,7 @@ int cli_cmd_status(cli_opts *o)
     if (rc == KLE_ENOTFOUND) {
         if (o->output_json)
             printf("{\"lock\":\"%s\",\"exists\":false}\n", desc);
-        fprintf(stderr, "kle status: %s does not exist (no one has campaigned for it yet)\n",
-                desc);
+        fprintf(stderr, "kle status: %s does not exist (no one has campaigned for it yet)\n", desc);
         exit_code = CLI_EXIT_NOTFOUND;
         goto out;
     }
@@ -143,7 +142,8 @@ int cli_cmd_status(cli_opts *o)
         }
         json_object_object_add(j, "lock", json_object_new_string(desc));
         json_object_object_add(j, "type", json_object_new_string(o->resource_lock));
-        json_object_object_add(j, "namespace", json_object_new_string(kle_client_namespace(client)));
+        json_object_object_add(j, "namespace",
+                               json_object_new_string(kle_client_namespace(client)));
         json_object_object_add(j, "name", json_object_new_string(o->lock_name));
         json_object_object_add(j, "exists", json_object_new_boolean(1));
         if (multi) {

@@ -56,7 +56,7 @@ int cli_supervise_main(int argc, char **argv)
     sigaddset(&set, SIGUSR1);
     sigaddset(&set, SIGTERM);
     sigaddset(&set, SIGINT);
-        sigprocmask(SIG_BLOCK, &set, &old);
+    sigprocmask(SIG_BLOCK, &set, &old);
     /* Ask for SIGUSR1 when kle dies; if it died before that, the parent is
      * already someone else. */
     if (prctl(PR_SET_PDEATHSIG, SIGUSR1) < 0 || getppid() != (pid_t)ppid) {

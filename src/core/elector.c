@@ -186,7 +186,7 @@ int kle_elector_new(kle_elector **out, const kle_elector_config *config)
     e->retry_period = config->retry_period_ms * KLE_NS_PER_MS;
     e->call_timeout = config->call_timeout_ms ? config->call_timeout_ms * KLE_NS_PER_MS
                       : e->renew_deadline / 2 > KLE_NS_PER_SEC ? e->renew_deadline / 2
-                                                                : KLE_NS_PER_SEC;
+                                                               : KLE_NS_PER_SEC;
     e->record_lease_seconds = (int)(config->lease_duration_ms / 1000);
     e->release_on_cancel = config->release_on_cancel != 0;
     e->cb = config->callbacks;
@@ -290,8 +290,8 @@ static int try_acquire_or_renew(kle_elector *e, int64_t deadline, kle_event *can
             observe_own_write(e, &rec, sent);
             return 1;
         }
-        KLE_LOG_E("Failed to update lock %s optimistically: %s, falling back to slow path",
-                  e->name, kle_error_last()->message);
+        KLE_LOG_E("Failed to update lock %s optimistically: %s, falling back to slow path", e->name,
+                  kle_error_last()->message);
         rec.acquire_time_ns = rec.renew_time_ns;
         rec.leader_transitions = 0;
     }
@@ -302,8 +302,7 @@ static int try_acquire_or_renew(kle_elector *e, int64_t deadline, kle_event *can
     rc = kle_lock_get(&got, e->lock, &ctx);
     if (rc < 0) {
         if (rc != KLE_ENOTFOUND) {
-            KLE_LOG_E("error retrieving resource lock %s: %s", e->name,
-                      kle_error_last()->message);
+            KLE_LOG_E("error retrieving resource lock %s: %s", e->name, kle_error_last()->message);
             goto failed;
         }
         ctx.timeout_ns = call_budget(e, deadline);
@@ -435,8 +434,8 @@ static int acquire(kle_elector *e)
             return 1;
         }
         KLE_LOG_V(4, "failed to acquire lease %s", e->name);
-        int64_t wait = e->retry_period +
-                       (int64_t)(random_unit(e) * JITTER_FACTOR * (double)e->retry_period);
+        int64_t wait =
+            e->retry_period + (int64_t)(random_unit(e) * JITTER_FACTOR * (double)e->retry_period);
         kle_clock_wait(e->clock, e->cancel, now_ns(e) + wait);
     }
     return 0;
@@ -779,8 +778,8 @@ int kle_leading_wait(kle_leading *h, int64_t timeout_ms)
     if (!h)
         return kle_error_set(KLE_EINVAL, "kle_leading_wait: handle is NULL");
     kle_clock *clock = h->elector->clock;
-    int64_t deadline = timeout_ms < 0 ? INT64_MAX
-                                       : kle_clock_monotonic_ns(clock) + timeout_ms * KLE_NS_PER_MS;
+    int64_t deadline =
+        timeout_ms < 0 ? INT64_MAX : kle_clock_monotonic_ns(clock) + timeout_ms * KLE_NS_PER_MS;
     return kle_clock_wait(clock, h->ended, deadline);
 }
 

@@ -57,8 +57,8 @@ void kle_log_format_klog(char *buf, size_t size, kle_log_severity severity, cons
              tm.tm_sec, (long)tv.tv_usec, (long)getpid(), base_name(file), line, msg);
 }
 
-void kle_log__write(kle_log_severity severity, int v, const char *file, int line,
-                    const char *fmt, ...)
+void kle_log__write(kle_log_severity severity, int v, const char *file, int line, const char *fmt,
+                    ...)
 {
     char msg[2048];
     va_list ap;

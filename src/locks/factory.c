@@ -4,8 +4,8 @@
 #include "kle/locks.h"
 #include "kle/sys/errors.h"
 
-static const char *const type_names[] = {"leases", "endpoints", "configmaps", "endpointsleases",
-                                         "configmapsleases", NULL};
+static const char *const type_names[] = {"leases",          "endpoints",        "configmaps",
+                                         "endpointsleases", "configmapsleases", NULL};
 
 const char *const *kle_lock_type_names(void)
 {

@@ -408,8 +408,7 @@ void kle_fake_lock_fail_next(kle_lock *lock, kle_fake_method method, int count, 
     pthread_mutex_unlock(&l->mu);
 }
 
-void kle_fake_lock_delay_next(kle_lock *lock, kle_fake_method method, int count,
-                              int64_t delay_ns)
+void kle_fake_lock_delay_next(kle_lock *lock, kle_fake_method method, int count, int64_t delay_ns)
 {
     fake_lock *l = as_fake(lock, method);
     if (!l || count <= 0 || delay_ns < 0)

@@ -177,8 +177,8 @@ int kle_multi_lock_new(kle_lock **out, kle_lock *primary, kle_lock *secondary)
 }
 
 int kle_multi_lock_get_both(kle_lock_result *out_primary, int *out_primary_rc,
-                            kle_lock_result *out_secondary, int *out_secondary_rc,
-                            kle_lock *lock, const kle_lock_ctx *ctx)
+                            kle_lock_result *out_secondary, int *out_secondary_rc, kle_lock *lock,
+                            const kle_lock_ctx *ctx)
 {
     if (!lock || lock->get != ml_get || !out_primary || !out_secondary || !out_primary_rc ||
         !out_secondary_rc)

@@ -26,7 +26,7 @@ typedef struct lock_kind {
 } lock_kind;
 
 static const lock_kind LEASE = {"Lease", "coordination.k8s.io/v1", "coordination.k8s.io/v1",
-                                 "leases", 0};
+                                "leases", 0};
 static const lock_kind CONFIGMAP = {"ConfigMap", "v1", "v1", "configmaps", 1};
 static const lock_kind ENDPOINTS = {"Endpoints", "v1", "v1", "endpoints", 1};
 
@@ -64,7 +64,8 @@ static int request_opts(kle_request_opts *o, const kle_lock_ctx *ctx, object_loc
 static json_object *metadata_of(json_object *obj)
 {
     json_object *m = NULL;
-    if (!json_object_object_get_ex(obj, "metadata", &m) || !json_object_is_type(m, json_type_object))
+    if (!json_object_object_get_ex(obj, "metadata", &m) ||
+        !json_object_is_type(m, json_type_object))
         return NULL;
     return m;
 }
@@ -72,7 +73,8 @@ static json_object *metadata_of(json_object *obj)
 static const char *string_at(json_object *obj, const char *key)
 {
     json_object *v = NULL;
-    if (!obj || !json_object_object_get_ex(obj, key, &v) || !json_object_is_type(v, json_type_string))
+    if (!obj || !json_object_object_get_ex(obj, key, &v) ||
+        !json_object_is_type(v, json_type_string))
         return NULL;
     return json_object_get_string(v);
 }
@@ -352,8 +354,8 @@ static int object_lock_new(kle_lock **out, const lock_kind *kind, kle_client *cl
     if (!opts->identity || !*opts->identity)
         return kle_error_set(KLE_EINVAL, "%s lock %s: an identity is required", kind->kind,
                              opts->name);
-    const char *ns = opts->namespace_ && *opts->namespace_ ? opts->namespace_
-                                                           : kle_client_namespace(client);
+    const char *ns =
+        opts->namespace_ && *opts->namespace_ ? opts->namespace_ : kle_client_namespace(client);
     object_lock *l = calloc(1, sizeof(*l));
     if (!l)
         return kle_error_set(KLE_ENOMEM, "lock: out of memory");

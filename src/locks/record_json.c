@@ -26,19 +26,19 @@ static json_object *record_object(const kle_record *r, int digits, const char *t
     json_object *o = json_object_new_object();
     if (!o)
         return NULL;
-    if (json_object_object_add(o, "holderIdentity",
-                               json_object_new_string(kle_record_holder(r))) < 0 ||
+    if (json_object_object_add(o, "holderIdentity", json_object_new_string(kle_record_holder(r))) <
+            0 ||
         json_object_object_add(o, "leaseDurationSeconds",
                                json_object_new_int(r->lease_duration_seconds)) < 0 ||
         add_time(o, "acquireTime", r->acquire_time_ns, digits) < 0 ||
         add_time(o, "renewTime", r->renew_time_ns, digits) < 0 ||
-        json_object_object_add(o, transitions_key,
-                               json_object_new_int(r->leader_transitions)) < 0 ||
+        json_object_object_add(o, transitions_key, json_object_new_int(r->leader_transitions)) <
+            0 ||
         (r->strategy &&
          json_object_object_add(o, "strategy", json_object_new_string(r->strategy)) < 0) ||
-        (r->preferred_holder && json_object_object_add(o, "preferredHolder",
-                                                       json_object_new_string(
-                                                           r->preferred_holder)) < 0)) {
+        (r->preferred_holder &&
+         json_object_object_add(o, "preferredHolder", json_object_new_string(r->preferred_holder)) <
+             0)) {
         json_object_put(o);
         return NULL;
     }
@@ -181,8 +181,8 @@ int kle_locks__annotation_read(kle_record *out, const char *text, const char *wh
         return kle_error_set(KLE_EBADRECORD, "%s: not JSON (%s): \"%.60s%s\"", where,
                              json_tokener_error_desc(jerr), text, strlen(text) > 60 ? "..." : "");
     if (!json_object_is_type(o, json_type_object)) {
-        int rc = kle_error_set(KLE_EBADRECORD, "%s: a JSON %s, not a leader election record",
-                               where, type_name(o));
+        int rc = kle_error_set(KLE_EBADRECORD, "%s: a JSON %s, not a leader election record", where,
+                               type_name(o));
         json_object_put(o);
         return rc;
     }

@@ -27,8 +27,8 @@
 #include "support/apiserver.h"
 #include "support/quiet_log.h"
 
-#define MS KLE_NS_PER_MS
-#define N_CAND 3
+#define MS            KLE_NS_PER_MS
+#define N_CAND        3
 #define MAX_INTERVALS 256
 
 /* Short timings so that a kill costs a few seconds: 2 s / 1.5 s / 0.3 s. */

@@ -19,7 +19,7 @@
 #include <unistd.h>
 
 #define START_TIMEOUT_MS 30000
-#define STOP_TIMEOUT_MS 20000
+#define STOP_TIMEOUT_MS  20000
 
 static long long now_ms(void)
 {

@@ -100,8 +100,7 @@ static void test_apiserver_harness__conflict_and_already_exists(void **state)
                      409);
     assert_non_null(strstr(b.data, "\"reason\":\"AlreadyExists\""));
     assert_int_equal(
-        request(&srv, "PUT",
-                "/apis/coordination.k8s.io/v1/namespaces/default/leases/l",
+        request(&srv, "PUT", "/apis/coordination.k8s.io/v1/namespaces/default/leases/l",
                 "{\"metadata\":{\"name\":\"l\",\"resourceVersion\":\"1\"},\"spec\":{}}", srv.token,
                 &b),
         409);
@@ -186,8 +185,8 @@ static void test_apiserver_harness__restart_keeps_url_token_ca_and_data(void **s
     snprintf(url, sizeof(url), "%s", srv.url);
     snprintf(token, sizeof(token), "%s", srv.token);
     read_small(srv.ca_path, ca, sizeof(ca));
-    assert_int_equal(request(&srv, "POST", path, "{\"metadata\":{\"name\":\"kept\"}}", srv.token, &b),
-                     201);
+    assert_int_equal(
+        request(&srv, "POST", path, "{\"metadata\":{\"name\":\"kept\"}}", srv.token, &b), 201);
     assert_int_equal(kle_test_apiserver_restart(&srv), 0);
     assert_string_equal(srv.url, url);
     assert_string_equal(srv.token, token);
@@ -195,9 +194,8 @@ static void test_apiserver_harness__restart_keeps_url_token_ca_and_data(void **s
     assert_true(strlen(ca) > 100);
     assert_string_equal(ca, ca2);
     /* The old CA file, token and URL still work, and the object is there. */
-    assert_int_equal(request(&srv, "GET", "/api/v1/namespaces/default/configmaps/kept", NULL,
-                             token, &b),
-                     200);
+    assert_int_equal(
+        request(&srv, "GET", "/api/v1/namespaces/default/configmaps/kept", NULL, token, &b), 200);
     assert_int_equal(kle_test_apiserver_stop(&srv), 0);
     assert_int_equal(kle_test_rmtree(dir), 0);
 }

@@ -239,8 +239,7 @@ static void test_locks__lease_spec_and_labels(void **state)
     assert_int_equal(kle_lock_update(l, &r, NULL), 0);
     json_object *lease = get_object("coordination.k8s.io/v1", "leases", "labelled");
     assert_string_equal(at(lease, "metadata", "labels", "owner"), "ops");
-    assert_string_equal(at(lease, "metadata", "labels", "app.kubernetes.io/name"),
-                        "my-controller");
+    assert_string_equal(at(lease, "metadata", "labels", "app.kubernetes.io/name"), "my-controller");
     assert_string_equal(at(lease, "spec", "holderIdentity", NULL), "node-a");
     assert_string_equal(at(lease, "spec", "renewTime", NULL), "2026-11-21T10:00:02.123456Z");
     assert_string_equal(at(lease, "spec", "acquireTime", NULL), "2026-11-21T10:00:00.000000Z");
@@ -363,10 +362,11 @@ static void test_locks__unreadable_record_is_never_a_free_lock(void **state)
 static void test_locks__multi_lock_states(void **state)
 {
     /* Secondary missing, primary held by a legacy controller: report the primary. */
-    create_object("v1", "endpoints",
-                  "{\"metadata\":{\"name\":\"mig\",\"annotations\":{\"" KLE_LEADER_ANNOTATION
-                  "\":\"{\\\"holderIdentity\\\":\\\"legacy\\\",\\\"leaseDurationSeconds\\\":15,"
-                  "\\\"acquireTime\\\":null,\\\"renewTime\\\":null,\\\"leaderTransitions\\\":4}\"}}}");
+    create_object(
+        "v1", "endpoints",
+        "{\"metadata\":{\"name\":\"mig\",\"annotations\":{\"" KLE_LEADER_ANNOTATION
+        "\":\"{\\\"holderIdentity\\\":\\\"legacy\\\",\\\"leaseDurationSeconds\\\":15,"
+        "\\\"acquireTime\\\":null,\\\"renewTime\\\":null,\\\"leaderTransitions\\\":4}\"}}}");
     kle_lock *m = new_lock("endpointsleases", "mig", "node-new");
     kle_lock_result got;
     assert_int_equal(kle_lock_get(&got, m, NULL), 0);
@@ -489,8 +489,7 @@ static void test_locks__elector_records_events_and_releases(void **state)
         if (strcmp(at(ev, "involvedObject", "name", NULL), "evented") != 0)
             continue;
         assert_string_equal(at(ev, "involvedObject", "kind", NULL), "Lease");
-        assert_string_equal(at(ev, "involvedObject", "apiVersion", NULL),
-                            "coordination.k8s.io/v1");
+        assert_string_equal(at(ev, "involvedObject", "apiVersion", NULL), "coordination.k8s.io/v1");
         assert_string_equal(at(ev, "involvedObject", "uid", NULL), uid);
         assert_string_equal(at(ev, "reason", NULL, NULL), "LeaderElection");
         assert_string_equal(at(ev, "type", NULL, NULL), "Normal");

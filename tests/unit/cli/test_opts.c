@@ -102,9 +102,9 @@ static void test_opts__bad_values_are_usage_errors(void **state)
     cli_opts o;
     char err[512];
     (void)state;
-    assert_int_equal(parse(&o, err, sizeof(err), "run", "--lock-name", "x", "--grace", "6s", "--",
-                           "true", NULL),
-                     CLI_EXIT_USAGE);
+    assert_int_equal(
+        parse(&o, err, sizeof(err), "run", "--lock-name", "x", "--grace", "6s", "--", "true", NULL),
+        CLI_EXIT_USAGE);
     assert_non_null(strstr(err, "--grace 6s must be shorter than --lease-duration 15s - "
                                 "--renew-deadline 10s = 5s"));
     assert_int_equal(parse(&o, err, sizeof(err), "status", "--lock-name", "x", "-o", "yaml", NULL),
@@ -118,8 +118,8 @@ static void test_opts__bad_values_are_usage_errors(void **state)
                      CLI_EXIT_USAGE);
     assert_non_null(strstr(err, "$KLE_RETRY_PERIOD"));
     /* A flag wins over its environment variable. */
-    assert_int_equal(parse(&o, err, sizeof(err), "run", "--lock-name", "x", "--retry-period",
-                           "1s", "--", "true", NULL),
+    assert_int_equal(parse(&o, err, sizeof(err), "run", "--lock-name", "x", "--retry-period", "1s",
+                           "--", "true", NULL),
                      0);
     assert_int_equal(o.retry_period_ms, 1000);
     unsetenv("KLE_RETRY_PERIOD");

@@ -26,8 +26,8 @@
 #include "kle/testing.h"
 #include "support/quiet_log.h"
 
-#define SEC KLE_NS_PER_SEC
-#define MS KLE_NS_PER_MS
+#define SEC    KLE_NS_PER_SEC
+#define MS     KLE_NS_PER_MS
 #define N_CAND 5
 
 typedef struct sim sim;
@@ -102,13 +102,11 @@ static void step_hook(kle_clock *clock, void *data)
     int64_t now = kle_clock_monotonic_ns(clock);
     if (leaders > 1) {
         if (!s->violations)
-            snprintf(s->violation, sizeof(s->violation), "at %" PRId64 " ms:%s",
-                     now / MS, who);
+            snprintf(s->violation, sizeof(s->violation), "at %" PRId64 " ms:%s", now / MS, who);
         s->violations++;
     }
     if (leaders >= 1 && s->in_quiet && s->quiet_first_leader < 0)
         s->quiet_first_leader = now;
-
 }
 
 static void on_started(kle_leading *l, void *data)
@@ -292,8 +290,8 @@ static uint64_t simulate(sim *s, uint64_t seed, int64_t duration)
             stop_cand(s, &s->c[i]);
     kle_fake_clock_set_step_hook(s->clock, NULL, NULL);
     kle_fake_clock_leave(s->clock);
-    uint64_t digest = kle_fake_store_writes(s->store) * 1000003 + s->acquisitions * 101 +
-                      s->steps + (uint64_t)s->last_token;
+    uint64_t digest = kle_fake_store_writes(s->store) * 1000003 + s->acquisitions * 101 + s->steps +
+                      (uint64_t)s->last_token;
     kle_fake_store_free(s->store);
     kle_clock_free(s->clock);
     return digest;
