@@ -17,39 +17,7 @@
 
 #include "kle/client.h"
 #include "kle/errors.h"
-
-static char tmpdir[256], kc[300];
-
-static int setup(void **state)
-{
-    snprintf(tmpdir, sizeof(tmpdir), "/tmp/kle-client-timeouts-XXXXXX");
-    assert_non_null(mkdtemp(tmpdir));
-    snprintf(kc, sizeof(kc), "%s/config", tmpdir);
-    FILE *f = fopen(kc, "w");
-    assert_non_null(f);
-    fputs("current-context: x\nclusters:\n- name: c\n  cluster: {server: 'https://127.0.0.1:1'}\n"
-          "users:\n- name: u\n  user: {token: secret-token}\n"
-          "contexts:\n- name: x\n  context: {cluster: c, user: u, namespace: team}\n",
-          f);
-    fclose(f);
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    char cmd[400];
-    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
-    return system(cmd);
-}
-
-static kle_client *client(void)
-{
-    kle_client_opts o = KLE_CLIENT_OPTS_INIT;
-    o.kubeconfig = kc;
-    kle_client *c = NULL;
-    assert_int_equal(kle_client_new_from_kubeconfig(&c, &o), 0);
-    return c;
-}
+#include "support/kubeconfig_fixture.h"
 
 static int never(kle_watch_event_type t, json_object *o, void *d)
 {
@@ -58,7 +26,7 @@ static int never(kle_watch_event_type t, json_object *o, void *d)
 
 static void test_client_timeouts__huge_timeouts_and_unreachable_server(void **state)
 {
-    kle_client *c = client();
+    kle_client *c = fixture_client();
     kle_request_opts ro = KLE_REQUEST_OPTS_INIT;
     json_object *out = NULL;
     ro.timeout_ns = INT64_MAX;
@@ -105,7 +73,7 @@ static void test_client_timeouts__stalled_handshake_honours_timeouts(void **stat
     assert_int_equal(listen(fd, 8), 0);
     assert_int_equal(getsockname(fd, (struct sockaddr *)&sa, &sl), 0);
     char path[400];
-    snprintf(path, sizeof(path), "%s/stalled", tmpdir);
+    snprintf(path, sizeof(path), "%s/stalled", fixture_dir);
     FILE *f = fopen(path, "w");
     assert_non_null(f);
     fprintf(f,
@@ -144,5 +112,5 @@ int main(void)
         cmocka_unit_test(test_client_timeouts__huge_timeouts_and_unreachable_server),
         cmocka_unit_test(test_client_timeouts__stalled_handshake_honours_timeouts),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return cmocka_run_group_tests(tests, kubeconfig_fixture_setup, kubeconfig_fixture_teardown);
 }

@@ -13,43 +13,11 @@
 
 #include "kle/client.h"
 #include "kle/errors.h"
-
-static char tmpdir[256], kc[300];
-
-static int setup(void **state)
-{
-    snprintf(tmpdir, sizeof(tmpdir), "/tmp/kle-client-args-XXXXXX");
-    assert_non_null(mkdtemp(tmpdir));
-    snprintf(kc, sizeof(kc), "%s/config", tmpdir);
-    FILE *f = fopen(kc, "w");
-    assert_non_null(f);
-    fputs("current-context: x\nclusters:\n- name: c\n  cluster: {server: 'https://127.0.0.1:1'}\n"
-          "users:\n- name: u\n  user: {token: secret-token}\n"
-          "contexts:\n- name: x\n  context: {cluster: c, user: u, namespace: team}\n",
-          f);
-    fclose(f);
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    char cmd[400];
-    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
-    return system(cmd);
-}
-
-static kle_client *client(void)
-{
-    kle_client_opts o = KLE_CLIENT_OPTS_INIT;
-    o.kubeconfig = kc;
-    kle_client *c = NULL;
-    assert_int_equal(kle_client_new_from_kubeconfig(&c, &o), 0);
-    return c;
-}
+#include "support/kubeconfig_fixture.h"
 
 static void test_client_args__constructors(void **state)
 {
-    kle_client *c = client();
+    kle_client *c = fixture_client();
     assert_string_equal(kle_client_namespace(c), "team");
     assert_string_equal(kle_client_server(c), "https://127.0.0.1:1");
     kle_client_free(c);
@@ -62,21 +30,21 @@ static void test_client_args__constructors(void **state)
     assert_int_equal(kle_client_new_from_kubeconfig(NULL, NULL), KLE_EINVAL);
 
     o = (kle_client_opts)KLE_CLIENT_OPTS_INIT;
-    o.kubeconfig = kc;
+    o.kubeconfig = fixture_kubeconfig;
     o.context = "nope";
     assert_int_equal(kle_client_new_from_kubeconfig(&c, &o), KLE_EKUBECONFIG);
     assert_null(c);
 
     unsetenv("KUBERNETES_SERVICE_HOST");
     o = (kle_client_opts)KLE_CLIENT_OPTS_INIT;
-    o.serviceaccount_dir = tmpdir;
+    o.serviceaccount_dir = fixture_dir;
     assert_int_equal(kle_client_new_in_cluster(&c, &o), KLE_EKUBECONFIG);
     assert_string_equal(kle_error_last()->message,
                         "in-cluster config: KUBERNETES_SERVICE_HOST and KUBERNETES_SERVICE_PORT "
                         "must be set (not running in a pod?)");
 
     /* Default: no service account, so the kubeconfig given. */
-    o.kubeconfig = kc;
+    o.kubeconfig = fixture_kubeconfig;
     assert_int_equal(kle_client_new_default(&c, &o), 0);
     assert_string_equal(kle_client_namespace(c), "team");
     kle_client_free(c);
@@ -89,7 +57,7 @@ static int never(kle_watch_event_type t, json_object *o, void *d)
 
 static void test_client_args__bad_arguments_are_refused(void **state)
 {
-    kle_client *c = client();
+    kle_client *c = fixture_client();
     json_object *out = (json_object *)1;
     assert_int_equal(kle_client_get(&out, c, "api/v1", NULL), KLE_EINVAL);
     assert_null(out);
@@ -120,5 +88,5 @@ int main(void)
         cmocka_unit_test(test_client_args__constructors),
         cmocka_unit_test(test_client_args__bad_arguments_are_refused),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return cmocka_run_group_tests(tests, kubeconfig_fixture_setup, kubeconfig_fixture_teardown);
 }
