@@ -24,8 +24,12 @@ typedef struct kle_clock kle_clock;
 typedef struct kle_event kle_event;
 
 /**
- * Returns the process-wide real clock (CLOCK_MONOTONIC and CLOCK_REALTIME).
- * It is never freed; kle_clock_free() on it does nothing.
+ * Returns the process-wide real clock: CLOCK_BOOTTIME for monotonic time
+ * (it keeps counting while the machine is suspended, as other replicas'
+ * clocks do, and is the same in every process of the machine) and
+ * CLOCK_REALTIME for wall time. Its waits end at their absolute deadline
+ * even when the process was frozen (SIGSTOP) in between. It is never freed;
+ * kle_clock_free() on it does nothing.
  */
 KLE_EXTERN(kle_clock *) kle_clock_real(void);
 

@@ -200,6 +200,26 @@ KLE_EXTERN(int) kle_leading_is_over(const kle_leading *leading);
  */
 KLE_EXTERN(int) kle_leading_transitions(const kle_leading *leading);
 
+/**
+ * The end of leadership as it stands now, in the elector clock's monotonic
+ * nanoseconds (CLOCK_BOOTTIME for the real clock, so another process on the
+ * machine can enforce it): renew_deadline after the last successful write
+ * was sent. Each successful renewal moves it later; once it passes without
+ * one, leadership has ended, whatever the elector thread is doing. A guard
+ * of its own (a watchdog thread or process) can stop the leader's work at
+ * this time even if the elector is stuck, which is how `kle run`'s
+ * supervisor works. Reading it acknowledges a change signalled on
+ * kle_leading_deadline_fd().
+ */
+KLE_EXTERN(int64_t) kle_leading_deadline_ns(kle_leading *leading);
+
+/**
+ * A file descriptor that becomes readable (POLLIN) when the leadership
+ * deadline moved, and stays readable until kle_leading_deadline_ns() is
+ * next called. Owned by the handle; do not read or close it.
+ */
+KLE_EXTERN(int) kle_leading_deadline_fd(const kle_leading *leading);
+
 /** The elector this handle belongs to. */
 KLE_EXTERN(kle_elector *) kle_leading_elector(kle_leading *leading);
 

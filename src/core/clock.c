@@ -6,7 +6,10 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <pthread.h>
+#include <stdint.h>
 #include <sys/eventfd.h>
+#include <sys/timerfd.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -99,7 +102,15 @@ void kle_event_watch(kle_event *event, kle_clock *clock)
         atomic_store(&event->watcher, clock);
 }
 
-/* The real clock. */
+/*
+ * The real clock. Monotonic time is CLOCK_BOOTTIME: it keeps counting while
+ * the machine is suspended, as the other replicas' clocks do, and every
+ * process on the machine reads the same value, so a deadline can be handed
+ * to another process (the kle run supervisor). Waits are absolute: a
+ * thread-local timerfd armed with TFD_TIMER_ABSTIME, so a wait that is
+ * frozen (SIGSTOP) and thawed ends at its deadline, not later, as a
+ * restarted relative timeout would.
+ */
 
 static int64_t timespec_ns(const struct timespec *ts)
 {
@@ -109,46 +120,97 @@ static int64_t timespec_ns(const struct timespec *ts)
 static int64_t real_monotonic_ns(kle_clock *self)
 {
     struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
+    (void)self;
+    clock_gettime(CLOCK_BOOTTIME, &ts);
     return timespec_ns(&ts);
 }
 
 static int64_t real_wall_ns(kle_clock *self)
 {
     struct timespec ts;
+    (void)self;
     clock_gettime(CLOCK_REALTIME, &ts);
     return timespec_ns(&ts);
 }
 
+static pthread_key_t timer_key;
+static pthread_once_t timer_once = PTHREAD_ONCE_INIT;
+
+static void timer_close(void *p)
+{
+    close((int)(intptr_t)p - 1);
+}
+
+static void timer_key_make(void)
+{
+    if (pthread_key_create(&timer_key, timer_close) != 0)
+        timer_key = (pthread_key_t)-1;
+}
+
+/* This thread's absolute-deadline timer, or -1 when none can be had. */
+static int thread_timer(void)
+{
+    pthread_once(&timer_once, timer_key_make);
+    if (timer_key == (pthread_key_t)-1)
+        return -1;
+    intptr_t v = (intptr_t)pthread_getspecific(timer_key);
+    if (v > 0)
+        return (int)v - 1;
+    int fd = timerfd_create(CLOCK_BOOTTIME, TFD_NONBLOCK | TFD_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    if (pthread_setspecific(timer_key, (void *)(intptr_t)(fd + 1)) != 0) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+/*
+ * Without a timer (no descriptor left) waits are cut into slices of at most
+ * this much, so a freeze can delay the end of a wait by no more than one slice.
+ */
+#define WAIT_SLICE_NS (10 * KLE_NS_PER_MS)
+
 static int real_wait(kle_clock *self, kle_event *event, int64_t deadline_ns)
 {
+    int timer = deadline_ns != INT64_MAX ? thread_timer() : -1;
+    if (timer >= 0) {
+        struct itimerspec its;
+        memset(&its, 0, sizeof(its));
+        its.it_value.tv_sec = (time_t)(deadline_ns / KLE_NS_PER_SEC);
+        its.it_value.tv_nsec = (long)(deadline_ns % KLE_NS_PER_SEC);
+        if (its.it_value.tv_sec == 0 && its.it_value.tv_nsec == 0)
+            its.it_value.tv_nsec = 1; /* zero would disarm it */
+        if (timerfd_settime(timer, TFD_TIMER_ABSTIME, &its, NULL) < 0)
+            timer = -1;
+    }
     for (;;) {
         if (event && kle_event_is_set(event))
             return 0;
         int64_t now = real_monotonic_ns(self);
         if (deadline_ns != INT64_MAX && now >= deadline_ns)
             return KLE_ETIMEOUT;
+        struct pollfd pfd[2];
+        nfds_t n = 0;
+        if (event)
+            pfd[n++] = (struct pollfd){.fd = event->fd, .events = POLLIN};
+        if (timer >= 0)
+            pfd[n++] = (struct pollfd){.fd = timer, .events = POLLIN};
         struct timespec rel, *relp = NULL;
-        if (deadline_ns != INT64_MAX) {
+        if (deadline_ns != INT64_MAX && timer < 0) {
             int64_t left = deadline_ns - now;
+            if (left > WAIT_SLICE_NS)
+                left = WAIT_SLICE_NS;
             rel.tv_sec = (time_t)(left / KLE_NS_PER_SEC);
             rel.tv_nsec = (long)(left % KLE_NS_PER_SEC);
             relp = &rel;
         }
-        if (event) {
-            struct pollfd pfd = {.fd = event->fd, .events = POLLIN};
-            int rc = ppoll(&pfd, 1, relp, NULL);
-            if (rc > 0 && !kle_event_is_set(event)) {
-                /* Readable but not set: a reset is draining the fd right now. */
-                struct timespec nap = {0, 1000000};
-                nanosleep(&nap, NULL);
-            }
-        } else if (relp) {
-            struct timespec abs = {(time_t)(deadline_ns / KLE_NS_PER_SEC),
-                                   (long)(deadline_ns % KLE_NS_PER_SEC)};
-            clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &abs, NULL);
-        } else {
-            pause();
+        int rc = ppoll(n ? pfd : NULL, n, relp, NULL);
+        if (rc > 0 && event && (pfd[0].revents & POLLIN) && !kle_event_is_set(event)) {
+            /* Readable but not set: a reset is draining the fd right now. */
+            struct timespec nap = {0, 1000000};
+            nanosleep(&nap, NULL);
         }
     }
 }

@@ -38,6 +38,7 @@
 struct kle_leading {
     kle_elector *elector;
     kle_event *ended;
+    kle_event *extended; /* Set when lead_deadline moves; reset by kle_leading_deadline_ns(). */
     int transitions;
 };
 
@@ -67,6 +68,7 @@ struct kle_elector {
     /* Leadership, guarded by mu. */
     int leading;
     int64_t lead_deadline;
+    kle_leading *handle; /* The current term's handle, or NULL. */
     int64_t last_sent;
     int64_t last_return;
     kle_elector_stats stats;
@@ -419,6 +421,8 @@ static void extend_leadership(kle_elector *e)
 {
     pthread_mutex_lock(&e->mu);
     e->lead_deadline = e->last_sent + e->renew_deadline;
+    if (e->handle)
+        kle_event_set(e->handle->extended);
     pthread_mutex_unlock(&e->mu);
 }
 
@@ -603,7 +607,7 @@ static int start_callback(kle_elector *e, kle_leading *h, pthread_t *thread)
 /* Leads from a successful acquisition until the end; returns run()'s code. */
 static int lead(kle_elector *e)
 {
-    kle_leading h = {e, NULL, 0};
+    kle_leading h = {e, NULL, NULL, 0};
     pthread_t thread;
     int rc = 0;
 
@@ -615,13 +619,21 @@ static int lead(kle_elector *e)
     pthread_mutex_unlock(&e->mu);
     record_event(e, "became leader");
 
-    if (kle_event_new(&h.ended) < 0 || start_callback(e, &h, &thread) < 0) {
+    if (kle_event_new(&h.ended) < 0 || kle_event_new(&h.extended) < 0)
+        goto fail;
+    pthread_mutex_lock(&e->mu);
+    e->handle = &h;
+    pthread_mutex_unlock(&e->mu);
+    if (start_callback(e, &h, &thread) < 0) {
+    fail:
         rc = kle_error_last()->code;
         KLE_LOG_E("stepping down from %s: %s", e->name, kle_error_last()->message);
         pthread_mutex_lock(&e->mu);
         e->leading = 0;
+        e->handle = NULL;
         pthread_mutex_unlock(&e->mu);
         kle_event_free(h.ended);
+        kle_event_free(h.extended);
         return rc;
     }
 
@@ -643,7 +655,11 @@ static int lead(kle_elector *e)
         kle_clock_wait(e->clock, e->wake, INT64_MAX);
     }
     pthread_join(thread, NULL);
+    pthread_mutex_lock(&e->mu);
+    e->handle = NULL;
+    pthread_mutex_unlock(&e->mu);
     kle_event_free(h.ended);
+    kle_event_free(h.extended);
 
     if (e->release_on_cancel)
         release(e);
@@ -791,6 +807,22 @@ int kle_leading_is_over(const kle_leading *h)
 int kle_leading_transitions(const kle_leading *h)
 {
     return h ? h->transitions : 0;
+}
+
+int64_t kle_leading_deadline_ns(kle_leading *h)
+{
+    if (!h)
+        return 0;
+    kle_event_reset(h->extended);
+    pthread_mutex_lock(&h->elector->mu);
+    int64_t deadline = h->elector->lead_deadline;
+    pthread_mutex_unlock(&h->elector->mu);
+    return deadline;
+}
+
+int kle_leading_deadline_fd(const kle_leading *h)
+{
+    return h ? kle_event_fd(h->extended) : -1;
 }
 
 kle_elector *kle_leading_elector(kle_leading *h)
