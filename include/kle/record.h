@@ -49,6 +49,16 @@ KLE_EXTERN(int) kle_record_set_string(char **member, const char *value);
 /** Returns the holder, never NULL. */
 KLE_EXTERN(const char *) kle_record_holder(const kle_record *rec);
 
+/**
+ * Returns 1 when the holder of @p rec is exactly @p identity, compared with
+ * the holder's full length (a holder read from a record may contain bytes a
+ * C string cannot, such as NUL), else 0. NULL @p identity reads as "".
+ */
+KLE_EXTERN(int) kle_record_holder_is(const kle_record *rec, const char *identity);
+
+/** Returns 1 when the two records have the same holder, compared with full lengths. */
+KLE_EXTERN(int) kle_record_holder_equal(const kle_record *a, const kle_record *b);
+
 /** Returns 1 when every field of the two records is equal. */
 KLE_EXTERN(int) kle_record_equal(const kle_record *a, const kle_record *b);
 

@@ -223,7 +223,7 @@ static int64_t call_budget(kle_elector *e, int64_t deadline)
 
 static int observed_is_me(kle_elector *e)
 {
-    return e->has_observed && strcmp(kle_record_holder(&e->observed), e->identity) == 0;
+    return e->has_observed && kle_record_holder_is(&e->observed, e->identity);
 }
 
 /* client-go's isLeaseValid; mu held. */
@@ -527,7 +527,7 @@ static void release(kle_elector *e)
             KLE_LOG_E("Failed to release lock %s: %s", e->name, kle_error_last()->message);
             return;
         }
-        int held = strcmp(kle_record_holder(&got.record), e->identity) == 0;
+        int held = kle_record_holder_is(&got.record, e->identity);
         int transitions = got.record.leader_transitions;
         kle_lock_result_dispose(&got);
         if (!held) {

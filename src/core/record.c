@@ -60,6 +60,16 @@ const char *kle_record_holder(const kle_record *rec)
     return rec && rec->holder_identity ? rec->holder_identity : "";
 }
 
+int kle_record_holder_is(const kle_record *rec, const char *identity)
+{
+    return strcmp(kle_record_holder(rec), identity ? identity : "") == 0;
+}
+
+int kle_record_holder_equal(const kle_record *a, const kle_record *b)
+{
+    return strcmp(kle_record_holder(a), kle_record_holder(b)) == 0;
+}
+
 static int str_equal(const char *a, const char *b)
 {
     if (!a || !b)
