@@ -175,6 +175,17 @@ kle_fake_lock_fail_next(kle_lock *lock, kle_fake_method method, int count, int e
 KLE_EXTERN(void)
 kle_fake_lock_delay_next(kle_lock *lock, kle_fake_method method, int count, int64_t delay_ns);
 
+/**
+ * Makes the next @p count calls of @p method take @p stall_ns of clock time
+ * whatever their timeout and cancel event say, and then succeed: the
+ * calling thread is stuck, as one frozen by SIGSTOP, descheduled, or
+ * blocked on a full pipe would be. A write is applied at once. This is the
+ * fault that the elector's leadership guard exists for: leadership must
+ * still end at its deadline while the call is stuck.
+ */
+KLE_EXTERN(void)
+kle_fake_lock_stall_next(kle_lock *lock, kle_fake_method method, int count, int64_t stall_ns);
+
 /** Clears everything scripted on the lock. */
 KLE_EXTERN(void) kle_fake_lock_clear_script(kle_lock *lock);
 

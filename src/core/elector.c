@@ -35,10 +35,17 @@
 
 #define JITTER_FACTOR 1.2
 
+/*
+ * The coarsest time precision of any record (annotation records carry whole
+ * seconds): a holder's renewals can leave the raw record unchanged for at
+ * most this long. See the "touched lock object" rule in try_acquire_or_renew.
+ */
+#define RECORD_PRECISION KLE_NS_PER_SEC
+
 struct kle_leading {
     kle_elector *elector;
-    kle_event *ended;
-    kle_event *extended; /* Set when lead_deadline moves; reset by kle_leading_deadline_ns(). */
+    kle_event *ended;    /* The elector's term_ended: set when leadership ends. */
+    kle_event *extended; /* The elector's term_extended: set when lead_deadline moves. */
     int transitions;
 };
 
@@ -64,6 +71,7 @@ struct kle_elector {
     size_t observed_raw_len;
     char *observed_rv;
     int64_t observed_time;
+    int64_t raw_changed_time; /* When the raw record last changed (observed_time without touches). */
     char *reported_leader;
     /* Leadership, guarded by mu. */
     int leading;
@@ -76,8 +84,14 @@ struct kle_elector {
     atomic_int running;
     atomic_int stop_requested;
     atomic_int callback_done;
+    atomic_int guard_done;
     kle_event *cancel; /* Set by stop; sticky. Cancels lock calls while campaigning. */
     kle_event *wake;   /* Set by stop and when on_started_leading returns. */
+    /* A term's events, made with the elector so that nothing needs a new
+     * descriptor after the lease is won; reset at the start of each term. */
+    kle_event *term_ended;
+    kle_event *term_extended;
+    int expired; /* The guard saw lead_deadline pass: no extension any more. Guarded by mu. */
 };
 
 enum renew_outcome { RENEW_STOPPED, RENEW_LOST };
@@ -178,7 +192,8 @@ int kle_elector_new(kle_elector **out, const kle_elector_config *config)
     e->reported_leader = strdup("");
     if (!e->identity || !e->name || !e->reported_leader)
         goto nomem;
-    if (kle_event_new(&e->cancel) < 0 || kle_event_new(&e->wake) < 0) {
+    if (kle_event_new(&e->cancel) < 0 || kle_event_new(&e->wake) < 0 ||
+        kle_event_new(&e->term_ended) < 0 || kle_event_new(&e->term_extended) < 0) {
         rc = kle_error_last()->code;
         goto fail;
     }
@@ -202,6 +217,8 @@ nomem:
 fail:
     kle_event_free(e->cancel);
     kle_event_free(e->wake);
+    kle_event_free(e->term_ended);
+    kle_event_free(e->term_extended);
     free(e->identity);
     free(e->name);
     free(e->reported_leader);
@@ -244,6 +261,7 @@ static void observe_own_write(kle_elector *e, kle_record *rec, int64_t sent)
     e->has_observed = 1;
     /* The send time, not the answer's: our view of our own lease stays conservative. */
     e->observed_time = sent;
+    e->raw_changed_time = sent;
     e->last_sent = sent;
     e->last_return = returned;
     pthread_mutex_unlock(&e->mu);
@@ -319,14 +337,19 @@ static int try_acquire_or_renew(kle_elector *e, int64_t deadline, kle_event *can
         return 1;
     }
 
-    /* 3. Record obtained: note when it changed, on our clock. */
+    /* 3. Record obtained: note when it changed, on our clock. A new
+     * resourceVersion with the same record (a label touched by someone, or
+     * a renewal within the record's time precision) counts as a renewal
+     * for at most RECORD_PRECISION after the record last changed; see
+     * docs/architecture.md. */
     int old_transitions = got.record.leader_transitions;
     int64_t old_acquire = got.record.acquire_time_ns;
     pthread_mutex_lock(&e->mu);
+    int64_t seen = now_ns(e);
     int changed = !e->observed_raw || e->observed_raw_len != got.raw_len ||
-                  memcmp(e->observed_raw, got.raw, got.raw_len) != 0 ||
-                  (got.resource_version && e->observed_rv &&
-                   strcmp(got.resource_version, e->observed_rv) != 0);
+                  memcmp(e->observed_raw, got.raw, got.raw_len) != 0;
+    int touched = !changed && got.resource_version &&
+                  (!e->observed_rv || strcmp(got.resource_version, e->observed_rv) != 0);
     if (changed) {
         kle_record_dispose(&e->observed);
         e->observed = got.record;
@@ -335,11 +358,19 @@ static int try_acquire_or_renew(kle_elector *e, int64_t deadline, kle_event *can
         e->observed_raw = got.raw;
         e->observed_raw_len = got.raw_len;
         got.raw = NULL;
+        e->has_observed = 1;
+        e->observed_time = seen;
+        e->raw_changed_time = seen;
+    } else if (touched) {
+        int64_t cap = e->raw_changed_time + RECORD_PRECISION;
+        int64_t t = seen < cap ? seen : cap;
+        if (t > e->observed_time)
+            e->observed_time = t;
+    }
+    if (changed || touched) {
         free(e->observed_rv);
         e->observed_rv = got.resource_version;
         got.resource_version = NULL;
-        e->has_observed = 1;
-        e->observed_time = now_ns(e);
     }
     kle_lock_result_dispose(&got);
     const char *holder = kle_record_holder(&e->observed);
@@ -401,11 +432,16 @@ static void report_transition(kle_elector *e)
     free(copy);
 }
 
-/* Best effort, bounded: an event never delays the election by more than a call limit. */
+/*
+ * Best effort, bounded: an event never delays the election by more than
+ * half a retry period (and never more than a call limit or a second).
+ */
 static void record_event(kle_elector *e, const char *message)
 {
     kle_lock_ctx ctx = KLE_LOCK_CTX_INIT;
     ctx.timeout_ns = e->call_timeout < KLE_NS_PER_SEC ? e->call_timeout : KLE_NS_PER_SEC;
+    if (ctx.timeout_ns > e->retry_period / 2)
+        ctx.timeout_ns = e->retry_period / 2;
     if (kle_lock_record_event(e->lock, message, &ctx) < 0)
         KLE_LOG_V(2, "could not record event \"%s\" on %s: %s", message, e->name,
                   kle_error_last()->message);
@@ -416,17 +452,31 @@ static int stop_requested(kle_elector *e)
     return atomic_load(&e->stop_requested) != 0;
 }
 
-/* Sets the leadership deadline after a successful write; mu not held. */
-static void extend_leadership(kle_elector *e)
+/*
+ * After a successful write: moves the leadership deadline to renew_deadline
+ * after that write was sent. Refused (returns 0) when the answer came at or
+ * after the deadline it would extend, or the guard has already ended the
+ * term: a term that has ended is never revived, even by a write that landed.
+ */
+static int extend_leadership(kle_elector *e)
 {
     pthread_mutex_lock(&e->mu);
-    e->lead_deadline = e->last_sent + e->renew_deadline;
-    if (e->handle)
-        kle_event_set(e->handle->extended);
+    int ok = !e->expired && e->last_return < e->lead_deadline;
+    if (ok) {
+        e->lead_deadline = e->last_sent + e->renew_deadline;
+        if (e->handle)
+            kle_event_set(e->handle->extended);
+    }
     pthread_mutex_unlock(&e->mu);
+    return ok;
 }
 
-/* Campaigns until acquired (1) or stopped (0). */
+/*
+ * Campaigns until acquired (1) or stopped (0). An acquisition whose answer
+ * came renew_deadline or more after it was sent does not count: by the
+ * leadership bound it was over before it was known. The lease is still
+ * ours, so the next try (the fast path) follows at once.
+ */
 static int acquire(kle_elector *e)
 {
     KLE_LOG_I("attempting to acquire leader lease %s...", e->name);
@@ -434,8 +484,17 @@ static int acquire(kle_elector *e)
         int ok = try_acquire_or_renew(e, INT64_MAX, e->cancel);
         report_transition(e);
         if (ok) {
-            KLE_LOG_I("successfully acquired lease %s", e->name);
-            return 1;
+            pthread_mutex_lock(&e->mu);
+            int late = e->last_return >= e->last_sent + e->renew_deadline;
+            pthread_mutex_unlock(&e->mu);
+            if (!late) {
+                KLE_LOG_I("successfully acquired lease %s", e->name);
+                return 1;
+            }
+            KLE_LOG_W("acquired lease %s, but the answer came after the renew deadline: "
+                      "trying again before leading",
+                      e->name);
+            continue;
         }
         KLE_LOG_V(4, "failed to acquire lease %s", e->name);
         int64_t wait =
@@ -443,6 +502,15 @@ static int acquire(kle_elector *e)
         kle_clock_wait(e->clock, e->cancel, now_ns(e) + wait);
     }
     return 0;
+}
+
+/* The guard saw the leadership deadline pass. */
+static int term_expired(kle_elector *e)
+{
+    pthread_mutex_lock(&e->mu);
+    int over = e->expired;
+    pthread_mutex_unlock(&e->mu);
+    return over;
 }
 
 /*
@@ -467,32 +535,34 @@ static int renew_wait(kle_elector *e, kle_leading *h, int64_t until)
     }
 }
 
-/* Renews until stopped or a round does not succeed before its deadline. */
+/*
+ * Renews until stopped or leadership ends. A round starts one retry period
+ * after the last successful write was *sent* (so an answer that takes a
+ * while does not push the next write later by as much), and every wait is
+ * cut at the leadership deadline. A round retries every retry period until
+ * one write succeeds and is answered before the deadline, or the deadline
+ * passes. With answers taking L, a leader keeps leading while
+ * L < min(renew_deadline - retry_period, renew_deadline / 2).
+ */
 static enum renew_outcome renew(kle_elector *e, kle_leading *h)
 {
-    pthread_mutex_lock(&e->mu);
-    int64_t next_round = e->last_return + e->retry_period;
-    pthread_mutex_unlock(&e->mu);
     for (;;) {
-        if (renew_wait(e, h, next_round))
-            return RENEW_STOPPED;
         pthread_mutex_lock(&e->mu);
         int64_t deadline = e->lead_deadline;
+        int64_t next_round = e->last_sent + e->retry_period;
         pthread_mutex_unlock(&e->mu);
+        if (renew_wait(e, h, next_round < deadline ? next_round : deadline))
+            return RENEW_STOPPED;
         int ok = 0;
-        while (now_ns(e) < deadline) {
+        while (!term_expired(e) && now_ns(e) < deadline) {
             ok = try_acquire_or_renew(e, deadline, NULL);
             report_transition(e);
             if (ok) {
-                pthread_mutex_lock(&e->mu);
-                int late = e->last_return >= deadline;
-                pthread_mutex_unlock(&e->mu);
-                if (late) {
-                    /* Answered after the deadline: leadership already ended. */
+                if (!extend_leadership(e)) {
+                    /* Answered at or after the deadline: leadership already ended. */
+                    KLE_LOG_I("renewal of %s was answered after the renew deadline", e->name);
                     ok = 0;
-                    break;
                 }
-                extend_leadership(e);
                 break;
             }
             int64_t next_try = now_ns(e) + e->retry_period;
@@ -504,9 +574,6 @@ static enum renew_outcome renew(kle_elector *e, kle_leading *h)
             return RENEW_LOST;
         }
         KLE_LOG_V(5, "successfully renewed lease %s", e->name);
-        pthread_mutex_lock(&e->mu);
-        next_round = e->last_return + e->retry_period;
-        pthread_mutex_unlock(&e->mu);
     }
 }
 
@@ -563,15 +630,15 @@ static void release(kle_elector *e)
     KLE_LOG_E("Failed to release lock %s: gave up after repeated conflicts", e->name);
 }
 
-struct callback_arg {
+typedef struct thread_arg {
     kle_elector *e;
     kle_leading *h;
     void *token;
-};
+} thread_arg;
 
 static void *callback_main(void *p)
 {
-    struct callback_arg a = *(struct callback_arg *)p;
+    thread_arg a = *(thread_arg *)p;
     free(p);
     kle_elector *e = a.e;
     if (e->clock->thread_attach)
@@ -584,58 +651,133 @@ static void *callback_main(void *p)
     return NULL;
 }
 
-static int start_callback(kle_elector *e, kle_leading *h, pthread_t *thread)
+/*
+ * The leadership guard: ends the term at lead_deadline, whatever the
+ * renewing thread is doing (stuck in a call, a log write, a callback), so
+ * that the handle's end is never later than the bound. It leaves when the
+ * term ends.
+ */
+static void *guard_main(void *p)
 {
-    struct callback_arg *a = malloc(sizeof(*a));
+    thread_arg a = *(thread_arg *)p;
+    free(p);
+    kle_elector *e = a.e;
+    if (e->clock->thread_attach)
+        e->clock->thread_attach(e->clock, a.token);
+    for (;;) {
+        pthread_mutex_lock(&e->mu);
+        int64_t deadline = e->lead_deadline;
+        int expired = now_ns(e) >= deadline;
+        if (expired)
+            e->expired = 1;
+        pthread_mutex_unlock(&e->mu);
+        if (expired) {
+            kle_event_set(a.h->ended);
+            kle_event_set(e->wake);
+            break;
+        }
+        if (kle_clock_wait(e->clock, a.h->ended, deadline) == 0)
+            break; /* The term ended another way. */
+    }
+    atomic_store(&e->guard_done, 1);
+    kle_event_set(e->wake);
+    if (e->clock->thread_detach)
+        e->clock->thread_detach(e->clock, a.token);
+    return NULL;
+}
+
+static int start_thread(kle_elector *e, kle_leading *h, void *(*fn)(void *), pthread_t *thread)
+{
+    thread_arg *a = malloc(sizeof(*a));
     if (!a)
         return kle_error_set(KLE_ENOMEM, "elector: out of memory");
     a->e = e;
     a->h = h;
     a->token = e->clock->thread_register ? e->clock->thread_register(e->clock) : NULL;
-    atomic_store(&e->callback_done, 0);
-    int err = pthread_create(thread, NULL, callback_main, a);
+    int err = pthread_create(thread, NULL, fn, a);
     if (err) {
         if (e->clock->thread_detach)
             e->clock->thread_detach(e->clock, a->token);
         free(a);
-        return kle_error_set(KLE_ESYSTEM, "elector: cannot start the leader thread: %s",
-                             strerror(err));
+        return kle_error_set(KLE_ESYSTEM, "elector: cannot start a thread: %s", strerror(err));
     }
     return 0;
 }
 
-/* Leads from a successful acquisition until the end; returns run()'s code. */
+/*
+ * Joins a thread of ours once it has said it is done: waiting on the clock
+ * first lets a deterministic clock run the thread to its end.
+ */
+static void join_after(kle_elector *e, atomic_int *done, pthread_t thread)
+{
+    while (!atomic_load(done)) {
+        kle_event_reset(e->wake);
+        if (atomic_load(done))
+            break;
+        kle_clock_wait(e->clock, e->wake, INT64_MAX);
+    }
+    pthread_join(thread, NULL);
+}
+
+/*
+ * Leads from a successful acquisition until the end; returns run()'s code.
+ * A failure to start leading after the lease was won releases the lease
+ * (nothing ran under it), so a replica that cannot lead never sits on it.
+ */
 static int lead(kle_elector *e)
 {
-    kle_leading h = {e, NULL, NULL, 0};
-    pthread_t thread;
+    kle_leading h = {e, e->term_ended, e->term_extended, 0};
+    pthread_t guard, thread;
     int rc = 0;
 
-    extend_leadership(e);
+    kle_event_reset(h.ended);
+    kle_event_reset(h.extended);
+    atomic_store(&e->callback_done, 0);
+    atomic_store(&e->guard_done, 0);
     pthread_mutex_lock(&e->mu);
+    e->expired = 0;
     e->leading = 1;
+    e->lead_deadline = e->last_sent + e->renew_deadline;
+    e->handle = &h;
     e->stats.acquisitions++;
     h.transitions = e->observed.leader_transitions;
     pthread_mutex_unlock(&e->mu);
-    record_event(e, "became leader");
 
-    if (kle_event_new(&h.ended) < 0 || kle_event_new(&h.extended) < 0)
-        goto fail;
-    pthread_mutex_lock(&e->mu);
-    e->handle = &h;
-    pthread_mutex_unlock(&e->mu);
-    if (start_callback(e, &h, &thread) < 0) {
-    fail:
+    if (start_thread(e, &h, guard_main, &guard) < 0) {
         rc = kle_error_last()->code;
-        KLE_LOG_E("stepping down from %s: %s", e->name, kle_error_last()->message);
+        KLE_LOG_E("stepping down from %s and releasing it: %s", e->name,
+                  kle_error_last()->message);
         pthread_mutex_lock(&e->mu);
         e->leading = 0;
         e->handle = NULL;
         pthread_mutex_unlock(&e->mu);
-        kle_event_free(h.ended);
-        kle_event_free(h.extended);
+        release(e);
+        return kle_error_set(rc, "cannot lead %s: could not start the leadership guard", e->name);
+    }
+    int started = 0;
+    if (now_ns(e) >= e->lead_deadline || kle_event_is_set(h.ended)) {
+        /* The deadline passed before the work could start: never start it. */
+        KLE_LOG_W("leadership of %s ended before the leader's work could start", e->name);
+        kle_event_set(h.ended);
+        rc = kle_error_set(KLE_ETIMEOUT, "leadership of %s ended before it could start", e->name);
+    } else if (start_thread(e, &h, callback_main, &thread) < 0) {
+        rc = kle_error_last()->code;
+        KLE_LOG_E("stepping down from %s and releasing it: %s", e->name,
+                  kle_error_last()->message);
+        kle_event_set(h.ended);
+    } else {
+        started = 1;
+    }
+    if (!started) {
+        join_after(e, &e->guard_done, guard);
+        pthread_mutex_lock(&e->mu);
+        e->leading = 0;
+        e->handle = NULL;
+        pthread_mutex_unlock(&e->mu);
+        release(e);
         return rc;
     }
+    record_event(e, "became leader");
 
     enum renew_outcome outcome = renew(e, &h);
     pthread_mutex_lock(&e->mu);
@@ -648,18 +790,11 @@ static int lead(kle_elector *e)
                            e->name);
 
     kle_event_set(h.ended);
-    while (!atomic_load(&e->callback_done)) {
-        kle_event_reset(e->wake);
-        if (atomic_load(&e->callback_done))
-            break;
-        kle_clock_wait(e->clock, e->wake, INT64_MAX);
-    }
-    pthread_join(thread, NULL);
+    join_after(e, &e->callback_done, thread);
+    join_after(e, &e->guard_done, guard);
     pthread_mutex_lock(&e->mu);
     e->handle = NULL;
     pthread_mutex_unlock(&e->mu);
-    kle_event_free(h.ended);
-    kle_event_free(h.extended);
 
     if (e->release_on_cancel)
         release(e);
@@ -703,7 +838,7 @@ int kle_elector_is_leader(kle_elector *e)
         return 0;
     int64_t now = now_ns(e);
     pthread_mutex_lock(&e->mu);
-    int leader = e->leading && now < e->lead_deadline;
+    int leader = e->leading && !e->expired && now < e->lead_deadline;
     pthread_mutex_unlock(&e->mu);
     return leader;
 }
@@ -774,6 +909,8 @@ void kle_elector_free(kle_elector *e)
     kle_lock_free(e->lock);
     kle_event_free(e->cancel);
     kle_event_free(e->wake);
+    kle_event_free(e->term_ended);
+    kle_event_free(e->term_extended);
     kle_record_dispose(&e->observed);
     free(e->observed_raw);
     free(e->observed_rv);

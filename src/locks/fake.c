@@ -31,6 +31,8 @@ typedef struct script {
     int fail_error;
     int delay_count;
     int64_t delay_ns;
+    int stall_count;
+    int64_t stall_ns;
 } script;
 
 typedef struct fake_lock {
@@ -158,7 +160,11 @@ static void remember_version(fake_lock *l, uint64_t rv)
     pthread_mutex_unlock(&l->mu);
 }
 
-/* Takes the next scripted failure or delay of a method. */
+/*
+ * Takes the next scripted failure, delay or stall of a method. A stall is
+ * returned as a negative delay: the call takes that long whatever its
+ * timeout, as a thread that is stuck would.
+ */
 static int begin_call(fake_lock *l, kle_fake_method m, int64_t *delay)
 {
     int fail = 0;
@@ -169,6 +175,9 @@ static int begin_call(fake_lock *l, kle_fake_method m, int64_t *delay)
     if (s->fail_count > 0) {
         s->fail_count--;
         fail = s->fail_error;
+    } else if (s->stall_count > 0) {
+        s->stall_count--;
+        *delay = -s->stall_ns;
     } else if (s->delay_count > 0) {
         s->delay_count--;
         *delay = s->delay_ns;
@@ -183,9 +192,14 @@ static int begin_call(fake_lock *l, kle_fake_method m, int64_t *delay)
 /* Lets the call take its scripted time, bounded by its timeout and cancel. */
 static int finish_call(fake_lock *l, kle_fake_method m, int64_t delay, const kle_lock_ctx *ctx)
 {
-    if (delay <= 0)
-        return 0;
     kle_clock *clock = l->store->clock;
+    if (delay < 0) {
+        /* A stall: the answer comes late, bounded by nothing. */
+        kle_clock_sleep(clock, -delay);
+        return 0;
+    }
+    if (delay == 0)
+        return 0;
     int64_t now = kle_clock_monotonic_ns(clock);
     int64_t wait = delay < ctx->timeout_ns ? delay : ctx->timeout_ns;
     int rc = kle_clock_wait(clock, ctx->cancel, now + wait);
@@ -416,6 +430,17 @@ void kle_fake_lock_delay_next(kle_lock *lock, kle_fake_method method, int count,
     pthread_mutex_lock(&l->mu);
     l->scripts[method].delay_count += count;
     l->scripts[method].delay_ns = delay_ns;
+    pthread_mutex_unlock(&l->mu);
+}
+
+void kle_fake_lock_stall_next(kle_lock *lock, kle_fake_method method, int count, int64_t stall_ns)
+{
+    fake_lock *l = as_fake(lock, method);
+    if (!l || count <= 0 || stall_ns <= 0)
+        return;
+    pthread_mutex_lock(&l->mu);
+    l->scripts[method].stall_count += count;
+    l->scripts[method].stall_ns = stall_ns;
     pthread_mutex_unlock(&l->mu);
 }
 

@@ -8,6 +8,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 #include <poll.h>
+#include <sys/resource.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,6 +40,10 @@ struct fixture {
     /* What the leader does while leading. */
     void (*on_lead)(fixture *f, kle_leading *l);
     int64_t cleanup_ns;
+    /* Timings; 0: kube-controller-manager's 15 s / 10 s / 2 s. */
+    int64_t ld_ms, rd_ms, rp_ms;
+    /* The leadership deadline when the leader's work started. */
+    int64_t deadline_at_start;
 };
 
 static void trace(fixture *f, const char *what, const char *arg)
@@ -53,6 +58,7 @@ static void cb_started(kle_leading *l, void *d)
     f->started++;
     f->t_started = kle_clock_monotonic_ns(f->clock);
     f->transitions = kle_leading_transitions(l);
+    f->deadline_at_start = kle_leading_deadline_ns(l);
     trace(f, "started", "");
     struct pollfd p = {.fd = kle_leading_fd(l), .events = POLLIN};
     f->fd_before = poll(&p, 1, 0);
@@ -122,6 +128,11 @@ static void make_elector(fixture *f, int release_on_cancel, kle_lock *lock)
     c.clock = f->clock;
     c.release_on_cancel = release_on_cancel;
     c.jitter_seed = 42;
+    if (f->ld_ms) {
+        c.lease_duration_ms = f->ld_ms;
+        c.renew_deadline_ms = f->rd_ms;
+        c.retry_period_ms = f->rp_ms;
+    }
     c.callbacks.on_started_leading = cb_started;
     c.callbacks.on_stopped_leading = cb_stopped;
     c.callbacks.on_new_leader = cb_new_leader;
@@ -219,6 +230,166 @@ static void test_elector_loops__inflight_renewal_cannot_extend_leadership(void *
     assert_true(f->t_ended - f->t_started == 10 * SEC);
     assert_false(f->leader_at_end);
     assert_true(kle_fake_store_writes(f->store) >= 2);
+}
+
+static void fail_writes_and_gets(fixture *f, kle_leading *l)
+{
+    kle_fake_lock_fail_next(f->lock, KLE_FAKE_UPDATE, 1000, KLE_ETRANSPORT);
+    kle_fake_lock_fail_next(f->lock, KLE_FAKE_GET, 1000, KLE_ETRANSPORT);
+}
+
+/*
+ * A slow answer to the winning write, and a retry period above half the
+ * renew deadline (allowed: 8 s < 10 s / 1.2): the first renewal round must
+ * still start before the deadline, and leadership end exactly at it,
+ * renew_deadline after the winning write was sent, not a retry period
+ * after its answer (4.9 + 8 = 12.9 s).
+ */
+static void test_elector_loops__slow_winning_answer_still_ends_at_the_bound(void **state)
+{
+    fixture *f = *state;
+    f->ld_ms = 15000, f->rd_ms = 10000, f->rp_ms = 8000;
+    f->on_lead = fail_writes_and_gets;
+    make_elector(f, 0, NULL);
+    kle_fake_lock_delay_next(f->lock, KLE_FAKE_CREATE, 1, 4900 * KLE_NS_PER_MS);
+    pthread_t t = start(f);
+    finish(f, t);
+    assert_int_equal(f->run_rc, KLE_ETIMEOUT);
+    assert_true(since_t0(f, f->t_started) == 4900 * KLE_NS_PER_MS);
+    assert_true(since_t0(f, f->deadline_at_start) == 10 * SEC);
+    assert_true(since_t0(f, f->t_ended) == 10 * SEC);
+    /* The one renewal round ran at 8 s, within the deadline. */
+    assert_int_equal(kle_fake_lock_calls(f->lock, KLE_FAKE_UPDATE), 1);
+}
+
+/*
+ * The winning write's answer comes after the renew deadline (the thread
+ * was stuck): that acquisition was over before it was known, so the work
+ * does not start on it; the fast path renews at once and leads from there.
+ */
+static void test_elector_loops__acquisition_answered_too_late_does_not_lead(void **state)
+{
+    fixture *f = *state;
+    f->on_lead = fail_writes_and_gets;
+    make_elector(f, 0, NULL);
+    kle_fake_lock_stall_next(f->lock, KLE_FAKE_CREATE, 1, 11 * SEC);
+    pthread_t t = start(f);
+    finish(f, t);
+    assert_int_equal(f->started, 1);
+    assert_true(since_t0(f, f->t_started) == 11 * SEC);
+    assert_true(since_t0(f, f->deadline_at_start) == 21 * SEC);
+    assert_true(since_t0(f, f->t_ended) == 21 * SEC);
+    kle_record r;
+    assert_int_equal(kle_fake_store_peek(&r, NULL, f->store), 0);
+    assert_int_equal(r.leader_transitions, 0); /* Renewed, not taken again. */
+    kle_record_dispose(&r);
+}
+
+static void stall_next_renewal(fixture *f, kle_leading *l)
+{
+    kle_fake_lock_stall_next(f->lock, KLE_FAKE_UPDATE, 1, 30 * SEC);
+}
+
+/*
+ * The renewing thread is stuck in a call that ignores its timeout (a
+ * frozen or blocked thread): the leadership guard still ends the term at
+ * the deadline, and the late success does not revive it.
+ */
+static void test_elector_loops__stuck_renewal_ends_leadership_at_the_deadline(void **state)
+{
+    fixture *f = *state;
+    f->on_lead = stall_next_renewal;
+    make_elector(f, 0, NULL);
+    pthread_t t = start(f);
+    finish(f, t);
+    assert_true(since_t0(f, f->t_ended) == 10 * SEC);
+    assert_false(f->leader_at_end);
+    assert_int_equal(f->run_rc, KLE_ETIMEOUT);
+    assert_int_equal(f->started, 1);
+    kle_elector_stats st;
+    kle_elector_get_stats(&st, f->elector);
+    assert_int_equal(st.losses, 1);
+}
+
+static void slow_answers_for_a_minute(fixture *f, kle_leading *l)
+{
+    /* Every write lands at once and is answered 1.45 s later. */
+    kle_fake_lock_delay_next(f->lock, KLE_FAKE_UPDATE, 1000, 1450 * KLE_NS_PER_MS);
+    kle_fake_lock_delay_next(f->lock, KLE_FAKE_GET, 1000, 1450 * KLE_NS_PER_MS);
+    if (kle_leading_wait(l, 60000) == 0)
+        return; /* Leadership ended: the assertions below say so. */
+    kle_elector_stop(f->elector);
+}
+
+/*
+ * At 4 s / 3 s / 1 s a lone leader whose answers take 1.45 s (under
+ * min(renew_deadline - retry_period, renew_deadline / 2) = 1.5 s) keeps
+ * leading: rounds are timed from each write's send, not its answer.
+ */
+static void test_elector_loops__leader_keeps_leading_with_slow_answers(void **state)
+{
+    fixture *f = *state;
+    f->ld_ms = 4000, f->rd_ms = 3000, f->rp_ms = 1000;
+    f->on_lead = slow_answers_for_a_minute;
+    make_elector(f, 0, NULL);
+    pthread_t t = start(f);
+    finish(f, t);
+    assert_int_equal(f->run_rc, 0);
+    kle_elector_stats st;
+    kle_elector_get_stats(&st, f->elector);
+    assert_int_equal(st.losses, 0);
+    assert_int_equal(st.acquisitions, 1);
+    /* Stopped after a minute; the renewal then in flight is answered first. */
+    assert_true(since_t0(f, f->t_ended) >= 60 * SEC);
+    assert_true(since_t0(f, f->t_ended) <= 60 * SEC + 1450 * KLE_NS_PER_MS);
+    /* A renewal about every 1.45 s: 41 in the minute. */
+    assert_true(kle_fake_lock_calls(f->lock, KLE_FAKE_UPDATE) >= 40);
+}
+
+static void deadline_moves_with_renewals(fixture *f, kle_leading *l)
+{
+    int64_t first = kle_leading_deadline_ns(l);
+    struct pollfd p = {.fd = kle_leading_deadline_fd(l), .events = POLLIN};
+    assert_int_equal(poll(&p, 1, 0), 0);
+    assert_int_equal(kle_leading_wait(l, 2500), KLE_ETIMEOUT); /* One renewal at 2 s. */
+    assert_int_equal(poll(&p, 1, 0), 1);
+    int64_t second = kle_leading_deadline_ns(l);
+    assert_true(second - first == 2 * SEC);
+    assert_int_equal(poll(&p, 1, 0), 0); /* Reading it acknowledged the change. */
+    kle_elector_stop(f->elector);
+}
+
+static void test_elector_loops__leading_deadline_follows_renewals(void **state)
+{
+    fixture *f = *state;
+    f->on_lead = deadline_moves_with_renewals;
+    make_elector(f, 0, NULL);
+    pthread_t t = start(f);
+    finish(f, t);
+    assert_int_equal(f->run_rc, 0);
+    assert_true(since_t0(f, f->deadline_at_start) == 10 * SEC);
+}
+
+/*
+ * No descriptor left once the elector exists (a connection flood used them
+ * up): winning the lease must still start the leader's work, because
+ * nothing the elector needs after winning takes a new descriptor.
+ */
+static void test_elector_loops__no_descriptor_needed_after_winning(void **state)
+{
+    fixture *f = *state;
+    f->on_lead = fail_writes_and_gets;
+    make_elector(f, 0, NULL);
+    struct rlimit old, none;
+    assert_int_equal(getrlimit(RLIMIT_NOFILE, &old), 0);
+    none = old;
+    none.rlim_cur = 0;
+    assert_int_equal(setrlimit(RLIMIT_NOFILE, &none), 0);
+    pthread_t t = start(f);
+    finish(f, t);
+    assert_int_equal(setrlimit(RLIMIT_NOFILE, &old), 0);
+    assert_int_equal(f->started, 1);
+    assert_int_equal(f->run_rc, KLE_ETIMEOUT);
 }
 
 /* A lock that records when each get starts, around a fake lock. */
@@ -511,6 +682,12 @@ int main(void)
         T(test_elector_loops__release_waits_for_on_started_leading),
         T(test_elector_loops__rival_cannot_take_over_a_renewed_lease),
         T(test_elector_loops__config_validation_names_the_rule),
+        T(test_elector_loops__slow_winning_answer_still_ends_at_the_bound),
+        T(test_elector_loops__acquisition_answered_too_late_does_not_lead),
+        T(test_elector_loops__stuck_renewal_ends_leadership_at_the_deadline),
+        T(test_elector_loops__leader_keeps_leading_with_slow_answers),
+        T(test_elector_loops__leading_deadline_follows_renewals),
+        T(test_elector_loops__no_descriptor_needed_after_winning),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

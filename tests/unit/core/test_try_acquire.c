@@ -172,21 +172,33 @@ static void test_try_acquire__record_timestamps_never_decide_expiry(void **state
     assert_true(try_now(f));
 }
 
-static void test_try_acquire__changed_resource_version_counts_as_change(void **state)
+/*
+ * A new resourceVersion over the same record bytes: a renewal within the
+ * record's time precision (whole seconds for annotation locks), or someone
+ * touching the object (a label). It counts as a renewal, but never for more
+ * than a second after the record itself last changed, so touching the lock
+ * object cannot hold off a takeover.
+ */
+static void test_try_acquire__touch_counts_for_at_most_record_precision(void **state)
 {
     fixture *f = *state;
     kle_record r = held_by("other", 15, 1, kle_clock_wall_ns(f->clock));
     kle_fake_store_put(f->store, &r);
+    assert_false(try_now(f)); /* Seen at 0 s. */
+    kle_fake_clock_advance(f->clock, SEC / 2);
+    kle_fake_store_put(f->store, &r); /* Same bytes, new resourceVersion, at 0.5 s. */
     assert_false(try_now(f));
-    kle_fake_clock_advance(f->clock, 10 * SEC);
-    /* The same bytes written again (e.g. second-precision times): a new resourceVersion. */
-    kle_fake_store_put(f->store, &r);
-    kle_record_dispose(&r);
+    kle_fake_clock_advance(f->clock, SEC * 19 / 2);
+    kle_fake_store_put(f->store, &r); /* Touched again at 10 s. */
     assert_false(try_now(f));
-    kle_fake_clock_advance(f->clock, 10 * SEC);
-    assert_false(try_now(f)); /* 20 s after the first sighting, 10 s after the change. */
-    kle_fake_clock_advance(f->clock, 5 * SEC);
+    kle_fake_clock_advance(f->clock, SEC * 52 / 10);
+    /* 15.2 s: the touch at 0.5 s may have been the holder's renewal. */
+    assert_false(try_now(f));
+    kle_fake_clock_advance(f->clock, SEC * 13 / 10);
+    /* 16.5 s: past 1 s + 15 s; the touch at 10 s does not count. */
+    kle_fake_store_put(f->store, &r); /* And a touch right now changes nothing. */
     assert_true(try_now(f));
+    kle_record_dispose(&r);
 }
 
 static void test_try_acquire__own_lease_is_renewed_keeping_acquire_time(void **state)
@@ -357,7 +369,7 @@ int main(void)
         T(test_try_acquire__held_and_unexpired_is_not_acquired),
         T(test_try_acquire__expired_is_acquired_with_transitions_plus_one),
         T(test_try_acquire__record_timestamps_never_decide_expiry),
-        T(test_try_acquire__changed_resource_version_counts_as_change),
+        T(test_try_acquire__touch_counts_for_at_most_record_precision),
         T(test_try_acquire__own_lease_is_renewed_keeping_acquire_time),
         T(test_try_acquire__fast_path_conflict_falls_back_to_slow_path),
         T(test_try_acquire__get_error_other_than_not_found_is_not_acquired),
