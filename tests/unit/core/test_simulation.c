@@ -5,8 +5,14 @@
  * whose answers are lost) and electors that crash without releasing or stop
  * with a release, and come back under a new identity.
  *
+ * Timings run across the whole valid range (retry period up to
+ * renew_deadline / 1.2), with the fault "write lands, answer delayed" and
+ * stuck calls (answers later than any timeout, as from a frozen thread).
+ *
  * Checked at every step of the scheduler (every instant at which anything
- * can change): no two electors believe they lead. Checked at every
+ * can change): no two electors believe they lead; no two leaders' work
+ * (on_started_leading until its handle ends) runs at once; and no
+ * leader's handle is still open after its leadership deadline. Checked at every
  * acquisition: the fencing token (leaderTransitions) never goes back and
  * grows with every change of leader. Checked in every quiet phase (faults
  * cleared, crashed electors restarted): some elector leads within
@@ -43,6 +49,7 @@ typedef struct cand {
     int alive;
     int quit;
     kle_event *exited;
+    kle_leading *working; /* Set while on_started_leading runs. */
 } cand;
 
 struct sim {
@@ -58,6 +65,10 @@ struct sim {
     uint64_t crashes;
     uint64_t faults;
     uint64_t token_errors;
+    uint64_t late_ends;
+    char late[256];
+    uint64_t stalls;
+    int64_t lease, renew, retry;
     int last_token;
     char last_holder[32];
     /* Quiet phase tracking. */
@@ -69,7 +80,6 @@ struct sim {
     int quiet_failures;
 };
 
-static const int64_t LEASE = 15 * SEC, RENEW = 10 * SEC, RETRY = 2 * SEC;
 
 static uint64_t rnd(sim *s)
 {
@@ -105,6 +115,27 @@ static void step_hook(kle_clock *clock, void *data)
             snprintf(s->violation, sizeof(s->violation), "at %" PRId64 " ms:%s", now / MS, who);
         s->violations++;
     }
+    int working = 0;
+    for (int i = 0; i < N_CAND; i++) {
+        cand *c = &s->c[i];
+        if (!c->working || kle_leading_is_over(c->working))
+            continue;
+        working++;
+        int64_t deadline = kle_leading_deadline_ns(c->working);
+        if (now > deadline) {
+            if (!s->late_ends)
+                snprintf(s->late, sizeof(s->late),
+                         "at %" PRId64 " ms: %s still working %" PRId64 " ms after its deadline",
+                         now / MS, c->id, (now - deadline) / MS);
+            s->late_ends++;
+        }
+    }
+    if (working > 1) {
+        if (!s->violations)
+            snprintf(s->violation, sizeof(s->violation), "at %" PRId64 " ms: %d leaders working",
+                     now / MS, working);
+        s->violations++;
+    }
     if (leaders >= 1 && s->in_quiet && s->quiet_first_leader < 0)
         s->quiet_first_leader = now;
 }
@@ -119,9 +150,11 @@ static void on_started(kle_leading *l, void *data)
         s->token_errors++;
     s->last_token = token;
     snprintf(s->last_holder, sizeof(s->last_holder), "%s", c->id);
+    c->working = l;
     /* The leader works in slices until leadership ends. */
     while (kle_leading_wait(l, 700) != 0) {
     }
+    c->working = NULL;
 }
 
 static void on_stopped(void *data)
@@ -146,9 +179,9 @@ static void start_cand(sim *s, cand *c)
     kle_elector_config cfg = KLE_ELECTOR_CONFIG_INIT;
     cfg.lock = c->lock;
     cfg.clock = s->clock;
-    cfg.lease_duration_ms = LEASE / MS;
-    cfg.renew_deadline_ms = RENEW / MS;
-    cfg.retry_period_ms = RETRY / MS;
+    cfg.lease_duration_ms = s->lease / MS;
+    cfg.renew_deadline_ms = s->renew / MS;
+    cfg.retry_period_ms = s->retry / MS;
     cfg.release_on_cancel = c->incarnation % 2; /* Half stop with a release, half crash. */
     cfg.jitter_seed = rnd(s) | 1;
     cfg.callbacks.on_started_leading = on_started;
@@ -212,9 +245,15 @@ static void inject_fault(sim *s)
                                      KLE_ETOOMANYREQUESTS};
         kle_fake_lock_fail_next(c->lock, (kle_fake_method)(rnd(s) % 3), (int)rnd_range(s, 1, 5),
                                 errors[rnd(s) % 5]);
-    } else if (kind < 65 && c->alive) {
+    } else if (kind < 58 && c->alive) {
+        /* Writes land at once, answers come late (cut at the call's timeout). */
         kle_fake_lock_delay_next(c->lock, (kle_fake_method)(rnd(s) % 3), (int)rnd_range(s, 1, 4),
-                                 rnd_range(s, 100 * MS, 20 * SEC));
+                                 rnd_range(s, 100 * MS, 2 * s->renew));
+    } else if (kind < 65 && c->alive) {
+        /* A stuck call: the answer comes later than any timeout. */
+        s->stalls++;
+        kle_fake_lock_stall_next(c->lock, (kle_fake_method)(rnd(s) % 3), 1,
+                                 rnd_range(s, 100 * MS, 2 * s->renew));
     } else if (kind < 75) {
         int l = current_leader(s);
         if (l >= 0)
@@ -248,7 +287,7 @@ static void quiet_phase(sim *s, int64_t length)
     kle_clock_sleep(s->clock, length);
     s->in_quiet = 0;
     s->quiet_phases++;
-    int64_t bound = LEASE + RETRY * 22 / 10;
+    int64_t bound = s->lease + s->retry * 22 / 10;
     int64_t waited = s->quiet_first_leader < 0 ? INT64_MAX : s->quiet_first_leader - s->quiet_start;
     if (waited > s->worst_quiet_wait)
         s->worst_quiet_wait = waited;
@@ -256,12 +295,16 @@ static void quiet_phase(sim *s, int64_t length)
         s->quiet_failures++;
 }
 
-/* Runs the simulation for `hours` of virtual time; returns a digest of what happened. */
-static uint64_t simulate(sim *s, uint64_t seed, int64_t duration)
+/* Runs the simulation for `duration` of virtual time; returns a digest of what happened. */
+static uint64_t simulate_timed(sim *s, uint64_t seed, int64_t duration, int64_t lease,
+                               int64_t renew, int64_t retry)
 {
     kle_fake_clock_opts o = KLE_FAKE_CLOCK_OPTS_INIT;
     o.auto_advance = 1;
     memset(s, 0, sizeof(*s));
+    s->lease = lease;
+    s->renew = renew;
+    s->retry = retry;
     s->rng = seed;
     s->worst_quiet_wait = 0;
     s->last_token = -1;
@@ -297,19 +340,29 @@ static uint64_t simulate(sim *s, uint64_t seed, int64_t duration)
     return digest;
 }
 
+static uint64_t simulate(sim *s, uint64_t seed, int64_t duration)
+{
+    return simulate_timed(s, seed, duration, 15 * SEC, 10 * SEC, 2 * SEC);
+}
+
 static void report(const char *name, sim *s, int64_t duration)
 {
-    print_message("%s: %" PRId64 " virtual h, %" PRIu64 " steps, %" PRIu64 " acquisitions, %" PRIu64
-                  " faults, %" PRIu64 " stops/crashes, %d quiet phases, worst wait for a "
+    print_message("%s (%" PRId64 "/%" PRId64 "/%" PRId64 " ms): %" PRId64 " virtual h, %" PRIu64
+                  " steps, %" PRIu64 " acquisitions, %" PRIu64 " faults (%" PRIu64
+                  " stuck calls), %" PRIu64 " stops/crashes, %d quiet phases, worst wait for a "
                   "leader after faults stop %" PRId64 " ms (bound %" PRId64 " ms)\n",
-                  name, duration / (3600 * SEC), s->steps, s->acquisitions, s->faults, s->crashes,
-                  s->quiet_phases, s->worst_quiet_wait / MS, (LEASE + RETRY * 22 / 10) / MS);
+                  name, s->lease / MS, s->renew / MS, s->retry / MS, duration / (3600 * SEC),
+                  s->steps, s->acquisitions, s->faults, s->stalls, s->crashes, s->quiet_phases,
+                  s->worst_quiet_wait / MS, (s->lease + s->retry * 22 / 10) / MS);
 }
 
 static void assert_sim_ok(sim *s)
 {
     if (s->violations)
         fail_msg("two leaders %" PRIu64 " times; first %s", s->violations, s->violation);
+    if (s->late_ends)
+        fail_msg("a leader's work outlived its deadline %" PRIu64 " times; first %s", s->late_ends,
+                 s->late);
     assert_int_equal(s->token_errors, 0);
     assert_int_equal(s->quiet_failures, 0);
     assert_true(s->acquisitions > 0);
@@ -342,12 +395,36 @@ static void test_simulation__five_electors_24_hours_of_faults(void **state)
     free(s);
 }
 
+/*
+ * The retry period across the whole valid range, up to renew_deadline / 1.2,
+ * at kube-controller-manager's and at short timings.
+ */
+static void test_simulation__timings_across_the_valid_range(void **state)
+{
+    static const int64_t t[][3] = {
+        {15 * SEC, 10 * SEC, 5 * SEC},    {15 * SEC, 10 * SEC, 8 * SEC},
+        {15 * SEC, 10 * SEC, 8333 * MS},  {4 * SEC, 3 * SEC, 1 * SEC},
+        {4 * SEC, 3 * SEC, 2 * SEC},      {4 * SEC, 3 * SEC, 2499 * MS},
+        {2 * SEC, 1200 * MS, 999 * MS},
+    };
+    sim *s = calloc(1, sizeof(*s));
+    for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+        int64_t hours = 3 * 3600 * SEC;
+        simulate_timed(s, 1000 + i, hours, t[i][0], t[i][1], t[i][2]);
+        report("timings", s, hours);
+        assert_sim_ok(s);
+        assert_true(s->stalls > 0);
+    }
+    free(s);
+}
+
 int main(void)
 {
     quiet_log_install();
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_simulation__same_seed_replays_exactly),
         cmocka_unit_test(test_simulation__five_electors_24_hours_of_faults),
+        cmocka_unit_test(test_simulation__timings_across_the_valid_range),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
