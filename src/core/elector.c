@@ -35,6 +35,9 @@
 
 #define JITTER_FACTOR 1.2
 
+/* The longest lease a record can carry: leaseDurationSeconds is an int32. */
+#define MAX_LEASE_MS (INT64_C(2147483647) * 1000)
+
 /*
  * The coarsest time precision of any record (annotation records carry whole
  * seconds): a holder's renewals can leave the raw record unchanged for at
@@ -143,8 +146,21 @@ static int validate(const kle_elector_config *c)
                              "%sleaseDuration must be at least 1s: the record carries whole "
                              "seconds (lease_duration_ms=%lld)",
                              p, ld);
-    if (c->call_timeout_ms < 0)
-        return kle_error_set(KLE_EINVAL, "%scall_timeout_ms must not be negative", p);
+    if (c->lease_duration_ms > MAX_LEASE_MS)
+        return kle_error_set(KLE_EINVAL,
+                             "%sleaseDuration does not fit the record's leaseDurationSeconds "
+                             "(lease_duration_ms=%lld, at most %lld: 2147483647 s)",
+                             p, ld, (long long)MAX_LEASE_MS);
+    if (c->lease_duration_ms / 1000 * 1000 <= c->renew_deadline_ms)
+        return kle_error_set(KLE_EINVAL,
+                             "%sleaseDuration as the record carries it, in whole seconds (%llds), "
+                             "must be greater than renewDeadline (lease_duration_ms=%lld, "
+                             "renew_deadline_ms=%lld)",
+                             p, ld / 1000, ld, rd);
+    if (c->call_timeout_ms < 0 || c->call_timeout_ms > MAX_LEASE_MS)
+        return kle_error_set(KLE_EINVAL,
+                             "%scall_timeout_ms must be between 0 and %lld (call_timeout_ms=%lld)",
+                             p, (long long)MAX_LEASE_MS, (long long)c->call_timeout_ms);
     if (!c->callbacks.on_started_leading)
         return kle_error_set(KLE_EINVAL, "%sOnStartedLeading callback must not be nil", p);
     if (!c->callbacks.on_stopped_leading)

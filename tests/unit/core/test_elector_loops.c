@@ -614,8 +614,8 @@ static void test_elector_loops__config_validation_names_the_rule(void **state)
     good.lock = lock;
     good.callbacks.on_started_leading = cb_started;
     good.callbacks.on_stopped_leading = cb_stopped;
-    bad_config cases[10];
-    for (int i = 0; i < 10; i++)
+    bad_config cases[13];
+    for (int i = 0; i < 13; i++)
         cases[i].cfg = good;
     cases[0].cfg.renew_deadline_ms = 15000;
     cases[0].message = "invalid elector config: leaseDuration must be greater than renewDeadline "
@@ -644,7 +644,20 @@ static void test_elector_loops__config_validation_names_the_rule(void **state)
     cases[8].message = "invalid elector config: renewDeadline must be greater than zero";
     cases[9].cfg.version = 99;
     cases[9].message = "kle_elector_new: config version 99 is not supported";
-    for (int i = 0; i < 10; i++) {
+    /* 2^32 + 1 s: an int cast would write leaseDurationSeconds 1. */
+    cases[10].cfg.lease_duration_ms = INT64_C(4294967297) * 1000;
+    cases[10].message = "invalid elector config: leaseDuration does not fit the record's "
+                        "leaseDurationSeconds (lease_duration_ms=4294967297000, at most "
+                        "2147483647000: 2147483647 s)";
+    /* 10.9 s is written as 10 s, not more than the renew deadline. */
+    cases[11].cfg.lease_duration_ms = 10900;
+    cases[11].message = "invalid elector config: leaseDuration as the record carries it, in whole "
+                        "seconds (10s), must be greater than renewDeadline "
+                        "(lease_duration_ms=10900, renew_deadline_ms=10000)";
+    cases[12].cfg.call_timeout_ms = INT64_MAX;
+    cases[12].message = "invalid elector config: call_timeout_ms must be between 0 and "
+                        "2147483647000 (call_timeout_ms=9223372036854775807)";
+    for (int i = 0; i < 13; i++) {
         kle_elector *e = (kle_elector *)&cases[i];
         int rc = kle_elector_new(&e, &cases[i].cfg);
         assert_true(rc == KLE_EINVAL || rc == KLE_EVERSION);
