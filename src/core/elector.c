@@ -74,7 +74,8 @@ struct kle_elector {
     size_t observed_raw_len;
     char *observed_rv;
     int64_t observed_time;
-    int64_t raw_changed_time; /* When the raw record last changed (observed_time without touches). */
+    int64_t
+        raw_changed_time; /* When the raw record last changed (observed_time without touches). */
     char *reported_leader;
     /* Leadership, guarded by mu. */
     int leading;
@@ -761,8 +762,7 @@ static int lead(kle_elector *e)
 
     if (start_thread(e, &h, guard_main, &guard) < 0) {
         rc = kle_error_last()->code;
-        KLE_LOG_E("stepping down from %s and releasing it: %s", e->name,
-                  kle_error_last()->message);
+        KLE_LOG_E("stepping down from %s and releasing it: %s", e->name, kle_error_last()->message);
         pthread_mutex_lock(&e->mu);
         e->leading = 0;
         e->handle = NULL;
@@ -778,8 +778,7 @@ static int lead(kle_elector *e)
         rc = kle_error_set(KLE_ETIMEOUT, "leadership of %s ended before it could start", e->name);
     } else if (start_thread(e, &h, callback_main, &thread) < 0) {
         rc = kle_error_last()->code;
-        KLE_LOG_E("stepping down from %s and releasing it: %s", e->name,
-                  kle_error_last()->message);
+        KLE_LOG_E("stepping down from %s and releasing it: %s", e->name, kle_error_last()->message);
         kle_event_set(h.ended);
     } else {
         started = 1;

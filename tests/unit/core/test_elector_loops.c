@@ -392,6 +392,66 @@ static void test_elector_loops__no_descriptor_needed_after_winning(void **state)
     assert_int_equal(f->run_rc, KLE_ETIMEOUT);
 }
 
+typedef struct toucher {
+    fixture *f;
+    kle_event *quit;
+    int touches;
+} toucher;
+
+/* Writes the stored record again every 2 s for a minute, as `kubectl label --overwrite` does. */
+static void *touch_main(void *p)
+{
+    toucher *t = p;
+    for (int i = 0; i < 30; i++) {
+        int64_t next = kle_clock_monotonic_ns(t->f->clock) + 2 * SEC;
+        if (kle_clock_wait(t->f->clock, t->quit, next) == 0)
+            break;
+        kle_record r;
+        if (kle_fake_store_peek(&r, NULL, t->f->store) == 0) {
+            if (!kle_record_holder_is(&r, "me")) {
+                kle_fake_store_put(t->f->store, &r);
+                t->touches++;
+            }
+            kle_record_dispose(&r);
+        }
+    }
+    return NULL;
+}
+
+static void stop_at_once(fixture *f, kle_leading *l)
+{
+    kle_elector_stop(f->elector);
+}
+
+/*
+ * The holder died; someone touches the lock object every 2 s. The follower
+ * still takes over about when the lease expires: within LeaseDuration + 1 s
+ * (the touch rule) + one acquire retry (2.2 × RetryPeriod).
+ */
+static void test_elector_loops__touching_the_object_does_not_hold_off_a_takeover(void **state)
+{
+    fixture *f = *state;
+    put_other(f, 15, 3);
+    toucher t = {f, NULL, 0};
+    assert_int_equal(kle_event_new(&t.quit), 0);
+    pthread_t tt;
+    assert_int_equal(kle_fake_clock_spawn(&tt, f->clock, touch_main, &t), 0);
+    f->on_lead = stop_at_once;
+    make_elector(f, 0, NULL);
+    pthread_t e = start(f);
+    finish(f, e);
+    kle_event_set(t.quit);
+    kle_fake_clock_leave(f->clock);
+    pthread_join(tt, NULL);
+    assert_int_equal(kle_fake_clock_join(f->clock), 0);
+    kle_event_free(t.quit);
+    assert_int_equal(f->started, 1);
+    assert_true(t.touches >= 7);
+    assert_true(since_t0(f, f->t_started) >= 15 * SEC);
+    assert_true(since_t0(f, f->t_started) <= 16 * SEC + 4400 * KLE_NS_PER_MS);
+    assert_int_equal(f->transitions, 4);
+}
+
 /* A lock that records when each get starts, around a fake lock. */
 typedef struct timing_lock {
     kle_lock base;
@@ -701,6 +761,7 @@ int main(void)
         T(test_elector_loops__leader_keeps_leading_with_slow_answers),
         T(test_elector_loops__leading_deadline_follows_renewals),
         T(test_elector_loops__no_descriptor_needed_after_winning),
+        T(test_elector_loops__touching_the_object_does_not_hold_off_a_takeover),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

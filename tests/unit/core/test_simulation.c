@@ -80,7 +80,6 @@ struct sim {
     int quiet_failures;
 };
 
-
 static uint64_t rnd(sim *s)
 {
     uint64_t z = (s->rng += UINT64_C(0x9e3779b97f4a7c15));
@@ -402,9 +401,9 @@ static void test_simulation__five_electors_24_hours_of_faults(void **state)
 static void test_simulation__timings_across_the_valid_range(void **state)
 {
     static const int64_t t[][3] = {
-        {15 * SEC, 10 * SEC, 5 * SEC},    {15 * SEC, 10 * SEC, 8 * SEC},
-        {15 * SEC, 10 * SEC, 8333 * MS},  {4 * SEC, 3 * SEC, 1 * SEC},
-        {4 * SEC, 3 * SEC, 2 * SEC},      {4 * SEC, 3 * SEC, 2499 * MS},
+        {15 * SEC, 10 * SEC, 5 * SEC},   {15 * SEC, 10 * SEC, 8 * SEC},
+        {15 * SEC, 10 * SEC, 8333 * MS}, {4 * SEC, 3 * SEC, 1 * SEC},
+        {4 * SEC, 3 * SEC, 2 * SEC},     {4 * SEC, 3 * SEC, 2499 * MS},
         {2 * SEC, 1200 * MS, 999 * MS},
     };
     sim *s = calloc(1, sizeof(*s));
