@@ -132,8 +132,7 @@ int cli_cmd_status(cli_opts *o)
     const kle_record *main_rec = multi ? &prim.record : &res.record;
     int agree = 1;
     if (multi)
-        agree = prc == 0 && src == 0 &&
-                strcmp(kle_record_holder(&prim.record), kle_record_holder(&sec.record)) == 0;
+        agree = prc == 0 && src == 0 && kle_record_holder_equal(&prim.record, &sec.record);
     if (o->output_json) {
         json_object *j = record_json(main_rec, now);
         if (!j) {

@@ -456,7 +456,8 @@ static void test_locks__selection_by_name(void **state)
                         "configmaps, endpointsleases, configmapsleases");
     ro.identity = "";
     assert_int_equal(kle_lock_new_by_name(&l, "leases", client, &ro), KLE_EINVAL);
-    assert_string_equal(kle_error_last()->message, "Lease lock x: an identity is required");
+    assert_string_equal(kle_error_last()->message,
+                        "Lease lock x: an identity is required (it is empty)");
 }
 
 static void started_then_wait(kle_leading *l, void *d)

@@ -14,6 +14,11 @@
 #define SEC KLE_NS_PER_SEC
 static const int64_t T0 = INT64_C(1795255200) * SEC; /* 2026-11-21T10:00:00Z */
 
+static int ann_read(kle_record *out, const char *text, const char *where)
+{
+    return kle_locks__annotation_read(out, text, strlen(text), where);
+}
+
 static kle_record sample(void)
 {
     kle_record r = KLE_RECORD_INIT;
@@ -68,12 +73,11 @@ static void test_record_json__lease_spec_has_microtime_and_lease_transitions(voi
 static void test_record_json__reads_client_go_v026_record(void **state)
 {
     kle_record r;
-    assert_int_equal(kle_locks__annotation_read(
-                         &r,
-                         "{\"holderIdentity\":\"node-a_5d1c\",\"leaseDurationSeconds\":15,"
-                         "\"acquireTime\":\"2026-11-21T10:00:00Z\",\"renewTime\":"
-                         "\"2026-11-21T10:00:02Z\",\"leaderTransitions\":3}",
-                         "cm"),
+    assert_int_equal(ann_read(&r,
+                              "{\"holderIdentity\":\"node-a_5d1c\",\"leaseDurationSeconds\":15,"
+                              "\"acquireTime\":\"2026-11-21T10:00:00Z\",\"renewTime\":"
+                              "\"2026-11-21T10:00:02Z\",\"leaderTransitions\":3}",
+                              "cm"),
                      0);
     assert_string_equal(r.holder_identity, "node-a_5d1c");
     assert_int_equal(r.lease_duration_seconds, 15);
@@ -87,13 +91,12 @@ static void test_record_json__reads_client_go_v026_record(void **state)
 static void test_record_json__reads_client_go_head_record(void **state)
 {
     kle_record r;
-    assert_int_equal(kle_locks__annotation_read(
-                         &r,
-                         "{\"holderIdentity\":\"b\",\"leaseDurationSeconds\":60,"
-                         "\"acquireTime\":\"2026-11-21T10:00:00.500000Z\",\"renewTime\":null,"
-                         "\"leaderTransitions\":0,\"strategy\":\"OldestEmulationVersion\","
-                         "\"preferredHolder\":\"c\"}",
-                         "cm"),
+    assert_int_equal(ann_read(&r,
+                              "{\"holderIdentity\":\"b\",\"leaseDurationSeconds\":60,"
+                              "\"acquireTime\":\"2026-11-21T10:00:00.500000Z\",\"renewTime\":null,"
+                              "\"leaderTransitions\":0,\"strategy\":\"OldestEmulationVersion\","
+                              "\"preferredHolder\":\"c\"}",
+                              "cm"),
                      0);
     assert_string_equal(r.strategy, "OldestEmulationVersion");
     assert_string_equal(r.preferred_holder, "c");
@@ -105,12 +108,11 @@ static void test_record_json__reads_client_go_head_record(void **state)
 static void test_record_json__reads_python_client_record(void **state)
 {
     kle_record r;
-    assert_int_equal(kle_locks__annotation_read(
-                         &r,
-                         "{\"holderIdentity\": \"py-1\", \"leaseDurationSeconds\": \"15\", "
-                         "\"acquireTime\": \"2026-11-21 10:00:00.123456\", "
-                         "\"renewTime\": \"2026-11-21 10:00:02.123456\"}",
-                         "cm"),
+    assert_int_equal(ann_read(&r,
+                              "{\"holderIdentity\": \"py-1\", \"leaseDurationSeconds\": \"15\", "
+                              "\"acquireTime\": \"2026-11-21 10:00:00.123456\", "
+                              "\"renewTime\": \"2026-11-21 10:00:02.123456\"}",
+                              "cm"),
                      0);
     assert_string_equal(r.holder_identity, "py-1");
     assert_int_equal(r.lease_duration_seconds, 15);
@@ -132,17 +134,17 @@ static void test_record_json__unreadable_record_is_an_error_naming_what_was_foun
         {"[1,2]", "cm x: a JSON array, not a leader election record"},
         {"{\"holderIdentity\":5}", "cm x: holderIdentity is 5, not a string"},
         {"{\"holderIdentity\":\"a\",\"leaseDurationSeconds\":\"soon\"}",
-         "cm x: leaseDurationSeconds is \"soon\", not a non-negative integer"},
+         "cm x: leaseDurationSeconds is \"soon\", not an integer in 0..2147483647"},
         {"{\"holderIdentity\":\"a\",\"leaseDurationSeconds\":-5}",
-         "cm x: leaseDurationSeconds is -5, not a non-negative integer"},
+         "cm x: leaseDurationSeconds is -5, not an integer in 0..2147483647"},
         {"{\"holderIdentity\":\"a\",\"renewTime\":\"yesterday\"}",
          "cm x: renewTime is \"yesterday\", not a timestamp"},
         {"{\"holderIdentity\":\"a\",\"leaderTransitions\":1.5}",
-         "cm x: leaderTransitions is 1.5, not a non-negative integer"},
+         "cm x: leaderTransitions is 1.5, not an integer in 0..2147483647"},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         kle_record r;
-        assert_int_equal(kle_locks__annotation_read(&r, cases[i].text, "cm x"), KLE_EBADRECORD);
+        assert_int_equal(ann_read(&r, cases[i].text, "cm x"), KLE_EBADRECORD);
         assert_string_equal(kle_error_last()->message, cases[i].message);
         assert_null(r.holder_identity);
     }
