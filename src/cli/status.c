@@ -27,7 +27,9 @@ static json_object *record_json(const kle_record *r, int64_t now)
     char t[64];
     if (!o)
         return NULL;
-    json_object_object_add(o, "holderIdentity", json_object_new_string(kle_record_holder(r)));
+    json_object_object_add(
+        o, "holderIdentity",
+        json_object_new_string_len(kle_record_holder(r), (int)kle_record_holder_len(r)));
     if (r->acquire_time_ns && kle_time_format(t, sizeof(t), r->acquire_time_ns, 6) > 0)
         json_object_object_add(o, "acquireTime", json_object_new_string(t));
     else

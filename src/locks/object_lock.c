@@ -115,7 +115,7 @@ static int check_kind(object_lock *l, json_object *obj, const char *verb)
         for (size_t i = 0; i < klen && n < 64; i++)
             shown[n++] = (unsigned char)k[i] < 0x20 || k[i] == 0x7f ? '?' : k[i];
         shown[n] = '\0';
-        if (strcmp(shown, "Status") == 0) {
+        if (klen == 6 && memcmp(k, "Status", 6) == 0) {
             const char *msg = string_at(obj, "message");
             const char *reason = string_at(obj, "reason");
             return kle_error_set(KLE_EBADRECORD,

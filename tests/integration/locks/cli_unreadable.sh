@@ -79,6 +79,8 @@ kle_curl "$SERVER/apis/coordination.k8s.io/v1/namespaces/default/leases/nul" |
   fail "the nul Lease changed"
 kill -TERM "$PID_a"
 wait "$PID_a" 2>/dev/null
+"$KLE" status --lock-name nul -o json | python3 -c 'import json,sys; sys.exit(json.load(sys.stdin)["holderIdentity"] != "a\u0000b")' ||
+  fail "kle status -o json does not show the holder's every byte"
 pass "a live lease of \"a\\u0000b\" is not taken by a"
 
 # The positive control: answered normally, the same replica leads.

@@ -143,7 +143,9 @@ static void test_record__identities_the_api_would_change_are_refused(void **stat
                         "identity of 1025 bytes is longer than the limit of 1024 bytes");
     assert_int_equal(kle_identity_check("node-a_5d1c"), 0);
     assert_int_equal(kle_identity_check("pod-7f9c.example.com_0f8e-uuid"), 0);
-    assert_int_equal(kle_identity_check("n\xc3\xb6\xc3\xb0" "e \xe2\x82\xac \xf0\x9f\x90\xb3"), 0);
+    assert_int_equal(kle_identity_check("n\xc3\xb6\xc3\xb0"
+                                        "e \xe2\x82\xac \xf0\x9f\x90\xb3"),
+                     0);
     assert_int_equal(kle_identity_check("\xc2\xa0"), 0); /* U+00A0, just past the C1 controls. */
 }
 
@@ -308,9 +310,9 @@ static void test_record__time_parse_agrees_with_timegm_on_every_day(void **state
 static void test_record__time_parse_fuzz_round_trips(void **state)
 {
     static const char *const seeds[] = {
-        "2026-11-21T10:00:02.123456Z", "2262-04-11T23:47:16.854775807Z",
+        "2026-11-21T10:00:02.123456Z",    "2262-04-11T23:47:16.854775807Z",
         "1677-09-21T00:12:43.145224192Z", "2024-02-29 23:59:59.999999+23:59",
-        "9999-12-31T23:59:59-23:59",   "0000-01-01T00:00:00.000000000000001Z",
+        "9999-12-31T23:59:59-23:59",      "0000-01-01T00:00:00.000000000000001Z",
     };
     static const char alphabet[] = "0123456789:-+.TtZz 9";
     int accepted = 0;
