@@ -51,7 +51,11 @@ typedef struct kle_resource_lock_opts {
     const char *namespace_;
     /** Name of the lock object (required; a DNS subdomain). */
     const char *name;
-    /** Identity written as holder (required, non-empty). */
+    /**
+     * Identity written as holder (required): non-empty, at most
+     * KLE_IDENTITY_MAX bytes of valid UTF-8 without control characters
+     * (see kle_identity_check()).
+     */
     const char *identity;
     /** Record Events ("<identity> became leader") on the lock object (default 1). */
     int record_events;
@@ -73,17 +77,30 @@ typedef struct kle_resource_lock_opts {
 
 /**
  * Creates a Lease lock.
- * @return 0; KLE_EINVAL (a missing name or identity, named in the message);
- *   KLE_EVERSION; KLE_ENOMEM.
+ *
+ * Its get reads the Lease as described in docs/architecture.md ("Reading
+ * and writing records"): an answer that is not a Lease named so (a Status,
+ * another kind), a Lease whose spec is null, missing or not an object, or a
+ * record field of the wrong type or out of its int32 range is
+ * KLE_EBADRECORD, never a free lock; a spec {} is a free lock. Its create
+ * and update refuse a record outside kle_record_validate()'s ranges with
+ * KLE_EINVAL and take a wrong-kind answer as KLE_EBADRECORD.
+ * @return 0; KLE_EINVAL (a missing name, or an identity that
+ *   kle_identity_check() refuses, named in the message); KLE_EVERSION;
+ *   KLE_ENOMEM.
  */
 KLE_EXTERN(int)
 kle_lease_lock_new(kle_lock **out, kle_client *client, const kle_resource_lock_opts *opts);
 
-/** Creates a ConfigMap lock. Returns as kle_lease_lock_new(). */
+/**
+ * Creates a ConfigMap lock (record in the leader annotation). Reads and
+ * returns as kle_lease_lock_new(); an object without the annotation is a
+ * free lock, an annotation that is not a JSON record is KLE_EBADRECORD.
+ */
 KLE_EXTERN(int)
 kle_configmap_lock_new(kle_lock **out, kle_client *client, const kle_resource_lock_opts *opts);
 
-/** Creates an Endpoints lock. Returns as kle_lease_lock_new(). */
+/** Creates an Endpoints lock (record in the leader annotation). As kle_configmap_lock_new(). */
 KLE_EXTERN(int)
 kle_endpoints_lock_new(kle_lock **out, kle_client *client, const kle_resource_lock_opts *opts);
 

@@ -152,7 +152,12 @@ KLE_EXTERN(uint64_t) kle_fake_store_writes(kle_fake_store *store);
 
 /**
  * Creates a fake lock on @p store that writes as @p identity and describes
- * itself as @p description (NULL: "fake/lock").
+ * itself as @p description (NULL: "fake/lock"). Like the real locks, it
+ * refuses an identity kle_identity_check() refuses, and its create and
+ * update refuse a record outside kle_record_validate()'s ranges
+ * (KLE_EINVAL). kle_fake_store_put() takes any record, so tests can script
+ * what other writers might leave (strings with NUL bytes included: set them
+ * with kle_record_set_holder()).
  * @return 0, KLE_EINVAL or KLE_ENOMEM.
  */
 KLE_EXTERN(int)

@@ -23,6 +23,7 @@ typedef struct fault {
     int retry_after;
     int blackhole;
     int close_mid;
+    char *body;     /* Canned 200 answer (JSON text), or NULL. */
     long remaining; /* Requests it still applies to; -1 unlimited. */
     uint64_t seen;
     uint64_t hits;
@@ -98,6 +99,8 @@ void kle_apiserver__faults_match(const char *verb, const char *resource, const c
         }
         if (f->close_mid)
             r->close_mid = 1;
+        if (f->body && !r->body)
+            r->body = strdup(f->body);
     }
     pthread_mutex_unlock(&mu);
 }
@@ -209,6 +212,8 @@ static json_object *fault_json(const fault *f)
     json_object_object_add(o, "retryAfterSeconds", json_object_new_int(f->retry_after));
     json_object_object_add(o, "blackhole", json_object_new_boolean(f->blackhole));
     json_object_object_add(o, "closeMidResponse", json_object_new_boolean(f->close_mid));
+    if (f->body)
+        json_object_object_add(o, "body", json_tokener_parse(f->body));
     json_object_object_add(o, "count", json_object_new_int64(f->remaining));
     json_object_object_add(o, "matched", json_object_new_int64((int64_t)f->hits));
     return o;
@@ -287,12 +292,28 @@ static int parse_fault(const char *body, fault *f, char *err, size_t errlen)
         f->blackhole = json_object_get_boolean(v);
     if (json_object_object_get_ex(o, "closeMidResponse", &v))
         f->close_mid = json_object_get_boolean(v);
-    if (!f->latency_ms && !f->code && !f->blackhole && !f->close_mid) {
-        snprintf(err, errlen, "a fault needs latencyMs, error, blackhole or closeMidResponse");
+    if (json_object_object_get_ex(o, "body", &v)) {
+        if (!json_object_is_type(v, json_type_object)) {
+            snprintf(err, errlen, "field body must be a JSON object");
+            goto out;
+        }
+        f->body = strdup(json_object_to_json_string_ext(v, JSON_C_TO_STRING_PLAIN));
+        if (!f->body) {
+            snprintf(err, errlen, "out of memory");
+            goto out;
+        }
+    }
+    if (!f->latency_ms && !f->code && !f->blackhole && !f->close_mid && !f->body) {
+        snprintf(err, errlen,
+                 "a fault needs latencyMs, error, blackhole, closeMidResponse or body");
         goto out;
     }
     rc = 0;
 out:
+    if (rc != 0) {
+        free(f->body);
+        f->body = NULL;
+    }
     json_object_put(o);
     return rc;
 }
@@ -317,6 +338,8 @@ static json_object *counters_json(void)
 
 static void clear_faults_locked(void)
 {
+    for (size_t i = 0; i < nfaults; i++)
+        free(faults[i].body);
     free(faults);
     faults = NULL;
     nfaults = 0;
@@ -367,6 +390,7 @@ static enum MHD_Result admin_handle(void *cls, struct MHD_Connection *c, const c
         } else {
             fault *nf = realloc(faults, (nfaults + 1) * sizeof(*nf));
             if (!nf) {
+                free(f.body);
                 code = 500;
                 out = error_obj("out of memory");
             } else {
@@ -394,6 +418,7 @@ static enum MHD_Result admin_handle(void *cls, struct MHD_Connection *c, const c
             out = fault_json(&faults[i]);
             if (faults[i].blackhole)
                 blackhole_epoch++;
+            free(faults[i].body);
             memmove(&faults[i], &faults[i + 1], (nfaults - i - 1) * sizeof(*faults));
             nfaults--;
             pthread_cond_broadcast(&cond);
@@ -510,6 +535,8 @@ void kle_apiserver__admin_stop(void)
 
 void kle_apiserver__admin_free(void)
 {
+    for (size_t i = 0; i < nfaults; i++)
+        free(faults[i].body);
     free(faults);
     faults = NULL;
     nfaults = 0;

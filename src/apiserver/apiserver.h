@@ -139,6 +139,7 @@ typedef struct kle_apiserver__fault_result {
     int code;        /* 0: none; else 429/500/503/504. */
     int retry_after; /* Seconds, for 429. */
     int close_mid;
+    char *body; /* A canned 200 answer (JSON text, malloc'd; the caller frees it), or NULL. */
 } kle_apiserver__fault_result;
 
 void kle_apiserver__faults_match(const char *verb, const char *resource, const char *ns,

@@ -1619,14 +1619,22 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
         if (f.latency_ms)
             kle_apiserver__sleep_ms(f.latency_ms);
         if (f.blackhole) {
+            free(f.body);
             kle_apiserver__blackhole_wait();
             kle_apiserver__count(counted_verb, counted_res, 0);
             return MHD_NO;
         }
-        if (atomic_load(&kle_apiserver__shutting_down))
+        if (atomic_load(&kle_apiserver__shutting_down)) {
+            free(f.body);
             return MHD_NO;
+        }
         if (f.code) {
+            free(f.body);
             fault_answer(&a, f.code, f.retry_after, pretty);
+        } else if (f.body) {
+            /* A canned answer: whatever the rule says, as a 200. */
+            a.code = 200;
+            a.body = f.body;
         } else if (!kle_apiserver__authz_allowed(&user, rt.verb, rt.r->group, rt.r->plural, rt.ns,
                                                  rt.name)) {
             forbidden(&a, &user, &rt, pretty);

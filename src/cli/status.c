@@ -27,7 +27,9 @@ static json_object *record_json(const kle_record *r, int64_t now)
     char t[64];
     if (!o)
         return NULL;
-    json_object_object_add(o, "holderIdentity", json_object_new_string(kle_record_holder(r)));
+    json_object_object_add(
+        o, "holderIdentity",
+        json_object_new_string_len(kle_record_holder(r), (int)kle_record_holder_len(r)));
     if (r->acquire_time_ns && kle_time_format(t, sizeof(t), r->acquire_time_ns, 6) > 0)
         json_object_object_add(o, "acquireTime", json_object_new_string(t));
     else
@@ -132,8 +134,7 @@ int cli_cmd_status(cli_opts *o)
     const kle_record *main_rec = multi ? &prim.record : &res.record;
     int agree = 1;
     if (multi)
-        agree = prc == 0 && src == 0 &&
-                strcmp(kle_record_holder(&prim.record), kle_record_holder(&sec.record)) == 0;
+        agree = prc == 0 && src == 0 && kle_record_holder_equal(&prim.record, &sec.record);
     if (o->output_json) {
         json_object *j = record_json(main_rec, now);
         if (!j) {

@@ -37,6 +37,40 @@ int kle_record_set_string(char **member, const char *value)
     return 0;
 }
 
+int kle_record_set_bytes(char **member, size_t *member_len, const char *bytes, size_t len)
+{
+    char *copy = NULL;
+
+    if (!member || !member_len || (!bytes && len))
+        return kle_error_set(KLE_EINVAL, "record: set_bytes needs a member, its length and bytes");
+    if (bytes) {
+        if (len == SIZE_MAX || !(copy = malloc(len + 1)))
+            return kle_error_set(KLE_ENOMEM, "record: out of memory");
+        memcpy(copy, bytes, len);
+        copy[len] = '\0';
+    }
+    free(*member);
+    *member = copy;
+    *member_len = len;
+    return 0;
+}
+
+int kle_record_set_holder(kle_record *rec, const char *bytes, size_t len)
+{
+    if (!rec || !bytes)
+        return kle_error_set(KLE_EINVAL, "record: set_holder needs a record and bytes");
+    return kle_record_set_bytes(&rec->holder_identity, &rec->holder_identity_len, bytes, len);
+}
+
+size_t kle_record_string_len(const char *s, size_t len)
+{
+    if (!s)
+        return 0;
+    /* A length shorter than the C string cannot be right (a stale one): use the C string. */
+    size_t n = strlen(s);
+    return len > n ? len : n;
+}
+
 int kle_record_copy(kle_record *out, const kle_record *src)
 {
     kle_record tmp = *src;
@@ -44,9 +78,18 @@ int kle_record_copy(kle_record *out, const kle_record *src)
     tmp.holder_identity = NULL;
     tmp.strategy = NULL;
     tmp.preferred_holder = NULL;
-    if (kle_record_set_string(&tmp.holder_identity, src->holder_identity) < 0 ||
-        kle_record_set_string(&tmp.strategy, src->strategy) < 0 ||
-        kle_record_set_string(&tmp.preferred_holder, src->preferred_holder) < 0) {
+    tmp.holder_identity_len = tmp.strategy_len = tmp.preferred_holder_len = 0;
+    if ((src->holder_identity &&
+         kle_record_set_bytes(
+             &tmp.holder_identity, &tmp.holder_identity_len, src->holder_identity,
+             kle_record_string_len(src->holder_identity, src->holder_identity_len)) < 0) ||
+        (src->strategy &&
+         kle_record_set_bytes(&tmp.strategy, &tmp.strategy_len, src->strategy,
+                              kle_record_string_len(src->strategy, src->strategy_len)) < 0) ||
+        (src->preferred_holder &&
+         kle_record_set_bytes(
+             &tmp.preferred_holder, &tmp.preferred_holder_len, src->preferred_holder,
+             kle_record_string_len(src->preferred_holder, src->preferred_holder_len)) < 0)) {
         kle_record_dispose(&tmp);
         kle_record_init(out);
         return KLE_ENOMEM;
@@ -60,30 +103,131 @@ const char *kle_record_holder(const kle_record *rec)
     return rec && rec->holder_identity ? rec->holder_identity : "";
 }
 
+size_t kle_record_holder_len(const kle_record *rec)
+{
+    return rec ? kle_record_string_len(rec->holder_identity, rec->holder_identity_len) : 0;
+}
+
+static int bytes_equal(const char *a, size_t alen, const char *b, size_t blen)
+{
+    return alen == blen && (alen == 0 || memcmp(a, b, alen) == 0);
+}
+
 int kle_record_holder_is(const kle_record *rec, const char *identity)
 {
-    return strcmp(kle_record_holder(rec), identity ? identity : "") == 0;
+    const char *id = identity ? identity : "";
+    return bytes_equal(kle_record_holder(rec), kle_record_holder_len(rec), id, strlen(id));
 }
 
 int kle_record_holder_equal(const kle_record *a, const kle_record *b)
 {
-    return strcmp(kle_record_holder(a), kle_record_holder(b)) == 0;
+    return bytes_equal(kle_record_holder(a), kle_record_holder_len(a), kle_record_holder(b),
+                       kle_record_holder_len(b));
 }
 
-static int str_equal(const char *a, const char *b)
+/* NULL and "" differ for the optional strings (absent vs. set to empty). */
+static int str_equal(const char *a, size_t alen, const char *b, size_t blen)
 {
     if (!a || !b)
         return a == b;
-    return strcmp(a, b) == 0;
+    return bytes_equal(a, kle_record_string_len(a, alen), b, kle_record_string_len(b, blen));
 }
 
 int kle_record_equal(const kle_record *a, const kle_record *b)
 {
-    return strcmp(kle_record_holder(a), kle_record_holder(b)) == 0 &&
+    return kle_record_holder_equal(a, b) &&
            a->lease_duration_seconds == b->lease_duration_seconds &&
            a->acquire_time_ns == b->acquire_time_ns && a->renew_time_ns == b->renew_time_ns &&
-           a->leader_transitions == b->leader_transitions && str_equal(a->strategy, b->strategy) &&
-           str_equal(a->preferred_holder, b->preferred_holder);
+           a->leader_transitions == b->leader_transitions &&
+           str_equal(a->strategy, a->strategy_len, b->strategy, b->strategy_len) &&
+           str_equal(a->preferred_holder, a->preferred_holder_len, b->preferred_holder,
+                     b->preferred_holder_len);
+}
+
+int kle_record_validate(const kle_record *rec)
+{
+    if (!rec)
+        return kle_error_set(KLE_EINVAL, "record: NULL record");
+    int64_t duration = rec->lease_duration_seconds;
+    int64_t transitions = rec->leader_transitions;
+    int64_t min_duration = kle_record_holder_len(rec) > 0 ? 1 : 0;
+    if (duration < min_duration || duration > INT32_MAX)
+        return kle_error_set(KLE_EINVAL,
+                             "record: leaseDurationSeconds %lld is out of range (%lld..%ld%s)",
+                             (long long)duration, (long long)min_duration, (long)INT32_MAX,
+                             min_duration ? " for a held lock" : "");
+    if (transitions < 0 || transitions > INT32_MAX)
+        return kle_error_set(KLE_EINVAL, "record: leaderTransitions %lld is out of range (0..%ld)",
+                             (long long)transitions, (long)INT32_MAX);
+    return 0;
+}
+
+/*
+ * Length of the UTF-8 sequence at s (1..4), or 0 when it is not valid
+ * UTF-8: overlong forms, surrogates and code points past U+10FFFF are not.
+ * Sets *cp to the code point.
+ */
+static size_t utf8_next(const unsigned char *s, uint32_t *cp)
+{
+    unsigned char c = s[0];
+    size_t n;
+    uint32_t v, min;
+    if (c < 0x80) {
+        *cp = c;
+        return 1;
+    }
+    if (c >= 0xC2 && c <= 0xDF) {
+        n = 2;
+        v = c & 0x1F;
+        min = 0x80;
+    } else if (c >= 0xE0 && c <= 0xEF) {
+        n = 3;
+        v = c & 0x0F;
+        min = 0x800;
+    } else if (c >= 0xF0 && c <= 0xF4) {
+        n = 4;
+        v = c & 0x07;
+        min = 0x10000;
+    } else {
+        return 0;
+    }
+    for (size_t i = 1; i < n; i++) {
+        if ((s[i] & 0xC0) != 0x80)
+            return 0;
+        v = (v << 6) | (s[i] & 0x3F);
+    }
+    if (v < min || v > 0x10FFFF || (v >= 0xD800 && v <= 0xDFFF))
+        return 0;
+    *cp = v;
+    return n;
+}
+
+int kle_identity_check(const char *identity)
+{
+    if (!identity || !*identity)
+        return kle_error_set(KLE_EINVAL, "an identity is required (it is empty)");
+    size_t len = strlen(identity);
+    if (len > KLE_IDENTITY_MAX)
+        return kle_error_set(KLE_EINVAL,
+                             "identity of %zu bytes is longer than the limit of %d bytes", len,
+                             KLE_IDENTITY_MAX);
+    const unsigned char *s = (const unsigned char *)identity;
+    for (size_t i = 0; i < len;) {
+        uint32_t cp = 0;
+        size_t n = utf8_next(s + i, &cp);
+        if (n == 0)
+            return kle_error_set(KLE_EINVAL,
+                                 "identity is not valid UTF-8 at byte %zu (0x%02x): the API "
+                                 "server would store other bytes",
+                                 i, s[i]);
+        if (cp < 0x20 || (cp >= 0x7F && cp <= 0x9F))
+            return kle_error_set(KLE_EINVAL,
+                                 "identity contains control character U+%04X at byte %zu: "
+                                 "control characters are not allowed",
+                                 (unsigned)cp, i);
+        i += n;
+    }
+    return 0;
 }
 
 int kle_time_format(char *buf, size_t size, int64_t ns, int fraction_digits)
@@ -141,9 +285,21 @@ static int64_t days_from_civil(int64_t y, int m, int d)
     return era * 146097 + doe - 719468;
 }
 
+static int is_leap(int64_t y)
+{
+    return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+}
+
+static int days_in_month(int64_t y, int m)
+{
+    static const int days[12] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    return m == 2 && is_leap(y) ? 29 : days[m - 1];
+}
+
 int kle_time_parse(int64_t *out_ns, const char *text)
 {
     const char *p = text;
+    const char *why = "not an RFC 3339 timestamp";
     int year, mon, day, hour, min, sec;
     int64_t frac_ns = 0;
     int64_t offset_sec = 0;
@@ -164,6 +320,7 @@ int kle_time_parse(int64_t *out_ns, const char *text)
         p++;
         if (!isdigit((unsigned char)*p))
             goto bad;
+        /* Digits past nanoseconds are dropped (scale is then 0). */
         while (isdigit((unsigned char)*p)) {
             frac_ns += (*p - '0') * scale;
             scale /= 10;
@@ -178,19 +335,51 @@ int kle_time_parse(int64_t *out_ns, const char *text)
         p++;
         if (read_digits(&p, 2, &oh) < 0 || *p++ != ':' || read_digits(&p, 2, &om) < 0)
             goto bad;
+        if (oh > 23 || om > 59) {
+            why = "its UTC offset is out of range (-23:59..+23:59)";
+            goto bad;
+        }
         offset_sec = sign * (oh * 3600 + om * 60);
     } else if (*p != '\0') {
         goto bad;
     }
     if (*p != '\0')
         goto bad;
-    if (mon < 1 || mon > 12 || day < 1 || day > 31 || hour > 23 || min > 59 || sec > 60)
+    if (mon < 1 || mon > 12) {
+        why = "its month does not exist";
         goto bad;
+    }
+    if (day < 1 || day > days_in_month(year, mon)) {
+        why = "its day does not exist in that month";
+        goto bad;
+    }
+    if (hour > 23 || min > 59) {
+        why = "its time of day does not exist";
+        goto bad;
+    }
+    if (sec > 59) {
+        why =
+            sec == 60 ? "it is a leap second, which is not supported" : "its second does not exist";
+        goto bad;
+    }
 
+    /* Years 0000..9999: seconds always fit; nanoseconds may not. */
     int64_t days = days_from_civil(year, mon, day);
     int64_t secs = days * 86400 + hour * 3600 + min * 60 + sec - offset_sec;
-    *out_ns = secs * KLE_NS_PER_SEC + frac_ns;
+    int64_t ns;
+    if (secs < 0 && frac_ns > 0) {
+        /* Keeps the product in range down to the earliest instant, INT64_MIN. */
+        secs += 1;
+        frac_ns -= KLE_NS_PER_SEC;
+    }
+    if (__builtin_mul_overflow(secs, KLE_NS_PER_SEC, &ns) ||
+        __builtin_add_overflow(ns, frac_ns, &ns)) {
+        why = "it is out of range (1677-09-21T00:12:43.145224192Z .. "
+              "2262-04-11T23:47:16.854775807Z)";
+        goto bad;
+    }
+    *out_ns = ns;
     return 0;
 bad:
-    return kle_error_set(KLE_EINVAL, "\"%.64s\" is not an RFC 3339 timestamp", text);
+    return kle_error_set(KLE_EINVAL, "\"%.64s\" is not a valid timestamp: %s", text, why);
 }

@@ -131,16 +131,24 @@ static int render_raw(char **out, size_t *out_len, const kle_record *r)
     if (r->renew_time_ns && kle_time_format(rt, sizeof(rt), r->renew_time_ns, 6) > 0)
         snprintf(renew, sizeof(renew), "\"%s\"", rt);
     const char *holder = kle_record_holder(r);
-    size_t cap = strlen(holder) * 2 + 256;
+    size_t holder_len = kle_record_holder_len(r);
+    size_t cap = holder_len * 6 + 256;
     char *buf = malloc(cap);
     if (!buf)
         return kle_error_set(KLE_ENOMEM, "fake lock: out of memory");
     size_t n = 0;
     n += (size_t)snprintf(buf + n, cap - n, "{\"holderIdentity\":\"");
-    for (const char *p = holder; *p; p++) {
-        if (*p == '"' || *p == '\\')
+    /* Every byte of the holder, escaped as JSON. */
+    for (size_t i = 0; i < holder_len; i++) {
+        unsigned char c = (unsigned char)holder[i];
+        if (c == '"' || c == '\\') {
             buf[n++] = '\\';
-        buf[n++] = *p;
+            buf[n++] = (char)c;
+        } else if (c < 0x20) {
+            n += (size_t)snprintf(buf + n, cap - n, "\\u%04x", c);
+        } else {
+            buf[n++] = (char)c;
+        }
     }
     n += (size_t)snprintf(buf + n, cap - n,
                           "\",\"leaseDurationSeconds\":%d,\"acquireTime\":%s,\"renewTime\":%s,"
@@ -273,6 +281,9 @@ static int fake_write(fake_lock *l, kle_fake_method m, const kle_record *record,
     if (rc < 0)
         return rc;
 
+    /* As the real backends: a record out of range is refused, never truncated. */
+    if ((rc = kle_record_validate(record)) < 0)
+        return kle_error_prefix("fake lock %s: %s: ", l->description, method_names[m]);
     kle_record copy;
     if (kle_record_copy(&copy, record) < 0)
         return KLE_ENOMEM;
@@ -368,9 +379,11 @@ static void fake_free(kle_lock *self)
 int kle_fake_lock_new(kle_lock **out, kle_fake_store *store, const char *identity,
                       const char *description)
 {
-    if (!out || !store || !identity)
-        return kle_error_set(KLE_EINVAL, "kle_fake_lock_new: out, store and identity are required");
+    if (!out || !store)
+        return kle_error_set(KLE_EINVAL, "kle_fake_lock_new: out and store are required");
     *out = NULL;
+    if (kle_identity_check(identity) < 0)
+        return kle_error_prefix("kle_fake_lock_new: ");
     fake_lock *l = calloc(1, sizeof(*l));
     if (!l)
         return kle_error_set(KLE_ENOMEM, "kle_fake_lock_new: out of memory");

@@ -33,7 +33,7 @@ static int ml_get(kle_lock_result *out, kle_lock *self, const kle_lock_ctx *ctx)
     if (rc < 0) {
         /* The lock is still held through the old object only. */
         if (rc == KLE_ENOTFOUND &&
-            strcmp(kle_record_holder(&p.record), kle_lock_identity(m->primary)) != 0) {
+            !kle_record_holder_is(&p.record, kle_lock_identity(m->primary))) {
             *out = p;
             return 0;
         }
@@ -42,8 +42,8 @@ static int ml_get(kle_lock_result *out, kle_lock *self, const kle_lock_ctx *ctx)
     }
     char *praw = p.raw;
     size_t praw_len = p.raw_len;
-    if (strcmp(kle_record_holder(&p.record), kle_record_holder(&s.record)) != 0) {
-        rc = kle_record_set_string(&p.record.holder_identity, KLE_UNKNOWN_LEADER);
+    if (!kle_record_holder_equal(&p.record, &s.record)) {
+        rc = kle_record_set_holder(&p.record, KLE_UNKNOWN_LEADER, strlen(KLE_UNKNOWN_LEADER));
         if (rc == 0)
             rc = kle_locks__raw_record(&praw, &praw_len, &p.record);
         if (rc < 0) {

@@ -90,29 +90,93 @@ static json_object *child(json_object *obj, const char *key)
     return v;
 }
 
-/* Reads the record out of an object. */
+/*
+ * Checks that an answer is an object of the lock's kind (a Status or any
+ * other kind in a 200 answer is unreadable, never a free lock) and, when it
+ * names itself, the lock's object.
+ */
+static int check_kind(object_lock *l, json_object *obj, const char *verb)
+{
+    json_object *kind = NULL;
+    const char *expect = l->kind->kind;
+    if (!json_object_object_get_ex(obj, "kind", &kind) || !kind)
+        return kle_error_set(KLE_EBADRECORD,
+                             "%s %s %s: the answer has no kind; expected a %s object", verb,
+                             l->kind->resource, l->description, expect);
+    if (!json_object_is_type(kind, json_type_string))
+        return kle_error_set(KLE_EBADRECORD, "%s %s %s: the answer's kind is a JSON %s, not \"%s\"",
+                             verb, l->kind->resource, l->description,
+                             json_type_to_name(json_object_get_type(kind)), expect);
+    const char *k = json_object_get_string(kind);
+    size_t klen = (size_t)json_object_get_string_len(kind);
+    if (klen != strlen(expect) || memcmp(k, expect, klen) != 0) {
+        char shown[80];
+        size_t n = 0;
+        for (size_t i = 0; i < klen && n < 64; i++)
+            shown[n++] = (unsigned char)k[i] < 0x20 || k[i] == 0x7f ? '?' : k[i];
+        shown[n] = '\0';
+        if (klen == 6 && memcmp(k, "Status", 6) == 0) {
+            const char *msg = string_at(obj, "message");
+            const char *reason = string_at(obj, "reason");
+            return kle_error_set(KLE_EBADRECORD,
+                                 "%s %s %s: the answer is a Status (reason %.40s: %.120s), not a "
+                                 "%s object",
+                                 verb, l->kind->resource, l->description,
+                                 reason && *reason ? reason : "none", msg ? msg : "no message",
+                                 expect);
+        }
+        return kle_error_set(KLE_EBADRECORD, "%s %s %s: the answer is a %s, not a %s object", verb,
+                             l->kind->resource, l->description, shown, expect);
+    }
+    json_object *name = NULL;
+    json_object *meta = metadata_of(obj);
+    if (meta && json_object_object_get_ex(meta, "name", &name) && name &&
+        (!json_object_is_type(name, json_type_string) ||
+         (size_t)json_object_get_string_len(name) != strlen(l->name) ||
+         memcmp(json_object_get_string(name), l->name, strlen(l->name)) != 0))
+        return kle_error_set(KLE_EBADRECORD,
+                             "%s %s %s: the answer is another object (metadata.name %.64s)", verb,
+                             l->kind->resource, l->description,
+                             json_object_to_json_string_ext(name, JSON_C_TO_STRING_PLAIN));
+    return 0;
+}
+
+/* Reads the record out of an object of the lock's kind. */
 static int read_record(kle_lock_result *out, object_lock *l, json_object *obj)
 {
     char where[400];
     int rc;
+    if ((rc = check_kind(l, obj, "get")) < 0)
+        return rc;
     if (l->kind->annotation) {
-        const char *text = string_at(json_object_object_get(metadata_of(obj), "annotations"),
-                                     KLE_LEADER_ANNOTATION);
+        json_object *ann = NULL, *v = NULL;
+        json_object *anns = json_object_object_get(metadata_of(obj), "annotations");
         snprintf(where, sizeof(where), "%s %s: annotation %s", l->kind->resource, l->description,
                  KLE_LEADER_ANNOTATION);
-        if (!text) {
+        if (anns && !json_object_is_type(anns, json_type_object))
+            return kle_error_set(KLE_EBADRECORD, "%s %s: metadata.annotations is a JSON %s",
+                                 l->kind->resource, l->description,
+                                 json_type_to_name(json_object_get_type(anns)));
+        if (anns && json_object_object_get_ex(anns, KLE_LEADER_ANNOTATION, &ann))
+            v = ann;
+        if (!v) {
             /* An object without the annotation holds no record: nobody holds it. */
             kle_record_init(&out->record);
-            if (kle_record_set_string(&out->record.holder_identity, "") < 0 ||
-                !(out->raw = strdup("")))
+            if (kle_record_set_holder(&out->record, "", 0) < 0 || !(out->raw = strdup("")))
                 return kle_error_set(KLE_ENOMEM, "lock: out of memory");
             out->raw_len = 0;
+        } else if (!json_object_is_type(v, json_type_string)) {
+            return kle_error_set(KLE_EBADRECORD, "%s: a JSON %s, not a string", where,
+                                 json_type_to_name(json_object_get_type(v)));
         } else {
-            if ((rc = kle_locks__annotation_read(&out->record, text, where)) < 0)
+            const char *text = json_object_get_string(v);
+            size_t len = (size_t)json_object_get_string_len(v);
+            if ((rc = kle_locks__annotation_read(&out->record, text, len, where)) < 0)
                 return rc;
-            if (!(out->raw = strdup(text)))
+            if (!(out->raw = malloc(len + 1)))
                 return kle_error_set(KLE_ENOMEM, "lock: out of memory");
-            out->raw_len = strlen(text);
+            memcpy(out->raw, text, len + 1);
+            out->raw_len = len;
         }
     } else {
         snprintf(where, sizeof(where), "lease %s", l->description);
@@ -194,6 +258,8 @@ static int ol_create(kle_lock *self, const kle_record *record, const kle_lock_ct
     if (rc == 0)
         rc = kle_client_create(&created, l->client, l->collection, obj, &o);
     json_object_put(obj);
+    if (rc == 0 && (rc = check_kind(l, created, "create")) < 0)
+        json_object_put(created);
     if (rc < 0)
         return rc;
     set_cache(l, created);
@@ -224,6 +290,9 @@ static int ol_update(kle_lock *self, const kle_record *record, const kle_lock_ct
     if (rc == 0)
         rc = kle_client_update(&updated, l->client, l->path, copy, &o);
     json_object_put(copy);
+    /* An unreadable answer: the write may have landed, but it is not ours to count. */
+    if (rc == 0 && (rc = check_kind(l, updated, "update")) < 0)
+        json_object_put(updated);
     if (rc < 0)
         return rc;
     set_cache(l, updated);
@@ -351,9 +420,8 @@ static int object_lock_new(kle_lock **out, const lock_kind *kind, kle_client *cl
                              kind->kind, opts->version);
     if (!opts->name || !*opts->name)
         return kle_error_set(KLE_EINVAL, "%s lock: a lock name is required", kind->kind);
-    if (!opts->identity || !*opts->identity)
-        return kle_error_set(KLE_EINVAL, "%s lock %s: an identity is required", kind->kind,
-                             opts->name);
+    if (kle_identity_check(opts->identity) < 0)
+        return kle_error_prefix("%s lock %s: ", kind->kind, opts->name);
     const char *ns =
         opts->namespace_ && *opts->namespace_ ? opts->namespace_ : kle_client_namespace(client);
     object_lock *l = calloc(1, sizeof(*l));

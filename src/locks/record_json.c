@@ -20,31 +20,51 @@ static int add_time(json_object *obj, const char *key, int64_t ns, int digits)
     return json_object_object_add(obj, key, json_object_new_string(buf));
 }
 
-/* Builds the record's JSON object with times of @p digits fraction digits. */
-static json_object *record_object(const kle_record *r, int digits, const char *transitions_key)
+static int add_string(json_object *o, const char *key, const char *s, size_t len)
 {
+    json_object *v = json_object_new_string_len(s, (int)len);
+    if (!v)
+        return -1;
+    return json_object_object_add(o, key, v);
+}
+
+/*
+ * Builds the record's JSON object with times of @p digits fraction digits.
+ * Strings are written with their full length. A record to be written that
+ * is out of range is KLE_EINVAL (never truncated); the raw record of a read
+ * one (@p for_writing 0) is rendered as it is.
+ */
+static int record_object(json_object **out, const kle_record *r, int digits,
+                         const char *transitions_key, int for_writing)
+{
+    int rc;
+    *out = NULL;
+    if (for_writing && (rc = kle_record_validate(r)) < 0)
+        return rc;
+    size_t holder_len = kle_record_holder_len(r);
+    size_t strategy_len = kle_record_string_len(r->strategy, r->strategy_len);
+    size_t preferred_len = kle_record_string_len(r->preferred_holder, r->preferred_holder_len);
+    if (holder_len > INT_MAX || strategy_len > INT_MAX || preferred_len > INT_MAX)
+        return kle_error_set(KLE_EINVAL, "record: a string of the record is too long to write");
     json_object *o = json_object_new_object();
-    if (!o)
-        return NULL;
-    if (json_object_object_add(o, "holderIdentity", json_object_new_string(kle_record_holder(r))) <
-            0 ||
+    if (!o || add_string(o, "holderIdentity", kle_record_holder(r), holder_len) < 0 ||
         json_object_object_add(o, "leaseDurationSeconds",
                                json_object_new_int(r->lease_duration_seconds)) < 0 ||
         add_time(o, "acquireTime", r->acquire_time_ns, digits) < 0 ||
         add_time(o, "renewTime", r->renew_time_ns, digits) < 0 ||
         json_object_object_add(o, transitions_key, json_object_new_int(r->leader_transitions)) <
             0 ||
-        (r->strategy &&
-         json_object_object_add(o, "strategy", json_object_new_string(r->strategy)) < 0) ||
+        (r->strategy && add_string(o, "strategy", r->strategy, strategy_len) < 0) ||
         (r->preferred_holder &&
-         json_object_object_add(o, "preferredHolder", json_object_new_string(r->preferred_holder)) <
-             0)) {
+         add_string(o, "preferredHolder", r->preferred_holder, preferred_len) < 0)) {
         json_object_put(o);
-        return NULL;
+        return kle_error_set(KLE_ENOMEM, "record: out of memory");
     }
-    return o;
+    *out = o;
+    return 0;
 }
 
+/* Takes @p o. */
 static int to_text(char **out, size_t *out_len, json_object *o)
 {
     size_t len = 0;
@@ -61,12 +81,16 @@ static int to_text(char **out, size_t *out_len, json_object *o)
 
 int kle_locks__annotation_write(char **out, const kle_record *r)
 {
-    return to_text(out, NULL, record_object(r, 0, "leaderTransitions"));
+    json_object *o;
+    int rc = record_object(&o, r, 0, "leaderTransitions", 1);
+    return rc < 0 ? rc : to_text(out, NULL, o);
 }
 
 int kle_locks__raw_record(char **out, size_t *out_len, const kle_record *r)
 {
-    return to_text(out, out_len, record_object(r, 6, "leaderTransitions"));
+    json_object *o;
+    int rc = record_object(&o, r, 6, "leaderTransitions", 0);
+    return rc < 0 ? rc : to_text(out, out_len, o);
 }
 
 static const char *type_name(json_object *v)
@@ -81,33 +105,37 @@ static void quote(char *buf, size_t size, json_object *v)
     snprintf(buf, size, "%.60s%s", s, strlen(s) > 60 ? "..." : "");
 }
 
-/* An integer, or a string of one (the Python client's duration). */
+/*
+ * An int32 in 0..INT32_MAX, or (with @p allow_str) a string of one, the
+ * Python client's duration. Absent is 0. Nothing is ever truncated to fit.
+ */
 static int read_int(int *out, json_object *v, const char *field, const char *where, int allow_str)
 {
     char shown[80];
-    if (!v) {
-        *out = 0;
+    *out = 0;
+    if (!v)
         return 0;
-    }
     if (json_object_is_type(v, json_type_int)) {
+        /* json-c saturates numbers past int64 to INT64_MIN/MAX: out of range here too. */
         int64_t n = json_object_get_int64(v);
-        if (n >= 0 && n <= INT_MAX) {
+        if (n >= 0 && n <= INT32_MAX) {
             *out = (int)n;
             return 0;
         }
     } else if (allow_str && json_object_is_type(v, json_type_string)) {
         const char *s = json_object_get_string(v);
+        size_t len = (size_t)json_object_get_string_len(v);
         char *end;
         errno = 0;
-        long n = strtol(s, &end, 10);
-        if (*s && *end == '\0' && errno == 0 && n >= 0 && n <= INT_MAX) {
+        long long n = strtoll(s, &end, 10);
+        if (*s >= '0' && *s <= '9' && end == s + len && errno == 0 && n >= 0 && n <= INT32_MAX) {
             *out = (int)n;
             return 0;
         }
     }
     quote(shown, sizeof(shown), v);
-    return kle_error_set(KLE_EBADRECORD, "%s: %s is %s, not a non-negative integer", where, field,
-                         shown);
+    return kle_error_set(KLE_EBADRECORD, "%s: %s is %s, not an integer in 0..2147483647", where,
+                         field, shown);
 }
 
 static int read_time(int64_t *out, json_object *v, const char *field, const char *where)
@@ -118,14 +146,19 @@ static int read_time(int64_t *out, json_object *v, const char *field, const char
         return 0;
     if (json_object_is_type(v, json_type_string)) {
         const char *s = json_object_get_string(v);
-        if (*s == '\0' || kle_time_parse(out, s) == 0)
+        size_t len = (size_t)json_object_get_string_len(v);
+        if (len == 0)
+            return 0;
+        if (strlen(s) == len && kle_time_parse(out, s) == 0)
             return 0;
     }
     quote(shown, sizeof(shown), v);
     return kle_error_set(KLE_EBADRECORD, "%s: %s is %s, not a timestamp", where, field, shown);
 }
 
-static int read_string(char **out, json_object *v, const char *field, const char *where)
+/* A string with every byte it has (NUL included). Absent leaves the member NULL. */
+static int read_string(char **out, size_t *out_len, json_object *v, const char *field,
+                       const char *where)
 {
     char shown[80];
     if (!v)
@@ -134,7 +167,8 @@ static int read_string(char **out, json_object *v, const char *field, const char
         quote(shown, sizeof(shown), v);
         return kle_error_set(KLE_EBADRECORD, "%s: %s is %s, not a string", where, field, shown);
     }
-    return kle_record_set_string(out, json_object_get_string(v));
+    return kle_record_set_bytes(out, out_len, json_object_get_string(v),
+                                (size_t)json_object_get_string_len(v));
 }
 
 static json_object *field(json_object *o, const char *key)
@@ -144,27 +178,42 @@ static json_object *field(json_object *o, const char *key)
     return v;
 }
 
-/* Reads the election fields of a record object (annotation or Lease spec). */
+/*
+ * Reads the election fields of a record object (annotation or Lease spec).
+ * A held record (non-empty holder) must say for how long: its
+ * leaseDurationSeconds must be at least 1. A released one may leave it out.
+ */
 static int read_fields(kle_record *out, json_object *o, const char *transitions_key,
                        int lenient_numbers, const char *where)
 {
     kle_record r = KLE_RECORD_INIT;
     int rc;
-    if ((rc = read_string(&r.holder_identity, field(o, "holderIdentity"), "holderIdentity",
-                          where)) < 0 ||
+    if ((rc = read_string(&r.holder_identity, &r.holder_identity_len, field(o, "holderIdentity"),
+                          "holderIdentity", where)) < 0 ||
         (rc = read_int(&r.lease_duration_seconds, field(o, "leaseDurationSeconds"),
                        "leaseDurationSeconds", where, lenient_numbers)) < 0 ||
         (rc = read_time(&r.acquire_time_ns, field(o, "acquireTime"), "acquireTime", where)) < 0 ||
         (rc = read_time(&r.renew_time_ns, field(o, "renewTime"), "renewTime", where)) < 0 ||
         (rc = read_int(&r.leader_transitions, field(o, transitions_key), transitions_key, where,
                        lenient_numbers)) < 0 ||
-        (rc = read_string(&r.strategy, field(o, "strategy"), "strategy", where)) < 0 ||
-        (rc = read_string(&r.preferred_holder, field(o, "preferredHolder"), "preferredHolder",
-                          where)) < 0) {
+        (rc = read_string(&r.strategy, &r.strategy_len, field(o, "strategy"), "strategy", where)) <
+            0 ||
+        (rc = read_string(&r.preferred_holder, &r.preferred_holder_len, field(o, "preferredHolder"),
+                          "preferredHolder", where)) < 0) {
         kle_record_dispose(&r);
         return rc;
     }
-    if (!r.holder_identity && kle_record_set_string(&r.holder_identity, "") < 0) {
+    if (kle_record_holder_len(&r) > 0 && r.lease_duration_seconds < 1) {
+        char shown[80];
+        quote(shown, sizeof(shown), field(o, "holderIdentity"));
+        rc = kle_error_set(KLE_EBADRECORD,
+                           "%s: leaseDurationSeconds is %s for holder %s; a held lock needs "
+                           "1..2147483647",
+                           where, field(o, "leaseDurationSeconds") ? "0" : "missing", shown);
+        kle_record_dispose(&r);
+        return rc;
+    }
+    if (!r.holder_identity && kle_record_set_holder(&r, "", 0) < 0) {
         kle_record_dispose(&r);
         return KLE_ENOMEM;
     }
@@ -172,14 +221,40 @@ static int read_fields(kle_record *out, json_object *o, const char *transitions_
     return 0;
 }
 
-int kle_locks__annotation_read(kle_record *out, const char *text, const char *where)
+int kle_locks__annotation_read(kle_record *out, const char *text, size_t len, const char *where)
 {
     kle_record_init(out);
-    enum json_tokener_error jerr = json_tokener_success;
-    json_object *o = json_tokener_parse_verbose(text, &jerr);
-    if (jerr != json_tokener_success)
-        return kle_error_set(KLE_EBADRECORD, "%s: not JSON (%s): \"%.60s%s\"", where,
-                             json_tokener_error_desc(jerr), text, strlen(text) > 60 ? "..." : "");
+    const char *nul = memchr(text, '\0', len);
+    if (nul)
+        return kle_error_set(KLE_EBADRECORD, "%s: not JSON (a NUL byte at offset %zu)", where,
+                             (size_t)(nul - text));
+    if (len > INT_MAX)
+        return kle_error_set(KLE_EBADRECORD, "%s: %zu bytes is too long for a record", where, len);
+    json_tokener *tok = json_tokener_new();
+    if (!tok)
+        return kle_error_set(KLE_ENOMEM, "%s: out of memory", where);
+    json_object *o = json_tokener_parse_ex(tok, text, (int)len);
+    enum json_tokener_error jerr = json_tokener_get_error(tok);
+    if (!o && jerr == json_tokener_continue)
+        jerr = json_tokener_error_parse_eof;
+    else if (o) {
+        /* Like Go's json.Unmarshal: trailing white space only. */
+        for (size_t i = json_tokener_get_parse_end(tok); i < len; i++)
+            if (!strchr(" \t\r\n", text[i]))
+                jerr = json_tokener_error_parse_unexpected;
+    }
+    json_tokener_free(tok);
+    if (jerr != json_tokener_success) {
+        json_object_put(o);
+        char shown[80];
+        size_t k = 0;
+        /* Control bytes would forge lines in logs: show them as '?'. */
+        for (size_t i = 0; i < len && k < 60; i++)
+            shown[k++] = (unsigned char)text[i] < 0x20 || text[i] == 0x7f ? '?' : text[i];
+        shown[k] = '\0';
+        return kle_error_set(KLE_EBADRECORD, "%s: not JSON (%s): \"%s%s\"", where,
+                             json_tokener_error_desc(jerr), shown, len > 60 ? "..." : "");
+    }
     if (!json_object_is_type(o, json_type_object)) {
         int rc = kle_error_set(KLE_EBADRECORD, "%s: a JSON %s, not a leader election record", where,
                                type_name(o));
@@ -194,10 +269,9 @@ int kle_locks__annotation_read(kle_record *out, const char *text, const char *wh
 int kle_locks__lease_spec_read(kle_record *out, json_object *spec, const char *where)
 {
     kle_record_init(out);
-    if (!spec) {
-        kle_record_set_string(&out->holder_identity, "");
-        return 0;
-    }
+    /* The API server always sends a spec (maybe {}); without one this is no Lease. */
+    if (!spec)
+        return kle_error_set(KLE_EBADRECORD, "%s: spec is null or missing, not an object", where);
     if (!json_object_is_type(spec, json_type_object))
         return kle_error_set(KLE_EBADRECORD, "%s: spec is a JSON %s, not an object", where,
                              type_name(spec));
@@ -209,9 +283,10 @@ int kle_locks__lease_spec_write(json_object *spec, const kle_record *r)
     static const char *keys[] = {"holderIdentity", "leaseDurationSeconds", "acquireTime",
                                  "renewTime",      "leaseTransitions",     "strategy",
                                  "preferredHolder"};
-    json_object *fresh = record_object(r, 6, "leaseTransitions");
-    if (!fresh)
-        return kle_error_set(KLE_ENOMEM, "lease spec: out of memory");
+    json_object *fresh;
+    int rc = record_object(&fresh, r, 6, "leaseTransitions", 1);
+    if (rc < 0)
+        return rc;
     for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
         json_object_object_del(spec, keys[i]);
     json_object_object_foreach(fresh, key, value)

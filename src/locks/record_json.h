@@ -14,16 +14,29 @@
 int kle_locks__annotation_write(char **out, const kle_record *r);
 
 /*
- * Reads an annotation record tolerantly: client-go v0.26 and HEAD shapes,
- * and the Python client's (duration as a string, str(datetime) times).
- * Anything else is KLE_EBADRECORD with a message "<where>: <what was found>".
+ * Reads the @p len bytes of an annotation record tolerantly: client-go
+ * v0.26 and HEAD shapes, and the Python client's (duration as a string,
+ * str(datetime) times). Strings keep every byte (kle_record's _len members).
+ * Anything else is KLE_EBADRECORD with a message "<where>: <what was
+ * found>": not JSON (a NUL byte included), not an object, a field of the
+ * wrong type, a number outside 0..2147483647, a time that does not parse,
+ * or a held record (non-empty holder) without a leaseDurationSeconds >= 1.
  */
-int kle_locks__annotation_read(kle_record *out, const char *text, const char *where);
+int kle_locks__annotation_read(kle_record *out, const char *text, size_t len, const char *where);
 
-/* Writes the record into a Lease spec (MicroTime times), replacing the election fields. */
+/*
+ * Writes the record into a Lease spec (MicroTime times), replacing the
+ * election fields. The annotation writer and this refuse a record outside
+ * kle_record_validate()'s ranges with KLE_EINVAL.
+ */
 int kle_locks__lease_spec_write(json_object *spec, const kle_record *r);
 
-/* Reads a Lease spec; missing fields are zero. Unreadable values are KLE_EBADRECORD. */
+/*
+ * Reads a Lease spec; missing fields are zero, so {} is a released lock. A
+ * NULL (null or missing) spec, a spec that is not an object, and values as
+ * for kle_locks__annotation_read() (numbers only, no strings) are
+ * KLE_EBADRECORD.
+ */
 int kle_locks__lease_spec_read(kle_record *out, json_object *spec, const char *where);
 
 /* The raw record of a Lease for change detection: the record's JSON, microsecond times. */

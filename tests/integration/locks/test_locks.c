@@ -456,7 +456,259 @@ static void test_locks__selection_by_name(void **state)
                         "configmaps, endpointsleases, configmapsleases");
     ro.identity = "";
     assert_int_equal(kle_lock_new_by_name(&l, "leases", client, &ro), KLE_EINVAL);
-    assert_string_equal(kle_error_last()->message, "Lease lock x: an identity is required");
+    assert_string_equal(kle_error_last()->message,
+                        "Lease lock x: an identity is required (it is empty)");
+}
+
+/* The holder of the Lease `name` as the server stores it, with its length. */
+static size_t stored_holder(const char *name, char *buf, size_t size)
+{
+    json_object *lease = get_object("coordination.k8s.io/v1", "leases", name);
+    json_object *spec = json_object_object_get(lease, "spec");
+    json_object *h = json_object_object_get(spec, "holderIdentity");
+    assert_non_null(h);
+    size_t len = (size_t)json_object_get_string_len(h);
+    assert_true(len < size);
+    memcpy(buf, json_object_get_string(h), len);
+    json_object_put(lease);
+    return len;
+}
+
+static void test_locks__holder_with_nul_is_compared_with_its_length(void **state)
+{
+    char renew[40], spec[256], held[16];
+    kle_time_format(renew, sizeof(renew), kle_clock_wall_ns(NULL), 6);
+    snprintf(spec, sizeof(spec),
+             "{\"metadata\":{\"name\":\"nul-holder\"},\"spec\":{\"holderIdentity\":\"a\\u0000b\","
+             "\"leaseDurationSeconds\":15,\"renewTime\":\"%s\",\"leaseTransitions\":4}}",
+             renew);
+    create_object("coordination.k8s.io/v1", "leases", spec);
+    assert_int_equal(stored_holder("nul-holder", held, sizeof(held)), 3);
+
+    /* Read with every byte: not "a". */
+    kle_lock *l = new_lock("leases", "nul-holder", "a");
+    kle_lock_result got;
+    assert_int_equal(kle_lock_get(&got, l, NULL), 0);
+    assert_int_equal(kle_record_holder_len(&got.record), 3);
+    assert_memory_equal(kle_record_holder(&got.record), "a\0b", 3);
+    assert_false(kle_record_holder_is(&got.record, "a"));
+    kle_lock_result_dispose(&got);
+    kle_lock_free(l);
+
+    /* An elector "a" does not take the live lease over: no renewal of "its" lease. */
+    kle_elector_config c = KLE_ELECTOR_CONFIG_INIT;
+    c.lock = new_lock("leases", "nul-holder", "a");
+    c.lease_duration_ms = 10000;
+    c.renew_deadline_ms = 5000;
+    c.retry_period_ms = 100;
+    c.callbacks.on_started_leading = never_started;
+    c.callbacks.on_stopped_leading = stopped_cb;
+    kle_elector *e;
+    assert_int_equal(kle_elector_new(&e, &c), 0);
+    pthread_t t;
+    pthread_create(&t, NULL, run_elector, e);
+    kle_elector_stats st;
+    int64_t deadline = kle_clock_monotonic_ns(NULL) + 8 * SEC;
+    do {
+        kle_clock_sleep(NULL, 20 * KLE_NS_PER_MS);
+        kle_elector_get_stats(&st, e);
+    } while (st.failed_tries < 5 && st.acquisitions == 0 &&
+             kle_clock_monotonic_ns(NULL) < deadline);
+    kle_elector_stop(e);
+    pthread_join(t, NULL);
+    assert_int_equal(st.acquisitions, 0);
+    assert_true(st.failed_tries >= 5);
+    kle_elector_free(e);
+    assert_int_equal(stored_holder("nul-holder", held, sizeof(held)), 3);
+    assert_memory_equal(held, "a\0b", 3);
+
+    /* Written back with every byte, on a Lease and in an annotation. */
+    l = new_lock("leases", "nul-holder", "a");
+    assert_int_equal(kle_lock_get(&got, l, NULL), 0);
+    kle_record r = record_of("x", 5, T0);
+    assert_int_equal(kle_record_set_holder(&r, "x\0y\0", 4), 0);
+    assert_int_equal(kle_lock_update(l, &r, NULL), 0);
+    assert_int_equal(stored_holder("nul-holder", held, sizeof(held)), 4);
+    assert_memory_equal(held, "x\0y\0", 4);
+    kle_lock_result_dispose(&got);
+    kle_lock_free(l);
+    l = new_lock("configmaps", "nul-holder-cm", "a");
+    assert_int_equal(kle_lock_create(l, &r, NULL), 0);
+    assert_int_equal(kle_lock_get(&got, l, NULL), 0);
+    assert_true(kle_record_holder_equal(&got.record, &r));
+    assert_int_equal(kle_record_holder_len(&got.record), 4);
+    kle_lock_result_dispose(&got);
+    kle_lock_free(l);
+    kle_record_dispose(&r);
+}
+
+static void test_locks__identities_the_api_would_change_are_refused(void **state)
+{
+    static const char *const bad[] = {"", "a\nb", "a\x1b[31mb", "\xff", "a\xc2\x85", "\x7f"};
+    char long_id[KLE_IDENTITY_MAX + 2];
+    memset(long_id, 'x', sizeof(long_id) - 1);
+    long_id[sizeof(long_id) - 1] = '\0';
+    kle_resource_lock_opts o = KLE_RESOURCE_LOCK_OPTS_INIT;
+    o.name = "ids";
+    for (size_t i = 0; i <= sizeof(bad) / sizeof(bad[0]); i++) {
+        o.identity = i < sizeof(bad) / sizeof(bad[0]) ? bad[i] : long_id;
+        const char *types[] = {"leases", "configmaps", "endpointsleases"};
+        for (size_t k = 0; k < 3; k++) {
+            kle_lock *l = (kle_lock *)&o;
+            assert_int_equal(kle_lock_new_by_name(&l, types[k], client, &o), KLE_EINVAL);
+            assert_null(l);
+            assert_non_null(strstr(kle_error_last()->message, "identit"));
+        }
+    }
+    o.identity = "node-\xc3\xa9_\xf0\x9f\x90\xb3"; /* UTF-8 beyond ASCII is fine. */
+    kle_lock *l = NULL;
+    assert_int_equal(kle_lock_new_by_name(&l, "leases", client, &o), 0);
+    kle_lock_free(l);
+}
+
+/* A canned 200 answer for `verb` on `resource`/`name` until the faults are cleared. */
+static void answer_with(const char *verb, const char *resource, const char *name, const char *body)
+{
+    char rule[1024];
+    snprintf(rule, sizeof(rule),
+             "{\"verb\":\"%s\",\"resource\":\"%s\",\"name\":\"%s\",\"body\":%s}", verb, resource,
+             name, body);
+    assert_int_equal(kle_test_apiserver_admin(&srv, "POST", "/faults", rule, NULL, 0), 201);
+}
+
+static void clear_faults(void)
+{
+    assert_int_equal(kle_test_apiserver_admin(&srv, "DELETE", "/faults", NULL, NULL, 0), 200);
+}
+
+typedef struct {
+    const char *type;
+    const char *body;
+    const char *message;
+} wrong_answer;
+
+static void test_locks__wrong_kind_answers_are_never_a_free_lock(void **state)
+{
+    const wrong_answer cases[] = {
+        {"leases", "{\"kind\":\"Status\",\"apiVersion\":\"v1\",\"status\":\"Success\"}",
+         "get leases default/wrong: the answer is a Status (reason none: no message), not a "
+         "Lease object"},
+        {"leases",
+         "{\"kind\":\"Status\",\"apiVersion\":\"v1\",\"status\":\"Failure\",\"reason\":"
+         "\"NotFound\",\"message\":\"gone\",\"code\":404}",
+         "get leases default/wrong: the answer is a Status (reason NotFound: gone), not a Lease "
+         "object"},
+        {"leases",
+         "{\"kind\":\"ConfigMap\",\"apiVersion\":\"v1\",\"metadata\":{\"name\":\"wrong\"}}",
+         "get leases default/wrong: the answer is a ConfigMap, not a Lease object"},
+        {"leases", "{\"apiVersion\":\"coordination.k8s.io/v1\",\"metadata\":{\"name\":\"wrong\"}}",
+         "get leases default/wrong: the answer has no kind; expected a Lease object"},
+        {"leases",
+         "{\"kind\":\"Lease\",\"apiVersion\":\"coordination.k8s.io/v1\",\"metadata\":{\"name\":"
+         "\"other\"},\"spec\":{}}",
+         "get leases default/wrong: the answer is another object (metadata.name \"other\")"},
+        {"leases",
+         "{\"kind\":\"Lease\",\"apiVersion\":\"coordination.k8s.io/v1\",\"metadata\":{\"name\":"
+         "\"wrong\"},\"spec\":null}",
+         "lease default/wrong: spec is null or missing, not an object"},
+        {"leases",
+         "{\"kind\":\"Lease\",\"apiVersion\":\"coordination.k8s.io/v1\",\"metadata\":{\"name\":"
+         "\"wrong\"}}",
+         "lease default/wrong: spec is null or missing, not an object"},
+        {"leases",
+         "{\"kind\":\"Lease\",\"apiVersion\":\"coordination.k8s.io/v1\",\"metadata\":{\"name\":"
+         "\"wrong\"},\"spec\":\"free\"}",
+         "lease default/wrong: spec is a JSON string, not an object"},
+        {"leases",
+         "{\"kind\":\"Lease\",\"apiVersion\":\"coordination.k8s.io/v1\",\"metadata\":{\"name\":"
+         "\"wrong\"},\"spec\":{\"holderIdentity\":\"z\"}}",
+         "lease default/wrong: leaseDurationSeconds is missing for holder \"z\"; a held lock "
+         "needs 1..2147483647"},
+        {"leases",
+         "{\"kind\":\"Lease\",\"apiVersion\":\"coordination.k8s.io/v1\",\"metadata\":{\"name\":"
+         "\"wrong\"},\"spec\":{\"holderIdentity\":\"z\",\"leaseDurationSeconds\":4294967297}}",
+         "lease default/wrong: leaseDurationSeconds is 4294967297, not an integer in "
+         "0..2147483647"},
+        {"leases",
+         "{\"kind\":\"Lease\",\"apiVersion\":\"coordination.k8s.io/v1\",\"metadata\":{\"name\":"
+         "\"wrong\"},\"spec\":{\"holderIdentity\":[\"z\"],\"leaseDurationSeconds\":15}}",
+         "lease default/wrong: holderIdentity is [\"z\"], not a string"},
+        {"configmaps",
+         "{\"kind\":\"Lease\",\"apiVersion\":\"coordination.k8s.io/v1\",\"metadata\":{\"name\":"
+         "\"wrong\"},\"spec\":{}}",
+         "get configmaps default/wrong: the answer is a Lease, not a ConfigMap object"},
+        {"configmaps", "{\"kind\":\"Status\",\"apiVersion\":\"v1\",\"status\":\"Success\"}",
+         "get configmaps default/wrong: the answer is a Status (reason none: no message), not a "
+         "ConfigMap object"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        answer_with("get", cases[i].type, "wrong", cases[i].body);
+        kle_lock *l = new_lock(cases[i].type, "wrong", "me");
+        kle_lock_result got;
+        int rc = kle_lock_get(&got, l, NULL);
+        if (rc == 0)
+            fail_msg("case %zu was read as held by \"%s\"", i, kle_record_holder(&got.record));
+        assert_int_equal(rc, KLE_EBADRECORD);
+        assert_string_equal(kle_error_last()->message, cases[i].message);
+        kle_lock_free(l);
+        clear_faults();
+    }
+
+    /* A Lease with an empty spec is a Lease nobody holds (what client-go reads too). */
+    answer_with("get", "leases", "wrong",
+                "{\"kind\":\"Lease\",\"apiVersion\":\"coordination.k8s.io/v1\",\"metadata\":"
+                "{\"name\":\"wrong\"},\"spec\":{}}");
+    kle_lock *l = new_lock("leases", "wrong", "me");
+    kle_lock_result got;
+    assert_int_equal(kle_lock_get(&got, l, NULL), 0);
+    assert_int_equal(kle_record_holder_len(&got.record), 0);
+    kle_lock_result_dispose(&got);
+    kle_lock_free(l);
+    clear_faults();
+
+    /* An update answered with a Status is not a successful write. */
+    l = new_lock("leases", "wrong-update", "me");
+    kle_record r = record_of("me", 0, T0);
+    assert_int_equal(kle_lock_create(l, &r, NULL), 0);
+    answer_with("update", "leases", "wrong-update",
+                "{\"kind\":\"Status\",\"apiVersion\":\"v1\",\"status\":\"Success\"}");
+    assert_int_equal(kle_lock_update(l, &r, NULL), KLE_EBADRECORD);
+    clear_faults();
+    kle_record_dispose(&r);
+    kle_lock_free(l);
+
+    /* An elector never takes a lock answered with a Status, and writes nothing. */
+    answer_with("get", "leases", "status-only",
+                "{\"kind\":\"Status\",\"apiVersion\":\"v1\",\"status\":\"Success\"}");
+    kle_elector_config c = KLE_ELECTOR_CONFIG_INIT;
+    c.lock = new_lock("leases", "status-only", "me");
+    c.lease_duration_ms = 2000;
+    c.renew_deadline_ms = 1500;
+    c.retry_period_ms = 100;
+    c.callbacks.on_started_leading = never_started;
+    c.callbacks.on_stopped_leading = stopped_cb;
+    kle_elector *e;
+    assert_int_equal(kle_elector_new(&e, &c), 0);
+    pthread_t t;
+    pthread_create(&t, NULL, run_elector, e);
+    kle_elector_stats st;
+    int64_t deadline = kle_clock_monotonic_ns(NULL) + 30 * SEC;
+    do {
+        kle_clock_sleep(NULL, 20 * KLE_NS_PER_MS);
+        kle_elector_get_stats(&st, e);
+    } while (st.failed_tries < 5 && kle_clock_monotonic_ns(NULL) < deadline);
+    kle_elector_stop(e);
+    pthread_join(t, NULL);
+    assert_true(st.failed_tries >= 5);
+    assert_int_equal(st.acquisitions, 0);
+    kle_elector_free(e);
+    clear_faults();
+    char path[256];
+    json_object *obj = NULL;
+    assert_int_equal(kle_client_path(path, sizeof(path), "coordination.k8s.io/v1", "leases",
+                                     "default", "status-only"),
+                     0);
+    assert_int_equal(kle_client_get(&obj, client, path, NULL), KLE_ENOTFOUND);
 }
 
 static void started_then_wait(kle_leading *l, void *d)
@@ -518,6 +770,9 @@ int main(void)
         cmocka_unit_test(test_locks__multi_lock_states),
         cmocka_unit_test(test_locks__selection_by_name),
         cmocka_unit_test(test_locks__elector_records_events_and_releases),
+        cmocka_unit_test(test_locks__holder_with_nul_is_compared_with_its_length),
+        cmocka_unit_test(test_locks__identities_the_api_would_change_are_refused),
+        cmocka_unit_test(test_locks__wrong_kind_answers_are_never_a_free_lock),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

@@ -136,6 +136,36 @@ static void test_try_acquire__held_and_unexpired_is_not_acquired(void **state)
     kle_record_dispose(&r);
 }
 
+/*
+ * A live lease held by "me\0x" (as JSON "me\u0000x" reads) is someone else's:
+ * "me" neither renews it nor takes it before it expires.
+ */
+static void test_try_acquire__holder_with_nul_is_not_us(void **state)
+{
+    fixture *f = *state;
+    kle_record r = held_by("", 15, 4, kle_clock_wall_ns(f->clock));
+    assert_int_equal(kle_record_set_holder(&r, "me\0x", 4), 0);
+    assert_int_equal(kle_fake_store_put(f->store, &r), 0);
+    kle_record_dispose(&r);
+    assert_false(try_now(f));
+    assert_false(kle_elector_is_leader(f->elector));
+    kle_fake_clock_advance(f->clock, 14 * SEC + 999999999);
+    assert_false(try_now(f));
+    assert_int_equal(kle_fake_lock_calls(f->lock, KLE_FAKE_UPDATE), 0);
+    r = stored(f);
+    assert_int_equal(kle_record_holder_len(&r), 4);
+    assert_memory_equal(kle_record_holder(&r), "me\0x", 4);
+    kle_record_dispose(&r);
+    /* Expired: taken over like any other holder's, as a change of holder. */
+    kle_fake_clock_advance(f->clock, 1);
+    assert_true(try_now(f));
+    r = stored(f);
+    assert_true(kle_record_holder_is(&r, "me"));
+    assert_int_equal(kle_record_holder_len(&r), 2);
+    assert_int_equal(r.leader_transitions, 5);
+    kle_record_dispose(&r);
+}
+
 static void test_try_acquire__expired_is_acquired_with_transitions_plus_one(void **state)
 {
     fixture *f = *state;
@@ -364,6 +394,7 @@ int main(void)
 {
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
     const struct CMUnitTest tests[] = {
+        T(test_try_acquire__holder_with_nul_is_not_us),
         T(test_try_acquire__no_object_creates_and_leads),
         T(test_try_acquire__create_failure_does_not_lead),
         T(test_try_acquire__held_and_unexpired_is_not_acquired),

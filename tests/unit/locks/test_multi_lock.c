@@ -117,6 +117,37 @@ static void test_multi_lock__secondary_missing_under_our_primary_creates_it(void
     kle_record_dispose(&r);
 }
 
+/* Holders equal as C strings but not byte for byte disagree. */
+static void test_multi_lock__holders_compared_with_their_length(void **state)
+{
+    fixture *f = *state;
+    kle_record r = KLE_RECORD_INIT;
+    kle_record_set_holder(&r, "x\0y", 3);
+    r.lease_duration_seconds = 15;
+    r.leader_transitions = 4;
+    kle_fake_store_put(f->p, &r);
+    kle_record_dispose(&r);
+    put(f->s, "x", 4);
+    kle_lock_result got;
+    assert_int_equal(kle_lock_get(&got, f->multi, NULL), 0);
+    assert_true(kle_record_holder_is(&got.record, KLE_UNKNOWN_LEADER));
+    assert_int_equal(kle_record_holder_len(&got.record), strlen(KLE_UNKNOWN_LEADER));
+    assert_non_null(strstr(got.raw, "\"holderIdentity\":\"x\""));
+    kle_lock_result_dispose(&got);
+    /* A primary held by "me\0" with no secondary is not ours: reported as held, not "missing". */
+    kle_fake_store_put(f->s, NULL);
+    r = (kle_record)KLE_RECORD_INIT;
+    kle_record_set_holder(&r, "me\0", 3);
+    r.lease_duration_seconds = 15;
+    kle_fake_store_put(f->p, &r);
+    kle_record_dispose(&r);
+    assert_int_equal(kle_lock_get(&got, f->multi, NULL), 0);
+    assert_int_equal(kle_record_holder_len(&got.record), 3);
+    assert_false(kle_record_holder_is(&got.record, "me"));
+    assert_non_null(strstr(got.raw, "\"holderIdentity\":\"me\\u0000\""));
+    kle_lock_result_dispose(&got);
+}
+
 static void test_multi_lock__holders_disagreeing_make_an_unknown_leader(void **state)
 {
     fixture *f = *state;
@@ -213,6 +244,7 @@ int main(void)
         T(test_multi_lock__secondary_missing_reports_the_primary),
         T(test_multi_lock__secondary_missing_under_our_primary_creates_it),
         T(test_multi_lock__holders_disagreeing_make_an_unknown_leader),
+        T(test_multi_lock__holders_compared_with_their_length),
         T(test_multi_lock__update_writes_primary_then_secondary),
         T(test_multi_lock__secondary_write_stays_conditional),
         T(test_multi_lock__losing_the_race_to_create_the_primary_fails),

@@ -14,6 +14,11 @@
 #define SEC KLE_NS_PER_SEC
 static const int64_t T0 = INT64_C(1795255200) * SEC; /* 2026-11-21T10:00:00Z */
 
+static int ann_read(kle_record *out, const char *text, const char *where)
+{
+    return kle_locks__annotation_read(out, text, strlen(text), where);
+}
+
 static kle_record sample(void)
 {
     kle_record r = KLE_RECORD_INIT;
@@ -68,12 +73,11 @@ static void test_record_json__lease_spec_has_microtime_and_lease_transitions(voi
 static void test_record_json__reads_client_go_v026_record(void **state)
 {
     kle_record r;
-    assert_int_equal(kle_locks__annotation_read(
-                         &r,
-                         "{\"holderIdentity\":\"node-a_5d1c\",\"leaseDurationSeconds\":15,"
-                         "\"acquireTime\":\"2026-11-21T10:00:00Z\",\"renewTime\":"
-                         "\"2026-11-21T10:00:02Z\",\"leaderTransitions\":3}",
-                         "cm"),
+    assert_int_equal(ann_read(&r,
+                              "{\"holderIdentity\":\"node-a_5d1c\",\"leaseDurationSeconds\":15,"
+                              "\"acquireTime\":\"2026-11-21T10:00:00Z\",\"renewTime\":"
+                              "\"2026-11-21T10:00:02Z\",\"leaderTransitions\":3}",
+                              "cm"),
                      0);
     assert_string_equal(r.holder_identity, "node-a_5d1c");
     assert_int_equal(r.lease_duration_seconds, 15);
@@ -87,13 +91,12 @@ static void test_record_json__reads_client_go_v026_record(void **state)
 static void test_record_json__reads_client_go_head_record(void **state)
 {
     kle_record r;
-    assert_int_equal(kle_locks__annotation_read(
-                         &r,
-                         "{\"holderIdentity\":\"b\",\"leaseDurationSeconds\":60,"
-                         "\"acquireTime\":\"2026-11-21T10:00:00.500000Z\",\"renewTime\":null,"
-                         "\"leaderTransitions\":0,\"strategy\":\"OldestEmulationVersion\","
-                         "\"preferredHolder\":\"c\"}",
-                         "cm"),
+    assert_int_equal(ann_read(&r,
+                              "{\"holderIdentity\":\"b\",\"leaseDurationSeconds\":60,"
+                              "\"acquireTime\":\"2026-11-21T10:00:00.500000Z\",\"renewTime\":null,"
+                              "\"leaderTransitions\":0,\"strategy\":\"OldestEmulationVersion\","
+                              "\"preferredHolder\":\"c\"}",
+                              "cm"),
                      0);
     assert_string_equal(r.strategy, "OldestEmulationVersion");
     assert_string_equal(r.preferred_holder, "c");
@@ -105,12 +108,11 @@ static void test_record_json__reads_client_go_head_record(void **state)
 static void test_record_json__reads_python_client_record(void **state)
 {
     kle_record r;
-    assert_int_equal(kle_locks__annotation_read(
-                         &r,
-                         "{\"holderIdentity\": \"py-1\", \"leaseDurationSeconds\": \"15\", "
-                         "\"acquireTime\": \"2026-11-21 10:00:00.123456\", "
-                         "\"renewTime\": \"2026-11-21 10:00:02.123456\"}",
-                         "cm"),
+    assert_int_equal(ann_read(&r,
+                              "{\"holderIdentity\": \"py-1\", \"leaseDurationSeconds\": \"15\", "
+                              "\"acquireTime\": \"2026-11-21 10:00:00.123456\", "
+                              "\"renewTime\": \"2026-11-21 10:00:02.123456\"}",
+                              "cm"),
                      0);
     assert_string_equal(r.holder_identity, "py-1");
     assert_int_equal(r.lease_duration_seconds, 15);
@@ -132,17 +134,17 @@ static void test_record_json__unreadable_record_is_an_error_naming_what_was_foun
         {"[1,2]", "cm x: a JSON array, not a leader election record"},
         {"{\"holderIdentity\":5}", "cm x: holderIdentity is 5, not a string"},
         {"{\"holderIdentity\":\"a\",\"leaseDurationSeconds\":\"soon\"}",
-         "cm x: leaseDurationSeconds is \"soon\", not a non-negative integer"},
+         "cm x: leaseDurationSeconds is \"soon\", not an integer in 0..2147483647"},
         {"{\"holderIdentity\":\"a\",\"leaseDurationSeconds\":-5}",
-         "cm x: leaseDurationSeconds is -5, not a non-negative integer"},
+         "cm x: leaseDurationSeconds is -5, not an integer in 0..2147483647"},
         {"{\"holderIdentity\":\"a\",\"renewTime\":\"yesterday\"}",
          "cm x: renewTime is \"yesterday\", not a timestamp"},
         {"{\"holderIdentity\":\"a\",\"leaderTransitions\":1.5}",
-         "cm x: leaderTransitions is 1.5, not a non-negative integer"},
+         "cm x: leaderTransitions is 1.5, not an integer in 0..2147483647"},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         kle_record r;
-        assert_int_equal(kle_locks__annotation_read(&r, cases[i].text, "cm x"), KLE_EBADRECORD);
+        assert_int_equal(ann_read(&r, cases[i].text, "cm x"), KLE_EBADRECORD);
         assert_string_equal(kle_error_last()->message, cases[i].message);
         assert_null(r.holder_identity);
     }
@@ -162,6 +164,134 @@ static void test_record_json__lease_without_spec_fields_is_free(void **state)
     json_object_put(spec);
 }
 
+static void test_record_json__strings_keep_every_byte(void **state)
+{
+    kle_record r;
+    assert_int_equal(ann_read(&r,
+                              "{\"holderIdentity\":\"a\\u0000b\",\"leaseDurationSeconds\":15,"
+                              "\"strategy\":\"s\\u0000\",\"preferredHolder\":\"\\u0000\"}",
+                              "cm"),
+                     0);
+    assert_int_equal(kle_record_holder_len(&r), 3);
+    assert_memory_equal(kle_record_holder(&r), "a\0b", 3);
+    assert_false(kle_record_holder_is(&r, "a"));
+    assert_int_equal(r.strategy_len, 2);
+    assert_int_equal(r.preferred_holder_len, 1);
+    char *text;
+    assert_int_equal(kle_locks__annotation_write(&text, &r), 0);
+    assert_string_equal(text, "{\"holderIdentity\":\"a\\u0000b\",\"leaseDurationSeconds\":15,"
+                              "\"acquireTime\":null,\"renewTime\":null,\"leaderTransitions\":0,"
+                              "\"strategy\":\"s\\u0000\",\"preferredHolder\":\"\\u0000\"}");
+    free(text);
+    json_object *spec = json_object_new_object();
+    assert_int_equal(kle_locks__lease_spec_write(spec, &r), 0);
+    kle_record back;
+    assert_int_equal(kle_locks__lease_spec_read(&back, spec, "lease x"), 0);
+    assert_true(kle_record_equal(&back, &r));
+    assert_int_equal(kle_record_holder_len(&back), 3);
+    json_object_put(spec);
+    kle_record_dispose(&back);
+    kle_record_dispose(&r);
+    /* A NUL in the annotation text itself is not JSON. */
+    assert_int_equal(kle_locks__annotation_read(&r, "{\"holderIdentity\":\"a\"}\0x", 24, "cm"),
+                     KLE_EBADRECORD);
+    assert_string_equal(kle_error_last()->message, "cm: not JSON (a NUL byte at offset 22)");
+}
+
+static void test_record_json__lease_durations_are_int32_and_held_records_need_one(void **state)
+{
+    const bad cases[] = {
+        {"{\"holderIdentity\":\"a\",\"leaseDurationSeconds\":4294967297}",
+         "cm x: leaseDurationSeconds is 4294967297, not an integer in 0..2147483647"},
+        {"{\"holderIdentity\":\"a\",\"leaseDurationSeconds\":2147483648}",
+         "cm x: leaseDurationSeconds is 2147483648, not an integer in 0..2147483647"},
+        {"{\"holderIdentity\":\"a\",\"leaseDurationSeconds\":\"4294967297\"}",
+         "cm x: leaseDurationSeconds is \"4294967297\", not an integer in 0..2147483647"},
+        {"{\"holderIdentity\":\"a\",\"leaseDurationSeconds\":99999999999999999999}",
+         "cm x: leaseDurationSeconds is 18446744073709551615, not an integer in 0..2147483647"},
+        {"{\"holderIdentity\":\"a\",\"leaseDurationSeconds\":\"15 \"}",
+         "cm x: leaseDurationSeconds is \"15 \", not an integer in 0..2147483647"},
+        {"{\"holderIdentity\":\"a\",\"leaseDurationSeconds\":\" 15\"}",
+         "cm x: leaseDurationSeconds is \" 15\", not an integer in 0..2147483647"},
+        {"{\"holderIdentity\":\"a\",\"leaseDurationSeconds\":15.0}",
+         "cm x: leaseDurationSeconds is 15.0, not an integer in 0..2147483647"},
+        {"{\"holderIdentity\":\"a\",\"leaseDurationSeconds\":null}",
+         "cm x: leaseDurationSeconds is missing for holder \"a\"; a held lock needs 1..2147483647"},
+        {"{\"holderIdentity\":\"a\"}",
+         "cm x: leaseDurationSeconds is missing for holder \"a\"; a held lock needs 1..2147483647"},
+        {"{\"holderIdentity\":\"a\\n\",\"leaseDurationSeconds\":0}",
+         "cm x: leaseDurationSeconds is 0 for holder \"a\\n\"; a held lock needs 1..2147483647"},
+        {"{\"holderIdentity\":\"\",\"leaseDurationSeconds\":-1}",
+         "cm x: leaseDurationSeconds is -1, not an integer in 0..2147483647"},
+        {"{\"holderIdentity\":\"a\",\"leaseDurationSeconds\":1,\"leaderTransitions\":2147483648}",
+         "cm x: leaderTransitions is 2147483648, not an integer in 0..2147483647"},
+        {"{\"holderIdentity\":\"a\",\"leaseDurationSeconds\":1,\"renewTime\":"
+         "\"2026-02-30T10:00:00Z\"}",
+         "cm x: renewTime is \"2026-02-30T10:00:00Z\", not a timestamp"},
+        {"{\"holderIdentity\":\"a\",\"leaseDurationSeconds\":1,\"renewTime\":"
+         "\"2300-01-01T00:00:00Z\"}",
+         "cm x: renewTime is \"2300-01-01T00:00:00Z\", not a timestamp"},
+        {"{\"holderIdentity\":\"a\",\"leaseDurationSeconds\":1} x",
+         "cm x: not JSON (unexpected character): "
+         "\"{\"holderIdentity\":\"a\",\"leaseDurationSeconds\":1} "
+         "x\""},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        kle_record r;
+        assert_int_equal(ann_read(&r, cases[i].text, "cm x"), KLE_EBADRECORD);
+        assert_string_equal(kle_error_last()->message, cases[i].message);
+        assert_null(r.holder_identity);
+    }
+    /* The widest values that fit, and released records without a duration. */
+    kle_record r;
+    assert_int_equal(ann_read(&r,
+                              "{\"holderIdentity\":\"a\",\"leaseDurationSeconds\":2147483647,"
+                              "\"leaderTransitions\":\"2147483647\"} \n",
+                              "cm"),
+                     0);
+    assert_int_equal(r.lease_duration_seconds, 2147483647);
+    assert_int_equal(r.leader_transitions, 2147483647);
+    kle_record_dispose(&r);
+    assert_int_equal(ann_read(&r, "{\"holderIdentity\":\"\",\"leaseDurationSeconds\":0}", "cm"), 0);
+    kle_record_dispose(&r);
+    assert_int_equal(ann_read(&r, "{}", "cm"), 0);
+    assert_int_equal(kle_record_holder_len(&r), 0);
+    kle_record_dispose(&r);
+
+    /* Writing refuses what does not fit; nothing is truncated. */
+    r = sample();
+    r.lease_duration_seconds = 0;
+    char *text = NULL;
+    assert_int_equal(kle_locks__annotation_write(&text, &r), KLE_EINVAL);
+    assert_null(text);
+    json_object *spec = json_object_new_object();
+    r.lease_duration_seconds = -3;
+    assert_int_equal(kle_locks__lease_spec_write(spec, &r), KLE_EINVAL);
+    assert_string_equal(kle_error_last()->message,
+                        "record: leaseDurationSeconds -3 is out of range (1..2147483647 for a held "
+                        "lock)");
+    assert_int_equal(json_object_object_length(spec), 0);
+    r.lease_duration_seconds = 2147483647;
+    assert_int_equal(kle_locks__lease_spec_write(spec, &r), 0);
+    assert_int_equal(json_object_get_int64(json_object_object_get(spec, "leaseDurationSeconds")),
+                     2147483647);
+    json_object_put(spec);
+    kle_record_dispose(&r);
+}
+
+static void test_record_json__lease_spec_null_is_unreadable(void **state)
+{
+    kle_record r;
+    assert_int_equal(kle_locks__lease_spec_read(&r, NULL, "lease x"), KLE_EBADRECORD);
+    assert_string_equal(kle_error_last()->message,
+                        "lease x: spec is null or missing, not an object");
+    assert_null(r.holder_identity);
+    json_object *spec = json_tokener_parse("[]");
+    assert_int_equal(kle_locks__lease_spec_read(&r, spec, "lease x"), KLE_EBADRECORD);
+    assert_string_equal(kle_error_last()->message, "lease x: spec is a JSON array, not an object");
+    json_object_put(spec);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -172,6 +302,9 @@ int main(void)
         cmocka_unit_test(test_record_json__reads_python_client_record),
         cmocka_unit_test(test_record_json__unreadable_record_is_an_error_naming_what_was_found),
         cmocka_unit_test(test_record_json__lease_without_spec_fields_is_free),
+        cmocka_unit_test(test_record_json__strings_keep_every_byte),
+        cmocka_unit_test(test_record_json__lease_durations_are_int32_and_held_records_need_one),
+        cmocka_unit_test(test_record_json__lease_spec_null_is_unreadable),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
