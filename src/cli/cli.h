@@ -74,6 +74,11 @@ void cli_log(kle_log_severity sev, int v, const char *file, int line, const char
 #define CLI_WARN(...) cli_log(KLE_LOG_WARNING, 0, __FILE__, __LINE__, __VA_ARGS__)
 #define CLI_ERR(...)  cli_log(KLE_LOG_ERROR, 0, __FILE__, __LINE__, __VA_ARGS__)
 
+/* Copies @p in with control characters and bytes that are not UTF-8
+ * written as \n, \t, \r or \xNN: for untrusted text (holders, server
+ * answers) in text output. */
+void cli_escape(char *out, size_t size, const char *in);
+
 /* The identity default: $POD_NAME, else hostname + "_" + a random UUID. */
 int cli_default_identity(char *buf, size_t size);
 
