@@ -15,6 +15,9 @@
 #define CLI_EXIT_USAGE    2 /* bad flag or value */
 #define CLI_EXIT_NOTFOUND 3 /* kle status: the lock object does not exist */
 
+/* The longest duration any flag takes: leaseDurationSeconds is an int32. */
+#define CLI_MAX_DURATION_MS (INT64_C(2147483647) * 1000)
+
 typedef enum cli_on_exit { CLI_ON_EXIT_RELEASE, CLI_ON_EXIT_EXIT, CLI_ON_EXIT_RESTART } cli_on_exit;
 
 /* Every option of every command; unset strings are NULL. */

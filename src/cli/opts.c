@@ -190,6 +190,15 @@ static int set_value(cli_opts *o, const flag_def *f, const char *shown, const ch
                  shown, value);
             return CLI_EXIT_USAGE;
         }
+        if (ms > CLI_MAX_DURATION_MS) {
+            char d[32];
+            cli_format_duration(d, sizeof(d), CLI_MAX_DURATION_MS);
+            fail(err, errlen,
+                 "%s %s: too long (at most %s: the lock record holds leaseDurationSeconds as a "
+                 "32-bit integer, and every duration of kle has that bound)",
+                 shown, value, d);
+            return CLI_EXIT_USAGE;
+        }
         *(int64_t *)field = ms;
         if (f->offset == OFF(grace_ms))
             o->grace_set = 1;
@@ -333,9 +342,20 @@ int cli_parse(cli_opts *o, int argc, char **argv, char *err, size_t errlen)
         const char *value;
         if (eq)
             value = eq + 1;
-        else if (f->kind == F_BOOL)
+        else if (f->kind == F_BOOL) {
+            /* A boolean takes no separate value: "--release-on-cancel false"
+             * would run "false" as the command. */
+            if (i + 1 < argc && argv[i + 1][0] != '-') {
+                int b;
+                const char *suggest = cli_parse_bool(&b, argv[i + 1]) == 0 ? argv[i + 1] : "false";
+                fail(err, errlen,
+                     "%s takes no separate value, but \"%s\" follows it: write %s=%s (or "
+                     "%s=true), and put -- before the command",
+                     a, argv[i + 1], a, suggest, a);
+                return CLI_EXIT_USAGE;
+            }
             value = "true";
-        else if (i + 1 < argc)
+        } else if (i + 1 < argc)
             value = argv[++i];
         else {
             fail(err, errlen, "%s: flag needs a value", a);

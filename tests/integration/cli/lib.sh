@@ -10,13 +10,22 @@ FAILED=0
 TIMINGS=(--lease-duration 2s --renew-deadline 1.5s --retry-period 300ms)
 
 cleanup() {
-  local p
+  local p rc=$?
   for p in "${KLE_PIDS[@]}"; do
     kill -KILL "$p" 2>/dev/null
     wait "$p" 2>/dev/null
   done
+  # Every e2e test ends with the overlap check of whatever workers ran.
+  if [ "$FAILED" -eq 0 ] && { [ -f "$T/work.log" ] || compgen -G "$T/*.work" >/dev/null; }; then
+    sleep 0.2 # the last workers, killed with kle, have written their last line
+    if ! python3 "$OVERLAP_CHECK" "$T"/work.log "$T"/*.work; then
+      FAILED=1
+      rc=1
+    fi
+  fi
   kle_apiserver_stop >/dev/null 2>&1
   if [ "$FAILED" -eq 0 ]; then rm -rf "$T"; else echo "kept $T" >&2; fi
+  exit "$rc"
 }
 trap cleanup EXIT
 
@@ -46,8 +55,21 @@ wait_until() {
   done
 }
 
-# The worker: records its start (identity, token, pid) and its end.
-WORKER='exec 2>/dev/null; echo "$KLE_IDENTITY $KLE_LEADER_TRANSITIONS $$" >> "$WORKDIR/starts"; echo "$$" > "$WORKDIR/running.$KLE_IDENTITY"; trap "rm -f \"$WORKDIR/running.$KLE_IDENTITY\"; exit 0" TERM; while :; do sleep 0.05; done'
+# The worker (tests/support/worker.sh): records its start (identity, token,
+# pid) in $T/starts, its pid in $T/running.ID while it runs, and LEAD, BEAT
+# and STOP lines in $T/work.log, which check_overlap reads.
+WORKER_SH="$KLE_SOURCE_DIR/tests/support/worker.sh"
+OVERLAP_CHECK="$KLE_SOURCE_DIR/tests/support/overlap_check.py"
+export WORKER_SH
+WORKER='echo "$KLE_IDENTITY $KLE_LEADER_TRANSITIONS $$" >> "$WORKDIR/starts"; WORKER_PIDFILE="$WORKDIR/running.$KLE_IDENTITY" exec bash "$WORKER_SH" "$WORKDIR/work.log"'
+
+# check_overlap [overlap_check.py args]: no two workers of $T/work.log (and
+# $T/*.work) ever worked at once, fencing tokens in order. Also run at exit.
+check_overlap() {
+  local out
+  out=$(python3 "$OVERLAP_CHECK" "$@" "$T"/work.log "$T"/*.work 2>&1) || fail "$out"
+  echo "$out"
+}
 
 # start_replica ID [kle flags...]: kle run of the worker; log in $T/ID.log.
 start_replica() {
