@@ -3,9 +3,11 @@
 
 Usage: overlap_check.py [--max-intervals N] LOG...
 
-Each line is "TIME_US EVENT IDENTITY TOKEN PID". A worker process (one PID)
-works from its LEAD line to its last line of any kind (BEAT or STOP): a
-worker killed by SIGKILL has no STOP, and its work is what it logged. The
+Each line is "TIME_US EVENT IDENTITY TOKEN PID". A leadership (one
+identity with one fencing token, whatever processes worked for it: a
+restarted command, a daemonized child) works from its first LEAD line to
+its last line of any kind (BEAT or STOP): a worker killed by SIGKILL has no
+STOP, and its work is what it logged. The
 check fails (exit 1, the offending lines printed) when:
   - two workers' intervals overlap (two leaders working at once);
   - a later worker carries a smaller fencing token than an earlier one, or
@@ -37,18 +39,20 @@ def main(argv):
                 print(f"overlap_check: {f}:{n}: unreadable line {line!r}")
                 return 1
             ts, ev, ident, tok, pid = int(p[0]), p[1], p[2], p[3], p[4]
-            w = workers.setdefault(pid, {"id": ident, "tok": tok, "start": None, "end": ts,
-                                         "stopped": False})
-            if ev == "LEAD":
+            w = workers.setdefault((ident, tok), {"id": ident, "tok": tok, "start": None,
+                                                  "end": ts, "stopped": False, "pids": set()})
+            w["pids"].add(pid)
+            if ev == "LEAD" and (w["start"] is None or ts < w["start"]):
                 w["start"] = ts
             w["end"] = max(w["end"], ts)
             w["stopped"] |= ev == "STOP"
     ivs = []
-    for pid, w in workers.items():
+    for key, w in workers.items():
         if w["start"] is None:
-            print(f"overlap_check: worker {pid} ({w['id']}) has no LEAD line")
+            print(f"overlap_check: leadership {key} has no LEAD line")
             return 1
-        ivs.append((w["start"], w["end"], w["id"], int(w["tok"]), pid, w["stopped"]))
+        ivs.append((w["start"], w["end"], w["id"], int(w["tok"]), ",".join(sorted(w["pids"])),
+                    w["stopped"]))
     ivs.sort()
     bad = 0
     min_gap = None

@@ -17,10 +17,10 @@
 
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t cv = PTHREAD_COND_INITIALIZER;
-static int blocked;     /* the handler waits while set */
-static int in_handler;  /* the handler is waiting */
-static int delivered;   /* lines handed over */
-static int last_seq;    /* the sequence number of the last "seq N" line */
+static int blocked;    /* the handler waits while set */
+static int in_handler; /* the handler is waiting */
+static int delivered;  /* lines handed over */
+static int last_seq;   /* the sequence number of the last "seq N" line */
 static int in_order = 1;
 static char dropped_line[256];
 static pthread_t drain_thread;
