@@ -3,6 +3,9 @@
 
 Usage: overlap_check.py [--max-intervals N] LOG...
 
+Each LOG holds the workers of one lock (workers of different locks may run
+at once); each is checked on its own.
+
 Each line is "TIME_US EVENT IDENTITY TOKEN PID". A leadership (one
 identity with one fencing token, whatever processes worked for it: a
 restarted command, a daemonized child) works from its first LEAD line to
@@ -15,6 +18,7 @@ check fails (exit 1, the offending lines printed) when:
   - a line cannot be read.
 It prints one summary line: intervals, identities, tokens, smallest gap.
 """
+import os
 import sys
 
 
@@ -27,25 +31,31 @@ def main(argv):
             max_intervals = int(next(it))
         else:
             files.append(a)
-    workers = {}
+    bad = 0
     for f in files:
         try:
             lines = open(f).read().splitlines()
         except FileNotFoundError:
             continue
-        for n, line in enumerate(lines, 1):
-            p = line.split()
-            if len(p) != 5 or p[1] not in ("LEAD", "BEAT", "STOP"):
-                print(f"overlap_check: {f}:{n}: unreadable line {line!r}")
-                return 1
-            ts, ev, ident, tok, pid = int(p[0]), p[1], p[2], p[3], p[4]
-            w = workers.setdefault((ident, tok), {"id": ident, "tok": tok, "start": None,
-                                                  "end": ts, "stopped": False, "pids": set()})
-            w["pids"].add(pid)
-            if ev == "LEAD" and (w["start"] is None or ts < w["start"]):
-                w["start"] = ts
-            w["end"] = max(w["end"], ts)
-            w["stopped"] |= ev == "STOP"
+        bad |= check(f, lines, max_intervals)
+    return bad
+
+
+def check(f, lines, max_intervals):
+    workers = {}
+    for n, line in enumerate(lines, 1):
+        p = line.split()
+        if len(p) != 5 or p[1] not in ("LEAD", "BEAT", "STOP"):
+            print(f"overlap_check: {f}:{n}: unreadable line {line!r}")
+            return 1
+        ts, ev, ident, tok, pid = int(p[0]), p[1], p[2], p[3], p[4]
+        w = workers.setdefault((ident, tok), {"id": ident, "tok": tok, "start": None,
+                                              "end": ts, "stopped": False, "pids": set()})
+        w["pids"].add(pid)
+        if ev == "LEAD" and (w["start"] is None or ts < w["start"]):
+            w["start"] = ts
+        w["end"] = max(w["end"], ts)
+        w["stopped"] |= ev == "STOP"
     ivs = []
     for key, w in workers.items():
         if w["start"] is None:
@@ -76,7 +86,7 @@ def main(argv):
         print(f"overlap_check: {len(ivs)} leaderships, at most {max_intervals} expected")
         bad = 1
     gap = "-" if min_gap is None else f"{min_gap / 1000:.1f} ms"
-    print(f"overlap_check: {len(ivs)} worker intervals, identities "
+    print(f"overlap_check: {os.path.basename(f)}: {len(ivs)} leaderships, identities "
           f"{sorted(set(iv[2] for iv in ivs))}, tokens {sorted(set(iv[3] for iv in ivs))}, "
           f"smallest gap {gap}: {'FAILED' if bad else 'no overlap'}")
     return bad
