@@ -511,7 +511,8 @@ void cli_usage(const char *command)
               "  kle help [COMMAND]                     help of a command\n"
               "  kle --version                          the versions of kle and libkle\n\n"
               "Exit codes: 0 success; 1 runtime failure; 2 bad flag or value;\n"
-              "3 (status) no such lock; with run --on-exit=exit, the command's code.\n"
+              "3 (status) no such lock; 126/127 (run) the command cannot be executed;\n"
+              "with run --on-exit=exit, the command's code.\n"
               "See docs/cli.md.\n",
               stdout);
         return;
@@ -522,9 +523,12 @@ void cli_usage(const char *command)
             "Campaigns for the lock and runs COMMAND while this process leads, with\n"
             "KLE_IDENTITY, KLE_LOCK (type/namespace/name) and KLE_LEADER_TRANSITIONS (a\n"
             "fencing token that increases with every change of leader) in its environment.\n"
-            "When leadership ends the command's process group gets SIGTERM, then SIGKILL\n"
-            "after --grace; kle campaigns again. If kle dies, even by SIGKILL, the command\n"
-            "is killed too. SIGTERM or SIGINT: stop the command, release the lease, exit 0.\n\n"
+            "When leadership ends the command and all its descendants get SIGTERM, then\n"
+            "SIGKILL after --grace; kle campaigns again. A supervisor process enforces the\n"
+            "leadership deadline on its own, even when kle is frozen. If kle dies, even by\n"
+            "SIGKILL, the command is killed too. SIGTERM, SIGINT, SIGHUP, SIGQUIT: stop the\n"
+            "command, release the lease, exit 0. A command that cannot be executed: exit\n"
+            "127 (not found) or 126.\n\n"
             "Run flags:\n"
             "  --identity ID           holder identity [$KLE_IDENTITY]; default $POD_NAME, else\n"
             "                          hostname_UUID\n"
