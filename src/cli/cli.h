@@ -58,6 +58,12 @@ int cli_parse(cli_opts *o, int argc, char **argv, char *err, size_t errlen);
 /* Parses a Go duration ("1h2m3.5s", "300ms", "0") into milliseconds. */
 int cli_parse_duration(int64_t *out_ms, const char *text);
 
+/* The wait before campaigning again after @p failures campaigns in a row
+ * failed to lead: retry_ms << failures, capped at CLI_BACKOFF_CAP_MS (or
+ * retry_ms when that is longer). */
+#define CLI_BACKOFF_CAP_MS 30000
+int64_t cli_backoff_ms(int64_t retry_ms, int failures);
+
 /* Formats milliseconds as a Go duration ("15s", "1.5s", "300ms"). */
 void cli_format_duration(char *buf, size_t size, int64_t ms);
 

@@ -149,6 +149,14 @@ int cli_parse_duration(int64_t *out_ms, const char *text)
     return 0;
 }
 
+int64_t cli_backoff_ms(int64_t retry_ms, int failures)
+{
+    int64_t cap = retry_ms > CLI_BACKOFF_CAP_MS ? retry_ms : CLI_BACKOFF_CAP_MS, d = retry_ms;
+    for (int i = 0; i < failures && d < cap; i++)
+        d *= 2;
+    return d < cap ? d : cap;
+}
+
 void cli_format_duration(char *buf, size_t size, int64_t ms)
 {
     if (ms % 1000 == 0)

@@ -478,15 +478,6 @@ static void *signal_thread(void *arg)
     return NULL;
 }
 
-/* retry_period << failures, capped at 30 s (or the retry period if longer). */
-static int64_t backoff_ms(int64_t retry_ms, int failures)
-{
-    int64_t cap = retry_ms > 30000 ? retry_ms : 30000, d = retry_ms;
-    for (int i = 0; i < failures && d < cap; i++)
-        d *= 2;
-    return d < cap ? d : cap;
-}
-
 /* Sleeps up to ms, returning early on shutdown. */
 static void pause_ms(int64_t ms)
 {
@@ -638,7 +629,7 @@ int cli_cmd_run(cli_opts *o, const char *self_exe)
             /* A failure to lead or to start the command (no descriptors,
              * processes, memory): back off exponentially instead of
              * acquiring and stepping down in a loop. */
-            int64_t delay = backoff_ms(o->retry_period_ms, failures++);
+            int64_t delay = cli_backoff_ms(o->retry_period_ms, failures++);
             char d[32];
             cli_format_duration(d, sizeof(d), delay);
             if (c.start_failed)

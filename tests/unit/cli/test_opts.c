@@ -182,6 +182,19 @@ static void test_opts__boolean_flags_take_no_separate_value(void **state)
     assert_int_equal(o.release_on_cancel, 1);
 }
 
+static void test_opts__backoff_doubles_up_to_a_cap(void **state)
+{
+    (void)state;
+    assert_int_equal(cli_backoff_ms(300, 0), 300);
+    assert_int_equal(cli_backoff_ms(300, 1), 600);
+    assert_int_equal(cli_backoff_ms(300, 4), 4800);
+    assert_int_equal(cli_backoff_ms(300, 7), 30000);
+    assert_int_equal(cli_backoff_ms(300, 1000), 30000);
+    assert_int_equal(cli_backoff_ms(2000, 3), 16000);
+    /* A retry period above the cap is kept as it is. */
+    assert_int_equal(cli_backoff_ms(60000, 5), 60000);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -191,6 +204,7 @@ int main(void)
         cmocka_unit_test(test_opts__bad_values_are_usage_errors),
         cmocka_unit_test(test_opts__durations_have_an_upper_bound),
         cmocka_unit_test(test_opts__boolean_flags_take_no_separate_value),
+        cmocka_unit_test(test_opts__backoff_doubles_up_to_a_cap),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
