@@ -11,6 +11,15 @@
  *
  * Secrets (tokens, keys, passwords, Authorization headers) are never passed
  * to the log at any verbosity.
+ *
+ * Logging never blocks the thread that logs (the elector's among them): a
+ * line goes into a bounded in-memory queue (1024 lines, 1 MiB of text) and
+ * one drain thread, started at the first line, hands the lines in order to
+ * the handler. When the queue is full, because the handler or stderr is
+ * blocked (a full pipe, a stalled log collector), new lines are dropped and
+ * counted (kle_log_dropped()); when the drain thread catches up it logs a
+ * warning "N log lines dropped". At exit the queue is flushed for at most
+ * 2 s; kle_log_flush() flushes it on demand.
  */
 #ifndef KLE_LOG_H
 #define KLE_LOG_H
@@ -29,12 +38,20 @@ typedef enum kle_log_severity {
 /**
  * A log handler. @p v is the verbosity of INFO lines (0 for others),
  * @p file is the source file's base name, @p msg has no trailing newline.
- * Called from whichever thread logs; must be thread-safe.
+ * Runs on libkle's log drain thread, one line at a time and in the order
+ * the lines were logged, never on the thread that logged: a handler may
+ * block without blocking the election (lines are dropped meanwhile once the
+ * queue is full). It must not call kle_log_set_handler() or kle_log_flush().
  */
 typedef void (*kle_log_fn)(kle_log_severity severity, int v, const char *file, int line,
                            const char *msg, void *data);
 
-/** Installs a log handler; NULL restores the default stderr handler. */
+/**
+ * Installs a log handler; NULL restores the default stderr handler. Lines
+ * already queued go to the previous handler first (waiting at most 1 s);
+ * when this returns, the previous handler is no longer running and its
+ * @p data may be freed.
+ */
 KLE_EXTERN(void) kle_log_set_handler(kle_log_fn fn, void *data);
 
 /** Sets the highest verbosity of INFO lines that are logged (default 0). */
@@ -46,10 +63,33 @@ KLE_EXTERN(int) kle_log_verbosity(void);
 /**
  * Formats one line in klog's text layout into @p buf (always terminated,
  * no trailing newline). For handlers that want klog's layout elsewhere.
+ * Control characters (newlines, terminal escapes, C1 controls) and bytes
+ * that are not UTF-8 in @p msg are written as \\n, \\t, \\r or \\xNN, so
+ * text from a record or a server cannot forge lines or drive a terminal.
  */
 KLE_EXTERN(void)
 kle_log_format_klog(char *buf, size_t size, kle_log_severity severity, const char *file, int line,
                     const char *msg);
+
+/**
+ * Logs one line (already formatted, no trailing newline) through the
+ * queue, as libkle's own lines are: for programs that want their lines in
+ * the same order and handler without ever blocking. @p file may be a path
+ * (its base name is kept) and must stay valid for the program's lifetime
+ * (a string literal such as __FILE__). Never blocks on the log output.
+ */
+KLE_EXTERN(void)
+kle_log_write(kle_log_severity severity, int v, const char *file, int line, const char *msg);
+
+/**
+ * Waits until every queued line has been handed to the handler, at most
+ * @p timeout_ms milliseconds. Returns 0 when the queue is empty, -1 when
+ * the time ran out (the handler is blocked).
+ */
+KLE_EXTERN(int) kle_log_flush(int64_t timeout_ms);
+
+/** Returns the number of lines dropped so far because the queue was full. */
+KLE_EXTERN(uint64_t) kle_log_dropped(void);
 
 KLE_END_DECLS
 

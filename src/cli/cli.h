@@ -15,6 +15,9 @@
 #define CLI_EXIT_USAGE    2 /* bad flag or value */
 #define CLI_EXIT_NOTFOUND 3 /* kle status: the lock object does not exist */
 
+/* The longest duration any flag takes: leaseDurationSeconds is an int32. */
+#define CLI_MAX_DURATION_MS (INT64_C(2147483647) * 1000)
+
 typedef enum cli_on_exit { CLI_ON_EXIT_RELEASE, CLI_ON_EXIT_EXIT, CLI_ON_EXIT_RESTART } cli_on_exit;
 
 /* Every option of every command; unset strings are NULL. */
@@ -55,6 +58,12 @@ int cli_parse(cli_opts *o, int argc, char **argv, char *err, size_t errlen);
 /* Parses a Go duration ("1h2m3.5s", "300ms", "0") into milliseconds. */
 int cli_parse_duration(int64_t *out_ms, const char *text);
 
+/* The wait before campaigning again after @p failures campaigns in a row
+ * failed to lead: retry_ms << failures, capped at CLI_BACKOFF_CAP_MS (or
+ * retry_ms when that is longer). */
+#define CLI_BACKOFF_CAP_MS 30000
+int64_t cli_backoff_ms(int64_t retry_ms, int failures);
+
 /* Formats milliseconds as a Go duration ("15s", "1.5s", "300ms"). */
 void cli_format_duration(char *buf, size_t size, int64_t ms);
 
@@ -73,6 +82,11 @@ void cli_log(kle_log_severity sev, int v, const char *file, int line, const char
 #define CLI_V(v, ...) cli_log(KLE_LOG_INFO, (v), __FILE__, __LINE__, __VA_ARGS__)
 #define CLI_WARN(...) cli_log(KLE_LOG_WARNING, 0, __FILE__, __LINE__, __VA_ARGS__)
 #define CLI_ERR(...)  cli_log(KLE_LOG_ERROR, 0, __FILE__, __LINE__, __VA_ARGS__)
+
+/* Copies @p in with control characters and bytes that are not UTF-8
+ * written as \n, \t, \r or \xNN: for untrusted text (holders, server
+ * answers) in text output. */
+void cli_escape(char *out, size_t size, const char *in);
 
 /* The identity default: $POD_NAME, else hostname + "_" + a random UUID. */
 int cli_default_identity(char *buf, size_t size);

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 
 #include "run.h"
@@ -115,8 +116,13 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
                  "renewing leader leases. 'name' is the string used to identify the lease. Please "
                  "make sure to group by name.\n"
                  "# TYPE leader_election_slowpath_total counter\n"
-                 "leader_election_slowpath_total{name=\"%s\"} %llu\n",
-                 name, s.leader ? 1 : 0, name, (unsigned long long)s.slowpath_total);
+                 "leader_election_slowpath_total{name=\"%s\"} %llu\n"
+                 "# HELP kle_log_dropped_lines_total Log lines dropped because the log output "
+                 "was blocked and the log queue full.\n"
+                 "# TYPE kle_log_dropped_lines_total counter\n"
+                 "kle_log_dropped_lines_total %llu\n",
+                 name, s.leader ? 1 : 0, name, (unsigned long long)s.slowpath_total,
+                 (unsigned long long)kle_log_dropped());
         return reply(c, 200, "text/plain; version=0.0.4; charset=utf-8", body);
     }
     return reply(c, 404, "text/plain", "not found: try /healthz, /readyz, /metrics, /leader\n");
@@ -160,8 +166,20 @@ int cli_http_start(cli_http **out, cli_run_state *st)
     unsigned int flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL;
     if (ai->ai_family == AF_INET6)
         flags |= MHD_USE_IPv6;
+    /* The election needs descriptors (API connections, eventfds, timers,
+     * the supervisor's pipes): the HTTP server may hold at most an eighth
+     * of the limit and 64 connections, 16 from one address, each closed
+     * after 5 s of silence. Connections beyond that wait in the listen
+     * backlog, which costs no descriptor. */
+    struct rlimit rl;
+    unsigned int limit = 64;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
+        rl.rlim_cur / 8 < limit)
+        limit = rl.rlim_cur / 8 > 4 ? (unsigned int)(rl.rlim_cur / 8) : 4;
     h->d = MHD_start_daemon(flags, 0, NULL, NULL, handle, h, MHD_OPTION_SOCK_ADDR, ai->ai_addr,
-                            MHD_OPTION_CONNECTION_TIMEOUT, 10u, MHD_OPTION_END);
+                            MHD_OPTION_CONNECTION_TIMEOUT, 5u, MHD_OPTION_CONNECTION_LIMIT, limit,
+                            MHD_OPTION_PER_IP_CONNECTION_LIMIT, limit < 16 ? limit : 16u,
+                            MHD_OPTION_LISTEN_BACKLOG_SIZE, 64u, MHD_OPTION_END);
     freeaddrinfo(ai);
     if (!h->d) {
         CLI_ERR("--http-addr \"%s\": cannot listen (address in use or not local?)", addr);

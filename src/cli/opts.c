@@ -149,6 +149,14 @@ int cli_parse_duration(int64_t *out_ms, const char *text)
     return 0;
 }
 
+int64_t cli_backoff_ms(int64_t retry_ms, int failures)
+{
+    int64_t cap = retry_ms > CLI_BACKOFF_CAP_MS ? retry_ms : CLI_BACKOFF_CAP_MS, d = retry_ms;
+    for (int i = 0; i < failures && d < cap; i++)
+        d *= 2;
+    return d < cap ? d : cap;
+}
+
 void cli_format_duration(char *buf, size_t size, int64_t ms)
 {
     if (ms % 1000 == 0)
@@ -188,6 +196,15 @@ static int set_value(cli_opts *o, const flag_def *f, const char *shown, const ch
         if (cli_parse_duration(&ms, value) < 0) {
             fail(err, errlen, "%s: invalid duration \"%s\" (Go syntax, e.g. 15s, 1m30s, 500ms)",
                  shown, value);
+            return CLI_EXIT_USAGE;
+        }
+        if (ms > CLI_MAX_DURATION_MS) {
+            char d[32];
+            cli_format_duration(d, sizeof(d), CLI_MAX_DURATION_MS);
+            fail(err, errlen,
+                 "%s %s: too long (at most %s: the lock record holds leaseDurationSeconds as a "
+                 "32-bit integer, and every duration of kle has that bound)",
+                 shown, value, d);
             return CLI_EXIT_USAGE;
         }
         *(int64_t *)field = ms;
@@ -333,9 +350,20 @@ int cli_parse(cli_opts *o, int argc, char **argv, char *err, size_t errlen)
         const char *value;
         if (eq)
             value = eq + 1;
-        else if (f->kind == F_BOOL)
+        else if (f->kind == F_BOOL) {
+            /* A boolean takes no separate value: "--release-on-cancel false"
+             * would run "false" as the command. */
+            if (i + 1 < argc && argv[i + 1][0] != '-') {
+                int b;
+                const char *suggest = cli_parse_bool(&b, argv[i + 1]) == 0 ? argv[i + 1] : "false";
+                fail(err, errlen,
+                     "%s takes no separate value, but \"%s\" follows it: write %s=%s (or "
+                     "%s=true), and put -- before the command",
+                     a, argv[i + 1], a, suggest, a);
+                return CLI_EXIT_USAGE;
+            }
             value = "true";
-        else if (i + 1 < argc)
+        } else if (i + 1 < argc)
             value = argv[++i];
         else {
             fail(err, errlen, "%s: flag needs a value", a);
@@ -491,7 +519,8 @@ void cli_usage(const char *command)
               "  kle help [COMMAND]                     help of a command\n"
               "  kle --version                          the versions of kle and libkle\n\n"
               "Exit codes: 0 success; 1 runtime failure; 2 bad flag or value;\n"
-              "3 (status) no such lock; with run --on-exit=exit, the command's code.\n"
+              "3 (status) no such lock; 126/127 (run) the command cannot be executed;\n"
+              "with run --on-exit=exit, the command's code.\n"
               "See docs/cli.md.\n",
               stdout);
         return;
@@ -502,9 +531,12 @@ void cli_usage(const char *command)
             "Campaigns for the lock and runs COMMAND while this process leads, with\n"
             "KLE_IDENTITY, KLE_LOCK (type/namespace/name) and KLE_LEADER_TRANSITIONS (a\n"
             "fencing token that increases with every change of leader) in its environment.\n"
-            "When leadership ends the command's process group gets SIGTERM, then SIGKILL\n"
-            "after --grace; kle campaigns again. If kle dies, even by SIGKILL, the command\n"
-            "is killed too. SIGTERM or SIGINT: stop the command, release the lease, exit 0.\n\n"
+            "When leadership ends the command and all its descendants get SIGTERM, then\n"
+            "SIGKILL after --grace; kle campaigns again. A supervisor process enforces the\n"
+            "leadership deadline on its own, even when kle is frozen. If kle dies, even by\n"
+            "SIGKILL, the command is killed too. SIGTERM, SIGINT, SIGHUP, SIGQUIT: stop the\n"
+            "command, release the lease, exit 0. A command that cannot be executed: exit\n"
+            "127 (not found) or 126.\n\n"
             "Run flags:\n"
             "  --identity ID           holder identity [$KLE_IDENTITY]; default $POD_NAME, else\n"
             "                          hostname_UUID\n"

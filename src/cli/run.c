@@ -14,6 +14,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/timerfd.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -28,17 +30,82 @@ typedef struct campaign {
     const char *self_exe;
     char lock_desc[512];
     kle_elector *elector;
-    int child_done; /* the command exited on its own (on-exit release/exit) */
-    int child_code; /* its exit code (128 + signal when killed) */
+    int child_done;   /* the command exited on its own (on-exit release/exit) */
+    int child_code;   /* its exit code (128 + signal when killed) */
+    int exec_failed;  /* the command could not be executed: kle exits with this code */
+    int start_failed; /* the shim could not be started (resources): back off */
+    int led;          /* on_started_leading ran in this campaign */
 } campaign;
 
-static volatile sig_atomic_t shutting_down;
+/* What the shim reported (supervise.c). */
+typedef enum child_kind { CHILD_EXIT, CHILD_EXEC, CHILD_EXPIRED, CHILD_GUARD } child_kind;
 
+typedef struct child_result {
+    child_kind kind;
+    int status; /* wait status (EXIT, GUARD) or errno (EXEC) */
+} child_result;
+
+typedef struct child_proc {
+    pid_t pid;  /* the shim: also the process group */
+    int status; /* status pipe, read end */
+    int ctl;    /* deadline pipe, write end (non-blocking) */
+} child_proc;
+
+static volatile sig_atomic_t shutting_down;
+/* RLIMIT_NOFILE as kle found it: restored for the command. */
+static struct rlimit nofile_orig;
+static int nofile_raised;
+
+/* Every wait of kle run is on CLOCK_BOOTTIME, which keeps counting while
+ * the machine is suspended (as the other replicas' clocks do), and absolute
+ * (a timerfd with TFD_TIMER_ABSTIME), so a freeze cannot restart a wait. */
 static int64_t now_ms(void)
 {
     struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
+    clock_gettime(CLOCK_BOOTTIME, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* A timerfd that becomes readable at @p at_ms (CLOCK_BOOTTIME), or -1. */
+static int timer_at(int64_t at_ms)
+{
+    struct itimerspec its;
+    int fd = timerfd_create(CLOCK_BOOTTIME, TFD_CLOEXEC | TFD_NONBLOCK);
+    if (fd < 0)
+        return -1;
+    memset(&its, 0, sizeof(its));
+    if (at_ms <= 0)
+        at_ms = 1;
+    its.it_value.tv_sec = (time_t)(at_ms / 1000);
+    its.it_value.tv_nsec = (long)(at_ms % 1000) * 1000000L;
+    if (timerfd_settime(fd, TFD_TIMER_ABSTIME, &its, NULL) < 0) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+/* Waits until @p fd is readable or CLOCK_BOOTTIME reaches @p at_ms.
+ * Returns 1 when readable, 0 at the time. Without a timerfd (no
+ * descriptors left) it falls back to short polls against the clock. */
+static int wait_fd_until(int fd, int64_t at_ms)
+{
+    int tfd = timer_at(at_ms);
+    for (;;) {
+        struct pollfd pf[2] = {{fd, POLLIN, 0}, {tfd, POLLIN, 0}};
+        int64_t left = at_ms - now_ms();
+        if (left <= 0) {
+            if (tfd >= 0)
+                close(tfd);
+            return 0;
+        }
+        int r = poll(pf, tfd >= 0 ? 2 : 1, tfd >= 0 ? -1 : (int)(left < 50 ? left : 50));
+        if (r > 0 && pf[0].revents) {
+            if (tfd >= 0)
+                close(tfd);
+            return 1;
+        }
+    }
 }
 
 static int exit_code_of(int status)
@@ -107,13 +174,14 @@ static void free_env(char **env)
     free(env);
 }
 
-/* Starts the shim; returns its pid (the process group) and the status pipe. */
-static pid_t start_child(campaign *c, int transitions, int *out_fd)
+/* Starts the shim with the leadership deadline @p deadline_ns (CLOCK_BOOTTIME)
+ * already in its control pipe. Returns 0, or -1 (logged). */
+static int start_child(campaign *c, int transitions, int64_t deadline_ns, child_proc *out)
 {
     const cli_opts *o = c->st->opts;
-    int p[2];
+    int p[2], q[2];
     size_t argc = 0;
-    char fdbuf[16], ppidbuf[24];
+    char fdbuf[16], ctlbuf[16], ppidbuf[24], gracebuf[24];
     char **argv, **env;
     pid_t pid;
 
@@ -123,89 +191,123 @@ static pid_t start_child(campaign *c, int transitions, int *out_fd)
         CLI_ERR("cannot start %s: pipe: %s", o->argv_child[0], strerror(errno));
         return -1;
     }
-    argv = calloc(argc + 6, sizeof(*argv));
+    if (pipe2(q, O_CLOEXEC) < 0) {
+        CLI_ERR("cannot start %s: pipe: %s", o->argv_child[0], strerror(errno));
+        close(p[0]);
+        close(p[1]);
+        return -1;
+    }
+    /* kle never blocks on the shim: a full pipe drops an extension (the
+     * shim then stops the command early, the safe side). */
+    fcntl(q[1], F_SETFL, O_NONBLOCK);
+    if (write(q[1], &deadline_ns, sizeof(deadline_ns)) != (ssize_t)sizeof(deadline_ns)) {
+        /* An empty pipe takes 8 bytes; the shim sees no deadline and refuses. */
+    }
+    argv = calloc(argc + 8, sizeof(*argv));
     env = child_env(c, transitions);
     if (!argv || !env) {
         free(argv);
         free_env(env);
         close(p[0]);
         close(p[1]);
+        close(q[0]);
+        close(q[1]);
         CLI_ERR("cannot start %s: out of memory", o->argv_child[0]);
         return -1;
     }
     snprintf(fdbuf, sizeof(fdbuf), "%d", p[1]);
+    snprintf(ctlbuf, sizeof(ctlbuf), "%d", q[0]);
     snprintf(ppidbuf, sizeof(ppidbuf), "%ld", (long)getpid());
+    snprintf(gracebuf, sizeof(gracebuf), "%lld", (long long)o->grace_ms);
     argv[0] = "kle";
     argv[1] = "__supervise";
     argv[2] = fdbuf;
-    argv[3] = ppidbuf;
-    argv[4] = "--";
+    argv[3] = ctlbuf;
+    argv[4] = ppidbuf;
+    argv[5] = gracebuf;
+    argv[6] = "--";
     for (size_t i = 0; i < argc; i++)
-        argv[5 + i] = o->argv_child[i];
+        argv[7 + i] = o->argv_child[i];
     pid = fork();
     if (pid == 0) {
         /* Only async-signal-safe calls until exec. */
         setpgid(0, 0);
+        if (nofile_raised)
+            setrlimit(RLIMIT_NOFILE, &nofile_orig);
         fcntl(p[1], F_SETFD, 0);
+        fcntl(q[0], F_SETFD, 0);
         execve(c->self_exe, argv, env);
         _exit(127);
     }
     free(argv);
     free_env(env);
     close(p[1]);
+    close(q[0]);
     if (pid < 0) {
         CLI_ERR("cannot start %s: fork: %s", o->argv_child[0], strerror(errno));
         close(p[0]);
+        close(q[1]);
         return -1;
     }
     setpgid(pid, pid); /* as the child does; whichever runs first */
-    *out_fd = p[0];
-    return pid;
+    out->pid = pid;
+    out->status = p[0];
+    out->ctl = q[1];
+    return 0;
 }
 
-/* Reads the command's wait status from the shim and reaps the shim. */
-static int collect(pid_t pid, int fd)
+/* Reads the shim's report, reaps the shim and closes the pipes. */
+static child_result collect(child_proc *ch)
 {
-    char buf[32];
+    char buf[64], kind[16];
     ssize_t n;
-    int status = -1, shim;
+    int shim, value = 0;
+    child_result r = {CHILD_EXIT, -1};
     do
-        n = read(fd, buf, sizeof(buf) - 1);
+        n = read(ch->status, buf, sizeof(buf) - 1);
     while (n < 0 && errno == EINTR);
     if (n > 0) {
         buf[n] = '\0';
-        status = (int)strtol(buf, NULL, 10);
+        if (sscanf(buf, "%15s %d", kind, &value) == 2) {
+            r.status = value;
+            if (strcmp(kind, "exec") == 0)
+                r.kind = CHILD_EXEC;
+            else if (strcmp(kind, "expired") == 0)
+                r.kind = CHILD_EXPIRED;
+            else if (strcmp(kind, "guard") == 0)
+                r.kind = CHILD_GUARD;
+        }
     }
-    close(fd);
+    close(ch->status);
+    close(ch->ctl);
     /* Whatever is left in the group goes, also when the shim itself was
      * killed (OOM killer) before it could clean up. The shim is not reaped
      * yet, so its pid, the group's id, cannot have been reused. */
-    kill(-pid, SIGKILL);
-    while (waitpid(pid, &shim, 0) < 0 && errno == EINTR)
+    kill(-ch->pid, SIGKILL);
+    while (waitpid(ch->pid, &shim, 0) < 0 && errno == EINTR)
         ;
-    if (status == -1)
-        status = shim; /* the shim itself failed (exec) */
-    return status;
+    if (r.status == -1) {
+        r.kind = CHILD_EXIT;
+        r.status = shim; /* the shim itself failed or was killed */
+    }
+    return r;
 }
 
-/* SIGTERM to the group, SIGKILL after the grace; returns the wait status. */
-static int terminate(const campaign *c, pid_t pid, int fd)
+/* SIGTERM to the group; after the grace the shim SIGKILLs every descendant
+ * (SIGUSR2), and if it does not report within a second more, SIGKILL to the
+ * group. Every wait is absolute on CLOCK_BOOTTIME. */
+static child_result terminate(const campaign *c, child_proc *ch)
 {
-    struct pollfd pf = {fd, POLLIN, 0};
     int64_t deadline = now_ms() + c->st->opts->grace_ms;
-    kill(-pid, SIGTERM);
-    for (;;) {
-        int64_t left = deadline - now_ms();
-        if (left <= 0)
-            break;
-        int r = poll(&pf, 1, (int)left);
-        if (r > 0)
-            return collect(pid, fd);
-    }
-    CLI_WARN("%s did not stop within --grace; sending SIGKILL to its process group",
+    kill(-ch->pid, SIGTERM);
+    if (wait_fd_until(ch->status, deadline))
+        return collect(ch);
+    CLI_WARN("%s did not stop within --grace; sending SIGKILL to it and its descendants",
              c->st->opts->argv_child[0]);
-    kill(-pid, SIGKILL);
-    return collect(pid, fd);
+    kill(ch->pid, SIGUSR2);
+    if (!wait_fd_until(ch->status, deadline + 1000))
+        kill(-ch->pid, SIGKILL);
+    return collect(ch);
 }
 
 static void on_started_leading(kle_leading *leading, void *data)
@@ -215,6 +317,7 @@ static void on_started_leading(kle_leading *leading, void *data)
     int transitions = kle_leading_transitions(leading);
     char desc[64];
 
+    c->led = 1;
     pthread_mutex_lock(&c->st->leader_mu);
     c->st->observed = 1;
     char *me = strdup(c->identity);
@@ -224,33 +327,74 @@ static void on_started_leading(kle_leading *leading, void *data)
     }
     pthread_mutex_unlock(&c->st->leader_mu);
     for (;;) {
-        int fd = -1, status;
+        child_proc ch;
+        child_result res;
         int64_t started = now_ms();
-        pid_t pid = start_child(c, transitions, &fd);
-        if (pid < 0) {
-            status = 127 << 8;
-        } else {
-            CLI_INFO("leading %s as %s (fencing token %d): started %s, pid %ld", c->lock_desc,
-                     c->identity, transitions, o->argv_child[0], (long)pid);
-            struct pollfd pf[2] = {{kle_leading_fd(leading), POLLIN, 0}, {fd, POLLIN, 0}};
-            for (;;) {
-                if (poll(pf, 2, -1) < 0)
-                    continue;
-                if (pf[0].revents) {
-                    int64_t t0 = now_ms();
-                    status = terminate(c, pid, fd);
-                    describe_status(desc, sizeof(desc), status);
-                    CLI_INFO("leadership of %s ended: stopped %s (%s) in %lld ms", c->lock_desc,
-                             o->argv_child[0], desc, (long long)(now_ms() - t0));
-                    return;
-                }
-                if (pf[1].revents) {
-                    status = collect(pid, fd);
-                    break;
+        /* The deadline as it stands (this also acknowledges the deadline
+         * fd); the shim refuses to start the command once it has passed. */
+        int64_t deadline = kle_leading_deadline_ns(leading);
+        if (start_child(c, transitions, deadline, &ch) < 0) {
+            /* No descriptors, processes or memory: release and back off. */
+            c->start_failed = 1;
+            kle_elector_stop(c->elector);
+            return;
+        }
+        CLI_INFO("leading %s as %s (fencing token %d): started %s, pid %ld", c->lock_desc,
+                 c->identity, transitions, o->argv_child[0], (long)ch.pid);
+        struct pollfd pf[3] = {{kle_leading_fd(leading), POLLIN, 0},
+                               {ch.status, POLLIN, 0},
+                               {kle_leading_deadline_fd(leading), POLLIN, 0}};
+        for (;;) {
+            if (poll(pf, 3, -1) < 0)
+                continue;
+            if (pf[0].revents) {
+                int64_t t0 = now_ms();
+                res = terminate(c, &ch);
+                describe_status(desc, sizeof(desc), res.status);
+                CLI_INFO("leadership of %s ended: stopped %s (%s) in %lld ms", c->lock_desc,
+                         o->argv_child[0], desc, (long long)(now_ms() - t0));
+                return;
+            }
+            if (pf[1].revents) {
+                res = collect(&ch);
+                break;
+            }
+            if (pf[2].revents) {
+                /* A renewal moved the deadline: tell the shim (never blocks). */
+                int64_t d = kle_leading_deadline_ns(leading);
+                if (write(ch.ctl, &d, sizeof(d)) < 0) {
+                    /* Pipe full: the shim is not reading; it stops early. */
                 }
             }
         }
-        describe_status(desc, sizeof(desc), status);
+        if (res.kind == CHILD_EXEC) {
+            c->exec_failed = res.status == ENOENT ? 127 : 126;
+            CLI_ERR("cannot run %s: %s; releasing %s and exiting with code %d", o->argv_child[0],
+                    strerror(res.status), c->lock_desc, c->exec_failed);
+            kle_elector_stop(c->elector);
+            return;
+        }
+        if (res.kind == CHILD_EXPIRED || res.kind == CHILD_GUARD) {
+            if (res.kind == CHILD_EXPIRED) {
+                CLI_WARN("leadership of %s expired before %s could start; not starting it",
+                         c->lock_desc, o->argv_child[0]);
+            } else {
+                describe_status(desc, sizeof(desc), res.status);
+                CLI_WARN("the leadership deadline of %s passed without a renewal: the supervisor "
+                         "stopped %s (%s)",
+                         c->lock_desc, o->argv_child[0], desc);
+            }
+            /* The elector ends leadership by that deadline too; should a
+             * renewal have landed meanwhile, start again (at most once a
+             * second). */
+            int64_t wait = 1000 - (now_ms() - started);
+            if (wait > 0 && kle_leading_wait(leading, wait) == 0)
+                return;
+            if (kle_leading_is_over(leading))
+                return;
+            continue;
+        }
+        describe_status(desc, sizeof(desc), res.status);
         if (o->on_exit == CLI_ON_EXIT_RESTART) {
             CLI_INFO("%s %s; restarting it (--on-exit=restart)", o->argv_child[0], desc);
             /* At most one start a second, and not after leadership ended. */
@@ -264,7 +408,7 @@ static void on_started_leading(kle_leading *leading, void *data)
         CLI_INFO("%s %s; releasing the lease (--on-exit=%s)", o->argv_child[0], desc,
                  o->on_exit == CLI_ON_EXIT_EXIT ? "exit" : "release");
         c->child_done = 1;
-        c->child_code = exit_code_of(status);
+        c->child_code = exit_code_of(res.status);
         kle_elector_stop(c->elector);
         return;
     }
@@ -292,19 +436,39 @@ static void on_new_leader(const char *identity, void *data)
         CLI_INFO("%s was released", c->lock_desc);
 }
 
+/* Signals that would end kle: each one stops the command with its grace
+ * and releases the lease, as SIGTERM does. */
+static const struct {
+    int sig;
+    const char *name;
+} stop_signals[] = {{SIGTERM, "SIGTERM"}, {SIGINT, "SIGINT"},       {SIGHUP, "SIGHUP"},
+                    {SIGQUIT, "SIGQUIT"}, {SIGUSR1, "SIGUSR1"},     {SIGUSR2, "SIGUSR2"},
+                    {SIGALRM, "SIGALRM"}, {SIGVTALRM, "SIGVTALRM"}, {SIGXCPU, "SIGXCPU"},
+                    {SIGXFSZ, "SIGXFSZ"}, {SIGPWR, "SIGPWR"}};
+#define N_STOP_SIGNALS (sizeof(stop_signals) / sizeof(stop_signals[0]))
+
+static void stop_signal_set(sigset_t *set)
+{
+    sigemptyset(set);
+    for (size_t i = 0; i < N_STOP_SIGNALS; i++)
+        sigaddset(set, stop_signals[i].sig);
+}
+
 static void *signal_thread(void *arg)
 {
     cli_run_state *st = arg;
     sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGTERM);
-    sigaddset(&set, SIGINT);
+    stop_signal_set(&set);
     for (;;) {
         int sig;
         if (sigwait(&set, &sig) != 0)
             continue;
+        const char *name = "a signal";
+        for (size_t i = 0; i < N_STOP_SIGNALS; i++)
+            if (stop_signals[i].sig == sig)
+                name = stop_signals[i].name;
         if (!shutting_down)
-            CLI_INFO("received %s: stopping", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+            CLI_INFO("received %s: stopping", name);
         shutting_down = 1;
         pthread_mutex_lock(&st->mu);
         if (st->elector)
@@ -336,6 +500,7 @@ int cli_cmd_run(cli_opts *o, const char *self_exe)
     sigset_t set;
     pthread_t sig_tid;
     int exit_code = CLI_EXIT_OK;
+    int failures = 0; /* campaigns in a row that failed to lead */
 
     memset(&st, 0, sizeof(st));
     memset(&c, 0, sizeof(c));
@@ -344,9 +509,7 @@ int cli_cmd_run(cli_opts *o, const char *self_exe)
     pthread_mutex_init(&st.leader_mu, NULL);
 
     /* Every thread inherits this mask; only the signal thread takes them. */
-    sigemptyset(&set);
-    sigaddset(&set, SIGTERM);
-    sigaddset(&set, SIGINT);
+    stop_signal_set(&set);
     pthread_sigmask(SIG_BLOCK, &set, NULL);
     signal(SIGPIPE, SIG_IGN);
     if (pthread_create(&sig_tid, NULL, signal_thread, &st) != 0) {
@@ -354,6 +517,16 @@ int cli_cmd_run(cli_opts *o, const char *self_exe)
         return CLI_EXIT_FAILURE;
     }
     pthread_detach(sig_tid);
+
+    /* Descriptors for the election: the soft limit up to the hard one (the
+     * HTTP server stays far below it, see http.c); the command gets the
+     * limit kle was started with. */
+    if (getrlimit(RLIMIT_NOFILE, &nofile_orig) == 0 &&
+        nofile_orig.rlim_cur < nofile_orig.rlim_max) {
+        struct rlimit raised = nofile_orig;
+        raised.rlim_cur = raised.rlim_max;
+        nofile_raised = setrlimit(RLIMIT_NOFILE, &raised) == 0;
+    }
 
     if (!o->identity) {
         if (cli_default_identity(idbuf, sizeof(idbuf)) < 0) {
@@ -412,6 +585,9 @@ int cli_cmd_run(cli_opts *o, const char *self_exe)
         }
         c.elector = e;
         c.child_done = 0;
+        c.exec_failed = 0;
+        c.start_failed = 0;
+        c.led = 0;
         pthread_mutex_lock(&st.mu);
         st.elector = e;
         if (shutting_down)
@@ -428,6 +604,12 @@ int cli_cmd_run(cli_opts *o, const char *self_exe)
         kle_elector_free(e);
         c.elector = NULL;
 
+        if (c.exec_failed) {
+            exit_code = c.exec_failed;
+            break;
+        }
+        if (c.led && !c.start_failed)
+            failures = 0;
         if (c.child_done) {
             if (o->on_exit == CLI_ON_EXIT_EXIT) {
                 exit_code = c.child_code;
@@ -439,14 +621,23 @@ int cli_cmd_run(cli_opts *o, const char *self_exe)
         }
         if (shutting_down)
             break;
-        if (rc == KLE_ETIMEOUT) {
+        if (rc == KLE_ETIMEOUT && c.led && !c.start_failed) {
             CLI_WARN("lost leadership of %s (renewals failed); campaigning again", c.lock_desc);
             continue;
         }
-        if (rc < 0) {
-            CLI_ERR("election stopped: %s; campaigning again in %lld ms", kle_error_last()->message,
-                    (long long)o->retry_period_ms);
-            pause_ms(o->retry_period_ms);
+        if (rc < 0 || c.start_failed || !c.led) {
+            /* A failure to lead or to start the command (no descriptors,
+             * processes, memory): back off exponentially instead of
+             * acquiring and stepping down in a loop. */
+            int64_t delay = cli_backoff_ms(o->retry_period_ms, failures++);
+            char d[32];
+            cli_format_duration(d, sizeof(d), delay);
+            if (c.start_failed)
+                CLI_ERR("could not start the command; campaigning again in %s", d);
+            else
+                CLI_ERR("election stopped: %s; campaigning again in %s",
+                        rc < 0 ? kle_error_last()->message : "leadership ended at once", d);
+            pause_ms(delay);
         }
     }
     cli_http_stop(http);

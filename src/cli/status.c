@@ -55,12 +55,19 @@ static void ago(char *buf, size_t size, int64_t ns, int64_t now)
         snprintf(buf, size, "-");
         return;
     }
-    snprintf(buf, size, "%s (%.1fs ago)", t, (double)(now - ns) / 1e9);
+    if (ns > now)
+        /* The holder's clock runs ahead of ours (or ours behind): an age
+         * would be negative, and expiry by this machine's clock is off. */
+        snprintf(buf, size,
+                 "%s (%.1fs in the future: this machine's clock and the holder's differ)", t,
+                 (double)(ns - now) / 1e9);
+    else
+        snprintf(buf, size, "%s (%.1fs ago)", t, (double)(now - ns) / 1e9);
 }
 
 static void print_record(const char *title, const kle_record *r, int rc, int64_t now)
 {
-    char a[96], b[96];
+    char a[160], b[160], holder[1024];
     if (title)
         printf("%s\n", title);
     if (rc == KLE_ENOTFOUND) {
@@ -73,8 +80,10 @@ static void print_record(const char *title, const kle_record *r, int rc, int64_t
     }
     ago(a, sizeof(a), r->acquire_time_ns, now);
     ago(b, sizeof(b), r->renew_time_ns, now);
-    printf("%sHOLDER        %s\n", title ? "  " : "",
-           *kle_record_holder(r) ? kle_record_holder(r) : "(none: released)");
+    /* The holder is the server's text: escaped, so it cannot forge lines
+     * or drive the terminal. */
+    cli_escape(holder, sizeof(holder), kle_record_holder(r));
+    printf("%sHOLDER        %s\n", title ? "  " : "", *holder ? holder : "(none: released)");
     printf("%sACQUIRED      %s\n", title ? "  " : "", a);
     printf("%sRENEWED       %s\n", title ? "  " : "", b);
     printf("%sDURATION      %ds\n", title ? "  " : "", r->lease_duration_seconds);
@@ -126,7 +135,9 @@ int cli_cmd_status(cli_opts *o)
         goto out;
     }
     if (rc < 0) {
-        fprintf(stderr, "kle status: cannot read %s: %s\n", desc, kle_error_last()->message);
+        char why[1024];
+        cli_escape(why, sizeof(why), kle_error_last()->message);
+        fprintf(stderr, "kle status: cannot read %s: %s\n", desc, why);
         exit_code = CLI_EXIT_FAILURE;
         goto out;
     }

@@ -1,115 +1,386 @@
 /*
  * The supervisor shim between kle and the command.
  *
- * kle forks, the child becomes a process-group leader, asks for SIGUSR1
- * when its parent dies (PR_SET_PDEATHSIG), checks getppid() to close the
- * race, and re-executes kle as "kle __supervise FD PPID -- COMMAND...": a fresh
- * single-threaded process. The shim starts COMMAND in its own process
- * group, waits, and writes the command's wait status to FD. kle signals the
- * whole group (shim and command) with SIGTERM, then SIGKILL. The shim
- * ignores SIGTERM itself (it must outlive the command to report it); when
- * kle dies, the shim SIGKILLs the group, itself included, so the command
- * never runs unsupervised.
+ * kle forks, the child becomes a process-group leader and re-executes kle
+ * as "kle __supervise STATUS_FD CTL_FD PPID GRACE_MS -- COMMAND...": a fresh
+ * single-threaded process that needs nothing from kle to stop the command.
+ *
+ * - The deadline guard. CTL_FD carries the leadership deadline from kle:
+ *   8-byte absolute CLOCK_BOOTTIME nanoseconds, one at start (written
+ *   before the fork, so it is there to read) and one after every renewal.
+ *   If the deadline has already passed, the command is never started.
+ *   A timerfd (CLOCK_BOOTTIME, absolute) fires at the deadline: the shim
+ *   sends SIGTERM to every descendant and SIGKILL at deadline + grace,
+ *   whatever kle is doing (frozen by SIGSTOP, blocked, slow). kle's grace
+ *   rule (grace < lease duration - renew deadline) keeps deadline + grace
+ *   before the lease can expire for anyone else.
+ * - A child subreaper (PR_SET_CHILD_SUBREAPER): a command that daemonizes
+ *   (double fork, setsid) stays the shim's descendant; when the command ends
+ *   or is stopped, every descendant found in /proc is killed, not only the
+ *   process group.
+ * - kle's death: PR_SET_PDEATHSIG (SIGUSR1) or end of file on CTL_FD make
+ *   the shim SIGKILL every descendant and exit.
+ * - kle stops the command by SIGTERM to the group: the shim forwards it to
+ *   descendants outside the group and SIGKILLs everything grace later (or at
+ *   once on SIGUSR2).
+ * - It reports on STATUS_FD one line "KIND VALUE": "exit STATUS" (the
+ *   command's wait status), "exec ERRNO" (the command could not be
+ *   executed), "expired 0" (the deadline had passed before the start),
+ *   "guard STATUS" (stopped by the deadline guard).
+ *
+ * Every wait is an absolute CLOCK_BOOTTIME time on a timerfd, so a freeze
+ * (SIGSTOP of the whole group, a suspended machine) cannot restart a wait.
  */
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/signalfd.h>
+#include <sys/timerfd.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cli.h"
 
+static int64_t boot_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_BOOTTIME, &ts);
+    return (int64_t)ts.tv_sec * KLE_NS_PER_SEC + ts.tv_nsec;
+}
+
+static void arm_at(int tfd, int64_t at_ns)
+{
+    struct itimerspec its;
+    memset(&its, 0, sizeof(its));
+    if (at_ns <= 0)
+        at_ns = 1; /* 0 would disarm; 1 ns is long past */
+    its.it_value.tv_sec = (time_t)(at_ns / KLE_NS_PER_SEC);
+    its.it_value.tv_nsec = (long)(at_ns % KLE_NS_PER_SEC);
+    timerfd_settime(tfd, TFD_TIMER_ABSTIME, &its, NULL);
+}
+
+/*
+ * Sends @p sig to every descendant of this process (found through the
+ * parent links in /proc/PID/stat); with @p outside_group_only, only to those
+ * outside our process group (the group gets kle's signal directly).
+ * Returns the number of descendants found.
+ */
+static int signal_descendants(int sig, int outside_group_only)
+{
+    enum { MAXP = 8192 };
+    static pid_t pids[MAXP], ppids[MAXP], pgids[MAXP];
+    static char mark[MAXP];
+    size_t n = 0;
+    int found = 0;
+    pid_t self = getpid(), group = getpgrp();
+    DIR *d = opendir("/proc");
+    struct dirent *e;
+    if (!d) {
+        /* No /proc: at least the group. */
+        kill(0, sig);
+        return 0;
+    }
+    while ((e = readdir(d)) != NULL && n < MAXP) {
+        char path[64], buf[512];
+        char *end;
+        long pid = strtol(e->d_name, &end, 10);
+        if (*end || pid <= 0)
+            continue;
+        snprintf(path, sizeof(path), "/proc/%ld/stat", pid);
+        int fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+            continue;
+        ssize_t len = read(fd, buf, sizeof(buf) - 1);
+        close(fd);
+        if (len <= 0)
+            continue;
+        buf[len] = '\0';
+        /* "pid (comm) state ppid pgrp ...": comm may hold spaces and ')'. */
+        char *rp = strrchr(buf, ')');
+        char state;
+        long ppid, pgrp;
+        if (!rp || sscanf(rp + 1, " %c %ld %ld", &state, &ppid, &pgrp) != 3)
+            continue;
+        pids[n] = (pid_t)pid;
+        ppids[n] = (pid_t)ppid;
+        pgids[n] = (pid_t)pgrp;
+        mark[n] = 0;
+        n++;
+    }
+    closedir(d);
+    /* Mark descendants: repeat until no new one (the list is small). */
+    for (int changed = 1; changed;) {
+        changed = 0;
+        for (size_t i = 0; i < n; i++) {
+            if (mark[i])
+                continue;
+            int parent_marked = ppids[i] == self;
+            for (size_t j = 0; j < n && !parent_marked; j++)
+                parent_marked = mark[j] && pids[j] == ppids[i];
+            if (parent_marked) {
+                mark[i] = 1;
+                changed = 1;
+            }
+        }
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (!mark[i] || pids[i] == self)
+            continue;
+        found++;
+        if (outside_group_only && pgids[i] == group)
+            continue;
+        kill(pids[i], sig);
+    }
+    return found;
+}
+
+/* SIGKILLs every descendant and reaps them all; records the command's
+ * status if it ends here. */
+static void kill_all_and_reap(pid_t child, int *child_status, int *child_done)
+{
+    for (int round = 0; round < 10000; round++) {
+        int found = signal_descendants(SIGKILL, 0);
+        int status;
+        pid_t p = waitpid(-1, &status, 0);
+        if (p == child && !*child_done) {
+            *child_status = status;
+            *child_done = 1;
+        }
+        if (p < 0 && errno == ECHILD && found == 0)
+            return;
+    }
+}
+
+static void report(int fd, const char *kind, int value)
+{
+    char line[48];
+    int n = snprintf(line, sizeof(line), "%s %d\n", kind, value);
+    if (write(fd, line, (size_t)n) < 0) {
+        /* kle is gone; nothing is left running anyway. */
+    }
+}
+
+/* Reads every deadline waiting on @p fd; returns the newest, or @p cur.
+ * Sets *eof when kle closed its end. */
+static int64_t read_deadlines(int fd, int64_t cur, int *eof)
+{
+    for (;;) {
+        int64_t v;
+        ssize_t n = read(fd, &v, sizeof(v));
+        if (n == (ssize_t)sizeof(v)) {
+            if (v > cur)
+                cur = v;
+            continue;
+        }
+        if (n == 0)
+            *eof = 1;
+        else if (n < 0 && errno == EINTR)
+            continue;
+        return cur;
+    }
+}
+
+static int parse_long(long *out, const char *s, long min, long max)
+{
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno || end == s || *end || v < min || v > max)
+        return -1;
+    *out = v;
+    return 0;
+}
+
 int cli_supervise_main(int argc, char **argv)
 {
-    sigset_t set, old;
-    int fd;
-    char *end;
-    long v;
+    sigset_t set;
+    long status_l, ctl_l, ppid, grace_l;
+    int status_fd, ctl_fd, sfd, tfd, exec_pipe[2];
     pid_t child;
+    int64_t deadline = 0, grace_ns, kill_at = 0;
+    int eof = 0, child_status = 0, child_done = 0, exec_errno = 0;
+    enum { RUNNING, STOPPING } state = RUNNING;
+    int guard = 0;
 
-    long ppid;
-    if (argc < 4 || strcmp(argv[2], "--") != 0) {
-        fprintf(stderr,
-                "kle __supervise: internal command; usage: kle __supervise FD PPID -- COMMAND\n");
+    if (argc < 6 || strcmp(argv[4], "--") != 0 || parse_long(&status_l, argv[0], 0, 1 << 20) ||
+        parse_long(&ctl_l, argv[1], 0, 1 << 20) || parse_long(&ppid, argv[2], 1, 1L << 30) ||
+        parse_long(&grace_l, argv[3], 0, 1L << 40)) {
+        fprintf(stderr, "kle __supervise: internal command; usage: kle __supervise STATUS_FD "
+                        "CTL_FD PPID GRACE_MS -- COMMAND\n");
         return CLI_EXIT_USAGE;
     }
-    v = strtol(argv[0], &end, 10);
-    int bad = *end != '\0';
-    ppid = strtol(argv[1], &end, 10);
-    if (bad || *end || v < 0 || v > 1000000 || ppid <= 0) {
-        fprintf(stderr, "kle __supervise: bad arguments \"%s %s\"\n", argv[0], argv[1]);
-        return CLI_EXIT_USAGE;
-    }
-    fd = (int)v;
+    status_fd = (int)status_l;
+    ctl_fd = (int)ctl_l;
+    grace_ns = (int64_t)grace_l * KLE_NS_PER_MS;
+    argv += 5; /* the command */
+
     /* kle's sockets and pipes (API connections, HTTP listener) are not the
-     * command's business: keep only stdio and the status pipe. */
-    if (fd > 3)
-        close_range(3, (unsigned int)fd - 1, 0);
-    close_range((unsigned int)fd + 1, ~0U, 0);
-    argv++; /* from here on argv[1] is "--" and argv[2] the command */
+     * command's business: keep only stdio and our two pipes. */
+    for (int fd = 3; fd < 1024; fd++)
+        if (fd != status_fd && fd != ctl_fd)
+            close(fd);
+    close_range(1024, ~0U, 0);
+    fcntl(status_fd, F_SETFD, FD_CLOEXEC);
+    fcntl(ctl_fd, F_SETFD, FD_CLOEXEC);
 
-    sigemptyset(&set);
-    sigaddset(&set, SIGCHLD);
-    sigaddset(&set, SIGUSR1);
-    sigaddset(&set, SIGTERM);
-    sigaddset(&set, SIGINT);
-    sigprocmask(SIG_BLOCK, &set, &old);
+    sigfillset(&set);
+    sigdelset(&set, SIGSEGV);
+    sigdelset(&set, SIGBUS);
+    sigdelset(&set, SIGFPE);
+    sigdelset(&set, SIGILL);
+    sigdelset(&set, SIGABRT);
+    sigprocmask(SIG_BLOCK, &set, NULL);
     /* Ask for SIGUSR1 when kle dies; if it died before that, the parent is
      * already someone else. */
     if (prctl(PR_SET_PDEATHSIG, SIGUSR1) < 0 || getppid() != (pid_t)ppid) {
         kill(0, SIGKILL);
         _exit(1);
     }
+    /* Orphaned descendants (a daemonizing command) are reparented to us. */
+    prctl(PR_SET_CHILD_SUBREAPER, 1);
+
+    /* The deadline kle wrote before forking, and any newer one. */
+    fcntl(ctl_fd, F_SETFL, O_NONBLOCK);
+    deadline = read_deadlines(ctl_fd, 0, &eof);
+    if (deadline <= boot_ns()) {
+        report(status_fd, "expired", 0);
+        _exit(0);
+    }
+    sfd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
+    tfd = timerfd_create(CLOCK_BOOTTIME, TFD_CLOEXEC | TFD_NONBLOCK);
+    if (sfd < 0 || tfd < 0 || pipe2(exec_pipe, O_CLOEXEC) < 0) {
+        report(status_fd, "exec", errno ? errno : EMFILE);
+        _exit(1);
+    }
+    arm_at(tfd, deadline);
 
     child = fork();
     if (child < 0) {
-        fprintf(stderr, "kle: cannot start %s: fork: %s\n", argv[2], strerror(errno));
-        return 127;
+        report(status_fd, "exec", errno);
+        _exit(1);
     }
     if (child == 0) {
         /* Same process group as the shim, so kle's signals reach both. */
         struct sigaction sa;
+        sigset_t none;
+        int err;
         memset(&sa, 0, sizeof(sa));
         sa.sa_handler = SIG_DFL;
         for (int s = 1; s < NSIG; s++)
             sigaction(s, &sa, NULL);
-        sigemptyset(&old);
-        sigprocmask(SIG_SETMASK, &old, NULL);
-        close(fd);
-        execvp(argv[2], argv + 2);
-        fprintf(stderr, "kle: cannot run %s: %s\n", argv[2], strerror(errno));
-        _exit(errno == ENOENT ? 127 : 126);
-    }
-
-    for (;;) {
-        siginfo_t si;
-        int sig = sigwaitinfo(&set, &si);
-        if (sig < 0)
-            continue;
-        if (sig == SIGUSR1) {
-            /* kle is gone: nothing may keep running. */
-            kill(0, SIGKILL);
-            _exit(1);
+        prctl(PR_SET_CHILD_SUBREAPER, 0);
+        sigemptyset(&none);
+        sigprocmask(SIG_SETMASK, &none, NULL);
+        execvp(argv[0], argv);
+        /* Told to the shim, which tells kle; nothing written to stderr,
+         * which may be a full pipe. */
+        err = errno;
+        if (write(exec_pipe[1], &err, sizeof(err)) < 0) {
+            /* the shim sees end of file and the exit code */
         }
-        if (sig == SIGCHLD) {
-            int status;
-            pid_t p;
-            while ((p = waitpid(-1, &status, WNOHANG)) > 0) {
-                if (p == child) {
-                    char line[32];
-                    int n = snprintf(line, sizeof(line), "%d\n", status);
-                    if (write(fd, line, (size_t)n) < 0) {
-                        /* kle is gone; the group is killed below anyway. */
-                    }
-                    /* Leftover descendants in the group die with the shim. */
-                    kill(0, SIGKILL);
-                    _exit(0);
+        _exit(err == ENOENT ? 127 : 126);
+    }
+    close(exec_pipe[1]);
+
+    struct pollfd pf[4] = {
+        {sfd, POLLIN, 0}, {tfd, POLLIN, 0}, {ctl_fd, POLLIN, 0}, {exec_pipe[0], POLLIN, 0}};
+    for (;;) {
+        if (poll(pf, 4, -1) < 0)
+            continue;
+        if (pf[3].revents) {
+            int err;
+            ssize_t n = read(exec_pipe[0], &err, sizeof(err));
+            if (n == (ssize_t)sizeof(err))
+                exec_errno = err;
+            close(exec_pipe[0]);
+            pf[3].fd = -1;
+        }
+        if (pf[2].revents) {
+            int64_t d = read_deadlines(ctl_fd, deadline, &eof);
+            if (eof) {
+                /* kle is gone (its end closed with it): nothing may run. */
+                kill_all_and_reap(child, &child_status, &child_done);
+                _exit(1);
+            }
+            if (state == RUNNING && d > deadline) {
+                deadline = d;
+                arm_at(tfd, deadline);
+            }
+        }
+        if (pf[1].revents) {
+            uint64_t ticks;
+            if (read(tfd, &ticks, sizeof(ticks)) > 0 &&
+                boot_ns() >= (state == RUNNING ? deadline : kill_at)) {
+                if (state == RUNNING) {
+                    /* Leadership ended and kle did not stop us: do it. */
+                    guard = 1;
+                    state = STOPPING;
+                    kill_at = deadline + grace_ns;
+                    kill(0, SIGTERM);
+                    signal_descendants(SIGTERM, 1);
+                    arm_at(tfd, kill_at);
+                } else {
+                    kill_all_and_reap(child, &child_status, &child_done);
                 }
             }
         }
-        /* SIGTERM, SIGINT: meant for the command, which gets them too. */
+        if (pf[0].revents) {
+            struct signalfd_siginfo si;
+            while (read(sfd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
+                int sig = (int)si.ssi_signo;
+                if (sig == SIGUSR1) {
+                    /* kle is gone: nothing may keep running. */
+                    kill_all_and_reap(child, &child_status, &child_done);
+                    _exit(1);
+                }
+                if (sig == SIGUSR2) {
+                    /* kle's grace is over. */
+                    kill_all_and_reap(child, &child_status, &child_done);
+                } else if (sig == SIGCHLD) {
+                    int st;
+                    pid_t p;
+                    while ((p = waitpid(-1, &st, WNOHANG)) > 0) {
+                        if (p == child) {
+                            child_status = st;
+                            child_done = 1;
+                        }
+                    }
+                } else if (sig == SIGTERM || sig == SIGINT || sig == SIGHUP || sig == SIGQUIT) {
+                    /* kle stops the command (the group got it too): the
+                     * descendants outside the group get it from us, and
+                     * everything is killed after the grace. */
+                    int64_t at = boot_ns() + grace_ns;
+                    if (state == RUNNING)
+                        signal_descendants(SIGTERM, 1);
+                    if (state == RUNNING || at < kill_at) {
+                        kill_at = at;
+                        arm_at(tfd, kill_at);
+                    }
+                    state = STOPPING;
+                }
+            }
+        }
+        if (child_done) {
+            /* The command ended: whatever it left behind goes too. */
+            if (pf[3].fd >= 0) {
+                int err;
+                fcntl(exec_pipe[0], F_SETFL, O_NONBLOCK);
+                if (read(exec_pipe[0], &err, sizeof(err)) == (ssize_t)sizeof(err))
+                    exec_errno = err;
+            }
+            kill_all_and_reap(child, &child_status, &child_done);
+            if (exec_errno)
+                report(status_fd, "exec", exec_errno);
+            else
+                report(status_fd, guard ? "guard" : "exit", child_status);
+            _exit(0);
+        }
     }
 }

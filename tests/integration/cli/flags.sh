@@ -26,6 +26,8 @@ bad '--grace 5s must be shorter than --lease-duration 15s - --renew-deadline 10s
 bad '--grace 1s must be shorter than --lease-duration 4s - --renew-deadline 3s = 1s' run --lock-name x --leader-elect-lease-duration 4s --leader-elect-renew-deadline 3s --leader-elect-retry-period 1s --grace 1s -- true
 bad 'invalid value "sometimes"' run --lock-name x --on-exit sometimes -- true
 bad 'unknown lock type "leasez"' run --lock-name x --resource-lock leasez -- true
+bad '--lease-duration 4294967297s: too long (at most 2147483647s' run --lock-name x --lease-duration 4294967297s -- true
+bad '--release-on-cancel takes no separate value, but "false" follows it: write --release-on-cancel=false' run --lock-name x --release-on-cancel false -- ./cmd
 bad 'invalid boolean "maybe"' run --lock-name x --release-on-cancel=maybe -- true
 bad 'invalid output format "yaml"' status --lock-name x -o yaml
 bad 'invalid log format "xml"' status --lock-name x --log-format xml

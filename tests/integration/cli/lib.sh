@@ -10,13 +10,22 @@ FAILED=0
 TIMINGS=(--lease-duration 2s --renew-deadline 1.5s --retry-period 300ms)
 
 cleanup() {
-  local p
+  local p rc=$?
   for p in "${KLE_PIDS[@]}"; do
     kill -KILL "$p" 2>/dev/null
     wait "$p" 2>/dev/null
   done
+  # Every e2e test ends with the overlap check of whatever workers ran.
+  if [ "$FAILED" -eq 0 ] && compgen -G "$T/*.work" >/dev/null; then
+    sleep 0.2 # the last workers, killed with kle, have written their last line
+    if ! python3 "$OVERLAP_CHECK" "$T"/*.work; then
+      FAILED=1
+      rc=1
+    fi
+  fi
   kle_apiserver_stop >/dev/null 2>&1
   if [ "$FAILED" -eq 0 ]; then rm -rf "$T"; else echo "kept $T" >&2; fi
+  exit "$rc"
 }
 trap cleanup EXIT
 
@@ -46,14 +55,28 @@ wait_until() {
   done
 }
 
-# The worker: records its start (identity, token, pid) and its end.
-WORKER='exec 2>/dev/null; echo "$KLE_IDENTITY $KLE_LEADER_TRANSITIONS $$" >> "$WORKDIR/starts"; echo "$$" > "$WORKDIR/running.$KLE_IDENTITY"; trap "rm -f \"$WORKDIR/running.$KLE_IDENTITY\"; exit 0" TERM; while :; do sleep 0.05; done'
+# The worker (tests/support/worker.sh): records its start (identity, token,
+# pid) in $T/starts, its pid in $T/running.ID while it runs, and LEAD, BEAT
+# and STOP lines in $T/all.work, which check_overlap reads.
+WORKER_SH="$KLE_SOURCE_DIR/tests/support/worker.sh"
+OVERLAP_CHECK="$KLE_SOURCE_DIR/tests/support/overlap_check.py"
+export WORKER_SH
+WORKER='echo "$KLE_IDENTITY $KLE_LEADER_TRANSITIONS $$" >> "$WORKDIR/starts"; WORKER_PIDFILE="$WORKDIR/running.$KLE_IDENTITY" exec bash "$WORKER_SH" "$WORKDIR/all.work"'
+
+# check_overlap [overlap_check.py args]: no two workers of $T/*.work ever
+# worked at once, fencing tokens in order. Also run at exit.
+check_overlap() {
+  local out
+  out=$(python3 "$OVERLAP_CHECK" "$@" "$T"/*.work 2>&1) || fail "$out"
+  echo "$out"
+}
 
 # start_replica ID [kle flags...]: kle run of the worker; log in $T/ID.log.
+# KLE_WRAPPER (an array) runs kle through a wrapper (prlimit, ...).
 start_replica() {
   local id=$1
   shift
-  WORKDIR=$T "$KLE" run --lock-name "${LOCK:-e2e}" --identity "$id" "${TIMINGS[@]}" \
+  WORKDIR=$T ${KLE_WRAPPER[@]+"${KLE_WRAPPER[@]}"} "$KLE" run --lock-name "${LOCK:-e2e}" --identity "$id" "${TIMINGS[@]}" \
     --http-addr 127.0.0.1:0 --http-addr-file "$T/$id.addr" "$@" \
     -- sh -c "$WORKER" >>"$T/$id.log" 2>&1 &
   eval "PID_$id=$!"
@@ -70,7 +93,14 @@ holder_not() { local h; h=$(holder); [ -n "$h" ] && [ "$h" != "$1" ]; }
 transitions() {
   "$KLE" status --lock-name "${LOCK:-e2e}" -o json | python3 -c 'import json,sys; print(json.load(sys.stdin)["leaderTransitions"])'
 }
-running_workers() { ls "$T" | grep -c '^running\.' ; }
+# Workers alive (a SIGKILLed worker leaves its running.ID file behind).
+running_workers() {
+  local n=0 f
+  for f in "$T"/running.*; do
+    [ -f "$f" ] && ! pid_gone "$(cat "$f" 2>/dev/null)" && n=$((n + 1))
+  done
+  echo "$n"
+}
 # Gone, or a zombie waiting for its new parent to reap it.
 pid_gone() { ! kill -0 "$1" 2>/dev/null || ps -o stat= -p "$1" 2>/dev/null | grep -q Z; }
 file_exists() { [ -s "$1" ]; }

@@ -33,16 +33,17 @@ pass "--on-exit=restart: $(wc -l <"$T/restarts") starts, one leadership"
 # replica takes over and runs its worker; the first kle keeps campaigning.
 LOCK=rl
 WORKDIR=$T "$KLE" run --lock-name rl --identity p "${TIMINGS[@]}" \
-  -- sh -c 'echo p >> "$WORKDIR/rl"; sleep 1' >>"$T/p.log" 2>&1 &
+  -- sh -c 'echo p >> "$WORKDIR/rl"; WORKER_RUN_MS=1000 exec bash "$WORKER_SH" "$WORKDIR/rl.work"' >>"$T/p.log" 2>&1 &
 p=$!; KLE_PIDS+=("$p")
 wait_until 15 "p leads" holder_is p
 WORKDIR=$T "$KLE" run --lock-name rl --identity q "${TIMINGS[@]}" \
-  -- sh -c 'echo q >> "$WORKDIR/rl"; sleep 600' >>"$T/q.log" 2>&1 &
+  -- sh -c 'echo q >> "$WORKDIR/rl"; exec bash "$WORKER_SH" "$WORKDIR/rl.work"' >>"$T/q.log" 2>&1 &
 q=$!; KLE_PIDS+=("$q")
 wait_until 15 "q takes over after p's worker ended" holder_is q
 grep -qx q "$T/rl" || fail "q's worker did not start"
 kill -0 "$p" || fail "kle p exited after its worker ended (should campaign again)"
 grep -q 'releasing the lease (--on-exit=release)' "$T/p.log" || fail "p did not release"
+check_overlap
 pass "--on-exit=release: released, q took over, p campaigns again"
 
 # A worker that ignores SIGTERM is killed --grace after it, and
@@ -50,7 +51,7 @@ pass "--on-exit=release: released, q took over, p campaigns again"
 LOCK=gr
 WORKDIR=$T "$KLE" run --lock-name gr --identity g "${TIMINGS[@]}" --grace 300ms \
   --release-on-cancel=false \
-  -- sh -c 'trap "" TERM; echo $$ > "$WORKDIR/g.pid"; while :; do sleep 0.05; done' >>"$T/g.log" 2>&1 &
+  -- sh -c 'WORKER_IGNORE_TERM=1 WORKER_PIDFILE="$WORKDIR/g.pid" exec bash "$WORKER_SH" "$WORKDIR/gr.work"' >>"$T/g.log" 2>&1 &
 g=$!; KLE_PIDS+=("$g")
 wait_until 15 "g's worker" file_exists "$T/g.pid"
 wpid=$(cat "$T/g.pid")
@@ -83,7 +84,7 @@ pass "kle status on a MultiLock shows both records"
 # worker goes too, and kle sees it as the command's end.
 LOCK=sh
 WORKDIR=$T "$KLE" run --lock-name sh --identity s "${TIMINGS[@]}" --on-exit exit \
-  -- sh -c 'echo $$ > "$WORKDIR/s.pid"; while :; do sleep 0.05; done' >>"$T/s.log" 2>&1 &
+  -- sh -c 'WORKER_PIDFILE="$WORKDIR/s.pid" exec bash "$WORKER_SH" "$WORKDIR/sh.work"' >>"$T/s.log" 2>&1 &
 s=$!; KLE_PIDS+=("$s")
 wait_until 15 "s's worker" file_exists "$T/s.pid"
 wpid=$(cat "$T/s.pid")

@@ -125,6 +125,76 @@ static void test_opts__bad_values_are_usage_errors(void **state)
     unsetenv("KLE_RETRY_PERIOD");
 }
 
+static void test_opts__durations_have_an_upper_bound(void **state)
+{
+    cli_opts o;
+    char err[512];
+    (void)state;
+    /* 4294967297 s used to be written as leaseDurationSeconds: 1. */
+    assert_int_equal(parse(&o, err, sizeof(err), "run", "--lock-name", "x", "--lease-duration",
+                           "4294967297s", "--", "true", NULL),
+                     CLI_EXIT_USAGE);
+    assert_non_null(strstr(err, "--lease-duration 4294967297s: too long (at most 2147483647s"));
+    assert_non_null(strstr(err, "32-bit"));
+    assert_int_equal(parse(&o, err, sizeof(err), "status", "--lock-name", "x",
+                           "--leader-elect-lease-duration", "2147483648s", NULL),
+                     CLI_EXIT_USAGE);
+    assert_non_null(strstr(err, "--leader-elect-lease-duration 2147483648s: too long"));
+    static const char *const flags[] = {"--renew-deadline", "--retry-period", "--grace",
+                                        "--healthz-timeout"};
+    for (size_t i = 0; i < sizeof(flags) / sizeof(flags[0]); i++) {
+        assert_int_equal(parse(&o, err, sizeof(err), "run", "--lock-name", "x", flags[i], "600000h",
+                               "--", "true", NULL),
+                         CLI_EXIT_USAGE);
+        assert_non_null(strstr(err, flags[i]));
+        assert_non_null(strstr(err, "too long"));
+    }
+    /* The largest accepted lease fits the record. */
+    assert_int_equal(parse(&o, err, sizeof(err), "run", "--lock-name", "x", "--lease-duration",
+                           "2147483647s", "--", "true", NULL),
+                     0);
+    assert_int_equal(o.lease_duration_ms / 1000, INT32_MAX);
+}
+
+static void test_opts__boolean_flags_take_no_separate_value(void **state)
+{
+    cli_opts o;
+    char err[512];
+    (void)state;
+    /* This used to run /bin/false as the command. */
+    assert_int_equal(parse(&o, err, sizeof(err), "run", "--lock-name", "x", "--release-on-cancel",
+                           "false", "--", "./cmd", NULL),
+                     CLI_EXIT_USAGE);
+    assert_non_null(strstr(err, "--release-on-cancel takes no separate value"));
+    assert_non_null(strstr(err, "--release-on-cancel=false"));
+    assert_int_equal(parse(&o, err, sizeof(err), "run", "--lock-name", "x", "--release-on-cancel",
+                           "./cmd", NULL),
+                     CLI_EXIT_USAGE);
+    assert_non_null(strstr(err, "put -- before the command"));
+    assert_int_equal(parse(&o, err, sizeof(err), "run", "--lock-name", "x",
+                           "--release-on-cancel=false", "--", "./cmd", NULL),
+                     0);
+    assert_int_equal(o.release_on_cancel, 0);
+    assert_string_equal(o.argv_child[0], "./cmd");
+    assert_int_equal(parse(&o, err, sizeof(err), "run", "--release-on-cancel", "--lock-name", "x",
+                           "--", "./cmd", NULL),
+                     0);
+    assert_int_equal(o.release_on_cancel, 1);
+}
+
+static void test_opts__backoff_doubles_up_to_a_cap(void **state)
+{
+    (void)state;
+    assert_int_equal(cli_backoff_ms(300, 0), 300);
+    assert_int_equal(cli_backoff_ms(300, 1), 600);
+    assert_int_equal(cli_backoff_ms(300, 4), 4800);
+    assert_int_equal(cli_backoff_ms(300, 7), 30000);
+    assert_int_equal(cli_backoff_ms(300, 1000), 30000);
+    assert_int_equal(cli_backoff_ms(2000, 3), 16000);
+    /* A retry period above the cap is kept as it is. */
+    assert_int_equal(cli_backoff_ms(60000, 5), 60000);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -132,6 +202,9 @@ int main(void)
         cmocka_unit_test(test_opts__format_duration),
         cmocka_unit_test(test_opts__run_defaults_and_aliases),
         cmocka_unit_test(test_opts__bad_values_are_usage_errors),
+        cmocka_unit_test(test_opts__durations_have_an_upper_bound),
+        cmocka_unit_test(test_opts__boolean_flags_take_no_separate_value),
+        cmocka_unit_test(test_opts__backoff_doubles_up_to_a_cap),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

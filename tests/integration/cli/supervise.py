@@ -1,0 +1,129 @@
+#!/usr/bin/env python3
+"""The supervisor shim on its own (kle __supervise STATUS_FD CTL_FD PPID
+GRACE_MS -- COMMAND), driven as kle drives it: the deadline (absolute
+CLOCK_BOOTTIME ns, 8 bytes) in the control pipe, the report read from the
+status pipe. Checks that a command is never started past its deadline,
+that the deadline stops it (SIGTERM, SIGKILL at deadline + grace) when no
+extension comes, that extensions keep it running, and that exec failures
+are reported as such."""
+import os
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+
+KLE = os.path.join(os.environ["KLE_BUILD_DIR"], "src/cli/kle")
+BOOT = time.CLOCK_BOOTTIME
+failed = False
+
+
+def boot_ns():
+    return time.clock_gettime_ns(BOOT)
+
+
+def fail(msg):
+    global failed
+    print("FAIL:", msg)
+    failed = True
+
+
+def ok(msg):
+    if not failed:
+        print("ok:", msg)
+
+
+def start(deadline_ns, grace_ms, cmd):
+    st_r, st_w = os.pipe()
+    ctl_r, ctl_w = os.pipe()
+    os.write(ctl_w, struct.pack("=q", deadline_ns))
+    p = subprocess.Popen([KLE, "__supervise", str(st_w), str(ctl_r), str(os.getpid()),
+                          str(grace_ms), "--"] + cmd, pass_fds=(st_w, ctl_r),
+                         start_new_session=True)
+    os.close(st_w)
+    os.close(ctl_r)
+    return p, st_r, ctl_w
+
+
+def report(p, st_r, ctl_w, timeout=10):
+    out = b""
+    end = time.monotonic() + timeout
+    os.set_blocking(st_r, False)
+    while time.monotonic() < end:
+        try:
+            b = os.read(st_r, 64)
+            if not b:
+                break
+            out += b
+        except BlockingIOError:
+            time.sleep(0.01)
+    p.wait(timeout=5)
+    os.close(st_r)
+    os.close(ctl_w)
+    return out.decode().split()
+
+
+with tempfile.TemporaryDirectory() as t:
+    # 1. A deadline already passed: the command never starts.
+    p, s, c = start(boot_ns() - 1, 500, ["sh", "-c", f"touch {t}/ran"])
+    r = report(p, s, c)
+    if r != ["expired", "0"]:
+        fail(f"past deadline: report {r}")
+    if os.path.exists(f"{t}/ran"):
+        fail("past deadline: the command ran")
+    ok("a command past its deadline is never started")
+
+    # 2. No extension: SIGTERM at the deadline.
+    t0 = boot_ns()
+    p, s, c = start(t0 + 400_000_000, 300,
+                    ["sh", "-c", f"trap 'touch {t}/term; exit 0' TERM; while :; do sleep 0.02; done"])
+    r = report(p, s, c)
+    dt = (boot_ns() - t0) / 1e6
+    if r[:1] != ["guard"] or not os.path.exists(f"{t}/term"):
+        fail(f"deadline: report {r}, SIGTERM seen {os.path.exists(t + '/term')}")
+    if not 380 <= dt < 700:
+        fail(f"deadline 400 ms: stopped after {dt:.0f} ms")
+    ok(f"SIGTERM at the deadline (stopped {dt:.0f} ms after start, deadline 400 ms)")
+
+    # 3. SIGTERM ignored: SIGKILL at deadline + grace, daemonized child too.
+    t0 = boot_ns()
+    p, s, c = start(t0 + 300_000_000, 300,
+                    ["sh", "-c", f"trap '' TERM; (setsid sh -c 'trap \"\" TERM; echo $$ > {t}/d; "
+                     f"while :; do sleep 0.02; done' &); while :; do sleep 0.02; done"])
+    r = report(p, s, c)
+    dt = (boot_ns() - t0) / 1e6
+    if r != ["guard", "9"]:
+        fail(f"grace: report {r}, want guard 9 (SIGKILL)")
+    if not 580 <= dt < 900:
+        fail(f"deadline 300 ms + grace 300 ms: killed after {dt:.0f} ms")
+    d = int(open(f"{t}/d").read())
+    try:
+        os.kill(d, 0)
+        fail(f"the daemonized child {d} survived")
+    except ProcessLookupError:
+        pass
+    ok(f"SIGKILL at deadline + grace ({dt:.0f} ms, bound 600 ms), daemon included")
+
+    # 4. Extensions keep the command running past the first deadline.
+    t0 = boot_ns()
+    p, s, c = start(t0 + 300_000_000, 200, ["sh", "-c", "while :; do sleep 0.02; done"])
+    for i in range(10):
+        time.sleep(0.1)
+        os.write(c, struct.pack("=q", boot_ns() + 300_000_000))
+    if p.poll() is not None:
+        fail("the command stopped although its deadline was extended")
+    last = boot_ns()
+    r = report(p, s, c)
+    dt = (boot_ns() - last) / 1e6
+    if r[:1] != ["guard"] or not 250 <= dt < 600:
+        fail(f"after the last extension: report {r} after {dt:.0f} ms (deadline 300 ms)")
+    ok(f"extensions kept it running; stopped {dt:.0f} ms after the last (deadline 300 ms)")
+
+    # 5. A command that cannot be executed.
+    p, s, c = start(boot_ns() + 5_000_000_000, 200, [f"{t}/missing"])
+    r = report(p, s, c)
+    if r != ["exec", "2"]:
+        fail(f"missing command: report {r}, want exec 2 (ENOENT)")
+    ok("exec failure reported as such")
+
+sys.exit(1 if failed else 0)

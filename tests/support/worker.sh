@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# The e2e worker: stands for the leader's work. Appends to the log file $1
+# one line per event, "TIME_US EVENT IDENTITY TOKEN PID", TIME_US being
+# CLOCK_REALTIME microseconds (bash's $EPOCHREALTIME, no fork):
+#   LEAD  when it starts, BEAT every 50 ms while it works, STOP on SIGTERM.
+# The identity and token come from kle (KLE_IDENTITY, KLE_LEADER_TRANSITIONS).
+# tests/support/overlap_check.py reads these logs.
+#   WORKER_IGNORE_TERM=1  ignore SIGTERM (only SIGKILL ends it)
+#   WORKER_RUN_MS=N       exit 0 by itself after N ms
+#   WORKER_PIDFILE=PATH   write the pid there (removed on STOP)
+log=$1
+id=${KLE_IDENTITY:-?}
+tok=${KLE_LEADER_TRANSITIONS:-?}
+exec 2>/dev/null
+us() { local t=$EPOCHREALTIME; printf '%s' "${t/./}"; }
+event() { printf '%s %s %s %s %s\n' "$(us)" "$1" "$id" "$tok" "$$" >>"$log"; }
+event LEAD
+[ -n "${WORKER_PIDFILE:-}" ] && echo "$$" >"$WORKER_PIDFILE"
+if [ "${WORKER_IGNORE_TERM:-0}" = 1 ]; then
+  trap '' TERM
+else
+  trap 'event STOP; [ -n "${WORKER_PIDFILE:-}" ] && rm -f "$WORKER_PIDFILE"; exit 0' TERM
+fi
+start=$(us)
+while :; do
+  event BEAT
+  if [ -n "${WORKER_RUN_MS:-}" ] && [ $(( ($(us) - start) / 1000 )) -ge "$WORKER_RUN_MS" ]; then
+    event STOP
+    [ -n "${WORKER_PIDFILE:-}" ] && rm -f "$WORKER_PIDFILE"
+    exit 0
+  fi
+  sleep 0.05
+done
