@@ -82,6 +82,8 @@ KLE_EXTERN(int) kle_record_set_string(char **member, const char *value);
  * @p bytes clears the member (then @p len must be 0).
  * @param member     e.g. &rec->preferred_holder
  * @param member_len its length member, e.g. &rec->preferred_holder_len
+ * @param bytes      the new value (copied), or NULL to clear the member
+ * @param len        the number of bytes at @p bytes
  * @return 0, KLE_EINVAL (NULL @p member / @p member_len, or NULL @p bytes
  *         with a length) or KLE_ENOMEM (then the member is unchanged).
  */
