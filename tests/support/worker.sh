@@ -12,8 +12,11 @@ log=$1
 id=${KLE_IDENTITY:-?}
 tok=${KLE_LEADER_TRANSITIONS:-?}
 exec 2>/dev/null
-us() { local t=$EPOCHREALTIME; printf '%s' "${t/./}"; }
-event() { printf '%s %s %s %s %s\n' "$(us)" "$1" "$id" "$tok" "$$" >>"$log"; }
+# No command substitution (a fork, which can fail or stall under load).
+event() {
+  local t=$EPOCHREALTIME
+  printf '%s %s %s %s %s\n' "${t/./}" "$1" "$id" "$tok" "$$" >>"$log"
+}
 event LEAD
 [ -n "${WORKER_PIDFILE:-}" ] && echo "$$" >"$WORKER_PIDFILE"
 if [ "${WORKER_IGNORE_TERM:-0}" = 1 ]; then
@@ -21,10 +24,13 @@ if [ "${WORKER_IGNORE_TERM:-0}" = 1 ]; then
 else
   trap 'event STOP; [ -n "${WORKER_PIDFILE:-}" ] && rm -f "$WORKER_PIDFILE"; exit 0' TERM
 fi
-start=$(us)
+start=$EPOCHREALTIME
+start=${start/./}
 while :; do
   event BEAT
-  if [ -n "${WORKER_RUN_MS:-}" ] && [ $(( ($(us) - start) / 1000 )) -ge "$WORKER_RUN_MS" ]; then
+  now=$EPOCHREALTIME
+  now=${now/./}
+  if [ -n "${WORKER_RUN_MS:-}" ] && [ $(( (now - start) / 1000 )) -ge "$WORKER_RUN_MS" ]; then
     event STOP
     [ -n "${WORKER_PIDFILE:-}" ] && rm -f "$WORKER_PIDFILE"
     exit 0
