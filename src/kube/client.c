@@ -1,10 +1,12 @@
-/* The API client: transport over one reused libcurl handle, credentials,
- * error mapping, REST verbs and watch. */
+/* The API client: transport over a small pool of libcurl handles (one
+ * connection each), credentials, error mapping, REST verbs and watch. */
 #include "kle/client.h"
 
 #include <curl/curl.h>
 #include <errno.h>
 #include <json-c/json.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -29,11 +31,30 @@
 #define EXPECT_CONTINUE_MIN        (1u << 20)
 /* Longer timeouts are capped (a year), so that deadlines never overflow. */
 #define MAX_TIMEOUT_MS (INT64_C(365) * 24 * 3600 * 1000)
+/* Idle connections kept per client; more are closed when returned. */
+#define MAX_IDLE_CONNS 4
+/* Distinct Warning texts remembered (each is logged once). */
+#define MAX_WARNINGS 64
+
+/* One request slot: an easy handle on a multi handle of its own, so that
+ * its connection (HTTP/1.1 or HTTP/2) is used by one request at a time and
+ * can be closed without touching any other request's. */
+struct conn {
+    CURL *easy;
+    CURLM *multi;
+    struct conn *next;
+};
 
 struct kle_client {
-    pthread_mutex_t mu; /* serializes requests on easy/multi */
-    CURLM *multi;
-    CURL *easy;
+    pthread_mutex_t mu;  /* protects idle, the counters and warnings; never held across I/O */
+    struct conn *idle;   /* connections ready for the next request */
+    int nidle;
+    long connections;    /* connections opened by requests (not watches) */
+    long discarded;      /* connections closed after a timeout, cancel or transport error */
+    long http_version;   /* CURL_HTTP_VERSION_* of the last completed request */
+    int64_t min_timeout_ms; /* shortest request timeout seen: the health-check base */
+    char *warnings[MAX_WARNINGS];
+    int nwarnings;
     kle_kube__config *cfg;
     char *ns;
     char *user_agent;
@@ -42,7 +63,6 @@ struct kle_client {
     char *host_header;
     int64_t default_timeout_ms, connect_timeout_ms, token_refresh_ms;
     size_t max_response;
-    long connections; /* connections opened by requests (not watches) */
 
     pthread_mutex_t cred_mu; /* protects what follows */
     kle_kube__buf file_token;
@@ -230,10 +250,10 @@ static int client_new(kle_client **out, kle_kube__config *cfg, const kle_client_
     else if (setup_urls(c) != 0)
         rc = kle_error_last()->code == KLE_EKUBECONFIG ? KLE_EKUBECONFIG
                                                        : kle_error_set(KLE_ENOMEM, "out of memory");
+    c->min_timeout_ms = c->default_timeout_ms;
     if (!rc) {
         pthread_once(&curl_once, curl_init);
-        if (curl_init_rc != CURLE_OK || !(c->multi = curl_multi_init()) ||
-            !(c->easy = curl_easy_init()))
+        if (curl_init_rc != CURLE_OK)
             rc = kle_error_set(KLE_ETRANSPORT, "libcurl could not be initialised");
     }
     if (rc) {
@@ -309,14 +329,28 @@ int kle_client_new_default(kle_client **out, const kle_client_opts *opts)
     return kle_client_new_from_kubeconfig(out, opts);
 }
 
+static void conn_free(struct conn *k)
+{
+    if (!k)
+        return;
+    if (k->easy)
+        curl_easy_cleanup(k->easy);
+    if (k->multi)
+        curl_multi_cleanup(k->multi);
+    free(k);
+}
+
 void kle_client_free(kle_client *c)
 {
     if (!c)
         return;
-    if (c->easy)
-        curl_easy_cleanup(c->easy);
-    if (c->multi)
-        curl_multi_cleanup(c->multi);
+    while (c->idle) {
+        struct conn *k = c->idle;
+        c->idle = k->next;
+        conn_free(k);
+    }
+    for (int i = 0; i < c->nwarnings; i++)
+        free(c->warnings[i]);
     kle_kube__config_free(c->cfg);
     free(c->ns);
     free(c->user_agent);
@@ -336,6 +370,68 @@ long kle_kube__client_connections(kle_client *c)
     long n = c->connections;
     pthread_mutex_unlock(&c->mu);
     return n;
+}
+
+long kle_kube__client_discarded(kle_client *c)
+{
+    pthread_mutex_lock(&c->mu);
+    long n = c->discarded;
+    pthread_mutex_unlock(&c->mu);
+    return n;
+}
+
+long kle_kube__client_http_version(kle_client *c)
+{
+    pthread_mutex_lock(&c->mu);
+    long v = c->http_version;
+    pthread_mutex_unlock(&c->mu);
+    return v;
+}
+
+/* Takes an idle connection, or makes a new slot (its connection is opened
+ * by the request). Returns NULL when out of memory. */
+static struct conn *conn_get(kle_client *c)
+{
+    pthread_mutex_lock(&c->mu);
+    struct conn *k = c->idle;
+    if (k) {
+        c->idle = k->next;
+        c->nidle--;
+    }
+    pthread_mutex_unlock(&c->mu);
+    if (k)
+        return k;
+    k = calloc(1, sizeof(*k));
+    if (!k || !(k->easy = curl_easy_init()) || !(k->multi = curl_multi_init())) {
+        conn_free(k);
+        return NULL;
+    }
+    /* One connection per slot: a request never shares its connection. */
+    curl_multi_setopt(k->multi, CURLMOPT_MAXCONNECTS, 1L);
+    return k;
+}
+
+/* Returns a slot after a request. A slot whose request failed at the
+ * transport level, timed out or was cancelled is closed, with its
+ * connection: libcurl would otherwise keep an HTTP/2 connection whose
+ * stream timed out and reuse it, frozen or not. */
+static void conn_put(kle_client *c, struct conn *k, int healthy)
+{
+    if (!k)
+        return;
+    pthread_mutex_lock(&c->mu);
+    if (!healthy)
+        c->discarded++;
+    if (healthy && c->nidle < MAX_IDLE_CONNS) {
+        k->next = c->idle;
+        c->idle = k;
+        c->nidle++;
+        k = NULL;
+    }
+    pthread_mutex_unlock(&c->mu);
+    if (k && !healthy)
+        KLE_LOG_V(6, "closing a connection after a failed request; the next request opens a new one");
+    conn_free(k);
 }
 
 const char *kle_client_namespace(const kle_client *c)
@@ -574,10 +670,68 @@ static size_t on_write(char *ptr, size_t size, size_t nmemb, void *ud)
     return n;
 }
 
+static const char *http_version_name(long v)
+{
+    switch (v) {
+    case CURL_HTTP_VERSION_1_0:
+        return "HTTP/1.0";
+    case CURL_HTTP_VERSION_1_1:
+        return "HTTP/1.1";
+    case CURL_HTTP_VERSION_2_0:
+        return "HTTP/2";
+    case CURL_HTTP_VERSION_3:
+        return "HTTP/3";
+    default:
+        return "HTTP/?";
+    }
+}
+
+/* Logs a server's Warning header (RFC 7234: code agent "text" [date]) once
+ * per distinct text, as client-go's warning handler does. */
+static void on_warning(kle_client *c, const char *v, size_t n)
+{
+    char text[512];
+    size_t k = 0;
+    const char *q = memchr(v, '"', n);
+    if (q) {
+        /* The quoted text, unescaping \" and \\. */
+        for (const char *p = q + 1; p < v + n && *p != '"' && k < sizeof(text) - 1; p++) {
+            if (*p == '\\' && p + 1 < v + n)
+                p++;
+            text[k++] = *p;
+        }
+    } else {
+        for (; k < n && k < sizeof(text) - 1; k++)
+            text[k] = v[k];
+    }
+    while (k && strchr(" \t\r\n", text[k - 1]))
+        k--;
+    text[k] = '\0';
+    for (size_t i = 0; i < k; i++)
+        if ((unsigned char)text[i] < 0x20 || text[i] == 0x7f)
+            text[i] = ' ';
+    if (!k)
+        return;
+    pthread_mutex_lock(&c->mu);
+    int seen = 0;
+    for (int i = 0; i < c->nwarnings && !seen; i++)
+        seen = strcmp(c->warnings[i], text) == 0;
+    if (!seen && c->nwarnings < MAX_WARNINGS) {
+        c->warnings[c->nwarnings] = strdup(text);
+        if (c->warnings[c->nwarnings])
+            c->nwarnings++;
+    }
+    pthread_mutex_unlock(&c->mu);
+    if (!seen)
+        KLE_LOG_W("the API server warns: %s", text);
+}
+
 static size_t on_header(char *ptr, size_t size, size_t nmemb, void *ud)
 {
     struct xfer *x = ud;
     size_t n = size * nmemb;
+    if (n > 8 && strncasecmp(ptr, "Warning:", 8) == 0 && x->c)
+        on_warning(x->c, ptr + 8, n - 8);
     if (n > 12 && strncasecmp(ptr, "Retry-After:", 12) == 0) {
         char v[32];
         size_t l = n - 12 < sizeof(v) - 1 ? n - 12 : sizeof(v) - 1;
@@ -589,6 +743,29 @@ static size_t on_header(char *ptr, size_t size, size_t nmemb, void *ud)
             x->retry_after = (int)s;
     }
     return n;
+}
+
+/* Transport health of every socket of the client, from the shortest
+ * request timeout seen (the elector's per-call timeout, renew_deadline/2):
+ * TCP_USER_TIMEOUT closes a connection whose sent data stays unacknowledged
+ * that long, and keepalive probes an idle one after half of it. */
+static int on_sockopt(void *ud, curl_socket_t fd, curlsocktype purpose)
+{
+    kle_client *c = ud;
+    if (purpose != CURLSOCKTYPE_IPCXN)
+        return CURL_SOCKOPT_OK;
+    pthread_mutex_lock(&c->mu);
+    int64_t base = c->min_timeout_ms;
+    pthread_mutex_unlock(&c->mu);
+    if (base < 1000)
+        base = 1000;
+    if (base > 30000)
+        base = 30000;
+#ifdef TCP_USER_TIMEOUT
+    unsigned int uto = (unsigned int)base;
+    setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &uto, sizeof(uto));
+#endif
+    return CURL_SOCKOPT_OK;
 }
 
 /* Sets every option of a request on an easy handle (after a reset). */
@@ -633,6 +810,21 @@ static int setup_easy(kle_client *c, CURL *h, const char *method, const char *ur
     curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L);
     curl_easy_setopt(h, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
     curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
+    {
+        pthread_mutex_lock(&c->mu);
+        int64_t base = c->min_timeout_ms;
+        pthread_mutex_unlock(&c->mu);
+        /* Idle connections: probed after half the base, and not reused
+         * after being idle longer than the base (a connection that sat
+         * idle through a load balancer's failover is never trusted). */
+        long idle_s = (long)(base / 2000);
+        curl_easy_setopt(h, CURLOPT_TCP_KEEPIDLE, idle_s > 0 ? idle_s : 1L);
+        curl_easy_setopt(h, CURLOPT_TCP_KEEPINTVL, 1L);
+        long age_s = (long)(base / 1000);
+        curl_easy_setopt(h, CURLOPT_MAXAGE_CONN, age_s > 0 ? age_s : 1L);
+        curl_easy_setopt(h, CURLOPT_SOCKOPTFUNCTION, on_sockopt);
+        curl_easy_setopt(h, CURLOPT_SOCKOPTDATA, c);
+    }
     /* No TLS session resumption, as client-go (Go's default client has no
      * session cache): a new connection always does a full handshake. */
     curl_easy_setopt(h, CURLOPT_SSL_SESSIONID_CACHE, 0L);
@@ -944,20 +1136,6 @@ static int check_req_opts(const kle_request_opts *o)
     return 0;
 }
 
-/* Takes the client's request lock, giving up at the deadline or on cancel. */
-static int lock_client(kle_client *c, int64_t deadline_ns, kle_event *cancel, const char *method,
-                       const char *path)
-{
-    int e = lock_until(&c->mu, deadline_ns, cancel);
-    if (e == KLE_ECANCELED)
-        return kle_error_set(KLE_ECANCELED, "%s %s: cancelled", method, path);
-    if (e == KLE_ETIMEOUT)
-        return kle_error_set(KLE_ETIMEOUT,
-                             "%s %s: timed out waiting for another request on this client", method,
-                             path);
-    return 0;
-}
-
 int kle_client_request(json_object **out, kle_client *c, const char *method, const char *path,
                        const char *content_type, const char *body, size_t body_len,
                        const kle_request_opts *opts)
@@ -997,10 +1175,18 @@ int kle_client_request(json_object **out, kle_client *c, const char *method, con
     char *url = str_printf("%s%s", c->url_base, path);
     if (!url)
         return kle_error_set(KLE_ENOMEM, "out of memory");
-    if ((rc = lock_client(c, deadline, cancel, method, path))) {
+    pthread_mutex_lock(&c->mu);
+    if (timeout_ms < c->min_timeout_ms)
+        c->min_timeout_ms = timeout_ms;
+    pthread_mutex_unlock(&c->mu);
+    /* Requests on one client run concurrently, each on a connection of its
+     * own: a renewal never waits behind a slow call. */
+    struct conn *k = conn_get(c);
+    if (!k) {
         free(url);
-        return rc;
+        return kle_error_set(KLE_ENOMEM, "%s %s: libcurl could not be initialised", method, path);
     }
+    int healthy = 0;
     struct xfer x = {0};
     long status = 0;
     for (int attempt = 0; attempt < 2; attempt++) {
@@ -1009,6 +1195,7 @@ int kle_client_request(json_object **out, kle_client *c, const char *method, con
         struct curl_slist *headers = NULL;
         CURLcode cc;
 
+        healthy = 0;
         kle_kube__buf_free(&x.body);
         memset(&x, 0, sizeof(x));
         x.c = c;
@@ -1021,8 +1208,8 @@ int kle_client_request(json_object **out, kle_client *c, const char *method, con
             kle_error_prefix("%s %s: ", method, path);
             break;
         }
-        curl_easy_reset(c->easy);
-        if ((rc = setup_easy(c, c->easy, method, url, &headers, &a, content_type, body, body_len,
+        curl_easy_reset(k->easy);
+        if ((rc = setup_easy(c, k->easy, method, url, &headers, &a, content_type, body, body_len,
                              ms_left(deadline), &x, errbuf))) {
             auth_clear(&a);
             break;
@@ -1033,13 +1220,18 @@ int kle_client_request(json_object **out, kle_client *c, const char *method, con
                           ? (strstr(a.header, "Basic") ? "Basic <redacted>" : "Bearer <redacted>")
                           : "none",
                       c->user_agent);
-        enum drive_result dr = drive(c->multi, c->easy, deadline, cancel, NULL, NULL, &cc);
-        curl_easy_setopt(c->easy, CURLOPT_HTTPHEADER, NULL);
+        enum drive_result dr = drive(k->multi, k->easy, deadline, cancel, NULL, NULL, &cc);
+        curl_easy_setopt(k->easy, CURLOPT_HTTPHEADER, NULL);
         wipe_slist(headers);
-        curl_easy_getinfo(c->easy, CURLINFO_RESPONSE_CODE, &status);
-        long fresh = 0;
-        if (curl_easy_getinfo(c->easy, CURLINFO_NUM_CONNECTS, &fresh) == CURLE_OK)
-            c->connections += fresh;
+        curl_easy_getinfo(k->easy, CURLINFO_RESPONSE_CODE, &status);
+        long fresh = 0, version = 0;
+        curl_easy_getinfo(k->easy, CURLINFO_NUM_CONNECTS, &fresh);
+        curl_easy_getinfo(k->easy, CURLINFO_HTTP_VERSION, &version);
+        pthread_mutex_lock(&c->mu);
+        c->connections += fresh;
+        if (dr == DRIVE_DONE && cc == CURLE_OK)
+            c->http_version = version;
+        pthread_mutex_unlock(&c->mu);
         int64_t took = (kle_kube__now_ns() - start) / 1000000;
         if (dr == DRIVE_CANCELED) {
             auth_clear(&a);
@@ -1060,9 +1252,13 @@ int kle_client_request(json_object **out, kle_client *c, const char *method, con
             break;
         }
         /* A server may answer early (413 while the body is still being
-         * sent) and close: its answer counts, not the broken upload. */
-        if (cc != CURLE_OK && status >= 400 && !x.too_large && cc == CURLE_SEND_ERROR)
+         * sent) and close: its answer counts, not the broken upload (the
+         * connection is not kept). */
+        int early = 0;
+        if (cc != CURLE_OK && status >= 400 && !x.too_large && cc == CURLE_SEND_ERROR) {
             cc = CURLE_OK;
+            early = 1;
+        }
         if (cc != CURLE_OK) {
             auth_clear(&a);
             rc = curl_error(method, path, cc, errbuf, &x);
@@ -1070,8 +1266,12 @@ int kle_client_request(json_object **out, kle_client *c, const char *method, con
                       kle_error_last()->message);
             break;
         }
-        KLE_LOG_V(6, "%s %s %ld in %lld ms (%zu bytes)", method, url, status, (long long)took,
-                  x.body.len);
+        KLE_LOG_V(6, "%s %s %ld in %lld ms (%zu bytes, %s%s)", method, url, status,
+                  (long long)took, x.body.len, http_version_name(version),
+                  fresh ? ", new connection" : "");
+        healthy = 1;
+        if (early)
+            healthy = 0;
         if (status == 401 && attempt == 0 && auth_invalidate(c, &a)) {
             auth_clear(&a);
             continue;
@@ -1080,7 +1280,7 @@ int kle_client_request(json_object **out, kle_client *c, const char *method, con
         rc = 0;
         break;
     }
-    pthread_mutex_unlock(&c->mu);
+    conn_put(c, k, healthy);
     free(url);
     if (rc) {
         kle_kube__buf_free(&x.body);
