@@ -46,12 +46,12 @@ struct conn {
 };
 
 struct kle_client {
-    pthread_mutex_t mu;  /* protects idle, the counters and warnings; never held across I/O */
-    struct conn *idle;   /* connections ready for the next request */
+    pthread_mutex_t mu; /* protects idle, the counters and warnings; never held across I/O */
+    struct conn *idle;  /* connections ready for the next request */
     int nidle;
-    long connections;    /* connections opened by requests (not watches) */
-    long discarded;      /* connections closed after a timeout, cancel or transport error */
-    long http_version;   /* CURL_HTTP_VERSION_* of the last completed request */
+    long connections;       /* connections opened by requests (not watches) */
+    long discarded;         /* connections closed after a timeout, cancel or transport error */
+    long http_version;      /* CURL_HTTP_VERSION_* of the last completed request */
     int64_t min_timeout_ms; /* shortest request timeout seen: the health-check base */
     char *warnings[MAX_WARNINGS];
     int nwarnings;
@@ -406,8 +406,6 @@ static struct conn *conn_get(kle_client *c)
         conn_free(k);
         return NULL;
     }
-    /* One connection per slot: a request never shares its connection. */
-    curl_multi_setopt(k->multi, CURLMOPT_MAXCONNECTS, 1L);
     return k;
 }
 
@@ -430,7 +428,8 @@ static void conn_put(kle_client *c, struct conn *k, int healthy)
     }
     pthread_mutex_unlock(&c->mu);
     if (k && !healthy)
-        KLE_LOG_V(6, "closing a connection after a failed request; the next request opens a new one");
+        KLE_LOG_V(6,
+                  "closing a connection after a failed request; the next request opens a new one");
     conn_free(k);
 }
 
@@ -1252,10 +1251,11 @@ int kle_client_request(json_object **out, kle_client *c, const char *method, con
             break;
         }
         /* A server may answer early (413 while the body is still being
-         * sent) and close: its answer counts, not the broken upload (the
-         * connection is not kept). */
+         * sent) and close, or reset the HTTP/2 stream: its answer counts,
+         * not the broken upload (the connection is not kept). */
         int early = 0;
-        if (cc != CURLE_OK && status >= 400 && !x.too_large && cc == CURLE_SEND_ERROR) {
+        if (cc != CURLE_OK && status >= 400 && !x.too_large &&
+            (cc == CURLE_SEND_ERROR || cc == CURLE_HTTP2_STREAM || cc == CURLE_HTTP2)) {
             cc = CURLE_OK;
             early = 1;
         }
@@ -1266,9 +1266,8 @@ int kle_client_request(json_object **out, kle_client *c, const char *method, con
                       kle_error_last()->message);
             break;
         }
-        KLE_LOG_V(6, "%s %s %ld in %lld ms (%zu bytes, %s%s)", method, url, status,
-                  (long long)took, x.body.len, http_version_name(version),
-                  fresh ? ", new connection" : "");
+        KLE_LOG_V(6, "%s %s %ld in %lld ms (%zu bytes, %s%s)", method, url, status, (long long)took,
+                  x.body.len, http_version_name(version), fresh ? ", new connection" : "");
         healthy = 1;
         if (early)
             healthy = 0;
