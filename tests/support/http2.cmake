@@ -1,5 +1,5 @@
 # kle_add_http2_run(<test> [ENVIRONMENT <k=v...>])
-# Registers <test> (already added with kle_add_test or kle_add_script_test)
+# Registers <test> (a test program added with kle_add_test)
 # a second time as <test>_http2, with KLE_TEST_HTTP=2: the harness then puts
 # an HTTP/2 TLS front (nghttpx, tests/support/h2front.h) before every
 # kle-apiserver it starts, so the same test runs once over HTTP/1.1 and
@@ -9,12 +9,7 @@ function(kle_add_http2_run test)
   get_test_property(${test} LABELS labels)
   get_test_property(${test} TIMEOUT timeout)
   get_test_property(${test} ENVIRONMENT env)
-  if(TARGET ${test})
-    add_test(NAME ${test}_http2 COMMAND ${test})
-  else()
-    # A script test: the command is read back from a variable the caller sets.
-    add_test(NAME ${test}_http2 COMMAND ${KLE_HTTP2_COMMAND})
-  endif()
+  add_test(NAME ${test}_http2 COMMAND ${test})
   if(NOT env)
     set(env "")
   endif()
