@@ -102,28 +102,16 @@ int kle_test_h2front_start(kle_test_h2front *f, const char *cert_dir, const char
         if (!f->port)
             break;
         snprintf(frontend, sizeof(frontend), "--frontend=127.0.0.1,%u", f->port);
-        snprintf(backend, sizeof(backend), "--backend=127.0.0.1,%u;;tls;sni=localhost", backend_port);
-        const char *argv[] = {nghttpx_bin(),
-                              frontend,
-                              backend,
-                              cacert,
-                              "--conf=/dev/null",
-                              "--single-process",
-                              "--workers=1",
-                              "--no-ocsp",
-                              "--no-via",
+        snprintf(backend, sizeof(backend), "--backend=127.0.0.1,%u;;tls;sni=localhost",
+                 backend_port);
+        const char *argv[] = {nghttpx_bin(), frontend, backend, cacert, "--conf=/dev/null",
+                              "--single-process", "--workers=1", "--no-ocsp", "--no-via",
                               "--no-server-push",
                               /* Watch streams may be quiet for minutes. */
-                              "--backend-read-timeout=10m",
-                              "--frontend-http2-read-timeout=10m",
-                              "--frontend-read-timeout=10m",
-                              "--backend-keep-alive-timeout=30s",
-                              "--backend-connect-timeout=5s",
-                              "--accesslog-file=/dev/null",
-                              "--errorlog-file=/dev/stderr",
-                              key,
-                              crt,
-                              NULL};
+                              "--backend-read-timeout=10m", "--frontend-http2-read-timeout=10m",
+                              "--frontend-read-timeout=10m", "--backend-keep-alive-timeout=30s",
+                              "--backend-connect-timeout=5s", "--accesslog-file=/dev/null",
+                              "--errorlog-file=/dev/stderr", key, crt, NULL};
         f->pid = fork();
         if (f->pid < 0) {
             f->pid = 0;
@@ -156,7 +144,8 @@ int kle_test_h2front_start(kle_test_h2front *f, const char *cert_dir, const char
             return 0;
         }
     }
-    fprintf(stderr, "kle_test_h2front_start: nghttpx did not start (is nghttp2-proxy installed?)\n");
+    fprintf(stderr,
+            "kle_test_h2front_start: nghttpx did not start (is nghttp2-proxy installed?)\n");
     front_print_log(f->log_path);
     return -1;
 }
