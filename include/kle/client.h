@@ -38,10 +38,19 @@
  * response that is not the JSON expected KLE_EBADRESPONSE.
  *
  * Thread-safety: a client may be shared by threads. Requests on one client
- * are serialized (one connection, reused with keep-alive; HTTP/2 where the
- * server offers it). A watch uses a connection of its own, so requests on
- * the same client proceed while a watch runs. kle_client_free() must not
+ * run concurrently, each on a connection of its own taken from a small pool
+ * of idle ones (kept alive and reused; HTTP/2 where the server offers it),
+ * so a slow call never delays another one, such as an elector's renewal.
+ * A watch also uses a connection of its own. kle_client_free() must not
  * race with calls on the same client.
+ *
+ * Connections: a request that times out, is cancelled or fails at the
+ * transport level closes its connection when it returns; no later request
+ * uses it (with HTTP/2, libcurl would otherwise keep a connection whose
+ * stream timed out). Sockets get TCP_USER_TIMEOUT and TCP keepalive, and an
+ * idle connection is not reused after a while, all derived from the
+ * shortest request timeout the client has seen (an elector's per-call
+ * timeout). A server's `Warning:` headers are logged once per distinct text.
  *
  * Durations are in nanoseconds, as everywhere in libkle (KLE_NS_PER_MS).
  *

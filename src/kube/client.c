@@ -6,6 +6,8 @@
 #include <errno.h>
 #include <json-c/json.h>
 #include <netinet/in.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
 #include <netinet/tcp.h>
 #include <poll.h>
 #include <pthread.h>
@@ -35,6 +37,15 @@
 #define MAX_IDLE_CONNS 4
 /* Distinct Warning texts remembered (each is logged once). */
 #define MAX_WARNINGS 64
+
+/* What a credential file looked like when last read. */
+struct file_state {
+    int known;
+    int retry; /* the last read was unusable: read again */
+    struct timespec mtime;
+    off_t size;
+    ino_t ino;
+};
 
 /* One request slot: an easy handle on a multi handle of its own, so that
  * its connection (HTTP/1.1 or HTTP/2) is used by one request at a time and
@@ -70,6 +81,7 @@ struct kle_client {
     struct timespec file_token_mtime;
     kle_kube__exec_cred exec_cred;
     int exec_valid;
+    struct file_state ca_state, cert_state, key_state;
 };
 
 /* ---- small helpers ----------------------------------------------------- */
@@ -474,10 +486,11 @@ static int lock_until(pthread_mutex_t *mu, int64_t deadline_ns, kle_event *cance
 
 /* ---- credentials ------------------------------------------------------- */
 
-/* What one request authenticates with. Secrets are wiped by auth_clear. */
+/* What one request authenticates with (and trusts). Secrets are wiped by
+ * auth_clear. */
 struct auth {
     char *header; /* "Authorization: ..." or NULL */
-    kle_kube__buf cert, key;
+    kle_kube__buf ca, cert, key;
     int from_exec, from_file;
 };
 
@@ -490,8 +503,94 @@ static void auth_clear(struct auth *a)
         free(a->header);
         a->header = NULL;
     }
+    kle_kube__buf_free(&a->ca);
     kle_kube__buf_free(&a->cert);
     kle_kube__buf_wipe(&a->key);
+}
+
+/* Whether path differs from what st says (and updates st). A file that
+ * cannot be stat'ed counts as unchanged: the last good content stays. */
+static int file_changed(const char *path, struct file_state *st)
+{
+    struct stat sb;
+    if (!path || stat(path, &sb) != 0)
+        return 0;
+    int changed = !st->known || sb.st_mtim.tv_sec != st->mtime.tv_sec ||
+                  sb.st_mtim.tv_nsec != st->mtime.tv_nsec || sb.st_size != st->size ||
+                  sb.st_ino != st->ino;
+    int first = !st->known, retry = st->retry;
+    st->known = 1;
+    st->retry = 0;
+    st->mtime = sb.st_mtim;
+    st->size = sb.st_size;
+    st->ino = sb.st_ino;
+    return (changed && !first) || retry;
+}
+
+/* Parses PEM: certificate (key 0) or private key (1). */
+static EVP_PKEY *pem_key(const kle_kube__buf *b)
+{
+    BIO *bio = BIO_new_mem_buf(b->data, (int)b->len);
+    EVP_PKEY *k = bio ? PEM_read_bio_PrivateKey(bio, NULL, NULL, NULL) : NULL;
+    BIO_free(bio);
+    return k;
+}
+
+static X509 *pem_cert(const kle_kube__buf *b)
+{
+    BIO *bio = BIO_new_mem_buf(b->data, (int)b->len);
+    X509 *x = bio ? PEM_read_bio_X509(bio, NULL, NULL, NULL) : NULL;
+    BIO_free(bio);
+    return x;
+}
+
+/* Re-reads the CA, client certificate and key files when they changed on
+ * disk (kubelet-style rotation), as client-go's transport does. A new pair
+ * is taken only when the key matches the certificate, so a rotation caught
+ * half-way keeps the old pair until the next request. Called with cred_mu
+ * held; connections made with the old files are not reused (libcurl
+ * matches connections on the credentials). */
+static void refresh_tls_files(kle_client *c)
+{
+    kle_kube__config *cfg = c->cfg;
+    if (cfg->ca_file && file_changed(cfg->ca_file, &c->ca_state)) {
+        kle_kube__buf b = {0};
+        X509 *x = NULL;
+        if (kle_kube__read_file(&b, cfg->ca_file, 1u << 20) == 0 && (x = pem_cert(&b))) {
+            kle_kube__buf_free(&cfg->ca);
+            cfg->ca = b;
+            KLE_LOG_V(4, "re-read the certificate authority from %s", cfg->ca_file);
+        } else {
+            kle_kube__buf_free(&b);
+            c->ca_state.retry = 1;
+        }
+        X509_free(x);
+    }
+    if (cfg->client_cert_file && cfg->client_key_file) {
+        int cert_changed = file_changed(cfg->client_cert_file, &c->cert_state);
+        int key_changed = file_changed(cfg->client_key_file, &c->key_state);
+        if (cert_changed || key_changed) {
+            kle_kube__buf cb = {0}, kb = {0};
+            X509 *x = NULL;
+            EVP_PKEY *k = NULL;
+            if (kle_kube__read_file(&cb, cfg->client_cert_file, 1u << 20) == 0 &&
+                kle_kube__read_file(&kb, cfg->client_key_file, 1u << 20) == 0 &&
+                (x = pem_cert(&cb)) && (k = pem_key(&kb)) && X509_check_private_key(x, k) == 1) {
+                kle_kube__buf_free(&cfg->client_cert);
+                kle_kube__buf_wipe(&cfg->client_key);
+                cfg->client_cert = cb;
+                cfg->client_key = kb;
+                KLE_LOG_V(4, "re-read the client certificate and key from %s and %s",
+                          cfg->client_cert_file, cfg->client_key_file);
+            } else {
+                kle_kube__buf_free(&cb);
+                kle_kube__buf_wipe(&kb);
+                c->cert_state.retry = c->key_state.retry = 1;
+            }
+            X509_free(x);
+            EVP_PKEY_free(k);
+        }
+    }
 }
 
 /* Re-reads the token file when it is older than the refresh period, or
@@ -552,7 +651,10 @@ static int auth_get(kle_client *c, struct auth *a, int64_t deadline_ns, kle_even
     if (e == KLE_ETIMEOUT)
         return kle_error_set(KLE_ETIMEOUT, "timed out waiting for credentials");
     const char *token = NULL;
-    if (cfg->exec) {
+    refresh_tls_files(c);
+    if (cfg->ca.len && kle_kube__buf_set(&a->ca, cfg->ca.data, cfg->ca.len))
+        rc = kle_error_set(KLE_ENOMEM, "out of memory");
+    if (!rc && cfg->exec) {
         a->from_exec = 1;
         if (c->exec_valid && c->exec_cred.expires_wall_ns &&
             kle_kube__wall_now_ns() >= c->exec_cred.expires_wall_ns) {
@@ -846,8 +948,8 @@ static int setup_easy(kle_client *c, CURL *h, const char *method, const char *ur
         curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 1L);
         curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 2L);
     }
-    if (cfg->ca.len) {
-        struct curl_blob blob = {cfg->ca.data, cfg->ca.len, CURL_BLOB_COPY};
+    if (a->ca.len) {
+        struct curl_blob blob = {a->ca.data, a->ca.len, CURL_BLOB_COPY};
         curl_easy_setopt(h, CURLOPT_CAINFO_BLOB, &blob);
     }
     if (a->cert.data) {

@@ -47,6 +47,8 @@ typedef struct kle_kube__config {
     char *token_file;
     kle_kube__buf client_cert; /* PEM */
     kle_kube__buf client_key;  /* PEM */
+    /* Files the three above were read from (re-read when they change), or NULL. */
+    char *ca_file, *client_cert_file, *client_key_file;
     char *username;
     kle_kube__buf password;
     kle_kube__exec *exec;

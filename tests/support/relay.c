@@ -21,10 +21,10 @@ enum conn_state { C_FREE = 0, C_PASS, C_STUCK };
 
 struct relay_conn {
     enum conn_state state;
-    int fd[2];                /* 0: client side, 1: server side (-1 when black-holed) */
-    char *buf[2];             /* buf[d]: bytes read from fd[d], to be written to fd[!d] */
+    int fd[2];    /* 0: client side, 1: server side (-1 when black-holed) */
+    char *buf[2]; /* buf[d]: bytes read from fd[d], to be written to fd[!d] */
     size_t len[2], off[2];
-    int64_t ready_at[2];      /* when buf[d] may be passed on (latency) */
+    int64_t ready_at[2]; /* when buf[d] may be passed on (latency) */
     int64_t accepted_ns;
     int64_t first_reply_ns;
 };
@@ -245,8 +245,8 @@ static void *relay_main(void *arg)
             }
             if (pfd[k].revents & POLLOUT) {
                 int o = !s;
-                ssize_t w = send(c->fd[s], c->buf[o] + c->off[o], c->len[o] - c->off[o],
-                                 MSG_NOSIGNAL);
+                ssize_t w =
+                    send(c->fd[s], c->buf[o] + c->off[o], c->len[o] - c->off[o], MSG_NOSIGNAL);
                 if (w < 0 && errno != EAGAIN) {
                     conn_close(r, c, 0);
                     continue;
@@ -394,8 +394,7 @@ int64_t kle_test_relay_first_reply_since(kle_test_relay *r, int64_t since_ns)
     pthread_mutex_lock(&r->mu);
     unsigned n = r->nreplies < 256 ? r->nreplies : 256;
     for (unsigned i = 0; i < n; i++)
-        if (r->replies[i].accepted_ns >= since_ns &&
-            (!best || r->replies[i].first_reply_ns < best))
+        if (r->replies[i].accepted_ns >= since_ns && (!best || r->replies[i].first_reply_ns < best))
             best = r->replies[i].first_reply_ns;
     pthread_mutex_unlock(&r->mu);
     return best;

@@ -511,6 +511,61 @@ static int plugin_runs(void)
     return n;
 }
 
+/* Client certificate, key and CA files are re-read when they change, as
+ * kubelet rotates them: the next request uses the new ones. */
+static void test_client__tls_files_rotated_while_running(void **state)
+{
+    char cmd[2048];
+    snprintf(cmd, sizeof(cmd),
+             "cd '%s' && cp user.crt rot.crt && cp user.key rot.key && cp '%s' rot-ca.crt", dir,
+             srv.h.ca_path);
+    run(cmd);
+    kubeconfig("rotating.kubeconfig",
+               kle_test_http2() ? "    token: ok-token-0123456789\n"
+                                : "    client-certificate: rot.crt\n    client-key: rot.key\n",
+               "    certificate-authority: rot-ca.crt\n", "");
+    kle_client *c = client_for("rotating.kubeconfig", NULL);
+    json_object *out = NULL;
+    assert_int_equal(kle_client_get(&out, c, CM, NULL), 0);
+    json_object_put(out);
+
+    /* The CA file now names a CA that did not sign the server's
+     * certificate: the next request does not trust the server. */
+    snprintf(cmd, sizeof(cmd),
+             "cd '%s' && cp wrong.crt rot-ca.crt.new && mv rot-ca.crt.new rot-ca.crt", dir);
+    run(cmd);
+    assert_int_equal(kle_client_get(&out, c, CM, NULL), KLE_ETRANSPORT);
+    assert_non_null(strstr(kle_error_last()->message, "not trusted"));
+    snprintf(cmd, sizeof(cmd),
+             "cp '%s' '%s/rot-ca.crt.new' && mv '%s/rot-ca.crt.new' '%s/rot-ca.crt'", srv.h.ca_path,
+             dir, dir, dir);
+    run(cmd);
+    assert_int_equal(kle_client_get(&out, c, CM, NULL), 0);
+    json_object_put(out);
+
+    if (!kle_test_http2()) {
+        /* A client certificate the server does not accept: 401. */
+        snprintf(cmd, sizeof(cmd),
+                 "cd '%s' && cp wrong.crt rot.crt.new && cp wrong.key rot.key.new && "
+                 "mv rot.key.new rot.key && mv rot.crt.new rot.crt",
+                 dir);
+        run(cmd);
+        assert_int_equal(kle_client_get(&out, c, CM, NULL), KLE_EUNAUTHORIZED);
+        /* Half a rotation (a new certificate, the old key): the pair in
+         * use stays until the key matches. */
+        snprintf(cmd, sizeof(cmd), "cd '%s' && cp user.crt rot.crt.new && mv rot.crt.new rot.crt",
+                 dir);
+        run(cmd);
+        assert_int_equal(kle_client_get(&out, c, CM, NULL), KLE_EUNAUTHORIZED);
+        snprintf(cmd, sizeof(cmd), "cd '%s' && cp user.key rot.key.new && mv rot.key.new rot.key",
+                 dir);
+        run(cmd);
+        assert_int_equal(kle_client_get(&out, c, CM, NULL), 0);
+        json_object_put(out);
+    }
+    kle_client_free(c);
+}
+
 static void test_client__exec_plugin(void **state)
 {
     char p[400];
@@ -1301,6 +1356,7 @@ int main(void)
         cmocka_unit_test(test_client__response_cap),
         cmocka_unit_test(test_client__token_file_rotated_while_running),
         cmocka_unit_test(test_client__client_certificate),
+        cmocka_unit_test(test_client__tls_files_rotated_while_running),
         cmocka_unit_test(test_client__exec_plugin),
         cmocka_unit_test(test_client__cancel_while_a_plugin_runs_elsewhere),
         cmocka_unit_test(test_client__tls_verification),

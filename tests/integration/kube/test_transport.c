@@ -15,7 +15,8 @@
  * - Warning headers are logged once per text.
  *
  * Timings: KLE_TRANSPORT_TIMINGS="LEASE/RENEW/RETRY" in ms (default
- * 4000/3000/1000). Lines starting with "FIGURE" are read by bench/transport.
+ * 4000/3000/1000). Lines starting with "FIGURE" are read by bench/transport,
+ * which sets KLE_TRANSPORT_FIGURES_ONLY to run only the tests that print them.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -331,11 +332,9 @@ static void test_transport__frozen_follower_recovers_and_takes_over(void **state
     assert_true(recovered > 0);
     int64_t recovered_ms = (recovered - frozen) / 1000000;
     printf("FIGURE %s %lld/%lld/%lld follower-freeze-to-recovery-ms %lld\n", proto,
-           (long long)lease_ms, (long long)renew_ms, (long long)retry_ms,
-           (long long)recovered_ms);
+           (long long)lease_ms, (long long)renew_ms, (long long)retry_ms, (long long)recovered_ms);
     printf("FIGURE %s %lld/%lld/%lld follower-takeover-after-leader-gone-ms %lld\n", proto,
-           (long long)lease_ms, (long long)renew_ms, (long long)retry_ms,
-           (long long)took_over_ms);
+           (long long)lease_ms, (long long)renew_ms, (long long)retry_ms, (long long)took_over_ms);
     /* Recovery: the first try on the frozen connection times out (the
      * elector's call timeout), the next one uses a fresh connection. */
     assert_true(recovered_ms < renew_ms + 2 * retry_ms);
@@ -512,8 +511,8 @@ static void test_transport__renewal_does_not_wait_behind_a_slow_call(void **stat
     while (mono_ms() - start < 9000) {
         int64_t next = wait_renewal_after(direct, "shared-client", last, renew_ms);
         if (!next)
-            fail_msg("%s: no renewal for %lld ms while a slow call runs on the same client",
-                     proto, (long long)renew_ms);
+            fail_msg("%s: no renewal for %lld ms while a slow call runs on the same client", proto,
+                     (long long)renew_ms);
         last = next;
         renewals++;
     }
@@ -601,11 +600,12 @@ static void test_transport__warnings_logged_once_per_text(void **state)
     char path[400];
     snprintf(path, sizeof(path), "%s/warn.kubeconfig", srv.dir);
     char text[600];
-    snprintf(text, sizeof(text),
-             "current-context: w\nclusters:\n- name: w\n  cluster: {server: 'http://127.0.0.1:%u'}\n"
-             "users:\n- name: w\n  user: {}\n"
-             "contexts:\n- name: w\n  context: {cluster: w, user: w}\n",
-             w.port);
+    snprintf(
+        text, sizeof(text),
+        "current-context: w\nclusters:\n- name: w\n  cluster: {server: 'http://127.0.0.1:%u'}\n"
+        "users:\n- name: w\n  user: {}\n"
+        "contexts:\n- name: w\n  context: {cluster: w, user: w}\n",
+        w.port);
     assert_int_equal(kle_test_write_file(path, text), 0);
     kle_client_opts co = KLE_CLIENT_OPTS_INIT;
     co.kubeconfig = path;
@@ -651,6 +651,13 @@ static void test_transport__no_secret_in_logs(void **state)
 
 int main(void)
 {
+    /* bench/transport runs only the two tests that print figures. */
+    const struct CMUnitTest figures[] = {
+        cmocka_unit_test(test_transport__frozen_leader_renews_over_a_fresh_connection),
+        cmocka_unit_test(test_transport__frozen_follower_recovers_and_takes_over),
+    };
+    if (getenv("KLE_TRANSPORT_FIGURES_ONLY"))
+        return cmocka_run_group_tests(figures, setup, teardown);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_transport__timed_out_connection_is_closed_not_reused),
         cmocka_unit_test(test_transport__sockets_have_a_user_timeout_and_idle_ones_expire),
