@@ -143,7 +143,8 @@ KLE_EXTERN(int) kle_client_new_in_cluster(kle_client **out, const kle_client_opt
  */
 KLE_EXTERN(int) kle_client_new_default(kle_client **out, const kle_client_opts *opts);
 
-/** Frees a client and closes its connections. NULL is ignored. */
+/** Frees a client and closes its connections; an exec plugin still running
+ *  for it is killed. NULL is ignored. */
 KLE_EXTERN(void) kle_client_free(kle_client *client);
 
 /**
@@ -167,8 +168,10 @@ typedef struct kle_request_opts {
     unsigned int version; /**< KLE_REQUEST_OPTS_VERSION. */
     /**
      * Total time budget of the call in nanoseconds (like kle_lock_ctx's
-     * timeout_ns), including connecting, obtaining credentials (exec
-     * plugin) and a retry after a 401; 0 uses the client's default, a
+     * timeout_ns), including connecting, waiting for credentials (an exec
+     * plugin runs in the background: a call waits for it only when no
+     * valid credential exists, and not past this budget) and a retry
+     * after a 401; 0 uses the client's default, a
      * negative value fails at once with KLE_ETIMEOUT. The call never blocks
      * longer (plus scheduling).
      */

@@ -81,6 +81,16 @@ struct kle_client {
     struct timespec file_token_mtime;
     kle_kube__exec_cred exec_cred;
     int exec_valid;
+    int64_t exec_fetched_wall_ns; /* when exec_cred was obtained */
+    /* The exec plugin runs on a thread of its own, outside every request's
+     * budget; requests that need a credential wait on exec_cv (as long as
+     * they may), requests that have one never wait. */
+    pthread_cond_t exec_cv;
+    pthread_t exec_thread;
+    int exec_thread_started, exec_running;
+    int exec_rc;          /* result of the last run that failed; 0 otherwise */
+    char exec_msg[512];   /* its message */
+    kle_event *exec_stop; /* stops a running plugin when the client is freed */
     struct file_state ca_state, cert_state, key_state;
 };
 
@@ -235,6 +245,13 @@ static int client_new(kle_client **out, kle_kube__config *cfg, const kle_client_
     }
     pthread_mutex_init(&c->mu, NULL);
     pthread_mutex_init(&c->cred_mu, NULL);
+    {
+        pthread_condattr_t ca;
+        pthread_condattr_init(&ca);
+        pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+        pthread_cond_init(&c->exec_cv, &ca);
+        pthread_condattr_destroy(&ca);
+    }
     c->cfg = cfg;
     c->default_timeout_ms = opts && opts->default_timeout_ns > 0
                                 ? ns_to_ms(opts->default_timeout_ns)
@@ -263,6 +280,8 @@ static int client_new(kle_client **out, kle_kube__config *cfg, const kle_client_
         rc = kle_error_last()->code == KLE_EKUBECONFIG ? KLE_EKUBECONFIG
                                                        : kle_error_set(KLE_ENOMEM, "out of memory");
     c->min_timeout_ms = c->default_timeout_ms;
+    if (!rc && cfg->exec && kle_event_new(&c->exec_stop) != 0)
+        rc = kle_error_set(KLE_ENOMEM, "out of memory");
     if (!rc) {
         pthread_once(&curl_once, curl_init);
         if (curl_init_rc != CURLE_OK)
@@ -356,6 +375,11 @@ void kle_client_free(kle_client *c)
 {
     if (!c)
         return;
+    /* A plugin still running is stopped (killed) before what it reads goes. */
+    if (c->exec_thread_started) {
+        kle_event_set(c->exec_stop);
+        pthread_join(c->exec_thread, NULL);
+    }
     while (c->idle) {
         struct conn *k = c->idle;
         c->idle = k->next;
@@ -371,6 +395,8 @@ void kle_client_free(kle_client *c)
     free(c->host_header);
     kle_kube__buf_wipe(&c->file_token);
     kle_kube__exec_cred_clear(&c->exec_cred);
+    kle_event_free(c->exec_stop);
+    pthread_cond_destroy(&c->exec_cv);
     pthread_mutex_destroy(&c->mu);
     pthread_mutex_destroy(&c->cred_mu);
     free(c);
@@ -553,7 +579,9 @@ static X509 *pem_cert(const kle_kube__buf *b)
 static void refresh_tls_files(kle_client *c)
 {
     kle_kube__config *cfg = c->cfg;
-    if (cfg->ca_file && file_changed(cfg->ca_file, &c->ca_state)) {
+    /* A running exec plugin thread reads cfg->ca (provideClusterInfo): the
+     * CA is re-read once it is done. */
+    if (cfg->ca_file && !c->exec_running && file_changed(cfg->ca_file, &c->ca_state)) {
         kle_kube__buf b = {0};
         X509 *x = NULL;
         if (kle_kube__read_file(&b, cfg->ca_file, 1u << 20) == 0 && (x = pem_cert(&b))) {
@@ -638,6 +666,96 @@ static int refresh_file_token(kle_client *c, int force)
     return 0;
 }
 
+/* Longest run of an exec plugin (it runs in the background, so this bounds
+ * only how long a stuck plugin is waited for before it is killed). */
+#define EXEC_RUN_MAX_NS (INT64_C(120) * 1000000000)
+
+static void *exec_main(void *arg)
+{
+    kle_client *c = arg;
+    kle_kube__exec_cred cred = {0};
+    int rc = kle_kube__exec_run(&cred, c->cfg, kle_kube__now_ns() + EXEC_RUN_MAX_NS, c->exec_stop);
+    pthread_mutex_lock(&c->cred_mu);
+    if (rc == 0) {
+        kle_kube__exec_cred_clear(&c->exec_cred);
+        c->exec_cred = cred;
+        c->exec_valid = 1;
+        c->exec_fetched_wall_ns = kle_kube__wall_now_ns();
+        c->exec_rc = 0;
+    } else {
+        c->exec_rc = rc;
+        snprintf(c->exec_msg, sizeof(c->exec_msg), "%s", kle_error_last()->message);
+    }
+    c->exec_running = 0;
+    pthread_cond_broadcast(&c->exec_cv);
+    pthread_mutex_unlock(&c->cred_mu);
+    return NULL;
+}
+
+/* Starts the plugin on its thread unless it runs already. cred_mu held. */
+static int exec_start(kle_client *c)
+{
+    if (c->exec_running)
+        return 0;
+    if (c->exec_thread_started) {
+        pthread_join(c->exec_thread, NULL); /* finished: exec_running is 0 */
+        c->exec_thread_started = 0;
+    }
+    c->exec_rc = 0;
+    c->exec_running = 1;
+    if (pthread_create(&c->exec_thread, NULL, exec_main, c) != 0) {
+        c->exec_running = 0;
+        return kle_error_set(KLE_ESYSTEM, "exec plugin: cannot start a thread");
+    }
+    c->exec_thread_started = 1;
+    return 0;
+}
+
+/* A usable exec credential in c->exec_cred, or an error. Starts a refresh
+ * in the background at 80 % of the credential's lifetime without waiting
+ * for it; waits (releasing cred_mu, as long as the call may) only when no
+ * valid credential exists. cred_mu held. */
+static int exec_credential(kle_client *c, int64_t deadline_ns, kle_event *cancel)
+{
+    const kle_kube__config *cfg = c->cfg;
+    int64_t now = kle_kube__wall_now_ns();
+    if (c->exec_valid && c->exec_cred.expires_wall_ns && now >= c->exec_cred.expires_wall_ns) {
+        KLE_LOG_V(4, "exec credential for user \"%s\" expired", cfg->user ? cfg->user : "");
+        c->exec_valid = 0;
+    }
+    if (c->exec_valid) {
+        int64_t exp = c->exec_cred.expires_wall_ns, got = c->exec_fetched_wall_ns;
+        if (exp && !c->exec_running && now >= got + (exp - got) / 10 * 8) {
+            KLE_LOG_V(4,
+                      "refreshing the exec credential of user \"%s\" in the background "
+                      "(it expires in %lld ms)",
+                      cfg->user ? cfg->user : "", (long long)((exp - now) / 1000000));
+            exec_start(c); /* on failure the current credential is used */
+        }
+        return 0;
+    }
+    int rc = exec_start(c);
+    if (rc)
+        return rc;
+    while (c->exec_running) {
+        if (cancel && kle_event_is_set(cancel))
+            return kle_error_set(KLE_ECANCELED, "cancelled while the exec plugin runs");
+        int64_t left = deadline_ns - kle_kube__now_ns();
+        if (left <= 0)
+            return kle_error_set(KLE_ETIMEOUT,
+                                 "timed out waiting for the exec plugin of user \"%s\" (it keeps "
+                                 "running; later calls use its credential)",
+                                 cfg->user ? cfg->user : "");
+        int64_t until = kle_kube__now_ns() +
+                        (left < POLL_SLICE_MS * 1000000 ? left : (int64_t)POLL_SLICE_MS * 1000000);
+        struct timespec ts = {(time_t)(until / 1000000000), (long)(until % 1000000000)};
+        pthread_cond_timedwait(&c->exec_cv, &c->cred_mu, &ts);
+    }
+    if (c->exec_valid)
+        return 0;
+    return kle_error_set(c->exec_rc ? c->exec_rc : KLE_EAUTH, "%s", c->exec_msg);
+}
+
 static int auth_get(kle_client *c, struct auth *a, int64_t deadline_ns, kle_event *cancel)
 {
     kle_kube__config *cfg = c->cfg;
@@ -656,15 +774,7 @@ static int auth_get(kle_client *c, struct auth *a, int64_t deadline_ns, kle_even
         rc = kle_error_set(KLE_ENOMEM, "out of memory");
     if (!rc && cfg->exec) {
         a->from_exec = 1;
-        if (c->exec_valid && c->exec_cred.expires_wall_ns &&
-            kle_kube__wall_now_ns() >= c->exec_cred.expires_wall_ns) {
-            KLE_LOG_V(4, "exec credential for user \"%s\" expired", cfg->user ? cfg->user : "");
-            c->exec_valid = 0;
-        }
-        if (!c->exec_valid) {
-            rc = kle_kube__exec_run(&c->exec_cred, cfg, deadline_ns, cancel);
-            c->exec_valid = rc == 0;
-        }
+        rc = exec_credential(c, deadline_ns, cancel);
         if (!rc) {
             token = c->exec_cred.token.data;
             if (c->exec_cred.client_cert.data &&

@@ -511,6 +511,79 @@ static int plugin_runs(void)
     return n;
 }
 
+/* The exec plugin runs outside every request's budget: a plugin slower than
+ * the call still yields the credential later calls use, and a credential
+ * near its expiry (80 % of its lifetime) is refreshed in the background
+ * while calls go on with the current one. */
+static void test_client__exec_plugin_in_the_background(void **state)
+{
+    char p[400];
+    snprintf(p, sizeof(p), "%s/bg-plugin.sh", dir);
+    /* Takes 1.5 s; the credential it prints lasts 10 s (9 to 10 s: the
+     * timestamp has whole seconds). */
+    kube_write_file(p, 1,
+                    "#!/bin/sh\nd=$(dirname \"$0\")\nsleep 1.5\nprintf x >> \"$d/bg-runs\"\n"
+                    "printf '{\"apiVersion\":\"client.authentication.k8s.io/v1\","
+                    "\"kind\":\"ExecCredential\",\"status\":{\"token\":"
+                    "\"ok-token-0123456789\",\"expirationTimestamp\":\"%%s\"}}' "
+                    "\"$(date -u -d '+10 seconds' +%%Y-%%m-%%dT%%H:%%M:%%SZ)\"\n");
+    kubeconfig("bg-plugin.kubeconfig",
+               "    exec:\n      apiVersion: client.authentication.k8s.io/v1\n"
+               "      command: ./bg-plugin.sh\n",
+               NULL, NULL);
+    snprintf(p, sizeof(p), "%s/bg-runs", dir);
+    kle_client *c = client_for("bg-plugin.kubeconfig", NULL);
+    kle_request_opts ro = KLE_REQUEST_OPTS_INIT;
+    ro.timeout_ns = 300 * KLE_NS_PER_MS;
+    json_object *out = NULL;
+    /* The first call cannot wait 1.5 s: it times out, the plugin goes on. */
+    int64_t start = now_ms();
+    assert_int_equal(kle_client_get(&out, c, CM, &ro), KLE_ETIMEOUT);
+    assert_true(now_ms() - start < 300 + 150);
+    assert_non_null(strstr(kle_error_last()->message, "keeps running"));
+    /* A later call uses what that run produced: one run in all. */
+    int64_t end = now_ms() + 10000;
+    int rc;
+    while ((rc = kle_client_get(&out, c, CM, &ro)) == KLE_ETIMEOUT && now_ms() < end)
+        ;
+    if (rc != 0)
+        fail_msg("after the plugin finished: %d %s", rc, kle_error_last()->message);
+    json_object_put(out);
+    char *runs = slurp(p);
+    assert_non_null(runs);
+    assert_string_equal(runs, "x");
+    free(runs);
+
+    /* Past 80 % of the lifetime (7.2 to 8 s), a call starts a refresh and
+     * none waits for it: each returns well within its 300 ms while the
+     * plugin takes 1.5 s, and the new credential arrives before the old
+     * one expires. */
+    struct timespec pause = {6, 0};
+    nanosleep(&pause, NULL);
+    end = now_ms() + 6000;
+    int calls = 0;
+    while (now_ms() < end) {
+        start = now_ms();
+        if (kle_client_get(&out, c, CM, &ro) != 0)
+            fail_msg("call %d during the background refresh: %s", calls, kle_error_last()->message);
+        json_object_put(out);
+        assert_true(now_ms() - start < 300);
+        calls++;
+        runs = slurp(p);
+        int n = runs ? (int)strlen(runs) : 0;
+        free(runs);
+        if (n == 2)
+            break;
+        struct timespec gap = {0, 50 * 1000000};
+        nanosleep(&gap, NULL);
+    }
+    runs = slurp(p);
+    assert_string_equal(runs, "xx");
+    free(runs);
+    assert_true(calls >= 5);
+    kle_client_free(c);
+}
+
 /* Client certificate, key and CA files are re-read when they change, as
  * kubelet rotates them: the next request uses the new ones. */
 static void test_client__tls_files_rotated_while_running(void **state)
@@ -1358,6 +1431,7 @@ int main(void)
         cmocka_unit_test(test_client__client_certificate),
         cmocka_unit_test(test_client__tls_files_rotated_while_running),
         cmocka_unit_test(test_client__exec_plugin),
+        cmocka_unit_test(test_client__exec_plugin_in_the_background),
         cmocka_unit_test(test_client__cancel_while_a_plugin_runs_elsewhere),
         cmocka_unit_test(test_client__tls_verification),
         cmocka_unit_test(test_client__in_cluster_and_default),
