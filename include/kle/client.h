@@ -38,10 +38,19 @@
  * response that is not the JSON expected KLE_EBADRESPONSE.
  *
  * Thread-safety: a client may be shared by threads. Requests on one client
- * are serialized (one connection, reused with keep-alive; HTTP/2 where the
- * server offers it). A watch uses a connection of its own, so requests on
- * the same client proceed while a watch runs. kle_client_free() must not
+ * run concurrently, each on a connection of its own taken from a small pool
+ * of idle ones (kept alive and reused; HTTP/2 where the server offers it),
+ * so a slow call never delays another one, such as an elector's renewal.
+ * A watch also uses a connection of its own. kle_client_free() must not
  * race with calls on the same client.
+ *
+ * Connections: a request that times out, is cancelled or fails at the
+ * transport level closes its connection when it returns; no later request
+ * uses it (with HTTP/2, libcurl would otherwise keep a connection whose
+ * stream timed out). Sockets get TCP_USER_TIMEOUT and TCP keepalive, and an
+ * idle connection is not reused after a while, all derived from the
+ * shortest request timeout the client has seen (an elector's per-call
+ * timeout). A server's `Warning:` headers are logged once per distinct text.
  *
  * Durations are in nanoseconds, as everywhere in libkle (KLE_NS_PER_MS).
  *
@@ -134,7 +143,8 @@ KLE_EXTERN(int) kle_client_new_in_cluster(kle_client **out, const kle_client_opt
  */
 KLE_EXTERN(int) kle_client_new_default(kle_client **out, const kle_client_opts *opts);
 
-/** Frees a client and closes its connections. NULL is ignored. */
+/** Frees a client and closes its connections; an exec plugin still running
+ *  for it is killed. NULL is ignored. */
 KLE_EXTERN(void) kle_client_free(kle_client *client);
 
 /**
@@ -158,8 +168,10 @@ typedef struct kle_request_opts {
     unsigned int version; /**< KLE_REQUEST_OPTS_VERSION. */
     /**
      * Total time budget of the call in nanoseconds (like kle_lock_ctx's
-     * timeout_ns), including connecting, obtaining credentials (exec
-     * plugin) and a retry after a 401; 0 uses the client's default, a
+     * timeout_ns), including connecting, waiting for credentials (an exec
+     * plugin runs in the background: a call waits for it only when no
+     * valid credential exists, and not past this budget) and a retry
+     * after a 401; 0 uses the client's default, a
      * negative value fails at once with KLE_ETIMEOUT. The call never blocks
      * longer (plus scheduling).
      */

@@ -1,10 +1,14 @@
-/* The API client: transport over one reused libcurl handle, credentials,
- * error mapping, REST verbs and watch. */
+/* The API client: transport over a small pool of libcurl handles (one
+ * connection each), credentials, error mapping, REST verbs and watch. */
 #include "kle/client.h"
 
 #include <curl/curl.h>
 #include <errno.h>
 #include <json-c/json.h>
+#include <netinet/in.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -29,11 +33,39 @@
 #define EXPECT_CONTINUE_MIN        (1u << 20)
 /* Longer timeouts are capped (a year), so that deadlines never overflow. */
 #define MAX_TIMEOUT_MS (INT64_C(365) * 24 * 3600 * 1000)
+/* Idle connections kept per client; more are closed when returned. */
+#define MAX_IDLE_CONNS 4
+/* Distinct Warning texts remembered (each is logged once). */
+#define MAX_WARNINGS 64
+
+/* What a credential file looked like when last read. */
+struct file_state {
+    int known;
+    int retry; /* the last read was unusable: read again */
+    struct timespec mtime;
+    off_t size;
+    ino_t ino;
+};
+
+/* One request slot: an easy handle on a multi handle of its own, so that
+ * its connection (HTTP/1.1 or HTTP/2) is used by one request at a time and
+ * can be closed without touching any other request's. */
+struct conn {
+    CURL *easy;
+    CURLM *multi;
+    struct conn *next;
+};
 
 struct kle_client {
-    pthread_mutex_t mu; /* serializes requests on easy/multi */
-    CURLM *multi;
-    CURL *easy;
+    pthread_mutex_t mu; /* protects idle, the counters and warnings; never held across I/O */
+    struct conn *idle;  /* connections ready for the next request */
+    int nidle;
+    long connections;       /* connections opened by requests (not watches) */
+    long discarded;         /* connections closed after a timeout, cancel or transport error */
+    long http_version;      /* CURL_HTTP_VERSION_* of the last completed request */
+    int64_t min_timeout_ms; /* shortest request timeout seen: the health-check base */
+    char *warnings[MAX_WARNINGS];
+    int nwarnings;
     kle_kube__config *cfg;
     char *ns;
     char *user_agent;
@@ -42,7 +74,6 @@ struct kle_client {
     char *host_header;
     int64_t default_timeout_ms, connect_timeout_ms, token_refresh_ms;
     size_t max_response;
-    long connections; /* connections opened by requests (not watches) */
 
     pthread_mutex_t cred_mu; /* protects what follows */
     kle_kube__buf file_token;
@@ -50,6 +81,17 @@ struct kle_client {
     struct timespec file_token_mtime;
     kle_kube__exec_cred exec_cred;
     int exec_valid;
+    int64_t exec_fetched_wall_ns; /* when exec_cred was obtained */
+    /* The exec plugin runs on a thread of its own, outside every request's
+     * budget; requests that need a credential wait on exec_cv (as long as
+     * they may), requests that have one never wait. */
+    pthread_cond_t exec_cv;
+    pthread_t exec_thread;
+    int exec_thread_started, exec_running;
+    int exec_rc;          /* result of the last run that failed; 0 otherwise */
+    char exec_msg[512];   /* its message */
+    kle_event *exec_stop; /* stops a running plugin when the client is freed */
+    struct file_state ca_state, cert_state, key_state;
 };
 
 /* ---- small helpers ----------------------------------------------------- */
@@ -203,6 +245,13 @@ static int client_new(kle_client **out, kle_kube__config *cfg, const kle_client_
     }
     pthread_mutex_init(&c->mu, NULL);
     pthread_mutex_init(&c->cred_mu, NULL);
+    {
+        pthread_condattr_t ca;
+        pthread_condattr_init(&ca);
+        pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+        pthread_cond_init(&c->exec_cv, &ca);
+        pthread_condattr_destroy(&ca);
+    }
     c->cfg = cfg;
     c->default_timeout_ms = opts && opts->default_timeout_ns > 0
                                 ? ns_to_ms(opts->default_timeout_ns)
@@ -230,10 +279,12 @@ static int client_new(kle_client **out, kle_kube__config *cfg, const kle_client_
     else if (setup_urls(c) != 0)
         rc = kle_error_last()->code == KLE_EKUBECONFIG ? KLE_EKUBECONFIG
                                                        : kle_error_set(KLE_ENOMEM, "out of memory");
+    c->min_timeout_ms = c->default_timeout_ms;
+    if (!rc && cfg->exec && kle_event_new(&c->exec_stop) != 0)
+        rc = kle_error_set(KLE_ENOMEM, "out of memory");
     if (!rc) {
         pthread_once(&curl_once, curl_init);
-        if (curl_init_rc != CURLE_OK || !(c->multi = curl_multi_init()) ||
-            !(c->easy = curl_easy_init()))
+        if (curl_init_rc != CURLE_OK)
             rc = kle_error_set(KLE_ETRANSPORT, "libcurl could not be initialised");
     }
     if (rc) {
@@ -309,14 +360,33 @@ int kle_client_new_default(kle_client **out, const kle_client_opts *opts)
     return kle_client_new_from_kubeconfig(out, opts);
 }
 
+static void conn_free(struct conn *k)
+{
+    if (!k)
+        return;
+    if (k->easy)
+        curl_easy_cleanup(k->easy);
+    if (k->multi)
+        curl_multi_cleanup(k->multi);
+    free(k);
+}
+
 void kle_client_free(kle_client *c)
 {
     if (!c)
         return;
-    if (c->easy)
-        curl_easy_cleanup(c->easy);
-    if (c->multi)
-        curl_multi_cleanup(c->multi);
+    /* A plugin still running is stopped (killed) before what it reads goes. */
+    if (c->exec_thread_started) {
+        kle_event_set(c->exec_stop);
+        pthread_join(c->exec_thread, NULL);
+    }
+    while (c->idle) {
+        struct conn *k = c->idle;
+        c->idle = k->next;
+        conn_free(k);
+    }
+    for (int i = 0; i < c->nwarnings; i++)
+        free(c->warnings[i]);
     kle_kube__config_free(c->cfg);
     free(c->ns);
     free(c->user_agent);
@@ -325,6 +395,8 @@ void kle_client_free(kle_client *c)
     free(c->host_header);
     kle_kube__buf_wipe(&c->file_token);
     kle_kube__exec_cred_clear(&c->exec_cred);
+    kle_event_free(c->exec_stop);
+    pthread_cond_destroy(&c->exec_cv);
     pthread_mutex_destroy(&c->mu);
     pthread_mutex_destroy(&c->cred_mu);
     free(c);
@@ -336,6 +408,67 @@ long kle_kube__client_connections(kle_client *c)
     long n = c->connections;
     pthread_mutex_unlock(&c->mu);
     return n;
+}
+
+long kle_kube__client_discarded(kle_client *c)
+{
+    pthread_mutex_lock(&c->mu);
+    long n = c->discarded;
+    pthread_mutex_unlock(&c->mu);
+    return n;
+}
+
+long kle_kube__client_http_version(kle_client *c)
+{
+    pthread_mutex_lock(&c->mu);
+    long v = c->http_version;
+    pthread_mutex_unlock(&c->mu);
+    return v;
+}
+
+/* Takes an idle connection, or makes a new slot (its connection is opened
+ * by the request). Returns NULL when out of memory. */
+static struct conn *conn_get(kle_client *c)
+{
+    pthread_mutex_lock(&c->mu);
+    struct conn *k = c->idle;
+    if (k) {
+        c->idle = k->next;
+        c->nidle--;
+    }
+    pthread_mutex_unlock(&c->mu);
+    if (k)
+        return k;
+    k = calloc(1, sizeof(*k));
+    if (!k || !(k->easy = curl_easy_init()) || !(k->multi = curl_multi_init())) {
+        conn_free(k);
+        return NULL;
+    }
+    return k;
+}
+
+/* Returns a slot after a request. A slot whose request failed at the
+ * transport level, timed out or was cancelled is closed, with its
+ * connection: libcurl would otherwise keep an HTTP/2 connection whose
+ * stream timed out and reuse it, frozen or not. */
+static void conn_put(kle_client *c, struct conn *k, int healthy)
+{
+    if (!k)
+        return;
+    pthread_mutex_lock(&c->mu);
+    if (!healthy)
+        c->discarded++;
+    if (healthy && c->nidle < MAX_IDLE_CONNS) {
+        k->next = c->idle;
+        c->idle = k;
+        c->nidle++;
+        k = NULL;
+    }
+    pthread_mutex_unlock(&c->mu);
+    if (k && !healthy)
+        KLE_LOG_V(6,
+                  "closing a connection after a failed request; the next request opens a new one");
+    conn_free(k);
 }
 
 const char *kle_client_namespace(const kle_client *c)
@@ -379,10 +512,11 @@ static int lock_until(pthread_mutex_t *mu, int64_t deadline_ns, kle_event *cance
 
 /* ---- credentials ------------------------------------------------------- */
 
-/* What one request authenticates with. Secrets are wiped by auth_clear. */
+/* What one request authenticates with (and trusts). Secrets are wiped by
+ * auth_clear. */
 struct auth {
     char *header; /* "Authorization: ..." or NULL */
-    kle_kube__buf cert, key;
+    kle_kube__buf ca, cert, key;
     int from_exec, from_file;
 };
 
@@ -395,8 +529,96 @@ static void auth_clear(struct auth *a)
         free(a->header);
         a->header = NULL;
     }
+    kle_kube__buf_free(&a->ca);
     kle_kube__buf_free(&a->cert);
     kle_kube__buf_wipe(&a->key);
+}
+
+/* Whether path differs from what st says (and updates st). A file that
+ * cannot be stat'ed counts as unchanged: the last good content stays. */
+static int file_changed(const char *path, struct file_state *st)
+{
+    struct stat sb;
+    if (!path || stat(path, &sb) != 0)
+        return 0;
+    int changed = !st->known || sb.st_mtim.tv_sec != st->mtime.tv_sec ||
+                  sb.st_mtim.tv_nsec != st->mtime.tv_nsec || sb.st_size != st->size ||
+                  sb.st_ino != st->ino;
+    int first = !st->known, retry = st->retry;
+    st->known = 1;
+    st->retry = 0;
+    st->mtime = sb.st_mtim;
+    st->size = sb.st_size;
+    st->ino = sb.st_ino;
+    return (changed && !first) || retry;
+}
+
+/* Parses PEM: certificate (key 0) or private key (1). */
+static EVP_PKEY *pem_key(const kle_kube__buf *b)
+{
+    BIO *bio = BIO_new_mem_buf(b->data, (int)b->len);
+    EVP_PKEY *k = bio ? PEM_read_bio_PrivateKey(bio, NULL, NULL, NULL) : NULL;
+    BIO_free(bio);
+    return k;
+}
+
+static X509 *pem_cert(const kle_kube__buf *b)
+{
+    BIO *bio = BIO_new_mem_buf(b->data, (int)b->len);
+    X509 *x = bio ? PEM_read_bio_X509(bio, NULL, NULL, NULL) : NULL;
+    BIO_free(bio);
+    return x;
+}
+
+/* Re-reads the CA, client certificate and key files when they changed on
+ * disk (kubelet-style rotation), as client-go's transport does. A new pair
+ * is taken only when the key matches the certificate, so a rotation caught
+ * half-way keeps the old pair until the next request. Called with cred_mu
+ * held; connections made with the old files are not reused (libcurl
+ * matches connections on the credentials). */
+static void refresh_tls_files(kle_client *c)
+{
+    kle_kube__config *cfg = c->cfg;
+    /* A running exec plugin thread reads cfg->ca (provideClusterInfo): the
+     * CA is re-read once it is done. */
+    if (cfg->ca_file && !c->exec_running && file_changed(cfg->ca_file, &c->ca_state)) {
+        kle_kube__buf b = {0};
+        X509 *x = NULL;
+        if (kle_kube__read_file(&b, cfg->ca_file, 1u << 20) == 0 && (x = pem_cert(&b))) {
+            kle_kube__buf_free(&cfg->ca);
+            cfg->ca = b;
+            KLE_LOG_V(4, "re-read the certificate authority from %s", cfg->ca_file);
+        } else {
+            kle_kube__buf_free(&b);
+            c->ca_state.retry = 1;
+        }
+        X509_free(x);
+    }
+    if (cfg->client_cert_file && cfg->client_key_file) {
+        int cert_changed = file_changed(cfg->client_cert_file, &c->cert_state);
+        int key_changed = file_changed(cfg->client_key_file, &c->key_state);
+        if (cert_changed || key_changed) {
+            kle_kube__buf cb = {0}, kb = {0};
+            X509 *x = NULL;
+            EVP_PKEY *k = NULL;
+            if (kle_kube__read_file(&cb, cfg->client_cert_file, 1u << 20) == 0 &&
+                kle_kube__read_file(&kb, cfg->client_key_file, 1u << 20) == 0 &&
+                (x = pem_cert(&cb)) && (k = pem_key(&kb)) && X509_check_private_key(x, k) == 1) {
+                kle_kube__buf_free(&cfg->client_cert);
+                kle_kube__buf_wipe(&cfg->client_key);
+                cfg->client_cert = cb;
+                cfg->client_key = kb;
+                KLE_LOG_V(4, "re-read the client certificate and key from %s and %s",
+                          cfg->client_cert_file, cfg->client_key_file);
+            } else {
+                kle_kube__buf_free(&cb);
+                kle_kube__buf_wipe(&kb);
+                c->cert_state.retry = c->key_state.retry = 1;
+            }
+            X509_free(x);
+            EVP_PKEY_free(k);
+        }
+    }
 }
 
 /* Re-reads the token file when it is older than the refresh period, or
@@ -444,6 +666,96 @@ static int refresh_file_token(kle_client *c, int force)
     return 0;
 }
 
+/* Longest run of an exec plugin (it runs in the background, so this bounds
+ * only how long a stuck plugin is waited for before it is killed). */
+#define EXEC_RUN_MAX_NS (INT64_C(120) * 1000000000)
+
+static void *exec_main(void *arg)
+{
+    kle_client *c = arg;
+    kle_kube__exec_cred cred = {0};
+    int rc = kle_kube__exec_run(&cred, c->cfg, kle_kube__now_ns() + EXEC_RUN_MAX_NS, c->exec_stop);
+    pthread_mutex_lock(&c->cred_mu);
+    if (rc == 0) {
+        kle_kube__exec_cred_clear(&c->exec_cred);
+        c->exec_cred = cred;
+        c->exec_valid = 1;
+        c->exec_fetched_wall_ns = kle_kube__wall_now_ns();
+        c->exec_rc = 0;
+    } else {
+        c->exec_rc = rc;
+        snprintf(c->exec_msg, sizeof(c->exec_msg), "%s", kle_error_last()->message);
+    }
+    c->exec_running = 0;
+    pthread_cond_broadcast(&c->exec_cv);
+    pthread_mutex_unlock(&c->cred_mu);
+    return NULL;
+}
+
+/* Starts the plugin on its thread unless it runs already. cred_mu held. */
+static int exec_start(kle_client *c)
+{
+    if (c->exec_running)
+        return 0;
+    if (c->exec_thread_started) {
+        pthread_join(c->exec_thread, NULL); /* finished: exec_running is 0 */
+        c->exec_thread_started = 0;
+    }
+    c->exec_rc = 0;
+    c->exec_running = 1;
+    if (pthread_create(&c->exec_thread, NULL, exec_main, c) != 0) {
+        c->exec_running = 0;
+        return kle_error_set(KLE_ESYSTEM, "exec plugin: cannot start a thread");
+    }
+    c->exec_thread_started = 1;
+    return 0;
+}
+
+/* A usable exec credential in c->exec_cred, or an error. Starts a refresh
+ * in the background at 80 % of the credential's lifetime without waiting
+ * for it; waits (releasing cred_mu, as long as the call may) only when no
+ * valid credential exists. cred_mu held. */
+static int exec_credential(kle_client *c, int64_t deadline_ns, kle_event *cancel)
+{
+    const kle_kube__config *cfg = c->cfg;
+    int64_t now = kle_kube__wall_now_ns();
+    if (c->exec_valid && c->exec_cred.expires_wall_ns && now >= c->exec_cred.expires_wall_ns) {
+        KLE_LOG_V(4, "exec credential for user \"%s\" expired", cfg->user ? cfg->user : "");
+        c->exec_valid = 0;
+    }
+    if (c->exec_valid) {
+        int64_t exp = c->exec_cred.expires_wall_ns, got = c->exec_fetched_wall_ns;
+        if (exp && !c->exec_running && now >= got + (exp - got) / 10 * 8) {
+            KLE_LOG_V(4,
+                      "refreshing the exec credential of user \"%s\" in the background "
+                      "(it expires in %lld ms)",
+                      cfg->user ? cfg->user : "", (long long)((exp - now) / 1000000));
+            exec_start(c); /* on failure the current credential is used */
+        }
+        return 0;
+    }
+    int rc = exec_start(c);
+    if (rc)
+        return rc;
+    while (c->exec_running) {
+        if (cancel && kle_event_is_set(cancel))
+            return kle_error_set(KLE_ECANCELED, "cancelled while the exec plugin runs");
+        int64_t left = deadline_ns - kle_kube__now_ns();
+        if (left <= 0)
+            return kle_error_set(KLE_ETIMEOUT,
+                                 "timed out waiting for the exec plugin of user \"%s\" (it keeps "
+                                 "running; later calls use its credential)",
+                                 cfg->user ? cfg->user : "");
+        int64_t until = kle_kube__now_ns() +
+                        (left < POLL_SLICE_MS * 1000000 ? left : (int64_t)POLL_SLICE_MS * 1000000);
+        struct timespec ts = {(time_t)(until / 1000000000), (long)(until % 1000000000)};
+        pthread_cond_timedwait(&c->exec_cv, &c->cred_mu, &ts);
+    }
+    if (c->exec_valid)
+        return 0;
+    return kle_error_set(c->exec_rc ? c->exec_rc : KLE_EAUTH, "%s", c->exec_msg);
+}
+
 static int auth_get(kle_client *c, struct auth *a, int64_t deadline_ns, kle_event *cancel)
 {
     kle_kube__config *cfg = c->cfg;
@@ -457,17 +769,12 @@ static int auth_get(kle_client *c, struct auth *a, int64_t deadline_ns, kle_even
     if (e == KLE_ETIMEOUT)
         return kle_error_set(KLE_ETIMEOUT, "timed out waiting for credentials");
     const char *token = NULL;
-    if (cfg->exec) {
+    refresh_tls_files(c);
+    if (cfg->ca.len && kle_kube__buf_set(&a->ca, cfg->ca.data, cfg->ca.len))
+        rc = kle_error_set(KLE_ENOMEM, "out of memory");
+    if (!rc && cfg->exec) {
         a->from_exec = 1;
-        if (c->exec_valid && c->exec_cred.expires_wall_ns &&
-            kle_kube__wall_now_ns() >= c->exec_cred.expires_wall_ns) {
-            KLE_LOG_V(4, "exec credential for user \"%s\" expired", cfg->user ? cfg->user : "");
-            c->exec_valid = 0;
-        }
-        if (!c->exec_valid) {
-            rc = kle_kube__exec_run(&c->exec_cred, cfg, deadline_ns, cancel);
-            c->exec_valid = rc == 0;
-        }
+        rc = exec_credential(c, deadline_ns, cancel);
         if (!rc) {
             token = c->exec_cred.token.data;
             if (c->exec_cred.client_cert.data &&
@@ -574,10 +881,68 @@ static size_t on_write(char *ptr, size_t size, size_t nmemb, void *ud)
     return n;
 }
 
+static const char *http_version_name(long v)
+{
+    switch (v) {
+    case CURL_HTTP_VERSION_1_0:
+        return "HTTP/1.0";
+    case CURL_HTTP_VERSION_1_1:
+        return "HTTP/1.1";
+    case CURL_HTTP_VERSION_2_0:
+        return "HTTP/2";
+    case CURL_HTTP_VERSION_3:
+        return "HTTP/3";
+    default:
+        return "HTTP/?";
+    }
+}
+
+/* Logs a server's Warning header (RFC 7234: code agent "text" [date]) once
+ * per distinct text, as client-go's warning handler does. */
+static void on_warning(kle_client *c, const char *v, size_t n)
+{
+    char text[512];
+    size_t k = 0;
+    const char *q = memchr(v, '"', n);
+    if (q) {
+        /* The quoted text, unescaping \" and \\. */
+        for (const char *p = q + 1; p < v + n && *p != '"' && k < sizeof(text) - 1; p++) {
+            if (*p == '\\' && p + 1 < v + n)
+                p++;
+            text[k++] = *p;
+        }
+    } else {
+        for (; k < n && k < sizeof(text) - 1; k++)
+            text[k] = v[k];
+    }
+    while (k && strchr(" \t\r\n", text[k - 1]))
+        k--;
+    text[k] = '\0';
+    for (size_t i = 0; i < k; i++)
+        if ((unsigned char)text[i] < 0x20 || text[i] == 0x7f)
+            text[i] = ' ';
+    if (!k)
+        return;
+    pthread_mutex_lock(&c->mu);
+    int seen = 0;
+    for (int i = 0; i < c->nwarnings && !seen; i++)
+        seen = strcmp(c->warnings[i], text) == 0;
+    if (!seen && c->nwarnings < MAX_WARNINGS) {
+        c->warnings[c->nwarnings] = strdup(text);
+        if (c->warnings[c->nwarnings])
+            c->nwarnings++;
+    }
+    pthread_mutex_unlock(&c->mu);
+    if (!seen)
+        KLE_LOG_W("the API server warns: %s", text);
+}
+
 static size_t on_header(char *ptr, size_t size, size_t nmemb, void *ud)
 {
     struct xfer *x = ud;
     size_t n = size * nmemb;
+    if (n > 8 && strncasecmp(ptr, "Warning:", 8) == 0 && x->c)
+        on_warning(x->c, ptr + 8, n - 8);
     if (n > 12 && strncasecmp(ptr, "Retry-After:", 12) == 0) {
         char v[32];
         size_t l = n - 12 < sizeof(v) - 1 ? n - 12 : sizeof(v) - 1;
@@ -589,6 +954,29 @@ static size_t on_header(char *ptr, size_t size, size_t nmemb, void *ud)
             x->retry_after = (int)s;
     }
     return n;
+}
+
+/* Transport health of every socket of the client, from the shortest
+ * request timeout seen (the elector's per-call timeout, renew_deadline/2):
+ * TCP_USER_TIMEOUT closes a connection whose sent data stays unacknowledged
+ * that long, and keepalive probes an idle one after half of it. */
+static int on_sockopt(void *ud, curl_socket_t fd, curlsocktype purpose)
+{
+    kle_client *c = ud;
+    if (purpose != CURLSOCKTYPE_IPCXN)
+        return CURL_SOCKOPT_OK;
+    pthread_mutex_lock(&c->mu);
+    int64_t base = c->min_timeout_ms;
+    pthread_mutex_unlock(&c->mu);
+    if (base < 1000)
+        base = 1000;
+    if (base > 30000)
+        base = 30000;
+#ifdef TCP_USER_TIMEOUT
+    unsigned int uto = (unsigned int)base;
+    setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &uto, sizeof(uto));
+#endif
+    return CURL_SOCKOPT_OK;
 }
 
 /* Sets every option of a request on an easy handle (after a reset). */
@@ -633,6 +1021,21 @@ static int setup_easy(kle_client *c, CURL *h, const char *method, const char *ur
     curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L);
     curl_easy_setopt(h, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
     curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
+    {
+        pthread_mutex_lock(&c->mu);
+        int64_t base = c->min_timeout_ms;
+        pthread_mutex_unlock(&c->mu);
+        /* Idle connections: probed after half the base, and not reused
+         * after being idle longer than the base (a connection that sat
+         * idle through a load balancer's failover is never trusted). */
+        long idle_s = (long)(base / 2000);
+        curl_easy_setopt(h, CURLOPT_TCP_KEEPIDLE, idle_s > 0 ? idle_s : 1L);
+        curl_easy_setopt(h, CURLOPT_TCP_KEEPINTVL, 1L);
+        long age_s = (long)(base / 1000);
+        curl_easy_setopt(h, CURLOPT_MAXAGE_CONN, age_s > 0 ? age_s : 1L);
+        curl_easy_setopt(h, CURLOPT_SOCKOPTFUNCTION, on_sockopt);
+        curl_easy_setopt(h, CURLOPT_SOCKOPTDATA, c);
+    }
     /* No TLS session resumption, as client-go (Go's default client has no
      * session cache): a new connection always does a full handshake. */
     curl_easy_setopt(h, CURLOPT_SSL_SESSIONID_CACHE, 0L);
@@ -655,8 +1058,8 @@ static int setup_easy(kle_client *c, CURL *h, const char *method, const char *ur
         curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 1L);
         curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 2L);
     }
-    if (cfg->ca.len) {
-        struct curl_blob blob = {cfg->ca.data, cfg->ca.len, CURL_BLOB_COPY};
+    if (a->ca.len) {
+        struct curl_blob blob = {a->ca.data, a->ca.len, CURL_BLOB_COPY};
         curl_easy_setopt(h, CURLOPT_CAINFO_BLOB, &blob);
     }
     if (a->cert.data) {
@@ -944,20 +1347,6 @@ static int check_req_opts(const kle_request_opts *o)
     return 0;
 }
 
-/* Takes the client's request lock, giving up at the deadline or on cancel. */
-static int lock_client(kle_client *c, int64_t deadline_ns, kle_event *cancel, const char *method,
-                       const char *path)
-{
-    int e = lock_until(&c->mu, deadline_ns, cancel);
-    if (e == KLE_ECANCELED)
-        return kle_error_set(KLE_ECANCELED, "%s %s: cancelled", method, path);
-    if (e == KLE_ETIMEOUT)
-        return kle_error_set(KLE_ETIMEOUT,
-                             "%s %s: timed out waiting for another request on this client", method,
-                             path);
-    return 0;
-}
-
 int kle_client_request(json_object **out, kle_client *c, const char *method, const char *path,
                        const char *content_type, const char *body, size_t body_len,
                        const kle_request_opts *opts)
@@ -997,10 +1386,18 @@ int kle_client_request(json_object **out, kle_client *c, const char *method, con
     char *url = str_printf("%s%s", c->url_base, path);
     if (!url)
         return kle_error_set(KLE_ENOMEM, "out of memory");
-    if ((rc = lock_client(c, deadline, cancel, method, path))) {
+    pthread_mutex_lock(&c->mu);
+    if (timeout_ms < c->min_timeout_ms)
+        c->min_timeout_ms = timeout_ms;
+    pthread_mutex_unlock(&c->mu);
+    /* Requests on one client run concurrently, each on a connection of its
+     * own: a renewal never waits behind a slow call. */
+    struct conn *k = conn_get(c);
+    if (!k) {
         free(url);
-        return rc;
+        return kle_error_set(KLE_ENOMEM, "%s %s: libcurl could not be initialised", method, path);
     }
+    int healthy = 0;
     struct xfer x = {0};
     long status = 0;
     for (int attempt = 0; attempt < 2; attempt++) {
@@ -1009,6 +1406,7 @@ int kle_client_request(json_object **out, kle_client *c, const char *method, con
         struct curl_slist *headers = NULL;
         CURLcode cc;
 
+        healthy = 0;
         kle_kube__buf_free(&x.body);
         memset(&x, 0, sizeof(x));
         x.c = c;
@@ -1021,8 +1419,8 @@ int kle_client_request(json_object **out, kle_client *c, const char *method, con
             kle_error_prefix("%s %s: ", method, path);
             break;
         }
-        curl_easy_reset(c->easy);
-        if ((rc = setup_easy(c, c->easy, method, url, &headers, &a, content_type, body, body_len,
+        curl_easy_reset(k->easy);
+        if ((rc = setup_easy(c, k->easy, method, url, &headers, &a, content_type, body, body_len,
                              ms_left(deadline), &x, errbuf))) {
             auth_clear(&a);
             break;
@@ -1033,13 +1431,18 @@ int kle_client_request(json_object **out, kle_client *c, const char *method, con
                           ? (strstr(a.header, "Basic") ? "Basic <redacted>" : "Bearer <redacted>")
                           : "none",
                       c->user_agent);
-        enum drive_result dr = drive(c->multi, c->easy, deadline, cancel, NULL, NULL, &cc);
-        curl_easy_setopt(c->easy, CURLOPT_HTTPHEADER, NULL);
+        enum drive_result dr = drive(k->multi, k->easy, deadline, cancel, NULL, NULL, &cc);
+        curl_easy_setopt(k->easy, CURLOPT_HTTPHEADER, NULL);
         wipe_slist(headers);
-        curl_easy_getinfo(c->easy, CURLINFO_RESPONSE_CODE, &status);
-        long fresh = 0;
-        if (curl_easy_getinfo(c->easy, CURLINFO_NUM_CONNECTS, &fresh) == CURLE_OK)
-            c->connections += fresh;
+        curl_easy_getinfo(k->easy, CURLINFO_RESPONSE_CODE, &status);
+        long fresh = 0, version = 0;
+        curl_easy_getinfo(k->easy, CURLINFO_NUM_CONNECTS, &fresh);
+        curl_easy_getinfo(k->easy, CURLINFO_HTTP_VERSION, &version);
+        pthread_mutex_lock(&c->mu);
+        c->connections += fresh;
+        if (dr == DRIVE_DONE && cc == CURLE_OK)
+            c->http_version = version;
+        pthread_mutex_unlock(&c->mu);
         int64_t took = (kle_kube__now_ns() - start) / 1000000;
         if (dr == DRIVE_CANCELED) {
             auth_clear(&a);
@@ -1060,9 +1463,14 @@ int kle_client_request(json_object **out, kle_client *c, const char *method, con
             break;
         }
         /* A server may answer early (413 while the body is still being
-         * sent) and close: its answer counts, not the broken upload. */
-        if (cc != CURLE_OK && status >= 400 && !x.too_large && cc == CURLE_SEND_ERROR)
+         * sent) and close, or reset the HTTP/2 stream: its answer counts,
+         * not the broken upload (the connection is not kept). */
+        int early = 0;
+        if (cc != CURLE_OK && status >= 400 && !x.too_large &&
+            (cc == CURLE_SEND_ERROR || cc == CURLE_HTTP2_STREAM || cc == CURLE_HTTP2)) {
             cc = CURLE_OK;
+            early = 1;
+        }
         if (cc != CURLE_OK) {
             auth_clear(&a);
             rc = curl_error(method, path, cc, errbuf, &x);
@@ -1070,8 +1478,11 @@ int kle_client_request(json_object **out, kle_client *c, const char *method, con
                       kle_error_last()->message);
             break;
         }
-        KLE_LOG_V(6, "%s %s %ld in %lld ms (%zu bytes)", method, url, status, (long long)took,
-                  x.body.len);
+        KLE_LOG_V(6, "%s %s %ld in %lld ms (%zu bytes, %s%s)", method, url, status, (long long)took,
+                  x.body.len, http_version_name(version), fresh ? ", new connection" : "");
+        healthy = 1;
+        if (early)
+            healthy = 0;
         if (status == 401 && attempt == 0 && auth_invalidate(c, &a)) {
             auth_clear(&a);
             continue;
@@ -1080,7 +1491,7 @@ int kle_client_request(json_object **out, kle_client *c, const char *method, con
         rc = 0;
         break;
     }
-    pthread_mutex_unlock(&c->mu);
+    conn_put(c, k, healthy);
     free(url);
     if (rc) {
         kle_kube__buf_free(&x.body);

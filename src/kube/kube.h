@@ -47,6 +47,8 @@ typedef struct kle_kube__config {
     char *token_file;
     kle_kube__buf client_cert; /* PEM */
     kle_kube__buf client_key;  /* PEM */
+    /* Files the three above were read from (re-read when they change), or NULL. */
+    char *ca_file, *client_cert_file, *client_key_file;
     char *username;
     kle_kube__buf password;
     kle_kube__exec *exec;
@@ -102,6 +104,11 @@ struct kle_client;
 /* Connections the client's request handle has opened so far (keep-alive
  * check for tests). */
 long kle_kube__client_connections(struct kle_client *c);
+/* Connections closed because their request timed out, was cancelled or
+ * failed at the transport level (never reused). */
+long kle_kube__client_discarded(struct kle_client *c);
+/* CURL_HTTP_VERSION_* negotiated by the last completed request; 0 before. */
+long kle_kube__client_http_version(struct kle_client *c);
 
 int64_t kle_kube__now_ns(void);      /* CLOCK_MONOTONIC */
 int64_t kle_kube__wall_now_ns(void); /* CLOCK_REALTIME */

@@ -384,7 +384,7 @@ static char *resolve_path(const char *dir, const char *p)
 /* Reads file-or-data credential fields: "<key>" (a path relative to the
  * file) or "<key>-data" (base64). */
 static int get_blob(const struct where *w, const char *dir, json_object *body, const char *key,
-                    kle_kube__buf *out, int *present)
+                    kle_kube__buf *out, int *present, char **file_out)
 {
     char data_key[128];
     const char *path, *data;
@@ -412,7 +412,9 @@ static int get_blob(const struct where *w, const char *dir, json_object *body, c
             free(full);
             return rc;
         }
-        free(full);
+        /* Kept so that the client re-reads the file when it changes. */
+        free(*file_out);
+        *file_out = full;
         *present = 1;
     }
     return 0;
@@ -475,7 +477,8 @@ static int resolve_cluster(kle_kube__config *cfg, const struct entry *e)
         if (!(cfg->proxy_url = strdup(proxy)))
             return kle_error_set(KLE_ENOMEM, "out of memory");
     }
-    if ((rc = get_blob(&w, e->file->dir, e->body, "certificate-authority", &cfg->ca, &present)))
+    if ((rc = get_blob(&w, e->file->dir, e->body, "certificate-authority", &cfg->ca, &present,
+                       &cfg->ca_file)))
         return rc;
     if (present) {
         if (cfg->insecure)
@@ -603,8 +606,9 @@ static int resolve_user(kle_kube__config *cfg, const struct entry *e)
     if (password && kle_kube__buf_set(&cfg->password, password, strlen(password)))
         return kle_error_set(KLE_ENOMEM, "out of memory");
     if ((rc = get_blob(&w, e->file->dir, e->body, "client-certificate", &cfg->client_cert,
-                       &has_cert)) ||
-        (rc = get_blob(&w, e->file->dir, e->body, "client-key", &cfg->client_key, &has_key)))
+                       &has_cert, &cfg->client_cert_file)) ||
+        (rc = get_blob(&w, e->file->dir, e->body, "client-key", &cfg->client_key, &has_key,
+                       &cfg->client_key_file)))
         return rc;
     if (has_cert && !has_key)
         return cfg_error(&w, KLE_EKUBECONFIG,
@@ -802,6 +806,8 @@ int kle_kube__config_in_cluster(kle_kube__config **out, const char *host, const 
     if (!(cfg->token_file = strdup(path)))
         goto oom;
     snprintf(path, sizeof(path), "%s/ca.crt", sa_dir);
+    if (!(cfg->ca_file = strdup(path)))
+        goto oom;
     if ((e = kle_kube__read_file(&cfg->ca, path, CRED_FILE_MAX_BYTES))) {
         kle_kube__config_free(cfg);
         return kle_error_set(KLE_EKUBECONFIG, "in-cluster config: CA %s: cannot read: %s", path,
@@ -836,6 +842,9 @@ void kle_kube__config_free(kle_kube__config *cfg)
     free(cfg->server);
     free(cfg->namespace_);
     kle_kube__buf_free(&cfg->ca);
+    free(cfg->ca_file);
+    free(cfg->client_cert_file);
+    free(cfg->client_key_file);
     free(cfg->tls_server_name);
     free(cfg->proxy_url);
     kle_kube__buf_wipe(&cfg->token);

@@ -239,6 +239,20 @@ static int launch(kle_test_apiserver *srv, const char *listen)
         const char *colon = strrchr(srv->url, ':');
         srv->port = colon ? (unsigned)strtoul(colon + 1, NULL, 10) : 0;
     }
+    snprintf(srv->direct_url, sizeof(srv->direct_url), "%s", srv->url);
+    if (kle_test_http2()) {
+        /* The front outlives a restart (same port); the kubeconfig the
+         * server wrote again is pointed at it again. */
+        if (!srv->front.pid && kle_test_h2front_start(&srv->front, certs, srv->dir, srv->port)) {
+            kle_test_apiserver_stop(srv);
+            return -1;
+        }
+        if (kle_test_replace_in_file(srv->kubeconfig, srv->direct_url, srv->front.url) != 0) {
+            kle_test_apiserver_stop(srv);
+            return -1;
+        }
+        snprintf(srv->url, sizeof(srv->url), "%s", srv->front.url);
+    }
     return 0;
 }
 
@@ -314,6 +328,7 @@ int kle_test_apiserver_restart(kle_test_apiserver *srv)
 
 int kle_test_apiserver_stop(kle_test_apiserver *srv)
 {
+    kle_test_h2front_stop(&srv->front);
     int rc = terminate(srv);
     if (srv->dir[0]) {
         kle_test_rmtree(srv->dir);
@@ -374,3 +389,6 @@ out:
     close(fd);
     return code;
 }
+
+/* The HTTP/2 front is part of the harness: every test linking it can use it. */
+#include "support/h2front.c"

@@ -15,17 +15,21 @@
 #include <stddef.h>
 #include <sys/types.h>
 
+#include "support/h2front.h"
+
 typedef struct kle_test_apiserver {
-    pid_t pid;            /**< The server process; 0 when not running. */
-    char dir[256];        /**< Private temp dir, removed by stop. */
-    char kubeconfig[320]; /**< dir/kubeconfig: server, CA data, admin token, namespace default. */
-    char ca_path[320];    /**< dir/ca.crt: the CA (PEM) that signed the serving certificate. */
-    char log_path[320];   /**< dir/apiserver.log: the server's stdout and stderr. */
-    char url[128];        /**< "https://127.0.0.1:PORT". */
-    char admin_url[128];  /**< "http://127.0.0.1:PORT" of the fault/counter listener. */
-    char token[128];      /**< Admin bearer token (group system:masters). */
-    unsigned port;        /**< The API port; kept by kle_test_apiserver_restart. */
-    char *args[48];       /**< Internal: copies of the extra arguments. */
+    pid_t pid;              /**< The server process; 0 when not running. */
+    char dir[256];          /**< Private temp dir, removed by stop. */
+    char kubeconfig[320];   /**< dir/kubeconfig: server, CA data, admin token, namespace default. */
+    char ca_path[320];      /**< dir/ca.crt: the CA (PEM) that signed the serving certificate. */
+    char log_path[320];     /**< dir/apiserver.log: the server's stdout and stderr. */
+    char url[128];          /**< "https://127.0.0.1:PORT". */
+    char admin_url[128];    /**< "http://127.0.0.1:PORT" of the fault/counter listener. */
+    char token[128];        /**< Admin bearer token (group system:masters). */
+    unsigned port;          /**< The API port; kept by kle_test_apiserver_restart. */
+    char *args[48];         /**< Internal: copies of the extra arguments. */
+    char direct_url[128];   /**< The server itself, also when url is an HTTP/2 front's. */
+    kle_test_h2front front; /**< With KLE_TEST_HTTP=2: nghttpx before the server (h2front.h). */
 } kle_test_apiserver;
 
 /**
@@ -40,7 +44,9 @@ typedef struct kle_test_apiserver {
  * The binary is $KLE_APISERVER, else $KLE_BUILD_DIR/src/apiserver/kle-apiserver,
  * else found relative to the test executable in the build tree. When
  * KLE_APISERVER_WRAPPER names an executable, it runs as WRAPPER BINARY ARGS
- * (e.g. a script that execs valgrind "$@").
+ * (e.g. a script that execs valgrind "$@"). With KLE_TEST_HTTP=2 an HTTP/2
+ * TLS front (h2front.h) is started before the server: url and the
+ * kubeconfig name the front, direct_url the server.
  */
 int kle_test_apiserver_start(kle_test_apiserver *srv, const char *const *extra_args);
 

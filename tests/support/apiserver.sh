@@ -23,9 +23,15 @@
 #         kle_admin POST /faults '{"verb":"update","resource":"leases","error":503,"count":2}'
 #         kle_admin DELETE /faults; kle_admin POST /pause; kle_admin GET /counters
 #
+# With KLE_TEST_HTTP=2 an HTTP/2 TLS front (nghttpx, h2front.sh) is started
+# before the server: SERVER and KUBECONFIG name the front, SERVER_DIRECT the
+# server itself.
+#
 # The binary is $KLE_APISERVER, else $KLE_BUILD_DIR/src/apiserver/kle-apiserver.
 # With KLE_APISERVER_WRAPPER set it runs as "$KLE_APISERVER_WRAPPER" BINARY ARGS
 # (e.g. a script that execs valgrind "$@").
+
+. "$(dirname "${BASH_SOURCE[0]}")/h2front.sh"
 
 kle_apiserver__bin() {
   if [ -n "${KLE_APISERVER:-}" ]; then
@@ -46,7 +52,7 @@ kle_apiserver_start() {
 }
 
 kle_apiserver_restart() {
-  local port=${SERVER##*:} pid=$KLE_APISERVER_PID rc=0
+  local port=${SERVER_DIRECT##*:} pid=$KLE_APISERVER_PID rc=0
   kill -TERM "$pid" 2>/dev/null
   wait "$pid" || rc=$?
   KLE_APISERVER_PID=
@@ -92,11 +98,21 @@ kle_apiserver__launch() {
   TOKEN=$(sed -n 's/^TOKEN=//p' "$KLE_APISERVER_DIR/env")
   CA="$KLE_APISERVER_DIR/ca.crt"
   KUBECONFIG="$KLE_APISERVER_DIR/kubeconfig"
-  export SERVER ADMIN TOKEN CA KUBECONFIG KLE_APISERVER_DIR KLE_APISERVER_PID KLE_APISERVER_LOG
+  SERVER_DIRECT=$SERVER
+  if [ "${KLE_TEST_HTTP:-}" = 2 ]; then
+    # The front outlives a restart (same port); point the new kubeconfig at it.
+    if [ -z "${KLE_H2FRONT_PID:-}" ]; then
+      kle_h2front_start "$KLE_APISERVER_DIR/certs" "$KLE_APISERVER_DIR" "${SERVER##*:}" || { kle_apiserver_stop; return 1; }
+    fi
+    sed -i "s#$SERVER_DIRECT#$KLE_H2FRONT_URL#" "$KUBECONFIG"
+    SERVER=$KLE_H2FRONT_URL
+  fi
+  export SERVER SERVER_DIRECT ADMIN TOKEN CA KUBECONFIG KLE_APISERVER_DIR KLE_APISERVER_PID KLE_APISERVER_LOG
 }
 
 kle_apiserver_stop() {
   local rc=0 deadline
+  kle_h2front_stop
   if [ -n "${KLE_APISERVER_PID:-}" ]; then
     kill -TERM "$KLE_APISERVER_PID" 2>/dev/null
     deadline=$((SECONDS + 20))
