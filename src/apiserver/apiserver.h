@@ -4,6 +4,7 @@
 
 #include <json-c/json.h>
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -131,7 +132,7 @@ int kle_apiserver__authz_allowed(const kle_apiserver__user *u, const char *verb,
                                  const char *resource, const char *ns, const char *name);
 void kle_apiserver__auth_free(void);
 
-/* ---- admin.c: faults and counters ---- */
+/* ---- faults.c: fault rules, pause, black holes, request counters ---- */
 
 typedef struct kle_apiserver__fault_result {
     int latency_ms;
@@ -150,12 +151,31 @@ int kle_apiserver__wait_unpaused(void);
 void kle_apiserver__blackhole_wait(void);
 /* Sleeps ms unless shutdown comes first. */
 void kle_apiserver__sleep_ms(int ms);
+/* Adds a rule from its JSON; 201 with *out the rule, or 400/500 with err. */
+int kle_apiserver__faults_add(const char *body, json_object **out, char *err, size_t errlen);
+/* Every rule as a JSON array (a new reference). */
+json_object *kle_apiserver__faults_list(void);
+/* Removes every rule, releasing black-holed requests. */
+void kle_apiserver__faults_clear(void);
+/* Removes rule id; returns it as JSON, or NULL when there is none. */
+json_object *kle_apiserver__faults_remove(long id);
+/* Pauses (1) or resumes (0) the API listener. */
+void kle_apiserver__set_paused(int on);
+/* The request counters as JSON (a new reference). */
+json_object *kle_apiserver__counters(void);
+void kle_apiserver__counters_clear(void);
+/* Wakes every waiter (black holes, pause) so it sees shutdown. */
+void kle_apiserver__faults_release(void);
+void kle_apiserver__faults_free(void);
+
+/* ---- admin.c: the admin listener ---- */
+
 int kle_apiserver__admin_start(const char *listen, char *url, size_t urllen, char *err,
                                size_t errlen);
 void kle_apiserver__admin_stop(void);
 void kle_apiserver__admin_free(void);
 
-/* ---- server.c ---- */
+/* ---- util.c ---- */
 
 /* Set once at shutdown; every wait checks it. */
 extern atomic_int kle_apiserver__shutting_down;
@@ -168,5 +188,11 @@ int64_t kle_apiserver__now_ns(void);
 /* RFC 3339 UTC timestamp with second precision. */
 void kle_apiserver__timestamp(char *buf, size_t len);
 void kle_apiserver__random_hex(char *out, size_t nbytes);
+/* A random (version 4) UID; out holds 37 bytes. */
+void kle_apiserver__new_uid(char *out);
+/* A JSON array of the NULL-terminated strings v. */
+json_object *kle_apiserver__str_array(const char *const *v);
+/* Routes libmicrohttpd's messages to the log (verbosity 2). */
+void kle_apiserver__mhd_log(void *cls, const char *fmt, va_list ap);
 
 #endif
