@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 int kle_apiserver__want_pretty(struct MHD_Connection *c)
 {
@@ -39,7 +40,84 @@ char *kle_apiserver__to_text(json_object *o, int pretty)
 void kle_apiserver__answer_json(answer *a, unsigned code, json_object *o, int pretty)
 {
     a->code = code;
+    if (a->proto) {
+        kle_apiserver__buf b = {NULL, 0, 0};
+        if (kle_apiserver__proto_encode(o, &b) == 0) {
+            a->body = b.data;
+            a->body_len = b.len;
+            a->is_proto = 1;
+            return;
+        }
+        kle_apiserver__buf_free(&b);
+    }
     a->body = kle_apiserver__to_text(o, pretty);
+}
+
+/* One media range of an Accept header. */
+typedef struct media {
+    char type[128];
+    double q;
+    int table; /* as=Table (or another as=) was asked for. */
+} media;
+
+int kle_apiserver__negotiate(struct MHD_Connection *c, int *proto)
+{
+    const char *acc = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Accept");
+    media m[16];
+    size_t n = 0;
+    const char *p = acc;
+
+    *proto = 0;
+    if (!acc || !*acc)
+        return 0;
+    while (*p && n < sizeof(m) / sizeof(m[0])) {
+        const char *end = strchr(p, ','), *semi;
+        size_t len = end ? (size_t)(end - p) : strlen(p), tl;
+        char range[512];
+        snprintf(range, sizeof(range), "%.*s", (int)(len < 511 ? len : 511), p);
+        p += len + (end ? 1 : 0);
+        memset(&m[n], 0, sizeof(m[n]));
+        m[n].q = 1.0;
+        {
+            char *s = range;
+            while (*s == ' ' || *s == '\t')
+                s++;
+            semi = strchr(s, ';');
+            tl = semi ? (size_t)(semi - s) : strlen(s);
+            while (tl && (s[tl - 1] == ' ' || s[tl - 1] == '\t'))
+                tl--;
+            snprintf(m[n].type, sizeof(m[n].type), "%.*s", (int)(tl < 127 ? tl : 127), s);
+            while (semi) {
+                const char *param = semi + 1;
+                while (*param == ' ')
+                    param++;
+                if (strncmp(param, "q=", 2) == 0)
+                    m[n].q = strtod(param + 2, NULL);
+                else if (strncmp(param, "as=", 3) == 0)
+                    m[n].table = 1;
+                semi = strchr(param, ';');
+            }
+        }
+        if (m[n].type[0] && m[n].q > 0)
+            n++;
+    }
+    /* The most preferred first; equal weights keep the client's order. */
+    for (size_t i = 1; i < n; i++)
+        for (size_t j = i; j > 0 && m[j].q > m[j - 1].q; j--) {
+            media t = m[j];
+            m[j] = m[j - 1];
+            m[j - 1] = t;
+        }
+    for (size_t i = 0; i < n; i++) {
+        if (strcasecmp(m[i].type, "application/json") == 0 || strcmp(m[i].type, "*/*") == 0 ||
+            strcasecmp(m[i].type, "application/*") == 0)
+            return 0;
+        if (strcasecmp(m[i].type, KLE_MEDIA_PROTOBUF) == 0 && !m[i].table) {
+            *proto = 1;
+            return 0;
+        }
+    }
+    return -1;
 }
 
 /* metadata.<field> of a stored object, "" when missing (hand-edited state). */
@@ -66,7 +144,8 @@ json_object *kle_apiserver__to_storage(const route *rt, json_object *obj)
     return c;
 }
 
-void kle_apiserver__answer_obj(answer *a, unsigned code, const route *rt, json_object *stored, int pretty)
+void kle_apiserver__answer_obj(answer *a, unsigned code, const route *rt, json_object *stored,
+                               int pretty)
 {
     json_object *o = kle_apiserver__served(rt, stored);
     kle_apiserver__answer_json(a, code, o, pretty);
@@ -83,12 +162,14 @@ void kle_apiserver__answer_status(answer *a, json_object *st, int pretty)
 }
 
 void kle_apiserver__answer_error(answer *a, int code, const char *reason, const char *msg,
-                         const kle_apiserver__resource *r, const char *name, int pretty)
+                                 const kle_apiserver__resource *r, const char *name, int pretty)
 {
-    kle_apiserver__answer_status(a, kle_apiserver__status(code, reason, msg, r, name, NULL), pretty);
+    kle_apiserver__answer_status(a, kle_apiserver__status(code, reason, msg, r, name, NULL),
+                                 pretty);
 }
 
-void kle_apiserver__not_found(answer *a, const kle_apiserver__resource *r, const char *name, int pretty)
+void kle_apiserver__not_found(answer *a, const kle_apiserver__resource *r, const char *name,
+                              int pretty)
 {
     char q[256], msg[1024];
     kle_apiserver__qualified(r, q, sizeof(q));
@@ -96,8 +177,8 @@ void kle_apiserver__not_found(answer *a, const kle_apiserver__resource *r, const
     kle_apiserver__answer_error(a, 404, "NotFound", msg, r, name, pretty);
 }
 
-void kle_apiserver__conflict(answer *a, const kle_apiserver__resource *r, const char *name, const char *why,
-                     int pretty)
+void kle_apiserver__conflict(answer *a, const kle_apiserver__resource *r, const char *name,
+                             const char *why, int pretty)
 {
     char q[256], msg[1024];
     kle_apiserver__qualified(r, q, sizeof(q));
@@ -107,7 +188,6 @@ void kle_apiserver__conflict(answer *a, const kle_apiserver__resource *r, const 
                    "version and try again");
     kle_apiserver__answer_error(a, 409, "Conflict", msg, r, name, pretty);
 }
-
 
 const char *kle_apiserver__arg(struct MHD_Connection *c, const char *key)
 {
@@ -123,26 +203,41 @@ int kle_apiserver__dry_run(struct MHD_Connection *c)
 int kle_apiserver__check_selectors(struct MHD_Connection *c, answer *a, int pretty)
 {
     char err[512];
-    if (kle_apiserver__selector_check(kle_apiserver__arg(c, "fieldSelector"), 0, err, sizeof(err)) != 0 ||
-        kle_apiserver__selector_check(kle_apiserver__arg(c, "labelSelector"), 1, err, sizeof(err)) != 0) {
+    if (kle_apiserver__selector_check(kle_apiserver__arg(c, "fieldSelector"), 0, err,
+                                      sizeof(err)) != 0 ||
+        kle_apiserver__selector_check(kle_apiserver__arg(c, "labelSelector"), 1, err,
+                                      sizeof(err)) != 0) {
         kle_apiserver__answer_error(a, 400, "BadRequest", err, NULL, NULL, pretty);
         return -1;
     }
     return 0;
 }
 
+/* A body cut after its first half. */
+typedef struct half_body {
+    size_t len;
+    char *data;
+} half_body;
+
 static ssize_t close_mid_read(void *cls, uint64_t pos, char *buf, size_t max)
 {
-    const char *body = cls;
-    size_t half = strlen(body) / 2;
+    const half_body *hb = cls;
+    size_t half = hb->len / 2;
     size_t n;
     if (pos >= half)
         return MHD_CONTENT_READER_END_WITH_ERROR;
     n = half - (size_t)pos;
     if (n > max)
         n = max;
-    memcpy(buf, body + pos, n);
+    memcpy(buf, hb->data + pos, n);
     return (ssize_t)n;
+}
+
+static void close_mid_free(void *cls)
+{
+    half_body *hb = cls;
+    free(hb->data);
+    free(hb);
 }
 
 enum MHD_Result kle_apiserver__send_answer(struct MHD_Connection *c, answer *a)
@@ -150,15 +245,21 @@ enum MHD_Result kle_apiserver__send_answer(struct MHD_Connection *c, answer *a)
     struct MHD_Response *resp;
     enum MHD_Result r;
     char ra[16];
+    size_t len = a->body ? (a->is_proto ? a->body_len : strlen(a->body)) : 0;
 
     if (a->stream) {
         resp = a->stream;
     } else if (a->close_mid && a->body) {
-        resp =
-            MHD_create_response_from_callback(strlen(a->body), 4096, close_mid_read, a->body, free);
+        half_body *hb = malloc(sizeof(*hb));
+        if (!hb)
+            return MHD_NO;
+        hb->len = len;
+        hb->data = a->body;
         a->body = NULL;
+        resp = MHD_create_response_from_callback(len, 4096, close_mid_read, hb, close_mid_free);
+        if (!resp)
+            close_mid_free(hb);
     } else {
-        size_t len = a->body ? strlen(a->body) : 0;
         resp = MHD_create_response_from_buffer(len, a->body ? a->body : (void *)"",
                                                a->body ? MHD_RESPMEM_MUST_FREE
                                                        : MHD_RESPMEM_PERSISTENT);
@@ -166,7 +267,10 @@ enum MHD_Result kle_apiserver__send_answer(struct MHD_Connection *c, answer *a)
     }
     if (!resp)
         return MHD_NO;
-    MHD_add_response_header(resp, "Content-Type", "application/json");
+    MHD_add_response_header(resp, "Content-Type",
+                            !a->is_proto ? "application/json"
+                            : a->stream  ? KLE_MEDIA_PROTOBUF ";stream=watch"
+                                         : KLE_MEDIA_PROTOBUF);
     MHD_add_response_header(resp, "Cache-Control", "no-cache, private");
     if (a->retry_after > 0) {
         snprintf(ra, sizeof(ra), "%d", a->retry_after);
@@ -182,26 +286,30 @@ void kle_apiserver__fault_answer(answer *a, int code, int retry_after, int prett
     switch (code) {
     case 429:
         a->retry_after = retry_after;
-        kle_apiserver__answer_error(a, 429, "TooManyRequests",
-                     "Too many requests, please try again later. (injected by kle-apiserver)", NULL,
-                     NULL, pretty);
+        kle_apiserver__answer_error(
+            a, 429, "TooManyRequests",
+            "Too many requests, please try again later. (injected by kle-apiserver)", NULL, NULL,
+            pretty);
         break;
     case 500:
         kle_apiserver__answer_error(a, 500, "InternalError",
-                     "Internal error occurred: injected fault (kle-apiserver)", NULL, NULL, pretty);
+                                    "Internal error occurred: injected fault (kle-apiserver)", NULL,
+                                    NULL, pretty);
         break;
     case 503:
         a->retry_after = retry_after;
-        kle_apiserver__answer_error(a, 503, "ServiceUnavailable",
-                     "The server is currently unable to handle the request (injected by "
-                     "kle-apiserver)",
-                     NULL, NULL, pretty);
+        kle_apiserver__answer_error(
+            a, 503, "ServiceUnavailable",
+            "The server is currently unable to handle the request (injected by "
+            "kle-apiserver)",
+            NULL, NULL, pretty);
         break;
     default:
-        kle_apiserver__answer_error(a, 504, "Timeout",
-                     "Timeout: request did not complete within the allotted timeout (injected "
-                     "by kle-apiserver)",
-                     NULL, NULL, pretty);
+        kle_apiserver__answer_error(
+            a, 504, "Timeout",
+            "Timeout: request did not complete within the allotted timeout (injected "
+            "by kle-apiserver)",
+            NULL, NULL, pretty);
         break;
     }
 }

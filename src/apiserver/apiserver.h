@@ -88,11 +88,21 @@ uint64_t kle_apiserver__store_history_floor(void);
 /* The event with resourceVersion rv, or NULL (lock held). */
 const kle_apiserver__event *kle_apiserver__store_event(uint64_t rv);
 
-/* ---- proto.c ---- */
+/* ---- proto.c: application/vnd.kubernetes.protobuf ---- */
 
-/* Decodes a protobuf ConfigMap or Namespace body into JSON; NULL with err. */
-json_object *kle_apiserver__proto_decode(const unsigned char *data, size_t len, char *err,
-                                         size_t errlen);
+/* Decodes a protobuf body ("k8s\0" magic, runtime.Unknown envelope) into
+ * JSON with kind and apiVersion from the envelope. NULL with err and *code
+ * 400 (malformed) or 415 (a kind or encoding without protobuf support). */
+json_object *kle_apiserver__proto_decode(const unsigned char *data, size_t len, int *code,
+                                         char *err, size_t errlen);
+/* 1 when kind of api_version has a protobuf encoding here. */
+int kle_apiserver__proto_supported(const char *api_version, const char *kind);
+/* Appends the protobuf encoding of obj (which names its kind and
+ * apiVersion); -1 when the kind has none. */
+int kle_apiserver__proto_encode(json_object *obj, kle_apiserver__buf *out);
+/* Appends one watch frame: a 4-byte big-endian length, then a
+ * meta.k8s.io/v1 WatchEvent whose object is the enveloped obj. */
+int kle_apiserver__proto_watch_frame(const char *type, json_object *obj, kle_apiserver__buf *out);
 
 /* ---- tls.c ---- */
 

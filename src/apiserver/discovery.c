@@ -74,8 +74,9 @@ void kle_apiserver__discovery(answer *a, const char *url, int pretty)
             known |= strcmp(*g, p[1]) == 0;
         json_object_put(o);
         if (!known) {
-            kle_apiserver__answer_error(a, 404, "NotFound", "the server could not find the requested resource",
-                         NULL, NULL, pretty);
+            kle_apiserver__answer_error(a, 404, "NotFound",
+                                        "the server could not find the requested resource", NULL,
+                                        NULL, pretty);
             return;
         }
         o = group_json(p[1]);
@@ -83,8 +84,9 @@ void kle_apiserver__discovery(answer *a, const char *url, int pretty)
         json_object_object_add(o, "apiVersion", json_object_new_string("v1"));
     } else if (n == 2 && strcmp(p[0], "api") == 0 && strcmp(p[1], "v1") != 0) {
         json_object_put(o);
-        kle_apiserver__answer_error(a, 404, "NotFound", "the server could not find the requested resource", NULL,
-                     NULL, pretty);
+        kle_apiserver__answer_error(a, 404, "NotFound",
+                                    "the server could not find the requested resource", NULL, NULL,
+                                    pretty);
         return;
     } else {
         const char *group = strcmp(p[0], "api") == 0 ? "" : p[1];
@@ -154,8 +156,9 @@ void kle_apiserver__openapi(answer *a, const char *url, int pretty)
     if (!group) {
         json_object_put(o);
         json_object_put(paths);
-        kle_apiserver__answer_error(a, 404, "NotFound", "the server could not find the requested resource", NULL,
-                     NULL, pretty);
+        kle_apiserver__answer_error(a, 404, "NotFound",
+                                    "the server could not find the requested resource", NULL, NULL,
+                                    pretty);
         return;
     }
     json_object_object_add(o, "openapi", json_object_new_string("3.0.0"));

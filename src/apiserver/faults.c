@@ -159,7 +159,6 @@ void kle_apiserver__sleep_ms(int ms)
 
 /* ---- the admin HTTP API ---- */
 
-
 static json_object *fault_json(const fault *f)
 {
     json_object *o = json_object_new_object();

@@ -35,9 +35,20 @@ typedef struct answer {
     int retry_after;
     int close_mid;
     struct MHD_Response *stream; /* A watch stream instead of a body. */
+    int proto;                   /* 1: the client prefers protobuf answers. */
+    int is_proto;                /* 1: body (body_len bytes) or stream is protobuf. */
+    size_t body_len;
+
 } answer;
 
 /* ---- answer.c ---- */
+
+#define KLE_MEDIA_PROTOBUF "application/vnd.kubernetes.protobuf"
+
+/* Picks the answer's encoding from the Accept header as kube-apiserver does
+ * (by weight, then in the client's order): *proto is 1 for protobuf, 0 for
+ * JSON. Returns -1 when nothing acceptable is offered (406). */
+int kle_apiserver__negotiate(struct MHD_Connection *c, int *proto);
 
 /* 1 for ?pretty=true. */
 int kle_apiserver__want_pretty(struct MHD_Connection *c);
@@ -45,6 +56,8 @@ int kle_apiserver__want_pretty(struct MHD_Connection *c);
 int kle_apiserver__want_table(struct MHD_Connection *c);
 /* JSON text with a trailing newline (heap), NULL on allocation failure. */
 char *kle_apiserver__to_text(json_object *o, int pretty);
+/* Answers o as JSON, or as protobuf when the client prefers it and o's
+ * kind has a protobuf encoding. */
 void kle_apiserver__answer_json(answer *a, unsigned code, json_object *o, int pretty);
 /* metadata.<field> of a stored object, "" when missing (hand-edited state). */
 const char *kle_apiserver__meta_or_empty(json_object *obj, const char *field);
@@ -70,8 +83,7 @@ int kle_apiserver__check_selectors(struct MHD_Connection *c, answer *a, int pret
 enum MHD_Result kle_apiserver__send_answer(struct MHD_Connection *c, answer *a);
 /* The Status of an injected fault (429, 500, 503 or 504). */
 void kle_apiserver__fault_answer(answer *a, int code, int retry_after, int pretty);
-void kle_apiserver__forbidden(answer *a, const kle_apiserver__user *u, const route *rt,
-                              int pretty);
+void kle_apiserver__forbidden(answer *a, const kle_apiserver__user *u, const route *rt, int pretty);
 
 /* ---- route.c ---- */
 

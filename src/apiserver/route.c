@@ -50,7 +50,8 @@ static int is_watch(struct MHD_Connection *c)
 }
 
 /* Fills rt from method and url; returns 0, or -1 for an unknown path. */
-int kle_apiserver__route_request(struct MHD_Connection *c, const char *method, const char *url, route *rt)
+int kle_apiserver__route_request(struct MHD_Connection *c, const char *method, const char *url,
+                                 route *rt)
 {
     char p[8][256];
     int n = kle_apiserver__split_path(url, p), off, collection;

@@ -63,7 +63,7 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
     answer a;
     route rt;
     kle_apiserver__user user;
-    int pretty = kle_apiserver__want_pretty(c);
+    int pretty = kle_apiserver__want_pretty(c), acceptable;
     const char *counted_verb, *counted_res;
     enum MHD_Result result;
 
@@ -91,6 +91,7 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
     }
 
     rq->content_type = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Type");
+    acceptable = kle_apiserver__negotiate(c, &a.proto) == 0;
     memset(&user, 0, sizeof(user));
     counted_verb = method;
     counted_res = "nonresource";
@@ -121,6 +122,11 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
         snprintf(msg, sizeof(msg),
                  "the server does not allow this method on the requested resource");
         kle_apiserver__answer_error(&a, 405, "MethodNotAllowed", msg, NULL, NULL, pretty);
+    } else if (!acceptable) {
+        kle_apiserver__answer_error(&a, 406, "NotAcceptable",
+                                    "only the following media types are accepted: "
+                                    "application/json, " KLE_MEDIA_PROTOBUF,
+                                    NULL, NULL, pretty);
     } else {
         kle_apiserver__fault_result f;
         kle_apiserver__faults_match(rt.verb, rt.r->plural, rt.ns, rt.name, &f);

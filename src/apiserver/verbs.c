@@ -10,7 +10,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-
 typedef struct list_ctx {
     json_object *items;
     const char *fsel, *lsel;
@@ -95,25 +94,30 @@ static json_object *parse_body(const request *rq, const route *rt, answer *a, in
 
     {
         const char *ct = rq->content_type;
-        if (ct && strncmp(ct, "application/vnd.kubernetes.protobuf", 35) == 0) {
+        if (ct && strncmp(ct, KLE_MEDIA_PROTOBUF, strlen(KLE_MEDIA_PROTOBUF)) == 0) {
+            int code;
             obj = kle_apiserver__proto_decode((const unsigned char *)rq->body.data, rq->body.len,
-                                              msg, sizeof(msg));
+                                              &code, msg, sizeof(msg));
             if (!obj) {
-                kle_apiserver__answer_error(a, 415, "UnsupportedMediaType", msg, NULL, NULL, pretty);
+                kle_apiserver__answer_error(a, code,
+                                            code == 415 ? "UnsupportedMediaType" : "BadRequest",
+                                            msg, NULL, NULL, pretty);
                 return NULL;
             }
             goto decoded;
         }
         if (ct && *ct && strncmp(ct, "application/json", 16) != 0) {
             kle_apiserver__answer_error(a, 415, "UnsupportedMediaType",
-                         "the body of the request was in an unknown format - accepted media "
-                         "types include: application/json",
-                         NULL, NULL, pretty);
+                                        "the body of the request was in an unknown format - "
+                                        "accepted media types include: application/json, "
+                                        "application/vnd.kubernetes.protobuf",
+                                        NULL, NULL, pretty);
             return NULL;
         }
     }
     if (!rq->body.data || rq->body.len == 0) {
-        kle_apiserver__answer_error(a, 400, "BadRequest", "the body of the request was empty", NULL, NULL, pretty);
+        kle_apiserver__answer_error(a, 400, "BadRequest", "the body of the request was empty", NULL,
+                                    NULL, pretty);
         return NULL;
     }
     tok = json_tokener_new();
@@ -217,10 +221,11 @@ static int fix_namespace(json_object *obj, const route *rt, answer *a, int prett
         return 0;
     }
     if (ns && *ns && strcmp(ns, rt->ns) != 0) {
-        kle_apiserver__answer_error(a, 400, "BadRequest",
-                     "the namespace of the provided object does not match the namespace sent "
-                     "on the request",
-                     NULL, NULL, pretty);
+        kle_apiserver__answer_error(
+            a, 400, "BadRequest",
+            "the namespace of the provided object does not match the namespace sent "
+            "on the request",
+            NULL, NULL, pretty);
         return -1;
     }
     json_object_object_add(meta, "namespace", json_object_new_string(rt->ns));
@@ -238,13 +243,13 @@ static int namespace_exists(const route *rt, answer *a, int pretty)
 
 static void persist_failed(answer *a, int pretty)
 {
-    kle_apiserver__answer_error(a, 500, "InternalError",
-                 "Internal error occurred: persisting the change to --data-dir failed", NULL, NULL,
-                 pretty);
+    kle_apiserver__answer_error(
+        a, 500, "InternalError",
+        "Internal error occurred: persisting the change to --data-dir failed", NULL, NULL, pretty);
 }
 
-void kle_apiserver__do_create(struct MHD_Connection *c, const request *rq, const route *rt, answer *a,
-                      int pretty)
+void kle_apiserver__do_create(struct MHD_Connection *c, const request *rq, const route *rt,
+                              answer *a, int pretty)
 {
     json_object *obj = parse_body(rq, rt, a, pretty), *meta, *causes;
     const char *name, *gen;
@@ -345,7 +350,8 @@ static void replace_locked(struct MHD_Connection *c, const route *rt, json_objec
     }
     causes = kle_apiserver__validate(rt->r, obj);
     if (causes) {
-        kle_apiserver__answer_status(a, kle_apiserver__invalid_status(rt->r, rt->name, causes), pretty);
+        kle_apiserver__answer_status(a, kle_apiserver__invalid_status(rt->r, rt->name, causes),
+                                     pretty);
         json_object_put(obj);
         return;
     }
@@ -360,8 +366,8 @@ static void replace_locked(struct MHD_Connection *c, const route *rt, json_objec
         kle_apiserver__answer_obj(a, 200, rt, obj, pretty);
 }
 
-void kle_apiserver__do_update(struct MHD_Connection *c, const request *rq, const route *rt, answer *a,
-                      int pretty)
+void kle_apiserver__do_update(struct MHD_Connection *c, const request *rq, const route *rt,
+                              answer *a, int pretty)
 {
     json_object *obj = parse_body(rq, rt, a, pretty), *existing;
     const char *name, *rv;
@@ -389,14 +395,17 @@ void kle_apiserver__do_update(struct MHD_Connection *c, const request *rq, const
     if (!existing) {
         kle_apiserver__not_found(a, rt->r, rt->name, pretty);
         json_object_put(obj);
-    } else if (rv && *rv && strcmp(rv, kle_apiserver__meta_or_empty(existing, "resourceVersion")) != 0) {
+    } else if (rv && *rv &&
+               strcmp(rv, kle_apiserver__meta_or_empty(existing, "resourceVersion")) != 0) {
         kle_apiserver__conflict(a, rt->r, rt->name, NULL, pretty);
         json_object_put(obj);
     } else if (kle_apiserver__meta_str(obj, "uid") && *kle_apiserver__meta_str(obj, "uid") &&
-               strcmp(kle_apiserver__meta_str(obj, "uid"), kle_apiserver__meta_or_empty(existing, "uid")) != 0) {
+               strcmp(kle_apiserver__meta_str(obj, "uid"),
+                      kle_apiserver__meta_or_empty(existing, "uid")) != 0) {
         snprintf(msg, sizeof(msg),
                  "Precondition failed: UID in precondition: %.100s, UID in object meta: %s",
-                 kle_apiserver__meta_str(obj, "uid"), kle_apiserver__meta_or_empty(existing, "uid"));
+                 kle_apiserver__meta_str(obj, "uid"),
+                 kle_apiserver__meta_or_empty(existing, "uid"));
         kle_apiserver__conflict(a, rt->r, rt->name, msg, pretty);
         json_object_put(obj);
     } else {
@@ -405,8 +414,8 @@ void kle_apiserver__do_update(struct MHD_Connection *c, const request *rq, const
     kle_apiserver__store_unlock();
 }
 
-void kle_apiserver__do_patch(struct MHD_Connection *c, const request *rq, const route *rt, answer *a,
-                     int pretty)
+void kle_apiserver__do_patch(struct MHD_Connection *c, const request *rq, const route *rt,
+                             answer *a, int pretty)
 {
     const char *ct = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Type");
     int strategic;
@@ -442,7 +451,8 @@ void kle_apiserver__do_patch(struct MHD_Connection *c, const request *rq, const 
     if (json_object_object_get_ex(patch, "metadata", &pmeta) &&
         json_object_object_get_ex(pmeta, "resourceVersion", &v) &&
         json_object_is_type(v, json_type_string) &&
-        strcmp(json_object_get_string(v), kle_apiserver__meta_or_empty(existing, "resourceVersion")) != 0) {
+        strcmp(json_object_get_string(v),
+               kle_apiserver__meta_or_empty(existing, "resourceVersion")) != 0) {
         kle_apiserver__conflict(a, rt->r, rt->name, NULL, pretty);
         goto out;
     }
@@ -485,17 +495,35 @@ static void collect_name(json_object *obj, void *arg)
     no->names[no->n++] = strdup(kle_apiserver__meta_str(obj, "name"));
 }
 
-void kle_apiserver__do_delete(struct MHD_Connection *c, const request *rq, const route *rt, answer *a,
-                      int pretty)
+void kle_apiserver__do_delete(struct MHD_Connection *c, const request *rq, const route *rt,
+                              answer *a, int pretty)
 {
     json_object *existing, *opts = NULL, *pre, *v;
     char msg[1024];
 
-    if (rq->body.len) {
+    if (rq->body.len && rq->content_type &&
+        strncmp(rq->content_type, KLE_MEDIA_PROTOBUF, strlen(KLE_MEDIA_PROTOBUF)) == 0) {
+        int code;
+        json_object *k;
+        opts = kle_apiserver__proto_decode((const unsigned char *)rq->body.data, rq->body.len,
+                                           &code, msg, sizeof(msg));
+        if (!opts || !json_object_object_get_ex(opts, "kind", &k) ||
+            strcmp(json_object_get_string(k), "DeleteOptions") != 0) {
+            if (opts)
+                snprintf(msg, sizeof(msg), "couldn't decode DeleteOptions: the body is a %s",
+                         json_object_get_string(k));
+            json_object_put(opts);
+            kle_apiserver__answer_error(
+                a, opts ? 400 : code, code == 415 && !opts ? "UnsupportedMediaType" : "BadRequest",
+                msg, NULL, NULL, pretty);
+            return;
+        }
+    } else if (rq->body.len) {
         opts = json_tokener_parse(rq->body.data);
         if (!opts || !json_object_is_type(opts, json_type_object)) {
             json_object_put(opts);
-            kle_apiserver__answer_error(a, 400, "BadRequest", "couldn't decode DeleteOptions", NULL, NULL, pretty);
+            kle_apiserver__answer_error(a, 400, "BadRequest", "couldn't decode DeleteOptions", NULL,
+                                        NULL, pretty);
             return;
         }
     }
@@ -546,8 +574,8 @@ void kle_apiserver__do_delete(struct MHD_Connection *c, const request *rq, const
         if (rt->r->group[0])
             json_object_object_add(details, "group", json_object_new_string(rt->r->group));
         json_object_object_add(details, "kind", json_object_new_string(rt->r->plural));
-        json_object_object_add(details, "uid",
-                               json_object_new_string(kle_apiserver__meta_or_empty(existing, "uid")));
+        json_object_object_add(
+            details, "uid", json_object_new_string(kle_apiserver__meta_or_empty(existing, "uid")));
         json_object_object_add(st, "details", details);
         if (!kle_apiserver__dry_run(c)) {
             if (rt->res == KLE_RES_NAMESPACES) {

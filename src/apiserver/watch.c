@@ -25,7 +25,8 @@ typedef struct watcher {
     int done;
     int pretty;
     int table;
-    int fd; /* The client's socket, to notice when it goes away; -1 unknown. */
+    int proto; /* Protobuf frames instead of JSON lines. */
+    int fd;    /* The client's socket, to notice when it goes away; -1 unknown. */
     kle_apiserver__buf out;
     size_t off;
 } watcher;
@@ -77,8 +78,13 @@ static void emit_stored(watcher *w, const char *type, json_object *stored, json_
 
 static void emit(watcher *w, const char *type, json_object *obj)
 {
-    json_object *ev = json_object_new_object();
+    json_object *ev;
     char *text;
+    if (w->proto) {
+        kle_apiserver__proto_watch_frame(type, obj, &w->out);
+        return;
+    }
+    ev = json_object_new_object();
     json_object_object_add(ev, "type", json_object_new_string(type));
     if (w->table &&
         strcmp(type, "ADDED") * strcmp(type, "MODIFIED") * strcmp(type, "DELETED") == 0) {
@@ -227,9 +233,12 @@ static void watch_free(void *cls)
 
 void kle_apiserver__do_watch(struct MHD_Connection *c, const route *rt, answer *a, int pretty)
 {
-    const char *rv = kle_apiserver__arg(c, "resourceVersion"), *t = kle_apiserver__arg(c, "timeoutSeconds");
-    const char *bm = kle_apiserver__arg(c, "allowWatchBookmarks"), *sie = kle_apiserver__arg(c, "sendInitialEvents");
-    const char *fs = kle_apiserver__arg(c, "fieldSelector"), *ls = kle_apiserver__arg(c, "labelSelector");
+    const char *rv = kle_apiserver__arg(c, "resourceVersion"),
+               *t = kle_apiserver__arg(c, "timeoutSeconds");
+    const char *bm = kle_apiserver__arg(c, "allowWatchBookmarks"),
+               *sie = kle_apiserver__arg(c, "sendInitialEvents");
+    const char *fs = kle_apiserver__arg(c, "fieldSelector"),
+               *ls = kle_apiserver__arg(c, "labelSelector");
     watcher *w;
     long timeout = 1800;
     int initial = 0, initial_end = 0;
@@ -240,7 +249,8 @@ void kle_apiserver__do_watch(struct MHD_Connection *c, const route *rt, answer *
         char *end;
         timeout = strtol(t, &end, 10);
         if (*end || timeout < 0) {
-            kle_apiserver__answer_error(a, 400, "BadRequest", "invalid timeoutSeconds", NULL, NULL, pretty);
+            kle_apiserver__answer_error(a, 400, "BadRequest", "invalid timeoutSeconds", NULL, NULL,
+                                        pretty);
             return;
         }
         if (timeout == 0)
@@ -260,6 +270,7 @@ void kle_apiserver__do_watch(struct MHD_Connection *c, const route *rt, answer *
     w->bookmarks = bm && strcmp(bm, "true") == 0;
     w->pretty = pretty;
     w->table = kle_apiserver__want_table(c);
+    w->proto = a->proto;
     {
         const union MHD_ConnectionInfo *ci =
             MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
@@ -287,7 +298,8 @@ void kle_apiserver__do_watch(struct MHD_Connection *c, const route *rt, answer *
         if (*end) {
             kle_apiserver__store_unlock();
             watch_free(w);
-            kle_apiserver__answer_error(a, 400, "BadRequest", "invalid resourceVersion", NULL, NULL, pretty);
+            kle_apiserver__answer_error(a, 400, "BadRequest", "invalid resourceVersion", NULL, NULL,
+                                        pretty);
             return;
         }
         if (w->pos < kle_apiserver__store_history_floor())
@@ -295,6 +307,7 @@ void kle_apiserver__do_watch(struct MHD_Connection *c, const route *rt, answer *
     }
     kle_apiserver__store_unlock();
     a->code = 200;
+    a->is_proto = w->proto;
     a->stream =
         MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16384, watch_read, w, watch_free);
     if (!a->stream)

@@ -20,6 +20,44 @@ paths = ["/apis/coordination.k8s.io/v1/namespaces/default/leases", "/api/v1/name
          "/api/v1/namespaces", "/api/v1/namespaces/default/endpoints", "/api/v1/namespaces/nope/configmaps"]
 names = ["a", "b", "x1", "default", "Bad", ""]
 cts = ["application/json", "application/merge-patch+json", "application/strategic-merge-patch+json", "application/vnd.kubernetes.protobuf", "text/plain"]
+def pb_varint(n):
+    out = b""
+    while True:
+        b, n = n & 0x7F, n >> 7
+        if n:
+            out += bytes([b | 0x80])
+        else:
+            return out + bytes([b])
+def pb_field(num, data):
+    return pb_varint(num << 3 | 2) + pb_varint(len(data)) + data
+# A valid protobuf Lease ("k8s\0", runtime.Unknown{typeMeta, raw}) to mutate.
+pb_lease = b"k8s\x00" + pb_field(1, pb_field(1, b"coordination.k8s.io/v1") + pb_field(2, b"Lease")) + \
+    pb_field(2, pb_field(1, pb_field(1, b"a") + pb_field(3, b"default")) +
+             pb_field(2, pb_field(1, b"holder") + pb_varint(2 << 3) + pb_varint(15)))
+def pb_body():
+    """Malformed protobuf: truncated, bit-flipped, huge lengths, wrong magic,
+    wrong or deep kinds, random tags."""
+    b = bytearray(pb_lease)
+    r = random.random()
+    if r < 0.2:
+        return bytes(b[:random.randint(0, len(b))])
+    if r < 0.4:
+        for _ in range(random.randint(1, 4)):
+            b[random.randrange(len(b))] ^= 1 << random.randrange(8)
+        return bytes(b)
+    if r < 0.5:
+        return b"k8s\x00" + pb_varint(2 << 3 | 2) + pb_varint(random.choice([1 << 31, 1 << 62, 2**64 - 1])) + b"xy"
+    if r < 0.6:
+        return b"k8s\x01" + bytes(b[4:])
+    if r < 0.7:
+        kind = random.choice([b"ConfigMap", b"Status", b"LeaseList", b"Deployment", b"", b"DeleteOptions", b"Event"])
+        return b"k8s\x00" + pb_field(1, pb_field(1, random.choice([b"v1", b"coordination.k8s.io/v1", b"meta.k8s.io/v1"])) + pb_field(2, kind)) + pb_field(2, bytes(b[30:]))
+    if r < 0.8:
+        deep = b"x"
+        for _ in range(random.randint(1, 300)):
+            deep = pb_field(random.choice([1, 2, 3]), deep)
+        return b"k8s\x00" + pb_field(1, pb_field(1, b"coordination.k8s.io/v1") + pb_field(2, b"Lease")) + pb_field(2, deep)
+    return b"k8s\x00" + os.urandom(random.randint(0, 80))
 codes = {}
 for i in range(int(sys.argv[5])):
     c = http.client.HTTPSConnection(host, int(port), context=ctx, timeout=30)
@@ -33,8 +71,12 @@ for i in range(int(sys.argv[5])):
         body.setdefault("metadata", {})
         if isinstance(body["metadata"], dict): body["metadata"]["name"] = random.choice(names)
     data = json.dumps(body).encode() if random.random() < 0.9 else os.urandom(random.randint(0,50))
+    ct = random.choice(cts)
+    if ct == "application/vnd.kubernetes.protobuf" and random.random() < 0.8:
+        data = pb_body()
+    accept = random.choice(["application/json", "application/vnd.kubernetes.protobuf", "application/vnd.kubernetes.protobuf, application/json", "text/plain", "*/*", ""])
     try:
-        c.request(m, p, body=data if m != "GET" else None, headers={"Authorization": "Bearer " + token, "Content-Type": random.choice(cts)})
+        c.request(m, p, body=data if m != "GET" else None, headers={"Authorization": "Bearer " + token, "Content-Type": ct, "Accept": accept})
         r = c.getresponse(); r.read(); codes[r.status] = codes.get(r.status, 0) + 1
     except Exception as e:
         codes[type(e).__name__] = codes.get(type(e).__name__, 0) + 1
