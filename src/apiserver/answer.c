@@ -316,8 +316,10 @@ void kle_apiserver__fault_answer(answer *a, int code, int retry_after, int prett
 
 void kle_apiserver__forbidden(answer *a, const kle_apiserver__user *u, const route *rt, int pretty)
 {
-    char q[256], msg[1536], scope[300];
+    char q[256], msg[1536], scope[300], res[128];
     kle_apiserver__qualified(rt->r, q, sizeof(q));
+    snprintf(res, sizeof(res), "%s%s%s", rt->r->plural, rt->subresource[0] ? "/" : "",
+             rt->subresource);
     if (rt->r->namespaced && rt->ns[0])
         snprintf(scope, sizeof(scope), "in the namespace \"%s\"", rt->ns);
     else
@@ -326,10 +328,10 @@ void kle_apiserver__forbidden(answer *a, const kle_apiserver__user *u, const rou
         snprintf(msg, sizeof(msg),
                  "%s \"%s\" is forbidden: User \"%s\" cannot %s resource \"%s\" in API group "
                  "\"%s\" %s",
-                 q, rt->name, u->name, rt->verb, rt->r->plural, rt->r->group, scope);
+                 q, rt->name, u->name, rt->verb, res, rt->r->group, scope);
     else
         snprintf(msg, sizeof(msg),
                  "%s is forbidden: User \"%s\" cannot %s resource \"%s\" in API group \"%s\" %s", q,
-                 u->name, rt->verb, rt->r->plural, rt->r->group, scope);
+                 u->name, rt->verb, res, rt->r->group, scope);
     kle_apiserver__answer_error(a, 403, "Forbidden", msg, rt->r, rt->name, pretty);
 }

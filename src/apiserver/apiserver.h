@@ -8,6 +8,7 @@
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 /* One served resource: its group/version, plural name and kind. */
 typedef struct kle_apiserver__resource {
@@ -19,6 +20,7 @@ typedef struct kle_apiserver__resource {
     const char *list_kind;
     const char *short_name; /* NULL when none. */
     int namespaced;
+    int review; /* 1: create only, answered and never stored (access reviews). */
 } kle_apiserver__resource;
 
 extern const kle_apiserver__resource kle_apiserver__resources[];
@@ -27,8 +29,17 @@ extern const size_t kle_apiserver__nresources;
 /* Index of the namespaces resource in kle_apiserver__resources. */
 #define KLE_RES_NAMESPACES 0
 /* core/v1 events; events.k8s.io/v1 events are stored with them. */
-#define KLE_RES_CORE_EVENTS 3
-#define KLE_RES_EVENTS_V1   5
+#define KLE_RES_CORE_EVENTS         3
+#define KLE_RES_EVENTS_V1           5
+#define KLE_RES_SERVICEACCOUNTS     6
+#define KLE_RES_ROLES               7
+#define KLE_RES_ROLEBINDINGS        8
+#define KLE_RES_CLUSTERROLES        9
+#define KLE_RES_CLUSTERROLEBINDINGS 10
+#define KLE_RES_DEPLOYMENTS         11
+#define KLE_RES_SSAR                12
+#define KLE_RES_SSRR                13
+#define KLE_RES_SECRETS             14
 
 /* Buffer that grows; data is always NUL-terminated when len > 0. */
 typedef struct kle_apiserver__buf {
@@ -136,11 +147,34 @@ void kle_apiserver__auth_add_token(const char *token, const char *user, const ch
                                    const char *groups);
 /* Returns 1 and fills u when the bearer token is known. */
 int kle_apiserver__auth_token(const char *token, kle_apiserver__user *u);
+/* Reads and checks the --authz-file rules (installed later by rbac.c). */
 int kle_apiserver__authz_load(const char *path, char *err, size_t errlen);
-/* Returns 1 when u may do verb on the resource. */
+/* The loaded --authz-file rules (borrowed), or NULL. */
+json_object *kle_apiserver__authz_file_rules(void);
+/* Issues a token that authenticates as system:serviceaccount:ns:name while
+ * that service account (with that uid) exists, until expires (wall time). */
+int kle_apiserver__sa_token_issue(const char *ns, const char *name, const char *uid, time_t expires,
+                                  char *out, size_t outlen);
+void kle_apiserver__auth_free(void);
+
+/* ---- rbac.c: the authorizer ---- */
+
+/* 1 once RBAC decides (--authz-file or --authorization-mode=RBAC); 0: every
+ * authenticated user may do everything. */
+extern int kle_apiserver__rbac_enabled;
+/* 1 when u is in group g (everyone is in system:authenticated). */
+int kle_apiserver__user_in_group(const kle_apiserver__user *u, const char *g);
+/* Returns 1 when u may do verb on resource ("plural" or "plural/sub") of
+ * group, in namespace ns (may be "") on object name (may be ""). Takes the
+ * store lock: call without it. */
 int kle_apiserver__authz_allowed(const kle_apiserver__user *u, const char *verb, const char *group,
                                  const char *resource, const char *ns, const char *name);
-void kle_apiserver__auth_free(void);
+/* The PolicyRules that apply to u in ns, as a JSON array (new reference). */
+json_object *kle_apiserver__rbac_rules(const kle_apiserver__user *u, const char *ns);
+/* Enables RBAC and stores file_rules (the --authz-file format) as
+ * ClusterRoles and bindings; NULL only enables nothing. Call after the
+ * store is open. */
+int kle_apiserver__authz_install(json_object *file_rules);
 
 /* ---- faults.c: fault rules, pause, black holes, request counters ---- */
 

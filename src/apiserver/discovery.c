@@ -32,7 +32,9 @@ static json_object *group_json(const char *group)
     return g;
 }
 
-const char *const kle_apiserver__served_groups[] = {"coordination.k8s.io", "events.k8s.io", NULL};
+const char *const kle_apiserver__served_groups[] = {"coordination.k8s.io",       "events.k8s.io",
+                                                    "rbac.authorization.k8s.io", "apps",
+                                                    "authorization.k8s.io",      NULL};
 
 void kle_apiserver__discovery(answer *a, const char *url, int pretty)
 {
@@ -106,7 +108,12 @@ void kle_apiserver__discovery(answer *a, const char *url, int pretty)
             json_object_object_add(e, "singularName", json_object_new_string(r->singular));
             json_object_object_add(e, "namespaced", json_object_new_boolean(r->namespaced));
             json_object_object_add(e, "kind", json_object_new_string(r->kind));
-            json_object_object_add(e, "verbs", kle_apiserver__str_array(verbs));
+            if (r->review) {
+                static const char *const create[] = {"create", NULL};
+                json_object_object_add(e, "verbs", kle_apiserver__str_array(create));
+            } else {
+                json_object_object_add(e, "verbs", kle_apiserver__str_array(verbs));
+            }
             if (r->short_name) {
                 const char *sn[] = {r->short_name, NULL};
                 json_object_object_add(e, "shortNames", kle_apiserver__str_array(sn));

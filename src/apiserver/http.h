@@ -12,6 +12,7 @@ typedef struct request {
     const char *content_type; /* Borrowed from the connection. */
     int too_large;
     int started;
+    kle_apiserver__user user; /* Who asks (after impersonation). */
 } request;
 
 typedef struct route {
@@ -22,6 +23,7 @@ typedef struct route {
     const kle_apiserver__resource *r;
     char ns[256];
     char name[256];
+    char subresource[32]; /* "" or "token". */
     const char *verb;
     char group[128];
 } route;
@@ -104,6 +106,9 @@ void kle_apiserver__openapi(answer *a, const char *url, int pretty);
 
 /* ---- verbs.c, watch.c ---- */
 
+/* Parses and checks a create/update body (JSON or protobuf) against the
+ * route's kind; NULL with the answer filled on error. */
+json_object *kle_apiserver__parse_body(const request *rq, const route *rt, answer *a, int pretty);
 void kle_apiserver__do_list(struct MHD_Connection *c, const route *rt, answer *a, int pretty);
 void kle_apiserver__do_get(struct MHD_Connection *c, const route *rt, answer *a, int pretty);
 void kle_apiserver__do_create(struct MHD_Connection *c, const request *rq, const route *rt,
@@ -115,5 +120,12 @@ void kle_apiserver__do_patch(struct MHD_Connection *c, const request *rq, const 
 void kle_apiserver__do_delete(struct MHD_Connection *c, const request *rq, const route *rt,
                               answer *a, int pretty);
 void kle_apiserver__do_watch(struct MHD_Connection *c, const route *rt, answer *a, int pretty);
+
+/* ---- review.c: access reviews and service-account tokens ---- */
+
+/* SelfSubjectAccessReview and SelfSubjectRulesReview for rq->user. */
+void kle_apiserver__do_review(const request *rq, const route *rt, answer *a, int pretty);
+/* TokenRequest: POST serviceaccounts/{name}/token. */
+void kle_apiserver__do_token(const request *rq, const route *rt, answer *a, int pretty);
 
 #endif

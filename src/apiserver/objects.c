@@ -9,12 +9,27 @@
 #include <time.h>
 
 const kle_apiserver__resource kle_apiserver__resources[] = {
-    {"", "v1", "namespaces", "namespace", "Namespace", "NamespaceList", "ns", 0},
-    {"", "v1", "configmaps", "configmap", "ConfigMap", "ConfigMapList", "cm", 1},
-    {"", "v1", "endpoints", "endpoints", "Endpoints", "EndpointsList", "ep", 1},
-    {"", "v1", "events", "event", "Event", "EventList", "ev", 1},
-    {"coordination.k8s.io", "v1", "leases", "lease", "Lease", "LeaseList", NULL, 1},
-    {"events.k8s.io", "v1", "events", "event", "Event", "EventList", "ev", 1},
+    {"", "v1", "namespaces", "namespace", "Namespace", "NamespaceList", "ns", 0, 0},
+    {"", "v1", "configmaps", "configmap", "ConfigMap", "ConfigMapList", "cm", 1, 0},
+    {"", "v1", "endpoints", "endpoints", "Endpoints", "EndpointsList", "ep", 1, 0},
+    {"", "v1", "events", "event", "Event", "EventList", "ev", 1, 0},
+    {"coordination.k8s.io", "v1", "leases", "lease", "Lease", "LeaseList", NULL, 1, 0},
+    {"events.k8s.io", "v1", "events", "event", "Event", "EventList", "ev", 1, 0},
+    {"", "v1", "serviceaccounts", "serviceaccount", "ServiceAccount", "ServiceAccountList", "sa", 1,
+     0},
+    {"rbac.authorization.k8s.io", "v1", "roles", "role", "Role", "RoleList", NULL, 1, 0},
+    {"rbac.authorization.k8s.io", "v1", "rolebindings", "rolebinding", "RoleBinding",
+     "RoleBindingList", NULL, 1, 0},
+    {"rbac.authorization.k8s.io", "v1", "clusterroles", "clusterrole", "ClusterRole",
+     "ClusterRoleList", NULL, 0, 0},
+    {"rbac.authorization.k8s.io", "v1", "clusterrolebindings", "clusterrolebinding",
+     "ClusterRoleBinding", "ClusterRoleBindingList", NULL, 0, 0},
+    {"apps", "v1", "deployments", "deployment", "Deployment", "DeploymentList", "deploy", 1, 0},
+    {"authorization.k8s.io", "v1", "selfsubjectaccessreviews", "selfsubjectaccessreview",
+     "SelfSubjectAccessReview", "SelfSubjectAccessReviewList", NULL, 0, 1},
+    {"authorization.k8s.io", "v1", "selfsubjectrulesreviews", "selfsubjectrulesreview",
+     "SelfSubjectRulesReview", "SelfSubjectRulesReviewList", NULL, 0, 1},
+    {"", "v1", "secrets", "secret", "Secret", "SecretList", NULL, 1, 0},
 };
 const size_t kle_apiserver__nresources =
     sizeof(kle_apiserver__resources) / sizeof(kle_apiserver__resources[0]);

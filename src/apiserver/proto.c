@@ -38,6 +38,13 @@ static const kind_desc kinds[] = {
     {"v1", "NamespaceList", &k8s__namespace_list__descriptor},
     {"events.k8s.io/v1", "Event", &k8s__events_v1_event__descriptor},
     {"events.k8s.io/v1", "EventList", &k8s__events_v1_event_list__descriptor},
+    {"v1", "ServiceAccount", &k8s__service_account__descriptor},
+    {"v1", "ServiceAccountList", &k8s__service_account_list__descriptor},
+    {"authentication.k8s.io/v1", "TokenRequest", &k8s__token_request__descriptor},
+    {"authorization.k8s.io/v1", "SelfSubjectAccessReview",
+     &k8s__self_subject_access_review__descriptor},
+    {"authorization.k8s.io/v1", "SelfSubjectRulesReview",
+     &k8s__self_subject_rules_review__descriptor},
     {"v1", "Status", &k8s__status__descriptor},
     {"meta.k8s.io/v1", "Status", &k8s__status__descriptor},
     {"v1", "DeleteOptions", &k8s__delete_options__descriptor},
@@ -182,6 +189,12 @@ static int pointer_field(const ProtobufCMessageDescriptor *d, const ProtobufCFie
         return 1;
     if (d == &k8s__config_map__descriptor)
         return strcmp(f->name, "immutable") == 0;
+    if (d == &k8s__service_account__descriptor)
+        return strcmp(f->name, "automountServiceAccountToken") == 0;
+    if (d == &k8s__subject_access_review_status__descriptor)
+        return strcmp(f->name, "allowed") == 0;
+    if (d == &k8s__subject_rules_review_status__descriptor)
+        return strcmp(f->name, "incomplete") == 0;
     if (d == &k8s__endpoint_address__descriptor)
         return strcmp(f->name, "nodeName") == 0;
     if (d == &k8s__endpoint_port__descriptor)

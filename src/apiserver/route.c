@@ -103,11 +103,16 @@ int kle_apiserver__route_request(struct MHD_Connection *c, const char *method, c
     /* Forms: {res} | {res}/{name} (cluster-scoped) | namespaces/{ns}/{res}[/{name}] */
     if (n >= 3 && strcmp(p[off], "namespaces") == 0 && !(n == 2)) {
         rt->res = find_resource(group, version, p[off + 2]);
-        if (rt->res < 0 || !kle_apiserver__resources[rt->res].namespaced || n > 4)
+        if (rt->res < 0 || !kle_apiserver__resources[rt->res].namespaced || n > 5)
+            return -1;
+        /* The one subresource served: serviceaccounts/{name}/token. */
+        if (n == 5 && (rt->res != KLE_RES_SERVICEACCOUNTS || strcmp(p[off + 4], "token") != 0))
             return -1;
         snprintf(rt->ns, sizeof(rt->ns), "%s", p[off + 1]);
-        if (n == 4)
+        if (n >= 4)
             snprintf(rt->name, sizeof(rt->name), "%s", p[off + 3]);
+        if (n == 5)
+            snprintf(rt->subresource, sizeof(rt->subresource), "%s", p[off + 4]);
         collection = n == 3;
     } else if (n == 1 || n == 2) {
         rt->res = find_resource(group, version, p[off]);
@@ -138,6 +143,9 @@ int kle_apiserver__route_request(struct MHD_Connection *c, const char *method, c
         rt->verb = collection ? "deletecollection" : "delete";
     else
         rt->verb = NULL;
+    /* A subresource and an access review are only created. */
+    if (rt->subresource[0] || rt->r->review)
+        rt->verb = strcmp(method, "POST") == 0 ? "create" : NULL;
     /* The all-namespaces path of a namespaced resource only lists and watches. */
     if (rt->verb && rt->r->namespaced && !rt->ns[0] && strcmp(rt->verb, "list") != 0 &&
         strcmp(rt->verb, "watch") != 0)

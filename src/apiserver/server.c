@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #define MAX_BODY (3u * 1024 * 1024)
 
@@ -22,6 +23,77 @@ void kle_apiserver__set_options(int have_client_ca, const char *addr)
 }
 
 /* ---- authentication ---- */
+
+typedef struct groups_ctx {
+    char groups[512];
+} groups_ctx;
+
+static enum MHD_Result collect_group(void *cls, enum MHD_ValueKind kind, const char *key,
+                                     const char *value)
+{
+    groups_ctx *g = cls;
+    size_t n = strlen(g->groups);
+    if (strcasecmp(key, "Impersonate-Group") == 0 && value && *value)
+        snprintf(g->groups + n, sizeof(g->groups) - n, "%s%s", n ? "," : "", value);
+    return MHD_YES;
+}
+
+/* The Impersonate-User and Impersonate-Group headers (kubectl --as,
+ * --as-group): u becomes that user when it may impersonate them; else a
+ * 403 answer and -1. */
+static int impersonate(struct MHD_Connection *c, kle_apiserver__user *u, answer *a, int pretty)
+{
+    const char *as = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Impersonate-User");
+    groups_ctx g;
+    char ns[256] = "", name[256] = "", msg[1024];
+    const char *res = "users", *target;
+    int ok;
+
+    if (!as || !*as)
+        return 0;
+    memset(&g, 0, sizeof(g));
+    MHD_get_connection_values(c, MHD_HEADER_KIND, collect_group, &g);
+    if (strncmp(as, "system:serviceaccount:", 22) == 0 && strchr(as + 22, ':')) {
+        const char *colon = strchr(as + 22, ':');
+        snprintf(ns, sizeof(ns), "%.*s", (int)(colon - (as + 22)), as + 22);
+        snprintf(name, sizeof(name), "%s", colon + 1);
+        res = "serviceaccounts";
+        target = name;
+        ok = kle_apiserver__authz_allowed(u, "impersonate", "", res, ns, name);
+    } else {
+        target = as;
+        ok = kle_apiserver__authz_allowed(u, "impersonate", "", res, "", as);
+    }
+    if (ok && g.groups[0]) {
+        char copy[512], *save = NULL;
+        snprintf(copy, sizeof(copy), "%s", g.groups);
+        for (char *t = strtok_r(copy, ",", &save); t && ok; t = strtok_r(NULL, ",", &save))
+            if (!kle_apiserver__authz_allowed(u, "impersonate", "", "groups", "", t)) {
+                ok = 0;
+                res = "groups";
+                target = as;
+            }
+    }
+    if (!ok) {
+        char scope[300] = "at the cluster scope";
+        if (ns[0] && strcmp(res, "serviceaccounts") == 0)
+            snprintf(scope, sizeof(scope), "in the namespace \"%s\"", ns);
+        snprintf(msg, sizeof(msg),
+                 "%s \"%.200s\" is forbidden: User \"%s\" cannot impersonate resource \"%s\" in "
+                 "API group \"\" %s",
+                 res, target, u->name, res, scope);
+        kle_apiserver__answer_error(a, 403, "Forbidden", msg, NULL, NULL, pretty);
+        return -1;
+    }
+    memset(u, 0, sizeof(*u));
+    snprintf(u->name, sizeof(u->name), "%s", as);
+    if (g.groups[0])
+        snprintf(u->groups, sizeof(u->groups), "%s", g.groups);
+    else if (ns[0])
+        snprintf(u->groups, sizeof(u->groups),
+                 "system:serviceaccounts,system:serviceaccounts:%.200s", ns);
+    return 0;
+}
 
 static int authenticate(struct MHD_Connection *c, kle_apiserver__user *u)
 {
@@ -105,6 +177,8 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
         a.body = strdup("ok");
     } else if (!authenticate(c, &user)) {
         kle_apiserver__answer_error(&a, 401, "Unauthorized", "Unauthorized", NULL, NULL, pretty);
+    } else if (impersonate(c, &user, &a, pretty) != 0) {
+        /* Answered: 403. */
     } else if (rq->too_large) {
         kle_apiserver__answer_error(&a, 413, "RequestEntityTooLarge",
                                     "Request entity too large: limit is 3145728", NULL, NULL,
@@ -129,6 +203,10 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
                                     NULL, NULL, pretty);
     } else {
         kle_apiserver__fault_result f;
+        char authz_res[128];
+        snprintf(authz_res, sizeof(authz_res), "%s%s%s", rt.r->plural, rt.subresource[0] ? "/" : "",
+                 rt.subresource);
+        rq->user = user;
         kle_apiserver__faults_match(rt.verb, rt.r->plural, rt.ns, rt.name, &f);
         if (f.latency_ms)
             kle_apiserver__sleep_ms(f.latency_ms);
@@ -141,9 +219,14 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
             return MHD_NO;
         if (f.code) {
             kle_apiserver__fault_answer(&a, f.code, f.retry_after, pretty);
-        } else if (!kle_apiserver__authz_allowed(&user, rt.verb, rt.r->group, rt.r->plural, rt.ns,
+        } else if (rt.r->review) {
+            /* Every authenticated user may ask what it may do. */
+            kle_apiserver__do_review(rq, &rt, &a, pretty);
+        } else if (!kle_apiserver__authz_allowed(&user, rt.verb, rt.r->group, authz_res, rt.ns,
                                                  rt.name)) {
             kle_apiserver__forbidden(&a, &user, &rt, pretty);
+        } else if (rt.subresource[0]) {
+            kle_apiserver__do_token(rq, &rt, &a, pretty);
         } else if (strcmp(rt.verb, "get") == 0) {
             kle_apiserver__do_get(c, &rt, &a, pretty);
         } else if (strcmp(rt.verb, "list") == 0) {

@@ -85,7 +85,7 @@ void kle_apiserver__do_get(struct MHD_Connection *c, const route *rt, answer *a,
 
 /* Parses and checks a request body for create/update; NULL with the answer
  * filled on error. */
-static json_object *parse_body(const request *rq, const route *rt, answer *a, int pretty)
+json_object *kle_apiserver__parse_body(const request *rq, const route *rt, answer *a, int pretty)
 {
     struct json_tokener *tok;
     json_object *obj, *v;
@@ -251,7 +251,7 @@ static void persist_failed(answer *a, int pretty)
 void kle_apiserver__do_create(struct MHD_Connection *c, const request *rq, const route *rt,
                               answer *a, int pretty)
 {
-    json_object *obj = parse_body(rq, rt, a, pretty), *meta, *causes;
+    json_object *obj = kle_apiserver__parse_body(rq, rt, a, pretty), *meta, *causes;
     const char *name, *gen;
     char namebuf[300], uid[40], ts[40];
 
@@ -369,7 +369,7 @@ static void replace_locked(struct MHD_Connection *c, const route *rt, json_objec
 void kle_apiserver__do_update(struct MHD_Connection *c, const request *rq, const route *rt,
                               answer *a, int pretty)
 {
-    json_object *obj = parse_body(rq, rt, a, pretty), *existing;
+    json_object *obj = kle_apiserver__parse_body(rq, rt, a, pretty), *existing;
     const char *name, *rv;
     char msg[1024];
 
