@@ -203,10 +203,25 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
                                     NULL, NULL, pretty);
     } else {
         kle_apiserver__fault_result f;
+        route authz_rt;
         char authz_res[128];
         snprintf(authz_res, sizeof(authz_res), "%s%s%s", rt.r->plural, rt.subresource[0] ? "/" : "",
                  rt.subresource);
         rq->user = user;
+        authz_rt = rt;
+        /* As kube-apiserver, a list or watch of one object by
+         * fieldSelector=metadata.name=X is authorized for the name X (so
+         * resourceNames rules apply to it). */
+        if (!rt.name[0] && (strcmp(rt.verb, "list") == 0 || strcmp(rt.verb, "watch") == 0)) {
+            const char *fs = kle_apiserver__arg(c, "fieldSelector");
+            const char *v = NULL;
+            if (fs && strncmp(fs, "metadata.name==", 15) == 0)
+                v = fs + 15;
+            else if (fs && strncmp(fs, "metadata.name=", 14) == 0)
+                v = fs + 14;
+            if (v && *v && !strchr(v, ',') && strlen(v) < sizeof(authz_rt.name))
+                snprintf(authz_rt.name, sizeof(authz_rt.name), "%s", v);
+        }
         kle_apiserver__faults_match(rt.verb, rt.r->plural, rt.ns, rt.name, &f);
         if (f.latency_ms)
             kle_apiserver__sleep_ms(f.latency_ms);
@@ -223,8 +238,8 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
             /* Every authenticated user may ask what it may do. */
             kle_apiserver__do_review(rq, &rt, &a, pretty);
         } else if (!kle_apiserver__authz_allowed(&user, rt.verb, rt.r->group, authz_res, rt.ns,
-                                                 rt.name)) {
-            kle_apiserver__forbidden(&a, &user, &rt, pretty);
+                                                 authz_rt.name)) {
+            kle_apiserver__forbidden(&a, &user, &authz_rt, pretty);
         } else if (rt.subresource[0]) {
             kle_apiserver__do_token(rq, &rt, &a, pretty);
         } else if (strcmp(rt.verb, "get") == 0) {

@@ -9,7 +9,9 @@ ctx = ssl.create_default_context(cafile=ca)
 random.seed(int(sys.argv[4]))
 keys = ["apiVersion","kind","metadata","name","namespace","labels","annotations","spec","data","holderIdentity",
         "leaseDurationSeconds","acquireTime","renewTime","leaseTransitions","resourceVersion","uid","generateName",
-        "involvedObject","regarding","note","message","status","phase","binaryData","subsets","$patch","preconditions","count"]
+        "involvedObject","regarding","note","message","status","phase","binaryData","subsets","$patch","preconditions","count",
+        "rules","subjects","roleRef","verbs","resourceAttributes","nonResourceAttributes","expirationSeconds","selector",
+        "template","containers","matchLabels","replicas"]
 def val(d=0):
     r = random.random()
     if d > 3 or r < 0.3: return random.choice([None, 0, -1, 5, 1.5, True, "", "x", "Bad_Name", "2026-11-21T10:00:00Z", "a"*300, "ü", [], {}])
@@ -17,7 +19,10 @@ def val(d=0):
     return {random.choice(keys): val(d+1) for _ in range(random.randint(0,4))}
 paths = ["/apis/coordination.k8s.io/v1/namespaces/default/leases", "/api/v1/namespaces/default/configmaps",
          "/api/v1/namespaces/default/events", "/apis/events.k8s.io/v1/namespaces/default/events",
-         "/api/v1/namespaces", "/api/v1/namespaces/default/endpoints", "/api/v1/namespaces/nope/configmaps"]
+         "/api/v1/namespaces", "/api/v1/namespaces/default/endpoints", "/api/v1/namespaces/nope/configmaps",
+         "/api/v1/namespaces/default/serviceaccounts", "/apis/rbac.authorization.k8s.io/v1/namespaces/default/roles",
+         "/apis/rbac.authorization.k8s.io/v1/clusterrolebindings", "/apis/apps/v1/namespaces/default/deployments",
+         "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews", "/apis/authorization.k8s.io/v1/selfsubjectrulesreviews"]
 names = ["a", "b", "x1", "default", "Bad", ""]
 cts = ["application/json", "application/merge-patch+json", "application/strategic-merge-patch+json", "application/vnd.kubernetes.protobuf", "text/plain"]
 def pb_varint(n):
@@ -64,6 +69,7 @@ for i in range(int(sys.argv[5])):
     m = random.choice(["POST","PUT","PATCH","DELETE","GET","GET"])
     p = random.choice(paths)
     if m != "POST": p += "/" + random.choice(names)
+    elif random.random() < 0.1: p = "/api/v1/namespaces/default/serviceaccounts/%s/token" % random.choice(names)
     if random.random() < 0.3:
         p += "?" + random.choice(["fieldSelector=metadata.name%3Da", "labelSelector=a%3Db,!c", "watch=true&timeoutSeconds=1&resourceVersion=1", "dryRun=All", "pretty=true", "labelSelector=%3D%3D%3D", "fieldSelector=a.b.c.d.e", "watch=1&resourceVersion=abc", "watch=1&timeoutSeconds=1&allowWatchBookmarks=true&sendInitialEvents=true"])
     body = val() if random.random() < 0.8 else random.choice([None, 1, "s"])

@@ -84,6 +84,17 @@ as "$SA" GET $L
 expect_eq "list leases: 403" 403 "$CODE"
 as "$SA" GET /api/v1/namespaces/default/secrets
 expect_eq "list secrets: 403" 403 "$CODE"
+req POST $RBAC/namespaces/default/roles '{"metadata":{"name":"watch-own"},"rules":[{"apiGroups":["coordination.k8s.io"],"resources":["leases"],"resourceNames":["my-app"],"verbs":["list","watch"]}]}'
+req POST $RBAC/namespaces/default/rolebindings '{"metadata":{"name":"watch-own"},"roleRef":{"apiGroup":"rbac.authorization.k8s.io","kind":"Role","name":"watch-own"},"subjects":[{"kind":"ServiceAccount","name":"kle","namespace":"default"}]}'
+as "$SA" GET "$L?fieldSelector=metadata.name%3Dmy-app"
+expect_eq "list by fieldSelector=metadata.name of a resourceNames rule: allowed" 200 "$CODE"
+as "$SA" GET "$L?fieldSelector=metadata.name%3Dother"
+expect_eq "... of another name: 403 naming it" \
+  "403 leases.coordination.k8s.io \"other\" is forbidden: User \"$SA_USER\" cannot list resource \"leases\" in API group \"coordination.k8s.io\" in the namespace \"default\"" \
+  "$CODE $(msg)"
+as "$SA" GET "$L?watch=true&timeoutSeconds=1&fieldSelector=metadata.name%3D%3Dmy-app"
+expect_eq "watch by metadata.name==: allowed" 200 "$CODE"
+req DELETE $RBAC/namespaces/default/rolebindings/watch-own
 as "$SA" GET /apis/coordination.k8s.io/v1/namespaces/kube-system/leases/my-app
 expect_eq "its lease name in another namespace: 403" 403 "$CODE"
 as "$SA" POST /api/v1/namespaces/default/serviceaccounts/kle/token '{"spec":{}}'
