@@ -429,8 +429,9 @@ static ProtobufCMessage *json_msg(const ProtobufCMessageDescriptor *d, json_obje
                     break;
                 protobuf_c_message_init(ed, e);
                 *(char **)((char *)e + ed->fields[0].offset) = strdup(key);
-                set_value(&ed->fields[1], (char *)e + ed->fields[1].offset, val, depth);
-                if (ed->fields[1].quantifier_offset)
+                /* A value that does not fit (bad base64) is left empty. */
+                if (set_value(&ed->fields[1], (char *)e + ed->fields[1].offset, val, depth) == 0 &&
+                    ed->fields[1].quantifier_offset)
                     *(protobuf_c_boolean *)((char *)e + ed->fields[1].quantifier_offset) = 1;
                 arr[n++] = e;
             }
