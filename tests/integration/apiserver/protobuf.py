@@ -343,6 +343,33 @@ for kind, path, mk_pb, mk_json, get_val, pb_val in kinds:
 
 L = "/apis/coordination.k8s.io/v1/namespaces/default/leases"
 
+# rbac.authorization.k8s.io/v1: Role {metadata=1, rules=2 PolicyRule
+# {verbs=1, apiGroups=2, resources=3, resourceNames=4}}, RoleBinding
+# {metadata=1, subjects=2 Subject {kind=1, apiGroup=2, name=3,
+# namespace=4}, roleRef=3 RoleRef {apiGroup=1, kind=2, name=3}}.
+RB = "/apis/rbac.authorization.k8s.io/v1/namespaces/default"
+rule = (f_bytes(1, "get") + f_bytes(1, "update") + f_bytes(2, "coordination.k8s.io")
+        + f_bytes(3, "leases") + f_bytes(4, "my-app"))
+code, _, body = req("POST", RB + "/roles", envelope("rbac.authorization.k8s.io/v1", "Role",
+                    f_bytes(1, object_meta("pb-role")) + f_bytes(2, rule)), ctype=PB)
+check("Role: protobuf create decodes the rules", (201, [{"verbs": ["get", "update"],
+      "apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "resourceNames": ["my-app"]}]),
+      (code, json.loads(body).get("rules")))
+code, _, body = req("POST", RB + "/rolebindings", envelope(
+    "rbac.authorization.k8s.io/v1", "RoleBinding",
+    f_bytes(1, object_meta("pb-rb"))
+    + f_bytes(2, f_bytes(1, "ServiceAccount") + f_bytes(3, "kle") + f_bytes(4, "default"))
+    + f_bytes(3, f_bytes(1, "rbac.authorization.k8s.io") + f_bytes(2, "Role") + f_bytes(3, "pb-role"))),
+    ctype=PB)
+got = json.loads(body)
+check("RoleBinding: protobuf create decodes subjects and roleRef",
+      (201, [{"kind": "ServiceAccount", "name": "kle", "namespace": "default"}],
+       {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "pb-role"}),
+      (code, got.get("subjects"), got.get("roleRef")))
+code, ctype, body = req("GET", RB + "/rolebindings/pb-rb", accept=PB)
+rref = fields(one(unwrap(body)[2], 3)) if ctype == PB else {}
+check("RoleBinding: protobuf get", (PB, b"pb-role"), (ctype, rref.get(3, [b""])[0]))
+
 # Content negotiation, as kube-apiserver: weights, then the client's order.
 _, ctype, _ = req("GET", L + "/pb-lease", accept=PB + ", application/json")
 check("Accept protobuf first: protobuf", PB, ctype)
