@@ -87,6 +87,7 @@ typedef struct kle_client_opts {
     /** Namespace to use instead of the context's (or the service account's). */
     const char *namespace_;
     /** Directory of the service account files; NULL for
+     *  $KLE_SERVICEACCOUNT_DIR when set (meant for tests), else
      *  /var/run/secrets/kubernetes.io/serviceaccount. */
     const char *serviceaccount_dir;
     /** Timeout (ns) of a request whose kle_request_opts has none; 0 means 30 s. */

@@ -4,9 +4,11 @@
 
 #include <json-c/json.h>
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 /* One served resource: its group/version, plural name and kind. */
 typedef struct kle_apiserver__resource {
@@ -18,6 +20,7 @@ typedef struct kle_apiserver__resource {
     const char *list_kind;
     const char *short_name; /* NULL when none. */
     int namespaced;
+    int review; /* 1: create only, answered and never stored (access reviews). */
 } kle_apiserver__resource;
 
 extern const kle_apiserver__resource kle_apiserver__resources[];
@@ -26,8 +29,17 @@ extern const size_t kle_apiserver__nresources;
 /* Index of the namespaces resource in kle_apiserver__resources. */
 #define KLE_RES_NAMESPACES 0
 /* core/v1 events; events.k8s.io/v1 events are stored with them. */
-#define KLE_RES_CORE_EVENTS 3
-#define KLE_RES_EVENTS_V1   5
+#define KLE_RES_CORE_EVENTS         3
+#define KLE_RES_EVENTS_V1           5
+#define KLE_RES_SERVICEACCOUNTS     6
+#define KLE_RES_ROLES               7
+#define KLE_RES_ROLEBINDINGS        8
+#define KLE_RES_CLUSTERROLES        9
+#define KLE_RES_CLUSTERROLEBINDINGS 10
+#define KLE_RES_DEPLOYMENTS         11
+#define KLE_RES_SSAR                12
+#define KLE_RES_SSRR                13
+#define KLE_RES_SECRETS             14
 
 /* Buffer that grows; data is always NUL-terminated when len > 0. */
 typedef struct kle_apiserver__buf {
@@ -87,11 +99,21 @@ uint64_t kle_apiserver__store_history_floor(void);
 /* The event with resourceVersion rv, or NULL (lock held). */
 const kle_apiserver__event *kle_apiserver__store_event(uint64_t rv);
 
-/* ---- proto.c ---- */
+/* ---- proto.c: application/vnd.kubernetes.protobuf ---- */
 
-/* Decodes a protobuf ConfigMap or Namespace body into JSON; NULL with err. */
-json_object *kle_apiserver__proto_decode(const unsigned char *data, size_t len, char *err,
-                                         size_t errlen);
+/* Decodes a protobuf body ("k8s\0" magic, runtime.Unknown envelope) into
+ * JSON with kind and apiVersion from the envelope. NULL with err and *code
+ * 400 (malformed) or 415 (a kind or encoding without protobuf support). */
+json_object *kle_apiserver__proto_decode(const unsigned char *data, size_t len, int *code,
+                                         char *err, size_t errlen);
+/* 1 when kind of api_version has a protobuf encoding here. */
+int kle_apiserver__proto_supported(const char *api_version, const char *kind);
+/* Appends the protobuf encoding of obj (which names its kind and
+ * apiVersion); -1 when the kind has none. */
+int kle_apiserver__proto_encode(json_object *obj, kle_apiserver__buf *out);
+/* Appends one watch frame: a 4-byte big-endian length, then a
+ * meta.k8s.io/v1 WatchEvent whose object is the enveloped obj. */
+int kle_apiserver__proto_watch_frame(const char *type, json_object *obj, kle_apiserver__buf *out);
 
 /* ---- tls.c ---- */
 
@@ -125,13 +147,36 @@ void kle_apiserver__auth_add_token(const char *token, const char *user, const ch
                                    const char *groups);
 /* Returns 1 and fills u when the bearer token is known. */
 int kle_apiserver__auth_token(const char *token, kle_apiserver__user *u);
+/* Reads and checks the --authz-file rules (installed later by rbac.c). */
 int kle_apiserver__authz_load(const char *path, char *err, size_t errlen);
-/* Returns 1 when u may do verb on the resource. */
-int kle_apiserver__authz_allowed(const kle_apiserver__user *u, const char *verb, const char *group,
-                                 const char *resource, const char *ns, const char *name);
+/* The loaded --authz-file rules (borrowed), or NULL. */
+json_object *kle_apiserver__authz_file_rules(void);
+/* Issues a token that authenticates as system:serviceaccount:ns:name while
+ * that service account (with that uid) exists, until expires (wall time). */
+int kle_apiserver__sa_token_issue(const char *ns, const char *name, const char *uid, time_t expires,
+                                  char *out, size_t outlen);
 void kle_apiserver__auth_free(void);
 
-/* ---- admin.c: faults and counters ---- */
+/* ---- rbac.c: the authorizer ---- */
+
+/* 1 once RBAC decides (--authz-file or --authorization-mode=RBAC); 0: every
+ * authenticated user may do everything. */
+extern int kle_apiserver__rbac_enabled;
+/* 1 when u is in group g (everyone is in system:authenticated). */
+int kle_apiserver__user_in_group(const kle_apiserver__user *u, const char *g);
+/* Returns 1 when u may do verb on resource ("plural" or "plural/sub") of
+ * group, in namespace ns (may be "") on object name (may be ""). Takes the
+ * store lock: call without it. */
+int kle_apiserver__authz_allowed(const kle_apiserver__user *u, const char *verb, const char *group,
+                                 const char *resource, const char *ns, const char *name);
+/* The PolicyRules that apply to u in ns, as a JSON array (new reference). */
+json_object *kle_apiserver__rbac_rules(const kle_apiserver__user *u, const char *ns);
+/* Enables RBAC and stores file_rules (the --authz-file format) as
+ * ClusterRoles and bindings; NULL only enables nothing. Call after the
+ * store is open. */
+int kle_apiserver__authz_install(json_object *file_rules);
+
+/* ---- faults.c: fault rules, pause, black holes, request counters ---- */
 
 typedef struct kle_apiserver__fault_result {
     int latency_ms;
@@ -151,12 +196,31 @@ int kle_apiserver__wait_unpaused(void);
 void kle_apiserver__blackhole_wait(void);
 /* Sleeps ms unless shutdown comes first. */
 void kle_apiserver__sleep_ms(int ms);
+/* Adds a rule from its JSON; 201 with *out the rule, or 400/500 with err. */
+int kle_apiserver__faults_add(const char *body, json_object **out, char *err, size_t errlen);
+/* Every rule as a JSON array (a new reference). */
+json_object *kle_apiserver__faults_list(void);
+/* Removes every rule, releasing black-holed requests. */
+void kle_apiserver__faults_clear(void);
+/* Removes rule id; returns it as JSON, or NULL when there is none. */
+json_object *kle_apiserver__faults_remove(long id);
+/* Pauses (1) or resumes (0) the API listener. */
+void kle_apiserver__set_paused(int on);
+/* The request counters as JSON (a new reference). */
+json_object *kle_apiserver__counters(void);
+void kle_apiserver__counters_clear(void);
+/* Wakes every waiter (black holes, pause) so it sees shutdown. */
+void kle_apiserver__faults_release(void);
+void kle_apiserver__faults_free(void);
+
+/* ---- admin.c: the admin listener ---- */
+
 int kle_apiserver__admin_start(const char *listen, char *url, size_t urllen, char *err,
                                size_t errlen);
 void kle_apiserver__admin_stop(void);
 void kle_apiserver__admin_free(void);
 
-/* ---- server.c ---- */
+/* ---- util.c ---- */
 
 /* Set once at shutdown; every wait checks it. */
 extern atomic_int kle_apiserver__shutting_down;
@@ -169,5 +233,11 @@ int64_t kle_apiserver__now_ns(void);
 /* RFC 3339 UTC timestamp with second precision. */
 void kle_apiserver__timestamp(char *buf, size_t len);
 void kle_apiserver__random_hex(char *out, size_t nbytes);
+/* A random (version 4) UID; out holds 37 bytes. */
+void kle_apiserver__new_uid(char *out);
+/* A JSON array of the NULL-terminated strings v. */
+json_object *kle_apiserver__str_array(const char *const *v);
+/* Routes libmicrohttpd's messages to the log (verbosity 2). */
+void kle_apiserver__mhd_log(void *cls, const char *fmt, va_list ap);
 
 #endif

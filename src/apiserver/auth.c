@@ -1,11 +1,13 @@
-/* Authentication (static bearer tokens) and authorization (RBAC-like rules
- * from --authz-file). Both tables are written once at start, then only read. */
+/* Authentication: static bearer tokens (written once at start, then only
+ * read) and service-account tokens from TokenRequest; the --authz-file
+ * rules, which rbac.c installs as RBAC objects. */
 #include "apiserver/apiserver.h"
 
 #include <openssl/crypto.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 typedef struct token {
     char *token;
@@ -13,6 +15,8 @@ typedef struct token {
 } token;
 
 static token *tokens;
+
+static int sa_token_user(const char *tok, kle_apiserver__user *u);
 static size_t ntokens;
 static json_object *rules; /* NULL: every authenticated user may do everything. */
 
@@ -111,79 +115,100 @@ int kle_apiserver__auth_token(const char *tok, kle_apiserver__user *u)
             return 1;
         }
     }
-    return 0;
+    return sa_token_user(tok, u);
 }
 
-static int in_groups(const char *groups, const char *g)
-{
-    size_t gl = strlen(g);
-    const char *p = groups;
-    while (*p) {
-        const char *c = strchr(p, ',');
-        size_t l = c ? (size_t)(c - p) : strlen(p);
-        if (l == gl && strncmp(p, g, l) == 0)
-            return 1;
-        if (!c)
-            break;
-        p = c + 1;
-    }
-    return 0;
-}
+/* ---- service-account tokens (TokenRequest) ---- */
 
-/* A missing list matches anything when optional; "*" matches anything. */
-static int list_has(json_object *rule, const char *field, const char *value, int optional)
-{
-    json_object *arr;
-    if (!json_object_object_get_ex(rule, field, &arr))
-        return optional;
-    if (json_object_array_length(arr) == 0)
-        return optional;
-    for (size_t i = 0; i < json_object_array_length(arr); i++) {
-        const char *s = json_object_get_string(json_object_array_get_idx(arr, i));
-        if (strcmp(s, "*") == 0 || (value && strcmp(s, value) == 0))
-            return 1;
-    }
-    return 0;
-}
+typedef struct sa_token {
+    char token[80];
+    char ns[256];
+    char name[256];
+    char uid[64];
+    time_t expires;
+} sa_token;
 
-static int subject_matches(json_object *rule, const kle_apiserver__user *u)
+static pthread_mutex_t sa_mu = PTHREAD_MUTEX_INITIALIZER;
+static sa_token *sa_tokens;
+static size_t nsa_tokens;
+
+int kle_apiserver__sa_token_issue(const char *ns, const char *name, const char *uid, time_t expires,
+                                  char *out, size_t outlen)
 {
-    json_object *arr;
-    if (!json_object_object_get_ex(rule, "subjects", &arr))
-        return 0;
-    for (size_t i = 0; i < json_object_array_length(arr); i++) {
-        const char *s = json_object_get_string(json_object_array_get_idx(arr, i));
-        if (strcmp(s, "*") == 0)
-            return 1;
-        if (strncmp(s, "group:", 6) == 0) {
-            if (in_groups(u->groups, s + 6))
-                return 1;
-        } else if (strncmp(s, "user:", 5) == 0) {
-            if (strcmp(u->name, s + 5) == 0)
-                return 1;
-        } else if (strcmp(u->name, s) == 0) {
-            return 1;
+    sa_token t, *nt;
+    char hex[65];
+    time_t now = time(NULL);
+    memset(&t, 0, sizeof(t));
+    kle_apiserver__random_hex(hex, 32);
+    snprintf(t.token, sizeof(t.token), "kle-sa.%s", hex);
+    snprintf(t.ns, sizeof(t.ns), "%s", ns);
+    snprintf(t.name, sizeof(t.name), "%s", name);
+    snprintf(t.uid, sizeof(t.uid), "%s", uid);
+    t.expires = expires;
+    pthread_mutex_lock(&sa_mu);
+    /* Expired tokens are dropped as new ones come. */
+    for (size_t i = 0; i < nsa_tokens;) {
+        if (sa_tokens[i].expires <= now) {
+            OPENSSL_cleanse(&sa_tokens[i], sizeof(sa_tokens[i]));
+            sa_tokens[i] = sa_tokens[--nsa_tokens];
+        } else {
+            i++;
         }
     }
+    nt = realloc(sa_tokens, (nsa_tokens + 1) * sizeof(*nt));
+    if (!nt) {
+        pthread_mutex_unlock(&sa_mu);
+        return -1;
+    }
+    sa_tokens = nt;
+    sa_tokens[nsa_tokens++] = t;
+    pthread_mutex_unlock(&sa_mu);
+    snprintf(out, outlen, "%s", t.token);
+    OPENSSL_cleanse(&t, sizeof(t));
     return 0;
 }
 
-int kle_apiserver__authz_allowed(const kle_apiserver__user *u, const char *verb, const char *group,
-                                 const char *resource, const char *ns, const char *name)
+/* 1 and u filled when tok is a live token of a service account that still
+ * exists (the same object: its uid). */
+static int sa_token_user(const char *tok, kle_apiserver__user *u)
 {
-    json_object *arr;
-    if (!rules || in_groups(u->groups, "system:masters"))
-        return 1;
-    json_object_object_get_ex(rules, "rules", &arr);
-    for (size_t i = 0; i < json_object_array_length(arr); i++) {
-        json_object *r = json_object_array_get_idx(arr, i);
-        if (subject_matches(r, u) && list_has(r, "verbs", verb, 0) &&
-            list_has(r, "apiGroups", group, 0) && list_has(r, "resources", resource, 0) &&
-            list_has(r, "resourceNames", name && *name ? name : NULL, 1) &&
-            list_has(r, "namespaces", ns && *ns ? ns : NULL, 1))
-            return 1;
+    size_t tl = strlen(tok);
+    sa_token t;
+    int found = 0, ok = 0;
+    pthread_mutex_lock(&sa_mu);
+    for (size_t i = 0; i < nsa_tokens; i++) {
+        if (strlen(sa_tokens[i].token) == tl && CRYPTO_memcmp(sa_tokens[i].token, tok, tl) == 0) {
+            t = sa_tokens[i];
+            found = 1;
+            break;
+        }
     }
-    return 0;
+    pthread_mutex_unlock(&sa_mu);
+    if (!found || t.expires <= time(NULL))
+        return 0;
+    kle_apiserver__store_lock();
+    {
+        json_object *sa = kle_apiserver__store_get(KLE_RES_SERVICEACCOUNTS, t.ns, t.name), *meta,
+                    *v;
+        ok = sa && json_object_object_get_ex(sa, "metadata", &meta) &&
+             json_object_object_get_ex(meta, "uid", &v) &&
+             strcmp(json_object_get_string(v), t.uid) == 0;
+    }
+    kle_apiserver__store_unlock();
+    if (!ok)
+        return 0;
+    memset(u, 0, sizeof(*u));
+    snprintf(u->name, sizeof(u->name), "system:serviceaccount:%.100s:%.100s", t.ns, t.name);
+    snprintf(u->uid, sizeof(u->uid), "%s", t.uid);
+    snprintf(u->groups, sizeof(u->groups), "system:serviceaccounts,system:serviceaccounts:%.200s",
+             t.ns);
+    OPENSSL_cleanse(&t, sizeof(t));
+    return 1;
+}
+
+json_object *kle_apiserver__authz_file_rules(void)
+{
+    return rules;
 }
 
 static int check_strings(json_object *r, const char *field, int required, const char *path,
@@ -266,4 +291,11 @@ void kle_apiserver__auth_free(void)
     ntokens = 0;
     json_object_put(rules);
     rules = NULL;
+    pthread_mutex_lock(&sa_mu);
+    if (sa_tokens)
+        OPENSSL_cleanse(sa_tokens, nsa_tokens * sizeof(*sa_tokens));
+    free(sa_tokens);
+    sa_tokens = NULL;
+    nsa_tokens = 0;
+    pthread_mutex_unlock(&sa_mu);
 }

@@ -31,6 +31,7 @@ typedef struct options {
     const char *cert_dir;
     const char *admin_token_file;
     const char *authz_file;
+    const char *authz_mode;
     const char *data_dir;
     const char *admin_listen;
     long history;
@@ -50,7 +51,9 @@ static void usage(FILE *f)
           "  --insecure-http             serve plain HTTP instead of HTTPS\n"
           "  --token-file PATH           static tokens: token,user,uid,\"group1,group2\"\n"
           "  --client-ca PATH            accept client certificates signed by this CA\n"
-          "  --authz-file PATH           RBAC-like rules (default: allow all authenticated)\n"
+          "  --authz-file PATH           rules installed as RBAC objects (implies RBAC)\n"
+          "  --authorization-mode MODE   AlwaysAllow (default) or RBAC: Roles, ClusterRoles\n"
+          "                              and bindings decide; system:masters may do anything\n"
           "  --data-dir DIR              keep objects across restarts (default: memory)\n"
           "  --write-kubeconfig PATH     write a kubeconfig once the server accepts connections\n"
           "  --write-env PATH            write SERVER=, ADMIN=, TOKEN=, CA= lines (before the "
@@ -120,6 +123,7 @@ static int parse_args(int argc, char **argv, options *o)
         FLAG("--cert-dir", cert_dir);
         FLAG("--admin-token-file", admin_token_file);
         FLAG("--authz-file", authz_file);
+        FLAG("--authorization-mode", authz_mode);
         FLAG("--data-dir", data_dir);
         FLAG("--admin-listen", admin_listen);
 #undef FLAG
@@ -150,6 +154,11 @@ static int parse_args(int argc, char **argv, options *o)
         return bad("--tls-cert and --tls-key must be given together");
     if (o->insecure && (o->tls_cert || o->client_ca))
         return bad("--insecure-http cannot be combined with --tls-cert or --client-ca");
+    if (o->authz_mode && strcmp(o->authz_mode, "RBAC") != 0 &&
+        strcmp(o->authz_mode, "AlwaysAllow") != 0)
+        return bad("--authorization-mode %s: expected AlwaysAllow or RBAC", o->authz_mode);
+    if (o->authz_file && o->authz_mode && strcmp(o->authz_mode, "AlwaysAllow") == 0)
+        return bad("--authz-file needs --authorization-mode RBAC (its rules are RBAC objects)");
     return 0;
 }
 
@@ -394,6 +403,13 @@ int main(int argc, char **argv)
         goto fail;
     }
     kle_apiserver__store_unlock();
+    if (kle_apiserver__authz_install(kle_apiserver__authz_file_rules()) != 0) {
+        snprintf(err, sizeof(err), "--authz-file: cannot store the rules as RBAC objects");
+        rc = 1;
+        goto fail;
+    }
+    if (o.authz_mode && strcmp(o.authz_mode, "RBAC") == 0)
+        kle_apiserver__rbac_enabled = 1;
 
     /* Every thread started from here on inherits the blocked signals. */
     signal(SIGPIPE, SIG_IGN);

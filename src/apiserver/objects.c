@@ -9,12 +9,27 @@
 #include <time.h>
 
 const kle_apiserver__resource kle_apiserver__resources[] = {
-    {"", "v1", "namespaces", "namespace", "Namespace", "NamespaceList", "ns", 0},
-    {"", "v1", "configmaps", "configmap", "ConfigMap", "ConfigMapList", "cm", 1},
-    {"", "v1", "endpoints", "endpoints", "Endpoints", "EndpointsList", "ep", 1},
-    {"", "v1", "events", "event", "Event", "EventList", "ev", 1},
-    {"coordination.k8s.io", "v1", "leases", "lease", "Lease", "LeaseList", NULL, 1},
-    {"events.k8s.io", "v1", "events", "event", "Event", "EventList", "ev", 1},
+    {"", "v1", "namespaces", "namespace", "Namespace", "NamespaceList", "ns", 0, 0},
+    {"", "v1", "configmaps", "configmap", "ConfigMap", "ConfigMapList", "cm", 1, 0},
+    {"", "v1", "endpoints", "endpoints", "Endpoints", "EndpointsList", "ep", 1, 0},
+    {"", "v1", "events", "event", "Event", "EventList", "ev", 1, 0},
+    {"coordination.k8s.io", "v1", "leases", "lease", "Lease", "LeaseList", NULL, 1, 0},
+    {"events.k8s.io", "v1", "events", "event", "Event", "EventList", "ev", 1, 0},
+    {"", "v1", "serviceaccounts", "serviceaccount", "ServiceAccount", "ServiceAccountList", "sa", 1,
+     0},
+    {"rbac.authorization.k8s.io", "v1", "roles", "role", "Role", "RoleList", NULL, 1, 0},
+    {"rbac.authorization.k8s.io", "v1", "rolebindings", "rolebinding", "RoleBinding",
+     "RoleBindingList", NULL, 1, 0},
+    {"rbac.authorization.k8s.io", "v1", "clusterroles", "clusterrole", "ClusterRole",
+     "ClusterRoleList", NULL, 0, 0},
+    {"rbac.authorization.k8s.io", "v1", "clusterrolebindings", "clusterrolebinding",
+     "ClusterRoleBinding", "ClusterRoleBindingList", NULL, 0, 0},
+    {"apps", "v1", "deployments", "deployment", "Deployment", "DeploymentList", "deploy", 1, 0},
+    {"authorization.k8s.io", "v1", "selfsubjectaccessreviews", "selfsubjectaccessreview",
+     "SelfSubjectAccessReview", "SelfSubjectAccessReviewList", NULL, 0, 1},
+    {"authorization.k8s.io", "v1", "selfsubjectrulesreviews", "selfsubjectrulesreview",
+     "SelfSubjectRulesReview", "SelfSubjectRulesReviewList", NULL, 0, 1},
+    {"", "v1", "secrets", "secret", "Secret", "SecretList", NULL, 1, 0},
 };
 const size_t kle_apiserver__nresources =
     sizeof(kle_apiserver__resources) / sizeof(kle_apiserver__resources[0]);
@@ -345,6 +360,89 @@ int kle_apiserver__decode_check(const kle_apiserver__resource *r, json_object *o
     return 0;
 }
 
+static json_object *obj_at(json_object *o, const char *key)
+{
+    json_object *v;
+    if (!o || !json_object_object_get_ex(o, key, &v) || !json_object_is_type(v, json_type_object))
+        return NULL;
+    return v;
+}
+
+/* apps/v1 Deployment: the required fields kube-apiserver's validation
+ * names (selector, template labels that match it, containers with a name
+ * and an image, replicas >= 0, restartPolicy Always). */
+static void validate_deployment(json_object *obj, json_object *causes)
+{
+    json_object *spec = obj_at(obj, "spec"), *sel, *ml, *tmpl, *tmeta, *labels, *pspec, *cs, *v;
+    char msg[512];
+
+    if (!spec) {
+        add_cause(causes, "FieldValueRequired", "spec.selector", "Required value");
+        add_cause(causes, "FieldValueRequired", "spec.template.spec.containers", "Required value");
+        return;
+    }
+    if (json_object_object_get_ex(spec, "replicas", &v) && json_object_is_type(v, json_type_int) &&
+        json_object_get_int64(v) < 0) {
+        snprintf(msg, sizeof(msg), "Invalid value: %lld: must be greater than or equal to 0",
+                 (long long)json_object_get_int64(v));
+        add_cause(causes, "FieldValueInvalid", "spec.replicas", msg);
+    }
+    sel = obj_at(spec, "selector");
+    ml = obj_at(sel, "matchLabels");
+    tmpl = obj_at(spec, "template");
+    tmeta = obj_at(tmpl, "metadata");
+    labels = obj_at(tmeta, "labels");
+    if (!sel) {
+        add_cause(causes, "FieldValueRequired", "spec.selector", "Required value");
+    } else {
+        json_object *me;
+        int exprs = json_object_object_get_ex(sel, "matchExpressions", &me) &&
+                    json_object_is_type(me, json_type_array) && json_object_array_length(me) > 0;
+        if ((!ml || json_object_object_length(ml) == 0) && !exprs) {
+            add_cause(causes, "FieldValueInvalid", "spec.selector",
+                      "Invalid value: \"null\": empty selector is invalid for deployment");
+        } else if (ml) {
+            int match = 1;
+            json_object_object_foreach(ml, k, val)
+            {
+                json_object *lv;
+                if (!labels || !json_object_object_get_ex(labels, k, &lv) ||
+                    strcmp(json_object_get_string(lv), json_object_get_string(val)) != 0)
+                    match = 0;
+            }
+            if (!match)
+                add_cause(causes, "FieldValueInvalid", "spec.template.metadata.labels",
+                          "Invalid value: map[string]string(nil): `selector` does not match "
+                          "template `labels`");
+        }
+    }
+    pspec = obj_at(tmpl, "spec");
+    if (pspec && json_object_object_get_ex(pspec, "restartPolicy", &v) &&
+        json_object_is_type(v, json_type_string) && strcmp(json_object_get_string(v), "Always")) {
+        snprintf(msg, sizeof(msg), "Unsupported value: \"%.100s\": supported values: \"Always\"",
+                 json_object_get_string(v));
+        add_cause(causes, "FieldValueNotSupported", "spec.template.spec.restartPolicy", msg);
+    }
+    if (!pspec || !json_object_object_get_ex(pspec, "containers", &cs) ||
+        !json_object_is_type(cs, json_type_array) || json_object_array_length(cs) == 0) {
+        add_cause(causes, "FieldValueRequired", "spec.template.spec.containers", "Required value");
+        return;
+    }
+    for (size_t i = 0; i < json_object_array_length(cs); i++) {
+        json_object *c = json_object_array_get_idx(cs, i);
+        static const char *const req[] = {"name", "image"};
+        for (int f = 0; f < 2; f++) {
+            char field[128];
+            if (json_object_is_type(c, json_type_object) &&
+                json_object_object_get_ex(c, req[f], &v) &&
+                json_object_is_type(v, json_type_string) && *json_object_get_string(v))
+                continue;
+            snprintf(field, sizeof(field), "spec.template.spec.containers[%zu].%s", i, req[f]);
+            add_cause(causes, "FieldValueRequired", field, "Required value");
+        }
+    }
+}
+
 json_object *kle_apiserver__validate(const kle_apiserver__resource *r, json_object *obj)
 {
     json_object *causes = json_object_new_array(), *v, *spec;
@@ -384,6 +482,8 @@ json_object *kle_apiserver__validate(const kle_apiserver__resource *r, json_obje
             add_cause(causes, "FieldValueInvalid", "spec.leaseTransitions", msg);
         }
     }
+    if (strcmp(r->kind, "Deployment") == 0)
+        validate_deployment(obj, causes);
     if (json_object_array_length(causes) == 0) {
         json_object_put(causes);
         return NULL;

@@ -5,7 +5,6 @@
 #include "apiserver/apiserver.h"
 
 #include <microhttpd.h>
-#include <stdarg.h>
 #include <sys/socket.h>
 
 /* Records whether client certificates are verified and the address
@@ -15,8 +14,5 @@ void kle_apiserver__set_options(int have_client_ca, const char *addr);
 struct MHD_Daemon *kle_apiserver__http_start(const struct sockaddr *addr, int ipv6,
                                              const kle_apiserver__tls *tls,
                                              const char *client_ca_pem);
-
-/* Routes libmicrohttpd's messages to the log (verbosity 2). */
-void kle_apiserver__mhd_log(void *cls, const char *fmt, va_list ap);
 
 #endif

@@ -314,6 +314,17 @@ int kle_client_new_from_kubeconfig(kle_client **out, const kle_client_opts *opts
     return client_new(out, cfg, opts);
 }
 
+/* The service account directory: the option, else $KLE_SERVICEACCOUNT_DIR
+ * (for tests that lay one out as a pod would see it), else the standard
+ * one. */
+static const char *sa_dir(const kle_client_opts *opts)
+{
+    const char *env = getenv("KLE_SERVICEACCOUNT_DIR");
+    if (opts && opts->serviceaccount_dir)
+        return opts->serviceaccount_dir;
+    return env && *env ? env : DEFAULT_SA_DIR;
+}
+
 int kle_client_new_in_cluster(kle_client **out, const kle_client_opts *opts)
 {
     kle_kube__config *cfg;
@@ -323,7 +334,7 @@ int kle_client_new_in_cluster(kle_client **out, const kle_client_opts *opts)
     *out = NULL;
     if ((rc = check_opts(opts)))
         return rc;
-    const char *dir = opts && opts->serviceaccount_dir ? opts->serviceaccount_dir : DEFAULT_SA_DIR;
+    const char *dir = sa_dir(opts);
     rc = kle_kube__config_in_cluster(&cfg, getenv("KUBERNETES_SERVICE_HOST"),
                                      getenv("KUBERNETES_SERVICE_PORT"), dir);
     if (rc)
@@ -350,7 +361,7 @@ int kle_client_new_default(kle_client **out, const kle_client_opts *opts)
     *out = NULL;
     if ((rc = check_opts(opts)))
         return rc;
-    const char *dir = opts && opts->serviceaccount_dir ? opts->serviceaccount_dir : DEFAULT_SA_DIR;
+    const char *dir = sa_dir(opts);
     char token[4096];
     struct stat st;
     snprintf(token, sizeof(token), "%s/token", dir);

@@ -10,7 +10,7 @@ CM=/api/v1/namespaces/default/configmaps
 # Discovery and health.
 req GET /version; expect_eq "/version" 200 "$CODE"
 req GET /api; expect_eq "/api lists v1" '["v1"]' "$(jget 'd["versions"]' <<<"$BODY")"
-req GET /apis; expect_eq "/apis groups" '["coordination.k8s.io", "events.k8s.io"]' \
+req GET /apis; expect_eq "/apis groups" '["coordination.k8s.io", "events.k8s.io", "rbac.authorization.k8s.io", "apps", "authorization.k8s.io"]' \
   "$(jget '[g["name"] for g in d["groups"]]' <<<"$BODY")"
 req GET /apis/coordination.k8s.io/v1
 expect_eq "leases discovered" True "$(jget '[r for r in d["resources"] if r["name"]=="leases"][0]["namespaced"]' <<<"$BODY")"

@@ -66,4 +66,42 @@ expect_match "deleted lease is NotFound" 'NotFound.*"demo" not found' "$OUT"
 OUT=$(k --token=wrong get leases 2>&1 || true)
 expect_match "wrong --token: Unauthorized" 'Unauthorized' "$OUT"
 
+# deploy/ as a whole on a server that enforces RBAC: apply, create token,
+# auth can-i (also --list, also as the token itself), required fields.
+kle_apiserver_stop || fail "server did not shut down cleanly"
+kle_apiserver_start --authorization-mode RBAC
+W=$KLE_APISERVER_DIR
+export KUBECACHEDIR="$W/kube-cache"
+OUT=$(k apply -f "$KLE_SOURCE_DIR/deploy/" 2>&1)
+expect_eq "apply -f deploy/" "deployment.apps/my-app created
+serviceaccount/kle created
+role.rbac.authorization.k8s.io/kle-leader-election created
+rolebinding.rbac.authorization.k8s.io/kle-leader-election created" "$OUT"
+OUT=$(k apply -f "$KLE_SOURCE_DIR/deploy/" 2>&1)
+expect_eq "apply -f deploy/ again: all unchanged" 4 "$(grep -c ' unchanged$' <<<"$OUT")"
+expect_eq "get deployment" "3 kle" "$(k get deploy my-app -o jsonpath='{.spec.replicas} {.spec.template.spec.serviceAccountName}' 2>&1)"
+SA_TOKEN=$(k create token kle --duration=15m 2>&1)
+expect_match "create token" '^kle-sa\.[0-9a-f]{64}$' "$SA_TOKEN"
+AS=--as=system:serviceaccount:default:kle
+can() { k auth can-i "$@" 2>/dev/null || true; }
+expect_eq "can-i update leases/my-app (as)" yes "$(can update leases/my-app $AS)"
+expect_eq "can-i update leases/my-app (token)" yes "$(can update leases/my-app --token="$SA_TOKEN")"
+expect_eq "can-i get leases/other" no "$(can get leases/other $AS)"
+expect_eq "can-i delete leases/my-app" no "$(can delete leases/my-app $AS)"
+expect_eq "can-i get secrets" no "$(can get secrets $AS)"
+expect_eq "can-i create events" yes "$(can create events $AS)"
+expect_eq "admin can-i anything" yes "$(can delete secrets)"
+LIST=$(k auth can-i --list $AS 2>&1 | grep -v -e '^Resources' -e '^ ' | sed -E 's/ +\[\] +/ /; s/ +/ /g; s/ $//' | sort)
+expect_eq "can-i --list: exactly deploy/rbac.yaml plus self reviews" "events [] [create patch]
+events.events.k8s.io [] [create patch]
+leases.coordination.k8s.io [] [create]
+leases.coordination.k8s.io [my-app] [get update]
+selfsubjectaccessreviews.authorization.k8s.io [] [create]
+selfsubjectrulesreviews.authorization.k8s.io [] [create]" "$LIST"
+OUT=$(k --token="$SA_TOKEN" get lease other 2>&1 || true)
+expect_eq "the token's 403 as kube-apiserver words it" 'Error from server (Forbidden): leases.coordination.k8s.io "other" is forbidden: User "system:serviceaccount:default:kle" cannot get resource "leases" in API group "coordination.k8s.io" in the namespace "default"' "$OUT"
+sed -e 's/name: my-app$/name: broken/' -e '/image:/d' "$KLE_SOURCE_DIR/deploy/deployment.yaml" >"$W/broken.yaml"
+OUT=$(k apply -f "$W/broken.yaml" 2>&1 || true)
+expect_match "Deployment without an image: 422 naming the field" 'is invalid: spec.template.spec.containers\[0\].image: Required value' "$OUT"
+
 finish
