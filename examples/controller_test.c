@@ -34,7 +34,7 @@ static void controller_lead(kle_leading *leading, void *data)
     c->token = kle_leading_transitions(leading);
     c->first_reconcile = kle_clock_monotonic_ns(c->clock);
     /* Reconcile every second until leadership ends. */
-    while (kle_leading_wait(leading, 1000) != 0) {
+    while (kle_leading_wait_ns(leading, KLE_SEC(1)) != 0) {
         c->reconciles++;
         c->last_reconcile = kle_clock_monotonic_ns(c->clock);
     }

@@ -52,7 +52,7 @@
  * shortest request timeout the client has seen (an elector's per-call
  * timeout). A server's `Warning:` headers are logged once per distinct text.
  *
- * Durations are in nanoseconds, as everywhere in libkle (KLE_NS_PER_MS).
+ * Durations are in nanoseconds, as everywhere in libkle (see kle/common.h).
  *
  * Secrets (tokens, passwords, keys, the Authorization header, exec plugin
  * output) never appear in log lines at any verbosity.
@@ -323,9 +323,10 @@ typedef struct kle_watch_opts {
     /** Total duration of the watch in ns; 0 runs until cancelled or stopped
      *  by the callback. Reaching it returns 0. */
     int64_t timeout_ns;
-    /** Server-side timeoutSeconds of each stream; 0 means 300. When a
-     *  stream ends the watch resumes from the last resourceVersion seen. */
-    int stream_timeout_seconds;
+    /** Server-side timeout of each stream in ns, sent as whole seconds
+     *  (timeoutSeconds, at least 1); 0 means 300 s. When a stream ends the
+     *  watch resumes from the last resourceVersion seen. */
+    int64_t stream_timeout_ns;
     /** Stops the watch within 100 ms (KLE_ECANCELED). May be NULL. */
     kle_event *cancel;
     /**

@@ -34,9 +34,33 @@
 #define KLE_PRINTF(fmt, args)
 #endif
 
+/**
+ * @defgroup kle_durations Durations
+ * The one duration rule of libkle: every duration, timeout and point in
+ * time in the public API is an int64_t count of nanoseconds, and every
+ * field and parameter that holds one ends in `_ns` (client-go's
+ * time.Duration is nanoseconds too). Write them with KLE_MS(), KLE_SEC()
+ * and friends: `kle_leading_wait_ns(leading, KLE_SEC(1))` waits one second.
+ * The one exception is the election record itself (kle_record), which
+ * mirrors the wire format: its lease_duration_seconds is whole seconds, as
+ * leaseDurationSeconds is in Kubernetes.
+ * @{
+ */
+
+/** Nanoseconds in one microsecond. */
+#define KLE_NS_PER_US INT64_C(1000)
 /** Nanoseconds in one millisecond. */
 #define KLE_NS_PER_MS INT64_C(1000000)
 /** Nanoseconds in one second. */
 #define KLE_NS_PER_SEC INT64_C(1000000000)
+/** @p n microseconds, in nanoseconds. */
+#define KLE_US(n) ((int64_t)(n)*KLE_NS_PER_US)
+/** @p n milliseconds, in nanoseconds. */
+#define KLE_MS(n) ((int64_t)(n)*KLE_NS_PER_MS)
+/** @p n seconds, in nanoseconds. */
+#define KLE_SEC(n) ((int64_t)(n)*KLE_NS_PER_SEC)
+/** @p n minutes, in nanoseconds. */
+#define KLE_MIN(n) ((int64_t)(n)*60 * KLE_NS_PER_SEC)
+/** @} */
 
 #endif

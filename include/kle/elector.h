@@ -47,7 +47,7 @@ typedef struct kle_elector_callbacks {
     /**
      * Runs on its own thread when this elector becomes leader. It should do
      * the leader's work until @p leading signals the end (kle_leading_fd()
-     * becomes readable, or kle_leading_wait() returns 0), then return
+     * becomes readable, or kle_leading_wait_ns() returns 0), then return
      * promptly: the elector waits for it before releasing the lease and
      * before kle_elector_run() returns.
      */
@@ -71,11 +71,11 @@ typedef struct kle_elector_config {
     /** The lock. kle_elector_new() takes ownership on success only. */
     kle_lock *lock;
     /** How long others wait, from when they saw the record change (default 15 s). */
-    int64_t lease_duration_ms;
+    int64_t lease_duration_ns;
     /** How long the leader retries renewing before it gives up (default 10 s). */
-    int64_t renew_deadline_ms;
+    int64_t renew_deadline_ns;
     /** Wait between tries (default 2 s). */
-    int64_t retry_period_ms;
+    int64_t retry_period_ns;
     /** Release the lease when stopped while leading (default 0, as client-go). */
     int release_on_cancel;
     /** Name for logs, metrics and health messages (borrowed during new; copied). */
@@ -87,7 +87,7 @@ typedef struct kle_elector_config {
     /** Seed of the retry jitter; 0 picks a random seed. */
     uint64_t jitter_seed;
     /** Limit of one lock call when no deadline is nearer (default max(1 s, renew_deadline/2)). */
-    int64_t call_timeout_ms;
+    int64_t call_timeout_ns;
 } kle_elector_config;
 
 /** Version of kle_elector_config this header describes. */
@@ -95,8 +95,8 @@ typedef struct kle_elector_config {
 /** Initialiser with kube-controller-manager's defaults: 15 s / 10 s / 2 s. */
 #define KLE_ELECTOR_CONFIG_INIT                                                                    \
     {                                                                                              \
-        KLE_ELECTOR_CONFIG_VERSION, NULL, 15000, 10000, 2000, 0, NULL, {NULL, NULL, NULL, NULL},   \
-            NULL, 0, 0                                                                             \
+        KLE_ELECTOR_CONFIG_VERSION, NULL, KLE_SEC(15), KLE_SEC(10), KLE_SEC(2), 0, NULL,           \
+            {NULL, NULL, NULL, NULL}, NULL, 0, 0                                                   \
     }
 
 /** Counters and state, for metrics. */
@@ -163,10 +163,10 @@ kle_elector_observed(kle_record *out, int64_t *out_age_ns, kle_elector *elector)
 /**
  * client-go's healthz Check: healthy unless this elector's last observed
  * record names it holder and that observation is older than
- * lease_duration + @p max_tolerable_expired_ms.
+ * lease_duration + @p max_tolerable_expired_ns.
  * @return 0 when healthy, KLE_EUNHEALTHY with a message otherwise.
  */
-KLE_EXTERN(int) kle_elector_check(kle_elector *elector, int64_t max_tolerable_expired_ms);
+KLE_EXTERN(int) kle_elector_check_ns(kle_elector *elector, int64_t max_tolerable_expired_ns);
 
 /** Copies the counters. */
 KLE_EXTERN(void) kle_elector_get_stats(kle_elector_stats *out, kle_elector *elector);
@@ -184,11 +184,12 @@ KLE_EXTERN(void) kle_elector_free(kle_elector *elector);
 KLE_EXTERN(int) kle_leading_fd(const kle_leading *leading);
 
 /**
- * Waits until leadership ends or @p timeout_ms passes (negative: forever),
+ * Waits until leadership ends or @p timeout_ns nanoseconds pass (negative:
+ * forever; e.g. KLE_SEC(1)),
  * on the elector's clock.
  * @return 0 when leadership has ended, KLE_ETIMEOUT otherwise.
  */
-KLE_EXTERN(int) kle_leading_wait(kle_leading *leading, int64_t timeout_ms);
+KLE_EXTERN(int) kle_leading_wait_ns(kle_leading *leading, int64_t timeout_ns);
 
 /** Returns 1 once leadership has ended. */
 KLE_EXTERN(int) kle_leading_is_over(const kle_leading *leading);

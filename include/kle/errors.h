@@ -27,7 +27,7 @@ typedef enum kle_error_code {
     KLE_EUNAUTHORIZED = -7,     /**< Credentials missing or rejected (401). */
     KLE_EFORBIDDEN = -8,        /**< Authenticated but not allowed (403). */
     KLE_EINVALID = -9,          /**< The server rejected the object (422 Invalid). */
-    KLE_ETOOMANYREQUESTS = -10, /**< Throttled (429); see retry_after_seconds. */
+    KLE_ETOOMANYREQUESTS = -10, /**< Throttled (429); see retry_after_ns. */
     KLE_ESERVER = -11,          /**< Server-side failure (5xx). */
     KLE_ETRANSPORT = -12,       /**< Connection, TLS or protocol failure. */
     KLE_ETIMEOUT = -13,         /**< The operation did not finish in its time. */
@@ -48,11 +48,11 @@ typedef enum kle_error_code {
 
 /** Details of the last error on the calling thread. */
 typedef struct kle_error {
-    int code;                /**< One of kle_error_code. */
-    int http_status;         /**< HTTP status for API errors, else 0. */
-    int retry_after_seconds; /**< From Retry-After on 429/503, else 0. */
-    const char *reason;      /**< Kubernetes Status reason ("Conflict", ...), or "". */
-    const char *message;     /**< Human-readable message naming what and where. */
+    int code;               /**< One of kle_error_code. */
+    int http_status;        /**< HTTP status for API errors, else 0. */
+    int64_t retry_after_ns; /**< From Retry-After on 429/503 (whole seconds, in ns), else 0. */
+    const char *reason;     /**< Kubernetes Status reason ("Conflict", ...), or "". */
+    const char *message;    /**< Human-readable message naming what and where. */
 } kle_error;
 
 /**

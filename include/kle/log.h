@@ -19,7 +19,7 @@
  * blocked (a full pipe, a stalled log collector), new lines are dropped and
  * counted (kle_log_dropped()); when the drain thread catches up it logs a
  * warning "N log lines dropped". At exit the queue is flushed for at most
- * 2 s; kle_log_flush() flushes it on demand.
+ * 2 s; kle_log_flush_ns() flushes it on demand.
  */
 #ifndef KLE_LOG_H
 #define KLE_LOG_H
@@ -41,7 +41,7 @@ typedef enum kle_log_severity {
  * Runs on libkle's log drain thread, one line at a time and in the order
  * the lines were logged, never on the thread that logged: a handler may
  * block without blocking the election (lines are dropped meanwhile once the
- * queue is full). It must not call kle_log_set_handler() or kle_log_flush().
+ * queue is full). It must not call kle_log_set_handler() or kle_log_flush_ns().
  */
 typedef void (*kle_log_fn)(kle_log_severity severity, int v, const char *file, int line,
                            const char *msg, void *data);
@@ -83,10 +83,10 @@ kle_log_write(kle_log_severity severity, int v, const char *file, int line, cons
 
 /**
  * Waits until every queued line has been handed to the handler, at most
- * @p timeout_ms milliseconds. Returns 0 when the queue is empty, -1 when
+ * @p timeout_ns nanoseconds. Returns 0 when the queue is empty, -1 when
  * the time ran out (the handler is blocked).
  */
-KLE_EXTERN(int) kle_log_flush(int64_t timeout_ms);
+KLE_EXTERN(int) kle_log_flush_ns(int64_t timeout_ns);
 
 /** Returns the number of lines dropped so far because the queue was full. */
 KLE_EXTERN(uint64_t) kle_log_dropped(void);

@@ -73,12 +73,12 @@ KLE_EXTERN(int) kle_fake_clock_advance(kle_clock *clock, int64_t ns);
 KLE_EXTERN(int) kle_fake_clock_waiters(kle_clock *clock);
 
 /**
- * Blocks (in real time, at most @p real_timeout_ms) until at least @p n
+ * Blocks (in real time, at most @p real_timeout_ns nanoseconds) until at least @p n
  * threads wait on the clock. For manual-mode tests that must know an
  * elector is idle before they advance time.
  * @return 0 or KLE_ETIMEOUT.
  */
-KLE_EXTERN(int) kle_fake_clock_await_waiters(kle_clock *clock, int n, int64_t real_timeout_ms);
+KLE_EXTERN(int) kle_fake_clock_await_waiters_ns(kle_clock *clock, int n, int64_t real_timeout_ns);
 
 /**
  * Makes the calling thread a participant of an auto-advancing clock; it

@@ -69,7 +69,7 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
         int rc = 0;
         pthread_mutex_lock(&st->mu);
         if (st->elector)
-            rc = kle_elector_check(st->elector, st->opts->healthz_timeout_ms);
+            rc = kle_elector_check_ns(st->elector, KLE_MS(st->opts->healthz_timeout_ms));
         if (rc < 0)
             snprintf(msg, sizeof(msg), "leaderElection: %s\n", kle_error_last()->message);
         pthread_mutex_unlock(&st->mu);

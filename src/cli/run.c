@@ -388,7 +388,7 @@ static void on_started_leading(kle_leading *leading, void *data)
              * renewal have landed meanwhile, start again (at most once a
              * second). */
             int64_t wait = 1000 - (now_ms() - started);
-            if (wait > 0 && kle_leading_wait(leading, wait) == 0)
+            if (wait > 0 && kle_leading_wait_ns(leading, KLE_MS(wait)) == 0)
                 return;
             if (kle_leading_is_over(leading))
                 return;
@@ -399,7 +399,7 @@ static void on_started_leading(kle_leading *leading, void *data)
             CLI_INFO("%s %s; restarting it (--on-exit=restart)", o->argv_child[0], desc);
             /* At most one start a second, and not after leadership ended. */
             int64_t wait = 1000 - (now_ms() - started);
-            if (wait > 0 && kle_leading_wait(leading, wait) == 0)
+            if (wait > 0 && kle_leading_wait_ns(leading, KLE_MS(wait)) == 0)
                 return;
             if (kle_leading_is_over(leading))
                 return;
@@ -568,9 +568,9 @@ int cli_cmd_run(cli_opts *o, const char *self_exe)
             break;
         }
         cfg.lock = lock;
-        cfg.lease_duration_ms = o->lease_duration_ms;
-        cfg.renew_deadline_ms = o->renew_deadline_ms;
-        cfg.retry_period_ms = o->retry_period_ms;
+        cfg.lease_duration_ns = KLE_MS(o->lease_duration_ms);
+        cfg.renew_deadline_ns = KLE_MS(o->renew_deadline_ms);
+        cfg.retry_period_ns = KLE_MS(o->retry_period_ms);
         cfg.release_on_cancel = o->release_on_cancel;
         cfg.name = o->lock_name;
         cfg.callbacks.on_started_leading = on_started_leading;

@@ -36,7 +36,7 @@
 #define JITTER_FACTOR 1.2
 
 /* The longest lease a record can carry: leaseDurationSeconds is an int32. */
-#define MAX_LEASE_MS (INT64_C(2147483647) * 1000)
+#define MAX_LEASE_NS (INT64_C(2147483647) * KLE_NS_PER_SEC)
 
 /*
  * The coarsest time precision of any record (annotation records carry whole
@@ -122,46 +122,46 @@ static double random_unit(kle_elector *e)
 
 static int validate(const kle_elector_config *c)
 {
-    long long ld = (long long)c->lease_duration_ms, rd = (long long)c->renew_deadline_ms,
-              rp = (long long)c->retry_period_ms;
+    long long ld = (long long)c->lease_duration_ns, rd = (long long)c->renew_deadline_ns,
+              rp = (long long)c->retry_period_ns;
     const char *p = "invalid elector config: ";
 
-    if (c->lease_duration_ms <= c->renew_deadline_ms)
+    if (c->lease_duration_ns <= c->renew_deadline_ns)
         return kle_error_set(KLE_EINVAL,
                              "%sleaseDuration must be greater than renewDeadline "
-                             "(lease_duration_ms=%lld, renew_deadline_ms=%lld)",
+                             "(lease_duration_ns=%lld, renew_deadline_ns=%lld)",
                              p, ld, rd);
-    if ((double)c->renew_deadline_ms <= JITTER_FACTOR * (double)c->retry_period_ms)
+    if ((double)c->renew_deadline_ns <= JITTER_FACTOR * (double)c->retry_period_ns)
         return kle_error_set(KLE_EINVAL,
                              "%srenewDeadline must be greater than retryPeriod*JitterFactor "
-                             "(renew_deadline_ms=%lld, retry_period_ms=%lld, JitterFactor=1.2)",
+                             "(renew_deadline_ns=%lld, retry_period_ns=%lld, JitterFactor=1.2)",
                              p, rd, rp);
-    if (c->lease_duration_ms < 1)
+    if (c->lease_duration_ns < 1)
         return kle_error_set(KLE_EINVAL, "%sleaseDuration must be greater than zero", p);
-    if (c->renew_deadline_ms < 1)
+    if (c->renew_deadline_ns < 1)
         return kle_error_set(KLE_EINVAL, "%srenewDeadline must be greater than zero", p);
-    if (c->retry_period_ms < 1)
+    if (c->retry_period_ns < 1)
         return kle_error_set(KLE_EINVAL, "%sretryPeriod must be greater than zero", p);
-    if (c->lease_duration_ms < 1000)
+    if (c->lease_duration_ns < KLE_NS_PER_SEC)
         return kle_error_set(KLE_EINVAL,
                              "%sleaseDuration must be at least 1s: the record carries whole "
-                             "seconds (lease_duration_ms=%lld)",
+                             "seconds (lease_duration_ns=%lld)",
                              p, ld);
-    if (c->lease_duration_ms > MAX_LEASE_MS)
+    if (c->lease_duration_ns > MAX_LEASE_NS)
         return kle_error_set(KLE_EINVAL,
                              "%sleaseDuration does not fit the record's leaseDurationSeconds "
-                             "(lease_duration_ms=%lld, at most %lld: 2147483647 s)",
-                             p, ld, (long long)MAX_LEASE_MS);
-    if (c->lease_duration_ms / 1000 * 1000 <= c->renew_deadline_ms)
+                             "(lease_duration_ns=%lld, at most %lld: 2147483647 s)",
+                             p, ld, (long long)MAX_LEASE_NS);
+    if (c->lease_duration_ns / KLE_NS_PER_SEC * KLE_NS_PER_SEC <= c->renew_deadline_ns)
         return kle_error_set(KLE_EINVAL,
                              "%sleaseDuration as the record carries it, in whole seconds (%llds), "
-                             "must be greater than renewDeadline (lease_duration_ms=%lld, "
-                             "renew_deadline_ms=%lld)",
-                             p, ld / 1000, ld, rd);
-    if (c->call_timeout_ms < 0 || c->call_timeout_ms > MAX_LEASE_MS)
+                             "must be greater than renewDeadline (lease_duration_ns=%lld, "
+                             "renew_deadline_ns=%lld)",
+                             p, ld / KLE_NS_PER_SEC, ld, rd);
+    if (c->call_timeout_ns < 0 || c->call_timeout_ns > MAX_LEASE_NS)
         return kle_error_set(KLE_EINVAL,
-                             "%scall_timeout_ms must be between 0 and %lld (call_timeout_ms=%lld)",
-                             p, (long long)MAX_LEASE_MS, (long long)c->call_timeout_ms);
+                             "%scall_timeout_ns must be between 0 and %lld (call_timeout_ns=%lld)",
+                             p, (long long)MAX_LEASE_NS, (long long)c->call_timeout_ns);
     if (!c->callbacks.on_started_leading)
         return kle_error_set(KLE_EINVAL, "%sOnStartedLeading callback must not be nil", p);
     if (!c->callbacks.on_stopped_leading)
@@ -215,13 +215,13 @@ int kle_elector_new(kle_elector **out, const kle_elector_config *config)
         goto fail;
     }
     e->lock = config->lock;
-    e->lease_duration = config->lease_duration_ms * KLE_NS_PER_MS;
-    e->renew_deadline = config->renew_deadline_ms * KLE_NS_PER_MS;
-    e->retry_period = config->retry_period_ms * KLE_NS_PER_MS;
-    e->call_timeout = config->call_timeout_ms ? config->call_timeout_ms * KLE_NS_PER_MS
+    e->lease_duration = config->lease_duration_ns;
+    e->renew_deadline = config->renew_deadline_ns;
+    e->retry_period = config->retry_period_ns;
+    e->call_timeout = config->call_timeout_ns                  ? config->call_timeout_ns
                       : e->renew_deadline / 2 > KLE_NS_PER_SEC ? e->renew_deadline / 2
                                                                : KLE_NS_PER_SEC;
-    e->record_lease_seconds = (int)(config->lease_duration_ms / 1000);
+    e->record_lease_seconds = (int)(config->lease_duration_ns / KLE_NS_PER_SEC);
     e->release_on_cancel = config->release_on_cancel != 0;
     e->cb = config->callbacks;
     e->clock = config->clock ? config->clock : kle_clock_real();
@@ -883,16 +883,16 @@ int kle_elector_observed(kle_record *out, int64_t *out_age_ns, kle_elector *e)
     return rc;
 }
 
-int kle_elector_check(kle_elector *e, int64_t max_tolerable_expired_ms)
+int kle_elector_check_ns(kle_elector *e, int64_t max_tolerable_expired_ns)
 {
     if (!e)
-        return kle_error_set(KLE_EINVAL, "kle_elector_check: elector is NULL");
+        return kle_error_set(KLE_EINVAL, "kle_elector_check_ns: elector is NULL");
     int64_t now = now_ns(e);
     pthread_mutex_lock(&e->mu);
     int mine = observed_is_me(e);
     int64_t age = now - e->observed_time;
     pthread_mutex_unlock(&e->mu);
-    if (mine && age > e->lease_duration + max_tolerable_expired_ms * KLE_NS_PER_MS)
+    if (mine && age > e->lease_duration + max_tolerable_expired_ns)
         return kle_error_set(KLE_EUNHEALTHY, "failed election to renew leadership on lease %s",
                              e->name);
     return 0;
@@ -941,13 +941,14 @@ int kle_leading_fd(const kle_leading *h)
     return h ? kle_event_fd(h->ended) : -1;
 }
 
-int kle_leading_wait(kle_leading *h, int64_t timeout_ms)
+int kle_leading_wait_ns(kle_leading *h, int64_t timeout_ns)
 {
     if (!h)
-        return kle_error_set(KLE_EINVAL, "kle_leading_wait: handle is NULL");
+        return kle_error_set(KLE_EINVAL, "kle_leading_wait_ns: handle is NULL");
     kle_clock *clock = h->elector->clock;
+    int64_t now = kle_clock_monotonic_ns(clock);
     int64_t deadline =
-        timeout_ms < 0 ? INT64_MAX : kle_clock_monotonic_ns(clock) + timeout_ms * KLE_NS_PER_MS;
+        timeout_ns < 0 || timeout_ns > INT64_MAX - now ? INT64_MAX : now + timeout_ns;
     return kle_clock_wait(clock, h->ended, deadline);
 }
 

@@ -73,7 +73,7 @@ void kle_error_clear(void)
 {
     last_error.pub.code = KLE_OK;
     last_error.pub.http_status = 0;
-    last_error.pub.retry_after_seconds = 0;
+    last_error.pub.retry_after_ns = 0;
     last_error.reason[0] = '\0';
     last_error.message[0] = '\0';
 }
@@ -89,7 +89,7 @@ int kle_error_set(int code, const char *fmt, ...)
 
     last_error.pub.code = code;
     last_error.pub.http_status = 0;
-    last_error.pub.retry_after_seconds = 0;
+    last_error.pub.retry_after_ns = 0;
     last_error.reason[0] = '\0';
     va_start(ap, fmt);
     set_message(fmt, ap);
@@ -97,14 +97,14 @@ int kle_error_set(int code, const char *fmt, ...)
     return code;
 }
 
-int kle_error_set_api(int code, int http_status, const char *reason, int retry_after_seconds,
+int kle_error_set_api(int code, int http_status, const char *reason, int64_t retry_after_ns,
                       const char *fmt, ...)
 {
     va_list ap;
 
     last_error.pub.code = code;
     last_error.pub.http_status = http_status;
-    last_error.pub.retry_after_seconds = retry_after_seconds;
+    last_error.pub.retry_after_ns = retry_after_ns;
     snprintf(last_error.reason, sizeof(last_error.reason), "%s", reason ? reason : "");
     va_start(ap, fmt);
     set_message(fmt, ap);

@@ -345,15 +345,15 @@ int kle_fake_clock_waiters(kle_clock *clock)
     return n;
 }
 
-int kle_fake_clock_await_waiters(kle_clock *clock, int n, int64_t real_timeout_ms)
+int kle_fake_clock_await_waiters_ns(kle_clock *clock, int n, int64_t real_timeout_ns)
 {
     if (!kle_fake_clock_is_fake(clock))
-        return kle_error_set(KLE_EINVAL, "kle_fake_clock_await_waiters: not a fake clock");
+        return kle_error_set(KLE_EINVAL, "kle_fake_clock_await_waiters_ns: not a fake clock");
     fake_clock *fc = (fake_clock *)clock;
     struct timespec abs;
     clock_gettime(CLOCK_REALTIME, &abs);
-    int64_t ns = abs.tv_nsec + (real_timeout_ms % 1000) * KLE_NS_PER_MS;
-    abs.tv_sec += (time_t)(real_timeout_ms / 1000 + ns / KLE_NS_PER_SEC);
+    int64_t ns = abs.tv_nsec + real_timeout_ns % KLE_NS_PER_SEC;
+    abs.tv_sec += (time_t)(real_timeout_ns / KLE_NS_PER_SEC + ns / KLE_NS_PER_SEC);
     abs.tv_nsec = (long)(ns % KLE_NS_PER_SEC);
     int rc = 0;
     pthread_mutex_lock(&fc->mu);
@@ -361,7 +361,8 @@ int kle_fake_clock_await_waiters(kle_clock *clock, int n, int64_t real_timeout_m
         if (pthread_cond_timedwait(&fc->tick, &fc->mu, &abs) == ETIMEDOUT) {
             if (count_waiters(fc) < n)
                 rc = kle_error_set(KLE_ETIMEOUT, "fake clock: %d of %d waiters after %lld ms",
-                                   count_waiters(fc), n, (long long)real_timeout_ms);
+                                   count_waiters(fc), n,
+                                   (long long)(real_timeout_ns / KLE_NS_PER_MS));
             break;
         }
     }

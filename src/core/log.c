@@ -54,7 +54,7 @@ static int drain_ok;
 void kle_log_set_handler(kle_log_fn fn, void *data)
 {
     /* Lines queued for the old handler go to it first (bounded wait). */
-    kle_log_flush(1000);
+    kle_log_flush_ns(KLE_SEC(1));
     pthread_mutex_lock(&call_mu);
     pthread_mutex_lock(&log_mu);
     log_fn = fn;
@@ -220,7 +220,7 @@ static void *drain_main(void *arg)
 
 static void flush_at_exit(void)
 {
-    kle_log_flush(2000);
+    kle_log_flush_ns(KLE_SEC(2));
 }
 
 static void drain_start(void)
@@ -288,7 +288,7 @@ void kle_log_write(kle_log_severity severity, int v, const char *file, int line,
     pthread_mutex_unlock(&log_mu);
 }
 
-int kle_log_flush(int64_t timeout_ms)
+int kle_log_flush_ns(int64_t timeout_ns)
 {
     struct timespec end;
     int rc = 0;
@@ -296,10 +296,10 @@ int kle_log_flush(int64_t timeout_ms)
     if (!drain_ok)
         return 0;
     clock_gettime(CLOCK_MONOTONIC, &end);
-    if (timeout_ms < 0)
-        timeout_ms = 0;
-    end.tv_sec += (time_t)(timeout_ms / 1000);
-    end.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+    if (timeout_ns < 0)
+        timeout_ns = 0;
+    end.tv_sec += (time_t)(timeout_ns / KLE_NS_PER_SEC);
+    end.tv_nsec += (long)(timeout_ns % KLE_NS_PER_SEC);
     if (end.tv_nsec >= 1000000000L) {
         end.tv_sec++;
         end.tv_nsec -= 1000000000L;

@@ -1321,9 +1321,9 @@ static int api_error(const char *method, const char *path, long status, json_obj
     char retry[48] = "";
     if (retry_after > 0)
         snprintf(retry, sizeof(retry), " (retry after %d s)", retry_after);
-    return kle_error_set_api(code, (int)status, reason, retry_after, "%s %s: %ld %s: %s%s%s",
-                             method, path, status, reason, message && *message ? message : "",
-                             causes, retry);
+    return kle_error_set_api(code, (int)status, reason, KLE_SEC(retry_after),
+                             "%s %s: %ld %s: %s%s%s", method, path, status, reason,
+                             message && *message ? message : "", causes, retry);
 }
 
 static int curl_error(const char *method, const char *path, CURLcode cc, const char *errbuf,
@@ -1882,9 +1882,11 @@ int kle_client_watch(kle_client *c, const char *path, const kle_watch_opts *opts
     int64_t deadline = opts && opts->timeout_ns > 0
                            ? kle_kube__now_ns() + ns_to_ms(opts->timeout_ns) * 1000000
                            : INT64_MAX;
-    int stream_secs = opts && opts->stream_timeout_seconds > 0 ? opts->stream_timeout_seconds : 300;
-    if (stream_secs > 86400)
-        stream_secs = 86400;
+    int64_t stream_ns =
+        opts && opts->stream_timeout_ns > 0 ? opts->stream_timeout_ns : KLE_SEC(300);
+    if (stream_ns > KLE_SEC(86400))
+        stream_ns = KLE_SEC(86400);
+    int stream_secs = stream_ns < KLE_NS_PER_SEC ? 1 : (int)(stream_ns / KLE_NS_PER_SEC);
     char selectors[1024] = "";
     if ((opts && opts->field_selector && *opts->field_selector &&
          add_query(selectors, sizeof(selectors), "fieldSelector", opts->field_selector)) ||

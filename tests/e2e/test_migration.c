@@ -120,7 +120,7 @@ static void on_started(kle_leading *l, void *data)
     snprintf(rec.iv[i].who, sizeof(rec.iv[i].who), "%s", c->id);
     snprintf(rec.iv[i].phase, sizeof(rec.iv[i].phase), "%s", rec.phase);
     pthread_mutex_unlock(&rec.mu);
-    kle_leading_wait(l, -1);
+    kle_leading_wait_ns(l, -1);
     pthread_mutex_lock(&rec.mu);
     rec.iv[i].end = kle_clock_monotonic_ns(NULL);
     pthread_mutex_unlock(&rec.mu);
@@ -158,9 +158,9 @@ static void start_cand(cand *c, const char *type)
         fail_msg("lock: %s", kle_error_last()->message);
     kle_elector_config ec = KLE_ELECTOR_CONFIG_INIT;
     ec.lock = &c->lock->base;
-    ec.lease_duration_ms = LEASE_MS;
-    ec.renew_deadline_ms = RENEW_MS;
-    ec.retry_period_ms = RETRY_MS;
+    ec.lease_duration_ns = KLE_MS(LEASE_MS);
+    ec.renew_deadline_ns = KLE_MS(RENEW_MS);
+    ec.retry_period_ns = KLE_MS(RETRY_MS);
     ec.release_on_cancel = 1;
     ec.callbacks.on_started_leading = on_started;
     ec.callbacks.on_stopped_leading = on_stopped;

@@ -21,7 +21,7 @@ KLE_EXTERN(int) kle_error_set(int code, const char *fmt, ...) KLE_PRINTF(2, 3);
  * and Retry-After seconds (0 when absent); returns @p code.
  */
 KLE_EXTERN(int)
-kle_error_set_api(int code, int http_status, const char *reason, int retry_after_seconds,
+kle_error_set_api(int code, int http_status, const char *reason, int64_t retry_after_ns,
                   const char *fmt, ...) KLE_PRINTF(5, 6);
 
 /**

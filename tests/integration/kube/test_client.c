@@ -328,7 +328,7 @@ static void test_client__error_mapping(void **state)
                 2);
     assert_int_equal(kle_client_get(&out, c, CM "/throttled", NULL), KLE_ETOOMANYREQUESTS);
     assert_int_equal(kle_error_last()->http_status, 429);
-    assert_int_equal(kle_error_last()->retry_after_seconds, 7);
+    assert_int_equal(kle_error_last()->retry_after_ns, KLE_SEC(7));
     assert_string_equal(kle_error_last()->reason, "TooManyRequests");
     static const int codes[] = {500, 503, 504};
     static const char *reasons[] = {"InternalError", "ServiceUnavailable", "Timeout"};
@@ -990,7 +990,8 @@ static void test_client__basic_auth_and_headers_on_the_wire(void **state)
     assert_non_null(strstr(cap.request, ua));
     assert_non_null(strstr(kle_client_user_agent(c), "kle/0."));
     kle_client_free(c);
-    assert_int_equal(kle_log_flush(5000), 0); /* lines reach the handler on the drain thread */
+    assert_int_equal(kle_log_flush_ns(KLE_MS(5000)),
+                     0); /* lines reach the handler on the drain thread */
     pthread_mutex_lock(&log_mu);
     assert_null(strstr(log_text, "YWRtaW46czNjcmV0LXB3"));
     assert_null(strstr(log_text, "s3cret-pw"));
@@ -1388,7 +1389,7 @@ static void test_client__negotiated_http_version(void **state)
 static void test_client__no_secret_in_logs(void **state)
 {
     /* Every test above ran with verbosity 10 and a capturing handler. */
-    assert_int_equal(kle_log_flush(5000), 0);
+    assert_int_equal(kle_log_flush_ns(KLE_MS(5000)), 0);
     pthread_mutex_lock(&log_mu);
     assert_non_null(log_text);
     assert_non_null(strstr(log_text, "GET "));

@@ -41,7 +41,7 @@ static void test_client_timeouts__huge_timeouts_and_unreachable_server(void **st
 
     kle_watch_opts wo = KLE_WATCH_OPTS_INIT;
     wo.timeout_ns = 300 * KLE_NS_PER_MS;
-    wo.stream_timeout_seconds = 1 << 30;
+    wo.stream_timeout_ns = INT64_MAX;
     assert_int_equal(kle_client_watch(c, "/api/v1/pods", &wo, never, NULL), 0);
     kle_event *ev;
     assert_int_equal(kle_event_new(&ev), 0);

@@ -161,7 +161,7 @@ struct candidate {
 static void lead_until_over(kle_leading *l, void *d)
 {
     (void)d;
-    kle_leading_wait(l, -1);
+    kle_leading_wait_ns(l, -1);
 }
 
 static void stopped(void *d)
@@ -188,9 +188,9 @@ static void candidate_start(struct candidate *c, kle_client *client, const char 
     kle_elector_config ec = KLE_ELECTOR_CONFIG_INIT;
     if (kle_lock_new_by_name(&ec.lock, "leases", client, &lo) != 0)
         fail_msg("lock: %s", kle_error_last()->message);
-    ec.lease_duration_ms = lease_ms;
-    ec.renew_deadline_ms = renew_ms;
-    ec.retry_period_ms = retry_ms;
+    ec.lease_duration_ns = KLE_MS(lease_ms);
+    ec.renew_deadline_ns = KLE_MS(renew_ms);
+    ec.retry_period_ns = KLE_MS(retry_ms);
     ec.callbacks.on_started_leading = lead_until_over;
     ec.callbacks.on_stopped_leading = stopped;
     if (kle_elector_new(&c->e, &ec) != 0)

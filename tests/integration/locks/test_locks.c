@@ -332,9 +332,9 @@ static void test_locks__unreadable_record_is_never_a_free_lock(void **state)
     /* An elector on it keeps trying and never leads; the object is untouched. */
     kle_elector_config c = KLE_ELECTOR_CONFIG_INIT;
     c.lock = new_lock("configmaps", "garbled", "me");
-    c.lease_duration_ms = 2000;
-    c.renew_deadline_ms = 1500;
-    c.retry_period_ms = 100;
+    c.lease_duration_ns = KLE_MS(2000);
+    c.renew_deadline_ns = KLE_MS(1500);
+    c.retry_period_ns = KLE_MS(100);
     c.callbacks.on_started_leading = never_started;
     c.callbacks.on_stopped_leading = stopped_cb;
     kle_elector *e;
@@ -498,9 +498,9 @@ static void test_locks__holder_with_nul_is_compared_with_its_length(void **state
     /* An elector "a" does not take the live lease over: no renewal of "its" lease. */
     kle_elector_config c = KLE_ELECTOR_CONFIG_INIT;
     c.lock = new_lock("leases", "nul-holder", "a");
-    c.lease_duration_ms = 10000;
-    c.renew_deadline_ms = 5000;
-    c.retry_period_ms = 100;
+    c.lease_duration_ns = KLE_MS(10000);
+    c.renew_deadline_ns = KLE_MS(5000);
+    c.retry_period_ns = KLE_MS(100);
     c.callbacks.on_started_leading = never_started;
     c.callbacks.on_stopped_leading = stopped_cb;
     kle_elector *e;
@@ -682,9 +682,9 @@ static void test_locks__wrong_kind_answers_are_never_a_free_lock(void **state)
                 "{\"kind\":\"Status\",\"apiVersion\":\"v1\",\"status\":\"Success\"}");
     kle_elector_config c = KLE_ELECTOR_CONFIG_INIT;
     c.lock = new_lock("leases", "status-only", "me");
-    c.lease_duration_ms = 2000;
-    c.renew_deadline_ms = 1500;
-    c.retry_period_ms = 100;
+    c.lease_duration_ns = KLE_MS(2000);
+    c.renew_deadline_ns = KLE_MS(1500);
+    c.retry_period_ns = KLE_MS(100);
     c.callbacks.on_started_leading = never_started;
     c.callbacks.on_stopped_leading = stopped_cb;
     kle_elector *e;
@@ -714,7 +714,7 @@ static void test_locks__wrong_kind_answers_are_never_a_free_lock(void **state)
 static void started_then_wait(kle_leading *l, void *d)
 {
     kle_elector_stop(kle_leading_elector(l));
-    kle_leading_wait(l, -1);
+    kle_leading_wait_ns(l, -1);
 }
 
 static void test_locks__elector_records_events_and_releases(void **state)

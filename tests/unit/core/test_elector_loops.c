@@ -65,7 +65,7 @@ static void cb_started(kle_leading *l, void *d)
     f->rerun_rc = kle_elector_run(f->elector);
     if (f->on_lead)
         f->on_lead(f, l);
-    assert_int_equal(kle_leading_wait(l, -1), 0);
+    assert_int_equal(kle_leading_wait_ns(l, -1), 0);
     assert_true(kle_leading_is_over(l));
     f->fd_after = poll(&p, 1, 0);
     f->t_ended = kle_clock_monotonic_ns(f->clock);
@@ -129,9 +129,9 @@ static void make_elector(fixture *f, int release_on_cancel, kle_lock *lock)
     c.release_on_cancel = release_on_cancel;
     c.jitter_seed = 42;
     if (f->ld_ms) {
-        c.lease_duration_ms = f->ld_ms;
-        c.renew_deadline_ms = f->rd_ms;
-        c.retry_period_ms = f->rp_ms;
+        c.lease_duration_ns = KLE_MS(f->ld_ms);
+        c.renew_deadline_ns = KLE_MS(f->rd_ms);
+        c.retry_period_ns = KLE_MS(f->rp_ms);
     }
     c.callbacks.on_started_leading = cb_started;
     c.callbacks.on_stopped_leading = cb_stopped;
@@ -316,7 +316,7 @@ static void slow_answers_for_a_minute(fixture *f, kle_leading *l)
     /* Every write lands at once and is answered 1.45 s later. */
     kle_fake_lock_delay_next(f->lock, KLE_FAKE_UPDATE, 1000, 1450 * KLE_NS_PER_MS);
     kle_fake_lock_delay_next(f->lock, KLE_FAKE_GET, 1000, 1450 * KLE_NS_PER_MS);
-    if (kle_leading_wait(l, 60000) == 0)
+    if (kle_leading_wait_ns(l, KLE_MS(60000)) == 0)
         return; /* Leadership ended: the assertions below say so. */
     kle_elector_stop(f->elector);
 }
@@ -351,7 +351,7 @@ static void deadline_moves_with_renewals(fixture *f, kle_leading *l)
     int64_t first = kle_leading_deadline_ns(l);
     struct pollfd p = {.fd = kle_leading_deadline_fd(l), .events = POLLIN};
     assert_int_equal(poll(&p, 1, 0), 0);
-    assert_int_equal(kle_leading_wait(l, 2500), KLE_ETIMEOUT); /* One renewal at 2 s. */
+    assert_int_equal(kle_leading_wait_ns(l, KLE_MS(2500)), KLE_ETIMEOUT); /* One renewal at 2 s. */
     assert_int_equal(poll(&p, 1, 0), 1);
     int64_t second = kle_leading_deadline_ns(l);
     assert_true(second - first == 2 * SEC);
@@ -685,20 +685,21 @@ static void test_elector_loops__config_validation_names_the_rule(void **state)
     bad_config cases[13];
     for (int i = 0; i < 13; i++)
         cases[i].cfg = good;
-    cases[0].cfg.renew_deadline_ms = 15000;
+    cases[0].cfg.renew_deadline_ns = KLE_MS(15000);
     cases[0].message = "invalid elector config: leaseDuration must be greater than renewDeadline "
-                       "(lease_duration_ms=15000, renew_deadline_ms=15000)";
-    cases[1].cfg.retry_period_ms = 8334;
+                       "(lease_duration_ns=15000000000, renew_deadline_ns=15000000000)";
+    cases[1].cfg.retry_period_ns = KLE_MS(8334);
     cases[1].message = "invalid elector config: renewDeadline must be greater than "
-                       "retryPeriod*JitterFactor (renew_deadline_ms=10000, retry_period_ms=8334, "
+                       "retryPeriod*JitterFactor (renew_deadline_ns=10000000000, "
+                       "retry_period_ns=8334000000, "
                        "JitterFactor=1.2)";
-    cases[2].cfg.retry_period_ms = 0;
+    cases[2].cfg.retry_period_ns = KLE_MS(0);
     cases[2].message = "invalid elector config: retryPeriod must be greater than zero";
-    cases[3].cfg.lease_duration_ms = 900;
-    cases[3].cfg.renew_deadline_ms = 500;
-    cases[3].cfg.retry_period_ms = 100;
+    cases[3].cfg.lease_duration_ns = KLE_MS(900);
+    cases[3].cfg.renew_deadline_ns = KLE_MS(500);
+    cases[3].cfg.retry_period_ns = KLE_MS(100);
     cases[3].message = "invalid elector config: leaseDuration must be at least 1s: the record "
-                       "carries whole seconds (lease_duration_ms=900)";
+                       "carries whole seconds (lease_duration_ns=900000000)";
     cases[4].cfg.callbacks.on_started_leading = NULL;
     cases[4].message = "invalid elector config: OnStartedLeading callback must not be nil";
     cases[5].cfg.callbacks.on_stopped_leading = NULL;
@@ -707,24 +708,24 @@ static void test_elector_loops__config_validation_names_the_rule(void **state)
     cases[6].message = "invalid elector config: Lock must not be nil";
     cases[7].cfg.lock = nameless;
     cases[7].message = "invalid elector config: Lock identity is empty";
-    cases[8].cfg.renew_deadline_ms = -5;
-    cases[8].cfg.retry_period_ms = -10;
+    cases[8].cfg.renew_deadline_ns = KLE_MS(-5);
+    cases[8].cfg.retry_period_ns = KLE_MS(-10);
     cases[8].message = "invalid elector config: renewDeadline must be greater than zero";
     cases[9].cfg.version = 99;
     cases[9].message = "kle_elector_new: config version 99 is not supported";
     /* 2^32 + 1 s: an int cast would write leaseDurationSeconds 1. */
-    cases[10].cfg.lease_duration_ms = INT64_C(4294967297) * 1000;
+    cases[10].cfg.lease_duration_ns = KLE_MS(INT64_C(4294967297) * 1000);
     cases[10].message = "invalid elector config: leaseDuration does not fit the record's "
-                        "leaseDurationSeconds (lease_duration_ms=4294967297000, at most "
-                        "2147483647000: 2147483647 s)";
+                        "leaseDurationSeconds (lease_duration_ns=4294967297000000000, "
+                        "at most 2147483647000000000: 2147483647 s)";
     /* 10.9 s is written as 10 s, not more than the renew deadline. */
-    cases[11].cfg.lease_duration_ms = 10900;
+    cases[11].cfg.lease_duration_ns = KLE_MS(10900);
     cases[11].message = "invalid elector config: leaseDuration as the record carries it, in whole "
                         "seconds (10s), must be greater than renewDeadline "
-                        "(lease_duration_ms=10900, renew_deadline_ms=10000)";
-    cases[12].cfg.call_timeout_ms = INT64_MAX;
-    cases[12].message = "invalid elector config: call_timeout_ms must be between 0 and "
-                        "2147483647000 (call_timeout_ms=9223372036854775807)";
+                        "(lease_duration_ns=10900000000, renew_deadline_ns=10000000000)";
+    cases[12].cfg.call_timeout_ns = INT64_MAX;
+    cases[12].message = "invalid elector config: call_timeout_ns must be between 0 and "
+                        "2147483647000000000 (call_timeout_ns=9223372036854775807)";
     for (int i = 0; i < 13; i++) {
         kle_elector *e = (kle_elector *)&cases[i];
         int rc = kle_elector_new(&e, &cases[i].cfg);

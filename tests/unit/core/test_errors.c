@@ -31,10 +31,10 @@ static void test_errors__set_records_message_and_returns_code(void **state)
 
 static void test_errors__api_error_keeps_status_reason_and_retry_after(void **state)
 {
-    kle_error_set_api(KLE_ETOOMANYREQUESTS, 429, "TooManyRequests", 7, "slow down");
+    kle_error_set_api(KLE_ETOOMANYREQUESTS, 429, "TooManyRequests", KLE_SEC(7), "slow down");
     const kle_error *e = kle_error_last();
     assert_int_equal(e->http_status, 429);
-    assert_int_equal(e->retry_after_seconds, 7);
+    assert_int_equal(e->retry_after_ns, KLE_SEC(7));
     assert_string_equal(e->reason, "TooManyRequests");
     assert_int_equal(kle_error_prefix("GET /x: "), KLE_ETOOMANYREQUESTS);
     assert_string_equal(kle_error_last()->message, "GET /x: slow down");

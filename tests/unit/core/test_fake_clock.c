@@ -59,17 +59,17 @@ static void test_fake_clock__manual_advance_wakes_due_waiters(void **state)
     struct sleeper s = {c, NULL, kle_clock_monotonic_ns(c) + 10 * SEC, 1, 0};
     pthread_t t;
     pthread_create(&t, NULL, sleeper_main, &s);
-    assert_int_equal(kle_fake_clock_await_waiters(c, 1, 5000), 0);
+    assert_int_equal(kle_fake_clock_await_waiters_ns(c, 1, KLE_MS(5000)), 0);
     kle_fake_clock_advance(c, 9 * SEC);
     /* Not yet due: still waiting. */
-    assert_int_equal(kle_fake_clock_await_waiters(c, 1, 5000), 0);
+    assert_int_equal(kle_fake_clock_await_waiters_ns(c, 1, KLE_MS(5000)), 0);
     kle_fake_clock_advance(c, 1 * SEC);
     pthread_join(t, NULL);
     assert_int_equal(s.rc, KLE_ETIMEOUT);
     assert_true(s.woke_at == s.deadline);
     assert_int_equal(kle_fake_clock_waiters(c), 0);
     /* Nobody waits: await gives up after its real timeout. */
-    assert_int_equal(kle_fake_clock_await_waiters(c, 1, 20), KLE_ETIMEOUT);
+    assert_int_equal(kle_fake_clock_await_waiters_ns(c, 1, KLE_MS(20)), KLE_ETIMEOUT);
     kle_clock_free(c);
 }
 
@@ -82,7 +82,7 @@ static void test_fake_clock__event_ends_a_wait_without_time_passing(void **state
     pthread_t t;
     int64_t start = kle_clock_monotonic_ns(c);
     pthread_create(&t, NULL, sleeper_main, &s);
-    assert_int_equal(kle_fake_clock_await_waiters(c, 1, 5000), 0);
+    assert_int_equal(kle_fake_clock_await_waiters_ns(c, 1, KLE_MS(5000)), 0);
     kle_event_set(ev);
     pthread_join(t, NULL);
     assert_int_equal(s.rc, 0);

@@ -84,13 +84,13 @@ static void test_log__blocked_handler_never_blocks_the_logger(void **state)
     uint64_t dropped = kle_log_dropped() - dropped0;
     /* 1 line in the handler, 1024 queued, the rest dropped. */
     assert_int_equal(dropped, 5000 - 1 - 1024);
-    assert_int_equal(kle_log_flush(50), -1); /* still blocked */
+    assert_int_equal(kle_log_flush_ns(KLE_MS(50)), -1); /* still blocked */
 
     pthread_mutex_lock(&mu);
     blocked = 0;
     pthread_cond_broadcast(&cv);
     pthread_mutex_unlock(&mu);
-    assert_int_equal(kle_log_flush(5000), 0);
+    assert_int_equal(kle_log_flush_ns(KLE_MS(5000)), 0);
     pthread_mutex_lock(&mu);
     assert_int_equal(delivered, 1 + 1024 + 1); /* the lines kept and the "dropped" warning */
     assert_true(in_order);

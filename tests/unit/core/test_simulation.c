@@ -151,7 +151,7 @@ static void on_started(kle_leading *l, void *data)
     snprintf(s->last_holder, sizeof(s->last_holder), "%s", c->id);
     c->working = l;
     /* The leader works in slices until leadership ends. */
-    while (kle_leading_wait(l, 700) != 0) {
+    while (kle_leading_wait_ns(l, KLE_MS(700)) != 0) {
     }
     c->working = NULL;
 }
@@ -178,9 +178,9 @@ static void start_cand(sim *s, cand *c)
     kle_elector_config cfg = KLE_ELECTOR_CONFIG_INIT;
     cfg.lock = c->lock;
     cfg.clock = s->clock;
-    cfg.lease_duration_ms = s->lease / MS;
-    cfg.renew_deadline_ms = s->renew / MS;
-    cfg.retry_period_ms = s->retry / MS;
+    cfg.lease_duration_ns = KLE_MS(s->lease / MS);
+    cfg.renew_deadline_ns = KLE_MS(s->renew / MS);
+    cfg.retry_period_ns = KLE_MS(s->retry / MS);
     cfg.release_on_cancel = c->incarnation % 2; /* Half stop with a release, half crash. */
     cfg.jitter_seed = rnd(s) | 1;
     cfg.callbacks.on_started_leading = on_started;

@@ -376,18 +376,18 @@ static void test_try_acquire__check_reports_a_stale_leader_unhealthy(void **stat
 {
     fixture *f = *state;
     assert_true(try_now(f));
-    assert_int_equal(kle_elector_check(f->elector, 5000), 0);
+    assert_int_equal(kle_elector_check_ns(f->elector, KLE_MS(5000)), 0);
     kle_fake_clock_advance(f->clock, 20 * SEC);
-    assert_int_equal(kle_elector_check(f->elector, 5000), 0);
+    assert_int_equal(kle_elector_check_ns(f->elector, KLE_MS(5000)), 0);
     kle_fake_clock_advance(f->clock, 1);
-    assert_int_equal(kle_elector_check(f->elector, 5000), KLE_EUNHEALTHY);
+    assert_int_equal(kle_elector_check_ns(f->elector, KLE_MS(5000)), KLE_EUNHEALTHY);
     assert_string_equal(kle_error_last()->message,
                         "failed election to renew leadership on lease default/test");
     /* A follower is never unhealthy. */
     put(f, "other", 15, 1);
     assert_false(try_now(f));
     kle_fake_clock_advance(f->clock, 60 * SEC);
-    assert_int_equal(kle_elector_check(f->elector, 0), 0);
+    assert_int_equal(kle_elector_check_ns(f->elector, KLE_MS(0)), 0);
 }
 
 int main(void)
