@@ -108,6 +108,13 @@ typedef struct kle_client_opts {
     }
 
 /**
+ * Sets @p ptr to KLE_CLIENT_OPTS_INIT at @p version (1 to KLE_CLIENT_OPTS_VERSION), for callers
+ * that cannot use the macro (language bindings).
+ * @return 0, KLE_EINVAL or KLE_EVERSION.
+ */
+KLE_EXTERN(int) kle_client_opts_init(kle_client_opts *ptr, unsigned int version);
+
+/**
  * Creates a client from kubeconfig files (see kle_client_opts.kubeconfig and
  * .context). Certificates and keys are handed to libcurl in memory; nothing
  * is written to disk.
@@ -193,6 +200,13 @@ typedef struct kle_request_opts {
     {                                                                                              \
         KLE_REQUEST_OPTS_VERSION, 0, NULL, NULL                                                    \
     }
+
+/**
+ * Sets @p ptr to KLE_REQUEST_OPTS_INIT at @p version (1 to KLE_REQUEST_OPTS_VERSION), for callers
+ * that cannot use the macro (language bindings).
+ * @return 0, KLE_EINVAL or KLE_EVERSION.
+ */
+KLE_EXTERN(int) kle_request_opts_init(kle_request_opts *ptr, unsigned int version);
 
 /**
  * Builds an API path into @p buf: "/api/v1" for the core group
@@ -343,6 +357,13 @@ typedef struct kle_watch_opts {
     {                                                                                              \
         KLE_WATCH_OPTS_VERSION, NULL, NULL, NULL, 0, 0, NULL, NULL, 0                              \
     }
+
+/**
+ * Sets @p ptr to KLE_WATCH_OPTS_INIT at @p version (1 to KLE_WATCH_OPTS_VERSION), for callers that
+ * cannot use the macro (language bindings).
+ * @return 0, KLE_EINVAL or KLE_EVERSION.
+ */
+KLE_EXTERN(int) kle_watch_opts_init(kle_watch_opts *ptr, unsigned int version);
 
 /**
  * Watches the collection @p path ("/apis/coordination.k8s.io/v1/namespaces/

@@ -64,7 +64,11 @@ typedef struct kle_elector_callbacks {
     void *data;
 } kle_elector_callbacks;
 
-/** Elector configuration; initialise with KLE_ELECTOR_CONFIG_INIT. */
+/**
+ * Elector configuration; initialise with KLE_ELECTOR_CONFIG_INIT or
+ * kle_elector_config_init(). Accepted at any version from 1 to
+ * KLE_ELECTOR_CONFIG_VERSION; the library reads only that version's members.
+ */
 typedef struct kle_elector_config {
     /** KLE_ELECTOR_CONFIG_VERSION. */
     unsigned int version;
@@ -99,9 +103,17 @@ typedef struct kle_elector_config {
             {NULL, NULL, NULL, NULL}, NULL, 0, 0                                                   \
     }
 
-/** Counters and state, for metrics. */
+/** Version of kle_elector_stats this header describes. */
+#define KLE_ELECTOR_STATS_VERSION 1
+
+/**
+ * Counters and state, for metrics. The caller sets version
+ * (KLE_ELECTOR_STATS_INIT or kle_elector_stats_init()); the library writes
+ * only the members that version has.
+ */
 typedef struct kle_elector_stats {
-    int leader; /**< 1 while this elector leads (leader_election_master_status). */
+    unsigned int version; /**< KLE_ELECTOR_STATS_VERSION, set by the caller. */
+    int leader;           /**< 1 while this elector leads (leader_election_master_status). */
     uint64_t
         slowpath_total; /**< Renewals that took the slow path (leader_election_slowpath_total). */
     uint64_t tries;     /**< tryAcquireOrRenew calls. */
@@ -110,6 +122,25 @@ typedef struct kle_elector_stats {
     uint64_t losses;       /**< Times leadership ended because renewals did not succeed. */
     uint64_t releases;     /**< Successful releases. */
 } kle_elector_stats;
+
+/** Initialiser of kle_elector_stats at the current version. */
+#define KLE_ELECTOR_STATS_INIT                                                                     \
+    {                                                                                              \
+        KLE_ELECTOR_STATS_VERSION, 0, 0, 0, 0, 0, 0, 0                                             \
+    }
+
+/**
+ * Sets @p config to KLE_ELECTOR_CONFIG_INIT at @p version (1 to
+ * KLE_ELECTOR_CONFIG_VERSION), for callers that cannot use the macro.
+ * @return 0, KLE_EINVAL or KLE_EVERSION.
+ */
+KLE_EXTERN(int) kle_elector_config_init(kle_elector_config *config, unsigned int version);
+
+/**
+ * Zeroes @p stats and sets its version (1 to KLE_ELECTOR_STATS_VERSION).
+ * @return 0, KLE_EINVAL or KLE_EVERSION.
+ */
+KLE_EXTERN(int) kle_elector_stats_init(kle_elector_stats *stats, unsigned int version);
 
 /**
  * Validates @p config exactly as client-go does and creates an elector:
@@ -168,8 +199,11 @@ kle_elector_observed(kle_record *out, int64_t *out_age_ns, kle_elector *elector)
  */
 KLE_EXTERN(int) kle_elector_check_ns(kle_elector *elector, int64_t max_tolerable_expired_ns);
 
-/** Copies the counters. */
-KLE_EXTERN(void) kle_elector_get_stats(kle_elector_stats *out, kle_elector *elector);
+/**
+ * Copies the counters into @p out, whose version the caller set.
+ * @return 0; KLE_EINVAL; KLE_EVERSION for an unset or unknown version.
+ */
+KLE_EXTERN(int) kle_elector_get_stats(kle_elector_stats *out, kle_elector *elector);
 
 /** The identity of this elector's lock (borrowed). */
 KLE_EXTERN(const char *) kle_elector_identity(kle_elector *elector);

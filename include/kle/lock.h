@@ -38,15 +38,42 @@ typedef struct kle_lock_ctx {
         KLE_LOCK_CTX_VERSION, 10 * KLE_NS_PER_SEC, NULL                                            \
     }
 
-/** What kle_lock_get() read. Free with kle_lock_result_dispose(). */
+/**
+ * Sets @p ctx to KLE_LOCK_CTX_INIT at @p version (1 to KLE_LOCK_CTX_VERSION),
+ * for callers that cannot use the macro.
+ * @return 0, KLE_EINVAL or KLE_EVERSION.
+ */
+KLE_EXTERN(int) kle_lock_ctx_init(kle_lock_ctx *ctx, unsigned int version);
+
+/** Version of kle_lock_result this header describes. */
+#define KLE_LOCK_RESULT_VERSION 1
+
+/**
+ * What kle_lock_get() read. The caller sets version (KLE_LOCK_RESULT_INIT
+ * or kle_lock_result_init()); the library writes only the members that
+ * version has. Free with kle_lock_result_dispose(), which keeps version.
+ */
 typedef struct kle_lock_result {
+    unsigned int version;   /**< KLE_LOCK_RESULT_VERSION, set by the caller. */
     kle_record record;      /**< The record. */
     char *raw;              /**< Its raw bytes, for change detection (NUL-terminated). */
     size_t raw_len;         /**< Length of raw, without the NUL. */
     char *resource_version; /**< The object's resourceVersion, or NULL if unknown. */
 } kle_lock_result;
 
-/** Frees what a result owns and empties it. */
+/** Initialiser of an empty kle_lock_result of the current version. */
+#define KLE_LOCK_RESULT_INIT                                                                       \
+    {                                                                                              \
+        KLE_LOCK_RESULT_VERSION, KLE_RECORD_INIT, NULL, 0, NULL                                    \
+    }
+
+/**
+ * Empties @p result and sets its version (1 to KLE_LOCK_RESULT_VERSION).
+ * @return 0, KLE_EINVAL or KLE_EVERSION.
+ */
+KLE_EXTERN(int) kle_lock_result_init(kle_lock_result *result, unsigned int version);
+
+/** Frees what a result owns and empties it; its version stays. */
 KLE_EXTERN(void) kle_lock_result_dispose(kle_lock_result *result);
 
 /**

@@ -76,6 +76,13 @@ typedef struct kle_resource_lock_opts {
     }
 
 /**
+ * Sets @p ptr to KLE_RESOURCE_LOCK_OPTS_INIT at @p version (1 to KLE_RESOURCE_LOCK_OPTS_VERSION),
+ * for callers that cannot use the macro (language bindings).
+ * @return 0, KLE_EINVAL or KLE_EVERSION.
+ */
+KLE_EXTERN(int) kle_resource_lock_opts_init(kle_resource_lock_opts *ptr, unsigned int version);
+
+/**
  * Creates a Lease lock.
  *
  * Its get reads the Lease as described in docs/architecture.md ("Reading

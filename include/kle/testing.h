@@ -53,6 +53,13 @@ typedef struct kle_fake_clock_opts {
     }
 
 /**
+ * Sets @p ptr to KLE_FAKE_CLOCK_OPTS_INIT at @p version (1 to KLE_FAKE_CLOCK_OPTS_VERSION), for
+ * callers that cannot use the macro (language bindings).
+ * @return 0, KLE_EINVAL or KLE_EVERSION.
+ */
+KLE_EXTERN(int) kle_fake_clock_opts_init(kle_fake_clock_opts *ptr, unsigned int version);
+
+/**
  * Creates a fake clock; free it with kle_clock_free() once no thread uses it.
  * @param out receives the clock.
  * @param opts NULL for the defaults.

@@ -97,7 +97,7 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
         return ret;
     }
     if (strcmp(url, "/metrics") == 0) {
-        kle_elector_stats s;
+        kle_elector_stats s = KLE_ELECTOR_STATS_INIT;
         char name[512], body[2048];
         memset(&s, 0, sizeof(s));
         pthread_mutex_lock(&st->mu);

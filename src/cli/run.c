@@ -560,7 +560,7 @@ int cli_cmd_run(cli_opts *o, const char *self_exe)
         kle_lock *lock = NULL;
         kle_elector *e = NULL;
         kle_elector_config cfg = KLE_ELECTOR_CONFIG_INIT;
-        kle_elector_stats s;
+        kle_elector_stats s = KLE_ELECTOR_STATS_INIT;
         int rc;
 
         if (cli_make_lock(&lock, o, client, o->identity) < 0) {

@@ -112,7 +112,8 @@ int cli_cmd_status(cli_opts *o)
     snprintf(desc, sizeof(desc), "%s/%s/%s", o->resource_lock, kle_client_namespace(client),
              o->lock_name);
 
-    kle_lock_result res, prim, sec;
+    kle_lock_result res = KLE_LOCK_RESULT_INIT, prim = KLE_LOCK_RESULT_INIT,
+                    sec = KLE_LOCK_RESULT_INIT;
     int prc = 0, src = 0;
     memset(&res, 0, sizeof(res));
     memset(&prim, 0, sizeof(prim));

@@ -172,8 +172,8 @@ static int validate(const kle_elector_config *c)
         return kle_error_prefix("%s", p);
     if (kle_lock_identity(c->lock)[0] == '\0')
         return kle_error_set(KLE_EINVAL, "%sLock identity is empty", p);
-    if (c->clock && (c->clock->version != KLE_CLOCK_VERSION || !c->clock->monotonic_ns ||
-                     !c->clock->wall_ns || !c->clock->wait))
+    if (c->clock && (c->clock->version < 1 || c->clock->version > KLE_CLOCK_VERSION ||
+                     !c->clock->monotonic_ns || !c->clock->wall_ns || !c->clock->wait))
         return kle_error_set(KLE_EVERSION, "%sclock is incomplete or of an unsupported version", p);
     return 0;
 }
@@ -194,7 +194,7 @@ int kle_elector_new(kle_elector **out, const kle_elector_config *config)
     if (!out || !config)
         return kle_error_set(KLE_EINVAL, "kle_elector_new: out and config are required");
     *out = NULL;
-    if (config->version != KLE_ELECTOR_CONFIG_VERSION)
+    if (config->version < 1 || config->version > KLE_ELECTOR_CONFIG_VERSION)
         return kle_error_set(KLE_EVERSION, "kle_elector_new: config version %u is not supported",
                              config->version);
     int rc = validate(config);
@@ -334,7 +334,7 @@ static int try_acquire_or_renew(kle_elector *e, int64_t deadline, kle_event *can
     }
 
     /* 2. Obtain or create the record. */
-    kle_lock_result got;
+    kle_lock_result got = KLE_LOCK_RESULT_INIT;
     ctx.timeout_ns = call_budget(e, deadline);
     rc = kle_lock_get(&got, e->lock, &ctx);
     if (rc < 0) {
@@ -605,7 +605,7 @@ static void release(kle_elector *e)
     int64_t deadline = now_ns(e) + e->renew_deadline;
     for (int attempt = 0; attempt < 5 && now_ns(e) < deadline; attempt++) {
         kle_lock_ctx ctx = KLE_LOCK_CTX_INIT;
-        kle_lock_result got;
+        kle_lock_result got = KLE_LOCK_RESULT_INIT;
         ctx.timeout_ns = call_budget(e, deadline);
         if (kle_lock_get(&got, e->lock, &ctx) < 0) {
             KLE_LOG_E("Failed to release lock %s: %s", e->name, kle_error_last()->message);
@@ -898,18 +898,51 @@ int kle_elector_check_ns(kle_elector *e, int64_t max_tolerable_expired_ns)
     return 0;
 }
 
-void kle_elector_get_stats(kle_elector_stats *out, kle_elector *e)
+int kle_elector_config_init(kle_elector_config *config, unsigned int version)
 {
-    if (!out)
-        return;
-    memset(out, 0, sizeof(*out));
-    if (!e)
-        return;
+    if (!config)
+        return kle_error_set(KLE_EINVAL, "kle_elector_config_init: config is NULL");
+    if (version < 1 || version > KLE_ELECTOR_CONFIG_VERSION)
+        return kle_error_set(KLE_EVERSION, "kle_elector_config_init: version %u is not supported",
+                             version);
+    kle_elector_config init = KLE_ELECTOR_CONFIG_INIT;
+    *config = init; /* Version 1 is the whole current layout. */
+    config->version = version;
+    return 0;
+}
+
+int kle_elector_stats_init(kle_elector_stats *stats, unsigned int version)
+{
+    if (!stats)
+        return kle_error_set(KLE_EINVAL, "kle_elector_stats_init: stats is NULL");
+    if (version < 1 || version > KLE_ELECTOR_STATS_VERSION)
+        return kle_error_set(KLE_EVERSION, "kle_elector_stats_init: version %u is not supported",
+                             version);
+    memset(stats, 0, sizeof(*stats));
+    stats->version = version;
+    return 0;
+}
+
+int kle_elector_get_stats(kle_elector_stats *out, kle_elector *e)
+{
+    if (!out || !e)
+        return kle_error_set(KLE_EINVAL, "kle_elector_get_stats: out and elector are required");
+    unsigned int version = out->version;
+    if (version < 1 || version > KLE_ELECTOR_STATS_VERSION)
+        return kle_error_set(KLE_EVERSION,
+                             "kle_elector_get_stats: stats version %u is not supported "
+                             "(initialise it with KLE_ELECTOR_STATS_INIT)",
+                             version);
     int leader = kle_elector_is_leader(e);
     pthread_mutex_lock(&e->mu);
-    *out = e->stats;
+    kle_elector_stats s = e->stats;
     pthread_mutex_unlock(&e->mu);
-    out->leader = leader;
+    s.leader = leader;
+    s.version = version;
+    /* Version 1 is the whole current layout; later versions copy only up
+     * to the size of the caller's version. */
+    memcpy(out, &s, sizeof(s));
+    return 0;
 }
 
 const char *kle_elector_identity(kle_elector *e)

@@ -279,7 +279,7 @@ int kle_fake_clock_new(kle_clock **out, const kle_fake_clock_opts *opts)
     *out = NULL;
     if (!opts)
         opts = &defaults;
-    if (opts->version != KLE_FAKE_CLOCK_OPTS_VERSION)
+    if (opts->version < 1 || opts->version > KLE_FAKE_CLOCK_OPTS_VERSION)
         return kle_error_set(KLE_EVERSION, "kle_fake_clock_new: options version %u unsupported",
                              opts->version);
     fake_clock *fc = calloc(1, sizeof(*fc));
@@ -438,4 +438,17 @@ void kle_fake_clock_set_step_hook(kle_clock *clock, void (*fn)(kle_clock *, void
     fc->step_hook = fn;
     fc->step_data = data;
     pthread_mutex_unlock(&fc->mu);
+}
+
+int kle_fake_clock_opts_init(kle_fake_clock_opts *ptr, unsigned int version)
+{
+    if (!ptr)
+        return kle_error_set(KLE_EINVAL, "kle_fake_clock_opts_init: pointer is NULL");
+    if (version < 1 || version > KLE_FAKE_CLOCK_OPTS_VERSION)
+        return kle_error_set(KLE_EVERSION, "kle_fake_clock_opts_init: version %u is not supported",
+                             version);
+    kle_fake_clock_opts init = KLE_FAKE_CLOCK_OPTS_INIT;
+    *ptr = init; /* Version 1 is the whole current layout. */
+    ptr->version = version;
+    return 0;
 }

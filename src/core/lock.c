@@ -11,15 +11,42 @@ void kle_lock_result_dispose(kle_lock_result *result)
     kle_record_dispose(&result->record);
     free(result->raw);
     free(result->resource_version);
+    unsigned int version = result->version;
     memset(result, 0, sizeof(*result));
+    result->version = version;
+}
+
+int kle_lock_result_init(kle_lock_result *result, unsigned int version)
+{
+    if (!result)
+        return kle_error_set(KLE_EINVAL, "kle_lock_result_init: result is NULL");
+    if (version < 1 || version > KLE_LOCK_RESULT_VERSION)
+        return kle_error_set(KLE_EVERSION, "kle_lock_result_init: version %u is not supported",
+                             version);
+    memset(result, 0, sizeof(*result)); /* Version 1 is the whole current layout. */
+    result->version = version;
+    return 0;
+}
+
+int kle_lock_ctx_init(kle_lock_ctx *ctx, unsigned int version)
+{
+    if (!ctx)
+        return kle_error_set(KLE_EINVAL, "kle_lock_ctx_init: ctx is NULL");
+    if (version < 1 || version > KLE_LOCK_CTX_VERSION)
+        return kle_error_set(KLE_EVERSION, "kle_lock_ctx_init: version %u is not supported",
+                             version);
+    kle_lock_ctx init = KLE_LOCK_CTX_INIT;
+    *ctx = init;
+    ctx->version = version;
+    return 0;
 }
 
 int kle_lock_validate(const kle_lock *lock)
 {
     if (!lock)
         return kle_error_set(KLE_EINVAL, "lock: lock is NULL");
-    if (lock->version != KLE_LOCK_VERSION)
-        return kle_error_set(KLE_EVERSION, "lock: vtable version %u is not supported (expected %d)",
+    if (lock->version < 1 || lock->version > KLE_LOCK_VERSION)
+        return kle_error_set(KLE_EVERSION, "lock: vtable version %u is not supported (1 to %d)",
                              lock->version, KLE_LOCK_VERSION);
     const char *missing = !lock->get        ? "get"
                           : !lock->create   ? "create"
@@ -42,7 +69,7 @@ static int check_call(kle_lock *lock, const kle_lock_ctx **ctx, const char *what
         return kle_error_prefix("%s: ", what);
     if (!*ctx)
         *ctx = &default_ctx;
-    if ((*ctx)->version != KLE_LOCK_CTX_VERSION)
+    if ((*ctx)->version < 1 || (*ctx)->version > KLE_LOCK_CTX_VERSION)
         return kle_error_set(KLE_EVERSION, "%s: kle_lock_ctx version %u is not supported", what,
                              (*ctx)->version);
     return 0;
@@ -60,7 +87,12 @@ int kle_lock_get(kle_lock_result *out, kle_lock *lock, const kle_lock_ctx *ctx)
 {
     if (!out)
         return kle_error_set(KLE_EINVAL, "kle_lock_get: out is NULL");
-    memset(out, 0, sizeof(*out));
+    if (out->version < 1 || out->version > KLE_LOCK_RESULT_VERSION)
+        return kle_error_set(KLE_EVERSION,
+                             "kle_lock_get: kle_lock_result version %u is not supported "
+                             "(initialise it with KLE_LOCK_RESULT_INIT)",
+                             out->version);
+    kle_lock_result_init(out, out->version);
     int rc = check_call(lock, &ctx, "kle_lock_get");
     if (rc < 0)
         return rc;

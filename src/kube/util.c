@@ -1,5 +1,7 @@
 /* Small helpers of the API client: buffers, files, base64, time. */
+#include "kle/client.h"
 #include "kle/record.h"
+#include "kle/sys/errors.h"
 #include "kube/kube.h"
 
 #include <errno.h>
@@ -196,4 +198,43 @@ int64_t kle_kube__wall_now_ns(void)
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+int kle_client_opts_init(kle_client_opts *ptr, unsigned int version)
+{
+    if (!ptr)
+        return kle_error_set(KLE_EINVAL, "kle_client_opts_init: pointer is NULL");
+    if (version < 1 || version > KLE_CLIENT_OPTS_VERSION)
+        return kle_error_set(KLE_EVERSION, "kle_client_opts_init: version %u is not supported",
+                             version);
+    kle_client_opts init = KLE_CLIENT_OPTS_INIT;
+    *ptr = init; /* Version 1 is the whole current layout. */
+    ptr->version = version;
+    return 0;
+}
+
+int kle_request_opts_init(kle_request_opts *ptr, unsigned int version)
+{
+    if (!ptr)
+        return kle_error_set(KLE_EINVAL, "kle_request_opts_init: pointer is NULL");
+    if (version < 1 || version > KLE_REQUEST_OPTS_VERSION)
+        return kle_error_set(KLE_EVERSION, "kle_request_opts_init: version %u is not supported",
+                             version);
+    kle_request_opts init = KLE_REQUEST_OPTS_INIT;
+    *ptr = init; /* Version 1 is the whole current layout. */
+    ptr->version = version;
+    return 0;
+}
+
+int kle_watch_opts_init(kle_watch_opts *ptr, unsigned int version)
+{
+    if (!ptr)
+        return kle_error_set(KLE_EINVAL, "kle_watch_opts_init: pointer is NULL");
+    if (version < 1 || version > KLE_WATCH_OPTS_VERSION)
+        return kle_error_set(KLE_EVERSION, "kle_watch_opts_init: version %u is not supported",
+                             version);
+    kle_watch_opts init = KLE_WATCH_OPTS_INIT;
+    *ptr = init; /* Version 1 is the whole current layout. */
+    ptr->version = version;
+    return 0;
 }

@@ -53,3 +53,16 @@ int kle_lock_new_by_name(kle_lock **out, const char *type, kle_client *client,
                          "configmaps, endpointsleases, configmapsleases",
                          type);
 }
+
+int kle_resource_lock_opts_init(kle_resource_lock_opts *ptr, unsigned int version)
+{
+    if (!ptr)
+        return kle_error_set(KLE_EINVAL, "kle_resource_lock_opts_init: pointer is NULL");
+    if (version < 1 || version > KLE_RESOURCE_LOCK_OPTS_VERSION)
+        return kle_error_set(KLE_EVERSION,
+                             "kle_resource_lock_opts_init: version %u is not supported", version);
+    kle_resource_lock_opts init = KLE_RESOURCE_LOCK_OPTS_INIT;
+    *ptr = init; /* Version 1 is the whole current layout. */
+    ptr->version = version;
+    return 0;
+}

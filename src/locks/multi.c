@@ -23,7 +23,7 @@ typedef struct multi_lock {
 static int ml_get(kle_lock_result *out, kle_lock *self, const kle_lock_ctx *ctx)
 {
     multi_lock *m = (multi_lock *)self;
-    kle_lock_result p, s;
+    kle_lock_result p = KLE_LOCK_RESULT_INIT, s = KLE_LOCK_RESULT_INIT;
     int rc = kle_lock_get(&p, m->primary, ctx);
     m->primary_found = rc == 0;
     if (rc < 0)

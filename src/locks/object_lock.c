@@ -415,7 +415,7 @@ static int object_lock_new(kle_lock **out, const lock_kind *kind, kle_client *cl
     *out = NULL;
     if (!opts || !client)
         return kle_error_set(KLE_EINVAL, "%s lock: client and options are required", kind->kind);
-    if (opts->version != KLE_RESOURCE_LOCK_OPTS_VERSION)
+    if (opts->version < 1 || opts->version > KLE_RESOURCE_LOCK_OPTS_VERSION)
         return kle_error_set(KLE_EVERSION, "%s lock: options version %u is not supported",
                              kind->kind, opts->version);
     if (!opts->name || !*opts->name)

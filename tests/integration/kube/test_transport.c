@@ -276,7 +276,7 @@ static void test_transport__frozen_leader_renews_over_a_fresh_connection(void **
     if (took_ms >= renew_ms)
         fail_msg("%s: the renewal came %lld ms after the freeze (renew deadline %lld ms)", proto,
                  (long long)took_ms, (long long)renew_ms);
-    kle_elector_stats st;
+    kle_elector_stats st = KLE_ELECTOR_STATS_INIT;
     kle_elector_get_stats(&st, a.e);
     assert_int_equal(st.losses, 0);
     assert_int_equal(kle_elector_is_leader(a.e), 1);
@@ -520,7 +520,7 @@ static void test_transport__renewal_does_not_wait_behind_a_slow_call(void **stat
     assert_int_equal(s.rc, KLE_ENOTFOUND);
     assert_true(s.took_ms >= 9900);
     assert_true(renewals >= (int)(9000 / retry_ms) - 2);
-    kle_elector_stats st;
+    kle_elector_stats st = KLE_ELECTOR_STATS_INIT;
     kle_elector_get_stats(&st, a.e);
     assert_int_equal(st.losses, 0);
     assert_int_equal(kle_elector_is_leader(a.e), 1);

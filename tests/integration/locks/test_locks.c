@@ -105,7 +105,7 @@ static void lifecycle(const char *type, const char *name)
 {
     kle_lock *a = new_lock(type, name, "node-a");
     kle_lock *b = new_lock(type, name, "node-b");
-    kle_lock_result got;
+    kle_lock_result got = KLE_LOCK_RESULT_INIT;
     assert_int_equal(kle_lock_get(&got, a, NULL), KLE_ENOTFOUND);
     kle_record r = record_of("node-a", 0, T0);
     assert_int_equal(kle_lock_create(a, &r, NULL), 0);
@@ -173,7 +173,7 @@ static void test_locks__configmap_update_keeps_data_labels_and_annotations(void 
                   "{\"metadata\":{\"name\":\"shared-cm\",\"labels\":{\"app\":\"web\"},"
                   "\"annotations\":{\"team\":\"infra\"}},\"data\":{\"config.yaml\":\"a: 1\"}}");
     kle_lock *l = new_lock("configmaps", "shared-cm", "node-a");
-    kle_lock_result got;
+    kle_lock_result got = KLE_LOCK_RESULT_INIT;
     assert_int_equal(kle_lock_get(&got, l, NULL), 0);
     assert_string_equal(kle_record_holder(&got.record), ""); /* no record yet: free */
     kle_lock_result_dispose(&got);
@@ -201,7 +201,7 @@ static void test_locks__endpoints_update_keeps_subsets(void **state)
                   "\"subsets\":[{\"addresses\":[{\"ip\":\"10.0.0.7\"}],"
                   "\"ports\":[{\"port\":8080,\"protocol\":\"TCP\"}]}]}");
     kle_lock *l = new_lock("endpoints", "shared-ep", "node-a");
-    kle_lock_result got;
+    kle_lock_result got = KLE_LOCK_RESULT_INIT;
     assert_int_equal(kle_lock_get(&got, l, NULL), 0);
     kle_lock_result_dispose(&got);
     kle_record r = record_of("node-a", 1, T0);
@@ -231,7 +231,7 @@ static void test_locks__lease_spec_and_labels(void **state)
     o.lease_labels = labels;
     kle_lock *l;
     assert_int_equal(kle_lease_lock_new(&l, client, &o), 0);
-    kle_lock_result got;
+    kle_lock_result got = KLE_LOCK_RESULT_INIT;
     assert_int_equal(kle_lock_get(&got, l, NULL), 0);
     assert_string_equal(kle_record_holder(&got.record), "");
     kle_lock_result_dispose(&got);
@@ -262,7 +262,7 @@ static void read_foreign(const char *name, const char *annotation, kle_record *o
     create_object("v1", "configmaps", json_object_to_json_string(cm));
     json_object_put(cm);
     kle_lock *l = new_lock("configmaps", name, "me");
-    kle_lock_result got;
+    kle_lock_result got = KLE_LOCK_RESULT_INIT;
     int rc = kle_lock_get(&got, l, NULL);
     if (rc == 0) {
         *out = got.record;
@@ -342,7 +342,7 @@ static void test_locks__unreadable_record_is_never_a_free_lock(void **state)
     pthread_t t;
     pthread_create(&t, NULL, run_elector, e);
     /* Wait, with a deadline, for five failed tries: well past any lease duration it read. */
-    kle_elector_stats st;
+    kle_elector_stats st = KLE_ELECTOR_STATS_INIT;
     int64_t deadline = kle_clock_monotonic_ns(NULL) + 30 * SEC;
     do {
         kle_clock_sleep(NULL, 20 * KLE_NS_PER_MS);
@@ -368,7 +368,7 @@ static void test_locks__multi_lock_states(void **state)
         "\":\"{\\\"holderIdentity\\\":\\\"legacy\\\",\\\"leaseDurationSeconds\\\":15,"
         "\\\"acquireTime\\\":null,\\\"renewTime\\\":null,\\\"leaderTransitions\\\":4}\"}}}");
     kle_lock *m = new_lock("endpointsleases", "mig", "node-new");
-    kle_lock_result got;
+    kle_lock_result got = KLE_LOCK_RESULT_INIT;
     assert_int_equal(kle_lock_get(&got, m, NULL), 0);
     assert_string_equal(kle_record_holder(&got.record), "legacy");
     assert_int_equal(got.record.leader_transitions, 4);
@@ -396,7 +396,7 @@ static void test_locks__multi_lock_states(void **state)
     kle_lock_result_dispose(&got);
 
     /* kle_multi_lock_get_both shows each record as it is. */
-    kle_lock_result p, s;
+    kle_lock_result p = KLE_LOCK_RESULT_INIT, s = KLE_LOCK_RESULT_INIT;
     int prc, src;
     assert_int_equal(kle_multi_lock_get_both(&p, &prc, &s, &src, m, NULL), 0);
     assert_int_equal(prc, 0);
@@ -421,7 +421,7 @@ static void test_locks__selection_by_name(void **state)
         kle_lock *l = new_lock(names[n], name, "node-a");
         kle_record r = record_of("node-a", 0, T0);
         assert_int_equal(kle_lock_create(l, &r, NULL), 0);
-        kle_lock_result got;
+        kle_lock_result got = KLE_LOCK_RESULT_INIT;
         assert_int_equal(kle_lock_get(&got, l, NULL), 0);
         assert_string_equal(kle_record_holder(&got.record), "node-a");
         kle_lock_result_dispose(&got);
@@ -487,7 +487,7 @@ static void test_locks__holder_with_nul_is_compared_with_its_length(void **state
 
     /* Read with every byte: not "a". */
     kle_lock *l = new_lock("leases", "nul-holder", "a");
-    kle_lock_result got;
+    kle_lock_result got = KLE_LOCK_RESULT_INIT;
     assert_int_equal(kle_lock_get(&got, l, NULL), 0);
     assert_int_equal(kle_record_holder_len(&got.record), 3);
     assert_memory_equal(kle_record_holder(&got.record), "a\0b", 3);
@@ -507,7 +507,7 @@ static void test_locks__holder_with_nul_is_compared_with_its_length(void **state
     assert_int_equal(kle_elector_new(&e, &c), 0);
     pthread_t t;
     pthread_create(&t, NULL, run_elector, e);
-    kle_elector_stats st;
+    kle_elector_stats st = KLE_ELECTOR_STATS_INIT;
     int64_t deadline = kle_clock_monotonic_ns(NULL) + 8 * SEC;
     do {
         kle_clock_sleep(NULL, 20 * KLE_NS_PER_MS);
@@ -644,7 +644,7 @@ static void test_locks__wrong_kind_answers_are_never_a_free_lock(void **state)
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         answer_with("get", cases[i].type, "wrong", cases[i].body);
         kle_lock *l = new_lock(cases[i].type, "wrong", "me");
-        kle_lock_result got;
+        kle_lock_result got = KLE_LOCK_RESULT_INIT;
         int rc = kle_lock_get(&got, l, NULL);
         if (rc == 0)
             fail_msg("case %zu was read as held by \"%s\"", i, kle_record_holder(&got.record));
@@ -659,7 +659,7 @@ static void test_locks__wrong_kind_answers_are_never_a_free_lock(void **state)
                 "{\"kind\":\"Lease\",\"apiVersion\":\"coordination.k8s.io/v1\",\"metadata\":"
                 "{\"name\":\"wrong\"},\"spec\":{}}");
     kle_lock *l = new_lock("leases", "wrong", "me");
-    kle_lock_result got;
+    kle_lock_result got = KLE_LOCK_RESULT_INIT;
     assert_int_equal(kle_lock_get(&got, l, NULL), 0);
     assert_int_equal(kle_record_holder_len(&got.record), 0);
     kle_lock_result_dispose(&got);
@@ -691,7 +691,7 @@ static void test_locks__wrong_kind_answers_are_never_a_free_lock(void **state)
     assert_int_equal(kle_elector_new(&e, &c), 0);
     pthread_t t;
     pthread_create(&t, NULL, run_elector, e);
-    kle_elector_stats st;
+    kle_elector_stats st = KLE_ELECTOR_STATS_INIT;
     int64_t deadline = kle_clock_monotonic_ns(NULL) + 30 * SEC;
     do {
         kle_clock_sleep(NULL, 20 * KLE_NS_PER_MS);

@@ -200,7 +200,7 @@ static void test_elector_loops__leadership_ends_at_renew_deadline_when_renewals_
     assert_false(kle_elector_is_leader(f->elector));
     assert_int_equal(f->started, 1);
     assert_int_equal(f->stopped, 1);
-    kle_elector_stats st;
+    kle_elector_stats st = KLE_ELECTOR_STATS_INIT;
     kle_elector_get_stats(&st, f->elector);
     assert_int_equal(st.losses, 1);
     assert_int_equal(st.acquisitions, 1);
@@ -306,7 +306,7 @@ static void test_elector_loops__stuck_renewal_ends_leadership_at_the_deadline(vo
     assert_false(f->leader_at_end);
     assert_int_equal(f->run_rc, KLE_ETIMEOUT);
     assert_int_equal(f->started, 1);
-    kle_elector_stats st;
+    kle_elector_stats st = KLE_ELECTOR_STATS_INIT;
     kle_elector_get_stats(&st, f->elector);
     assert_int_equal(st.losses, 1);
 }
@@ -335,7 +335,7 @@ static void test_elector_loops__leader_keeps_leading_with_slow_answers(void **st
     pthread_t t = start(f);
     finish(f, t);
     assert_int_equal(f->run_rc, 0);
-    kle_elector_stats st;
+    kle_elector_stats st = KLE_ELECTOR_STATS_INIT;
     kle_elector_get_stats(&st, f->elector);
     assert_int_equal(st.losses, 0);
     assert_int_equal(st.acquisitions, 1);
@@ -605,7 +605,7 @@ static void test_elector_loops__stop_while_leading_releases_with_release_on_canc
     assert_int_equal(r.lease_duration_seconds, 1);
     assert_int_equal(r.leader_transitions, 5);
     kle_record_dispose(&r);
-    kle_elector_stats st;
+    kle_elector_stats st = KLE_ELECTOR_STATS_INIT;
     kle_elector_get_stats(&st, f->elector);
     assert_int_equal(st.releases, 1);
 }

@@ -246,7 +246,7 @@ static void test_try_acquire__own_lease_is_renewed_keeping_acquire_time(void **s
     /* The fast path: no Get for the renewal. */
     assert_int_equal(kle_fake_lock_calls(f->lock, KLE_FAKE_GET), 1);
     assert_int_equal(kle_fake_lock_calls(f->lock, KLE_FAKE_UPDATE), 1);
-    kle_elector_stats st;
+    kle_elector_stats st = KLE_ELECTOR_STATS_INIT;
     kle_elector_get_stats(&st, f->elector);
     assert_int_equal(st.slowpath_total, 0);
 }
@@ -266,7 +266,7 @@ static void test_try_acquire__fast_path_conflict_falls_back_to_slow_path(void **
     assert_true(r.renew_time_ns == mine.renew_time_ns + 2 * SEC);
     assert_int_equal(kle_fake_lock_calls(f->lock, KLE_FAKE_UPDATE), 2);
     assert_int_equal(kle_fake_lock_calls(f->lock, KLE_FAKE_GET), 2);
-    kle_elector_stats st;
+    kle_elector_stats st = KLE_ELECTOR_STATS_INIT;
     kle_elector_get_stats(&st, f->elector);
     assert_int_equal(st.slowpath_total, 1);
     kle_record_dispose(&r);

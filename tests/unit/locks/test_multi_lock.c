@@ -78,7 +78,7 @@ static void test_multi_lock__both_present_and_agreeing(void **state)
     fixture *f = *state;
     put(f->p, "x", 4);
     put(f->s, "x", 4);
-    kle_lock_result got;
+    kle_lock_result got = KLE_LOCK_RESULT_INIT;
     assert_int_equal(kle_lock_get(&got, f->multi, NULL), 0);
     assert_string_equal(kle_record_holder(&got.record), "x");
     assert_int_equal(got.record.leader_transitions, 4);
@@ -95,7 +95,7 @@ static void test_multi_lock__secondary_missing_reports_the_primary(void **state)
 {
     fixture *f = *state;
     put(f->p, "legacy", 2);
-    kle_lock_result got;
+    kle_lock_result got = KLE_LOCK_RESULT_INIT;
     assert_int_equal(kle_lock_get(&got, f->multi, NULL), 0);
     assert_string_equal(kle_record_holder(&got.record), "legacy");
     assert_null(strstr(got.raw, "},{"));
@@ -107,7 +107,7 @@ static void test_multi_lock__secondary_missing_under_our_primary_creates_it(void
     fixture *f = *state;
     char buf[64];
     put(f->p, "me", 2);
-    kle_lock_result got;
+    kle_lock_result got = KLE_LOCK_RESULT_INIT;
     assert_int_equal(kle_lock_get(&got, f->multi, NULL), KLE_ENOTFOUND);
     kle_record r = mine(2);
     assert_int_equal(kle_lock_create(f->multi, &r, NULL), 0);
@@ -128,7 +128,7 @@ static void test_multi_lock__holders_compared_with_their_length(void **state)
     kle_fake_store_put(f->p, &r);
     kle_record_dispose(&r);
     put(f->s, "x", 4);
-    kle_lock_result got;
+    kle_lock_result got = KLE_LOCK_RESULT_INIT;
     assert_int_equal(kle_lock_get(&got, f->multi, NULL), 0);
     assert_true(kle_record_holder_is(&got.record, KLE_UNKNOWN_LEADER));
     assert_int_equal(kle_record_holder_len(&got.record), strlen(KLE_UNKNOWN_LEADER));
@@ -153,7 +153,7 @@ static void test_multi_lock__holders_disagreeing_make_an_unknown_leader(void **s
     fixture *f = *state;
     put(f->p, "old-leader", 4);
     put(f->s, "new-leader", 4);
-    kle_lock_result got;
+    kle_lock_result got = KLE_LOCK_RESULT_INIT;
     assert_int_equal(kle_lock_get(&got, f->multi, NULL), 0);
     assert_string_equal(kle_record_holder(&got.record), KLE_UNKNOWN_LEADER);
     assert_non_null(strstr(got.raw, "\"holderIdentity\":\"" KLE_UNKNOWN_LEADER "\""));
@@ -167,7 +167,7 @@ static void test_multi_lock__update_writes_primary_then_secondary(void **state)
     char buf[64];
     put(f->p, "", 4);
     put(f->s, "", 4);
-    kle_lock_result got;
+    kle_lock_result got = KLE_LOCK_RESULT_INIT;
     assert_int_equal(kle_lock_get(&got, f->multi, NULL), 0);
     kle_lock_result_dispose(&got);
     kle_record r = mine(5);
@@ -185,7 +185,7 @@ static void test_multi_lock__secondary_write_stays_conditional(void **state)
     char buf[64];
     put(f->p, "", 4);
     put(f->s, "", 4);
-    kle_lock_result got;
+    kle_lock_result got = KLE_LOCK_RESULT_INIT;
     assert_int_equal(kle_lock_get(&got, f->multi, NULL), 0);
     kle_lock_result_dispose(&got);
     /* A Lease-only candidate takes the Lease in between. */
@@ -210,7 +210,7 @@ static void test_multi_lock__losing_the_race_to_create_the_primary_fails(void **
 {
     fixture *f = *state;
     char buf[64];
-    kle_lock_result got;
+    kle_lock_result got = KLE_LOCK_RESULT_INIT;
     assert_int_equal(kle_lock_get(&got, f->multi, NULL), KLE_ENOTFOUND);
     /* An old-style candidate creates the primary first. */
     put(f->p, "legacy", 0);
