@@ -27,7 +27,7 @@
  * | 409  | Conflict (other)  | KLE_ECONFLICT         |
  * | 410  | Expired / Gone    | KLE_EGONE             |
  * | 413  | RequestEntityTooLarge | KLE_ETOOLARGE     |
- * | 422  | Invalid           | KLE_EINVALID          |
+ * | 422  | Invalid           | KLE_EUNPROCESSABLE          |
  * | 429  | TooManyRequests   | KLE_ETOOMANYREQUESTS  |
  * | 5xx  | InternalError, ServiceUnavailable, Timeout | KLE_ESERVER |
  * | other|                   | KLE_EAPI              |

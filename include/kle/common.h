@@ -63,4 +63,15 @@
 #define KLE_MIN(n) ((int64_t)(n)*60 * KLE_NS_PER_SEC)
 /** @} */
 
+KLE_BEGIN_DECLS
+
+/**
+ * Frees memory the library handed to the caller (strings such as
+ * kle_elector_leader()'s). Use it rather than free(), so that a program and
+ * the library need not share one allocator. NULL is ignored.
+ */
+KLE_EXTERN(void) kle_free(void *ptr);
+
+KLE_END_DECLS
+
 #endif

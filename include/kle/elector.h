@@ -37,8 +37,14 @@ KLE_BEGIN_DECLS
 typedef struct kle_elector kle_elector;
 
 /**
- * Handed to on_started_leading; tells when leadership ends. Valid until
- * on_started_leading returns.
+ * Handed to on_started_leading; tells when leadership ends. It is
+ * reference-counted: valid until on_started_leading returns, or, when the
+ * callback took a reference with kle_leading_ref(), until the matching
+ * kle_leading_unref() (even after the elector is freed). Once its term has
+ * ended a handle stays over for good: kle_leading_is_over() returns 1,
+ * kle_leading_wait_ns() returns 0 at once, kle_leading_fd() stays readable,
+ * kle_leading_deadline_ns() returns the term's final deadline and
+ * kle_leading_elector() returns NULL.
  */
 typedef struct kle_leading kle_leading;
 
@@ -178,7 +184,7 @@ KLE_EXTERN(int) kle_elector_is_leader(kle_elector *elector);
 
 /**
  * Copies the identity of the last observed holder into a new string (""
- * when none was observed), which the caller frees with free().
+ * when none was observed), which the caller frees with kle_free().
  * @return 0 or KLE_ENOMEM.
  */
 KLE_EXTERN(int) kle_elector_leader(char **out, kle_elector *elector);
@@ -255,8 +261,19 @@ KLE_EXTERN(int64_t) kle_leading_deadline_ns(kle_leading *leading);
  */
 KLE_EXTERN(int) kle_leading_deadline_fd(const kle_leading *leading);
 
-/** The elector this handle belongs to. */
+/** The elector this handle belongs to; NULL once the handle's term has ended. */
 KLE_EXTERN(kle_elector *) kle_leading_elector(kle_leading *leading);
+
+/**
+ * Takes a reference to @p leading, so that it stays valid after
+ * on_started_leading returns (for example when the leader's work runs on
+ * threads of its own). Thread-safe.
+ * @return @p leading.
+ */
+KLE_EXTERN(kle_leading *) kle_leading_ref(kle_leading *leading);
+
+/** Drops a reference taken with kle_leading_ref(). NULL is ignored. Thread-safe. */
+KLE_EXTERN(void) kle_leading_unref(kle_leading *leading);
 
 KLE_END_DECLS
 

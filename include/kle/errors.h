@@ -26,7 +26,7 @@ typedef enum kle_error_code {
     KLE_EEXISTS = -6,           /**< The object already exists (409 AlreadyExists). */
     KLE_EUNAUTHORIZED = -7,     /**< Credentials missing or rejected (401). */
     KLE_EFORBIDDEN = -8,        /**< Authenticated but not allowed (403). */
-    KLE_EINVALID = -9,          /**< The server rejected the object (422 Invalid). */
+    KLE_EUNPROCESSABLE = -9,    /**< The server rejected the object (422 Invalid). */
     KLE_ETOOMANYREQUESTS = -10, /**< Throttled (429); see retry_after_ns. */
     KLE_ESERVER = -11,          /**< Server-side failure (5xx). */
     KLE_ETRANSPORT = -12,       /**< Connection, TLS or protocol failure. */

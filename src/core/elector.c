@@ -45,11 +45,22 @@
  */
 #define RECORD_PRECISION KLE_NS_PER_SEC
 
+/*
+ * One term's handle, reference-counted: the elector holds a reference for
+ * the term and the user may take more (kle_leading_ref). It owns its events,
+ * so a handle kept after its term stays "over" even while a later term runs.
+ * It is made before the elector campaigns, so that nothing needs a new
+ * descriptor after the lease is won.
+ */
 struct kle_leading {
-    kle_elector *elector;
-    kle_event *ended;    /* The elector's term_ended: set when leadership ends. */
-    kle_event *extended; /* The elector's term_extended: set when lead_deadline moves. */
+    atomic_int refs;
+    pthread_mutex_t mu;   /* Guards elector and final_deadline. */
+    kle_elector *elector; /* NULL once the term has ended (detached). */
+    kle_clock *clock;
+    kle_event *ended;    /* Set when leadership ends; never reset. */
+    kle_event *extended; /* Set when lead_deadline moves. */
     int transitions;
+    int64_t final_deadline; /* lead_deadline when the term ended. */
 };
 
 struct kle_elector {
@@ -80,7 +91,8 @@ struct kle_elector {
     /* Leadership, guarded by mu. */
     int leading;
     int64_t lead_deadline;
-    kle_leading *handle; /* The current term's handle, or NULL. */
+    kle_leading *handle;      /* The current term's handle, or NULL. */
+    kle_leading *next_handle; /* Made before campaigning, for the next term. */
     int64_t last_sent;
     int64_t last_return;
     kle_elector_stats stats;
@@ -91,11 +103,7 @@ struct kle_elector {
     atomic_int guard_done;
     kle_event *cancel; /* Set by stop; sticky. Cancels lock calls while campaigning. */
     kle_event *wake;   /* Set by stop and when on_started_leading returns. */
-    /* A term's events, made with the elector so that nothing needs a new
-     * descriptor after the lease is won; reset at the start of each term. */
-    kle_event *term_ended;
-    kle_event *term_extended;
-    int expired; /* The guard saw lead_deadline pass: no extension any more. Guarded by mu. */
+    int expired;       /* The guard saw lead_deadline pass: no extension any more. Guarded by mu. */
 };
 
 enum renew_outcome { RENEW_STOPPED, RENEW_LOST };
@@ -189,6 +197,8 @@ static uint64_t random_seed(void)
     return seed ? seed : 1;
 }
 
+static kle_leading *handle_new(kle_elector *e);
+
 int kle_elector_new(kle_elector **out, const kle_elector_config *config)
 {
     if (!out || !config)
@@ -209,8 +219,7 @@ int kle_elector_new(kle_elector **out, const kle_elector_config *config)
     e->reported_leader = strdup("");
     if (!e->identity || !e->name || !e->reported_leader)
         goto nomem;
-    if (kle_event_new(&e->cancel) < 0 || kle_event_new(&e->wake) < 0 ||
-        kle_event_new(&e->term_ended) < 0 || kle_event_new(&e->term_extended) < 0) {
+    if (kle_event_new(&e->cancel) < 0 || kle_event_new(&e->wake) < 0) {
         rc = kle_error_last()->code;
         goto fail;
     }
@@ -227,6 +236,13 @@ int kle_elector_new(kle_elector **out, const kle_elector_config *config)
     e->clock = config->clock ? config->clock : kle_clock_real();
     e->rng = config->jitter_seed ? config->jitter_seed : random_seed();
     pthread_mutex_init(&e->mu, NULL);
+    /* The first term's handle now, and each next one when a term ends, so
+     * that nothing needs a new descriptor after the lease is won. */
+    if (!(e->next_handle = handle_new(e))) {
+        pthread_mutex_destroy(&e->mu);
+        rc = kle_error_set(KLE_ESYSTEM, "kle_elector_new: cannot make a leading handle");
+        goto fail;
+    }
     *out = e;
     return 0;
 nomem:
@@ -234,8 +250,6 @@ nomem:
 fail:
     kle_event_free(e->cancel);
     kle_event_free(e->wake);
-    kle_event_free(e->term_ended);
-    kle_event_free(e->term_extended);
     free(e->identity);
     free(e->name);
     free(e->reported_leader);
@@ -741,26 +755,52 @@ static void join_after(kle_elector *e, atomic_int *done, pthread_t thread)
  * A failure to start leading after the lease was won releases the lease
  * (nothing ran under it), so a replica that cannot lead never sits on it.
  */
-static int lead(kle_elector *e)
+static kle_leading *handle_new(kle_elector *e)
 {
-    kle_leading h = {e, e->term_ended, e->term_extended, 0};
+    kle_leading *h = calloc(1, sizeof(*h));
+    if (!h)
+        return NULL;
+    if (kle_event_new(&h->ended) < 0 || kle_event_new(&h->extended) < 0) {
+        kle_event_free(h->ended);
+        free(h);
+        return NULL;
+    }
+    atomic_init(&h->refs, 1);
+    pthread_mutex_init(&h->mu, NULL);
+    h->elector = e;
+    h->clock = e->clock;
+    return h;
+}
+
+/* Ends the handle's tie to the elector: from now on it answers alone. */
+static void handle_detach(kle_elector *e, kle_leading *h)
+{
+    kle_event_set(h->ended);
+    pthread_mutex_lock(&h->mu);
+    pthread_mutex_lock(&e->mu);
+    h->final_deadline = e->lead_deadline;
+    pthread_mutex_unlock(&e->mu);
+    h->elector = NULL;
+    pthread_mutex_unlock(&h->mu);
+}
+
+static int lead_term(kle_elector *e, kle_leading *h)
+{
     pthread_t guard, thread;
     int rc = 0;
 
-    kle_event_reset(h.ended);
-    kle_event_reset(h.extended);
     atomic_store(&e->callback_done, 0);
     atomic_store(&e->guard_done, 0);
     pthread_mutex_lock(&e->mu);
     e->expired = 0;
     e->leading = 1;
     e->lead_deadline = e->last_sent + e->renew_deadline;
-    e->handle = &h;
+    e->handle = h;
     e->stats.acquisitions++;
-    h.transitions = e->observed.leader_transitions;
+    h->transitions = e->observed.leader_transitions;
     pthread_mutex_unlock(&e->mu);
 
-    if (start_thread(e, &h, guard_main, &guard) < 0) {
+    if (start_thread(e, h, guard_main, &guard) < 0) {
         rc = kle_error_last()->code;
         KLE_LOG_E("stepping down from %s and releasing it: %s", e->name, kle_error_last()->message);
         pthread_mutex_lock(&e->mu);
@@ -771,15 +811,15 @@ static int lead(kle_elector *e)
         return kle_error_set(rc, "cannot lead %s: could not start the leadership guard", e->name);
     }
     int started = 0;
-    if (now_ns(e) >= e->lead_deadline || kle_event_is_set(h.ended)) {
+    if (now_ns(e) >= e->lead_deadline || kle_event_is_set(h->ended)) {
         /* The deadline passed before the work could start: never start it. */
         KLE_LOG_W("leadership of %s ended before the leader's work could start", e->name);
-        kle_event_set(h.ended);
+        kle_event_set(h->ended);
         rc = kle_error_set(KLE_ETIMEOUT, "leadership of %s ended before it could start", e->name);
-    } else if (start_thread(e, &h, callback_main, &thread) < 0) {
+    } else if (start_thread(e, h, callback_main, &thread) < 0) {
         rc = kle_error_last()->code;
         KLE_LOG_E("stepping down from %s and releasing it: %s", e->name, kle_error_last()->message);
-        kle_event_set(h.ended);
+        kle_event_set(h->ended);
     } else {
         started = 1;
     }
@@ -794,7 +834,7 @@ static int lead(kle_elector *e)
     }
     record_event(e, "became leader");
 
-    enum renew_outcome outcome = renew(e, &h);
+    enum renew_outcome outcome = renew(e, h);
     pthread_mutex_lock(&e->mu);
     e->leading = 0;
     if (outcome == RENEW_LOST)
@@ -804,7 +844,7 @@ static int lead(kle_elector *e)
         rc = kle_error_set(KLE_ETIMEOUT, "leadership of %s lost: no renewal succeeded in time",
                            e->name);
 
-    kle_event_set(h.ended);
+    kle_event_set(h->ended);
     join_after(e, &e->callback_done, thread);
     join_after(e, &e->guard_done, guard);
     pthread_mutex_lock(&e->mu);
@@ -817,6 +857,17 @@ static int lead(kle_elector *e)
     return rc;
 }
 
+static int lead(kle_elector *e)
+{
+    kle_leading *hp = e->next_handle;
+    e->next_handle = NULL;
+    int rc = lead_term(e, hp);
+    handle_detach(e, hp);
+    kle_leading_unref(hp);
+    e->next_handle = handle_new(e); /* Else kle_elector_run() tries again. */
+    return rc;
+}
+
 int kle_elector_run(kle_elector *e)
 {
     if (!e)
@@ -824,7 +875,10 @@ int kle_elector_run(kle_elector *e)
     if (atomic_exchange(&e->running, 1))
         return kle_error_set(KLE_ESTATE, "kle_elector_run: %s is already running", e->name);
     int rc = 0;
-    if (acquire(e)) {
+    if (!e->next_handle && !(e->next_handle = handle_new(e))) {
+        rc = kle_error_set(KLE_ESYSTEM, "kle_elector_run: %s: cannot make a leading handle",
+                           e->name);
+    } else if (acquire(e)) {
         if (stop_requested(e)) {
             /* Stopped while the winning write was in flight: do not start leading. */
             if (e->release_on_cancel)
@@ -957,8 +1011,7 @@ void kle_elector_free(kle_elector *e)
     kle_lock_free(e->lock);
     kle_event_free(e->cancel);
     kle_event_free(e->wake);
-    kle_event_free(e->term_ended);
-    kle_event_free(e->term_extended);
+    kle_leading_unref(e->next_handle);
     kle_record_dispose(&e->observed);
     free(e->observed_raw);
     free(e->observed_rv);
@@ -978,7 +1031,9 @@ int kle_leading_wait_ns(kle_leading *h, int64_t timeout_ns)
 {
     if (!h)
         return kle_error_set(KLE_EINVAL, "kle_leading_wait_ns: handle is NULL");
-    kle_clock *clock = h->elector->clock;
+    if (kle_event_is_set(h->ended))
+        return 0; /* Also for a handle kept after its term: no clock needed. */
+    kle_clock *clock = h->clock;
     int64_t now = kle_clock_monotonic_ns(clock);
     int64_t deadline =
         timeout_ns < 0 || timeout_ns > INT64_MAX - now ? INT64_MAX : now + timeout_ns;
@@ -1000,9 +1055,14 @@ int64_t kle_leading_deadline_ns(kle_leading *h)
     if (!h)
         return 0;
     kle_event_reset(h->extended);
-    pthread_mutex_lock(&h->elector->mu);
-    int64_t deadline = h->elector->lead_deadline;
-    pthread_mutex_unlock(&h->elector->mu);
+    pthread_mutex_lock(&h->mu);
+    int64_t deadline = h->final_deadline;
+    if (h->elector) {
+        pthread_mutex_lock(&h->elector->mu);
+        deadline = h->elector->lead_deadline;
+        pthread_mutex_unlock(&h->elector->mu);
+    }
+    pthread_mutex_unlock(&h->mu);
     return deadline;
 }
 
@@ -1013,7 +1073,29 @@ int kle_leading_deadline_fd(const kle_leading *h)
 
 kle_elector *kle_leading_elector(kle_leading *h)
 {
-    return h ? h->elector : NULL;
+    if (!h)
+        return NULL;
+    pthread_mutex_lock(&h->mu);
+    kle_elector *e = h->elector;
+    pthread_mutex_unlock(&h->mu);
+    return e;
+}
+
+kle_leading *kle_leading_ref(kle_leading *h)
+{
+    if (h)
+        atomic_fetch_add(&h->refs, 1);
+    return h;
+}
+
+void kle_leading_unref(kle_leading *h)
+{
+    if (!h || atomic_fetch_sub(&h->refs, 1) != 1)
+        return;
+    kle_event_free(h->ended);
+    kle_event_free(h->extended);
+    pthread_mutex_destroy(&h->mu);
+    free(h);
 }
 
 int kle_elector__try_acquire_or_renew(kle_elector *e, int64_t deadline)

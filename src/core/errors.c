@@ -1,6 +1,7 @@
 #include "kle/sys/errors.h"
 
 #include <stdarg.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -26,7 +27,7 @@ static const struct {
     {KLE_EEXISTS, "KLE_EEXISTS", "already exists"},
     {KLE_EUNAUTHORIZED, "KLE_EUNAUTHORIZED", "unauthorized"},
     {KLE_EFORBIDDEN, "KLE_EFORBIDDEN", "forbidden"},
-    {KLE_EINVALID, "KLE_EINVALID", "invalid object"},
+    {KLE_EUNPROCESSABLE, "KLE_EUNPROCESSABLE", "invalid object"},
     {KLE_ETOOMANYREQUESTS, "KLE_ETOOMANYREQUESTS", "too many requests"},
     {KLE_ESERVER, "KLE_ESERVER", "server error"},
     {KLE_ETRANSPORT, "KLE_ETRANSPORT", "transport error"},
@@ -130,4 +131,9 @@ int kle_error_prefix(const char *fmt, ...)
     memcpy(last_error.message + plen, old, olen);
     last_error.message[plen + olen] = '\0';
     return last_error.pub.code;
+}
+
+void kle_free(void *ptr)
+{
+    free(ptr);
 }

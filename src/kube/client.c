@@ -1204,7 +1204,7 @@ static int code_for(long status, const char *reason)
         {"Conflict", KLE_ECONFLICT},
         {"Unauthorized", KLE_EUNAUTHORIZED},
         {"Forbidden", KLE_EFORBIDDEN},
-        {"Invalid", KLE_EINVALID},
+        {"Invalid", KLE_EUNPROCESSABLE},
         {"TooManyRequests", KLE_ETOOMANYREQUESTS},
         {"Expired", KLE_EGONE},
         {"Gone", KLE_EGONE},
@@ -1235,7 +1235,7 @@ static int code_for(long status, const char *reason)
     case 413:
         return KLE_ETOOLARGE;
     case 422:
-        return KLE_EINVALID;
+        return KLE_EUNPROCESSABLE;
     case 429:
         return KLE_ETOOMANYREQUESTS;
     default:

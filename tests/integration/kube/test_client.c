@@ -290,7 +290,7 @@ static void test_client__error_mapping(void **state)
 
     /* 422 Invalid carries the causes. */
     body = configmap("Not_A_Valid_Name", "x");
-    assert_int_equal(kle_client_create(NULL, c, CM, body, NULL), KLE_EINVALID);
+    assert_int_equal(kle_client_create(NULL, c, CM, body, NULL), KLE_EUNPROCESSABLE);
     assert_int_equal(kle_error_last()->http_status, 422);
     assert_string_equal(kle_error_last()->reason, "Invalid");
     assert_non_null(strstr(kle_error_last()->message, "(metadata.name: Invalid value"));

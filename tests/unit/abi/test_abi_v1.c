@@ -128,8 +128,8 @@ static long page;
 /* @p size bytes ending exactly at an inaccessible page. */
 static void *guarded(size_t size)
 {
-    uint8_t *p = mmap(NULL, (size_t)page * 2, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
-                      -1, 0);
+    uint8_t *p =
+        mmap(NULL, (size_t)page * 2, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     assert_true(p != MAP_FAILED);
     assert_int_equal(mprotect(p + page, (size_t)page, PROT_NONE), 0);
     uint8_t *obj = p + page - size;

@@ -329,7 +329,7 @@ static void test_try_acquire__release_writes_the_exact_release_record(void **sta
     char *leader;
     assert_int_equal(kle_elector_leader(&leader, f->elector), 0);
     assert_string_equal(leader, "");
-    free(leader);
+    kle_free(leader);
 }
 
 static void test_try_acquire__release_retries_on_conflict(void **state)
