@@ -13,16 +13,20 @@ foreach(_t kle_shared kle_static)
     $<BUILD_INTERFACE:${PROJECT_BINARY_DIR}/include>
     $<INSTALL_INTERFACE:${CMAKE_INSTALL_INCLUDEDIR}>)
   target_link_libraries(${_t} PRIVATE ${_kle_link_libraries})
-  # kle/client.h hands out json-c objects: json-c is part of the interface.
-  target_link_libraries(${_t} PUBLIC Threads::Threads PkgConfig::JSONC)
+  # No core header exposes a json-c type; kle/rest.h does (kle::rest).
+  target_link_libraries(${_t} PUBLIC Threads::Threads)
 endforeach()
+# kle::rest: libkle plus json-c, for programs that include kle/rest.h.
+add_library(kle_rest INTERFACE)
+target_link_libraries(kle_rest INTERFACE kle_shared PkgConfig::JSONC)
+set_target_properties(kle_rest PROPERTIES EXPORT_NAME rest)
 set_target_properties(kle_shared PROPERTIES
   OUTPUT_NAME kle EXPORT_NAME kle
   VERSION ${PROJECT_VERSION} SOVERSION ${PROJECT_VERSION_MAJOR}
   C_VISIBILITY_PRESET hidden)
 set_target_properties(kle_static PROPERTIES OUTPUT_NAME kle EXPORT_NAME kle_static)
 
-install(TARGETS kle_shared kle_static EXPORT kleTargets
+install(TARGETS kle_shared kle_static kle_rest EXPORT kleTargets
   LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR} COMPONENT runtime NAMELINK_COMPONENT dev
   ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR} COMPONENT dev
   INCLUDES DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
@@ -45,7 +49,8 @@ install(FILES ${PROJECT_BINARY_DIR}/kleConfig.cmake ${PROJECT_BINARY_DIR}/kleCon
 file(RELATIVE_PATH KLE_PC_PREFIX_FROM_PCDIR "/${CMAKE_INSTALL_LIBDIR}/pkgconfig" "/")
 string(REGEX REPLACE "/$" "" KLE_PC_PREFIX_FROM_PCDIR "${KLE_PC_PREFIX_FROM_PCDIR}")
 configure_file(${PROJECT_SOURCE_DIR}/cmake/kle.pc.in ${PROJECT_BINARY_DIR}/kle.pc @ONLY)
-install(FILES ${PROJECT_BINARY_DIR}/kle.pc DESTINATION ${CMAKE_INSTALL_LIBDIR}/pkgconfig
+configure_file(${PROJECT_SOURCE_DIR}/cmake/kle-rest.pc.in ${PROJECT_BINARY_DIR}/kle-rest.pc @ONLY)
+install(FILES ${PROJECT_BINARY_DIR}/kle.pc ${PROJECT_BINARY_DIR}/kle-rest.pc DESTINATION ${CMAKE_INSTALL_LIBDIR}/pkgconfig
   COMPONENT dev)
 
 # Documentation and examples for the -dev package.

@@ -1,6 +1,7 @@
 /* The API client: transport over a small pool of libcurl handles (one
  * connection each), credentials, error mapping, REST verbs and watch. */
 #include "kle/client.h"
+#include "kle/rest.h"
 
 #include <curl/curl.h>
 #include <errno.h>

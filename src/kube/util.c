@@ -1,5 +1,6 @@
 /* Small helpers of the API client: buffers, files, base64, time. */
 #include "kle/client.h"
+#include "kle/rest.h"
 #include "kle/record.h"
 #include "kle/sys/errors.h"
 #include "kube/kube.h"

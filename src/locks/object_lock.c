@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "kle/locks.h"
+#include "kle/rest.h"
 #include "kle/sys/errors.h"
 #include "kle/sys/lock.h"
 #include "locks/locks_internal.h"

@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "kle/client.h"
+#include "kle/rest.h"
 #include "kle/errors.h"
 #include "kle/log.h"
 #include "kube/kube.h"

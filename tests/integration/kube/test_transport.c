@@ -39,6 +39,7 @@
 
 #include "kle/kle.h"
 #include "kle/client.h"
+#include "kle/rest.h"
 #include "kle/locks.h"
 #include "kube/kube.h"
 #include "support/apiserver.h"

@@ -17,6 +17,7 @@
 
 #include "kle/kle.h"
 #include "kle/client.h"
+#include "kle/rest.h"
 #include "kle/locks.h"
 #include "support/apiserver.h"
 #include "support/quiet_log.h"

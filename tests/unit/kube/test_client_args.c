@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "kle/client.h"
+#include "kle/rest.h"
 #include "kle/errors.h"
 #include "support/kubeconfig_fixture.h"
 
