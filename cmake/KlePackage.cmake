@@ -16,17 +16,28 @@ foreach(_t kle_shared kle_static)
   # No core header exposes a json-c type; kle/rest.h does (kle::rest).
   target_link_libraries(${_t} PUBLIC Threads::Threads)
 endforeach()
+# libkle-testing.so / .a: the fake clock and fake lock (kle::testing).
+add_library(kle_testing_shared SHARED $<TARGET_OBJECTS:kle_testing>)
+add_library(kle_testing_static STATIC $<TARGET_OBJECTS:kle_testing>)
+target_link_libraries(kle_testing_shared PUBLIC kle_shared)
+target_link_libraries(kle_testing_static PUBLIC kle_static)
+set_target_properties(kle_testing_shared PROPERTIES
+  OUTPUT_NAME kle-testing EXPORT_NAME testing
+  VERSION ${PROJECT_VERSION} SOVERSION ${KLE_SOVERSION} C_VISIBILITY_PRESET hidden)
+set_target_properties(kle_testing_static PROPERTIES
+  OUTPUT_NAME kle-testing EXPORT_NAME testing_static)
 # kle::rest: libkle plus json-c, for programs that include kle/rest.h.
 add_library(kle_rest INTERFACE)
 target_link_libraries(kle_rest INTERFACE kle_shared PkgConfig::JSONC)
 set_target_properties(kle_rest PROPERTIES EXPORT_NAME rest)
 set_target_properties(kle_shared PROPERTIES
   OUTPUT_NAME kle EXPORT_NAME kle
-  VERSION ${PROJECT_VERSION} SOVERSION ${PROJECT_VERSION_MAJOR}
+  VERSION ${PROJECT_VERSION} SOVERSION ${KLE_SOVERSION}
   C_VISIBILITY_PRESET hidden)
 set_target_properties(kle_static PROPERTIES OUTPUT_NAME kle EXPORT_NAME kle_static)
 
-install(TARGETS kle_shared kle_static kle_rest EXPORT kleTargets
+install(TARGETS kle_shared kle_static kle_rest kle_testing_shared kle_testing_static
+  EXPORT kleTargets
   LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR} COMPONENT runtime NAMELINK_COMPONENT dev
   ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR} COMPONENT dev
   INCLUDES DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
@@ -50,7 +61,10 @@ file(RELATIVE_PATH KLE_PC_PREFIX_FROM_PCDIR "/${CMAKE_INSTALL_LIBDIR}/pkgconfig"
 string(REGEX REPLACE "/$" "" KLE_PC_PREFIX_FROM_PCDIR "${KLE_PC_PREFIX_FROM_PCDIR}")
 configure_file(${PROJECT_SOURCE_DIR}/cmake/kle.pc.in ${PROJECT_BINARY_DIR}/kle.pc @ONLY)
 configure_file(${PROJECT_SOURCE_DIR}/cmake/kle-rest.pc.in ${PROJECT_BINARY_DIR}/kle-rest.pc @ONLY)
-install(FILES ${PROJECT_BINARY_DIR}/kle.pc ${PROJECT_BINARY_DIR}/kle-rest.pc DESTINATION ${CMAKE_INSTALL_LIBDIR}/pkgconfig
+configure_file(${PROJECT_SOURCE_DIR}/cmake/kle-testing.pc.in ${PROJECT_BINARY_DIR}/kle-testing.pc
+  @ONLY)
+install(FILES ${PROJECT_BINARY_DIR}/kle.pc ${PROJECT_BINARY_DIR}/kle-rest.pc
+  ${PROJECT_BINARY_DIR}/kle-testing.pc DESTINATION ${CMAKE_INSTALL_LIBDIR}/pkgconfig
   COMPONENT dev)
 
 # Documentation and examples for the -dev package.
@@ -76,7 +90,7 @@ if(DOXYGEN_FOUND)
     VERBATIM)
 endif()
 
-# Debian packages: libkle0 (the shared library), libkle-dev (headers, static
+# Debian packages: libkle1 (the shared libraries), libkle-dev (headers, static
 # library, pkg-config and CMake files, docs), kle-tools (kle, kle-apiserver).
 set(CPACK_GENERATOR DEB)
 set(CPACK_PACKAGE_NAME libkle)
@@ -88,13 +102,13 @@ set(CPACK_DEB_COMPONENT_INSTALL ON)
 set(CPACK_COMPONENTS_ALL runtime dev tools)
 set(CPACK_DEBIAN_FILE_NAME DEB-DEFAULT)
 set(CPACK_DEBIAN_PACKAGE_SHLIBDEPS ON)
-set(CPACK_DEBIAN_RUNTIME_PACKAGE_NAME libkle${PROJECT_VERSION_MAJOR})
+set(CPACK_DEBIAN_RUNTIME_PACKAGE_NAME libkle${KLE_SOVERSION})
 set(CPACK_DEBIAN_RUNTIME_PACKAGE_SECTION libs)
 set(CPACK_DEBIAN_RUNTIME_PACKAGE_GENERATE_SHLIBS ON)
 set(CPACK_DEBIAN_DEV_PACKAGE_NAME libkle-dev)
 set(CPACK_DEBIAN_DEV_PACKAGE_SECTION libdevel)
 set(CPACK_DEBIAN_DEV_PACKAGE_DEPENDS
-  "libkle${PROJECT_VERSION_MAJOR} (= ${PROJECT_VERSION}), libcurl4-openssl-dev, libjson-c-dev, libyaml-dev, libssl-dev")
+  "libkle${KLE_SOVERSION} (= ${PROJECT_VERSION}), libcurl4-openssl-dev, libjson-c-dev, libyaml-dev, libssl-dev")
 set(CPACK_DEBIAN_TOOLS_PACKAGE_NAME kle-tools)
 set(CPACK_DEBIAN_TOOLS_PACKAGE_SECTION admin)
 set(CPACK_COMPONENT_RUNTIME_DESCRIPTION "Kubernetes leader election for C: shared library")

@@ -6,6 +6,9 @@
  * threads) against an in-memory lock object on virtual time: minutes of
  * election take milliseconds, and runs are deterministic.
  *
+ * These functions are in libkle-testing, not libkle: link with pkg-config
+ * `kle-testing` or CMake `kle::testing`.
+ *
  * **Fake clock.** Virtual monotonic and wall time. In manual mode time moves
  * only when the test calls kle_fake_clock_advance(). In auto mode the clock
  * is also a cooperative scheduler: the threads that take part (the ones made

@@ -9,7 +9,7 @@ if [ "${KLE_SANITIZED:-0}" = 1 ]; then
 fi
 [ -f "$lib" ] || { echo "FAIL: no library at $lib"; exit 1; }
 soname=$(objdump -p "$lib" | awk '/SONAME/ {print $2}')
-[ "$soname" = "libkle.so.${KLE_VERSION_MAJOR}" ] || { echo "FAIL: SONAME is '$soname'"; exit 1; }
+[ "$soname" = "libkle.so.${KLE_SOVERSION}" ] || { echo "FAIL: SONAME is '$soname'"; exit 1; }
 exported=$(nm -D --defined-only "$lib" | awk '{print $3}' | sort)
 count=$(printf '%s\n' "$exported" | grep -c . || true)
 bad=$(printf '%s\n' "$exported" | grep -v '^kle_' | grep -vE '^(_init|_fini|_edata|_end|__bss_start)$' || true)
@@ -20,8 +20,11 @@ if [ -n "$bad" ] || [ -n "$internal" ]; then
   exit 1
 fi
 [ "$count" -ge 50 ] || { echo "FAIL: only $count symbols exported"; exit 1; }
-for sym in kle_elector_new kle_elector_run kle_strerror kle_version kle_fake_clock_new; do
+for sym in kle_elector_new kle_elector_run kle_strerror kle_version kle_free; do
   printf '%s\n' "$exported" | grep -qx "$sym" || { echo "FAIL: $sym is not exported"; exit 1; }
 done
+if printf '%s\n' "$exported" | grep -q '^kle_fake_'; then
+  echo "FAIL: test doubles exported from libkle (they belong to libkle-testing)"; exit 1
+fi
 echo "exported symbols: $count, all public kle_ API; SONAME $soname"
 echo "1 passed, 0 failed"

@@ -13,7 +13,7 @@ for f in include/kle/kle.h include/kle/version.h include/kle/sys/lock.h include/
          lib/pkgconfig/kle.pc lib/cmake/kle/kleConfig.cmake lib/libkle.a; do
   [ -e "$prefix/$f" ] || { echo "FAIL: $f was not installed"; exit 1; }
 done
-[ -L "$prefix/lib/libkle.so" ] && [ -L "$prefix/lib/libkle.so.0" ] ||
+[ -L "$prefix/lib/libkle.so" ] && [ -L "$prefix/lib/libkle.so.1" ] ||
   { echo "FAIL: libkle.so symlinks missing"; ls -l "$prefix/lib"; exit 1; }
 
 # The installed tree must not depend on where it was installed: move it.
@@ -29,10 +29,10 @@ export PKG_CONFIG_PATH="$moved/lib/pkgconfig"
 [ "$(pkg-config --modversion kle)" = "$KLE_VERSION" ] || { echo "FAIL: pkg-config version"; exit 1; }
 # shellcheck disable=SC2046
 cc -std=c11 "${flags[@]}" -o "$tmp/controller_test_pc" "$src/examples/controller_test.c" \
-  $(pkg-config --cflags --libs kle) -Wl,-rpath,"$moved/lib" -lpthread
+  $(pkg-config --cflags --libs kle-testing) -Wl,-rpath,"$moved/lib" -lpthread
 "$tmp/controller_test_pc" | tee "$tmp/out_pc"
 grep -q "1 passed, 0 failed" "$tmp/out_pc"
-ldd "$tmp/controller_test_pc" | grep -q "$moved/lib/libkle.so.0" ||
+ldd "$tmp/controller_test_pc" | grep -q "$moved/lib/libkle.so.1" ||
   { echo "FAIL: not linked against the installed libkle.so"; exit 1; }
 
 # 2. CMake find_package
