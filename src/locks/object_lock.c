@@ -408,6 +408,28 @@ static int copy_labels(object_lock *l, const char *const *labels)
     return 0;
 }
 
+/*
+ * The API server's name rules: a DNS-1123 subdomain (Lease, ConfigMap and
+ * Endpoints names) when @p dots, else a DNS-1123 label (namespaces).
+ */
+static int dns1123(const char *s, size_t max, int dots)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n > max)
+        return 0;
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        int alnum = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
+        if (alnum)
+            continue;
+        if (!(c == '-' || (dots && c == '.')) || i == 0 || i == n - 1)
+            return 0;
+        if (c == '.' && (s[i - 1] == '.' || s[i - 1] == '-' || s[i + 1] == '-'))
+            return 0; /* Each dot-separated part is a label. */
+    }
+    return 1;
+}
+
 static int object_lock_new(kle_lock **out, const lock_kind *kind, kle_client *client,
                            const kle_resource_lock_opts *opts)
 {
@@ -421,10 +443,24 @@ static int object_lock_new(kle_lock **out, const lock_kind *kind, kle_client *cl
                              kind->kind, opts->version);
     if (!opts->name || !*opts->name)
         return kle_error_set(KLE_EINVAL, "%s lock: a lock name is required", kind->kind);
+    if (!dns1123(opts->name, 253, 1))
+        return kle_error_set(KLE_EINVAL,
+                             "%s lock: name \"%s\" is not a valid %s name: a lowercase RFC 1123 "
+                             "subdomain must consist of lower case alphanumeric characters, '-' or "
+                             "'.', and must start and end with an alphanumeric character (at most "
+                             "253 characters)",
+                             kind->kind, opts->name, kind->kind);
     if (kle_identity_check(opts->identity) < 0)
         return kle_error_prefix("%s lock %s: ", kind->kind, opts->name);
     const char *ns =
         opts->namespace_ && *opts->namespace_ ? opts->namespace_ : kle_client_namespace(client);
+    if (!dns1123(ns, 63, 0))
+        return kle_error_set(KLE_EINVAL,
+                             "%s lock %s: namespace \"%s\" is not valid: a lowercase RFC 1123 "
+                             "label must consist of lower case alphanumeric characters or '-', and "
+                             "must start and end with an alphanumeric character (at most 63 "
+                             "characters)",
+                             kind->kind, opts->name, ns);
     object_lock *l = calloc(1, sizeof(*l));
     if (!l)
         return kle_error_set(KLE_ENOMEM, "lock: out of memory");
