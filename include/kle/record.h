@@ -151,6 +151,16 @@ KLE_EXTERN(int) kle_record_validate(const kle_record *rec);
 KLE_EXTERN(int) kle_identity_check(const char *identity);
 
 /**
+ * A default holder identity, as `kle run` and client-go programs choose it:
+ * $POD_NAME when set, else the hostname, an underscore and a random UUID
+ * ("host_1b4e28ba-2fa1-4d2b-883f-0016d3cca427"), so that two processes on
+ * one machine never share an identity. The caller frees @p *out with
+ * kle_free().
+ * @return 0; KLE_ENOMEM; KLE_ESYSTEM when no randomness is available.
+ */
+KLE_EXTERN(int) kle_default_identity(char **out);
+
+/**
  * Formats wall time @p ns as RFC 3339 in UTC: with @p fraction_digits 0,
  * `2026-11-21T10:00:02Z` (metav1.Time); with 6,
  * `2026-11-21T10:00:02.123456Z` (metav1.MicroTime). Other digit counts

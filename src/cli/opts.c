@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "kle/record.h"
 
 enum flag_kind { F_STRING, F_DURATION, F_BOOL, F_INT, F_ONEXIT, F_OUTPUT, F_LOGFMT };
 
@@ -469,25 +470,11 @@ int cli_parse(cli_opts *o, int argc, char **argv, char *err, size_t errlen)
 
 int cli_default_identity(char *buf, size_t size)
 {
-    const char *pod = getenv("POD_NAME");
-    char host[256], uuid[64] = "";
-    if (pod && *pod) {
-        snprintf(buf, size, "%s", pod);
-        return 0;
-    }
-    if (gethostname(host, sizeof(host)) < 0)
-        snprintf(host, sizeof(host), "localhost");
-    host[sizeof(host) - 1] = '\0';
-    FILE *f = fopen("/proc/sys/kernel/random/uuid", "r");
-    if (f) {
-        if (!fgets(uuid, sizeof(uuid), f))
-            uuid[0] = '\0';
-        fclose(f);
-    }
-    uuid[strcspn(uuid, "\n")] = '\0';
-    if (!uuid[0])
+    char *id;
+    if (kle_default_identity(&id) < 0)
         return -1;
-    snprintf(buf, size, "%s_%s", host, uuid);
+    snprintf(buf, size, "%s", id);
+    kle_free(id);
     return 0;
 }
 

@@ -5,7 +5,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <time.h>
+#include <unistd.h>
 
 void kle_record_init(kle_record *rec)
 {
@@ -382,4 +384,33 @@ int kle_time_parse(int64_t *out_ns, const char *text)
     return 0;
 bad:
     return kle_error_set(KLE_EINVAL, "\"%.64s\" is not a valid timestamp: %s", text, why);
+}
+
+int kle_default_identity(char **out)
+{
+    if (!out)
+        return kle_error_set(KLE_EINVAL, "kle_default_identity: out is NULL");
+    *out = NULL;
+    const char *pod = getenv("POD_NAME");
+    char buf[512];
+    if (pod && *pod) {
+        snprintf(buf, sizeof(buf), "%s", pod);
+    } else {
+        char host[256];
+        unsigned char r[16];
+        if (gethostname(host, sizeof(host)) < 0 || !host[0])
+            snprintf(host, sizeof(host), "localhost");
+        host[sizeof(host) - 1] = '\0';
+        if (getrandom(r, sizeof(r), 0) != (ssize_t)sizeof(r))
+            return kle_error_set(KLE_ESYSTEM, "kle_default_identity: no randomness available");
+        r[6] = (unsigned char)((r[6] & 0x0f) | 0x40); /* UUID version 4 */
+        r[8] = (unsigned char)((r[8] & 0x3f) | 0x80);
+        snprintf(buf, sizeof(buf),
+                 "%s_%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", host,
+                 r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10], r[11], r[12],
+                 r[13], r[14], r[15]);
+    }
+    if (!(*out = strdup(buf)))
+        return kle_error_set(KLE_ENOMEM, "kle_default_identity: out of memory");
+    return 0;
 }

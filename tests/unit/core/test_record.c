@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "kle/errors.h"
 #include "kle/record.h"
@@ -352,6 +353,28 @@ static void test_record__time_parse_fuzz_round_trips(void **state)
     assert_true(accepted > 1000); /* The mutations do reach valid inputs. */
 }
 
+static void test_record__default_identity_is_host_and_uuid_or_pod_name(void **state)
+{
+    (void)state;
+    unsetenv("POD_NAME");
+    char host[256], *a, *b;
+    assert_int_equal(gethostname(host, sizeof(host)), 0);
+    assert_int_equal(kle_default_identity(&a), 0);
+    assert_int_equal(kle_default_identity(&b), 0);
+    assert_string_not_equal(a, b); /* two processes on one host differ */
+    assert_int_equal(strncmp(a, host, strlen(host)), 0);
+    assert_int_equal(a[strlen(host)], '_');
+    assert_int_equal(strlen(a), strlen(host) + 1 + 36);
+    assert_int_equal(kle_identity_check(a), 0);
+    kle_free(a);
+    kle_free(b);
+    setenv("POD_NAME", "web-0", 1);
+    assert_int_equal(kle_default_identity(&a), 0);
+    assert_string_equal(a, "web-0");
+    kle_free(a);
+    unsetenv("POD_NAME");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -364,6 +387,7 @@ int main(void)
         cmocka_unit_test(test_record__time_format_covers_every_int64),
         cmocka_unit_test(test_record__time_parse_agrees_with_timegm_on_every_day),
         cmocka_unit_test(test_record__time_parse_fuzz_round_trips),
+        cmocka_unit_test(test_record__default_identity_is_host_and_uuid_or_pod_name),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
