@@ -56,7 +56,7 @@ static void usage(FILE *f)
           "                              and bindings decide; system:masters may do anything\n"
           "  --data-dir DIR              keep objects across restarts (default: memory)\n"
           "  --write-kubeconfig PATH     write a kubeconfig once the server accepts connections\n"
-          "  --write-env PATH            write SERVER=, ADMIN=, TOKEN=, CA= lines (before the "
+          "  --write-env PATH            write SERVER=, ADMIN=, TOKEN=, CA_DATA= lines (before the "
           "kubeconfig)\n"
           "  --write-ca PATH             write the CA certificate (PEM) clients should trust\n"
           "  --admin-listen HOST:PORT    loopback listener for faults and counters\n"

@@ -508,7 +508,8 @@ void cli_usage(const char *command)
               "Exit codes: 0 success; 1 runtime failure; 2 bad flag or value;\n"
               "3 (status) no such lock; 126/127 (run) the command cannot be executed;\n"
               "with run --on-exit=exit, the command's code.\n"
-              "See docs/cli.md.\n",
+              "Documentation: /usr/share/doc/libkle/cli.md (docs/cli.md in the source),\n"
+              "https://github.com/libkle/libkle/blob/main/docs/cli.md\n",
               stdout);
         return;
     }
