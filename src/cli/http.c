@@ -99,7 +99,6 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
     if (strcmp(url, "/metrics") == 0) {
         kle_elector_stats s = KLE_ELECTOR_STATS_INIT;
         char name[512], body[2048];
-        memset(&s, 0, sizeof(s));
         pthread_mutex_lock(&st->mu);
         if (st->elector)
             kle_elector_get_stats(&s, st->elector);

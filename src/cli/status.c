@@ -115,9 +115,6 @@ int cli_cmd_status(cli_opts *o)
     kle_lock_result res = KLE_LOCK_RESULT_INIT, prim = KLE_LOCK_RESULT_INIT,
                     sec = KLE_LOCK_RESULT_INIT;
     int prc = 0, src = 0;
-    memset(&res, 0, sizeof(res));
-    memset(&prim, 0, sizeof(prim));
-    memset(&sec, 0, sizeof(sec));
     if (multi) {
         rc = kle_multi_lock_get_both(&prim, &prc, &sec, &src, lock, &ctx);
         if (rc == 0 && prc == KLE_ENOTFOUND && src == KLE_ENOTFOUND)
