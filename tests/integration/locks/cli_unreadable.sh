@@ -52,7 +52,7 @@ for k in status configmap null-spec no-spec huge-duration held-no-duration; do
   : >"$T/a.log"
   start_replica a
   # Five reads answered so (well past the 2 s lease a free lock would need: none).
-  wait_until 20 "five reads of the $k answer" read_five_or_acted
+  wait_until 60 "five reads of the $k answer" read_five_or_acted
   [ -s "$T/starts" ] && fail "kle run started its command on a $k answer: $(cat "$T/starts")"
   [ "$(count create '*')" -eq 0 ] && [ "$(count update '*')" -eq 0 ] ||
     fail "kle run wrote the lock on a $k answer"
@@ -73,7 +73,7 @@ LOCK=nul
 kle_admin DELETE /counters >/dev/null
 : >"$T/starts"
 start_replica a
-wait_until 20 "five reads of the nul Lease" read_five_or_acted
+wait_until 60 "five reads of the nul Lease" read_five_or_acted
 [ -s "$T/starts" ] && fail "kle run --identity a took the lease of \"a\\u0000b\": $(cat "$T/starts")"
 [ "$(count update '*')" -eq 0 ] || fail "kle run --identity a wrote the lease of \"a\\u0000b\""
 kle_curl "$SERVER/apis/coordination.k8s.io/v1/namespaces/default/leases/nul" |
@@ -85,9 +85,19 @@ wait "$PID_a" 2>/dev/null
   fail "kle status -o json does not show the holder's every byte"
 pass "a live lease of \"a\\u0000b\" is not taken by a"
 
+# Identities the API would not give back are refused before anything runs.
+for id in $'a\nb' $'a\e[31m' $'\xff' ''; do
+  out=$(timeout 20 "$KLE" run --lock-name odd --identity "$id" "${TIMINGS[@]}" -- sh -c 'echo ran >"$0"' "$T/ran" 2>&1) &&
+    fail "kle run accepted the identity $(printf %q "$id")"
+  grep -qE "identity (contains control character|is not valid UTF-8)|an identity is required|--identity: empty" <<<"$out" ||
+    fail "kle run --identity $(printf %q "$id") does not name the rule: $out"
+  [ -e "$T/ran" ] && fail "kle run ran its command with identity $(printf %q "$id")"
+done
+pass "identities with control characters, invalid UTF-8 or empty are refused"
+
 # The positive control: answered normally, the same replica leads.
 LOCK=odd
 start_replica a
-wait_until 20 "a leads once the answers are normal" holder_is a
+wait_until 60 "a leads once the answers are normal" holder_is a
 wait_until 10 "the worker of a" file_exists "$T/running.a"
 pass "answered normally, a leads"
