@@ -2123,8 +2123,15 @@ int kle_client_watch(kle_client *c, const char *path, const kle_watch_opts *opts
             break;
         }
         if (dr == DRIVE_TIMEOUT || (dr == DRIVE_DONE && cc != CURLE_OK) || dr == DRIVE_ERROR) {
-            /* A dropped or stalled stream: resume from the last version. */
+            /* A dropped or stalled stream: resume from the last version, on
+             * a new connection (libcurl keeps an HTTP/2 connection whose
+             * stream stalled, and would reuse it). */
             auth_clear(&a);
+            CURLM *fresh = curl_multi_init();
+            if (fresh) {
+                curl_multi_cleanup(m);
+                m = fresh;
+            }
             if (dr == DRIVE_DONE && w.x.too_large) {
                 rc = curl_error("WATCH", shown, cc, errbuf, &w.x);
                 free(shown);
