@@ -75,7 +75,7 @@ struct kle_elector {
     char *observed_rv;
     int64_t observed_time;
     int64_t
-        raw_changed_time; /* When the raw record last changed (observed_time without touches). */
+        raw_changed_time;  /* When the raw record last changed (observed_time without touches). */
     char *reported_leader; /* Holder last reported to on_new_leader, reported_len bytes. */
     size_t reported_len;
     /* Leadership, guarded by mu. */
