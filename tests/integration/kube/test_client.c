@@ -32,25 +32,7 @@ static kube_server srv;
 static char dir[256];
 
 /* Everything logged, at the highest verbosity, for the secrets test. */
-static pthread_mutex_t log_mu = PTHREAD_MUTEX_INITIALIZER;
-static char *log_text;
-static size_t log_len;
-
-static void capture_log(kle_log_severity sev, int v, const char *file, int line, const char *msg,
-                        void *data)
-{
-    pthread_mutex_lock(&log_mu);
-    size_t n = strlen(msg);
-    char *t = realloc(log_text, log_len + n + 2);
-    if (t) {
-        memcpy(t + log_len, msg, n);
-        t[log_len + n] = '\n';
-        t[log_len + n + 1] = '\0';
-        log_text = t;
-        log_len += n + 1;
-    }
-    pthread_mutex_unlock(&log_mu);
-}
+#include "support/log_capture.h"
 
 static int64_t now_ms(void)
 {

@@ -50,26 +50,7 @@ static int64_t lease_ms = 4000, renew_ms = 3000, retry_ms = 1000;
 static const char *proto;
 
 /* Log capture (Warning lines and the absence of secrets). */
-static pthread_mutex_t log_mu = PTHREAD_MUTEX_INITIALIZER;
-static char *log_text;
-static size_t log_len;
-
-static void capture_log(kle_log_severity sev, int v, const char *file, int line, const char *msg,
-                        void *data)
-{
-    (void)sev, (void)v, (void)file, (void)line, (void)data;
-    pthread_mutex_lock(&log_mu);
-    size_t n = strlen(msg);
-    char *t = realloc(log_text, log_len + n + 2);
-    if (t) {
-        memcpy(t + log_len, msg, n);
-        t[log_len + n] = '\n';
-        t[log_len + n + 1] = '\0';
-        log_text = t;
-        log_len += n + 1;
-    }
-    pthread_mutex_unlock(&log_mu);
-}
+#include "support/log_capture.h"
 
 static int count_in_log(const char *s)
 {
