@@ -134,6 +134,25 @@ KLE_EXTERN(int)
 kle_lock_new_by_name(kle_lock **out, const char *type, kle_client *client,
                      const kle_resource_lock_opts *opts);
 
+/**
+ * Turns the skipped-migration-phase guard of a Lease, ConfigMap or Endpoints
+ * lock on or off (it is on by default; a MultiLock's parts from
+ * kle_lock_new_by_name() have it off). Before this replica may acquire (the
+ * record it read is not its own), get reads the same-named lock of the other
+ * family (a Lease for Endpoints and ConfigMap locks; for a Lease lock the
+ * Endpoints or, when that does not exist, on the next attempt the
+ * ConfigMap): one extra GET per acquire attempt, none while leading. When
+ * that lock holds a live record of a holder other than the one this lock's
+ * record names, get fails with KLE_ESTATE and logs an error once that names
+ * the skipped phase (docs/migration.md, "The phases"). A 403 on that GET
+ * turns the guard off with one warning.
+ * @param lock a lock from kle_lease_lock_new(), kle_configmap_lock_new() or
+ *   kle_endpoints_lock_new() (borrowed).
+ * @param on 1 on, 0 off.
+ * @return 0, or KLE_EINVAL when @p lock is not such a lock.
+ */
+KLE_EXTERN(int) kle_lock_set_migration_guard(kle_lock *lock, int on);
+
 /** The valid type names, NULL-terminated. */
 KLE_EXTERN(const char *const *) kle_lock_type_names(void);
 

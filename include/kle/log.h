@@ -61,6 +61,15 @@ KLE_EXTERN(void) kle_log_set_verbosity(int v);
 KLE_EXTERN(int) kle_log_verbosity(void);
 
 /**
+ * Copies @p in into @p out (always terminated, cut to fit @p size) with
+ * control characters (C0, DEL, C1) and bytes that are not UTF-8 written as
+ * \\n, \\t, \\r or \\xNN, so that text from a record or a server
+ * (a holder identity, an error message) printed in a text log or a
+ * terminal cannot start a line or drive the terminal.
+ */
+KLE_EXTERN(void) kle_log_escape(char *out, size_t size, const char *in);
+
+/**
  * Formats one line in klog's text layout into @p buf (always terminated,
  * no trailing newline). For handlers that want klog's layout elsewhere.
  * Control characters (newlines, terminal escapes, C1 controls) and bytes

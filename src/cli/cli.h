@@ -42,6 +42,7 @@ typedef struct cli_opts {
     int grace_set;
     cli_on_exit on_exit;
     int release_on_cancel;
+    int migration_guard;
     char **argv_child; /* NULL-terminated, borrowed from argv */
     /* status */
     int output_json;

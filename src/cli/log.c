@@ -78,52 +78,5 @@ void cli_log(kle_log_severity sev, int v, const char *file, int line, const char
 
 void cli_escape(char *out, size_t size, const char *in)
 {
-    static const char hex[] = "0123456789abcdef";
-    const unsigned char *p = (const unsigned char *)in;
-    size_t n = 0;
-    if (!size)
-        return;
-    while (*p && n + 5 < size) {
-        unsigned char c = *p;
-        size_t len = 0;
-        if (c >= 0x20 && c < 0x7f) {
-            out[n++] = (char)c;
-            p++;
-            continue;
-        }
-        if (c >= 0xc2 && c <= 0xdf)
-            len = 2;
-        else if (c >= 0xe0 && c <= 0xef)
-            len = 3;
-        else if (c >= 0xf0 && c <= 0xf4)
-            len = 4;
-        if (len) {
-            size_t k = 1;
-            while (k < len && (p[k] & 0xc0) == 0x80)
-                k++;
-            /* Whole sequences only, and not the C1 controls U+0080..U+009F. */
-            if (k == len && !(c == 0xc2 && p[1] < 0xa0)) {
-                if (n + len >= size)
-                    break;
-                memcpy(out + n, p, len);
-                n += len;
-                p += len;
-                continue;
-            }
-        }
-        out[n++] = '\\';
-        if (c == '\n')
-            out[n++] = 'n';
-        else if (c == '\t')
-            out[n++] = 't';
-        else if (c == '\r')
-            out[n++] = 'r';
-        else {
-            out[n++] = 'x';
-            out[n++] = hex[c >> 4];
-            out[n++] = hex[c & 15];
-        }
-        p++;
-    }
-    out[n] = '\0';
+    kle_log_escape(out, size, in);
 }

@@ -29,6 +29,10 @@ int cli_make_lock(kle_lock **out, const cli_opts *o, kle_client *client, const c
                 kle_error_last()->message);
         return -1;
     }
+    /* Only kle run acquires; kle status reads. Locks that are not single
+     * objects (MultiLocks) have no guard to set. */
+    if (!o->migration_guard || strcmp(identity, "kle-status") == 0)
+        (void)kle_lock_set_migration_guard(*out, 0);
     return 0;
 }
 

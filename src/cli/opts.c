@@ -50,6 +50,7 @@ static const flag_def flags[] = {
     {"grace", NULL, "KLE_GRACE", F_DURATION, CMD_RUN, OFF(grace_ms)},
     {"on-exit", NULL, "KLE_ON_EXIT", F_ONEXIT, CMD_RUN, OFF(on_exit)},
     {"release-on-cancel", NULL, "KLE_RELEASE_ON_CANCEL", F_BOOL, CMD_RUN, OFF(release_on_cancel)},
+    {"migration-guard", NULL, "KLE_MIGRATION_GUARD", F_BOOL, CMD_RUN, OFF(migration_guard)},
     {"output", NULL, NULL, F_OUTPUT, CMD_STATUS, OFF(output_json)},
 };
 #define NFLAGS (sizeof(flags) / sizeof(flags[0]))
@@ -295,6 +296,7 @@ int cli_parse(cli_opts *o, int argc, char **argv, char *err, size_t errlen)
     o->grace_ms = 3000;
     o->on_exit = CLI_ON_EXIT_RELEASE;
     o->release_on_cancel = 1;
+    o->migration_guard = 1;
     err[0] = '\0';
 
     if (argc < 2) {
@@ -539,6 +541,10 @@ void cli_usage(const char *command)
             "                          restart (run it again while leading) [$KLE_ON_EXIT]\n"
             "  --release-on-cancel B   release the lease when stopping (default true)\n"
             "                          [$KLE_RELEASE_ON_CANCEL]\n"
+            "  --migration-guard B     refuse to lead while the same-named lock of the other\n"
+            "                          family (Lease vs Endpoints/ConfigMap) has another live\n"
+            "                          holder: a skipped migration phase (default true)\n"
+            "                          [$KLE_MIGRATION_GUARD]\n"
             "  --http-addr HOST:PORT   serve /healthz, /readyz, /metrics, /leader\n"
             "                          [$KLE_HTTP_ADDR]; port 0 picks a free port\n"
             "  --http-addr-file PATH   write the bound address there [$KLE_HTTP_ADDR_FILE]\n"

@@ -86,8 +86,9 @@ struct kle_elector {
     char *observed_rv;
     int64_t observed_time;
     int64_t
-        raw_changed_time; /* When the raw record last changed (observed_time without touches). */
-    char *reported_leader;
+        raw_changed_time;  /* When the raw record last changed (observed_time without touches). */
+    char *reported_leader; /* Holder last reported to on_new_leader, reported_len bytes. */
+    size_t reported_len;
     /* Leadership, guarded by mu. */
     int leading;
     int64_t lead_deadline;
@@ -180,6 +181,8 @@ static int validate(const kle_elector_config *c)
         return kle_error_prefix("%s", p);
     if (kle_lock_identity(c->lock)[0] == '\0')
         return kle_error_set(KLE_EINVAL, "%sLock identity is empty", p);
+    if (kle_identity_check(kle_lock_identity(c->lock)) < 0)
+        return kle_error_prefix("%sLock identity: ", p);
     if (c->clock && (c->clock->version < 1 || c->clock->version > KLE_CLOCK_VERSION ||
                      !c->clock->monotonic_ns || !c->clock->wall_ns || !c->clock->wait))
         return kle_error_set(KLE_EVERSION, "%sclock is incomplete or of an unsupported version", p);
@@ -445,12 +448,16 @@ static void report_transition(kle_elector *e)
     char *copy = NULL;
     pthread_mutex_lock(&e->mu);
     const char *holder = kle_record_holder(&e->observed);
-    if (strcmp(holder, e->reported_leader) != 0) {
-        char *dup = strdup(holder);
-        copy = strdup(holder);
+    size_t len = kle_record_holder_len(&e->observed);
+    if (len != e->reported_len || memcmp(holder, e->reported_leader, len) != 0) {
+        char *dup = malloc(len + 1);
+        copy = strdup(holder); /* The callback gets a C string: up to a NUL, if any. */
         if (dup && copy) {
+            memcpy(dup, holder, len);
+            dup[len] = '\0';
             free(e->reported_leader);
             e->reported_leader = dup;
+            e->reported_len = len;
         } else {
             free(dup);
             free(copy);

@@ -89,10 +89,7 @@ static const char *base_name(const char *path)
     return slash ? slash + 1 : path;
 }
 
-/* Copies @p in to @p out with control characters (C0, DEL, C1) and bytes
- * that are not UTF-8 written as \n, \t, \r or \xNN, so no text from a
- * record or a server can start a line or drive a terminal. */
-static void escape_text(char *out, size_t size, const char *in)
+void kle_log_escape(char *out, size_t size, const char *in)
 {
     static const char hex[] = "0123456789abcdef";
     const unsigned char *p = (const unsigned char *)in;
@@ -154,7 +151,7 @@ void kle_log_format_klog(char *buf, size_t size, kle_log_severity severity, cons
 
     gettimeofday(&tv, NULL);
     gmtime_r(&tv.tv_sec, &tm);
-    escape_text(safe, sizeof(safe), msg);
+    kle_log_escape(safe, sizeof(safe), msg);
     snprintf(buf, size, "%c%02d%02d %02d:%02d:%02d.%06ld %7ld %s:%d] %s",
              letters[(unsigned)severity % 3], tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
              tm.tm_sec, (long)tv.tv_usec, (long)getpid(), base_name(file), line, safe);

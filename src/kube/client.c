@@ -6,6 +6,7 @@
 #include <curl/curl.h>
 #include <errno.h>
 #include <json-c/json.h>
+#include <arpa/inet.h>
 #include <netinet/in.h>
 #include <openssl/pem.h>
 #include <openssl/x509.h>
@@ -16,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <sys/utsname.h>
 #include <time.h>
@@ -73,6 +75,7 @@ struct kle_client {
     char *url_base; /* scheme://host[:port][/prefix]; host is tls-server-name if set */
     struct curl_slist *connect_to; /* CURLOPT_CONNECT_TO for tls-server-name; read-only */
     char *host_header;
+    int server_is_loopback; /* never proxied from the environment, as in Go */
     int64_t default_timeout_ms, connect_timeout_ms, token_refresh_ms;
     size_t max_response;
 
@@ -229,6 +232,89 @@ static int setup_urls(kle_client *c)
     return c->url_base && c->connect_to && c->host_header ? 0 : KLE_ENOMEM;
 }
 
+/* Whether the server's host is "localhost" or a loopback IP literal: Go's
+ * ProxyFromEnvironment (kubectl, client-go) never proxies those. */
+static int host_is_loopback(const char *server)
+{
+    const char *hs = strstr(server, "://");
+    char host[256];
+    size_t n = 0;
+    if (!hs)
+        return 0;
+    hs += 3;
+    if (*hs == '[') {
+        const char *e = strchr(hs, ']');
+        if (!e || (size_t)(e - hs - 1) >= sizeof(host))
+            return 0;
+        n = (size_t)(e - hs - 1);
+        memcpy(host, hs + 1, n);
+    } else {
+        while (hs[n] && hs[n] != ':' && hs[n] != '/' && n < sizeof(host) - 1) {
+            host[n] = hs[n];
+            n++;
+        }
+    }
+    host[n] = '\0';
+    if (strcasecmp(host, "localhost") == 0)
+        return 1;
+    struct in_addr a4;
+    struct in6_addr a6;
+    if (inet_pton(AF_INET, host, &a4) == 1)
+        return (ntohl(a4.s_addr) >> 24) == 127;
+    if (inet_pton(AF_INET6, host, &a6) == 1)
+        return IN6_IS_ADDR_LOOPBACK(&a6);
+    return 0;
+}
+
+/* The server's host name, without brackets; "" when not found. */
+static void server_host(const char *server, char *host, size_t size)
+{
+    const char *hs = strstr(server, "://");
+    size_t n = 0;
+    host[0] = '\0';
+    if (!hs)
+        return;
+    hs += 3;
+    if (*hs == '[')
+        hs++;
+    while (hs[n] && !strchr(":/]", hs[n]) && n < size - 1) {
+        host[n] = hs[n];
+        n++;
+    }
+    host[n] = '\0';
+}
+
+/* Whether $no_proxy / $NO_PROXY (lower case first, as libcurl) names host:
+ * "*", the host itself, or a domain it is in ("example.com" or
+ * ".example.com" for a.example.com). */
+static int no_proxy_matches(const char *host)
+{
+    const char *env = getenv("no_proxy");
+    if (!env || !*env)
+        env = getenv("NO_PROXY");
+    if (!env || !*env)
+        return 0;
+    size_t hl = strlen(host);
+    for (const char *p = env; *p;) {
+        while (*p == ',' || *p == ' ')
+            p++;
+        const char *e = p;
+        while (*e && *e != ',' && *e != ' ')
+            e++;
+        size_t n = (size_t)(e - p);
+        const char *d = p;
+        if (n && *d == '.') {
+            d++;
+            n--;
+        }
+        if ((n == 1 && *d == '*') || (n && n <= hl && strncasecmp(host + hl - n, d, n) == 0 &&
+                                      (n == hl || host[hl - n - 1] == '.')))
+            return 1;
+        p = e;
+    }
+    return 0;
+}
+
 static int check_opts(const kle_client_opts *opts)
 {
     if (opts && (opts->version < 1 || opts->version > KLE_CLIENT_OPTS_VERSION))
@@ -281,6 +367,7 @@ static int client_new(kle_client **out, kle_kube__config *cfg, const kle_client_
         rc = kle_error_last()->code == KLE_EKUBECONFIG ? KLE_EKUBECONFIG
                                                        : kle_error_set(KLE_ENOMEM, "out of memory");
     c->min_timeout_ms = c->default_timeout_ms;
+    c->server_is_loopback = host_is_loopback(cfg->server);
     if (!rc && cfg->exec && kle_event_new(&c->exec_stop) != 0)
         rc = kle_error_set(KLE_ENOMEM, "out of memory");
     if (!rc) {
@@ -1089,6 +1176,16 @@ static int setup_easy(kle_client *c, CURL *h, const char *method, const char *ur
          * otherwise libcurl follows https_proxy/no_proxy like Go does. */
         curl_easy_setopt(h, CURLOPT_PROXY, cfg->proxy_url);
         curl_easy_setopt(h, CURLOPT_NOPROXY, "");
+    } else if (c->server_is_loopback) {
+        /* HTTPS_PROXY and friends never apply to a loopback server, as in
+         * kubectl (Go's ProxyFromEnvironment). */
+        curl_easy_setopt(h, CURLOPT_NOPROXY, "*");
+    } else if (c->connect_to) {
+        /* With tls-server-name the URL names that name; NO_PROXY is about
+         * the server's own host, so decide here. */
+        char host[256];
+        server_host(cfg->server, host, sizeof(host));
+        curl_easy_setopt(h, CURLOPT_NOPROXY, no_proxy_matches(host) ? "*" : "");
     }
     if (strcmp(method, "GET") == 0) {
         curl_easy_setopt(h, CURLOPT_HTTPGET, 1L);
@@ -2040,8 +2137,15 @@ int kle_client_watch(kle_client *c, const char *path, const kle_watch_opts *opts
             break;
         }
         if (dr == DRIVE_TIMEOUT || (dr == DRIVE_DONE && cc != CURLE_OK) || dr == DRIVE_ERROR) {
-            /* A dropped or stalled stream: resume from the last version. */
+            /* A dropped or stalled stream: resume from the last version, on
+             * a new connection (libcurl keeps an HTTP/2 connection whose
+             * stream stalled, and would reuse it). */
             auth_clear(&a);
+            CURLM *fresh = curl_multi_init();
+            if (fresh) {
+                curl_multi_cleanup(m);
+                m = fresh;
+            }
             if (dr == DRIVE_DONE && w.x.too_large) {
                 rc = curl_error("WATCH", shown, cc, errbuf, &w.x);
                 free(shown);

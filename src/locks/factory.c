@@ -21,6 +21,9 @@ static int multi(kle_lock **out, ctor primary_ctor, kle_client *client,
     int rc = primary_ctor(&primary, client, opts);
     if (rc == 0)
         rc = kle_lease_lock_new(&secondary, client, opts);
+    /* A MultiLock reads both families itself: no guard in its parts. */
+    if (rc == 0 && (rc = kle_lock_set_migration_guard(primary, 0)) == 0)
+        rc = kle_lock_set_migration_guard(secondary, 0);
     if (rc == 0)
         rc = kle_multi_lock_new(out, primary, secondary);
     if (rc < 0) {

@@ -160,6 +160,8 @@ int kle_multi_lock_new(kle_lock **out, kle_lock *primary, kle_lock *secondary)
         return kle_error_prefix("multi lock: primary: ");
     if (kle_lock_validate(secondary) < 0)
         return kle_error_prefix("multi lock: secondary: ");
+    if (kle_identity_check(kle_lock_identity(primary)) < 0)
+        return kle_error_prefix("multi lock: primary: ");
     if (strcmp(kle_lock_identity(primary), kle_lock_identity(secondary)) != 0)
         return kle_error_set(KLE_EINVAL,
                              "multi lock: primary and secondary have different identities "

@@ -9,8 +9,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
+#include "core/log.h"
 #include "kle/locks.h"
 #include "kle/rest.h"
 #include "kle/sys/errors.h"
@@ -47,6 +49,15 @@ typedef struct object_lock {
     char events_path[256];
     pthread_mutex_t mu;
     json_object *cached;
+    /* The skipped-migration-phase guard: on (1) or off (0); the other
+     * family's object it reads (a Lease lock alternates between the
+     * Endpoints and the ConfigMap until it finds one). */
+    int guard;
+    int guard_next; /* index into guard_paths */
+    int guard_found;
+    int guard_blocked; /* logged the refusal already */
+    const lock_kind *guard_kinds[2];
+    char guard_paths[2][512];
 } object_lock;
 
 static int request_opts(kle_request_opts *o, const kle_lock_ctx *ctx, object_lock *l,
@@ -222,6 +233,91 @@ static void set_cache(object_lock *l, json_object *obj)
     pthread_mutex_unlock(&l->mu);
 }
 
+static int holder_is(const kle_record *r, const char *id)
+{
+    const char *h = r->holder_identity ? r->holder_identity : "";
+    size_t len = r->holder_identity_len ? r->holder_identity_len : strlen(h);
+    return len == strlen(id) && memcmp(h, id, len) == 0;
+}
+
+/*
+ * The skipped-migration-phase guard (docs/migration.md, "The phases"): before
+ * this replica may acquire (the record it read is not its own), one GET of
+ * the same-named lock of the other family. When that one holds a live record
+ * of another holder than the one this lock's record names, the two families
+ * are not in step (a phase was skipped: e.g. an endpoints replica beside
+ * leases replicas): refuse with KLE_ESTATE. A 403 turns the guard off.
+ */
+static int migration_guard(object_lock *l, const kle_record *mine, const kle_lock_ctx *ctx)
+{
+    kle_request_opts o;
+    json_object *obj = NULL;
+    int i = l->guard_next, rc;
+    if (!l->guard || holder_is(mine, l->identity))
+        return 0;
+    if ((rc = request_opts(&o, ctx, l, "get")) < 0)
+        return rc;
+    rc = kle_client_get(&obj, l->client, l->guard_paths[i], &o);
+    if (rc == KLE_ENOTFOUND) {
+        /* A Lease lock looks at the other annotation family next time. */
+        if (!l->guard_found && l->guard_kinds[1])
+            l->guard_next = 1 - i;
+        l->guard_blocked = 0;
+        return 0;
+    }
+    if (rc == KLE_EFORBIDDEN) {
+        l->guard = 0;
+        KLE_LOG_W("lock %s: cannot read %s %s (403 Forbidden): the skipped-migration-phase "
+                  "guard is off (docs/migration.md, \"The phases\")",
+                  l->description, l->guard_kinds[i]->resource, l->description);
+        return 0;
+    }
+    if (rc < 0)
+        return kle_error_prefix("lock %s: migration guard: ", l->description);
+    l->guard_found = 1;
+    object_lock other = *l;
+    other.kind = l->guard_kinds[i];
+    kle_lock_result theirs = {0};
+    kle_record_init(&theirs.record);
+    rc = read_record(&theirs, &other, obj);
+    json_object_put(obj);
+    if (rc < 0) {
+        kle_lock_result_dispose(&theirs);
+        kle_error_clear();
+        return 0; /* not a lock record: nothing to guard */
+    }
+    const kle_record *t = &theirs.record;
+    const char *th = t->holder_identity ? t->holder_identity : "";
+    size_t tlen = t->holder_identity_len ? t->holder_identity_len : strlen(th);
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    int64_t now_ns = (int64_t)now.tv_sec * 1000000000 + now.tv_nsec;
+    int live = tlen > 0 && !holder_is(t, l->identity) &&
+               t->renew_time_ns + (int64_t)t->lease_duration_seconds * 1000000000 > now_ns;
+    /* The same holder in both families: a MultiLock leader (a migration phase). */
+    const char *mh = mine->holder_identity ? mine->holder_identity : "";
+    size_t mlen = mine->holder_identity_len ? mine->holder_identity_len : strlen(mh);
+    int agree = mlen == tlen && memcmp(mh, th, tlen) == 0;
+    rc = 0;
+    if (live && !agree) {
+        rc = kle_error_set(KLE_ESTATE,
+                           "lock %s: the %s of the same name is held by \"%.*s\" (a live "
+                           "record): replicas on %s and on %s locks run at once, a skipped "
+                           "migration phase; move through the MultiLock phase "
+                           "(endpointsleases or configmapsleases) first, see docs/migration.md, "
+                           "\"The phases\" (or turn the migration guard off)",
+                           l->description, other.kind->kind, (int)(tlen > 200 ? 200 : tlen), th,
+                           l->kind->resource, other.kind->resource);
+        if (!l->guard_blocked)
+            KLE_LOG_E("%s", kle_error_last()->message);
+        l->guard_blocked = 1;
+    } else {
+        l->guard_blocked = 0;
+    }
+    kle_lock_result_dispose(&theirs);
+    return rc;
+}
+
 static int ol_get(kle_lock_result *out, kle_lock *self, const kle_lock_ctx *ctx)
 {
     object_lock *l = (object_lock *)self;
@@ -230,6 +326,17 @@ static int ol_get(kle_lock_result *out, kle_lock *self, const kle_lock_ctx *ctx)
     int rc = request_opts(&o, ctx, l, "get");
     if (rc == 0)
         rc = kle_client_get(&obj, l->client, l->path, &o);
+    if (rc == KLE_ENOTFOUND && l->guard) {
+        /* No lock yet: this replica would create it. */
+        kle_record none;
+        kle_record_init(&none);
+        int grc = migration_guard(l, &none, ctx);
+        kle_record_dispose(&none);
+        if (grc < 0)
+            return grc;
+        kle_error_set(KLE_ENOTFOUND, "%s %s not found", l->kind->resource, l->description);
+        return KLE_ENOTFOUND;
+    }
     if (rc < 0)
         return rc;
     rc = read_record(out, l, obj);
@@ -238,7 +345,7 @@ static int ol_get(kle_lock_result *out, kle_lock *self, const kle_lock_ctx *ctx)
         return rc;
     }
     set_cache(l, obj);
-    return 0;
+    return migration_guard(l, &out->record, ctx);
 }
 
 static int ol_create(kle_lock *self, const kle_record *record, const kle_lock_ctx *ctx)
@@ -389,6 +496,15 @@ int kle_locks__is_object_lock(kle_lock *lock)
     return lock && lock->get == ol_get;
 }
 
+int kle_lock_set_migration_guard(kle_lock *lock, int on)
+{
+    if (!kle_locks__is_object_lock(lock))
+        return kle_error_set(KLE_EINVAL, "migration guard: not a Lease, ConfigMap or "
+                                         "Endpoints lock");
+    ((object_lock *)lock)->guard = on != 0;
+    return 0;
+}
+
 static int copy_labels(object_lock *l, const char *const *labels)
 {
     size_t n = 0;
@@ -482,6 +598,16 @@ static int object_lock_new(kle_lock **out, const lock_kind *kind, kle_client *cl
         goto fail;
     }
     snprintf(l->description, dlen, "%s/%s", ns, opts->name);
+    l->guard = 1;
+    l->guard_kinds[0] = kind == &LEASE ? &ENDPOINTS : &LEASE;
+    l->guard_kinds[1] = kind == &LEASE ? &CONFIGMAP : NULL;
+    for (int i = 0; i < 2 && l->guard_kinds[i]; i++)
+        if ((rc = kle_client_path(l->guard_paths[i], sizeof(l->guard_paths[i]),
+                                  l->guard_kinds[i]->group_version, l->guard_kinds[i]->resource, ns,
+                                  opts->name)) < 0) {
+            kle_error_prefix("%s lock %s: ", kind->kind, l->description);
+            goto fail;
+        }
     if ((rc = copy_labels(l, opts->lease_labels)) < 0)
         goto fail;
     if ((rc = kle_client_path(l->path, sizeof(l->path), kind->group_version, kind->resource, ns,

@@ -75,8 +75,14 @@ acq=$(klog_ms "$T/$last.log" 'successfully acquired')
 dt=$((acq - rel))
 [ "$dt" -ge 0 ] && [ "$dt" -lt 1200 ] || fail "handover took $dt ms after the release (lease expiry?)"
 pass "SIGTERM of $new: released, $last took over $dt ms after the release"
-grep -qiw -e forbidden -e 403 -e unauthorized "$T"/[abc].log &&
-  fail "a replica was refused something: $(grep -hiw -e forbidden -e 403 -e unauthorized "$T"/[abc].log | head -3)"
+# deploy/rbac.yaml grants no read of Endpoints or ConfigMaps, so the
+# skipped-migration-phase guard turns itself off with one line per lock:
+# expected; anything else refused is not.
+refused() {
+  grep -hiw -e forbidden -e 403 -e unauthorized "$T"/[abc].log |
+    grep -v 'the skipped-migration-phase guard is off'
+}
+[ -z "$(refused)" ] || fail "a replica was refused something: $(refused | head -3)"
 pass "no replica was refused anything with deploy/rbac.yaml's permissions"
 
 # Least privilege: what the token may not do.

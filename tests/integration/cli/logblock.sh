@@ -44,7 +44,7 @@ while True:
     out.flush()
 PY
 KLE_PIDS+=("$!")
-wait_until 10 "the log collector" file_exists "$T/fifo.open"
+wait_until 30 "the log collector" file_exists "$T/fifo.open"
 
 WORKDIR=$T "$KLE" run --lock-name e2e --identity a "${TIMINGS[@]}" -v=5 \
   --http-addr 127.0.0.1:0 --http-addr-file "$T/a.addr" \

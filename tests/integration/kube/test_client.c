@@ -33,25 +33,7 @@ static kube_server srv;
 static char dir[256];
 
 /* Everything logged, at the highest verbosity, for the secrets test. */
-static pthread_mutex_t log_mu = PTHREAD_MUTEX_INITIALIZER;
-static char *log_text;
-static size_t log_len;
-
-static void capture_log(kle_log_severity sev, int v, const char *file, int line, const char *msg,
-                        void *data)
-{
-    pthread_mutex_lock(&log_mu);
-    size_t n = strlen(msg);
-    char *t = realloc(log_text, log_len + n + 2);
-    if (t) {
-        memcpy(t + log_len, msg, n);
-        t[log_len + n] = '\n';
-        t[log_len + n + 1] = '\0';
-        log_text = t;
-        log_len += n + 1;
-    }
-    pthread_mutex_unlock(&log_mu);
-}
+#include "support/log_capture.h"
 
 static int64_t now_ms(void)
 {
@@ -927,6 +909,163 @@ static void test_client__in_cluster_and_default(void **state)
     unsetenv("KUBECONFIG");
 }
 
+/* ---- proxies, as kubectl: a real forward proxy (tinyproxy) ------------ */
+
+static pid_t tinyproxy_pid;
+static char tinyproxy_log[400];
+
+static int tinyproxy_connects(const char *target)
+{
+    char want[200];
+    snprintf(want, sizeof(want), "CONNECT %s ", target);
+    char *log = slurp(tinyproxy_log);
+    int n = 0;
+    for (const char *p = log; p && (p = strstr(p, want)); p += strlen(want))
+        n++;
+    free(log);
+    return n;
+}
+
+static unsigned start_tinyproxy(void)
+{
+    char tdir[400], conf[500];
+    snprintf(tdir, sizeof(tdir), "%s/tinyproxy", dir);
+    mkdir(tdir, 0777);
+    chmod(tdir, 0777); /* tinyproxy may drop its privileges */
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa = {0};
+    socklen_t sl = sizeof(sa);
+    sa.sin_family = AF_INET;
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    assert_int_equal(getsockname(fd, (struct sockaddr *)&sa, &sl), 0);
+    close(fd);
+    unsigned port = ntohs(sa.sin_port);
+    snprintf(tinyproxy_log, sizeof(tinyproxy_log), "%s/tinyproxy.log", tdir);
+    snprintf(conf, sizeof(conf), "%s/tinyproxy.conf", tdir);
+    kube_write_file(conf, 0,
+                    "Port %u\nListen 127.0.0.1\nTimeout 60\nLogFile \"%s\"\nLogLevel Info\n"
+                    "MaxClients 20\nAllow 127.0.0.1\nDisableViaHeader Yes\n",
+                    port, tinyproxy_log);
+    chmod(conf, 0644);
+    tinyproxy_pid = fork();
+    assert_true(tinyproxy_pid >= 0);
+    if (tinyproxy_pid == 0) {
+        execlp("tinyproxy", "tinyproxy", "-d", "-c", conf, (char *)NULL);
+        _exit(127);
+    }
+    int64_t end = now_ms() + 10000;
+    for (;;) {
+        int c = socket(AF_INET, SOCK_STREAM, 0);
+        sa.sin_port = htons((unsigned short)port);
+        int ok = connect(c, (struct sockaddr *)&sa, sizeof(sa)) == 0;
+        close(c);
+        if (ok)
+            break;
+        if (now_ms() > end || waitpid(tinyproxy_pid, NULL, WNOHANG) == tinyproxy_pid)
+            fail_msg("tinyproxy did not start (is it installed?)");
+        struct timespec ts = {0, 10 * 1000000};
+        nanosleep(&ts, NULL);
+    }
+    return port;
+}
+
+/* HTTPS_PROXY/https_proxy, NO_PROXY/no_proxy and proxy-url behave as in
+ * kubectl, through a real forward proxy: proxy-url always applies; the
+ * environment applies unless NO_PROXY matches, and never to a loopback
+ * server address (Go's rule); tls-server-name and an IPv6 loopback server
+ * work through the proxy. */
+static void test_client__proxies_as_kubectl(void **state)
+{
+    unsigned tp = start_tinyproxy();
+    char proxy[64], target[160], yaml[300];
+    snprintf(proxy, sizeof(proxy), "http://127.0.0.1:%u", tp);
+    const char *port = strrchr(srv.server, ':') + 1;
+    json_object *out = NULL;
+
+    /* proxy-url: used, for a loopback server too. */
+    snprintf(yaml, sizeof(yaml), "    proxy-url: %s\n", proxy);
+    kubeconfig("tp-url.kubeconfig", "    token: ok-token-0123456789\n", yaml, NULL);
+    kle_client *c = client_for("tp-url.kubeconfig", NULL);
+    assert_int_equal(kle_client_get(&out, c, CM, NULL), 0);
+    json_object_put(out);
+    kle_client_free(c);
+    snprintf(target, sizeof(target), "127.0.0.1:%s", port);
+    assert_int_equal(tinyproxy_connects(target), 1);
+
+    /* HTTPS_PROXY with a loopback server: not proxied (as kubectl). */
+    setenv("HTTPS_PROXY", proxy, 1);
+    kubeconfig("tp-env.kubeconfig", "    token: ok-token-0123456789\n", NULL, NULL);
+    c = client_for("tp-env.kubeconfig", NULL);
+    assert_int_equal(kle_client_get(&out, c, CM, NULL), 0);
+    json_object_put(out);
+    kle_client_free(c);
+    assert_int_equal(tinyproxy_connects(target), 1);
+
+    /* A server named by a host name (this machine's, resolving to
+     * loopback, which Go does not look up): proxied, the proxy resolves
+     * it; tls-server-name verifies the certificate against "localhost". */
+    char host[128], named[300];
+    assert_int_equal(gethostname(host, sizeof(host)), 0);
+    snprintf(named, sizeof(named), "%s/tp-named.kubeconfig", dir);
+    snprintf(yaml, sizeof(yaml), "    tls-server-name: localhost\n");
+    kubeconfig("tp-named.kubeconfig", "    token: ok-token-0123456789\n", yaml, NULL);
+    char from[160], to[300];
+    snprintf(from, sizeof(from), "server: %s", srv.server);
+    snprintf(to, sizeof(to), "server: https://%s:%s", host, port);
+    assert_int_equal(kle_test_replace_in_file(named, from, to), 0);
+    c = client_for("tp-named.kubeconfig", NULL);
+    assert_int_equal(kle_client_get(&out, c, CM, NULL), 0);
+    json_object_put(out);
+    kle_client_free(c);
+    snprintf(target, sizeof(target), "%s:%s", host, port);
+    assert_int_equal(tinyproxy_connects(target), 1);
+    /* https_proxy (lower case) too, and NO_PROXY naming the host: direct. */
+    unsetenv("HTTPS_PROXY");
+    setenv("https_proxy", proxy, 1);
+    c = client_for("tp-named.kubeconfig", NULL);
+    assert_int_equal(kle_client_get(&out, c, CM, NULL), 0);
+    json_object_put(out);
+    kle_client_free(c);
+    assert_int_equal(tinyproxy_connects(target), 2);
+    setenv("NO_PROXY", host, 1);
+    c = client_for("tp-named.kubeconfig", NULL);
+    assert_int_equal(kle_client_get(&out, c, CM, NULL), 0);
+    json_object_put(out);
+    kle_client_free(c);
+    assert_int_equal(tinyproxy_connects(target), 2);
+    unsetenv("NO_PROXY");
+    unsetenv("https_proxy");
+
+    /* An IPv6 loopback server through proxy-url (the direct run only: the
+     * HTTP/2 front listens on IPv4). */
+    if (!kle_test_http2()) {
+        kube_server v6;
+        static const char *const flags[] = {"--listen", "[::1]:0", NULL};
+        if (kube_server_start(&v6, dir, flags) != 0)
+            fail_msg("kle-apiserver on [::1] did not start");
+        assert_non_null(strstr(v6.server, "https://[::1]:"));
+        char v6kc[400];
+        snprintf(v6kc, sizeof(v6kc), "%s/tp-v6.kubeconfig", dir);
+        kube_write_file(v6kc, 0,
+                        "apiVersion: v1\nkind: Config\ncurrent-context: t\n"
+                        "clusters:\n- name: c\n  cluster:\n    server: %s\n"
+                        "    certificate-authority-data: %s\n    proxy-url: %s\n"
+                        "users:\n- name: u\n  user:\n    token: %s\n"
+                        "contexts:\n- name: t\n  context: {cluster: c, user: u}\n",
+                        v6.server, v6.ca_data, proxy, v6.token);
+        c = client_for("tp-v6.kubeconfig", NULL);
+        assert_int_equal(kle_client_get(&out, c, "/api/v1/namespaces/default", NULL), 0);
+        json_object_put(out);
+        kle_client_free(c);
+        snprintf(target, sizeof(target), "[::1]:%s", strrchr(v6.server, ':') + 1);
+        assert_int_equal(tinyproxy_connects(target), 1);
+        kube_server_stop(&v6);
+    }
+    kill(tinyproxy_pid, SIGTERM);
+    waitpid(tinyproxy_pid, NULL, 0);
+}
+
 /* One plain-HTTP exchange on a loopback socket, recording the request. */
 struct capture {
     int fd;
@@ -1441,6 +1580,7 @@ int main(void)
         cmocka_unit_test(test_client__in_cluster_and_default),
         cmocka_unit_test(test_client__basic_auth_and_headers_on_the_wire),
         cmocka_unit_test(test_client__proxy_url),
+        cmocka_unit_test(test_client__proxies_as_kubectl),
         cmocka_unit_test(test_client__watch_resumes_after_a_dropped_stream),
         cmocka_unit_test(test_client__watch_relists_after_410),
         cmocka_unit_test(test_client__watch_errors_end_the_watch),
