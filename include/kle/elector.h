@@ -190,9 +190,11 @@ KLE_EXTERN(int) kle_elector_is_leader(kle_elector *elector);
 KLE_EXTERN(int) kle_elector_leader(char **out, kle_elector *elector);
 
 /**
- * Copies the last observed record into @p out (dispose with
- * kle_record_dispose()) and its age on the elector's monotonic clock.
- * @return 0, KLE_ENOTFOUND when nothing was observed yet, or KLE_ENOMEM.
+ * Copies the last observed record into @p out, whose version the caller
+ * set (KLE_RECORD_INIT), and its age on the elector's monotonic clock.
+ * Dispose @p out with kle_record_dispose().
+ * @return 0; KLE_EINVAL; KLE_EVERSION for an unset or unknown record
+ *         version; KLE_ENOTFOUND when nothing was observed yet; KLE_ENOMEM.
  */
 KLE_EXTERN(int)
 kle_elector_observed(kle_record *out, int64_t *out_age_ns, kle_elector *elector);

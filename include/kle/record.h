@@ -32,8 +32,19 @@ KLE_BEGIN_DECLS
  * have 0. leader_transitions is 0..2147483647. Backends refuse to write a
  * record outside these ranges (kle_record_validate()) and read one as
  * KLE_EBADRECORD.
+ *
+ * **Version.** The caller sets version (KLE_RECORD_INIT or
+ * kle_record_init()) on every record it hands to the library or has the
+ * library write into (kle_record_copy(), kle_elector_observed(),
+ * kle_fake_store_peek(); kle_lock_result_init() sets its record's). Any
+ * version from 1 to KLE_RECORD_VERSION is accepted, and the library reads
+ * and writes only the members that version has, so a program built against
+ * older headers keeps working when the record grows. Lock backends
+ * (kle/sys/lock.h) receive records of the library's own version, and must
+ * copy them with kle_record_copy() into records of their own version.
  */
 typedef struct kle_record {
+    unsigned int version;        /**< KLE_RECORD_VERSION, set by the caller. */
     char *holder_identity;       /**< Holder; "" when released. NULL reads as "". */
     int lease_duration_seconds;  /**< How long others wait after seeing a change. */
     int64_t acquire_time_ns;     /**< When the holder acquired. */
@@ -46,24 +57,34 @@ typedef struct kle_record {
     size_t preferred_holder_len; /**< Bytes in preferred_holder; 0: strlen(preferred_holder). */
 } kle_record;
 
-/** Static initialiser for an empty record. */
+/** Version of kle_record this header describes. */
+#define KLE_RECORD_VERSION 1
+
+/** Static initialiser for an empty record of the current version. */
 #define KLE_RECORD_INIT                                                                            \
     {                                                                                              \
-        NULL, 0, 0, 0, 0, NULL, NULL, 0, 0, 0                                                      \
+        KLE_RECORD_VERSION, NULL, 0, 0, 0, 0, NULL, NULL, 0, 0, 0                                  \
     }
 
 /** The longest identity a lock accepts, in bytes (see kle_identity_check()). */
 #define KLE_IDENTITY_MAX 1024
 
-/** Initialises @p rec to an empty record. */
-KLE_EXTERN(void) kle_record_init(kle_record *rec);
+/**
+ * Sets @p rec to an empty record of @p version (1 to KLE_RECORD_VERSION),
+ * as KLE_RECORD_INIT does for the current version; pass KLE_RECORD_VERSION.
+ * @return 0, KLE_EINVAL (NULL @p rec) or KLE_EVERSION.
+ */
+KLE_EXTERN(int) kle_record_init(kle_record *rec, unsigned int version);
 
-/** Frees the strings a record owns and empties it. NULL is ignored. */
+/** Frees the strings a record owns and empties it; its version stays. NULL is ignored. */
 KLE_EXTERN(void) kle_record_dispose(kle_record *rec);
 
 /**
- * Deep-copies @p src into @p out (which is overwritten, not disposed).
- * @return 0 or KLE_ENOMEM (then @p out is empty).
+ * Deep-copies @p src into @p out (which is overwritten, not disposed),
+ * writing only the members @p out's version has: the caller sets that
+ * version (KLE_RECORD_INIT or kle_record_init()), which stays.
+ * @return 0; KLE_EINVAL (NULL argument); KLE_EVERSION when either record's
+ *         version is unset or unknown; KLE_ENOMEM (then @p out is empty).
  */
 KLE_EXTERN(int) kle_record_copy(kle_record *out, const kle_record *src);
 
@@ -133,7 +154,8 @@ KLE_EXTERN(int) kle_record_equal(const kle_record *a, const kle_record *b);
  * 1..2147483647 when the holder is not empty (0..2147483647 when it is),
  * leader_transitions in 0..2147483647 (the API's int32 fields; nothing is
  * ever truncated to fit).
- * @return 0, or KLE_EINVAL naming the field and its value.
+ * @return 0; KLE_EVERSION for an unset or unknown version; or KLE_EINVAL
+ *         naming the field and its value.
  */
 KLE_EXTERN(int) kle_record_validate(const kle_record *rec);
 

@@ -145,8 +145,10 @@ KLE_EXTERN(int) kle_fake_store_new(kle_fake_store **out, kle_clock *clock);
 KLE_EXTERN(void) kle_fake_store_free(kle_fake_store *store);
 
 /**
- * Copies the stored record out (for assertions).
- * @return 0, KLE_ENOTFOUND when nothing was created yet, or KLE_ENOMEM.
+ * Copies the stored record into @p out (for assertions), whose version the
+ * caller set (KLE_RECORD_INIT).
+ * @return 0; KLE_EINVAL; KLE_EVERSION for an unset or unknown record
+ *         version; KLE_ENOTFOUND when nothing was created yet; KLE_ENOMEM.
  */
 KLE_EXTERN(int)
 kle_fake_store_peek(kle_record *out, uint64_t *out_resource_version, kle_fake_store *store);

@@ -291,7 +291,7 @@ static void observe_own_write(kle_elector *e, kle_record *rec, int64_t sent)
     pthread_mutex_lock(&e->mu);
     kle_record_dispose(&e->observed);
     e->observed = *rec; /* Takes the strings. */
-    kle_record_init(rec);
+    kle_record_init(rec, KLE_RECORD_VERSION);
     e->has_observed = 1;
     /* The send time, not the answer's: our view of our own lease stays conservative. */
     e->observed_time = sent;
@@ -303,7 +303,7 @@ static void observe_own_write(kle_elector *e, kle_record *rec, int64_t sent)
 
 static int new_record(kle_elector *e, kle_record *rec, int64_t wall)
 {
-    kle_record_init(rec);
+    kle_record_init(rec, KLE_RECORD_VERSION);
     if (kle_record_set_string(&rec->holder_identity, e->identity) < 0)
         return KLE_ENOMEM;
     rec->lease_duration_seconds = e->record_lease_seconds;
@@ -387,7 +387,7 @@ static int try_acquire_or_renew(kle_elector *e, int64_t deadline, kle_event *can
     if (changed) {
         kle_record_dispose(&e->observed);
         e->observed = got.record;
-        kle_record_init(&got.record);
+        kle_record_init(&got.record, KLE_RECORD_VERSION);
         free(e->observed_raw);
         e->observed_raw = got.raw;
         e->observed_raw_len = got.raw_len;
@@ -933,7 +933,8 @@ int kle_elector_observed(kle_record *out, int64_t *out_age_ns, kle_elector *e)
 {
     if (!out || !e)
         return kle_error_set(KLE_EINVAL, "kle_elector_observed: out and elector are required");
-    kle_record_init(out);
+    if (kle_record_init(out, out->version) < 0)
+        return kle_error_prefix("kle_elector_observed: ");
     int64_t now = now_ns(e);
     pthread_mutex_lock(&e->mu);
     int rc = e->has_observed ? kle_record_copy(out, &e->observed)

@@ -11,9 +11,10 @@ void kle_lock_result_dispose(kle_lock_result *result)
     kle_record_dispose(&result->record);
     free(result->raw);
     free(result->resource_version);
-    unsigned int version = result->version;
+    unsigned int version = result->version, record_version = result->record.version;
     memset(result, 0, sizeof(*result));
     result->version = version;
+    result->record.version = record_version;
 }
 
 int kle_lock_result_init(kle_lock_result *result, unsigned int version)
@@ -25,6 +26,7 @@ int kle_lock_result_init(kle_lock_result *result, unsigned int version)
                              version);
     memset(result, 0, sizeof(*result)); /* Version 1 is the whole current layout. */
     result->version = version;
+    result->record.version = 1; /* The record version that result version 1 holds. */
     return 0;
 }
 
@@ -113,6 +115,10 @@ int kle_lock_create(kle_lock *lock, const kle_record *record, const kle_lock_ctx
 {
     if (!record)
         return kle_error_set(KLE_EINVAL, "kle_lock_create: record is NULL");
+    if (record->version < 1 || record->version > KLE_RECORD_VERSION)
+        return kle_error_set(KLE_EVERSION,
+                             "kle_lock_create: kle_record version %u is not supported",
+                             record->version);
     int rc = check_call(lock, &ctx, "kle_lock_create");
     if (rc < 0)
         return rc;
@@ -123,6 +129,10 @@ int kle_lock_update(kle_lock *lock, const kle_record *record, const kle_lock_ctx
 {
     if (!record)
         return kle_error_set(KLE_EINVAL, "kle_lock_update: record is NULL");
+    if (record->version < 1 || record->version > KLE_RECORD_VERSION)
+        return kle_error_set(KLE_EVERSION,
+                             "kle_lock_update: kle_record version %u is not supported",
+                             record->version);
     int rc = check_call(lock, &ctx, "kle_lock_update");
     if (rc < 0)
         return rc;

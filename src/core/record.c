@@ -9,10 +9,34 @@
 #include <time.h>
 #include <unistd.h>
 
-void kle_record_init(kle_record *rec)
+/* Bytes of a record of @p version; an unknown one counts as version 1, the
+ * smallest. Version 1 is the whole current layout. */
+static size_t record_size(unsigned int version)
 {
-    if (rec)
-        memset(rec, 0, sizeof(*rec));
+    (void)version;
+    return sizeof(kle_record);
+}
+
+static int check_version(const kle_record *rec, const char *fn)
+{
+    if (rec->version < 1 || rec->version > KLE_RECORD_VERSION)
+        return kle_error_set(KLE_EVERSION,
+                             "%s: kle_record version %u is not supported (1..%d; initialise it "
+                             "with KLE_RECORD_INIT)",
+                             fn, rec->version, KLE_RECORD_VERSION);
+    return 0;
+}
+
+int kle_record_init(kle_record *rec, unsigned int version)
+{
+    if (!rec)
+        return kle_error_set(KLE_EINVAL, "kle_record_init: rec is NULL");
+    if (version < 1 || version > KLE_RECORD_VERSION)
+        return kle_error_set(KLE_EVERSION, "kle_record_init: version %u is not supported (1..%d)",
+                             version, KLE_RECORD_VERSION);
+    memset(rec, 0, record_size(version));
+    rec->version = version;
+    return 0;
 }
 
 void kle_record_dispose(kle_record *rec)
@@ -22,7 +46,9 @@ void kle_record_dispose(kle_record *rec)
     free(rec->holder_identity);
     free(rec->strategy);
     free(rec->preferred_holder);
-    memset(rec, 0, sizeof(*rec));
+    unsigned int version = rec->version;
+    memset(rec, 0, record_size(version));
+    rec->version = version;
 }
 
 int kle_record_set_string(char **member, const char *value)
@@ -75,12 +101,20 @@ size_t kle_record_string_len(const char *s, size_t len)
 
 int kle_record_copy(kle_record *out, const kle_record *src)
 {
-    kle_record tmp = *src;
-
-    tmp.holder_identity = NULL;
-    tmp.strategy = NULL;
-    tmp.preferred_holder = NULL;
-    tmp.holder_identity_len = tmp.strategy_len = tmp.preferred_holder_len = 0;
+    int rc;
+    if (!out || !src)
+        return kle_error_set(KLE_EINVAL, "kle_record_copy: out and src are required");
+    if ((rc = check_version(out, "kle_record_copy: out")) < 0 ||
+        (rc = check_version(src, "kle_record_copy: src")) < 0)
+        return rc;
+    /* Every version so far has the members below. */
+    kle_record tmp;
+    memset(&tmp, 0, sizeof(tmp));
+    tmp.version = out->version;
+    tmp.lease_duration_seconds = src->lease_duration_seconds;
+    tmp.acquire_time_ns = src->acquire_time_ns;
+    tmp.renew_time_ns = src->renew_time_ns;
+    tmp.leader_transitions = src->leader_transitions;
     if ((src->holder_identity &&
          kle_record_set_bytes(
              &tmp.holder_identity, &tmp.holder_identity_len, src->holder_identity,
@@ -93,10 +127,10 @@ int kle_record_copy(kle_record *out, const kle_record *src)
              &tmp.preferred_holder, &tmp.preferred_holder_len, src->preferred_holder,
              kle_record_string_len(src->preferred_holder, src->preferred_holder_len)) < 0)) {
         kle_record_dispose(&tmp);
-        kle_record_init(out);
+        kle_record_init(out, out->version);
         return KLE_ENOMEM;
     }
-    *out = tmp;
+    memcpy(out, &tmp, record_size(out->version));
     return 0;
 }
 
@@ -148,8 +182,11 @@ int kle_record_equal(const kle_record *a, const kle_record *b)
 
 int kle_record_validate(const kle_record *rec)
 {
+    int rc;
     if (!rec)
         return kle_error_set(KLE_EINVAL, "record: NULL record");
+    if ((rc = check_version(rec, "record")) < 0)
+        return rc;
     int64_t duration = rec->lease_duration_seconds;
     int64_t transitions = rec->leader_transitions;
     int64_t min_duration = kle_record_holder_len(rec) > 0 ? 1 : 0;

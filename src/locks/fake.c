@@ -86,7 +86,10 @@ void kle_fake_store_free(kle_fake_store *store)
 int kle_fake_store_peek(kle_record *out, uint64_t *out_rv, kle_fake_store *s)
 {
     int rc = 0;
-    kle_record_init(out);
+    if (!out || !s)
+        return kle_error_set(KLE_EINVAL, "kle_fake_store_peek: out and store are required");
+    if (kle_record_init(out, out->version) < 0)
+        return kle_error_prefix("kle_fake_store_peek: ");
     pthread_mutex_lock(&s->mu);
     if (!s->exists)
         rc = kle_error_set(KLE_ENOTFOUND, "fake store: the lock object does not exist");
@@ -284,7 +287,7 @@ static int fake_write(fake_lock *l, kle_fake_method m, const kle_record *record,
     /* As the real backends: a record out of range is refused, never truncated. */
     if ((rc = kle_record_validate(record)) < 0)
         return kle_error_prefix("fake lock %s: %s: ", l->description, method_names[m]);
-    kle_record copy;
+    kle_record copy = KLE_RECORD_INIT;
     if (kle_record_copy(&copy, record) < 0)
         return KLE_ENOMEM;
     pthread_mutex_lock(&l->mu);

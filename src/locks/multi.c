@@ -67,7 +67,7 @@ static int ml_get(kle_lock_result *out, kle_lock *self, const kle_lock_ctx *ctx)
                  p.resource_version ? p.resource_version : "",
                  s.resource_version ? s.resource_version : "");
         out->record = p.record;
-        kle_record_init(&p.record);
+        kle_record_init(&p.record, KLE_RECORD_VERSION);
         rc = 0;
     } else {
         rc = kle_error_set(KLE_ENOMEM, "multi lock: out of memory");

@@ -173,7 +173,7 @@ static int read_record(kle_lock_result *out, object_lock *l, json_object *obj)
             v = ann;
         if (!v) {
             /* An object without the annotation holds no record: nobody holds it. */
-            kle_record_init(&out->record);
+            kle_record_init(&out->record, KLE_RECORD_VERSION);
             if (kle_record_set_holder(&out->record, "", 0) < 0 || !(out->raw = strdup("")))
                 return kle_error_set(KLE_ENOMEM, "lock: out of memory");
             out->raw_len = 0;
@@ -278,7 +278,7 @@ static int migration_guard(object_lock *l, const kle_record *mine, const kle_loc
     object_lock other = *l;
     other.kind = l->guard_kinds[i];
     kle_lock_result theirs = {0};
-    kle_record_init(&theirs.record);
+    kle_record_init(&theirs.record, KLE_RECORD_VERSION);
     rc = read_record(&theirs, &other, obj);
     json_object_put(obj);
     if (rc < 0) {
@@ -329,7 +329,7 @@ static int ol_get(kle_lock_result *out, kle_lock *self, const kle_lock_ctx *ctx)
     if (rc == KLE_ENOTFOUND && l->guard) {
         /* No lock yet: this replica would create it. */
         kle_record none;
-        kle_record_init(&none);
+        kle_record_init(&none, KLE_RECORD_VERSION);
         int grc = migration_guard(l, &none, ctx);
         kle_record_dispose(&none);
         if (grc < 0)

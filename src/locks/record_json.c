@@ -223,7 +223,7 @@ static int read_fields(kle_record *out, json_object *o, const char *transitions_
 
 int kle_locks__annotation_read(kle_record *out, const char *text, size_t len, const char *where)
 {
-    kle_record_init(out);
+    kle_record_init(out, KLE_RECORD_VERSION);
     const char *nul = memchr(text, '\0', len);
     if (nul)
         return kle_error_set(KLE_EBADRECORD, "%s: not JSON (a NUL byte at offset %zu)", where,
@@ -268,7 +268,7 @@ int kle_locks__annotation_read(kle_record *out, const char *text, size_t len, co
 
 int kle_locks__lease_spec_read(kle_record *out, json_object *spec, const char *where)
 {
-    kle_record_init(out);
+    kle_record_init(out, KLE_RECORD_VERSION);
     /* The API server always sends a spec (maybe {}); without one this is no Lease. */
     if (!spec)
         return kle_error_set(KLE_EBADRECORD, "%s: spec is null or missing, not an object", where);

@@ -267,10 +267,10 @@ static void read_foreign(const char *name, const char *annotation, kle_record *o
     int rc = kle_lock_get(&got, l, NULL);
     if (rc == 0) {
         *out = got.record;
-        kle_record_init(&got.record);
+        kle_record_init(&got.record, KLE_RECORD_VERSION);
         kle_lock_result_dispose(&got);
     } else {
-        kle_record_init(out);
+        kle_record_init(out, KLE_RECORD_VERSION);
         out->leader_transitions = rc;
     }
     kle_lock_free(l);
@@ -278,7 +278,7 @@ static void read_foreign(const char *name, const char *annotation, kle_record *o
 
 static void test_locks__reads_records_of_other_clients(void **state)
 {
-    kle_record r;
+    kle_record r = KLE_RECORD_INIT;
     read_foreign("by-client-go-v026",
                  "{\"holderIdentity\":\"node-a_5d1c\",\"leaseDurationSeconds\":15,"
                  "\"acquireTime\":\"2026-11-21T10:00:00Z\",\"renewTime\":\"2026-11-21T10:00:02Z\","
@@ -322,7 +322,7 @@ static void *run_elector(void *e)
 
 static void test_locks__unreadable_record_is_never_a_free_lock(void **state)
 {
-    kle_record r;
+    kle_record r = KLE_RECORD_INIT;
     read_foreign("garbled", "{\"holderIdentity\": 42}", &r);
     assert_int_equal(r.leader_transitions, KLE_EBADRECORD);
     assert_string_equal(kle_error_last()->message,

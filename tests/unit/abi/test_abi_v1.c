@@ -18,6 +18,10 @@
 #include <unistd.h>
 
 #include "kle/kle.h"
+#include "kle/rest.h"
+#include "kle/sys/clock.h"
+#include "kle/sys/errors.h"
+#include "kle/sys/lock.h"
 #include "kle/testing.h"
 #include "support/quiet_log.h"
 
@@ -60,6 +64,7 @@ typedef struct lock_ctx_v1 {
 } lock_ctx_v1;
 
 typedef struct record_v1 {
+    unsigned int version;
     char *holder_identity;
     int lease_duration_seconds;
     int64_t acquire_time_ns;
@@ -108,6 +113,50 @@ typedef struct client_opts_v1 {
     int64_t token_file_refresh_ns;
 } client_opts_v1;
 
+typedef struct request_opts_v1 {
+    unsigned int version;
+    int64_t timeout_ns;
+    kle_event *cancel;
+    struct json_object **status;
+} request_opts_v1;
+
+typedef struct watch_opts_v1 {
+    unsigned int version;
+    const char *resource_version;
+    const char *field_selector;
+    const char *label_selector;
+    int64_t timeout_ns;
+    int64_t stream_timeout_ns;
+    kle_event *cancel;
+    char *last_resource_version;
+    size_t last_resource_version_size;
+} watch_opts_v1;
+
+/* A lock backend (kle/sys/lock.h) built against version 1. */
+typedef struct lock_v1 {
+    unsigned int version;
+    int (*get)(kle_lock_result *out, kle_lock *self, const kle_lock_ctx *ctx);
+    int (*create)(kle_lock *self, const kle_record *record, const kle_lock_ctx *ctx);
+    int (*update)(kle_lock *self, const kle_record *record, const kle_lock_ctx *ctx);
+    int (*record_event)(kle_lock *self, const char *message, const kle_lock_ctx *ctx);
+    const char *(*identity)(kle_lock *self);
+    const char *(*describe)(kle_lock *self);
+    void (*free)(kle_lock *self);
+} lock_v1;
+
+/* A clock (kle/sys/clock.h) built against version 1. */
+typedef struct clock_v1 {
+    unsigned int version;
+    int64_t (*monotonic_ns)(kle_clock *self);
+    int64_t (*wall_ns)(kle_clock *self);
+    int (*wait)(kle_clock *self, kle_event *event, int64_t deadline_ns);
+    void (*notify)(kle_clock *self, kle_event *event);
+    void *(*thread_register)(kle_clock *self);
+    void (*thread_attach)(kle_clock *self, void *token);
+    void (*thread_detach)(kle_clock *self, void *token);
+    void (*free)(kle_clock *self);
+} clock_v1;
+
 /* The current headers must start with the frozen members, in order. */
 #define SAME_PREFIX(cur, v1, member)                                                               \
     _Static_assert(offsetof(cur, member) == offsetof(v1, member), #cur "." #member " moved")
@@ -120,6 +169,10 @@ SAME_PREFIX(kle_record, record_v1, preferred_holder_len);
 SAME_PREFIX(kle_fake_clock_opts, fake_clock_opts_v1, auto_advance);
 SAME_PREFIX(kle_resource_lock_opts, resource_lock_opts_v1, lease_labels);
 SAME_PREFIX(kle_client_opts, client_opts_v1, token_file_refresh_ns);
+SAME_PREFIX(kle_request_opts, request_opts_v1, status);
+SAME_PREFIX(kle_watch_opts, watch_opts_v1, last_resource_version_size);
+SAME_PREFIX(struct kle_lock, lock_v1, free);
+SAME_PREFIX(struct kle_clock, clock_v1, free);
 
 /* ---- guarded allocation ---------------------------------------------- */
 
@@ -195,6 +248,21 @@ static void test_abi_v1__elector_config_stats_ctx_and_result_at_version_1(void *
     assert_int_equal(st->version, 1);
     assert_int_equal(st->acquisitions, 1);
 
+    record_v1 *obs = guarded(sizeof(*obs));
+    int64_t age;
+    assert_int_equal(kle_elector_observed((kle_record *)obs, &age, e), KLE_EVERSION);
+    assert_int_equal(kle_record_init((kle_record *)obs, 1), 0);
+    assert_int_equal(kle_elector_observed((kle_record *)obs, &age, e), 0);
+    assert_int_equal(obs->version, 1);
+    assert_string_equal(obs->holder_identity, "v1-caller");
+    kle_record_dispose((kle_record *)obs);
+    assert_int_equal(obs->version, 1);
+    assert_int_equal(kle_fake_store_peek((kle_record *)obs, NULL, store), 0);
+    assert_int_equal(obs->version, 1);
+    assert_string_equal(obs->holder_identity, "v1-caller");
+    kle_record_dispose((kle_record *)obs);
+    unguard(obs, sizeof(*obs));
+
     kle_lock *reader;
     assert_int_equal(kle_fake_lock_new(&reader, store, "reader", "default/v1"), 0);
     lock_ctx_v1 *ctx = guarded(sizeof(*ctx));
@@ -203,9 +271,11 @@ static void test_abi_v1__elector_config_stats_ctx_and_result_at_version_1(void *
     res->version = 1;
     assert_int_equal(kle_lock_get((kle_lock_result *)res, reader, (const kle_lock_ctx *)ctx), 0);
     assert_int_equal(res->version, 1);
+    assert_int_equal(res->record.version, 1);
     assert_string_equal(res->record.holder_identity, "v1-caller");
     kle_lock_result_dispose((kle_lock_result *)res);
     assert_int_equal(res->version, 1);
+    assert_int_equal(res->record.version, 1);
     assert_null(res->raw);
 
     kle_lock_free(reader);
@@ -217,6 +287,198 @@ static void test_abi_v1__elector_config_stats_ctx_and_result_at_version_1(void *
     unguard(st, sizeof(*st));
     unguard(cfg, sizeof(*cfg));
     unguard(co, sizeof(*co));
+}
+
+static void test_abi_v1__record_at_version_1(void **state)
+{
+    (void)state;
+    record_v1 *r = guarded(sizeof(*r));
+    assert_int_equal(kle_record_init((kle_record *)r, KLE_RECORD_VERSION + 1), KLE_EVERSION);
+    assert_int_equal(kle_record_init((kle_record *)r, 0), KLE_EVERSION);
+    assert_int_equal(kle_record_init((kle_record *)r, 1), 0);
+    assert_int_equal(r->version, 1);
+    assert_int_equal(kle_record_set_holder((kle_record *)r, "a\0b", 3), 0);
+    r->lease_duration_seconds = 15;
+    r->leader_transitions = 2;
+    assert_int_equal(kle_record_validate((const kle_record *)r), 0);
+
+    /* The library writes into a record only at the version its caller set. */
+    record_v1 *c = guarded(sizeof(*c));
+    assert_int_equal(kle_record_copy((kle_record *)c, (const kle_record *)r), KLE_EVERSION);
+    c->version = 1;
+    assert_int_equal(kle_record_copy((kle_record *)c, (const kle_record *)r), 0);
+    assert_int_equal(c->version, 1);
+    assert_int_equal(c->holder_identity_len, 3);
+    assert_int_equal(c->leader_transitions, 2);
+    assert_true(kle_record_equal((const kle_record *)c, (const kle_record *)r));
+    kle_record_dispose((kle_record *)c);
+    assert_int_equal(c->version, 1);
+    assert_null(c->holder_identity);
+
+    r->version = KLE_RECORD_VERSION + 1;
+    assert_int_equal(kle_record_validate((const kle_record *)r), KLE_EVERSION);
+    r->version = 1;
+    kle_record_dispose((kle_record *)r);
+    unguard(c, sizeof(*c));
+    unguard(r, sizeof(*r));
+}
+
+/* A version-1 lock backend: it keeps the record in a version-1 layout of
+ * its own, copying what the library hands it with kle_record_copy(). */
+static struct {
+    int exists;
+    record_v1 *rec;
+    unsigned int creates, updates;
+} v1;
+
+static int v1_get(kle_lock_result *out, kle_lock *self, const kle_lock_ctx *ctx)
+{
+    (void)self;
+    (void)ctx;
+    if (!v1.exists)
+        return kle_error_set(KLE_ENOTFOUND, "v1 lock: not found");
+    int rc = kle_record_copy(&out->record, (const kle_record *)v1.rec);
+    if (rc < 0)
+        return rc;
+    char raw[256];
+    snprintf(raw, sizeof(raw), "%s/%lld/%d", v1.rec->holder_identity,
+             (long long)v1.rec->renew_time_ns, v1.rec->leader_transitions);
+    out->raw = strdup(raw);
+    out->raw_len = strlen(raw);
+    return out->raw ? 0 : KLE_ENOMEM;
+}
+
+static int v1_write(const kle_record *record, int create)
+{
+    if (create && v1.exists)
+        return kle_error_set(KLE_EEXISTS, "v1 lock: exists");
+    if (!create && !v1.exists)
+        return kle_error_set(KLE_ENOTFOUND, "v1 lock: not found");
+    kle_record_dispose((kle_record *)v1.rec);
+    int rc = kle_record_copy((kle_record *)v1.rec, record);
+    if (rc == 0)
+        v1.exists = 1;
+    return rc;
+}
+
+static int v1_create(kle_lock *self, const kle_record *record, const kle_lock_ctx *ctx)
+{
+    (void)self;
+    (void)ctx;
+    v1.creates++;
+    return v1_write(record, 1);
+}
+
+static int v1_update(kle_lock *self, const kle_record *record, const kle_lock_ctx *ctx)
+{
+    (void)self;
+    (void)ctx;
+    v1.updates++;
+    return v1_write(record, 0);
+}
+
+static int v1_event(kle_lock *self, const char *message, const kle_lock_ctx *ctx)
+{
+    (void)self;
+    (void)message;
+    (void)ctx;
+    return 0;
+}
+
+static const char *v1_identity(kle_lock *self)
+{
+    (void)self;
+    return "v1-backend";
+}
+
+static const char *v1_describe(kle_lock *self)
+{
+    (void)self;
+    return "default/v1-backend";
+}
+
+static void v1_free(kle_lock *self)
+{
+    (void)self;
+}
+
+/* A version-1 clock that delegates to the real one. */
+static int64_t v1_mono(kle_clock *self)
+{
+    (void)self;
+    return kle_clock_monotonic_ns(kle_clock_real());
+}
+
+static int64_t v1_wall(kle_clock *self)
+{
+    (void)self;
+    return kle_clock_wall_ns(kle_clock_real());
+}
+
+static int v1_wait(kle_clock *self, kle_event *event, int64_t deadline_ns)
+{
+    (void)self;
+    return kle_clock_wait(kle_clock_real(), event, deadline_ns);
+}
+
+static void test_abi_v1__lock_and_clock_vtables_at_version_1(void **state)
+{
+    (void)state;
+    memset(&v1, 0, sizeof(v1));
+    v1.rec = guarded(sizeof(*v1.rec));
+    assert_int_equal(kle_record_init((kle_record *)v1.rec, 1), 0);
+    lock_v1 *lock = guarded(sizeof(*lock));
+    *lock = (lock_v1){1, v1_get, v1_create, v1_update, v1_event, v1_identity, v1_describe, v1_free};
+    clock_v1 *clock = guarded(sizeof(*clock));
+    *clock = (clock_v1){1, v1_mono, v1_wall, v1_wait, NULL, NULL, NULL, NULL, NULL};
+    assert_int_equal(kle_lock_validate((const kle_lock *)lock), 0);
+
+    int stopped = 0;
+    kle_elector_config cfg = KLE_ELECTOR_CONFIG_INIT;
+    cfg.lock = (kle_lock *)lock;
+    cfg.clock = (kle_clock *)clock;
+    cfg.callbacks.on_started_leading = on_started;
+    cfg.callbacks.on_stopped_leading = on_stopped;
+    cfg.callbacks.data = &stopped;
+    kle_elector *e;
+    assert_int_equal(kle_elector_new(&e, &cfg), 0);
+    assert_int_equal(kle_elector_run(e), 0);
+    assert_int_equal(stopped, 1);
+    assert_int_equal(v1.creates, 1);
+    assert_int_equal(v1.rec->version, 1);
+    assert_string_equal(v1.rec->holder_identity, "v1-backend");
+
+    lock_result_v1 *res = guarded(sizeof(*res));
+    res->version = 1;
+    kle_lock_ctx ctx = KLE_LOCK_CTX_INIT;
+    assert_int_equal(kle_lock_get((kle_lock_result *)res, (kle_lock *)lock, &ctx), 0);
+    assert_string_equal(res->record.holder_identity, "v1-backend");
+    /* A record of an unknown version is refused before it reaches the backend. */
+    record_v1 *bad = guarded(sizeof(*bad));
+    assert_int_equal(kle_record_copy((kle_record *)bad, (const kle_record *)&res->record),
+                     KLE_EVERSION);
+    bad->version = KLE_RECORD_VERSION + 1;
+    unsigned int updates = v1.updates;
+    assert_int_equal(kle_lock_update((kle_lock *)lock, (const kle_record *)bad, &ctx),
+                     KLE_EVERSION);
+    assert_int_equal(v1.updates, updates);
+    kle_lock_result_dispose((kle_lock_result *)res);
+
+    kle_elector_free(e);
+    kle_record_dispose((kle_record *)v1.rec);
+    unguard(bad, sizeof(*bad));
+    unguard(res, sizeof(*res));
+    unguard(clock, sizeof(*clock));
+    unguard(lock, sizeof(*lock));
+    unguard(v1.rec, sizeof(*v1.rec));
+}
+
+static int watch_fn(kle_watch_event_type type, struct json_object *object, void *data)
+{
+    (void)type;
+    (void)object;
+    (void)data;
+    return 1;
 }
 
 static void test_abi_v1__client_and_lock_options_at_version_1(void **state)
@@ -251,6 +513,35 @@ static void test_abi_v1__client_and_lock_options_at_version_1(void **state)
     assert_string_equal(kle_lock_identity(lock), "v1-caller");
     kle_lock_free(lock);
 
+    /* Request and watch options at version 1: nothing listens on port 1. */
+    request_opts_v1 *ro = guarded(sizeof(*ro));
+    assert_int_equal(kle_request_opts_init((kle_request_opts *)ro, 1), 0);
+    struct json_object *status = (struct json_object *)&status, *obj = NULL;
+    ro->timeout_ns = KLE_SEC(10);
+    ro->status = &status;
+    assert_int_equal(kle_client_get(&obj, client, "/api/v1/namespaces/ns/configmaps/x",
+                                    (const kle_request_opts *)ro),
+                     KLE_ETRANSPORT);
+    assert_null(status);
+    assert_null(obj);
+    watch_opts_v1 *wo = guarded(sizeof(*wo));
+    assert_int_equal(kle_watch_opts_init((kle_watch_opts *)wo, 1), 0);
+    char last[32] = "";
+    kle_event *cancel;
+    assert_int_equal(kle_event_new(&cancel), 0);
+    kle_event_set(cancel);
+    wo->resource_version = "7";
+    wo->cancel = cancel;
+    wo->last_resource_version = last;
+    wo->last_resource_version_size = sizeof(last);
+    assert_int_equal(kle_client_watch(client, "/api/v1/namespaces/ns/configmaps",
+                                      (const kle_watch_opts *)wo, watch_fn, NULL),
+                     KLE_ECANCELED);
+    assert_string_equal(last, "7");
+    kle_event_free(cancel);
+    unguard(wo, sizeof(*wo));
+    unguard(ro, sizeof(*ro));
+
     /* Versions past the current one are refused, not guessed at. */
     lo->version = KLE_RESOURCE_LOCK_OPTS_VERSION + 1;
     assert_int_equal(kle_lease_lock_new(&lock, client, (const kle_resource_lock_opts *)lo),
@@ -273,6 +564,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_abi_v1__elector_config_stats_ctx_and_result_at_version_1),
         cmocka_unit_test(test_abi_v1__client_and_lock_options_at_version_1),
+        cmocka_unit_test(test_abi_v1__record_at_version_1),
+        cmocka_unit_test(test_abi_v1__lock_and_clock_vtables_at_version_1),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -279,7 +279,7 @@ static void test_elector_loops__acquisition_answered_too_late_does_not_lead(void
     assert_true(since_t0(f, f->t_started) == 11 * SEC);
     assert_true(since_t0(f, f->deadline_at_start) == 21 * SEC);
     assert_true(since_t0(f, f->t_ended) == 21 * SEC);
-    kle_record r;
+    kle_record r = KLE_RECORD_INIT;
     assert_int_equal(kle_fake_store_peek(&r, NULL, f->store), 0);
     assert_int_equal(r.leader_transitions, 0); /* Renewed, not taken again. */
     kle_record_dispose(&r);
@@ -406,7 +406,7 @@ static void *touch_main(void *p)
         int64_t next = kle_clock_monotonic_ns(t->f->clock) + 2 * SEC;
         if (kle_clock_wait(t->f->clock, t->quit, next) == 0)
             break;
-        kle_record r;
+        kle_record r = KLE_RECORD_INIT;
         if (kle_fake_store_peek(&r, NULL, t->f->store) == 0) {
             if (!kle_record_holder_is(&r, "me")) {
                 kle_fake_store_put(t->f->store, &r);
@@ -582,7 +582,7 @@ static void test_elector_loops__stop_while_leading_keeps_lease_without_release(v
     assert_int_equal(f->fd_before, 0);
     assert_int_equal(f->fd_after, 1);
     assert_int_equal(f->rerun_rc, KLE_ESTATE);
-    kle_record r;
+    kle_record r = KLE_RECORD_INIT;
     assert_int_equal(kle_fake_store_peek(&r, NULL, f->store), 0);
     assert_string_equal(kle_record_holder(&r), "me");
     kle_record_dispose(&r);
@@ -599,7 +599,7 @@ static void test_elector_loops__stop_while_leading_releases_with_release_on_canc
     kle_elector_stop(f->elector);
     finish(f, t);
     assert_int_equal(f->run_rc, 0);
-    kle_record r;
+    kle_record r = KLE_RECORD_INIT;
     assert_int_equal(kle_fake_store_peek(&r, NULL, f->store), 0);
     assert_string_equal(kle_record_holder(&r), "");
     assert_int_equal(r.lease_duration_seconds, 1);
@@ -625,7 +625,7 @@ static void test_elector_loops__release_waits_for_on_started_leading(void **stat
     assert_true(f->leader_at_end);
     assert_true(f->leader_after_cleanup);
     assert_true(kle_fake_store_writes(f->store) - writes_at_stop >= 20);
-    kle_record r;
+    kle_record r = KLE_RECORD_INIT;
     assert_int_equal(kle_fake_store_peek(&r, NULL, f->store), 0);
     assert_string_equal(kle_record_holder(&r), "");
     assert_true(r.renew_time_ns >= f->wall_callback_done);

@@ -77,7 +77,7 @@ static void test_elector_real_clock__stop_from_signal_handler_releases(void **st
 
     assert_true(atomic_load(&fd_fired));
     assert_true(took < 10 * KLE_NS_PER_SEC);
-    kle_record r;
+    kle_record r = KLE_RECORD_INIT;
     assert_int_equal(kle_fake_store_peek(&r, NULL, store), 0);
     assert_string_equal(kle_record_holder(&r), "");
     kle_record_dispose(&r);

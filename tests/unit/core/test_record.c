@@ -35,7 +35,7 @@ static void test_record__holder_is_compared_with_its_length(void **state)
     assert_false(kle_record_holder_equal(&r, &a));
     assert_false(kle_record_equal(&a, &r));
 
-    kle_record copy;
+    kle_record copy = KLE_RECORD_INIT;
     assert_int_equal(kle_record_copy(&copy, &r), 0);
     assert_int_equal(kle_record_holder_len(&copy), 3);
     assert_memory_equal(kle_record_holder(&copy), "a\0b", 4);
@@ -87,7 +87,7 @@ static void test_record__optional_strings_are_compared_with_their_length(void **
     assert_false(kle_record_equal(&a, &b));
     assert_int_equal(kle_record_set_bytes(&a.strategy, &a.strategy_len, NULL, 2), KLE_EINVAL);
     assert_int_equal(kle_record_set_holder(&a, NULL, 0), KLE_EINVAL);
-    kle_record c;
+    kle_record c = KLE_RECORD_INIT;
     assert_int_equal(kle_record_copy(&c, &a), 0);
     assert_int_equal(c.strategy_len, 5);
     assert_memory_equal(c.strategy, "S\0one", 6);

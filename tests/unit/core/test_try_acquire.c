@@ -94,7 +94,7 @@ static void put(fixture *f, const char *holder, int duration, int transitions)
 
 static kle_record stored(fixture *f)
 {
-    kle_record r;
+    kle_record r = KLE_RECORD_INIT;
     assert_int_equal(kle_fake_store_peek(&r, NULL, f->store), 0);
     return r;
 }
@@ -120,7 +120,8 @@ static void test_try_acquire__create_failure_does_not_lead(void **state)
     fixture *f = *state;
     kle_fake_lock_fail_next(f->lock, KLE_FAKE_CREATE, 1, KLE_EEXISTS);
     assert_false(try_now(f));
-    assert_int_equal(kle_fake_store_peek(&(kle_record){0}, NULL, f->store), KLE_ENOTFOUND);
+    assert_int_equal(kle_fake_store_peek(&(kle_record)KLE_RECORD_INIT, NULL, f->store),
+                     KLE_ENOTFOUND);
 }
 
 static void test_try_acquire__held_and_unexpired_is_not_acquired(void **state)

@@ -56,7 +56,7 @@ static void put(kle_fake_store *store, const char *holder, int transitions)
 /* The stored holder, copied into buf (64 bytes). */
 static const char *holder_of(kle_fake_store *store, char *buf)
 {
-    kle_record r;
+    kle_record r = KLE_RECORD_INIT;
     if (kle_fake_store_peek(&r, NULL, store) < 0)
         return "<missing>";
     snprintf(buf, 64, "%s", kle_record_holder(&r));

@@ -60,7 +60,7 @@ static void test_record_json__lease_spec_has_microtime_and_lease_transitions(voi
                         "\"leaseDurationSeconds\":15,\"acquireTime\":"
                         "\"2026-11-21T10:00:00.000000Z\",\"renewTime\":"
                         "\"2026-11-21T10:00:02.123456Z\",\"leaseTransitions\":3}");
-    kle_record back;
+    kle_record back = KLE_RECORD_INIT;
     assert_int_equal(kle_locks__lease_spec_read(&back, spec, "lease x"), 0);
     assert_string_equal(back.holder_identity, "node-a_5d1c");
     assert_int_equal(back.leader_transitions, 3);
@@ -72,7 +72,7 @@ static void test_record_json__lease_spec_has_microtime_and_lease_transitions(voi
 
 static void test_record_json__reads_client_go_v026_record(void **state)
 {
-    kle_record r;
+    kle_record r = KLE_RECORD_INIT;
     assert_int_equal(ann_read(&r,
                               "{\"holderIdentity\":\"node-a_5d1c\",\"leaseDurationSeconds\":15,"
                               "\"acquireTime\":\"2026-11-21T10:00:00Z\",\"renewTime\":"
@@ -90,7 +90,7 @@ static void test_record_json__reads_client_go_v026_record(void **state)
 
 static void test_record_json__reads_client_go_head_record(void **state)
 {
-    kle_record r;
+    kle_record r = KLE_RECORD_INIT;
     assert_int_equal(ann_read(&r,
                               "{\"holderIdentity\":\"b\",\"leaseDurationSeconds\":60,"
                               "\"acquireTime\":\"2026-11-21T10:00:00.500000Z\",\"renewTime\":null,"
@@ -107,7 +107,7 @@ static void test_record_json__reads_client_go_head_record(void **state)
 
 static void test_record_json__reads_python_client_record(void **state)
 {
-    kle_record r;
+    kle_record r = KLE_RECORD_INIT;
     assert_int_equal(ann_read(&r,
                               "{\"holderIdentity\": \"py-1\", \"leaseDurationSeconds\": \"15\", "
                               "\"acquireTime\": \"2026-11-21 10:00:00.123456\", "
@@ -143,7 +143,7 @@ static void test_record_json__unreadable_record_is_an_error_naming_what_was_foun
          "cm x: leaderTransitions is 1.5, not an integer in 0..2147483647"},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-        kle_record r;
+        kle_record r = KLE_RECORD_INIT;
         assert_int_equal(ann_read(&r, cases[i].text, "cm x"), KLE_EBADRECORD);
         assert_string_equal(kle_error_last()->message, cases[i].message);
         assert_null(r.holder_identity);
@@ -152,7 +152,7 @@ static void test_record_json__unreadable_record_is_an_error_naming_what_was_foun
 
 static void test_record_json__lease_without_spec_fields_is_free(void **state)
 {
-    kle_record r;
+    kle_record r = KLE_RECORD_INIT;
     json_object *spec = json_tokener_parse("{}");
     assert_int_equal(kle_locks__lease_spec_read(&r, spec, "lease x"), 0);
     assert_string_equal(r.holder_identity, "");
@@ -166,7 +166,7 @@ static void test_record_json__lease_without_spec_fields_is_free(void **state)
 
 static void test_record_json__strings_keep_every_byte(void **state)
 {
-    kle_record r;
+    kle_record r = KLE_RECORD_INIT;
     assert_int_equal(ann_read(&r,
                               "{\"holderIdentity\":\"a\\u0000b\",\"leaseDurationSeconds\":15,"
                               "\"strategy\":\"s\\u0000\",\"preferredHolder\":\"\\u0000\"}",
@@ -185,7 +185,7 @@ static void test_record_json__strings_keep_every_byte(void **state)
     free(text);
     json_object *spec = json_object_new_object();
     assert_int_equal(kle_locks__lease_spec_write(spec, &r), 0);
-    kle_record back;
+    kle_record back = KLE_RECORD_INIT;
     assert_int_equal(kle_locks__lease_spec_read(&back, spec, "lease x"), 0);
     assert_true(kle_record_equal(&back, &r));
     assert_int_equal(kle_record_holder_len(&back), 3);
@@ -237,13 +237,13 @@ static void test_record_json__lease_durations_are_int32_and_held_records_need_on
          "x\""},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-        kle_record r;
+        kle_record r = KLE_RECORD_INIT;
         assert_int_equal(ann_read(&r, cases[i].text, "cm x"), KLE_EBADRECORD);
         assert_string_equal(kle_error_last()->message, cases[i].message);
         assert_null(r.holder_identity);
     }
     /* The widest values that fit, and released records without a duration. */
-    kle_record r;
+    kle_record r = KLE_RECORD_INIT;
     assert_int_equal(ann_read(&r,
                               "{\"holderIdentity\":\"a\",\"leaseDurationSeconds\":2147483647,"
                               "\"leaderTransitions\":\"2147483647\"} \n",
@@ -281,7 +281,7 @@ static void test_record_json__lease_durations_are_int32_and_held_records_need_on
 
 static void test_record_json__lease_spec_null_is_unreadable(void **state)
 {
-    kle_record r;
+    kle_record r = KLE_RECORD_INIT;
     assert_int_equal(kle_locks__lease_spec_read(&r, NULL, "lease x"), KLE_EBADRECORD);
     assert_string_equal(kle_error_last()->message,
                         "lease x: spec is null or missing, not an object");
