@@ -63,8 +63,12 @@ configure_file(${PROJECT_SOURCE_DIR}/cmake/kle.pc.in ${PROJECT_BINARY_DIR}/kle.p
 configure_file(${PROJECT_SOURCE_DIR}/cmake/kle-rest.pc.in ${PROJECT_BINARY_DIR}/kle-rest.pc @ONLY)
 configure_file(${PROJECT_SOURCE_DIR}/cmake/kle-testing.pc.in ${PROJECT_BINARY_DIR}/kle-testing.pc
   @ONLY)
+# kle-static: libkle.a by its path (-lkle would pick libkle.so), its
+# dependencies as shared libraries (Debian ships no static libcurl stack).
+configure_file(${PROJECT_SOURCE_DIR}/cmake/kle-static.pc.in ${PROJECT_BINARY_DIR}/kle-static.pc
+  @ONLY)
 install(FILES ${PROJECT_BINARY_DIR}/kle.pc ${PROJECT_BINARY_DIR}/kle-rest.pc
-  ${PROJECT_BINARY_DIR}/kle-testing.pc DESTINATION ${CMAKE_INSTALL_LIBDIR}/pkgconfig
+  ${PROJECT_BINARY_DIR}/kle-testing.pc ${PROJECT_BINARY_DIR}/kle-static.pc DESTINATION ${CMAKE_INSTALL_LIBDIR}/pkgconfig
   COMPONENT dev)
 
 # Documentation and examples for the -dev package.
