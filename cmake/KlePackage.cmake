@@ -71,11 +71,15 @@ install(FILES ${PROJECT_BINARY_DIR}/kle.pc ${PROJECT_BINARY_DIR}/kle-rest.pc
   ${PROJECT_BINARY_DIR}/kle-testing.pc ${PROJECT_BINARY_DIR}/kle-static.pc DESTINATION ${CMAKE_INSTALL_LIBDIR}/pkgconfig
   COMPONENT dev)
 
-# Documentation and examples for the -dev package.
-install(DIRECTORY ${PROJECT_SOURCE_DIR}/docs/ DESTINATION ${CMAKE_INSTALL_DOCDIR}
+# Documentation, examples and deployment files for the -dev package, laid
+# out as in the source tree so that the documents' relative links resolve
+# (scripts/check-links; ctest docs_links_installed).
+install(DIRECTORY ${PROJECT_SOURCE_DIR}/docs/ DESTINATION ${CMAKE_INSTALL_DOCDIR}/docs
   COMPONENT dev FILES_MATCHING PATTERN "*.md")
 install(FILES ${PROJECT_SOURCE_DIR}/README.md DESTINATION ${CMAKE_INSTALL_DOCDIR} COMPONENT dev)
 install(DIRECTORY ${PROJECT_SOURCE_DIR}/examples/ DESTINATION ${CMAKE_INSTALL_DOCDIR}/examples
+  COMPONENT dev)
+install(DIRECTORY ${PROJECT_SOURCE_DIR}/deploy/ DESTINATION ${CMAKE_INSTALL_DOCDIR}/deploy
   COMPONENT dev)
 if(EXISTS ${PROJECT_SOURCE_DIR}/docs/man)
   install(DIRECTORY ${PROJECT_SOURCE_DIR}/docs/man/ DESTINATION ${CMAKE_INSTALL_MANDIR}

@@ -498,9 +498,33 @@ static const char common_help[] =
     "--leader-elect-resource-name, --leader-elect-resource-lock, --leader-elect-lease-duration,\n"
     "--leader-elect-renew-deadline, --leader-elect-retry-period.\n";
 
+/* docs/cli.md as installed beside this kle (<prefix>/bin/kle ->
+ * <prefix>/share/doc/libkle/docs/cli.md), in buf; NULL when not there
+ * (a kle run from the build tree). */
+static const char *installed_cli_doc(char *buf, size_t size)
+{
+    char exe[PATH_MAX], path[PATH_MAX + 64];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+    if (n <= 0)
+        return NULL;
+    exe[n] = '\0';
+    char *slash = strrchr(exe, '/');
+    if (!slash)
+        return NULL;
+    *slash = '\0';
+    snprintf(path, sizeof(path), "%s/%s/docs/cli.md", exe, KLE_DOC_FROM_BIN);
+    char *real = realpath(path, NULL);
+    if (!real)
+        return NULL;
+    snprintf(buf, size, "%s", real);
+    free(real);
+    return buf;
+}
+
 void cli_usage(const char *command)
 {
     if (!command) {
+        char doc[PATH_MAX];
         fputs("kle: leader election for any program, on a Kubernetes lock.\n\n"
               "Usage:\n"
               "  kle run [flags] -- COMMAND [ARGS...]   run COMMAND only while leading\n"
@@ -509,10 +533,14 @@ void cli_usage(const char *command)
               "  kle --version                          the versions of kle and libkle\n\n"
               "Exit codes: 0 success; 1 runtime failure; 2 bad flag or value;\n"
               "3 (status) no such lock; 126/127 (run) the command cannot be executed;\n"
-              "with run --on-exit=exit, the command's code.\n"
-              "Documentation: /usr/share/doc/libkle/cli.md (docs/cli.md in the source),\n"
-              "https://github.com/libkle/libkle/blob/main/docs/cli.md\n",
+              "with run --on-exit=exit, the command's code.\n",
               stdout);
+        if (installed_cli_doc(doc, sizeof(doc)))
+            printf("Documentation: %s\n", doc);
+        else
+            fputs("Documentation: docs/cli.md (installed as share/doc/libkle/docs/cli.md),\n"
+                  "https://github.com/libkle/libkle/blob/main/docs/cli.md\n",
+                  stdout);
         return;
     }
     if (strcmp(command, "run") == 0) {
