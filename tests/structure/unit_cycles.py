@@ -77,17 +77,19 @@ def include_graph(src):
 
 
 def symbol_graph(objects):
-    defined, used = {}, {}
-    for obj in objects:
-        out = subprocess.run(["nm", obj], check=True, capture_output=True, text=True).stdout
-        d, u = set(), set()
-        for line in out.splitlines():
-            parts = line.split()
-            if len(parts) == 2 and parts[0] == "U":
-                u.add(parts[1])
-            elif len(parts) == 3 and parts[1] in "TDBRCVW":
-                d.add(parts[2])
-        defined[obj], used[obj] = d, u
+    defined = {o: set() for o in objects}
+    used = {o: set() for o in objects}
+    # One nm for the whole group; -A prefixes each line with "object:".
+    out = subprocess.run(["nm", "-A"] + objects, check=True, capture_output=True, text=True).stdout
+    for line in out.splitlines():
+        obj, _, rest = line.rpartition(":")
+        parts = rest.split()
+        if obj not in defined:
+            continue
+        if len(parts) == 2 and parts[0] == "U":
+            used[obj].add(parts[1])
+        elif len(parts) == 3 and parts[1] in "TDBRCVW":
+            defined[obj].add(parts[2])
     owner = {}
     for obj, syms in defined.items():
         for s in syms:
