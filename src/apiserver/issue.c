@@ -37,7 +37,8 @@ static char *pem_string(int (*write)(BIO *, void *), void *obj)
     long n;
     if (!b)
         return NULL;
-    if (write(b, obj) == 1 && (n = BIO_get_mem_data(b, &data)) > 0 && (out = malloc((size_t)n + 1))) {
+    if (write(b, obj) == 1 && (n = BIO_get_mem_data(b, &data)) > 0 &&
+        (out = malloc((size_t)n + 1))) {
         memcpy(out, data, (size_t)n);
         out[n] = '\0';
     }
@@ -143,8 +144,8 @@ int kle_apiserver__issuer_init(const char *dir, char **ca_pem, char *err, size_t
         BIO_free(b);
     } else {
         ca_key = EVP_EC_gen("P-256");
-        ca_cert = ca_key ? new_cert(ca_key, "kle-apiserver-client-ca", NULL, 10L * 365 * 86400)
-                         : NULL;
+        ca_cert =
+            ca_key ? new_cert(ca_key, "kle-apiserver-client-ca", NULL, 10L * 365 * 86400) : NULL;
         if (ca_cert && (ext(ca_cert, ca_cert, NID_basic_constraints, "critical,CA:TRUE") ||
                         ext(ca_cert, ca_cert, NID_key_usage, "critical,keyCertSign,cRLSign") ||
                         ext(ca_cert, ca_cert, NID_subject_key_identifier, "hash") ||
