@@ -548,8 +548,15 @@ static void test_rotation__no_secret_in_logs(void **state)
             pthread_mutex_unlock(&log_mu);
             fail_msg("a secret (%.12s...) is in the verbosity-10 log over %s", secrets[i], proto);
         }
-    int redacted = strstr(log_text, "Bearer <redacted>") != NULL;
+    int redacted = strstr(log_text, "Bearer <redacted>") != NULL, bearer = 0, masked = 0;
+    for (const char *p = log_text; (p = strstr(p, "Bearer ")); p += 7)
+        bearer++;
+    for (const char *p = log_text; (p = strstr(p, "Bearer <redacted>")); p += 7)
+        masked++;
+    int key = strstr(log_text, "PRIVATE KEY") != NULL;
     pthread_mutex_unlock(&log_mu);
+    assert_int_equal(bearer, masked); /* no Authorization header in clear */
+    assert_false(key);
     assert_true(redacted); /* the log did see the requests */
     assert_true(nsecrets > STEPS);
 }
