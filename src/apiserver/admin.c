@@ -89,6 +89,10 @@ static enum MHD_Result admin_handle(void *cls, struct MHD_Connection *c, const c
             code = 404;
             out = error_obj("no such fault");
         }
+    } else if (strcmp(url, "/credentials") == 0 && strcmp(method, "POST") == 0) {
+        code = (unsigned)kle_apiserver__issue_request(rq->body.data, &out, err, sizeof(err));
+        if (code != 201)
+            out = error_obj(err);
     } else if (strcmp(url, "/pause") == 0 && strcmp(method, "POST") == 0) {
         kle_apiserver__set_paused(1);
         out = json_object_new_object();

@@ -142,6 +142,24 @@ typedef struct kle_apiserver__user {
     char groups[512]; /* Comma-separated. */
 } kle_apiserver__user;
 
+/* ---- issue.c: short-lived credentials (--issue-credentials) ---- */
+
+/* Loads DIR/client-ca.{crt,key} (dir may be NULL) or makes a new client CA
+ * (and writes it there); *ca_pem gets its certificate (caller frees). */
+int kle_apiserver__issuer_init(const char *dir, char **ca_pem, char *err, size_t errlen);
+/* A certificate (CN=user, O=each comma-separated group) and key valid for
+ * ttl seconds, PEM, signed by the client CA; the caller frees both. */
+int kle_apiserver__issue_cert(const char *user, const char *groups, long ttl, char **cert_pem,
+                              char **key_pem);
+/* A bearer token for user valid for ttl seconds. */
+int kle_apiserver__issue_token(const char *user, const char *groups, long ttl, char *out,
+                               size_t outlen, time_t *expires);
+/* 1 and u filled when tok is an issued token that has not expired. */
+int kle_apiserver__issued_token_user(const char *tok, struct kle_apiserver__user *u);
+/* The admin call POST /credentials; returns the HTTP status. */
+int kle_apiserver__issue_request(const char *body, json_object **out, char *err, size_t errlen);
+void kle_apiserver__issuer_free(void);
+
 int kle_apiserver__auth_load_tokens(const char *path, char *err, size_t errlen);
 void kle_apiserver__auth_add_token(const char *token, const char *user, const char *uid,
                                    const char *groups);

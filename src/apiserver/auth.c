@@ -115,6 +115,8 @@ int kle_apiserver__auth_token(const char *tok, kle_apiserver__user *u)
             return 1;
         }
     }
+    if (kle_apiserver__issued_token_user(tok, u))
+        return 1;
     return sa_token_user(tok, u);
 }
 

@@ -25,6 +25,7 @@ typedef struct options {
     const char *token_file;
     const char *client_ca;
     int insecure;
+    int issue_credentials;
     const char *kubeconfig;
     const char *env_file;
     const char *ca_file;
@@ -51,6 +52,10 @@ static void usage(FILE *f)
           "  --insecure-http             serve plain HTTP instead of HTTPS\n"
           "  --token-file PATH           static tokens: token,user,uid,\"group1,group2\"\n"
           "  --client-ca PATH            accept client certificates signed by this CA\n"
+          "  --issue-credentials         issue short-lived client certificates and tokens\n"
+          "                              on the admin listener (POST /credentials), for\n"
+          "                              tests that rotate them; the client CA is kept in\n"
+          "                              --cert-dir as client-ca.crt and client-ca.key\n"
           "  --authz-file PATH           rules installed as RBAC objects (implies RBAC)\n"
           "  --authorization-mode MODE   AlwaysAllow (default) or RBAC: Roles, ClusterRoles\n"
           "                              and bindings decide; system:masters may do anything\n"
@@ -109,6 +114,9 @@ static int parse_args(int argc, char **argv, options *o)
         } else if (strcmp(a, "--insecure-http") == 0) {
             o->insecure = 1;
             continue;
+        } else if (strcmp(a, "--issue-credentials") == 0) {
+            o->issue_credentials = 1;
+            continue;
         }
 #define FLAG(name, field) else if (strcmp(a, name) == 0) dst = &o->field
         FLAG("--listen", listen);
@@ -152,8 +160,9 @@ static int parse_args(int argc, char **argv, options *o)
     }
     if ((o->tls_cert != NULL) != (o->tls_key != NULL))
         return bad("--tls-cert and --tls-key must be given together");
-    if (o->insecure && (o->tls_cert || o->client_ca))
-        return bad("--insecure-http cannot be combined with --tls-cert or --client-ca");
+    if (o->insecure && (o->tls_cert || o->client_ca || o->issue_credentials))
+        return bad("--insecure-http cannot be combined with --tls-cert, --client-ca or "
+                   "--issue-credentials");
     if (o->authz_mode && strcmp(o->authz_mode, "RBAC") != 0 &&
         strcmp(o->authz_mode, "AlwaysAllow") != 0)
         return bad("--authorization-mode %s: expected AlwaysAllow or RBAC", o->authz_mode);
@@ -392,6 +401,24 @@ int main(int argc, char **argv)
             goto fail;
         }
     }
+    if (o.issue_credentials) {
+        /* Issued certificates are trusted next to --client-ca's. */
+        char *issuer_ca = NULL;
+        if (kle_apiserver__issuer_init(o.cert_dir, &issuer_ca, err, sizeof(err)) != 0)
+            goto fail;
+        size_t l1 = client_ca ? strlen(client_ca) : 0, l2 = strlen(issuer_ca);
+        char *both = malloc(l1 + l2 + 2);
+        if (!both) {
+            free(issuer_ca);
+            snprintf(err, sizeof(err), "out of memory");
+            goto fail;
+        }
+        snprintf(both, l1 + l2 + 2, "%s%s%s", client_ca ? client_ca : "",
+                 l1 && client_ca[l1 - 1] != '\n' ? "\n" : "", issuer_ca);
+        free(issuer_ca);
+        free(client_ca);
+        client_ca = both;
+    }
     if (kle_apiserver__store_init(o.data_dir, (size_t)o.history, err, sizeof(err)) != 0)
         goto fail;
     kle_apiserver__store_lock();
@@ -505,6 +532,7 @@ out:
     kle_apiserver__admin_free();
     kle_apiserver__store_free();
     kle_apiserver__auth_free();
+    kle_apiserver__issuer_free();
     kle_apiserver__tls_free(&tls);
     free(client_ca);
     free(ca_for_kubeconfig);

@@ -89,29 +89,43 @@ static void front_print_log(const char *path)
 int kle_test_h2front_start(kle_test_h2front *f, const char *cert_dir, const char *log_dir,
                            unsigned backend_port)
 {
-    char frontend[64], backend[96], cacert[400], key[400], crt[400];
+    char ca[400], key[400], crt[400];
+    snprintf(ca, sizeof(ca), "%s/ca.crt", cert_dir);
+    snprintf(key, sizeof(key), "%s/serving.key", cert_dir);
+    snprintf(crt, sizeof(crt), "%s/serving.crt", cert_dir);
+    kle_test_h2front_opts o = {crt, key, ca, log_dir, backend_port, 0, NULL};
+    return kle_test_h2front_start_opts(f, &o);
+}
+
+int kle_test_h2front_start_opts(kle_test_h2front *f, const kle_test_h2front_opts *o)
+{
+    char frontend[64], backend[96], cacert[400];
     int status;
 
     memset(f, 0, sizeof(f[0]));
-    snprintf(f->log_path, sizeof(f->log_path), "%s/nghttpx.log", log_dir);
-    snprintf(cacert, sizeof(cacert), "--cacert=%s/ca.crt", cert_dir);
-    snprintf(key, sizeof(key), "%s/serving.key", cert_dir);
-    snprintf(crt, sizeof(crt), "%s/serving.crt", cert_dir);
+    snprintf(f->log_path, sizeof(f->log_path), "%s/nghttpx.log", o->log_dir);
+    snprintf(cacert, sizeof(cacert), "--cacert=%s", o->backend_ca);
     for (int attempt = 0; attempt < 3; attempt++) {
-        f->port = front_free_port();
+        f->port = o->port ? o->port : front_free_port();
         if (!f->port)
             break;
         snprintf(frontend, sizeof(frontend), "--frontend=127.0.0.1,%u", f->port);
         snprintf(backend, sizeof(backend), "--backend=127.0.0.1,%u;;tls;sni=localhost",
-                 backend_port);
-        const char *argv[] = {nghttpx_bin(), frontend, backend, cacert, "--conf=/dev/null",
-                              "--single-process", "--workers=1", "--no-ocsp", "--no-via",
-                              "--no-server-push",
-                              /* Watch streams may be quiet for minutes. */
-                              "--backend-read-timeout=10m", "--frontend-http2-read-timeout=10m",
-                              "--frontend-read-timeout=10m", "--backend-keep-alive-timeout=30s",
-                              "--backend-connect-timeout=5s", "--accesslog-file=/dev/null",
-                              "--errorlog-file=/dev/stderr", key, crt, NULL};
+                 o->backend_port);
+        const char *argv[40] = {nghttpx_bin(), frontend, backend, cacert, "--conf=/dev/null",
+                                "--single-process", "--workers=1", "--no-ocsp", "--no-via",
+                                "--no-server-push",
+                                /* Watch streams may be quiet for minutes. */
+                                "--backend-read-timeout=10m", "--frontend-http2-read-timeout=10m",
+                                "--frontend-read-timeout=10m", "--backend-keep-alive-timeout=30s",
+                                "--backend-connect-timeout=5s", "--accesslog-file=/dev/null",
+                                "--errorlog-file=/dev/stderr"};
+        int n = 17;
+        for (int i = 0; o->extra_args && o->extra_args[i] && n < 37; i++)
+            argv[n++] = o->extra_args[i];
+        argv[n++] = o->key;
+        argv[n++] = o->cert;
+        argv[n] = NULL;
         f->pid = fork();
         if (f->pid < 0) {
             f->pid = 0;
@@ -143,6 +157,8 @@ int kle_test_h2front_start(kle_test_h2front *f, const char *cert_dir, const char
             snprintf(f->url, sizeof(f->url), "https://127.0.0.1:%u", f->port);
             return 0;
         }
+        if (o->port)
+            poll(NULL, 0, 200); /* the old front's port may still be in use */
     }
     fprintf(stderr,
             "kle_test_h2front_start: nghttpx did not start (is nghttp2-proxy installed?)\n");

@@ -40,6 +40,23 @@ int kle_test_http2(void);
 int kle_test_h2front_start(kle_test_h2front *f, const char *cert_dir, const char *log_dir,
                            unsigned backend_port);
 
+/** What kle_test_h2front_start_opts() starts. */
+typedef struct kle_test_h2front_opts {
+    const char *cert;              /**< The front's serving certificate (PEM file). */
+    const char *key;               /**< Its key. */
+    const char *backend_ca;        /**< CA file the backend's certificate is verified with. */
+    const char *log_dir;           /**< nghttpx.log goes there. */
+    unsigned backend_port;         /**< https://127.0.0.1:PORT behind the front. */
+    unsigned port;                 /**< The front's port; 0: a free one. */
+    const char *const *extra_args; /**< More nghttpx options (NULL-terminated), or NULL, e.g.
+                                        "--verify-client". */
+} kle_test_h2front_opts;
+
+/** As kle_test_h2front_start(), with the certificates, the port and extra
+ *  nghttpx options chosen (a front restarted on the same port with a new
+ *  serving certificate, one that verifies client certificates). */
+int kle_test_h2front_start_opts(kle_test_h2front *f, const kle_test_h2front_opts *o);
+
 /** Stops the front (SIGTERM, then SIGKILL after 5 s). Safe to call twice. */
 void kle_test_h2front_stop(kle_test_h2front *f);
 
