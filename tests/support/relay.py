@@ -21,10 +21,12 @@ class Relay:
     freeze (open connections stop passing bytes), cut (freeze, and new
     connections are held open unanswered), latency, reset (RST both sides)."""
 
-    def __init__(self, target):
+    def __init__(self, target, host="127.0.0.1"):
+        """Listens on host (a free port) and relays to host:target."""
         self.target = target
+        self.host = host
         self.lsock = socket.socket()
-        self.lsock.bind(("127.0.0.1", 0))
+        self.lsock.bind((host, 0))
         self.lsock.listen(64)
         self.port = self.lsock.getsockname()[1]
         self.mu = threading.Lock()
@@ -48,7 +50,7 @@ class Relay:
                     self.conns.append([c, None])
                 continue
             try:
-                u = socket.create_connection(("127.0.0.1", self.target), timeout=5)
+                u = socket.create_connection((self.host, self.target), timeout=5)
                 u.settimeout(None)
             except OSError:
                 _rst(c)
