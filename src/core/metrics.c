@@ -24,7 +24,8 @@ static void put(buf *b, const char *fmt, ...)
         return;
     for (;;) {
         va_start(ap, fmt);
-        int n = vsnprintf(b->data ? b->data + b->len : NULL, b->data ? b->cap - b->len : 0, fmt, ap);
+        int n =
+            vsnprintf(b->data ? b->data + b->len : NULL, b->data ? b->cap - b->len : 0, fmt, ap);
         va_end(ap);
         if (n < 0) {
             b->failed = 1;
@@ -73,8 +74,10 @@ int kle_metrics_format(char **out, const char *const *names, const kle_elector_s
             return kle_error_set(KLE_EINVAL, "kle_metrics_format: names[%zu] or stats[%zu] is NULL",
                                  i, i);
         if (stats[i]->version < 1 || stats[i]->version > KLE_ELECTOR_STATS_VERSION)
-            return kle_error_set(KLE_EVERSION, "kle_metrics_format: stats[%zu] version %u is not "
-                                 "supported", i, stats[i]->version);
+            return kle_error_set(KLE_EVERSION,
+                                 "kle_metrics_format: stats[%zu] version %u is not "
+                                 "supported",
+                                 i, stats[i]->version);
     }
     buf b = {0};
     /* client-go's names and help texts (k8s.io/client-go/tools/leaderelection/metrics.go). */
@@ -98,10 +101,11 @@ int kle_metrics_format(char **out, const char *const *names, const kle_elector_s
             put(&b, "\"} %llu\n", (unsigned long long)stats[i]->slowpath_total);
         }
     }
-    put(&b, "# HELP kle_log_dropped_lines_total Log lines dropped because the log output was "
-            "blocked and the log queue full.\n"
-            "# TYPE kle_log_dropped_lines_total counter\n"
-            "kle_log_dropped_lines_total %llu\n",
+    put(&b,
+        "# HELP kle_log_dropped_lines_total Log lines dropped because the log output was "
+        "blocked and the log queue full.\n"
+        "# TYPE kle_log_dropped_lines_total counter\n"
+        "kle_log_dropped_lines_total %llu\n",
         (unsigned long long)kle_log_dropped());
     if (b.failed) {
         free(b.data);
