@@ -20,6 +20,11 @@ addr=$(cat "$T/a.addr")
 wait_until 10 "/readyz 200" code_is /readyz 200
 code_is /healthz 200 || fail "/healthz of a working leader: $(code /healthz) $(cat "$T/body")"
 pass "a leads; /healthz and /readyz 200"
+# /metrics (kle_metrics_format()) is a valid exposition.
+curl -sS "http://$addr/metrics" >"$T/metrics" || fail "/metrics"
+grep -qx 'leader_election_master_status{name="e2e"} 1' "$T/metrics" || fail "/metrics: $(cat "$T/metrics")"
+promtool check metrics <"$T/metrics" || fail "promtool check metrics on /metrics: $(cat "$T/metrics")"
+pass "/metrics passes promtool check metrics"
 
 t0=$(now_ms)
 kle_admin POST /faults '{"resource":"leases","blackhole":true}' >/dev/null || fail "fault"
