@@ -90,8 +90,8 @@ static int campaign(kle_client *client, const char *resource_lock, const char *l
 }
 
 /* Returns the exit code: 0 when stopped by a signal, 1 on failure. */
-static int controller(const kle_client_opts *co, const char *resource_lock,
-                      const char *lock_name, const char *identity)
+static int controller(const kle_client_opts *co, const char *resource_lock, const char *lock_name,
+                      const char *identity)
 {
     /* In a pod, its service account; else kubeconfig as kubectl finds it. */
     kle_client *client;
