@@ -139,7 +139,10 @@ typedef struct kle_elector_stats {
      * on_started_leading returned, the release finished); -1 when
      * kle_elector_run() is not running. A loop that works completes a round
      * at least every 2.2 × retry_period + 3 × call timeout (a jittered wait,
-     * then at most three lock calls of at most the call timeout each);
+     * then at most three lock calls of at most the call timeout each; the
+     * built-in MultiLocks and a lock's migration-guard read make two
+     * requests in one call, each with the call timeout: count 6 × call
+     * timeout for them);
      * between terms it also waits for on_started_leading to return and for
      * the release (at most renew_deadline). More than that means the loop
      * is wedged (a call that ignores its timeout, a blocked callback):

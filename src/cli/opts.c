@@ -474,14 +474,16 @@ int cli_parse(cli_opts *o, int argc, char **argv, char *err, size_t errlen)
 /*
  * The longest a working election loop goes without progress (docs/cli.md,
  * /healthz): a jittered wait (2.2 x retry period) then at most three lock
- * calls of the default call timeout, max(1 s, renew deadline / 2); between
- * terms, the command's stop (grace, then 1 s after SIGKILL) or the release
- * (at most the renew deadline); plus --healthz-timeout.
+ * calls of at most two requests each (a MultiLock's two objects, or a
+ * lock's migration-guard read), each cut at the default call timeout,
+ * max(1 s, renew deadline / 2); between terms, the command's stop (grace,
+ * then 1 s after SIGKILL) or the release (at most the renew deadline);
+ * plus --healthz-timeout.
  */
 int64_t cli_healthz_bound_ms(const cli_opts *o)
 {
     int64_t call = o->renew_deadline_ms / 2 > 1000 ? o->renew_deadline_ms / 2 : 1000;
-    int64_t bound = o->retry_period_ms * 22 / 10 + 3 * call;
+    int64_t bound = o->retry_period_ms * 22 / 10 + 6 * call;
     if (o->grace_ms + 1000 > bound)
         bound = o->grace_ms + 1000;
     if (o->renew_deadline_ms > bound)

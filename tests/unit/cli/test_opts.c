@@ -196,7 +196,7 @@ static void test_opts__backoff_doubles_up_to_a_cap(void **state)
 }
 
 /* /healthz's bound (docs/cli.md): with the defaults 15s/10s/2s, grace 3s,
- * healthz-timeout 20s, B = max(4.4 + 3 x 5, 3 + 1, 10) + 20 = 39.4 s; the
+ * healthz-timeout 20s, B = max(4.4 + 6 x 5, 3 + 1, 10) + 20 = 54.4 s; the
  * grace term wins when it is the longest. */
 static void test_opts__healthz_bound(void **state)
 {
@@ -205,12 +205,12 @@ static void test_opts__healthz_bound(void **state)
     char err[256];
     char *a[] = {"kle", "run", "--lock-name", "x", "--", "true"};
     assert_int_equal(cli_parse(&o, 6, a, err, sizeof(err)), 0);
-    assert_int_equal(cli_healthz_bound_ms(&o), 39400);
-    o.grace_ms = 30000;
-    assert_int_equal(cli_healthz_bound_ms(&o), 51000);
+    assert_int_equal(cli_healthz_bound_ms(&o), 54400);
+    o.grace_ms = 40000;
+    assert_int_equal(cli_healthz_bound_ms(&o), 61000);
     /* --call-timeout does not move it (a longer one lets /healthz catch hung requests). */
     o.call_timeout_ms = 600000;
-    assert_int_equal(cli_healthz_bound_ms(&o), 51000);
+    assert_int_equal(cli_healthz_bound_ms(&o), 61000);
 }
 
 /* kle status has no --lease-duration: it reads the record's. */
