@@ -88,7 +88,11 @@ typedef struct kle_elector_config {
     int64_t retry_period_ns;
     /** Release the lease when stopped while leading (default 0, as client-go). */
     int release_on_cancel;
-    /** Name for logs, metrics and health messages (borrowed during new; copied). */
+    /**
+     * The `name` label of this elector's metrics (kle_elector_metrics());
+     * NULL: the lock's describe. Logs always name the lock by its describe
+     * (namespace/name), as client-go does. Borrowed during new; copied.
+     */
     const char *name;
     /** What to run when leadership starts, ends, or changes hands. */
     kle_elector_callbacks callbacks;
@@ -110,7 +114,7 @@ typedef struct kle_elector_config {
     }
 
 /** Version of kle_elector_stats this header describes. */
-#define KLE_ELECTOR_STATS_VERSION 1
+#define KLE_ELECTOR_STATS_VERSION 2
 
 /**
  * Counters and state, for metrics. The caller sets version
@@ -127,12 +131,37 @@ typedef struct kle_elector_stats {
     uint64_t acquisitions; /**< Times this elector became leader. */
     uint64_t losses;       /**< Times leadership ended because renewals did not succeed. */
     uint64_t releases;     /**< Successful releases. */
+    /* Version 2. */
+    /**
+     * Nanoseconds (elector clock) since the election loop last made
+     * progress: started, completed a tryAcquireOrRenew round (successful or
+     * not), or completed a step between terms (leadership ended,
+     * on_started_leading returned, the release finished); -1 when
+     * kle_elector_run() is not running. A loop that works completes a round
+     * at least every 2.2 × retry_period + 3 × call timeout (a jittered wait,
+     * then at most three lock calls of at most the call timeout each; the
+     * built-in MultiLocks and a lock's migration-guard read make two
+     * requests in one call, each with the call timeout: count 6 × call
+     * timeout for them);
+     * between terms it also waits for on_started_leading to return and for
+     * the release (at most renew_deadline). More than that means the loop
+     * is wedged (a call that ignores its timeout, a blocked callback):
+     * `kle run`'s /healthz fails on it.
+     */
+    int64_t round_age_ns;
+    /**
+     * 0 when the last lock call got an answer from the API server
+     * (including NotFound, Conflict and AlreadyExists, which the election
+     * expects), else that call's error code (KLE_ETIMEOUT, KLE_ETRANSPORT,
+     * KLE_EFORBIDDEN, ...). `kle run`'s /readyz is 503 while it is not 0.
+     */
+    int last_call_error;
 } kle_elector_stats;
 
 /** Initialiser of kle_elector_stats at the current version. */
 #define KLE_ELECTOR_STATS_INIT                                                                     \
     {                                                                                              \
-        KLE_ELECTOR_STATS_VERSION, 0, 0, 0, 0, 0, 0, 0                                             \
+        KLE_ELECTOR_STATS_VERSION, 0, 0, 0, 0, 0, 0, 0, 0, 0                                       \
     }
 
 /**
@@ -212,6 +241,32 @@ KLE_EXTERN(int) kle_elector_check_ns(kle_elector *elector, int64_t max_tolerable
  * @return 0; KLE_EINVAL; KLE_EVERSION for an unset or unknown version.
  */
 KLE_EXTERN(int) kle_elector_get_stats(kle_elector_stats *out, kle_elector *elector);
+
+/**
+ * Writes the metrics of electors in the Prometheus text exposition format
+ * (version 0.0.4) into a new string, which the caller frees with
+ * kle_free(): client-go's `leader_election_master_status{name=...}` gauge
+ * and `leader_election_slowpath_total{name=...}` counter for each
+ * elector, then `kle_log_dropped_lines_total` (log lines libkle dropped
+ * because its log output was blocked). `kle run` serves this on /metrics.
+ * Serve it from an HTTP handler, or append it to your own exposition.
+ * @param out receives the text.
+ * @param names the `name` label of each elector (escaped as the format requires).
+ * @param stats each elector's counters (kle_elector_get_stats()), any version.
+ * @param n how many; 0 writes only kle_log_dropped_lines_total.
+ * @return 0; KLE_EINVAL when @p out is NULL, or a name or stats is NULL;
+ *   KLE_EVERSION for a stats of unknown version; KLE_ENOMEM.
+ */
+KLE_EXTERN(int)
+kle_metrics_format(char **out, const char *const *names, const kle_elector_stats *const *stats,
+                   size_t n);
+
+/**
+ * kle_metrics_format() for one elector, labelled with its config's name
+ * (the lock's describe when the config had none).
+ * @return as kle_metrics_format(); KLE_EINVAL when @p elector is NULL.
+ */
+KLE_EXTERN(int) kle_elector_metrics(char **out, kle_elector *elector);
 
 /** The identity of this elector's lock (borrowed). */
 KLE_EXTERN(const char *) kle_elector_identity(kle_elector *elector);

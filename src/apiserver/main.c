@@ -4,6 +4,7 @@
 #include "apiserver/server.h"
 
 #include "core/log.h"
+#include "kle/version.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -68,6 +69,7 @@ static void usage(FILE *f)
           "  --watch-history N           change events kept for watch resume (default 10000)\n"
           "  --bookmark-interval SECONDS interval of watch BOOKMARK events (default 60)\n"
           "  -v, --verbose               log every request and libmicrohttpd's messages\n"
+          "  --version                   print the version and exit\n"
           "  -h, --help                  this help\n",
           f);
 }
@@ -106,6 +108,9 @@ static int parse_args(int argc, char **argv, options *o)
         const char **dst = NULL;
         if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
             usage(stdout);
+            exit(0);
+        } else if (strcmp(a, "--version") == 0) {
+            printf("kle-apiserver %s (libkle %s)\n", KLE_VERSION, kle_version(NULL, NULL, NULL));
             exit(0);
         } else if (strcmp(a, "-v") == 0 || strcmp(a, "--verbose") == 0) {
             kle_apiserver__verbose = 1;

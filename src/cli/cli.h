@@ -38,6 +38,7 @@ typedef struct cli_opts {
     const char *http_addr;
     const char *http_addr_file;
     int64_t healthz_timeout_ms;
+    int64_t call_timeout_ms; /* 0: the library's default */
     int64_t grace_ms;
     int grace_set;
     cli_on_exit on_exit;
@@ -64,6 +65,10 @@ int cli_parse_duration(int64_t *out_ms, const char *text);
  * retry_ms when that is longer). */
 #define CLI_BACKOFF_CAP_MS 30000
 int64_t cli_backoff_ms(int64_t retry_ms, int failures);
+
+/* /healthz's bound in milliseconds: the longest a working election loop goes
+ * without progress, plus --healthz-timeout (docs/cli.md). */
+int64_t cli_healthz_bound_ms(const cli_opts *o);
 
 /* Formats milliseconds as a Go duration ("15s", "1.5s", "300ms"). */
 void cli_format_duration(char *buf, size_t size, int64_t ms);

@@ -1,5 +1,6 @@
 /* Client and lock construction shared by kle run and kle status (a unit of
  * its own, so that the commands do not depend on main.c). */
+#include <stdio.h>
 #include <string.h>
 
 #include "cli.h"
@@ -11,7 +12,10 @@ int cli_make_client(kle_client **out, const cli_opts *o)
     co.context = o->context;
     co.namespace_ = o->namespace_;
     if (kle_client_new_default(out, &co) < 0) {
-        CLI_ERR("cannot connect: %s", kle_error_last()->message);
+        /* A setup error, reported as flag errors are: one "kle: " line. */
+        char why[1024];
+        cli_escape(why, sizeof(why), kle_error_last()->message);
+        fprintf(stderr, "kle: cannot connect: %s\n", why);
         return -1;
     }
     return 0;

@@ -30,24 +30,6 @@ static enum MHD_Result reply(struct MHD_Connection *c, unsigned int code, const 
     return ret;
 }
 
-/* Prometheus label values escape backslash, quote and newline. */
-static void label_escape(char *out, size_t size, const char *in)
-{
-    size_t n = 0;
-    for (; *in && n + 3 < size; in++) {
-        if (*in == '\\' || *in == '"') {
-            out[n++] = '\\';
-            out[n++] = *in;
-        } else if (*in == '\n') {
-            out[n++] = '\\';
-            out[n++] = 'n';
-        } else {
-            out[n++] = *in;
-        }
-    }
-    out[n] = '\0';
-}
-
 static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *url,
                               const char *method, const char *version, const char *upload_data,
                               size_t *upload_data_size, void **con_cls)
@@ -65,23 +47,48 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
         return reply(c, 405, "text/plain", "method not allowed\n");
 
     if (strcmp(url, "/healthz") == 0) {
-        char msg[600];
-        int rc = 0;
+        /* Fails when the election loop is wedged: no progress for longer
+         * than the bound (docs/cli.md). Between campaigns there is no loop. */
+        kle_elector_stats s = KLE_ELECTOR_STATS_INIT;
+        char msg[300];
+        int64_t bound = cli_healthz_bound_ms(st->opts);
         pthread_mutex_lock(&st->mu);
-        if (st->elector)
-            rc = kle_elector_check_ns(st->elector, KLE_MS(st->opts->healthz_timeout_ms));
-        if (rc < 0)
-            snprintf(msg, sizeof(msg), "leaderElection: %s\n", kle_error_last()->message);
+        if (!st->elector || kle_elector_get_stats(&s, st->elector) < 0)
+            s.round_age_ns = -1;
         pthread_mutex_unlock(&st->mu);
-        return rc < 0 ? reply(c, 500, "text/plain", msg) : reply(c, 200, "text/plain", "ok");
+        if (s.round_age_ns > KLE_MS(bound)) {
+            snprintf(msg, sizeof(msg),
+                     "leaderElection: the election loop of %s is wedged: no progress for %lld ms "
+                     "(bound %lld ms)\n",
+                     st->lock_desc, (long long)(s.round_age_ns / KLE_NS_PER_MS), (long long)bound);
+            return reply(c, 500, "text/plain", msg);
+        }
+        return reply(c, 200, "text/plain", "ok");
     }
     if (strcmp(url, "/readyz") == 0) {
-        int ready;
+        /* Ready once the lock was read and while the last request to the
+         * API server got an answer. */
+        kle_elector_stats s = KLE_ELECTOR_STATS_INIT;
+        int observed, err;
+        char msg[300];
+        pthread_mutex_lock(&st->mu);
+        err = st->last_call_error;
+        /* A new campaign's elector knows of a request once one failed
+         * or a round completed; until then the last campaign's answer holds. */
+        if (st->elector && kle_elector_get_stats(&s, st->elector) == 0 &&
+            (s.last_call_error || s.failed_tries || s.acquisitions))
+            err = st->last_call_error = s.last_call_error;
+        pthread_mutex_unlock(&st->mu);
         pthread_mutex_lock(&st->leader_mu);
-        ready = st->observed;
+        observed = st->observed;
         pthread_mutex_unlock(&st->leader_mu);
-        return ready ? reply(c, 200, "text/plain", "ok")
-                     : reply(c, 503, "text/plain", "the lock has not been read yet\n");
+        if (err < 0) {
+            snprintf(msg, sizeof(msg), "the last request to the API server failed: %s\n",
+                     kle_strerror(err));
+            return reply(c, 503, "text/plain", msg);
+        }
+        return observed ? reply(c, 200, "text/plain", "ok")
+                        : reply(c, 503, "text/plain", "the lock has not been read yet\n");
     }
     if (strcmp(url, "/leader") == 0) {
         json_object *o = json_object_new_object();
@@ -98,31 +105,20 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
     }
     if (strcmp(url, "/metrics") == 0) {
         kle_elector_stats s = KLE_ELECTOR_STATS_INIT;
-        char name[512], body[2048];
+        const kle_elector_stats *sp = &s;
+        const char *name = st->opts->lock_name;
+        char *body = NULL;
+        enum MHD_Result ret;
         pthread_mutex_lock(&st->mu);
         if (st->elector)
             kle_elector_get_stats(&s, st->elector);
         s.slowpath_total += st->slowpath_base;
         pthread_mutex_unlock(&st->mu);
-        label_escape(name, sizeof(name), st->opts->lock_name);
-        snprintf(body, sizeof(body),
-                 "# HELP leader_election_master_status Gauge of if the reporting system is master "
-                 "of the relevant lease, 0 indicates backup, 1 indicates master. 'name' is the "
-                 "string used to identify the lease. Please make sure to group by name.\n"
-                 "# TYPE leader_election_master_status gauge\n"
-                 "leader_election_master_status{name=\"%s\"} %d\n"
-                 "# HELP leader_election_slowpath_total Total number of slow path exercised in "
-                 "renewing leader leases. 'name' is the string used to identify the lease. Please "
-                 "make sure to group by name.\n"
-                 "# TYPE leader_election_slowpath_total counter\n"
-                 "leader_election_slowpath_total{name=\"%s\"} %llu\n"
-                 "# HELP kle_log_dropped_lines_total Log lines dropped because the log output "
-                 "was blocked and the log queue full.\n"
-                 "# TYPE kle_log_dropped_lines_total counter\n"
-                 "kle_log_dropped_lines_total %llu\n",
-                 name, s.leader ? 1 : 0, name, (unsigned long long)s.slowpath_total,
-                 (unsigned long long)kle_log_dropped());
-        return reply(c, 200, "text/plain; version=0.0.4; charset=utf-8", body);
+        if (kle_metrics_format(&body, &name, &sp, 1) < 0)
+            return reply(c, 500, "text/plain", "out of memory\n");
+        ret = reply(c, 200, "text/plain; version=0.0.4; charset=utf-8", body);
+        kle_free(body);
+        return ret;
     }
     return reply(c, 404, "text/plain", "not found: try /healthz, /readyz, /metrics, /leader\n");
 }

@@ -36,7 +36,7 @@ static const flag_def flags[] = {
     {"resource-lock", "leader-elect-resource-lock", "KLE_RESOURCE_LOCK", F_STRING, CMD_ALL,
      OFF(resource_lock)},
     {"identity", NULL, "KLE_IDENTITY", F_STRING, CMD_RUN, OFF(identity)},
-    {"lease-duration", "leader-elect-lease-duration", "KLE_LEASE_DURATION", F_DURATION, CMD_ALL,
+    {"lease-duration", "leader-elect-lease-duration", "KLE_LEASE_DURATION", F_DURATION, CMD_RUN,
      OFF(lease_duration_ms)},
     {"renew-deadline", "leader-elect-renew-deadline", "KLE_RENEW_DEADLINE", F_DURATION, CMD_RUN,
      OFF(renew_deadline_ms)},
@@ -47,6 +47,7 @@ static const flag_def flags[] = {
     {"http-addr", NULL, "KLE_HTTP_ADDR", F_STRING, CMD_RUN, OFF(http_addr)},
     {"http-addr-file", NULL, "KLE_HTTP_ADDR_FILE", F_STRING, CMD_RUN, OFF(http_addr_file)},
     {"healthz-timeout", NULL, "KLE_HEALTHZ_TIMEOUT", F_DURATION, CMD_RUN, OFF(healthz_timeout_ms)},
+    {"call-timeout", NULL, "KLE_CALL_TIMEOUT", F_DURATION, CMD_RUN, OFF(call_timeout_ms)},
     {"grace", NULL, "KLE_GRACE", F_DURATION, CMD_RUN, OFF(grace_ms)},
     {"on-exit", NULL, "KLE_ON_EXIT", F_ONEXIT, CMD_RUN, OFF(on_exit)},
     {"release-on-cancel", NULL, "KLE_RELEASE_ON_CANCEL", F_BOOL, CMD_RUN, OFF(release_on_cancel)},
@@ -470,6 +471,26 @@ int cli_parse(cli_opts *o, int argc, char **argv, char *err, size_t errlen)
     return 0;
 }
 
+/*
+ * The longest a working election loop goes without progress (docs/cli.md,
+ * /healthz): a jittered wait (2.2 x retry period) then at most three lock
+ * calls of at most two requests each (a MultiLock's two objects, or a
+ * lock's migration-guard read), each cut at the default call timeout,
+ * max(1 s, renew deadline / 2); between terms, the command's stop (grace,
+ * then 1 s after SIGKILL) or the release (at most the renew deadline);
+ * plus --healthz-timeout.
+ */
+int64_t cli_healthz_bound_ms(const cli_opts *o)
+{
+    int64_t call = o->renew_deadline_ms / 2 > 1000 ? o->renew_deadline_ms / 2 : 1000;
+    int64_t bound = o->retry_period_ms * 22 / 10 + 6 * call;
+    if (o->grace_ms + 1000 > bound)
+        bound = o->grace_ms + 1000;
+    if (o->renew_deadline_ms > bound)
+        bound = o->renew_deadline_ms;
+    return bound + o->healthz_timeout_ms;
+}
+
 int cli_default_identity(char *buf, size_t size)
 {
     char *id;
@@ -490,13 +511,11 @@ static const char common_help[] =
     "  --lock-name NAME        name of the lock object (required) [$KLE_LOCK_NAME]\n"
     "  --resource-lock TYPE    leases (default), endpoints, configmaps, endpointsleases,\n"
     "                          configmapsleases [$KLE_RESOURCE_LOCK]\n"
-    "  --lease-duration D      lease duration, Go syntax (default 15s) [$KLE_LEASE_DURATION]\n"
     "  --log-format FMT        text (klog layout, default) or json [$KLE_LOG_FORMAT]\n"
     "  -v N                    log verbosity 0..10 (default 0) [$KLE_V]\n"
     "  -h, --help              this help\n"
     "kube-controller-manager's names work too: --leader-elect-resource-namespace,\n"
-    "--leader-elect-resource-name, --leader-elect-resource-lock, --leader-elect-lease-duration,\n"
-    "--leader-elect-renew-deadline, --leader-elect-retry-period.\n";
+    "--leader-elect-resource-name, --leader-elect-resource-lock.\n";
 
 /* docs/cli.md as installed beside this kle (<prefix>/bin/kle ->
  * <prefix>/share/doc/libkle/docs/cli.md), in buf; NULL when not there
@@ -558,6 +577,8 @@ void cli_usage(const char *command)
             "Run flags:\n"
             "  --identity ID           holder identity [$KLE_IDENTITY]; default $POD_NAME, else\n"
             "                          hostname_UUID\n"
+            "  --lease-duration D      lease duration, Go syntax (default 15s) "
+            "[$KLE_LEASE_DURATION]\n"
             "  --renew-deadline D      how long the leader retries renewing (default 10s)\n"
             "                          [$KLE_RENEW_DEADLINE]\n"
             "  --retry-period D        wait between tries (default 2s) [$KLE_RETRY_PERIOD]\n"
@@ -576,8 +597,13 @@ void cli_usage(const char *command)
             "  --http-addr HOST:PORT   serve /healthz, /readyz, /metrics, /leader\n"
             "                          [$KLE_HTTP_ADDR]; port 0 picks a free port\n"
             "  --http-addr-file PATH   write the bound address there [$KLE_HTTP_ADDR_FILE]\n"
-            "  --healthz-timeout D     tolerated lease expiry before /healthz fails\n"
-            "                          (default 20s) [$KLE_HEALTHZ_TIMEOUT]\n\n",
+            "  --call-timeout D        limit of one request to the API server (default\n"
+            "                          max(1s, renew-deadline/2)) [$KLE_CALL_TIMEOUT]\n"
+            "  --healthz-timeout D     margin over the longest a working election loop goes\n"
+            "                          without progress, before /healthz fails (default 20s)\n"
+            "                          [$KLE_HEALTHZ_TIMEOUT]; see docs/cli.md\n"
+            "kube-controller-manager's --leader-elect-lease-duration,\n"
+            "--leader-elect-renew-deadline and --leader-elect-retry-period work too.\n\n",
             stdout);
         fputs(common_help, stdout);
         return;

@@ -542,6 +542,7 @@ int cli_cmd_run(cli_opts *o, const char *self_exe)
     c.self_exe = self_exe;
     snprintf(c.lock_desc, sizeof(c.lock_desc), "%s/%s/%s", o->resource_lock,
              kle_client_namespace(client), o->lock_name);
+    snprintf(st.lock_desc, sizeof(st.lock_desc), "%s", c.lock_desc);
     if (o->http_addr && cli_http_start(&http, &st) < 0) {
         kle_client_free(client);
         return CLI_EXIT_FAILURE;
@@ -572,6 +573,7 @@ int cli_cmd_run(cli_opts *o, const char *self_exe)
         cfg.renew_deadline_ns = KLE_MS(o->renew_deadline_ms);
         cfg.retry_period_ns = KLE_MS(o->retry_period_ms);
         cfg.release_on_cancel = o->release_on_cancel;
+        cfg.call_timeout_ns = KLE_MS(o->call_timeout_ms);
         cfg.name = o->lock_name;
         cfg.callbacks.on_started_leading = on_started_leading;
         cfg.callbacks.on_stopped_leading = on_stopped_leading;
@@ -599,6 +601,7 @@ int cli_cmd_run(cli_opts *o, const char *self_exe)
         kle_elector_get_stats(&s, e);
         pthread_mutex_lock(&st.mu);
         st.slowpath_base += s.slowpath_total;
+        st.last_call_error = s.last_call_error;
         st.elector = NULL;
         pthread_mutex_unlock(&st.mu);
         kle_elector_free(e);

@@ -14,6 +14,8 @@ typedef struct cli_run_state {
     char *leader;              /* last observed holder ("" when none) */
     uint64_t slowpath_base;    /* slowpath_total of earlier campaigns */
     int observed;              /* some campaign has read the lock */
+    int last_call_error;       /* the last lock call's error (0: answered), under mu */
+    char lock_desc[512];       /* type/namespace/name, for messages */
 } cli_run_state;
 
 typedef struct cli_http cli_http;

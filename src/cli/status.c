@@ -42,9 +42,15 @@ static json_object *record_json(const kle_record *r, int64_t now)
                            json_object_new_int(r->lease_duration_seconds));
     json_object_object_add(o, "leaderTransitions", json_object_new_int(r->leader_transitions));
     json_object_object_add(o, "expired", json_object_new_boolean(expired(r, now)));
-    if (r->renew_time_ns)
+    if (r->renew_time_ns) {
+        /* Milliseconds precision, never negative (a renewTime ahead of this
+         * machine's clock counts as just now). */
+        int64_t ms = now > r->renew_time_ns ? (now - r->renew_time_ns) / KLE_NS_PER_MS : 0;
+        char text[32];
+        snprintf(text, sizeof(text), "%lld.%03lld", (long long)(ms / 1000), (long long)(ms % 1000));
         json_object_object_add(o, "renewedSecondsAgo",
-                               json_object_new_double((double)(now - r->renew_time_ns) / 1e9));
+                               json_object_new_double_s((double)ms / 1000.0, text));
+    }
     return o;
 }
 

@@ -26,6 +26,7 @@
 #include "core/log.h"
 
 #include <pthread.h>
+#include <stddef.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -66,7 +67,8 @@ struct kle_leading {
 struct kle_elector {
     kle_lock *lock;
     char *identity;
-    char *name;
+    char *name;         /* The lock's describe (namespace/name), for logs and messages. */
+    char *metrics_name; /* config->name, else name: the label of kle_elector_metrics(). */
     int64_t lease_duration;
     int64_t renew_deadline;
     int64_t retry_period;
@@ -97,6 +99,8 @@ struct kle_elector {
     int64_t last_sent;
     int64_t last_return;
     kle_elector_stats stats;
+    int64_t last_progress; /* When the loop last completed a round or a step between terms. */
+    int last_call_error;   /* 0 when the last lock call was answered, else its code. */
 
     atomic_int running;
     atomic_int stop_requested;
@@ -218,9 +222,10 @@ int kle_elector_new(kle_elector **out, const kle_elector_config *config)
     if (!e)
         return kle_error_set(KLE_ENOMEM, "kle_elector_new: out of memory");
     e->identity = strdup(kle_lock_identity(config->lock));
-    e->name = strdup(config->name ? config->name : kle_lock_describe(config->lock));
+    e->name = strdup(kle_lock_describe(config->lock));
+    e->metrics_name = strdup(config->name ? config->name : kle_lock_describe(config->lock));
     e->reported_leader = strdup("");
-    if (!e->identity || !e->name || !e->reported_leader)
+    if (!e->identity || !e->name || !e->metrics_name || !e->reported_leader)
         goto nomem;
     if (kle_event_new(&e->cancel) < 0 || kle_event_new(&e->wake) < 0) {
         rc = kle_error_last()->code;
@@ -255,6 +260,7 @@ fail:
     kle_event_free(e->wake);
     free(e->identity);
     free(e->name);
+    free(e->metrics_name);
     free(e->reported_leader);
     free(e);
     return rc;
@@ -270,6 +276,28 @@ static int64_t call_budget(kle_elector *e, int64_t deadline)
             budget = left;
     }
     return budget;
+}
+
+/*
+ * Notes the outcome of a lock call for kle_elector_stats.last_call_error
+ * (an answer such as NotFound or Conflict counts as answered); returns rc.
+ */
+static int note_call(kle_elector *e, int rc)
+{
+    int answered = rc == 0 || rc == KLE_ENOTFOUND || rc == KLE_ECONFLICT || rc == KLE_EEXISTS;
+    pthread_mutex_lock(&e->mu);
+    e->last_call_error = answered ? 0 : rc;
+    pthread_mutex_unlock(&e->mu);
+    return rc;
+}
+
+/* The loop made progress: a round or a step between terms completed. */
+static void mark_progress(kle_elector *e)
+{
+    int64_t now = now_ns(e);
+    pthread_mutex_lock(&e->mu);
+    e->last_progress = now;
+    pthread_mutex_unlock(&e->mu);
 }
 
 static int observed_is_me(kle_elector *e)
@@ -339,7 +367,7 @@ static int try_acquire_or_renew(kle_elector *e, int64_t deadline, kle_event *can
     if (fast) {
         ctx.timeout_ns = call_budget(e, deadline);
         int64_t sent = now_ns(e);
-        rc = kle_lock_update(e->lock, &rec, &ctx);
+        rc = note_call(e, kle_lock_update(e->lock, &rec, &ctx));
         if (rc == 0) {
             observe_own_write(e, &rec, sent);
             return 1;
@@ -353,7 +381,7 @@ static int try_acquire_or_renew(kle_elector *e, int64_t deadline, kle_event *can
     /* 2. Obtain or create the record. */
     kle_lock_result got = KLE_LOCK_RESULT_INIT;
     ctx.timeout_ns = call_budget(e, deadline);
-    rc = kle_lock_get(&got, e->lock, &ctx);
+    rc = note_call(e, kle_lock_get(&got, e->lock, &ctx));
     if (rc < 0) {
         if (rc != KLE_ENOTFOUND) {
             KLE_LOG_E("error retrieving resource lock %s: %s", e->name, kle_error_last()->message);
@@ -361,7 +389,7 @@ static int try_acquire_or_renew(kle_elector *e, int64_t deadline, kle_event *can
         }
         ctx.timeout_ns = call_budget(e, deadline);
         int64_t sent = now_ns(e);
-        rc = kle_lock_create(e->lock, &rec, &ctx);
+        rc = note_call(e, kle_lock_create(e->lock, &rec, &ctx));
         if (rc < 0) {
             KLE_LOG_E("error initially creating leader election record %s: %s", e->name,
                       kle_error_last()->message);
@@ -426,7 +454,7 @@ static int try_acquire_or_renew(kle_elector *e, int64_t deadline, kle_event *can
 
     ctx.timeout_ns = call_budget(e, deadline);
     int64_t sent = now_ns(e);
-    rc = kle_lock_update(e->lock, &rec, &ctx);
+    rc = note_call(e, kle_lock_update(e->lock, &rec, &ctx));
     if (rc < 0) {
         KLE_LOG_E("Failed to update lock %s: %s", e->name, kle_error_last()->message);
         goto failed;
@@ -521,6 +549,7 @@ static int acquire(kle_elector *e)
     while (!stop_requested(e)) {
         int ok = try_acquire_or_renew(e, INT64_MAX, e->cancel);
         report_transition(e);
+        mark_progress(e);
         if (ok) {
             pthread_mutex_lock(&e->mu);
             int late = e->last_return >= e->last_sent + e->renew_deadline;
@@ -595,6 +624,7 @@ static enum renew_outcome renew(kle_elector *e, kle_leading *h)
         while (!term_expired(e) && now_ns(e) < deadline) {
             ok = try_acquire_or_renew(e, deadline, NULL);
             report_transition(e);
+            mark_progress(e);
             if (ok) {
                 if (!extend_leadership(e)) {
                     /* Answered at or after the deadline: leadership already ended. */
@@ -615,9 +645,15 @@ static enum renew_outcome renew(kle_elector *e, kle_leading *h)
     }
 }
 
-/* Gives the lease up: Get, and if we still hold it, write the released record. */
-static void release(kle_elector *e)
+/*
+ * Gives the lease up: Get, and if we still hold it, write the released
+ * record. After a loss (@p lost) this is best effort on a lease that may
+ * already be another's: a failure is a warning, not an error.
+ */
+static void release(kle_elector *e, int lost)
 {
+    kle_log_severity sev = lost ? KLE_LOG_WARNING : KLE_LOG_ERROR;
+    const char *why = lost ? " (best effort: leadership was already lost)" : "";
     pthread_mutex_lock(&e->mu);
     int mine = observed_is_me(e);
     pthread_mutex_unlock(&e->mu);
@@ -628,8 +664,9 @@ static void release(kle_elector *e)
         kle_lock_ctx ctx = KLE_LOCK_CTX_INIT;
         kle_lock_result got = KLE_LOCK_RESULT_INIT;
         ctx.timeout_ns = call_budget(e, deadline);
-        if (kle_lock_get(&got, e->lock, &ctx) < 0) {
-            KLE_LOG_E("Failed to release lock %s: %s", e->name, kle_error_last()->message);
+        if (note_call(e, kle_lock_get(&got, e->lock, &ctx)) < 0) {
+            kle_log__write(sev, 0, __FILE__, __LINE__, "Failed to release lock %s%s: %s", e->name,
+                           why, kle_error_last()->message);
             return;
         }
         int held = kle_record_holder_is(&got.record, e->identity);
@@ -649,7 +686,7 @@ static void release(kle_elector *e)
         rec.leader_transitions = transitions;
         ctx.timeout_ns = call_budget(e, deadline);
         int64_t sent = now_ns(e);
-        int rc = kle_lock_update(e->lock, &rec, &ctx);
+        int rc = note_call(e, kle_lock_update(e->lock, &rec, &ctx));
         if (rc == 0) {
             observe_own_write(e, &rec, sent);
             pthread_mutex_lock(&e->mu);
@@ -660,12 +697,14 @@ static void release(kle_elector *e)
         }
         kle_record_dispose(&rec);
         if (rc != KLE_ECONFLICT) {
-            KLE_LOG_E("Failed to release lock %s: %s", e->name, kle_error_last()->message);
+            kle_log__write(sev, 0, __FILE__, __LINE__, "Failed to release lock %s%s: %s", e->name,
+                           why, kle_error_last()->message);
             return;
         }
         KLE_LOG_V(2, "conflict releasing %s, retrying", e->name);
     }
-    KLE_LOG_E("Failed to release lock %s: gave up after repeated conflicts", e->name);
+    kle_log__write(sev, 0, __FILE__, __LINE__,
+                   "Failed to release lock %s%s: gave up after repeated conflicts", e->name, why);
 }
 
 typedef struct thread_arg {
@@ -814,7 +853,7 @@ static int lead_term(kle_elector *e, kle_leading *h)
         e->leading = 0;
         e->handle = NULL;
         pthread_mutex_unlock(&e->mu);
-        release(e);
+        release(e, 0);
         return kle_error_set(rc, "cannot lead %s: could not start the leadership guard", e->name);
     }
     int started = 0;
@@ -836,7 +875,7 @@ static int lead_term(kle_elector *e, kle_leading *h)
         e->leading = 0;
         e->handle = NULL;
         pthread_mutex_unlock(&e->mu);
-        release(e);
+        release(e, 0);
         return rc;
     }
     record_event(e, "became leader");
@@ -852,14 +891,17 @@ static int lead_term(kle_elector *e, kle_leading *h)
                            e->name);
 
     kle_event_set(h->ended);
+    mark_progress(e);
     join_after(e, &e->callback_done, thread);
     join_after(e, &e->guard_done, guard);
     pthread_mutex_lock(&e->mu);
     e->handle = NULL;
     pthread_mutex_unlock(&e->mu);
+    mark_progress(e);
 
     if (e->release_on_cancel)
-        release(e);
+        release(e, outcome == RENEW_LOST);
+    mark_progress(e);
     record_event(e, "stopped leading");
     return rc;
 }
@@ -882,6 +924,7 @@ int kle_elector_run(kle_elector *e)
     if (atomic_exchange(&e->running, 1))
         return kle_error_set(KLE_ESTATE, "kle_elector_run: %s is already running", e->name);
     int rc = 0;
+    mark_progress(e);
     if (!e->next_handle && !(e->next_handle = handle_new(e))) {
         rc = kle_error_set(KLE_ESYSTEM, "kle_elector_run: %s: cannot make a leading handle",
                            e->name);
@@ -889,7 +932,7 @@ int kle_elector_run(kle_elector *e)
         if (stop_requested(e)) {
             /* Stopped while the winning write was in flight: do not start leading. */
             if (e->release_on_cancel)
-                release(e);
+                release(e, 0);
         } else {
             rc = lead(e);
         }
@@ -973,6 +1016,13 @@ int kle_elector_config_init(kle_elector_config *config, unsigned int version)
     return 0;
 }
 
+/* The size of kle_elector_stats at @p version: version 1 ends at releases. */
+static size_t stats_size(unsigned int version)
+{
+    return version == 1 ? offsetof(kle_elector_stats, releases) + sizeof(uint64_t)
+                        : sizeof(kle_elector_stats);
+}
+
 int kle_elector_stats_init(kle_elector_stats *stats, unsigned int version)
 {
     if (!stats)
@@ -980,7 +1030,7 @@ int kle_elector_stats_init(kle_elector_stats *stats, unsigned int version)
     if (version < 1 || version > KLE_ELECTOR_STATS_VERSION)
         return kle_error_set(KLE_EVERSION, "kle_elector_stats_init: version %u is not supported",
                              version);
-    memset(stats, 0, sizeof(*stats));
+    memset(stats, 0, stats_size(version));
     stats->version = version;
     return 0;
 }
@@ -996,14 +1046,17 @@ int kle_elector_get_stats(kle_elector_stats *out, kle_elector *e)
                              "(initialise it with KLE_ELECTOR_STATS_INIT)",
                              version);
     int leader = kle_elector_is_leader(e);
+    int running = atomic_load(&e->running) != 0;
+    int64_t now = now_ns(e);
     pthread_mutex_lock(&e->mu);
     kle_elector_stats s = e->stats;
+    s.round_age_ns = running ? now - e->last_progress : -1;
+    s.last_call_error = e->last_call_error;
     pthread_mutex_unlock(&e->mu);
     s.leader = leader;
     s.version = version;
-    /* Version 1 is the whole current layout; later versions copy only up
-     * to the size of the caller's version. */
-    memcpy(out, &s, sizeof(s));
+    /* Each version copies only the members it has. */
+    memcpy(out, &s, stats_size(version));
     return 0;
 }
 
@@ -1026,6 +1079,7 @@ void kle_elector_free(kle_elector *e)
     free(e->reported_leader);
     free(e->identity);
     free(e->name);
+    free(e->metrics_name);
     pthread_mutex_destroy(&e->mu);
     free(e);
 }
@@ -1113,7 +1167,12 @@ int kle_elector__try_acquire_or_renew(kle_elector *e, int64_t deadline)
 
 void kle_elector__release(kle_elector *e)
 {
-    release(e);
+    release(e, 0);
+}
+
+const char *kle_elector__metrics_name(kle_elector *e)
+{
+    return e->metrics_name;
 }
 
 void kle_elector__report_transition(kle_elector *e)

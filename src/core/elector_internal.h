@@ -13,4 +13,7 @@ void kle_elector__release(kle_elector *e);
 /* Calls on_new_leader if the observed holder changed since the last report. */
 void kle_elector__report_transition(kle_elector *e);
 
+/* The label of the elector's metrics: config->name, else the lock's describe. */
+const char *kle_elector__metrics_name(kle_elector *e);
+
 #endif

@@ -150,18 +150,21 @@ int kle_kube__api_error(const char *method, const char *path, long status, json_
             if (json_object_object_get_ex(st, "details", &details) &&
                 json_object_object_get_ex(details, "causes", &cs) &&
                 json_object_is_type(cs, json_type_array)) {
-                size_t n = json_object_array_length(cs), off = 0;
+                size_t n = json_object_array_length(cs), off = 0, shown = 0;
                 for (size_t i = 0; i < n && off < sizeof(causes) - 1; i++) {
                     json_object *cause = json_object_array_get_idx(cs, i);
                     const char *f = kle_kube__jstr(cause, "field"),
+                    /* A cause the message already states is not repeated. */
+                    if (m && *m && message && strstr(message, m))
+                        continue;
                                *m = kle_kube__jstr(cause, "message");
                     int w = snprintf(causes + off, sizeof(causes) - off, "%s%s%s%s",
-                                     i ? "; " : " (", f ? f : "", f ? ": " : "", m ? m : "?");
+                                     shown++ ? "; " : " (", f ? f : "", f ? ": " : "", m ? m : "?");
                     if (w < 0)
                         break;
                     off += (size_t)w;
                 }
-                if (n && off < sizeof(causes) - 1)
+                if (shown && off < sizeof(causes) - 1)
                     snprintf(causes + off, sizeof(causes) - off, ")");
             }
         }

@@ -136,12 +136,12 @@ static void test_opts__durations_have_an_upper_bound(void **state)
                      CLI_EXIT_USAGE);
     assert_non_null(strstr(err, "--lease-duration 4294967297s: too long (at most 2147483647s"));
     assert_non_null(strstr(err, "32-bit"));
-    assert_int_equal(parse(&o, err, sizeof(err), "status", "--lock-name", "x",
-                           "--leader-elect-lease-duration", "2147483648s", NULL),
+    assert_int_equal(parse(&o, err, sizeof(err), "run", "--lock-name", "x",
+                           "--leader-elect-lease-duration", "2147483648s", "--", "true", NULL),
                      CLI_EXIT_USAGE);
     assert_non_null(strstr(err, "--leader-elect-lease-duration 2147483648s: too long"));
     static const char *const flags[] = {"--renew-deadline", "--retry-period", "--grace",
-                                        "--healthz-timeout"};
+                                        "--healthz-timeout", "--call-timeout"};
     for (size_t i = 0; i < sizeof(flags) / sizeof(flags[0]); i++) {
         assert_int_equal(parse(&o, err, sizeof(err), "run", "--lock-name", "x", flags[i], "600000h",
                                "--", "true", NULL),
@@ -195,9 +195,40 @@ static void test_opts__backoff_doubles_up_to_a_cap(void **state)
     assert_int_equal(cli_backoff_ms(60000, 5), 60000);
 }
 
+/* /healthz's bound (docs/cli.md): with the defaults 15s/10s/2s, grace 3s,
+ * healthz-timeout 20s, B = max(4.4 + 6 x 5, 3 + 1, 10) + 20 = 54.4 s; the
+ * grace term wins when it is the longest. */
+static void test_opts__healthz_bound(void **state)
+{
+    (void)state;
+    cli_opts o;
+    char err[256];
+    char *a[] = {"kle", "run", "--lock-name", "x", "--", "true"};
+    assert_int_equal(cli_parse(&o, 6, a, err, sizeof(err)), 0);
+    assert_int_equal(cli_healthz_bound_ms(&o), 54400);
+    o.grace_ms = 40000;
+    assert_int_equal(cli_healthz_bound_ms(&o), 61000);
+    /* --call-timeout does not move it (a longer one lets /healthz catch hung requests). */
+    o.call_timeout_ms = 600000;
+    assert_int_equal(cli_healthz_bound_ms(&o), 61000);
+}
+
+/* kle status has no --lease-duration: it reads the record's. */
+static void test_opts__status_has_no_lease_duration(void **state)
+{
+    (void)state;
+    cli_opts o;
+    char err[256];
+    char *a[] = {"kle", "status", "--lock-name", "x", "--lease-duration", "20s"};
+    assert_int_equal(cli_parse(&o, 6, a, err, sizeof(err)), CLI_EXIT_USAGE);
+    assert_non_null(strstr(err, "--lease-duration"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_opts__healthz_bound),
+        cmocka_unit_test(test_opts__status_has_no_lease_duration),
         cmocka_unit_test(test_opts__go_durations),
         cmocka_unit_test(test_opts__format_duration),
         cmocka_unit_test(test_opts__run_defaults_and_aliases),

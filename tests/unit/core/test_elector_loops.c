@@ -749,11 +749,151 @@ static void test_elector_loops__config_validation_names_the_rule(void **state)
     kle_elector_free(e);
 }
 
+static kle_elector_stats stats_of(fixture *f)
+{
+    kle_elector_stats st = KLE_ELECTOR_STATS_INIT;
+    assert_int_equal(kle_elector_get_stats(&st, f->elector), 0);
+    return st;
+}
+
+/*
+ * round_age_ns: -1 while not running; while following with answers that
+ * come at once, it never exceeds one jittered wait (2.2 × retry period);
+ * a call stuck past its timeout (a wedged loop) shows as an age beyond
+ * 2.2 × retry_period + 3 × call timeout, the documented bound; once the
+ * call returns the age drops again. last_call_error follows the last
+ * lock call: the error of a failed one, 0 once one is answered.
+ */
+static void test_elector_loops__round_age_shows_a_wedged_loop(void **state)
+{
+    fixture *f = *state;
+    put_other(f, 1000000, 0);
+    make_elector(f, 0, NULL);
+    assert_int_equal(stats_of(f).round_age_ns, -1);
+    pthread_t t = start(f);
+    int64_t max = 0;
+    for (int i = 0; i < 1000; i++) {
+        kle_clock_sleep(f->clock, 100 * KLE_NS_PER_MS);
+        int64_t age = stats_of(f).round_age_ns;
+        assert_true(age >= 0);
+        max = age > max ? age : max;
+    }
+    assert_true(max <= 4400 * KLE_NS_PER_MS);
+    assert_true(max > 2 * SEC);
+    assert_int_equal(stats_of(f).last_call_error, 0);
+
+    /* Failing calls: the loop still completes rounds; the error shows. */
+    kle_fake_lock_fail_next(f->lock, KLE_FAKE_GET, 3, KLE_ETRANSPORT);
+    kle_clock_sleep(f->clock, 5 * SEC);
+    assert_int_equal(stats_of(f).last_call_error, KLE_ETRANSPORT);
+    assert_true(stats_of(f).round_age_ns <= 4400 * KLE_NS_PER_MS);
+    kle_clock_sleep(f->clock, 20 * SEC);
+    assert_int_equal(stats_of(f).last_call_error, 0);
+
+    /* A call stuck for 60 s: the age passes the bound (4.4 s + 3 × 5 s). */
+    kle_fake_lock_stall_next(f->lock, KLE_FAKE_GET, 1, 60 * SEC);
+    int64_t bound = 4400 * KLE_NS_PER_MS + 3 * 5 * SEC;
+    int wedged = 0;
+    for (int i = 0; i < 700; i++) {
+        kle_clock_sleep(f->clock, 100 * KLE_NS_PER_MS);
+        if (stats_of(f).round_age_ns > bound)
+            wedged = 1;
+    }
+    assert_true(wedged);
+    assert_true(stats_of(f).round_age_ns <= 4400 * KLE_NS_PER_MS);
+    kle_elector_stop(f->elector);
+    finish(f, t);
+    assert_int_equal(stats_of(f).round_age_ns, -1);
+}
+
+/* Log lines by severity, for the tests that check how a line is logged. */
+static pthread_mutex_t sev_mu = PTHREAD_MUTEX_INITIALIZER;
+static char sev_lines[64][512];
+static kle_log_severity sev_of[64];
+static int n_sev_lines;
+
+static void sev_capture(kle_log_severity sev, int v, const char *file, int line, const char *msg,
+                        void *data)
+{
+    (void)v, (void)file, (void)line, (void)data;
+    pthread_mutex_lock(&sev_mu);
+    if (n_sev_lines < 64) {
+        snprintf(sev_lines[n_sev_lines], sizeof(sev_lines[0]), "%s", msg);
+        sev_of[n_sev_lines++] = sev;
+    }
+    pthread_mutex_unlock(&sev_mu);
+}
+
+/* The index of the first captured line containing @p text, or -1. */
+static int find_line(const char *text)
+{
+    for (int i = 0; i < n_sev_lines; i++)
+        if (strstr(sev_lines[i], text))
+            return i;
+    return -1;
+}
+
+/*
+ * After leadership was lost, the release is best effort on a lease that may
+ * be another's: its failure is a warning that says so, not an error.
+ */
+static void test_elector_loops__release_after_a_loss_is_a_warning(void **state)
+{
+    fixture *f = *state;
+    n_sev_lines = 0;
+    kle_log_set_handler(sev_capture, NULL);
+    f->on_lead = fail_everything;
+    make_elector(f, 1, NULL);
+    pthread_t t = start(f);
+    finish(f, t);
+    assert_int_equal(f->run_rc, KLE_ETIMEOUT);
+    assert_int_equal(kle_log_flush_ns(KLE_SEC(5)), 0);
+    kle_log_set_handler(quiet_log_handler, NULL);
+    int i = find_line("Failed to release lock");
+    assert_true(i >= 0);
+    assert_int_equal(sev_of[i], KLE_LOG_WARNING);
+    assert_non_null(strstr(sev_lines[i], "leadership was already lost"));
+}
+
+/* Logs name the lock by its describe (namespace/name), not by config.name. */
+static void test_elector_loops__logs_name_the_lock_by_its_describe(void **state)
+{
+    fixture *f = *state;
+    n_sev_lines = 0;
+    kle_log_set_handler(sev_capture, NULL);
+    kle_lock *lock;
+    assert_int_equal(kle_fake_lock_new(&lock, f->store, "me", "default/described"), 0);
+    f->lock = lock;
+    kle_elector_config c = KLE_ELECTOR_CONFIG_INIT;
+    c.lock = lock;
+    c.clock = f->clock;
+    c.name = "metrics-label";
+    c.callbacks.on_started_leading = cb_started;
+    c.callbacks.on_stopped_leading = cb_stopped;
+    c.callbacks.data = f;
+    assert_int_equal(kle_elector_new(&f->elector, &c), 0);
+    f->on_lead = fail_everything;
+    pthread_t t = start(f);
+    finish(f, t);
+    assert_int_equal(kle_log_flush_ns(KLE_SEC(5)), 0);
+    kle_log_set_handler(quiet_log_handler, NULL);
+    assert_true(find_line("successfully acquired lease default/described") >= 0);
+    assert_int_equal(find_line("metrics-label"), -1);
+    /* The name labels the metrics. */
+    char *text = NULL;
+    assert_int_equal(kle_elector_metrics(&text, f->elector), 0);
+    assert_non_null(strstr(text, "leader_election_master_status{name=\"metrics-label\"} 0\n"));
+    kle_free(text);
+}
+
 int main(void)
 {
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
     const struct CMUnitTest tests[] = {
         T(test_elector_loops__leadership_ends_at_renew_deadline_when_renewals_fail),
+        T(test_elector_loops__round_age_shows_a_wedged_loop),
+        T(test_elector_loops__release_after_a_loss_is_a_warning),
+        T(test_elector_loops__logs_name_the_lock_by_its_describe),
         T(test_elector_loops__inflight_renewal_cannot_extend_leadership),
         T(test_elector_loops__acquire_retries_within_jitter_bounds),
         T(test_elector_loops__stop_during_acquire),

@@ -1,0 +1,129 @@
+/* Electors' metrics in the Prometheus text exposition format (0.0.4). */
+#include "kle/elector.h"
+#include "kle/log.h"
+#include "kle/sys/errors.h"
+#include "core/elector_internal.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct buf {
+    char *data;
+    size_t len, cap;
+    int failed;
+} buf;
+
+static void put(buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void put(buf *b, const char *fmt, ...)
+{
+    va_list ap;
+    if (b->failed)
+        return;
+    for (;;) {
+        va_start(ap, fmt);
+        int n =
+            vsnprintf(b->data ? b->data + b->len : NULL, b->data ? b->cap - b->len : 0, fmt, ap);
+        va_end(ap);
+        if (n < 0) {
+            b->failed = 1;
+            return;
+        }
+        if (b->data && (size_t)n < b->cap - b->len) {
+            b->len += (size_t)n;
+            return;
+        }
+        size_t cap = b->cap ? b->cap : 1024;
+        while (cap < b->len + (size_t)n + 1)
+            cap *= 2;
+        char *d = realloc(b->data, cap);
+        if (!d) {
+            b->failed = 1;
+            return;
+        }
+        b->data = d;
+        b->cap = cap;
+    }
+}
+
+/* A label value: backslash, double quote and newline escaped. */
+static void put_label(buf *b, const char *v)
+{
+    for (; *v; v++) {
+        if (*v == '\\')
+            put(b, "\\\\");
+        else if (*v == '"')
+            put(b, "\\\"");
+        else if (*v == '\n')
+            put(b, "\\n");
+        else
+            put(b, "%c", *v);
+    }
+}
+
+int kle_metrics_format(char **out, const char *const *names, const kle_elector_stats *const *stats,
+                       size_t n)
+{
+    if (!out || (n && (!names || !stats)))
+        return kle_error_set(KLE_EINVAL, "kle_metrics_format: out, names and stats are required");
+    *out = NULL;
+    for (size_t i = 0; i < n; i++) {
+        if (!names[i] || !stats[i])
+            return kle_error_set(KLE_EINVAL, "kle_metrics_format: names[%zu] or stats[%zu] is NULL",
+                                 i, i);
+        if (stats[i]->version < 1 || stats[i]->version > KLE_ELECTOR_STATS_VERSION)
+            return kle_error_set(KLE_EVERSION,
+                                 "kle_metrics_format: stats[%zu] version %u is not "
+                                 "supported",
+                                 i, stats[i]->version);
+    }
+    buf b = {0};
+    /* client-go's names and help texts (k8s.io/client-go/tools/leaderelection/metrics.go). */
+    if (n) {
+        put(&b, "# HELP leader_election_master_status Gauge of if the reporting system is master "
+                "of the relevant lease, 0 indicates backup, 1 indicates master. 'name' is the "
+                "string used to identify the lease. Please make sure to group by name.\n"
+                "# TYPE leader_election_master_status gauge\n");
+        for (size_t i = 0; i < n; i++) {
+            put(&b, "leader_election_master_status{name=\"");
+            put_label(&b, names[i]);
+            put(&b, "\"} %d\n", stats[i]->leader ? 1 : 0);
+        }
+        put(&b, "# HELP leader_election_slowpath_total Total number of slow path exercised in "
+                "renewing leader leases. 'name' is the string used to identify the lease. Please "
+                "make sure to group by name.\n"
+                "# TYPE leader_election_slowpath_total counter\n");
+        for (size_t i = 0; i < n; i++) {
+            put(&b, "leader_election_slowpath_total{name=\"");
+            put_label(&b, names[i]);
+            put(&b, "\"} %llu\n", (unsigned long long)stats[i]->slowpath_total);
+        }
+    }
+    put(&b,
+        "# HELP kle_log_dropped_lines_total Log lines dropped because the log output was "
+        "blocked and the log queue full.\n"
+        "# TYPE kle_log_dropped_lines_total counter\n"
+        "kle_log_dropped_lines_total %llu\n",
+        (unsigned long long)kle_log_dropped());
+    if (b.failed) {
+        free(b.data);
+        return kle_error_set(KLE_ENOMEM, "kle_metrics_format: out of memory");
+    }
+    *out = b.data;
+    return 0;
+}
+
+int kle_elector_metrics(char **out, kle_elector *e)
+{
+    if (!out || !e)
+        return kle_error_set(KLE_EINVAL, "kle_elector_metrics: out and elector are required");
+    kle_elector_stats s = KLE_ELECTOR_STATS_INIT;
+    int rc = kle_elector_get_stats(&s, e);
+    if (rc < 0)
+        return rc;
+    const char *name = kle_elector__metrics_name(e);
+    const kle_elector_stats *sp = &s;
+    return kle_metrics_format(out, &name, &sp, 1);
+}

@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# examples/controller.c against kle-apiserver, with its defaults (15 s /
+# 10 s / 2 s): it leads under its default identity (kle_default_identity),
+# campaigns again after losing the lease to a black-holed server, and on
+# SIGTERM stops its work, releases the lease and exits 0; a second replica
+# then takes over at once.
+source "$KLE_SOURCE_DIR/tests/support/apiserver.sh"
+source "$KLE_SOURCE_DIR/tests/integration/cli/lib.sh"
+kle_apiserver_start || exit 1
+CONTROLLER="$KLE_BUILD_DIR/examples/example_controller"
+LOCK=example
+
+# start_controller ID [args]: logs in $T/ID.log; without POD_NAME the identity is hostname_UUID.
+start_controller() {
+  local id=$1
+  shift
+  env -u POD_NAME "$CONTROLLER" --kubeconfig "$KUBECONFIG" --lock-name "$LOCK" "$@" >>"$T/$id.log" 2>&1 &
+  eval "PID_$id=$!"
+  KLE_PIDS+=("$!")
+}
+log_has() { grep -q -- "$2" "$T/$1.log"; }
+
+start_controller a --resource-lock leases
+wait_until 20 "a campaigns" log_has a "campaigning for leases/$LOCK as "
+ida=$(sed -n "s/^controller: campaigning for leases\/$LOCK as //p" "$T/a.log")
+[[ "$ida" =~ ^$(hostname)_[0-9a-f-]{36}$ ]] || fail "default identity: \"$ida\""
+wait_until 20 "a leads" log_has a "$ida: leading (fencing token 0)"
+holder_is "$ida" || fail "holder $(holder), want $ida"
+pass "a leads as $ida (kle_default_identity)"
+
+start_controller b --identity b
+wait_until 20 "b campaigns" log_has b "campaigning for leases/$LOCK as b"
+
+# A black hole longer than the renew deadline: a loses, then leads again.
+kle_admin POST /faults '{"resource":"leases","blackhole":true}' >/dev/null || fail "fault"
+wait_until 30 "a loses" log_has a "$ida: stopped leading"
+wait_until 10 "a campaigns again" log_has a "lost $LOCK; campaigning again"
+kle_admin DELETE /faults >/dev/null || fail "clear faults"
+wait_until 40 "a leader again" holder_not ""
+pass "a lost the lease in the black hole, campaigned again; $(holder) leads"
+
+# SIGTERM to the leader: it stops, releases, exits 0; the other takes over.
+h=$(holder)
+if [ "$h" = "$ida" ]; then leader=a other=b; else leader=b other=a; fi
+wait_until 20 "$leader leads" log_has "$leader" "$h: leading"
+eval "lpid=\$PID_$leader"
+t0=$(now_ms)
+kill -TERM "$lpid"
+wait "$lpid"; rc=$?
+[ "$rc" -eq 0 ] || fail "$leader exited $rc after SIGTERM"
+log_has "$leader" "controller: stopped" || fail "$leader did not say it stopped"
+wait_until 10 "the other leads" holder_not "$h"
+dt=$(( $(now_ms) - t0 ))
+# Released: the other takes over at its next try (within 2.2 retry
+# periods = 4.4 s), not after the 15 s lease.
+[ "$dt" -lt 8000 ] || fail "takeover ${dt} ms after SIGTERM: not released?"
+pass "SIGTERM: $leader released and exited 0; $(holder) took over in ${dt} ms"
+
+eval "opid=\$PID_$other"
+kill -TERM "$opid"
+wait "$opid"; rc=$?
+[ "$rc" -eq 0 ] || fail "$other exited $rc after SIGTERM"
+holder_is "" || fail "holder after the last SIGTERM: $(holder)"
+pass "the last replica released the lease on SIGTERM"
