@@ -1253,177 +1253,6 @@ static enum drive_result drive(CURLM *m, CURL *h, int64_t deadline_ns, kle_event
 
 /* ---- errors ------------------------------------------------------------ */
 
-static const char *reason_for_status(long status)
-{
-    switch (status) {
-    case 400:
-        return "BadRequest";
-    case 401:
-        return "Unauthorized";
-    case 403:
-        return "Forbidden";
-    case 404:
-        return "NotFound";
-    case 405:
-        return "MethodNotAllowed";
-    case 406:
-        return "NotAcceptable";
-    case 409:
-        return "Conflict";
-    case 410:
-        return "Gone";
-    case 413:
-        return "RequestEntityTooLarge";
-    case 415:
-        return "UnsupportedMediaType";
-    case 422:
-        return "Invalid";
-    case 429:
-        return "TooManyRequests";
-    case 500:
-        return "InternalError";
-    case 503:
-        return "ServiceUnavailable";
-    case 504:
-        return "Timeout";
-    default:
-        return status >= 500 ? "InternalError" : "Unknown";
-    }
-}
-
-static int code_for(long status, const char *reason)
-{
-    static const struct {
-        const char *reason;
-        int code;
-    } by_reason[] = {
-        {"NotFound", KLE_ENOTFOUND},
-        {"AlreadyExists", KLE_EEXISTS},
-        {"Conflict", KLE_ECONFLICT},
-        {"Unauthorized", KLE_EUNAUTHORIZED},
-        {"Forbidden", KLE_EFORBIDDEN},
-        {"Invalid", KLE_EUNPROCESSABLE},
-        {"TooManyRequests", KLE_ETOOMANYREQUESTS},
-        {"Expired", KLE_EGONE},
-        {"Gone", KLE_EGONE},
-        {"BadRequest", KLE_EBADREQUEST},
-        {"RequestEntityTooLarge", KLE_ETOOLARGE},
-        {"InternalError", KLE_ESERVER},
-        {"ServiceUnavailable", KLE_ESERVER},
-        {"Timeout", KLE_ESERVER},
-        {"ServerTimeout", KLE_ESERVER},
-    };
-    if (reason)
-        for (size_t i = 0; i < sizeof(by_reason) / sizeof(by_reason[0]); i++)
-            if (strcmp(reason, by_reason[i].reason) == 0)
-                return by_reason[i].code;
-    switch (status) {
-    case 400:
-        return KLE_EBADREQUEST;
-    case 401:
-        return KLE_EUNAUTHORIZED;
-    case 403:
-        return KLE_EFORBIDDEN;
-    case 404:
-        return KLE_ENOTFOUND;
-    case 409:
-        return KLE_ECONFLICT;
-    case 410:
-        return KLE_EGONE;
-    case 413:
-        return KLE_ETOOLARGE;
-    case 422:
-        return KLE_EUNPROCESSABLE;
-    case 429:
-        return KLE_ETOOMANYREQUESTS;
-    default:
-        return status >= 500 && status < 600 ? KLE_ESERVER : KLE_EAPI;
-    }
-}
-
-static json_object *parse_json(const char *s, size_t len)
-{
-    json_tokener *tok = json_tokener_new();
-    if (!tok || len > INT32_MAX) {
-        json_tokener_free(tok);
-        return NULL;
-    }
-    json_object *o = json_tokener_parse_ex(tok, s, (int)len);
-    if (json_tokener_get_error(tok) != json_tokener_success) {
-        json_object_put(o);
-        o = NULL;
-    } else if (o && tok->char_offset < (int)len) {
-        /* Only whitespace may follow. */
-        for (size_t i = (size_t)tok->char_offset; i < len; i++)
-            if (!strchr(" \t\r\n", s[i])) {
-                json_object_put(o);
-                o = NULL;
-                break;
-            }
-    }
-    json_tokener_free(tok);
-    return o;
-}
-
-static const char *jstr(json_object *o, const char *key)
-{
-    json_object *v;
-    if (o && json_object_is_type(o, json_type_object) && json_object_object_get_ex(o, key, &v) &&
-        json_object_is_type(v, json_type_string))
-        return json_object_get_string(v);
-    return NULL;
-}
-
-/* Records an API error from a status code and a body that may be a Status. */
-static int api_error(const char *method, const char *path, long status, json_object *st,
-                     const char *raw, size_t raw_len, int retry_after)
-{
-    const char *reason = NULL, *message = NULL;
-    char causes[768] = "", text[256] = "";
-    if (st && json_object_is_type(st, json_type_object)) {
-        const char *kind = jstr(st, "kind");
-        if (kind && strcmp(kind, "Status") == 0) {
-            reason = jstr(st, "reason");
-            message = jstr(st, "message");
-            json_object *details, *cs;
-            if (json_object_object_get_ex(st, "details", &details) &&
-                json_object_object_get_ex(details, "causes", &cs) &&
-                json_object_is_type(cs, json_type_array)) {
-                size_t n = json_object_array_length(cs), off = 0;
-                for (size_t i = 0; i < n && off < sizeof(causes) - 1; i++) {
-                    json_object *cause = json_object_array_get_idx(cs, i);
-                    const char *f = jstr(cause, "field"), *m = jstr(cause, "message");
-                    int w = snprintf(causes + off, sizeof(causes) - off, "%s%s%s%s",
-                                     i ? "; " : " (", f ? f : "", f ? ": " : "", m ? m : "?");
-                    if (w < 0)
-                        break;
-                    off += (size_t)w;
-                }
-                if (n && off < sizeof(causes) - 1)
-                    snprintf(causes + off, sizeof(causes) - off, ")");
-            }
-        }
-    }
-    if (reason && !*reason)
-        reason = NULL;
-    if (!message && raw && raw_len) {
-        size_t k = 0;
-        for (size_t i = 0; i < raw_len && k < 200; i++)
-            text[k++] = raw[i] >= 0x20 && raw[i] < 0x7f ? raw[i] : ' ';
-        text[k] = '\0';
-        message = text;
-    }
-    if (!reason)
-        reason = reason_for_status(status);
-    int code = code_for(status, reason);
-    char retry[48] = "";
-    if (retry_after > 0)
-        snprintf(retry, sizeof(retry), " (retry after %d s)", retry_after);
-    return kle_error_set_api(code, (int)status, reason, KLE_SEC(retry_after),
-                             "%s %s: %ld %s: %s%s%s", method, path, status, reason,
-                             message && *message ? message : "", causes, retry);
-}
-
 static int curl_error(const char *method, const char *path, CURLcode cc, const char *errbuf,
                       const struct xfer *x)
 {
@@ -1609,7 +1438,7 @@ int kle_client_request(json_object **out, kle_client *c, const char *method, con
 
     json_object *obj = NULL;
     if (x.body.len) {
-        obj = parse_json(x.body.data, x.body.len);
+        obj = kle_kube__parse_json(x.body.data, x.body.len);
         if (!obj && status >= 200 && status < 300) {
             kle_kube__buf_free(&x.body);
             return kle_error_set(KLE_EBADRESPONSE, "%s %s: %ld response is not JSON", method, path,
@@ -1617,10 +1446,10 @@ int kle_client_request(json_object **out, kle_client *c, const char *method, con
         }
     }
     if (status < 200 || status >= 300) {
-        rc = api_error(method, path, status, obj, x.body.data, x.body.len, x.retry_after);
+        rc = kle_kube__api_error(method, path, status, obj, x.body.data, x.body.len, x.retry_after);
         kle_kube__buf_free(&x.body);
-        if (obj && opts && opts->status && jstr(obj, "kind") &&
-            strcmp(jstr(obj, "kind"), "Status") == 0)
+        if (obj && opts && opts->status && kle_kube__jstr(obj, "kind") &&
+            strcmp(kle_kube__jstr(obj, "kind"), "Status") == 0)
             *opts->status = obj;
         else
             json_object_put(obj);
@@ -1805,58 +1634,35 @@ static void set_rv_from(struct watch *w, json_object *obj)
 {
     json_object *md;
     if (obj && json_object_object_get_ex(obj, "metadata", &md)) {
-        const char *rv = jstr(md, "resourceVersion");
+        const char *rv = kle_kube__jstr(md, "resourceVersion");
         if (rv && *rv)
             snprintf(w->rv, sizeof(w->rv), "%s", rv);
     }
 }
 
 /* Handles one line of the watch stream. Returns non-zero to end the stream. */
-static int watch_line(struct watch *w, const char *line, size_t len)
+static int watch_line(void *ud, const char *line, size_t len)
 {
-    json_object *ev = parse_json(line, len);
-    json_object *obj = NULL;
-    const char *type = jstr(ev, "type");
-    if (!ev || !type || !json_object_object_get_ex(ev, "object", &obj)) {
-        json_object_put(ev);
-        w->error_rc = kle_error_set(KLE_EBADRESPONSE,
-                                    "WATCH %s: the server sent an event that is not "
-                                    "a JSON watch event",
-                                    w->path);
+    struct watch *w = ud;
+    kle_kube__watch_event e;
+    int rc = kle_kube__watch_event_decode(&e, line, len, w->path);
+    if (rc == KLE_EGONE) {
+        KLE_LOG_V(4, "watch %s: resourceVersion %s is too old; re-listing", w->path, w->rv);
+        w->gone = 1;
         return 1;
     }
-    kle_watch_event_type t;
-    if (strcmp(type, "ADDED") == 0)
-        t = KLE_WATCH_ADDED;
-    else if (strcmp(type, "MODIFIED") == 0)
-        t = KLE_WATCH_MODIFIED;
-    else if (strcmp(type, "DELETED") == 0)
-        t = KLE_WATCH_DELETED;
-    else if (strcmp(type, "BOOKMARK") == 0)
-        t = KLE_WATCH_BOOKMARK;
-    else if (strcmp(type, "ERROR") == 0) {
-        json_object *code;
-        long st = json_object_object_get_ex(obj, "code", &code) ? json_object_get_int(code) : 0;
-        const char *reason = jstr(obj, "reason");
-        if (st == 410 ||
-            (reason && (strcmp(reason, "Expired") == 0 || strcmp(reason, "Gone") == 0))) {
-            KLE_LOG_V(4, "watch %s: resourceVersion %s is too old; re-listing", w->path, w->rv);
-            w->gone = 1;
-        } else {
-            w->error_rc = api_error("WATCH", w->path, st ? st : 500, obj, NULL, 0, 0);
-        }
-        json_object_put(ev);
+    if (rc < 0) {
+        w->error_rc = rc;
         return 1;
-    } else {
-        KLE_LOG_V(4, "watch %s: ignoring an event of type \"%.32s\"", w->path, type);
-        json_object_put(ev);
+    }
+    if (rc > 0)
         return 0;
-    }
-    set_rv_from(w, obj);
+    set_rv_from(w, e.obj);
     w->events++;
-    KLE_LOG_V(7, "watch %s: %s resourceVersion %s", w->path, type, w->rv);
-    int r = w->fn(t, obj, w->data);
-    json_object_put(ev);
+    KLE_LOG_V(7, "watch %s: %s resourceVersion %s", w->path, kle_watch_event_type_name(e.type),
+              w->rv);
+    int r = w->fn(e.type, e.obj, w->data);
+    json_object_put(e.ev);
     if (r) {
         w->stopped = 1;
         w->stop_rc = r < 0 ? r : 0;
@@ -1872,24 +1678,7 @@ static int watch_on_data(void *ud)
         curl_easy_getinfo(w->h, CURLINFO_RESPONSE_CODE, &w->status);
     if (w->status != 200)
         return 0; /* An error body is read whole. */
-    for (;;) {
-        char *start = w->x.body.data ? w->x.body.data + w->consumed : NULL;
-        char *nl = start ? memchr(start, '\n', w->x.body.len - w->consumed) : NULL;
-        if (!nl)
-            break;
-        size_t len = (size_t)(nl - start);
-        w->consumed += len + 1;
-        if (len && watch_line(w, start, len))
-            return 1;
-    }
-    /* Compact the buffer so a long watch does not grow it. */
-    if (w->consumed) {
-        memmove(w->x.body.data, w->x.body.data + w->consumed, w->x.body.len - w->consumed);
-        w->x.body.len -= w->consumed;
-        w->x.body.data[w->x.body.len] = '\0';
-        w->consumed = 0;
-    }
-    return 0;
+    return kle_kube__watch_feed(&w->x.body, &w->consumed, watch_line, w);
 }
 
 static int watch_list(struct watch *w, int64_t deadline, kle_event *cancel, const char *query)
@@ -2168,8 +1957,9 @@ int kle_client_watch(kle_client *c, const char *path, const kle_watch_opts *opts
                 backoff = backoff ? (backoff * 2 > 1000 ? 1000 : backoff * 2) : 100;
             continue;
         }
-        json_object *st = parse_json(w.x.body.data ? w.x.body.data : "", w.x.body.len);
-        rc = api_error("WATCH", shown, w.status, st, w.x.body.data, w.x.body.len, w.x.retry_after);
+        json_object *st = kle_kube__parse_json(w.x.body.data ? w.x.body.data : "", w.x.body.len);
+        rc = kle_kube__api_error("WATCH", shown, w.status, st, w.x.body.data, w.x.body.len,
+                                 w.x.retry_after);
         json_object_put(st);
         free(shown);
         if (w.status == 401 && !auth_retried && auth_invalidate(c, &a)) {
