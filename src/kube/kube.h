@@ -89,6 +89,11 @@ typedef struct kle_kube__exec_cred {
 
 void kle_kube__exec_cred_clear(kle_kube__exec_cred *cred);
 
+/* Parses the len bytes an exec plugin printed (an ExecCredential of
+ * cfg->exec->api_version) into out. Errors: KLE_EAUTH, KLE_ENOMEM. */
+int kle_kube__exec_parse(kle_kube__exec_cred *out, const kle_kube__config *cfg, const char *text,
+                         size_t len);
+
 /*
  * Runs the exec plugin of cfg and parses its ExecCredential. Waits at most
  * until deadline_ns (CLOCK_MONOTONIC) and returns KLE_ECANCELED when cancel
