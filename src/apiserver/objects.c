@@ -326,8 +326,15 @@ static int check_bytes_map(json_object *obj, const char *field, const char *kind
                            size_t errlen)
 {
     json_object *v;
-    if (!json_object_object_get_ex(obj, field, &v) || !json_object_is_type(v, json_type_object))
+    if (!json_object_object_get_ex(obj, field, &v) || !v)
         return 0;
+    if (!json_object_is_type(v, json_type_object)) {
+        snprintf(err, errlen,
+                 "%s in version \"v1\" cannot be handled as a %s: json: cannot unmarshal %s into "
+                 "Go struct field %s.%s of type map[string][]uint8",
+                 kind, kind, json_type_to_name(json_object_get_type(v)), kind, field);
+        return -1;
+    }
     json_object_object_foreach(v, k, val)
     {
         if (!val)
@@ -408,6 +415,9 @@ int kle_apiserver__decode_check(const kle_apiserver__resource *r, json_object *o
             normalise_micro(v, "renewTime", err, errlen))
             return -1;
     }
+    if (strcmp(r->plural, "configmaps") == 0 &&
+        check_type(obj, "data", json_type_object, "ConfigMap", "ConfigMap", err, errlen))
+        return -1;
     if (strcmp(r->plural, "configmaps") == 0 && json_object_object_get_ex(obj, "data", &v) &&
         json_object_is_type(v, json_type_object)) {
         json_object_object_foreach(v, k, val)

@@ -438,9 +438,11 @@ static ProtobufCMessage *json_msg(const ProtobufCMessageDescriptor *d, json_obje
             continue;
         if (is_map(f)) {
             const ProtobufCMessageDescriptor *ed = f->descriptor;
-            size_t n = 0, cap = (size_t)json_object_object_length(v);
+            size_t n = 0, cap;
             ProtobufCMessage **arr;
-            if (!json_object_is_type(v, json_type_object) || cap == 0)
+            /* Length only of an object: json-c asserts on anything else. */
+            if (!json_object_is_type(v, json_type_object) ||
+                (cap = (size_t)json_object_object_length(v)) == 0)
                 continue;
             arr = calloc(cap, sizeof(*arr));
             if (!arr)

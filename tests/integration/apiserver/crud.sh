@@ -97,6 +97,11 @@ req POST $CM '{"metadata":{"name":"bin"},"binaryData":{"b":"AA=A"}}'
 expect_eq "binaryData with inner padding: 400" 400 "$CODE"
 req POST $CM '{"metadata":{"name":"bin"},"binaryData":{"b":7}}'
 expect_eq "binaryData not a string: 400" 400 "$CODE"
+req POST $CM '{"metadata":{"name":"bin"},"binaryData":"acquireTime"}'
+expect_eq "binaryData not a map: 400" '400 ConfigMap in version "v1" cannot be handled as a ConfigMap: json: cannot unmarshal string into Go struct field ConfigMap.binaryData of type map[string][]uint8' \
+  "$CODE $(jget 'd["message"]' <<<"$BODY")"
+req POST $CM '{"metadata":{"name":"bin"},"data":["k"]}'
+expect_eq "data not a map: 400" 400 "$CODE"
 req POST /api/v1/namespaces/default/secrets '{"metadata":{"name":"s"},"data":{"k":"c2VjcmV0!"}}'
 expect_eq "Secret data not base64: 400" '400 illegal base64 data at input byte 8' \
   "$CODE $(jget 'd["message"].split(": ",1)[1]' <<<"$BODY")"
