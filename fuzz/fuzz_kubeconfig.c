@@ -14,6 +14,12 @@
 static char dir[64];
 static char path[96];
 
+static void cleanup(void)
+{
+    unlink(path);
+    rmdir(dir);
+}
+
 static void setup(void)
 {
     if (dir[0])
@@ -22,6 +28,7 @@ static void setup(void)
     if (!mkdtemp(dir))
         abort();
     snprintf(path, sizeof(path), "%s/config", dir);
+    atexit(cleanup);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
