@@ -287,6 +287,78 @@ static int check_type(json_object *parent, const char *field, json_type want, co
     return -1;
 }
 
+/* Where Go's base64.StdEncoding (what encoding/json uses for []byte) finds
+ * s invalid: the byte offset, or -1 when it decodes. Line breaks are skipped,
+ * padding is required. */
+static long base64_error_at(const char *s, size_t len)
+{
+    size_t i = 0;
+    for (;;) {
+        size_t start = i, n = 0, pad = 0;
+        while (n + pad < 4) {
+            while (i < len && (s[i] == '\r' || s[i] == '\n'))
+                i++;
+            if (i == len)
+                return n + pad == 0 ? -1 : (long)start;
+            char c = s[i];
+            if (c == '=') {
+                if (n < 2)
+                    return (long)i;
+                pad++;
+            } else if (pad || !(isalnum((unsigned char)c) || c == '+' || c == '/')) {
+                return (long)i;
+            } else {
+                n++;
+            }
+            i++;
+        }
+        if (pad) {
+            while (i < len && (s[i] == '\r' || s[i] == '\n'))
+                i++;
+            return i == len ? -1 : (long)i;
+        }
+    }
+}
+
+/* Checks the []byte map field of kind (ConfigMap.binaryData, Secret.data):
+ * string values (or null) of valid base64, as kube-apiserver decodes them. */
+static int check_bytes_map(json_object *obj, const char *field, const char *kind, char *err,
+                           size_t errlen)
+{
+    json_object *v;
+    if (!json_object_object_get_ex(obj, field, &v) || !v)
+        return 0;
+    if (!json_object_is_type(v, json_type_object)) {
+        snprintf(err, errlen,
+                 "%s in version \"v1\" cannot be handled as a %s: json: cannot unmarshal %s into "
+                 "Go struct field %s.%s of type map[string][]uint8",
+                 kind, kind, json_type_to_name(json_object_get_type(v)), kind, field);
+        return -1;
+    }
+    json_object_object_foreach(v, k, val)
+    {
+        if (!val)
+            continue;
+        if (!json_object_is_type(val, json_type_string)) {
+            snprintf(err, errlen,
+                     "%s in version \"v1\" cannot be handled as a %s: json: cannot unmarshal %s "
+                     "into Go struct field %s.%s of type []uint8 (key %s)",
+                     kind, kind, json_type_to_name(json_object_get_type(val)), kind, field, k);
+            return -1;
+        }
+        long at =
+            base64_error_at(json_object_get_string(val), (size_t)json_object_get_string_len(val));
+        if (at >= 0) {
+            snprintf(err, errlen,
+                     "%s in version \"v1\" cannot be handled as a %s: illegal base64 data at "
+                     "input byte %ld",
+                     kind, kind, at);
+            return -1;
+        }
+    }
+    return 0;
+}
+
 int kle_apiserver__decode_check(const kle_apiserver__resource *r, json_object *obj, char *err,
                                 size_t errlen)
 {
@@ -343,6 +415,9 @@ int kle_apiserver__decode_check(const kle_apiserver__resource *r, json_object *o
             normalise_micro(v, "renewTime", err, errlen))
             return -1;
     }
+    if (strcmp(r->plural, "configmaps") == 0 &&
+        check_type(obj, "data", json_type_object, "ConfigMap", "ConfigMap", err, errlen))
+        return -1;
     if (strcmp(r->plural, "configmaps") == 0 && json_object_object_get_ex(obj, "data", &v) &&
         json_object_is_type(v, json_type_object)) {
         json_object_object_foreach(v, k, val)
@@ -357,6 +432,11 @@ int kle_apiserver__decode_check(const kle_apiserver__resource *r, json_object *o
             }
         }
     }
+    if (strcmp(r->plural, "configmaps") == 0 &&
+        check_bytes_map(obj, "binaryData", "ConfigMap", err, errlen))
+        return -1;
+    if (strcmp(r->plural, "secrets") == 0 && check_bytes_map(obj, "data", "Secret", err, errlen))
+        return -1;
     return 0;
 }
 

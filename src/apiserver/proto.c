@@ -133,19 +133,33 @@ static int parse_time(const char *s, int64_t *sec, int32_t *nanos)
     return 0;
 }
 
+/* A Time or MicroTime as RFC 3339 (four-digit year, zero-padded like Go's
+ * time.Format). Nanoseconds outside 0..999999999 carry into the seconds, as
+ * Go's time.Unix does. NULL (the field is left out) outside years
+ * 0000..9999, which Go's JSON encoding of a time refuses. */
 static json_object *time_json(const ProtobufCMessage *m)
 {
     const K8s__Time *t = (const K8s__Time *)m; /* Time and MicroTime share a layout. */
-    char buf[64], out[80];
+    char out[80];
     struct tm tm;
-    time_t secs = (time_t)t->seconds;
-    if (!gmtime_r(&secs, &tm))
+    int64_t secs = t->seconds, nanos = t->nanos;
+    if (secs < -INT64_C(62167219200) - 86400 || secs > INT64_C(253402300799) + 86400)
         return NULL;
-    strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%S", &tm);
+    secs += nanos / 1000000000;
+    nanos %= 1000000000;
+    if (nanos < 0) {
+        nanos += 1000000000;
+        secs--;
+    }
+    time_t tt = (time_t)secs;
+    if (!gmtime_r(&tt, &tm) || tm.tm_year < -1900 || tm.tm_year > 9999 - 1900)
+        return NULL;
+    int n = snprintf(out, sizeof(out), "%04d-%02d-%02dT%02d:%02d:%02d", tm.tm_year + 1900,
+                     tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
     if (m->descriptor == &k8s__micro_time__descriptor)
-        snprintf(out, sizeof(out), "%s.%06dZ", buf, (int)((t->nanos / 1000) % 1000000));
+        snprintf(out + n, sizeof(out) - (size_t)n, ".%06dZ", (int)(nanos / 1000));
     else
-        snprintf(out, sizeof(out), "%sZ", buf);
+        snprintf(out + n, sizeof(out) - (size_t)n, "Z");
     return json_object_new_string(out);
 }
 
@@ -424,9 +438,11 @@ static ProtobufCMessage *json_msg(const ProtobufCMessageDescriptor *d, json_obje
             continue;
         if (is_map(f)) {
             const ProtobufCMessageDescriptor *ed = f->descriptor;
-            size_t n = 0, cap = (size_t)json_object_object_length(v);
+            size_t n = 0, cap;
             ProtobufCMessage **arr;
-            if (!json_object_is_type(v, json_type_object) || cap == 0)
+            /* Length only of an object: json-c asserts on anything else. */
+            if (!json_object_is_type(v, json_type_object) ||
+                (cap = (size_t)json_object_object_length(v)) == 0)
                 continue;
             arr = calloc(cap, sizeof(*arr));
             if (!arr)

@@ -97,8 +97,8 @@ static int plugin_error(const kle_kube__config *cfg, int code, const char *what)
                          cfg->user ? cfg->user : "", cfg->exec->command, what);
 }
 
-static int parse_output(kle_kube__exec_cred *out, const kle_kube__config *cfg, const char *text,
-                        size_t len)
+int kle_kube__exec_parse(kle_kube__exec_cred *out, const kle_kube__config *cfg, const char *text,
+                         size_t len)
 {
     char what[512];
     json_tokener *tok = json_tokener_new();
@@ -351,7 +351,7 @@ int kle_kube__exec_run(kle_kube__exec_cred *out, const kle_kube__config *cfg, in
         snprintf(what, sizeof(what), "exited with status %d", WEXITSTATUS(status));
         rc = plugin_error(cfg, KLE_EAUTH, what);
     } else {
-        rc = parse_output(out, cfg, output.data ? output.data : "", output.len);
+        rc = kle_kube__exec_parse(out, cfg, output.data ? output.data : "", output.len);
     }
 done:
     if (pid > 0) {

@@ -6,6 +6,7 @@
 #include <stdint.h>
 
 #include "kle/clock.h"
+#include "kle/rest.h"
 
 struct json_object;
 
@@ -88,6 +89,11 @@ typedef struct kle_kube__exec_cred {
 
 void kle_kube__exec_cred_clear(kle_kube__exec_cred *cred);
 
+/* Parses the len bytes an exec plugin printed (an ExecCredential of
+ * cfg->exec->api_version) into out. Errors: KLE_EAUTH, KLE_ENOMEM. */
+int kle_kube__exec_parse(kle_kube__exec_cred *out, const kle_kube__config *cfg, const char *text,
+                         size_t len);
+
 /*
  * Runs the exec plugin of cfg and parses its ExecCredential. Waits at most
  * until deadline_ns (CLOCK_MONOTONIC) and returns KLE_ECANCELED when cancel
@@ -112,5 +118,46 @@ long kle_kube__client_http_version(struct kle_client *c);
 
 int64_t kle_kube__now_ns(void);      /* CLOCK_MONOTONIC */
 int64_t kle_kube__wall_now_ns(void); /* CLOCK_REALTIME */
+
+/* ---- decode.c: pure decoders of the API server's answers ---- */
+
+/* Parses len bytes of JSON; only whitespace may follow the value. NULL when
+ * the text is not JSON. */
+struct json_object *kle_kube__parse_json(const char *s, size_t len);
+/* The string member key of object o, or NULL. */
+const char *kle_kube__jstr(struct json_object *o, const char *key);
+/*
+ * Records the error of an answer with HTTP status and a body (st: the parsed
+ * body, NULL when not JSON; raw: its text, shown when it is no Status) and
+ * returns its code: by the Status reason first, then by the status code.
+ */
+int kle_kube__api_error(const char *method, const char *path, long status, struct json_object *st,
+                        const char *raw, size_t raw_len, int retry_after);
+
+/* One decoded watch event: ev owns the event, obj is its object (borrowed
+ * from ev), resource_version the object's (borrowed, or NULL). */
+typedef struct kle_kube__watch_event {
+    kle_watch_event_type type;
+    struct json_object *ev;
+    struct json_object *obj;
+    const char *resource_version;
+} kle_kube__watch_event;
+
+/*
+ * Decodes one line of a watch stream. Returns 0 with an event to deliver
+ * (the caller puts out->ev), 1 for an event type to ignore, KLE_EGONE for an
+ * ERROR event of an expired resourceVersion, or the recorded error:
+ * KLE_EBADRESPONSE for a line that is no watch event, the classified error
+ * of any other ERROR event.
+ */
+int kle_kube__watch_event_decode(kle_kube__watch_event *out, const char *line, size_t len,
+                                 const char *path);
+/*
+ * Hands every complete, non-empty line of body after *consumed to line_fn
+ * and compacts the buffer (an incomplete last line stays). Returns 1 when
+ * line_fn returned non-zero (the stream ends there), else 0.
+ */
+int kle_kube__watch_feed(kle_kube__buf *body, size_t *consumed,
+                         int (*line_fn)(void *ud, const char *line, size_t len), void *ud);
 
 #endif

@@ -154,10 +154,10 @@ int kle_kube__api_error(const char *method, const char *path, long status, json_
                 for (size_t i = 0; i < n && off < sizeof(causes) - 1; i++) {
                     json_object *cause = json_object_array_get_idx(cs, i);
                     const char *f = kle_kube__jstr(cause, "field"),
+                               *m = kle_kube__jstr(cause, "message");
                     /* A cause the message already states is not repeated. */
                     if (m && *m && message && strstr(message, m))
                         continue;
-                               *m = kle_kube__jstr(cause, "message");
                     int w = snprintf(causes + off, sizeof(causes) - off, "%s%s%s%s",
                                      shown++ ? "; " : " (", f ? f : "", f ? ": " : "", m ? m : "?");
                     if (w < 0)

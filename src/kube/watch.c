@@ -62,51 +62,28 @@ static void set_rv_from(struct watch *w, json_object *obj)
 }
 
 /* Handles one line of the watch stream. Returns non-zero to end the stream. */
-static int watch_line(struct watch *w, const char *line, size_t len)
+static int watch_line(void *ud, const char *line, size_t len)
 {
-    json_object *ev = kle_kube__parse_json(line, len);
-    json_object *obj = NULL;
-    const char *type = kle_kube__jstr(ev, "type");
-    if (!ev || !type || !json_object_object_get_ex(ev, "object", &obj)) {
-        json_object_put(ev);
-        w->error_rc = kle_error_set(KLE_EBADRESPONSE,
-                                    "WATCH %s: the server sent an event that is not "
-                                    "a JSON watch event",
-                                    w->path);
+    struct watch *w = ud;
+    kle_kube__watch_event e;
+    int rc = kle_kube__watch_event_decode(&e, line, len, w->path);
+    if (rc == KLE_EGONE) {
+        KLE_LOG_V(4, "watch %s: resourceVersion %s is too old; re-listing", w->path, w->rv);
+        w->gone = 1;
         return 1;
     }
-    kle_watch_event_type t;
-    if (strcmp(type, "ADDED") == 0)
-        t = KLE_WATCH_ADDED;
-    else if (strcmp(type, "MODIFIED") == 0)
-        t = KLE_WATCH_MODIFIED;
-    else if (strcmp(type, "DELETED") == 0)
-        t = KLE_WATCH_DELETED;
-    else if (strcmp(type, "BOOKMARK") == 0)
-        t = KLE_WATCH_BOOKMARK;
-    else if (strcmp(type, "ERROR") == 0) {
-        json_object *code;
-        long st = json_object_object_get_ex(obj, "code", &code) ? json_object_get_int(code) : 0;
-        const char *reason = kle_kube__jstr(obj, "reason");
-        if (st == 410 ||
-            (reason && (strcmp(reason, "Expired") == 0 || strcmp(reason, "Gone") == 0))) {
-            KLE_LOG_V(4, "watch %s: resourceVersion %s is too old; re-listing", w->path, w->rv);
-            w->gone = 1;
-        } else {
-            w->error_rc = kle_kube__api_error("WATCH", w->path, st ? st : 500, obj, NULL, 0, 0);
-        }
-        json_object_put(ev);
+    if (rc < 0) {
+        w->error_rc = rc;
         return 1;
-    } else {
-        KLE_LOG_V(4, "watch %s: ignoring an event of type \"%.32s\"", w->path, type);
-        json_object_put(ev);
+    }
+    if (rc > 0)
         return 0;
-    }
-    set_rv_from(w, obj);
+    set_rv_from(w, e.obj);
     w->events++;
-    KLE_LOG_V(7, "watch %s: %s resourceVersion %s", w->path, type, w->rv);
-    int r = w->fn(t, obj, w->data);
-    json_object_put(ev);
+    KLE_LOG_V(7, "watch %s: %s resourceVersion %s", w->path, kle_watch_event_type_name(e.type),
+              w->rv);
+    int r = w->fn(e.type, e.obj, w->data);
+    json_object_put(e.ev);
     if (r) {
         w->stopped = 1;
         w->stop_rc = r < 0 ? r : 0;
@@ -122,24 +99,7 @@ static int watch_on_data(void *ud)
         curl_easy_getinfo(w->h, CURLINFO_RESPONSE_CODE, &w->status);
     if (w->status != 200)
         return 0; /* An error body is read whole. */
-    for (;;) {
-        char *start = w->x.body.data ? w->x.body.data + w->consumed : NULL;
-        char *nl = start ? memchr(start, '\n', w->x.body.len - w->consumed) : NULL;
-        if (!nl)
-            break;
-        size_t len = (size_t)(nl - start);
-        w->consumed += len + 1;
-        if (len && watch_line(w, start, len))
-            return 1;
-    }
-    /* Compact the buffer so a long watch does not grow it. */
-    if (w->consumed) {
-        memmove(w->x.body.data, w->x.body.data + w->consumed, w->x.body.len - w->consumed);
-        w->x.body.len -= w->consumed;
-        w->x.body.data[w->x.body.len] = '\0';
-        w->consumed = 0;
-    }
-    return 0;
+    return kle_kube__watch_feed(&w->x.body, &w->consumed, watch_line, w);
 }
 
 static int watch_list(struct watch *w, int64_t deadline, kle_event *cancel, const char *query)

@@ -640,3 +640,27 @@ int kle_endpoints_lock_new(kle_lock **out, kle_client *client, const kle_resourc
 {
     return object_lock_new(out, &ENDPOINTS, client, opts);
 }
+
+/* The record codecs of the three kinds without a client (locks_internal.h). */
+static void codec_lock(object_lock *l, int kind, const char *name)
+{
+    static const lock_kind *const kinds[] = {&LEASE, &CONFIGMAP, &ENDPOINTS};
+    memset(l, 0, sizeof(*l));
+    l->kind = kinds[kind >= 0 && kind < 3 ? kind : 0];
+    l->name = (char *)name;
+    l->description = (char *)name;
+}
+
+int kle_locks__object_read(kle_lock_result *out, int kind, const char *name, json_object *obj)
+{
+    object_lock l;
+    codec_lock(&l, kind, name);
+    return read_record(out, &l, obj);
+}
+
+int kle_locks__object_write(json_object *obj, int kind, const kle_record *r)
+{
+    object_lock l;
+    codec_lock(&l, kind, "");
+    return write_record(&l, obj, r);
+}

@@ -89,6 +89,24 @@ req POST $L '{"metadata":{"name":"typed"},"spec":{"leaseDurationSeconds":"15"}}'
 expect_eq "wrong field type: 400" "400 BadRequest" "$CODE $(jget 'd["reason"]' <<<"$BODY")"
 req POST $L '{"metadata":{"name":"t"},"spec":{"renewTime":"yesterday"}}'
 expect_eq "bad time: 400" 400 "$CODE"
+# []byte fields are base64, decoded as kube-apiserver decodes them.
+req POST $CM '{"metadata":{"name":"bin"},"binaryData":{"b":"AAECn"}}'
+expect_eq "binaryData not base64: 400" '400 ConfigMap in version "v1" cannot be handled as a ConfigMap: illegal base64 data at input byte 4' \
+  "$CODE $(jget 'd["message"]' <<<"$BODY")"
+req POST $CM '{"metadata":{"name":"bin"},"binaryData":{"b":"AA=A"}}'
+expect_eq "binaryData with inner padding: 400" 400 "$CODE"
+req POST $CM '{"metadata":{"name":"bin"},"binaryData":{"b":7}}'
+expect_eq "binaryData not a string: 400" 400 "$CODE"
+req POST $CM '{"metadata":{"name":"bin"},"binaryData":"acquireTime"}'
+expect_eq "binaryData not a map: 400" '400 ConfigMap in version "v1" cannot be handled as a ConfigMap: json: cannot unmarshal string into Go struct field ConfigMap.binaryData of type map[string][]uint8' \
+  "$CODE $(jget 'd["message"]' <<<"$BODY")"
+req POST $CM '{"metadata":{"name":"bin"},"data":["k"]}'
+expect_eq "data not a map: 400" 400 "$CODE"
+req POST /api/v1/namespaces/default/secrets '{"metadata":{"name":"s"},"data":{"k":"c2VjcmV0!"}}'
+expect_eq "Secret data not base64: 400" '400 illegal base64 data at input byte 8' \
+  "$CODE $(jget 'd["message"].split(": ",1)[1]' <<<"$BODY")"
+req POST $CM '{"metadata":{"name":"bin"},"binaryData":{"b":"AAH/","e":"","n":"AA\nEC"}}'
+expect_eq "binaryData base64 (line breaks skipped)" 201 "$CODE"
 
 # generateName.
 req POST $CM '{"metadata":{"generateName":"gen-"},"data":{"k":"v"}}'

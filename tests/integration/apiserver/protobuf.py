@@ -389,6 +389,23 @@ st = fields(unwrap(body)[2]) if ctype == PB else {}
 check("404 as a protobuf Status", (404, PB, b"NotFound", 404),
       (code, ctype, st.get(4, [b""])[0], st.get(6, [0])[0]))
 
+# Times as Go writes them: a four-digit year (0226, not 226); nanoseconds
+# outside 0..999999999 carry into the seconds (time.Unix).
+def micro(secs, nanos):
+    return f_int(1, secs) + f_int(2, nanos)
+
+
+old_secs = calendar.timegm((226, 12, 2, 0, 1, 2, 0, 0, 0))
+spec = (f_bytes(1, "a") + f_int(2, 15) + f_bytes(3, micro(old_secs, 21000))
+        + f_bytes(4, micro(calendar.timegm((2026, 12, 2, 0, 1, 2, 0, 0, 0)), -1000)))
+code, _, out = req("POST", L, envelope("coordination.k8s.io/v1", "Lease",
+                                       f_bytes(1, object_meta("old-times")) + f_bytes(2, spec)),
+                   ctype=PB)
+got = json.loads(out).get("spec", {}) if code == 201 else {}
+check("protobuf times: year 226 as 0226, negative nanos carried",
+      (201, "0226-12-02T00:01:02.000021Z", "2026-12-02T00:01:01.999999Z"),
+      (code, got.get("acquireTime"), got.get("renewTime")))
+
 # Malformed bodies: 400 or 415 with a clear message, never a crash.
 def bad(what, body, want_code, want_text, path=L):
     code, _, out = req("POST", path, body, ctype=PB)
