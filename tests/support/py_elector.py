@@ -12,9 +12,11 @@ While it leads, it runs tests/support/worker.sh (LEAD/BEAT/STOP lines in
 KLE_LEADER_TRANSITIONS set to the leaderTransitions of the record it took
 over (the Python elector writes none of its own: this is not a fencing
 token, only what it observed). Before every write of the lock it appends
-"TIME_US WRITE ID TOKEN PID" to --worklog: the checker uses the last write
-to tell an overlap caused by this elector's own missing guard (its work ran
-past its lease) from a takeover that came too early.
+"TIME_US WRITE ID TOKEN PID" to --worklog, and when the server answered
+409 (a conflict or AlreadyExists: the write did not land) the same line
+with NOWRITE and the attempt's time: the checker uses the last write that
+may have landed to tell an overlap caused by this elector's own missing
+guard (its work ran past its lease) from a takeover that came too early.
 
 What the wrapper adds around the library, as an application must:
   - a request timeout (the elector calls the API without one, so a frozen
@@ -28,7 +30,6 @@ renew deadline if the process is frozen or a request is slow.
 """
 import argparse
 import ctypes
-import functools
 import json
 import logging
 import os
@@ -39,6 +40,7 @@ import threading
 import time
 
 from kubernetes import client
+from kubernetes.client.rest import ApiException
 from kubernetes.leaderelection import electionconfig, leaderelection
 from kubernetes.leaderelection.resourcelock.configmaplock import ConfigMapLock
 
@@ -52,9 +54,11 @@ worker_lock = threading.Lock()
 observed_transitions = 0
 
 
-def event(what):
+def event(what, t_us=None):
+    t_us = time.time_ns() // 1000 if t_us is None else t_us
     with open(a.worklog, "a") as f:
-        f.write(f"{time.time_ns() // 1000} {what} {a.identity} {observed_transitions} {os.getpid()}\n")
+        f.write(f"{t_us} {what} {a.identity} {observed_transitions} {os.getpid()}\n")
+    return t_us
 
 
 def stop_worker_and_exit(code):
@@ -131,9 +135,23 @@ def main():
     # an int as the total timeout).
     timeout = max(1, int(retry))
     api = lock.api_instance
+    last_status = [None]  # of the last write: an HTTP status, or None
+
+    def with_timeout(call, record):
+        def wrapped(*args, **kwargs):
+            if record:
+                last_status[0] = None
+            try:
+                return call(*args, _request_timeout=timeout, **kwargs)
+            except ApiException as e:
+                if record:
+                    last_status[0] = e.status
+                raise
+        return wrapped
+
     for m in ("read_namespaced_config_map", "replace_namespaced_config_map",
               "create_namespaced_config_map"):
-        setattr(api, m, functools.partial(getattr(api, m), _request_timeout=timeout))
+        setattr(api, m, with_timeout(getattr(api, m), m != "read_namespaced_config_map"))
 
     get, update, create = lock.get, lock.update, lock.create
 
@@ -150,13 +168,19 @@ def main():
                 pass
         return ok, rec
 
+    def logged(write):
+        t = event("WRITE")
+        ok = write()
+        if not ok and last_status[0] == 409:
+            event("NOWRITE", t)
+        return ok
+
     def logged_update(name, namespace, record):
-        event("WRITE")
-        return update(name, namespace, record)
+        return logged(lambda: update(name, namespace, record))
 
     def logged_create(name, namespace, election_record):
-        event("WRITE")
-        return create(name=name, namespace=namespace, election_record=election_record)
+        return logged(lambda: create(name=name, namespace=namespace,
+                                     election_record=election_record))
 
     lock.get, lock.update, lock.create = logged_get, logged_update, logged_create
     signal.signal(signal.SIGTERM, lambda *_: stop_worker_and_exit(0))

@@ -1,0 +1,68 @@
+#!/usr/bin/env python3
+"""The checks of bench/chaos on hand-written work logs: an overlap of two
+kle leaderships, a token that goes back, a replica taking its own record
+back, and the two kinds of overlap after a Python-client leadership (its
+own overrun past its lease, and a takeover before its lease ran out)."""
+import importlib.machinery
+import importlib.util
+import os
+import sys
+import tempfile
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.join(ROOT, "tests", "support"))
+loader = importlib.machinery.SourceFileLoader("chaos", os.path.join(ROOT, "bench", "chaos"))
+spec = importlib.util.spec_from_loader("chaos", loader)
+chaos = importlib.util.module_from_spec(spec)
+loader.exec_module(chaos)
+
+S = 1000000
+
+
+def check(lines):
+    with tempfile.TemporaryDirectory() as d:
+        p = os.path.join(d, "work.log")
+        with open(p, "w") as f:
+            f.write("".join(f"{int(t * S)} {e} {i} {k} {pid}\n" for t, e, i, k, pid in lines))
+        w = chaos.WorkLog(p)
+        w.lease_us = 3 * S
+        w.poll()
+        return w.check(), list(w.py_overruns.values()), w.bad_lines
+
+
+def expect(name, got, overlaps=0, tokens=0, overruns=0):
+    problems, pyo, bad = got
+    o = sum(p.startswith("OVERLAP") for p in problems)
+    t = sum(p.startswith("TOKEN") for p in problems)
+    if (o, t, len(pyo), bad) != (overlaps, tokens, overruns, 0):
+        sys.exit(f"chaos_checker: {name}: got overlaps {o}, tokens {t}, Python overruns "
+                 f"{len(pyo)}, bad lines {bad}; expected {overlaps}, {tokens}, {overruns}, 0\n"
+                 + "\n".join(problems + pyo))
+    print(f"ok   [chaos_checker]: {name}")
+
+
+# Two kle leaderships one after the other; then the second starts early.
+expect("takeover after the stop",
+       check([(0, "LEAD", "k0.1", 1, 1), (1, "STOP", "k0.1", 1, 1), (1.5, "LEAD", "k1.1", 2, 2)]))
+expect("two kle commands at once",
+       check([(0, "LEAD", "k0.1", 1, 1), (1, "BEAT", "k0.1", 1, 1), (0.5, "LEAD", "k1.1", 2, 2)]),
+       overlaps=1)
+expect("a token that goes back",
+       check([(0, "LEAD", "k0.1", 2, 1), (1, "STOP", "k0.1", 2, 1), (2, "LEAD", "k1.1", 1, 2)]),
+       tokens=1)
+expect("the same token from another holder",
+       check([(0, "LEAD", "k0.1", 2, 1), (1, "STOP", "k0.1", 2, 1), (2, "LEAD", "k1.1", 2, 2)]),
+       tokens=1)
+expect("a replica takes its own record back",
+       check([(0, "LEAD", "k0.1", 2, 1), (1, "STOP", "k0.1", 2, 1), (2, "LEAD", "k0.1", 2, 3)]))
+# A Python leadership: last write landed at 0 (lease until 3), a write at 2.
+py = [(0, "WRITE", "p2.1", 0, 10), (0.1, "LEAD", "p2.1", 0, 11), (0.2, "BEAT", "p2.1", 0, 11),
+      (2.0, "WRITE", "p2.1", 0, 10)]
+late = [(3.5, "LEAD", "k0.1", 1, 12), (3.6, "BEAT", "k0.1", 1, 12), (4.0, "STOP", "p2.1", 0, 11)]
+expect("Python work past its lease, its last write answered 409",
+       check(py + [(2.0, "NOWRITE", "p2.1", 0, 10)] + late), overruns=1)
+expect("takeover before the Python lease (its write at 2 may have landed)",
+       check(py + late), overlaps=1)
+expect("tokens restart after a Python leadership",
+       check([(0, "LEAD", "k0.1", 5, 1), (1, "STOP", "k0.1", 5, 1), (1.1, "WRITE", "p2.1", 5, 9),
+              (1.2, "LEAD", "p2.1", 5, 2), (2, "STOP", "p2.1", 5, 2), (3, "LEAD", "k1.1", 1, 3)]))
