@@ -148,7 +148,7 @@ typedef struct kle_elector_stats {
     int watching;
     uint64_t watch_events;   /**< Version 2. Watch events received (bookmarks included). */
     uint64_t watch_restarts; /**< Version 2. Watch streams started after the first. */
-    uint64_t stepdowns; /**< Version 2. Terms ended at once on a newer foreign holder. */
+    uint64_t stepdowns;      /**< Version 2. Terms ended at once on a newer foreign holder. */
 } kle_elector_stats;
 
 /** Initialiser of kle_elector_stats at the current version. */

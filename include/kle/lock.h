@@ -127,8 +127,8 @@ typedef enum kle_lock_event_type {
 
 /** One event of a lock's watch, borrowed for the duration of the callback. */
 typedef struct kle_lock_event {
-    unsigned int version;       /**< KLE_LOCK_EVENT_VERSION. */
-    kle_lock_event_type type;   /**< What happened. */
+    unsigned int version;     /**< KLE_LOCK_EVENT_VERSION. */
+    kle_lock_event_type type; /**< What happened. */
     /**
      * 1 when the event is the result of a list (the start of a watch
      * without a resourceVersion, or the re-list after 410 Gone) rather than

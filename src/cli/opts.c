@@ -10,7 +10,7 @@
 #include "cli.h"
 #include "kle/record.h"
 
-enum flag_kind { F_STRING, F_DURATION, F_BOOL, F_INT, F_ONEXIT, F_OUTPUT, F_LOGFMT };
+enum flag_kind { F_STRING, F_DURATION, F_BOOL, F_INT, F_ONEXIT, F_OUTPUT, F_LOGFMT, F_FOLLOW };
 
 #define CMD_RUN    1
 #define CMD_STATUS 2
@@ -51,6 +51,7 @@ static const flag_def flags[] = {
     {"on-exit", NULL, "KLE_ON_EXIT", F_ONEXIT, CMD_RUN, OFF(on_exit)},
     {"release-on-cancel", NULL, "KLE_RELEASE_ON_CANCEL", F_BOOL, CMD_RUN, OFF(release_on_cancel)},
     {"migration-guard", NULL, "KLE_MIGRATION_GUARD", F_BOOL, CMD_RUN, OFF(migration_guard)},
+    {"follow", NULL, "KLE_FOLLOW", F_FOLLOW, CMD_RUN, OFF(follow_poll)},
     {"output", NULL, NULL, F_OUTPUT, CMD_STATUS, OFF(output_json)},
 };
 #define NFLAGS (sizeof(flags) / sizeof(flags[0]))
@@ -250,6 +251,16 @@ static int set_value(cli_opts *o, const flag_def *f, const char *shown, const ch
             o->output_json = 0;
         else {
             fail(err, errlen, "%s: invalid output format \"%s\" (table or json)", shown, value);
+            return CLI_EXIT_USAGE;
+        }
+        return 0;
+    case F_FOLLOW:
+        if (strcmp(value, "watch") == 0)
+            o->follow_poll = 0;
+        else if (strcmp(value, "poll") == 0)
+            o->follow_poll = 1;
+        else {
+            fail(err, errlen, "%s: invalid value \"%s\" (watch or poll)", shown, value);
             return CLI_EXIT_USAGE;
         }
         return 0;
@@ -545,6 +556,9 @@ void cli_usage(const char *command)
             "                          family (Lease vs Endpoints/ConfigMap) has another live\n"
             "                          holder: a skipped migration phase (default true)\n"
             "                          [$KLE_MIGRATION_GUARD]\n"
+            "  --follow MODE           watch (default: watch the lock, take a released lease\n"
+            "                          at once and an expired one when it expires) or poll\n"
+            "                          (every retry period, as client-go) [$KLE_FOLLOW]\n"
             "  --http-addr HOST:PORT   serve /healthz, /readyz, /metrics, /leader\n"
             "                          [$KLE_HTTP_ADDR]; port 0 picks a free port\n"
             "  --http-addr-file PATH   write the bound address there [$KLE_HTTP_ADDR_FILE]\n"

@@ -571,6 +571,7 @@ int cli_cmd_run(cli_opts *o, const char *self_exe)
         cfg.lease_duration_ns = KLE_MS(o->lease_duration_ms);
         cfg.renew_deadline_ns = KLE_MS(o->renew_deadline_ms);
         cfg.retry_period_ns = KLE_MS(o->retry_period_ms);
+        cfg.follow = o->follow_poll ? KLE_FOLLOW_POLL : KLE_FOLLOW_WATCH;
         cfg.release_on_cancel = o->release_on_cancel;
         cfg.name = o->lock_name;
         cfg.callbacks.on_started_leading = on_started_leading;

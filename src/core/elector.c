@@ -125,8 +125,8 @@ static int validate(const kle_elector_config *c)
     if (kle_identity_check(kle_lock_identity(c->lock)) < 0)
         return kle_error_prefix("%sLock identity: ", p);
     if (c->version >= 2 && c->follow != KLE_FOLLOW_WATCH && c->follow != KLE_FOLLOW_POLL)
-        return kle_error_set(KLE_EINVAL, "%sfollow must be KLE_FOLLOW_WATCH or KLE_FOLLOW_POLL (%d)",
-                             p, c->follow);
+        return kle_error_set(
+            KLE_EINVAL, "%sfollow must be KLE_FOLLOW_WATCH or KLE_FOLLOW_POLL (%d)", p, c->follow);
     if (c->clock && (c->clock->version < 1 || c->clock->version > KLE_CLOCK_VERSION ||
                      !c->clock->monotonic_ns || !c->clock->wall_ns || !c->clock->wait))
         return kle_error_set(KLE_EVERSION, "%sclock is incomplete or of an unsupported version", p);

@@ -46,9 +46,9 @@ struct kle_follow {
     atomic_int kick; /* Attempt now: a release or an unheld deletion was seen. */
     uint64_t rng;
     /* Guarded by e->mu. */
-    int healthy;     /* A stream is open and trusted. */
-    int suspect;     /* The stream missed a change: trust only its own events. */
-    int unavailable; /* The lock or the server cannot watch: poll for good. */
+    int healthy;         /* A stream is open and trusted. */
+    int suspect;         /* The stream missed a change: trust only its own events. */
+    int unavailable;     /* The lock or the server cannot watch: poll for good. */
     uint64_t stream_own; /* write_seq of this elector's write last seen on the stream. */
     int64_t last_stream; /* Last event or bookmark. */
     int64_t last_get;    /* Last GET of the elector. */
@@ -135,7 +135,8 @@ static int copy_result(kle_lock_result *out, const kle_lock_result *in)
     if (kle_record_copy(&out->record, &in->record) < 0)
         return KLE_ENOMEM;
     out->raw = malloc(in->raw_len + 1);
-    if (!out->raw || (in->resource_version && !(out->resource_version = strdup(in->resource_version)))) {
+    if (!out->raw ||
+        (in->resource_version && !(out->resource_version = strdup(in->resource_version)))) {
         kle_lock_result_dispose(out);
         return KLE_ENOMEM;
     }
@@ -199,9 +200,9 @@ static int on_event(const kle_lock_event *ev, void *data)
         const char *rv = r ? r->resource_version : NULL;
         if (!r)
             break;
-        if (rv && recent_has(f, rv) && !(e->observed_rv && strcmp(rv, e->observed_rv) == 0)) {
+        if (rv && recent_has(f, rv)) {
             KLE_LOG_V(5, "watch of %s: ignoring resourceVersion %s, seen before", e->name, rv);
-            break; /* A stale re-delivery of an older version. */
+            break; /* A duplicate, or a stale re-delivery of an older version. */
         }
         if (kle_record_holder_is(&r->record, e->identity)) {
             /* Our own write: note how far the stream has come; our view of
@@ -349,8 +350,12 @@ static int64_t next_attempt(kle_follow *f, kle_elector *e, int64_t poll_until)
 {
     if (!f->healthy || !e->has_observed || kle_elector__observed_is_me(e))
         return poll_until;
-    int64_t at = e->observed_time +
-                 (int64_t)e->observed.lease_duration_seconds * KLE_NS_PER_SEC + f->jitter;
+    int64_t at =
+        e->observed_time + (int64_t)e->observed.lease_duration_seconds * KLE_NS_PER_SEC + f->jitter;
+    /* An attempt at or after this expiry already failed (an error, or a
+     * deletion of a live lease): retry as a poll would. */
+    if (at <= f->last_get)
+        at = poll_until;
     /* The safety GET: never a lease duration without a sign of life or a read. */
     int64_t last = f->last_stream > f->last_get ? f->last_stream : f->last_get;
     int64_t safety = last + e->lease_duration / 2;
@@ -374,8 +379,12 @@ void kle_follow__wait(kle_elector *e, int64_t poll_until)
         pthread_mutex_lock(&e->mu);
         int64_t until = next_attempt(f, e, poll_until);
         pthread_mutex_unlock(&e->mu);
-        if (now >= until)
+        if (now >= until) {
+            pthread_mutex_lock(&e->mu);
+            f->last_get = now; /* The attempt reads the lock. */
+            pthread_mutex_unlock(&e->mu);
             return;
+        }
         kle_clock_wait(e->clock, e->wake, until);
     }
 }

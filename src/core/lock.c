@@ -188,8 +188,9 @@ int kle_lock_watch(kle_lock *lock, const kle_lock_watch_opts *opts, kle_lock_wat
     if (!opts)
         opts = &defaults;
     if (opts->version < 1 || opts->version > KLE_LOCK_WATCH_OPTS_VERSION)
-        return kle_error_set(KLE_EVERSION, "kle_lock_watch: kle_lock_watch_opts version %u is not "
-                                           "supported",
+        return kle_error_set(KLE_EVERSION,
+                             "kle_lock_watch: kle_lock_watch_opts version %u is not "
+                             "supported",
                              opts->version);
     if (!kle_lock_can_watch(lock))
         return kle_error_set(KLE_ESTATE, "watch %s: this lock cannot watch (vtable version %u)",

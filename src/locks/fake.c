@@ -33,6 +33,7 @@ struct kle_fake_store {
     kle_record prev_record;
     uint64_t prev_rv;
     watch_session *sessions; /* Open watches. */
+    uint64_t bookmarks;
 };
 
 typedef struct script {
@@ -80,8 +81,7 @@ struct watch_session {
     int end_rc;
 };
 
-static const char *method_names[N_METHODS] = {"get", "create", "update", "record event",
-                                              "watch"};
+static const char *method_names[N_METHODS] = {"get", "create", "update", "record event", "watch"};
 
 int kle_fake_store_new(kle_fake_store **out, kle_clock *clock)
 {
@@ -204,14 +204,18 @@ static void publish_type(kle_fake_store *s, kle_lock_event_type type)
             l->wf_drop--;
             continue;
         }
-        if (type != KLE_LOCK_EVENT_BOOKMARK && l->wf_gone > 0) {
+        if (l->wf_gone > 0) {
             l->wf_gone--;
             free_events(w);
             enqueue(w, KLE_LOCK_EVENT_RECORD, 1, s->exists, &s->record, s->resource_version, now);
         } else {
             int64_t due = now + event_delay(l);
-            enqueue(w, type, 0, type == KLE_LOCK_EVENT_BOOKMARK || s->exists, &s->record,
-                    s->resource_version, due);
+            /* A bookmark carries the server's latest resourceVersion, which
+             * moves on with writes to other objects: never the object's. */
+            uint64_t rv = type == KLE_LOCK_EVENT_BOOKMARK
+                              ? (UINT64_C(1) << 40) + s->resource_version * 1000 + ++s->bookmarks
+                              : s->resource_version;
+            enqueue(w, type, 0, type == KLE_LOCK_EVENT_BOOKMARK || s->exists, &s->record, rv, due);
             if (type != KLE_LOCK_EVENT_BOOKMARK && l->wf_dup > 0) {
                 l->wf_dup--;
                 enqueue(w, type, 0, s->exists, &s->record, s->resource_version, due);

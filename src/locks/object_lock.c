@@ -673,8 +673,8 @@ static int object_lock_new(kle_lock **out, const lock_kind *kind, kle_client *cl
     if (!l)
         return kle_error_set(KLE_ENOMEM, "lock: out of memory");
     pthread_mutex_init(&l->mu, NULL);
-    l->base = (kle_lock){KLE_LOCK_VERSION, ol_get,      ol_create,   ol_update,   ol_record_event,
-                         ol_identity,      ol_describe, ol_free,     ol_watch_fn};
+    l->base = (kle_lock){KLE_LOCK_VERSION, ol_get,      ol_create, ol_update,  ol_record_event,
+                         ol_identity,      ol_describe, ol_free,   ol_watch_fn};
     l->kind = kind;
     l->client = client;
     l->record_events = opts->record_events;

@@ -50,8 +50,7 @@ struct kle_lock {
      * calling thread. It must not change what update is conditional on:
      * only get, create and update do. May be NULL.
      */
-    int (*watch)(kle_lock *self, const kle_lock_watch_opts *opts, kle_lock_watch_fn fn,
-                 void *data);
+    int (*watch)(kle_lock *self, const kle_lock_watch_opts *opts, kle_lock_watch_fn fn, void *data);
 };
 
 KLE_END_DECLS
