@@ -18,7 +18,7 @@
 #include "support/quiet_log.h"
 
 #define SEC KLE_NS_PER_SEC
-#define MS KLE_NS_PER_MS
+#define MS  KLE_NS_PER_MS
 /* The takeover jitter's bound (src/core/follow.c). */
 #define JITTER (25 * MS)
 
