@@ -215,7 +215,7 @@ kle_fake_lock_delay_next(kle_lock *lock, kle_fake_method method, int count, int6
 KLE_EXTERN(void)
 kle_fake_lock_stall_next(kle_lock *lock, kle_fake_method method, int count, int64_t stall_ns);
 
-/** Clears everything scripted on the lock. */
+/** Clears everything scripted on the lock, watch faults to come included. */
 KLE_EXTERN(void) kle_fake_lock_clear_script(kle_lock *lock);
 
 /** Number of calls of @p method made on this lock, failed ones included. */

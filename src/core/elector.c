@@ -243,6 +243,16 @@ static void observe_own_write(kle_elector *e, kle_record *rec, int64_t sent)
     e->observed = *rec; /* Takes the strings. */
     kle_record_init(rec);
     e->has_observed = 1;
+    /* The raw record and resourceVersion seen before belong to another
+     * record: forget them, so that the next read (or watch event) compares
+     * with nothing and replaces this record, never keeps it beside someone
+     * else's bytes (a late answer to this write can come after the watch
+     * showed a newer foreign record). */
+    free(e->observed_raw);
+    e->observed_raw = NULL;
+    e->observed_raw_len = 0;
+    free(e->observed_rv);
+    e->observed_rv = NULL;
     /* The send time, not the answer's: our view of our own lease stays conservative. */
     e->observed_time = sent;
     e->raw_changed_time = sent;

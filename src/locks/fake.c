@@ -790,6 +790,9 @@ void kle_fake_lock_clear_script(kle_lock *lock)
     pthread_mutex_lock(&l->mu);
     memset(l->scripts, 0, sizeof(l->scripts));
     pthread_mutex_unlock(&l->mu);
+    pthread_mutex_lock(&l->store->mu);
+    l->wf_drop = l->wf_dup = l->wf_stale = l->wf_gone = 0;
+    pthread_mutex_unlock(&l->store->mu);
 }
 
 unsigned int kle_fake_lock_calls(kle_lock *lock, kle_fake_method method)

@@ -23,7 +23,7 @@
 #include "support/quiet_log.h"
 
 #define SEC KLE_NS_PER_SEC
-#define MS KLE_NS_PER_MS
+#define MS  KLE_NS_PER_MS
 
 static kle_test_apiserver srv;
 static kle_client *client;
@@ -156,11 +156,11 @@ static void watch_one_kind(const char *type, const char *resource)
     wait_for_events(&w, 3);
     assert_string_equal(w.s.holder[2], "second");
     char path[256];
-    assert_int_equal(kle_client_path(path, sizeof(path), strcmp(resource, "leases") == 0
-                                                             ? "coordination.k8s.io/v1"
-                                                             : "v1",
-                                     resource, "default", name),
-                     0);
+    assert_int_equal(
+        kle_client_path(path, sizeof(path),
+                        strcmp(resource, "leases") == 0 ? "coordination.k8s.io/v1" : "v1", resource,
+                        "default", name),
+        0);
     assert_int_equal(kle_client_delete(NULL, client, path, NULL), 0);
     wait_for_events(&w, 4);
     assert_int_equal(w.s.type[3], KLE_LOCK_EVENT_DELETED);
