@@ -47,6 +47,7 @@ typedef struct cli_opts {
     char **argv_child; /* NULL-terminated, borrowed from argv */
     /* status */
     int output_json;
+    int watch; /* status -w */
     int help;
 } cli_opts;
 

@@ -53,6 +53,7 @@ static const flag_def flags[] = {
     {"migration-guard", NULL, "KLE_MIGRATION_GUARD", F_BOOL, CMD_RUN, OFF(migration_guard)},
     {"follow", NULL, "KLE_FOLLOW", F_FOLLOW, CMD_RUN, OFF(follow_poll)},
     {"output", NULL, NULL, F_OUTPUT, CMD_STATUS, OFF(output_json)},
+    {"watch", NULL, NULL, F_BOOL, CMD_STATUS, OFF(watch)},
 };
 #define NFLAGS (sizeof(flags) / sizeof(flags[0]))
 
@@ -288,6 +289,8 @@ static const flag_def *find_flag(const char *name, size_t len, int cmd)
             (f->alias && strlen(f->alias) == len && strncmp(f->alias, name, len) == 0))
             return f;
         if (f->kind == F_OUTPUT && len == 1 && name[0] == 'o')
+            return f;
+        if (f->offset == OFF(watch) && len == 1 && name[0] == 'w')
             return f;
     }
     return NULL;
@@ -573,7 +576,10 @@ void cli_usage(const char *command)
           "and whether it has expired by this machine's clock; for the MultiLocks\n"
           "(endpointsleases, configmapsleases) both records and whether they agree.\n\n"
           "Status flags:\n"
-          "  -o, --output FMT        table (default) or json\n\n",
+          "  -o, --output FMT        table (default) or json\n"
+          "  -w, --watch             then print every change of the lock as it happens\n"
+          "                          (one line, or one JSON object, per change) until\n"
+          "                          interrupted; single-object locks only\n\n",
           stdout);
     fputs(common_help, stdout);
 }
