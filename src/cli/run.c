@@ -626,6 +626,11 @@ int cli_cmd_run(cli_opts *o, const char *self_exe)
             CLI_WARN("lost leadership of %s (renewals failed); campaigning again", c.lock_desc);
             continue;
         }
+        if (rc == KLE_ECONFLICT && c.led && !c.start_failed) {
+            CLI_WARN("lost leadership of %s (the watch showed another holder); campaigning again",
+                     c.lock_desc);
+            continue;
+        }
         if (rc < 0 || c.start_failed || !c.led) {
             /* A failure to lead or to start the command (no descriptors,
              * processes, memory): back off exponentially instead of
