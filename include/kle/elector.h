@@ -33,6 +33,18 @@
 
 KLE_BEGIN_DECLS
 
+/** How a follower learns of changes to the lock (kle_elector_config.follow). */
+typedef enum kle_follow_mode {
+    /**
+     * Watch the lock object (the default): takeover attempts at the observed
+     * expiry, at once on a release; polls while no healthy stream exists, or
+     * when the lock or the server cannot watch.
+     */
+    KLE_FOLLOW_WATCH = 0,
+    /** Poll every retry period plus jitter, as client-go does. */
+    KLE_FOLLOW_POLL = 1
+} kle_follow_mode;
+
 /** A leader elector (opaque): one candidate campaigning for one lock. */
 typedef struct kle_elector kle_elector;
 
@@ -102,15 +114,20 @@ typedef struct kle_elector_config {
     uint64_t jitter_seed;
     /** Limit of one lock call when no deadline is nearer (default max(1 s, renew_deadline/2)). */
     int64_t call_timeout_ns;
+    /**
+     * Version 2. A kle_follow_mode: KLE_FOLLOW_WATCH (default; also what a
+     * version-1 config gets) or KLE_FOLLOW_POLL.
+     */
+    int follow;
 } kle_elector_config;
 
 /** Version of kle_elector_config this header describes. */
-#define KLE_ELECTOR_CONFIG_VERSION 1
+#define KLE_ELECTOR_CONFIG_VERSION 2
 /** Initialiser with kube-controller-manager's defaults: 15 s / 10 s / 2 s. */
 #define KLE_ELECTOR_CONFIG_INIT                                                                    \
     {                                                                                              \
         KLE_ELECTOR_CONFIG_VERSION, NULL, KLE_SEC(15), KLE_SEC(10), KLE_SEC(2), 0, NULL,           \
-            {NULL, NULL, NULL, NULL}, NULL, 0, 0                                                   \
+            {NULL, NULL, NULL, NULL}, NULL, 0, 0, KLE_FOLLOW_WATCH                                 \
     }
 
 /** Version of kle_elector_stats this header describes. */
@@ -156,12 +173,17 @@ typedef struct kle_elector_stats {
      * KLE_EFORBIDDEN, ...). `kle run`'s /readyz is 503 while it is not 0.
      */
     int last_call_error;
+    /** Version 2. 1 while a watch stream of the lock is healthy (watch mode). */
+    int watching;
+    uint64_t watch_events;   /**< Version 2. Watch events received (bookmarks included). */
+    uint64_t watch_restarts; /**< Version 2. Watch streams started after the first. */
+    uint64_t stepdowns;      /**< Version 2. Terms ended at once on a newer foreign holder. */
 } kle_elector_stats;
 
 /** Initialiser of kle_elector_stats at the current version. */
 #define KLE_ELECTOR_STATS_INIT                                                                     \
     {                                                                                              \
-        KLE_ELECTOR_STATS_VERSION, 0, 0, 0, 0, 0, 0, 0, 0, 0                                       \
+        KLE_ELECTOR_STATS_VERSION, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0                           \
     }
 
 /**
@@ -193,7 +215,9 @@ KLE_EXTERN(int) kle_elector_new(kle_elector **out, const kle_elector_config *con
  * called or leadership is lost. May be called again after it returns (for
  * example to campaign again after a loss), unless stopped.
  * @return 0 when stopped; KLE_ETIMEOUT when leadership was lost because
- *   renewals did not succeed before the renew deadline; KLE_ESTATE if the
+ *   renewals did not succeed before the renew deadline; KLE_ECONFLICT when
+ *   it ended at once because the watch showed another holder newer than
+ *   this elector's last write (watch mode); KLE_ESTATE if the
  *   elector is already running; KLE_ESYSTEM if a thread could not start.
  */
 KLE_EXTERN(int) kle_elector_run(kle_elector *elector);

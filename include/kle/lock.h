@@ -110,6 +110,98 @@ KLE_EXTERN(const char *) kle_lock_identity(kle_lock *lock);
 /** A description of the lock object, e.g. "default/my-lock" (borrowed). */
 KLE_EXTERN(const char *) kle_lock_describe(kle_lock *lock);
 
+/** What a lock's watch reports (kle_lock_event.type). */
+typedef enum kle_lock_event_type {
+    /** The object holds this record: result has the record, raw bytes and resourceVersion. */
+    KLE_LOCK_EVENT_RECORD = 0,
+    /** The object was deleted, or does not exist (at a list). */
+    KLE_LOCK_EVENT_DELETED = 1,
+    /** Progress only: the stream is alive at resource_version; nothing changed. */
+    KLE_LOCK_EVENT_BOOKMARK = 2,
+    /** The stream carried something unreadable (error holds the code); the watch goes on. */
+    KLE_LOCK_EVENT_ERROR = 3
+} kle_lock_event_type;
+
+/** Version of kle_lock_event this header describes. */
+#define KLE_LOCK_EVENT_VERSION 1
+
+/** One event of a lock's watch, borrowed for the duration of the callback. */
+typedef struct kle_lock_event {
+    unsigned int version;     /**< KLE_LOCK_EVENT_VERSION. */
+    kle_lock_event_type type; /**< What happened. */
+    /**
+     * 1 when the event is the result of a list (the start of a watch
+     * without a resourceVersion, or the re-list after 410 Gone) rather than
+     * a change seen on the stream.
+     */
+    int listed;
+    /** KLE_LOCK_EVENT_RECORD: the record, its raw bytes and resourceVersion; else NULL. */
+    const kle_lock_result *result;
+    /** The resourceVersion of the event (all types but ERROR), or NULL when unknown. */
+    const char *resource_version;
+    /** KLE_LOCK_EVENT_ERROR: the error code (KLE_EBADRECORD, ...); else 0. */
+    int error;
+} kle_lock_event;
+
+/**
+ * Called for each event of kle_lock_watch(), on the watching thread.
+ * Return 0 to go on; any other value ends the watch (a negative value is
+ * returned by kle_lock_watch()).
+ */
+typedef int (*kle_lock_watch_fn)(const kle_lock_event *event, void *data);
+
+/** Version of kle_lock_watch_opts this header describes. */
+#define KLE_LOCK_WATCH_OPTS_VERSION 1
+
+/** Options of kle_lock_watch(). Initialise with KLE_LOCK_WATCH_OPTS_INIT. */
+typedef struct kle_lock_watch_opts {
+    unsigned int version; /**< KLE_LOCK_WATCH_OPTS_VERSION. */
+    /** Resume after this resourceVersion; NULL or "": list first (one listed event). */
+    const char *resource_version;
+    /** How long the watch runs; 0: until cancelled or the callback stops it. */
+    int64_t timeout_ns;
+    /**
+     * Server-side lifetime of each stream (watch timeoutSeconds, whole
+     * seconds, at least 1); 0: the backend's default. A stream that ends is
+     * resumed from the last resourceVersion seen.
+     */
+    int64_t stream_timeout_ns;
+    /** When set, the watch returns KLE_ECANCELED promptly. May be NULL. */
+    kle_event *cancel;
+} kle_lock_watch_opts;
+
+/** Initialiser: list first, no time limit, the backend's stream lifetime, no cancel event. */
+#define KLE_LOCK_WATCH_OPTS_INIT                                                                   \
+    {                                                                                              \
+        KLE_LOCK_WATCH_OPTS_VERSION, NULL, 0, 0, NULL                                              \
+    }
+
+/**
+ * Sets @p opts to KLE_LOCK_WATCH_OPTS_INIT at @p version (1 to
+ * KLE_LOCK_WATCH_OPTS_VERSION), for callers that cannot use the macro.
+ * @return 0, KLE_EINVAL or KLE_EVERSION.
+ */
+KLE_EXTERN(int) kle_lock_watch_opts_init(kle_lock_watch_opts *opts, unsigned int version);
+
+/**
+ * Returns 1 when @p lock can watch its object (a vtable of version 2 or
+ * later with a watch member), else 0. A lock that cannot watch is polled.
+ */
+KLE_EXTERN(int) kle_lock_can_watch(const kle_lock *lock);
+
+/**
+ * Watches the lock object and calls @p fn for each event until the
+ * watch's time is up, @p opts->cancel is set, @p fn stops it, or an error
+ * ends it. Streams that end are resumed from the last resourceVersion, and
+ * a 410 Gone re-lists (a listed event). Blocks the calling thread.
+ * @return 0 when the time was up or @p fn stopped the watch with a
+ *   non-negative value; @p fn's negative value; KLE_ECANCELED;
+ *   KLE_ESTATE when the lock cannot watch; KLE_EFORBIDDEN when the server
+ *   forbids it; KLE_EINVAL; KLE_EVERSION; or another backend error.
+ */
+KLE_EXTERN(int)
+kle_lock_watch(kle_lock *lock, const kle_lock_watch_opts *opts, kle_lock_watch_fn fn, void *data);
+
 /**
  * Checks that @p lock is a complete vtable of a supported version.
  * @return 0, KLE_EINVAL (NULL or a required member missing) or KLE_EVERSION.

@@ -26,6 +26,13 @@
  * second create and KLE_ECONFLICT on an update whose resourceVersion is
  * stale. Each lock counts its calls and can be scripted to fail its next N
  * calls of a method with a given error, or to make them take virtual time.
+ *
+ * **Fake watch.** After kle_fake_lock_set_watch(), a fake lock can watch
+ * the store (kle_lock_watch()): every write to the store is delivered as an
+ * event, in order, on the watching thread, and scripted faults delay, drop,
+ * duplicate or re-deliver (stale) events, expire the stream's
+ * resourceVersion (410 Gone: a re-list), end the stream or silence it (a
+ * black hole), all on the fake clock.
  */
 #ifndef KLE_TESTING_H
 #define KLE_TESTING_H
@@ -130,7 +137,14 @@ typedef enum kle_fake_method {
     KLE_FAKE_GET = 0,
     KLE_FAKE_CREATE = 1,
     KLE_FAKE_UPDATE = 2,
-    KLE_FAKE_RECORD_EVENT = 3
+    KLE_FAKE_RECORD_EVENT = 3,
+    /**
+     * Watch: kle_fake_lock_fail_next() fails the next watch calls at once;
+     * kle_fake_lock_delay_next() delays the next events delivered (and the
+     * ones behind them, as a slow stream would); kle_fake_lock_calls()
+     * counts watch calls.
+     */
+    KLE_FAKE_WATCH = 4
 } kle_fake_method;
 
 /**
@@ -203,7 +217,7 @@ kle_fake_lock_delay_next(kle_lock *lock, kle_fake_method method, int count, int6
 KLE_EXTERN(void)
 kle_fake_lock_stall_next(kle_lock *lock, kle_fake_method method, int count, int64_t stall_ns);
 
-/** Clears everything scripted on the lock. */
+/** Clears everything scripted on the lock, watch faults to come included. */
 KLE_EXTERN(void) kle_fake_lock_clear_script(kle_lock *lock);
 
 /** Number of calls of @p method made on this lock, failed ones included. */
@@ -214,6 +228,48 @@ KLE_EXTERN(unsigned int) kle_fake_lock_calls(kle_lock *lock, kle_fake_method met
  * @p buf ("" when none); returns the number of events recorded.
  */
 KLE_EXTERN(unsigned int) kle_fake_lock_last_event(kle_lock *lock, char *buf, size_t size);
+
+/**
+ * Gives a fake lock a watch member (@p on 1) or takes it away (0: the
+ * elector polls it). Set it before the lock is handed to an elector. One
+ * watch at a time per lock.
+ * @return 0, or KLE_EINVAL if @p lock is not a fake lock.
+ */
+KLE_EXTERN(int) kle_fake_lock_set_watch(kle_lock *lock, int on);
+
+/** Faults of a fake lock's watch (kle_fake_lock_watch_fault()). */
+typedef enum kle_fake_watch_fault {
+    /** The next count events are lost. */
+    KLE_FAKE_WATCH_DROP = 0,
+    /** The next count events are delivered twice. */
+    KLE_FAKE_WATCH_DUPLICATE = 1,
+    /** Each of the next count events is followed by the version before it again (stale). */
+    KLE_FAKE_WATCH_STALE = 2,
+    /**
+     * At each of the next count events the stream's resourceVersion is too
+     * old (410 Gone): the events still queued are lost, and the watch
+     * re-lists, delivering the current state as a listed event.
+     */
+    KLE_FAKE_WATCH_GONE = 3,
+    /** The open stream ends now, and the watch returns KLE_ETRANSPORT (count ignored). */
+    KLE_FAKE_WATCH_END = 4,
+    /** The open stream stays open but delivers nothing more: a black hole (count ignored). */
+    KLE_FAKE_WATCH_SILENCE = 5
+} kle_fake_watch_fault;
+
+/** Scripts a fault on the watch of @p lock (see kle_fake_watch_fault). */
+KLE_EXTERN(void)
+kle_fake_lock_watch_fault(kle_lock *lock, kle_fake_watch_fault fault, int count);
+
+/** Returns 1 while a watch of @p lock is open, else 0. */
+KLE_EXTERN(int) kle_fake_lock_watching(kle_lock *lock);
+
+/**
+ * Delivers a BOOKMARK (the current resourceVersion, no change) to every
+ * open watch of the store that is not silenced.
+ * @return 0.
+ */
+KLE_EXTERN(int) kle_fake_store_bookmark(kle_fake_store *store);
 
 /** Returns 1 when @p lock is a fake lock. */
 KLE_EXTERN(int) kle_fake_lock_is_fake(kle_lock *lock);

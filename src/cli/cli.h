@@ -44,9 +44,11 @@ typedef struct cli_opts {
     cli_on_exit on_exit;
     int release_on_cancel;
     int migration_guard;
+    int follow_poll;   /* --follow poll */
     char **argv_child; /* NULL-terminated, borrowed from argv */
     /* status */
     int output_json;
+    int watch; /* status -w */
     int help;
 } cli_opts;
 

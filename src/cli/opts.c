@@ -10,7 +10,7 @@
 #include "cli.h"
 #include "kle/record.h"
 
-enum flag_kind { F_STRING, F_DURATION, F_BOOL, F_INT, F_ONEXIT, F_OUTPUT, F_LOGFMT };
+enum flag_kind { F_STRING, F_DURATION, F_BOOL, F_INT, F_ONEXIT, F_OUTPUT, F_LOGFMT, F_FOLLOW };
 
 #define CMD_RUN    1
 #define CMD_STATUS 2
@@ -52,7 +52,9 @@ static const flag_def flags[] = {
     {"on-exit", NULL, "KLE_ON_EXIT", F_ONEXIT, CMD_RUN, OFF(on_exit)},
     {"release-on-cancel", NULL, "KLE_RELEASE_ON_CANCEL", F_BOOL, CMD_RUN, OFF(release_on_cancel)},
     {"migration-guard", NULL, "KLE_MIGRATION_GUARD", F_BOOL, CMD_RUN, OFF(migration_guard)},
+    {"follow", NULL, "KLE_FOLLOW", F_FOLLOW, CMD_RUN, OFF(follow_poll)},
     {"output", NULL, NULL, F_OUTPUT, CMD_STATUS, OFF(output_json)},
+    {"watch", NULL, NULL, F_BOOL, CMD_STATUS, OFF(watch)},
 };
 #define NFLAGS (sizeof(flags) / sizeof(flags[0]))
 
@@ -254,6 +256,16 @@ static int set_value(cli_opts *o, const flag_def *f, const char *shown, const ch
             return CLI_EXIT_USAGE;
         }
         return 0;
+    case F_FOLLOW:
+        if (strcmp(value, "watch") == 0)
+            o->follow_poll = 0;
+        else if (strcmp(value, "poll") == 0)
+            o->follow_poll = 1;
+        else {
+            fail(err, errlen, "%s: invalid value \"%s\" (watch or poll)", shown, value);
+            return CLI_EXIT_USAGE;
+        }
+        return 0;
     case F_LOGFMT:
         if (strcmp(value, "json") == 0)
             o->json_logs = 1;
@@ -278,6 +290,8 @@ static const flag_def *find_flag(const char *name, size_t len, int cmd)
             (f->alias && strlen(f->alias) == len && strncmp(f->alias, name, len) == 0))
             return f;
         if (f->kind == F_OUTPUT && len == 1 && name[0] == 'o')
+            return f;
+        if (f->offset == OFF(watch) && len == 1 && name[0] == 'w')
             return f;
     }
     return NULL;
@@ -594,6 +608,9 @@ void cli_usage(const char *command)
             "                          family (Lease vs Endpoints/ConfigMap) has another live\n"
             "                          holder: a skipped migration phase (default true)\n"
             "                          [$KLE_MIGRATION_GUARD]\n"
+            "  --follow MODE           watch (default: watch the lock, take a released lease\n"
+            "                          at once and an expired one when it expires) or poll\n"
+            "                          (every retry period, as client-go) [$KLE_FOLLOW]\n"
             "  --http-addr HOST:PORT   serve /healthz, /readyz, /metrics, /leader\n"
             "                          [$KLE_HTTP_ADDR]; port 0 picks a free port\n"
             "  --http-addr-file PATH   write the bound address there [$KLE_HTTP_ADDR_FILE]\n"
@@ -613,7 +630,10 @@ void cli_usage(const char *command)
           "and whether it has expired by this machine's clock; for the MultiLocks\n"
           "(endpointsleases, configmapsleases) both records and whether they agree.\n\n"
           "Status flags:\n"
-          "  -o, --output FMT        table (default) or json\n\n",
+          "  -o, --output FMT        table (default) or json\n"
+          "  -w, --watch             then print every change of the lock as it happens\n"
+          "                          (one line, or one JSON object, per change) until\n"
+          "                          interrupted; single-object locks only\n\n",
           stdout);
     fputs(common_help, stdout);
 }

@@ -572,6 +572,7 @@ int cli_cmd_run(cli_opts *o, const char *self_exe)
         cfg.lease_duration_ns = KLE_MS(o->lease_duration_ms);
         cfg.renew_deadline_ns = KLE_MS(o->renew_deadline_ms);
         cfg.retry_period_ns = KLE_MS(o->retry_period_ms);
+        cfg.follow = o->follow_poll ? KLE_FOLLOW_POLL : KLE_FOLLOW_WATCH;
         cfg.release_on_cancel = o->release_on_cancel;
         cfg.call_timeout_ns = KLE_MS(o->call_timeout_ms);
         cfg.name = o->lock_name;
@@ -626,6 +627,11 @@ int cli_cmd_run(cli_opts *o, const char *self_exe)
             break;
         if (rc == KLE_ETIMEOUT && c.led && !c.start_failed) {
             CLI_WARN("lost leadership of %s (renewals failed); campaigning again", c.lock_desc);
+            continue;
+        }
+        if (rc == KLE_ECONFLICT && c.led && !c.start_failed) {
+            CLI_WARN("lost leadership of %s (the watch showed another holder); campaigning again",
+                     c.lock_desc);
             continue;
         }
         if (rc < 0 || c.start_failed || !c.led) {

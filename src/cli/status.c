@@ -1,6 +1,8 @@
 /* kle status: the lock's record, as a table or as JSON. */
 #include <json-c/json.h>
+#include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -98,6 +100,112 @@ static void print_record(const char *title, const kle_record *r, int rc, int64_t
            expired(r, now) ? "yes" : "no");
 }
 
+/* ---- kle status -w ---- */
+
+static kle_event *watch_stop;
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    kle_event_set(watch_stop); /* async-signal-safe */
+}
+
+typedef struct watch_state {
+    cli_opts *o;
+    const char *desc;
+    char *last_raw; /* Last record printed; NULL after a deletion or at start. */
+    int printed;
+} watch_state;
+
+static void print_change(watch_state *w, const kle_record *r)
+{
+    int64_t now = wall_ns();
+    char stamp[64], renewed[64] = "-", holder[1024];
+    kle_time_format(stamp, sizeof(stamp), now, 3);
+    if (w->o->output_json) {
+        json_object *j = r ? record_json(r, now) : json_object_new_object();
+        json_object_object_add(j, "lock", json_object_new_string(w->desc));
+        json_object_object_add(j, "time", json_object_new_string(stamp));
+        json_object_object_add(j, "exists", json_object_new_boolean(r != NULL));
+        printf("%s\n", json_object_to_json_string_ext(j, JSON_C_TO_STRING_PLAIN |
+                                                             JSON_C_TO_STRING_NOSLASHESCAPE));
+        json_object_put(j);
+    } else {
+        if (!w->printed)
+            printf("%-24s %-32s %-24s %-8s %-11s %s\n", "TIME", "HOLDER", "RENEWED", "DURATION",
+                   "TRANSITIONS", "EXPIRED");
+        if (!r) {
+            printf("%-24s %s\n", stamp, "(deleted)");
+        } else {
+            cli_escape(holder, sizeof(holder), kle_record_holder(r));
+            if (r->renew_time_ns)
+                kle_time_format(renewed, sizeof(renewed), r->renew_time_ns, 3);
+            printf("%-24s %-32s %-24s %-8d %-11d %s\n", stamp, *holder ? holder : "(released)",
+                   renewed, r->lease_duration_seconds, r->leader_transitions,
+                   expired(r, now) ? "yes" : "no");
+        }
+    }
+    w->printed = 1;
+    fflush(stdout);
+}
+
+static int on_watch_event(const kle_lock_event *ev, void *data)
+{
+    watch_state *w = data;
+    if (ev->type == KLE_LOCK_EVENT_BOOKMARK || ev->type == KLE_LOCK_EVENT_ERROR)
+        return 0;
+    if (ev->type == KLE_LOCK_EVENT_DELETED) {
+        if (w->last_raw || !w->printed)
+            print_change(w, NULL);
+        free(w->last_raw);
+        w->last_raw = NULL;
+        return 0;
+    }
+    const kle_lock_result *r = ev->result;
+    /* Print changes of the record only (a re-list or touch of the same record is none). */
+    if (w->last_raw && strcmp(w->last_raw, r->raw) == 0)
+        return 0;
+    free(w->last_raw);
+    w->last_raw = strdup(r->raw);
+    print_change(w, &r->record);
+    return 0;
+}
+
+static int status_watch(cli_opts *o, kle_lock *lock, const char *desc)
+{
+    if (!kle_lock_can_watch(lock)) {
+        fprintf(stderr,
+                "kle status: -w needs a single-object lock (leases, endpoints or "
+                "configmaps), not %s\n",
+                o->resource_lock);
+        return CLI_EXIT_USAGE;
+    }
+    if (kle_event_new(&watch_stop) < 0)
+        return CLI_EXIT_FAILURE;
+    struct sigaction sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_signal;
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    watch_state w = {o, desc, NULL, 0};
+    kle_lock_watch_opts wo = KLE_LOCK_WATCH_OPTS_INIT;
+    wo.cancel = watch_stop;
+    int rc = kle_lock_watch(lock, &wo, on_watch_event, &w);
+    free(w.last_raw);
+    int exit_code = CLI_EXIT_OK;
+    if (rc < 0 && rc != KLE_ECANCELED) {
+        char why[1024];
+        cli_escape(why, sizeof(why), kle_error_last()->message);
+        fprintf(stderr, "kle status: cannot watch %s: %s\n", desc, why);
+        exit_code = CLI_EXIT_FAILURE;
+    }
+    signal(SIGINT, SIG_DFL);
+    signal(SIGTERM, SIG_DFL);
+    kle_event_free(watch_stop);
+    watch_stop = NULL;
+    return exit_code;
+}
+
 int cli_cmd_status(cli_opts *o)
 {
     kle_client *client = NULL;
@@ -117,6 +225,12 @@ int cli_cmd_status(cli_opts *o)
     }
     snprintf(desc, sizeof(desc), "%s/%s/%s", o->resource_lock, kle_client_namespace(client),
              o->lock_name);
+    if (o->watch) {
+        exit_code = status_watch(o, lock, desc);
+        kle_lock_free(lock);
+        kle_client_free(client);
+        return exit_code;
+    }
 
     kle_lock_result res = KLE_LOCK_RESULT_INIT, prim = KLE_LOCK_RESULT_INIT,
                     sec = KLE_LOCK_RESULT_INIT;

@@ -23,6 +23,7 @@
 #include "kle/sys/errors.h"
 #include "kle/sys/lock.h"
 #include "core/elector_internal.h"
+#include "core/follow.h"
 #include "core/log.h"
 
 #include <pthread.h>
@@ -39,79 +40,27 @@
 /* The longest lease a record can carry: leaseDurationSeconds is an int32. */
 #define MAX_LEASE_NS (INT64_C(2147483647) * KLE_NS_PER_SEC)
 
-/*
- * The coarsest time precision of any record (annotation records carry whole
- * seconds): a holder's renewals can leave the raw record unchanged for at
- * most this long. See the "touched lock object" rule in try_acquire_or_renew.
- */
-#define RECORD_PRECISION KLE_NS_PER_SEC
+enum renew_outcome { RENEW_STOPPED, RENEW_LOST, RENEW_TAKEN };
 
-/*
- * One term's handle, reference-counted: the elector holds a reference for
- * the term and the user may take more (kle_leading_ref). It owns its events,
- * so a handle kept after its term stays "over" even while a later term runs.
- * It is made before the elector campaigns, so that nothing needs a new
- * descriptor after the lease is won.
- */
-struct kle_leading {
-    atomic_int refs;
-    pthread_mutex_t mu;   /* Guards elector and final_deadline. */
-    kle_elector *elector; /* NULL once the term has ended (detached). */
-    kle_clock *clock;
-    kle_event *ended;    /* Set when leadership ends; never reset. */
-    kle_event *extended; /* Set when lead_deadline moves. */
-    int transitions;
-    int64_t final_deadline; /* lead_deadline when the term ended. */
-};
+static int lease_valid(kle_elector *e, int64_t now)
+{
+    return kle_elector__lease_valid(e, now);
+}
 
-struct kle_elector {
-    kle_lock *lock;
-    char *identity;
-    char *name;         /* The lock's describe (namespace/name), for logs and messages. */
-    char *metrics_name; /* config->name, else name: the label of kle_elector_metrics(). */
-    int64_t lease_duration;
-    int64_t renew_deadline;
-    int64_t retry_period;
-    int64_t call_timeout;
-    int record_lease_seconds;
-    int release_on_cancel;
-    kle_elector_callbacks cb;
-    kle_clock *clock;
-    uint64_t rng;
+static int observed_is_me(kle_elector *e)
+{
+    return kle_elector__observed_is_me(e);
+}
 
-    pthread_mutex_t mu;
-    /* Observed state, guarded by mu. */
-    int has_observed;
-    kle_record observed;
-    char *observed_raw;
-    size_t observed_raw_len;
-    char *observed_rv;
-    int64_t observed_time;
-    int64_t
-        raw_changed_time;  /* When the raw record last changed (observed_time without touches). */
-    char *reported_leader; /* Holder last reported to on_new_leader, reported_len bytes. */
-    size_t reported_len;
-    /* Leadership, guarded by mu. */
-    int leading;
-    int64_t lead_deadline;
-    kle_leading *handle;      /* The current term's handle, or NULL. */
-    kle_leading *next_handle; /* Made before campaigning, for the next term. */
-    int64_t last_sent;
-    int64_t last_return;
-    kle_elector_stats stats;
-    int64_t last_progress; /* When the loop last completed a round or a step between terms. */
-    int last_call_error;   /* 0 when the last lock call was answered, else its code. */
+static void join_after(kle_elector *e, atomic_int *done, pthread_t thread)
+{
+    kle_elector__join(e, done, thread);
+}
 
-    atomic_int running;
-    atomic_int stop_requested;
-    atomic_int callback_done;
-    atomic_int guard_done;
-    kle_event *cancel; /* Set by stop; sticky. Cancels lock calls while campaigning. */
-    kle_event *wake;   /* Set by stop and when on_started_leading returns. */
-    int expired;       /* The guard saw lead_deadline pass: no extension any more. Guarded by mu. */
-};
-
-enum renew_outcome { RENEW_STOPPED, RENEW_LOST };
+static void report_transition(kle_elector *e)
+{
+    kle_elector__report_transition(e);
+}
 
 static int64_t now_ns(kle_elector *e)
 {
@@ -187,6 +136,9 @@ static int validate(const kle_elector_config *c)
         return kle_error_set(KLE_EINVAL, "%sLock identity is empty", p);
     if (kle_identity_check(kle_lock_identity(c->lock)) < 0)
         return kle_error_prefix("%sLock identity: ", p);
+    if (c->version >= 2 && c->follow != KLE_FOLLOW_WATCH && c->follow != KLE_FOLLOW_POLL)
+        return kle_error_set(
+            KLE_EINVAL, "%sfollow must be KLE_FOLLOW_WATCH or KLE_FOLLOW_POLL (%d)", p, c->follow);
     if (c->clock && (c->clock->version < 1 || c->clock->version > KLE_CLOCK_VERSION ||
                      !c->clock->monotonic_ns || !c->clock->wall_ns || !c->clock->wait))
         return kle_error_set(KLE_EVERSION, "%sclock is incomplete or of an unsupported version", p);
@@ -243,7 +195,13 @@ int kle_elector_new(kle_elector **out, const kle_elector_config *config)
     e->cb = config->callbacks;
     e->clock = config->clock ? config->clock : kle_clock_real();
     e->rng = config->jitter_seed ? config->jitter_seed : random_seed();
+    e->follow_mode = config->version >= 2 ? config->follow : KLE_FOLLOW_WATCH;
     pthread_mutex_init(&e->mu, NULL);
+    if (kle_follow__new(e) < 0) {
+        rc = kle_error_last()->code;
+        pthread_mutex_destroy(&e->mu);
+        goto fail;
+    }
     /* The first term's handle now, and each next one when a term ends, so
      * that nothing needs a new descriptor after the lease is won. */
     if (!(e->next_handle = handle_new(e))) {
@@ -300,18 +258,7 @@ static void mark_progress(kle_elector *e)
     pthread_mutex_unlock(&e->mu);
 }
 
-static int observed_is_me(kle_elector *e)
-{
-    return e->has_observed && kle_record_holder_is(&e->observed, e->identity);
-}
-
 /* client-go's isLeaseValid; mu held. */
-static int lease_valid(kle_elector *e, int64_t now)
-{
-    return e->has_observed &&
-           e->observed_time + (int64_t)e->observed.lease_duration_seconds * KLE_NS_PER_SEC > now;
-}
-
 /* Records our own successful write, sent at `sent`. */
 static void observe_own_write(kle_elector *e, kle_record *rec, int64_t sent)
 {
@@ -321,11 +268,34 @@ static void observe_own_write(kle_elector *e, kle_record *rec, int64_t sent)
     e->observed = *rec; /* Takes the strings. */
     kle_record_init(rec, KLE_RECORD_VERSION);
     e->has_observed = 1;
+    /* The raw record and resourceVersion seen before belong to another
+     * record: forget them, so that the next read (or watch event) compares
+     * with nothing and replaces this record, never keeps it beside someone
+     * else's bytes (a late answer to this write can come after the watch
+     * showed a newer foreign record). */
+    free(e->observed_raw);
+    e->observed_raw = NULL;
+    e->observed_raw_len = 0;
+    free(e->observed_rv);
+    e->observed_rv = NULL;
     /* The send time, not the answer's: our view of our own lease stays conservative. */
     e->observed_time = sent;
     e->raw_changed_time = sent;
     e->last_sent = sent;
     e->last_return = returned;
+    e->own_seq = e->write_seq;
+    e->own_renew_ns = e->observed.renew_time_ns;
+    e->own_transitions = e->observed.leader_transitions;
+    pthread_mutex_unlock(&e->mu);
+}
+
+/* Notes a write about to be sent, so that the watch can recognise it. */
+static void note_writing(kle_elector *e, const kle_record *rec)
+{
+    pthread_mutex_lock(&e->mu);
+    e->write_seq++;
+    e->writing_renew_ns = rec->renew_time_ns;
+    e->writing_transitions = rec->leader_transitions;
     pthread_mutex_unlock(&e->mu);
 }
 
@@ -366,6 +336,7 @@ static int try_acquire_or_renew(kle_elector *e, int64_t deadline, kle_event *can
     pthread_mutex_unlock(&e->mu);
     if (fast) {
         ctx.timeout_ns = call_budget(e, deadline);
+        note_writing(e, &rec);
         int64_t sent = now_ns(e);
         rc = note_call(e, kle_lock_update(e->lock, &rec, &ctx));
         if (rc == 0) {
@@ -387,7 +358,19 @@ static int try_acquire_or_renew(kle_elector *e, int64_t deadline, kle_event *can
             KLE_LOG_E("error retrieving resource lock %s: %s", e->name, kle_error_last()->message);
             goto failed;
         }
+        /* Watch mode: a deletion does not end a live lease this elector saw
+         * (docs/architecture.md, "Watch mode"): wait it out first. */
+        pthread_mutex_lock(&e->mu);
+        int live = e->follow && e->has_observed && kle_record_holder(&e->observed)[0] != '\0' &&
+                   !observed_is_me(e) && lease_valid(e, now_ns(e));
+        pthread_mutex_unlock(&e->mu);
+        if (live) {
+            KLE_LOG_V(4, "lock %s is deleted, but the lease last seen has not yet expired",
+                      e->name);
+            goto failed;
+        }
         ctx.timeout_ns = call_budget(e, deadline);
+        note_writing(e, &rec);
         int64_t sent = now_ns(e);
         rc = note_call(e, kle_lock_create(e->lock, &rec, &ctx));
         if (rc < 0) {
@@ -407,33 +390,9 @@ static int try_acquire_or_renew(kle_elector *e, int64_t deadline, kle_event *can
     int old_transitions = got.record.leader_transitions;
     int64_t old_acquire = got.record.acquire_time_ns;
     pthread_mutex_lock(&e->mu);
-    int64_t seen = now_ns(e);
-    int changed = !e->observed_raw || e->observed_raw_len != got.raw_len ||
-                  memcmp(e->observed_raw, got.raw, got.raw_len) != 0;
-    int touched = !changed && got.resource_version &&
-                  (!e->observed_rv || strcmp(got.resource_version, e->observed_rv) != 0);
-    if (changed) {
-        kle_record_dispose(&e->observed);
-        e->observed = got.record;
-        kle_record_init(&got.record, KLE_RECORD_VERSION);
-        free(e->observed_raw);
-        e->observed_raw = got.raw;
-        e->observed_raw_len = got.raw_len;
-        got.raw = NULL;
-        e->has_observed = 1;
-        e->observed_time = seen;
-        e->raw_changed_time = seen;
-    } else if (touched) {
-        int64_t cap = e->raw_changed_time + RECORD_PRECISION;
-        int64_t t = seen < cap ? seen : cap;
-        if (t > e->observed_time)
-            e->observed_time = t;
-    }
-    if (changed || touched) {
-        free(e->observed_rv);
-        e->observed_rv = got.resource_version;
-        got.resource_version = NULL;
-    }
+    int changed = 0;
+    kle_elector__observe(e, &got, now_ns(e), &changed);
+    kle_follow__got(e, changed);
     kle_lock_result_dispose(&got);
     const char *holder = kle_record_holder(&e->observed);
     if (holder[0] != '\0' && lease_valid(e, now) && !observed_is_me(e)) {
@@ -453,6 +412,7 @@ static int try_acquire_or_renew(kle_elector *e, int64_t deadline, kle_event *can
     pthread_mutex_unlock(&e->mu);
 
     ctx.timeout_ns = call_budget(e, deadline);
+    note_writing(e, &rec);
     int64_t sent = now_ns(e);
     rc = note_call(e, kle_lock_update(e->lock, &rec, &ctx));
     if (rc < 0) {
@@ -471,33 +431,6 @@ failed:
 }
 
 /* Calls on_new_leader when the observed holder differs from the last reported one. */
-static void report_transition(kle_elector *e)
-{
-    char *copy = NULL;
-    pthread_mutex_lock(&e->mu);
-    const char *holder = kle_record_holder(&e->observed);
-    size_t len = kle_record_holder_len(&e->observed);
-    if (len != e->reported_len || memcmp(holder, e->reported_leader, len) != 0) {
-        char *dup = malloc(len + 1);
-        copy = strdup(holder); /* The callback gets a C string: up to a NUL, if any. */
-        if (dup && copy) {
-            memcpy(dup, holder, len);
-            dup[len] = '\0';
-            free(e->reported_leader);
-            e->reported_leader = dup;
-            e->reported_len = len;
-        } else {
-            free(dup);
-            free(copy);
-            copy = NULL;
-        }
-    }
-    pthread_mutex_unlock(&e->mu);
-    if (copy && e->cb.on_new_leader)
-        e->cb.on_new_leader(copy, e->cb.data);
-    free(copy);
-}
-
 /*
  * Best effort, bounded: an event never delays the election by more than
  * half a retry period (and never more than a call limit or a second).
@@ -566,7 +499,10 @@ static int acquire(kle_elector *e)
         KLE_LOG_V(4, "failed to acquire lease %s", e->name);
         int64_t wait =
             e->retry_period + (int64_t)(random_unit(e) * JITTER_FACTOR * (double)e->retry_period);
-        kle_clock_wait(e->clock, e->cancel, now_ns(e) + wait);
+        if (e->follow)
+            kle_follow__wait(e, now_ns(e) + wait);
+        else
+            kle_clock_wait(e->clock, e->cancel, now_ns(e) + wait);
     }
     return 0;
 }
@@ -596,6 +532,8 @@ static int renew_wait(kle_elector *e, kle_leading *h, int64_t until)
         }
         if (stop_requested(e) && atomic_load(&e->callback_done))
             return 1;
+        if (atomic_load(&e->stepped_down))
+            return 2;
         if (now_ns(e) >= until)
             return 0;
         kle_clock_wait(e->clock, e->wake, until);
@@ -618,10 +556,11 @@ static enum renew_outcome renew(kle_elector *e, kle_leading *h)
         int64_t deadline = e->lead_deadline;
         int64_t next_round = e->last_sent + e->retry_period;
         pthread_mutex_unlock(&e->mu);
-        if (renew_wait(e, h, next_round < deadline ? next_round : deadline))
-            return RENEW_STOPPED;
+        int w = renew_wait(e, h, next_round < deadline ? next_round : deadline);
+        if (w)
+            return w == 2 ? RENEW_TAKEN : RENEW_STOPPED;
         int ok = 0;
-        while (!term_expired(e) && now_ns(e) < deadline) {
+        while (!term_expired(e) && now_ns(e) < deadline && !atomic_load(&e->stepped_down)) {
             ok = try_acquire_or_renew(e, deadline, NULL);
             report_transition(e);
             mark_progress(e);
@@ -634,9 +573,12 @@ static enum renew_outcome renew(kle_elector *e, kle_leading *h)
                 break;
             }
             int64_t next_try = now_ns(e) + e->retry_period;
-            if (renew_wait(e, h, next_try < deadline ? next_try : deadline))
-                return RENEW_STOPPED;
+            w = renew_wait(e, h, next_try < deadline ? next_try : deadline);
+            if (w)
+                return w == 2 ? RENEW_TAKEN : RENEW_STOPPED;
         }
+        if (atomic_load(&e->stepped_down))
+            return RENEW_TAKEN;
         if (!ok) {
             KLE_LOG_I("failed to renew lease %s: timed out waiting for the condition", e->name);
             return RENEW_LOST;
@@ -785,17 +727,6 @@ static int start_thread(kle_elector *e, kle_leading *h, void *(*fn)(void *), pth
  * Joins a thread of ours once it has said it is done: waiting on the clock
  * first lets a deterministic clock run the thread to its end.
  */
-static void join_after(kle_elector *e, atomic_int *done, pthread_t thread)
-{
-    while (!atomic_load(done)) {
-        kle_event_reset(e->wake);
-        if (atomic_load(done))
-            break;
-        kle_clock_wait(e->clock, e->wake, INT64_MAX);
-    }
-    pthread_join(thread, NULL);
-}
-
 /*
  * Leads from a successful acquisition until the end; returns run()'s code.
  * A failure to start leading after the lease was won releases the lease
@@ -837,6 +768,7 @@ static int lead_term(kle_elector *e, kle_leading *h)
 
     atomic_store(&e->callback_done, 0);
     atomic_store(&e->guard_done, 0);
+    atomic_store(&e->stepped_down, 0);
     pthread_mutex_lock(&e->mu);
     e->expired = 0;
     e->leading = 1;
@@ -889,6 +821,11 @@ static int lead_term(kle_elector *e, kle_leading *h)
     if (outcome == RENEW_LOST)
         rc = kle_error_set(KLE_ETIMEOUT, "leadership of %s lost: no renewal succeeded in time",
                            e->name);
+    if (outcome == RENEW_TAKEN)
+        rc = kle_error_set(KLE_ECONFLICT,
+                           "leadership of %s lost: the watch showed another holder after this "
+                           "elector's last write",
+                           e->name);
 
     kle_event_set(h->ended);
     mark_progress(e);
@@ -925,6 +862,7 @@ int kle_elector_run(kle_elector *e)
         return kle_error_set(KLE_ESTATE, "kle_elector_run: %s is already running", e->name);
     int rc = 0;
     mark_progress(e);
+    kle_follow__start(e);
     if (!e->next_handle && !(e->next_handle = handle_new(e))) {
         rc = kle_error_set(KLE_ESYSTEM, "kle_elector_run: %s: cannot make a leading handle",
                            e->name);
@@ -937,6 +875,7 @@ int kle_elector_run(kle_elector *e)
             rc = lead(e);
         }
     }
+    kle_follow__stop(e);
     e->cb.on_stopped_leading(e->cb.data);
     atomic_store(&e->running, 0);
     return rc;
@@ -1011,7 +950,9 @@ int kle_elector_config_init(kle_elector_config *config, unsigned int version)
         return kle_error_set(KLE_EVERSION, "kle_elector_config_init: version %u is not supported",
                              version);
     kle_elector_config init = KLE_ELECTOR_CONFIG_INIT;
-    *config = init; /* Version 1 is the whole current layout. */
+    /* A version-1 struct ends before follow. */
+    memcpy(config, &init,
+           version == 1 ? offsetof(kle_elector_config, follow) : sizeof(kle_elector_config));
     config->version = version;
     return 0;
 }
@@ -1052,6 +993,7 @@ int kle_elector_get_stats(kle_elector_stats *out, kle_elector *e)
     kle_elector_stats s = e->stats;
     s.round_age_ns = running ? now - e->last_progress : -1;
     s.last_call_error = e->last_call_error;
+    kle_follow__stats(e, &s);
     pthread_mutex_unlock(&e->mu);
     s.leader = leader;
     s.version = version;
@@ -1073,6 +1015,7 @@ void kle_elector_free(kle_elector *e)
     kle_event_free(e->cancel);
     kle_event_free(e->wake);
     kle_leading_unref(e->next_handle);
+    kle_follow__free(e);
     kle_record_dispose(&e->observed);
     free(e->observed_raw);
     free(e->observed_rv);
@@ -1173,9 +1116,4 @@ void kle_elector__release(kle_elector *e)
 const char *kle_elector__metrics_name(kle_elector *e)
 {
     return e->metrics_name;
-}
-
-void kle_elector__report_transition(kle_elector *e)
-{
-    report_transition(e);
 }

@@ -3,6 +3,90 @@
 #define KLE_CORE_ELECTOR_INTERNAL_H
 
 #include "kle/elector.h"
+#include "kle/sys/lock.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+
+/*
+ * One term's handle, reference-counted: the elector holds a reference for
+ * the term and the user may take more (kle_leading_ref). It owns its events,
+ * so a handle kept after its term stays "over" even while a later term runs.
+ * It is made before the elector campaigns, so that nothing needs a new
+ * descriptor after the lease is won.
+ */
+struct kle_leading {
+    atomic_int refs;
+    pthread_mutex_t mu;   /* Guards elector and final_deadline. */
+    kle_elector *elector; /* NULL once the term has ended (detached). */
+    kle_clock *clock;
+    kle_event *ended;    /* Set when leadership ends; never reset. */
+    kle_event *extended; /* Set when lead_deadline moves. */
+    int transitions;
+    int64_t final_deadline; /* lead_deadline when the term ended. */
+};
+
+struct kle_elector {
+    kle_lock *lock;
+    char *identity;
+    char *name;         /* The lock's describe (namespace/name), for logs and messages. */
+    char *metrics_name; /* config->name, else name: the label of kle_elector_metrics(). */
+    int64_t lease_duration;
+    int64_t renew_deadline;
+    int64_t retry_period;
+    int64_t call_timeout;
+    int record_lease_seconds;
+    int release_on_cancel;
+    kle_elector_callbacks cb;
+    kle_clock *clock;
+    uint64_t rng;
+
+    pthread_mutex_t mu;
+    /* Observed state, guarded by mu. */
+    int has_observed;
+    kle_record observed;
+    char *observed_raw;
+    size_t observed_raw_len;
+    char *observed_rv;
+    int64_t observed_time;
+    int64_t
+        raw_changed_time;  /* When the raw record last changed (observed_time without touches). */
+    char *reported_leader; /* Holder last reported to on_new_leader, reported_len bytes. */
+    size_t reported_len;
+    /* Leadership, guarded by mu. */
+    int leading;
+    int64_t lead_deadline;
+    kle_leading *handle;      /* The current term's handle, or NULL. */
+    kle_leading *next_handle; /* Made before campaigning, for the next term. */
+    int64_t last_sent;
+    int64_t last_return;
+    kle_elector_stats stats;
+    int64_t last_progress; /* When the loop last completed a round or a step between terms. */
+    int last_call_error;   /* 0 when the last lock call was answered, else its code. */
+
+    atomic_int running;
+    atomic_int stop_requested;
+    atomic_int callback_done;
+    atomic_int guard_done;
+    kle_event *cancel; /* Set by stop; sticky. Cancels lock calls while campaigning. */
+    kle_event *wake;   /* Set by stop and when on_started_leading returns. */
+    int expired;       /* The guard saw lead_deadline pass: no extension any more. Guarded by mu. */
+
+    /* Watch mode (src/core/follow.c): NULL when polling. */
+    int follow_mode;
+    struct kle_follow *follow;
+    atomic_int stepped_down; /* The watch showed a newer foreign holder: the term ends now. */
+    /* This elector's writes, for the step-down rule; guarded by mu. */
+    uint64_t write_seq;       /* Writes attempted. */
+    uint64_t own_seq;         /* write_seq of the last successful write. */
+    int64_t writing_renew_ns; /* renewTime and leaderTransitions of write write_seq. */
+    int writing_transitions;
+    int64_t own_renew_ns; /* The same, of the last successful write. */
+    int own_transitions;
+};
+
+struct kle_follow;
 
 /* One tryAcquireOrRenew attempt; lock calls bounded by deadline (INT64_MAX: call limit only). */
 int kle_elector__try_acquire_or_renew(kle_elector *e, int64_t deadline);
@@ -15,5 +99,18 @@ void kle_elector__report_transition(kle_elector *e);
 
 /* The label of the elector's metrics: config->name, else the lock's describe. */
 const char *kle_elector__metrics_name(kle_elector *e);
+
+/* Records what a GET (or a watch event, from_watch 1) showed at `seen`;
+ * mu held. Sets *changed when the raw record differs from the last seen. */
+void kle_elector__observe(kle_elector *e, kle_lock_result *got, int64_t seen, int *changed);
+
+/* client-go's isLeaseValid on the observed record; mu held. */
+int kle_elector__lease_valid(kle_elector *e, int64_t now);
+
+/* 1 when the observed record names this elector; mu held. */
+int kle_elector__observed_is_me(kle_elector *e);
+
+/* Joins a thread of the elector's clock once *done is set (it sets e->wake then). */
+void kle_elector__join(kle_elector *e, atomic_int *done, pthread_t thread);
 
 #endif

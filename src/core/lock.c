@@ -166,3 +166,44 @@ void kle_lock_free(kle_lock *lock)
     if (lock && lock->free)
         lock->free(lock);
 }
+
+int kle_lock_watch_opts_init(kle_lock_watch_opts *opts, unsigned int version)
+{
+    if (!opts)
+        return kle_error_set(KLE_EINVAL, "kle_lock_watch_opts_init: opts is NULL");
+    if (version < 1 || version > KLE_LOCK_WATCH_OPTS_VERSION)
+        return kle_error_set(KLE_EVERSION, "kle_lock_watch_opts_init: version %u is not supported",
+                             version);
+    kle_lock_watch_opts init = KLE_LOCK_WATCH_OPTS_INIT;
+    *opts = init;
+    opts->version = version;
+    return 0;
+}
+
+int kle_lock_can_watch(const kle_lock *lock)
+{
+    /* A version-1 vtable ends at free: its watch member must not be read. */
+    return lock && lock->version >= 2 && lock->version <= KLE_LOCK_VERSION && lock->watch != NULL;
+}
+
+int kle_lock_watch(kle_lock *lock, const kle_lock_watch_opts *opts, kle_lock_watch_fn fn,
+                   void *data)
+{
+    static const kle_lock_watch_opts defaults = KLE_LOCK_WATCH_OPTS_INIT;
+    int rc = kle_lock_validate(lock);
+    if (rc < 0)
+        return kle_error_prefix("kle_lock_watch: ");
+    if (!fn)
+        return kle_error_set(KLE_EINVAL, "kle_lock_watch: fn is NULL");
+    if (!opts)
+        opts = &defaults;
+    if (opts->version < 1 || opts->version > KLE_LOCK_WATCH_OPTS_VERSION)
+        return kle_error_set(KLE_EVERSION,
+                             "kle_lock_watch: kle_lock_watch_opts version %u is not "
+                             "supported",
+                             opts->version);
+    if (!kle_lock_can_watch(lock))
+        return kle_error_set(KLE_ESTATE, "watch %s: this lock cannot watch (vtable version %u)",
+                             lock->describe(lock), lock->version);
+    return ensure_detail(lock->watch(lock, opts, fn, data), lock, "watch");
+}

@@ -10,11 +10,15 @@
 #include "kle/testing.h"
 
 #include <pthread.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#define N_METHODS 4
+#define N_METHODS 5
+
+typedef struct fake_event fake_event;
+typedef struct watch_session watch_session;
 
 struct kle_fake_store {
     pthread_mutex_t mu;
@@ -24,6 +28,12 @@ struct kle_fake_store {
     kle_record record;
     uint64_t resource_version;
     uint64_t writes;
+    /* The state before the last write, for stale re-deliveries. */
+    int prev_exists;
+    kle_record prev_record;
+    uint64_t prev_rv;
+    watch_session *sessions; /* Open watches. */
+    uint64_t bookmarks;
 };
 
 typedef struct script {
@@ -47,9 +57,31 @@ typedef struct fake_lock {
     uint64_t last_rv;
     unsigned int events;
     char last_event[512];
+    /* Watch: the member is set when on; faults guarded by the store's mu. */
+    kle_event *watch_wake;
+    kle_clock proxy; /* Forwards a set of the watch's cancel event to watch_wake. */
+    int wf_drop, wf_dup, wf_stale, wf_gone;
+    watch_session *session;
 } fake_lock;
 
-static const char *method_names[N_METHODS] = {"get", "create", "update", "record event"};
+struct fake_event {
+    fake_event *next;
+    kle_lock_event_type type;
+    int listed;
+    kle_record record;
+    uint64_t rv;
+    int64_t due;
+};
+
+struct watch_session {
+    watch_session *next;
+    fake_lock *lock;
+    fake_event *head, *tail;
+    int silent;
+    int end_rc;
+};
+
+static const char *method_names[N_METHODS] = {"get", "create", "update", "record event", "watch"};
 
 int kle_fake_store_new(kle_fake_store **out, kle_clock *clock)
 {
@@ -73,6 +105,7 @@ static void store_unref(kle_fake_store *s)
     if (left > 0)
         return;
     kle_record_dispose(&s->record);
+    kle_record_dispose(&s->prev_record);
     pthread_mutex_destroy(&s->mu);
     free(s);
 }
@@ -101,17 +134,134 @@ int kle_fake_store_peek(kle_record *out, uint64_t *out_rv, kle_fake_store *s)
     return rc;
 }
 
+/* ---- watch ---- */
+
+/* Keeps the state before a write (store mu held). */
+static void remember_prev(kle_fake_store *s)
+{
+    kle_record_dispose(&s->prev_record);
+    s->prev_exists = s->exists;
+    s->prev_rv = s->resource_version;
+    if (!s->exists || kle_record_copy(&s->prev_record, &s->record) < 0)
+        kle_record_init(&s->prev_record, KLE_RECORD_VERSION);
+}
+
+static void free_events(watch_session *w)
+{
+    while (w->head) {
+        fake_event *ev = w->head;
+        w->head = ev->next;
+        kle_record_dispose(&ev->record);
+        free(ev);
+    }
+    w->tail = NULL;
+}
+
+static void enqueue(watch_session *w, kle_lock_event_type type, int listed, int exists,
+                    const kle_record *record, uint64_t rv, int64_t due)
+{
+    fake_event *ev = calloc(1, sizeof(*ev));
+    if (!ev)
+        return;
+    ev->type = type == KLE_LOCK_EVENT_RECORD && !exists ? KLE_LOCK_EVENT_DELETED : type;
+    ev->listed = listed;
+    ev->rv = rv;
+    ev->due = due;
+    kle_record_init(&ev->record, KLE_RECORD_VERSION);
+    if (ev->type == KLE_LOCK_EVENT_RECORD && kle_record_copy(&ev->record, record) < 0) {
+        free(ev);
+        return;
+    }
+    /* A delayed event holds back the ones behind it, as a slow stream does. */
+    if (w->tail && w->tail->due > ev->due)
+        ev->due = w->tail->due;
+    if (w->tail)
+        w->tail->next = ev;
+    else
+        w->head = ev;
+    w->tail = ev;
+}
+
+/* The time the next event of @p l takes to arrive (its scripted delay). */
+static int64_t event_delay(fake_lock *l)
+{
+    int64_t d = 0;
+    pthread_mutex_lock(&l->mu);
+    script *sc = &l->scripts[KLE_FAKE_WATCH];
+    if (sc->delay_count > 0) {
+        sc->delay_count--;
+        d = sc->delay_ns;
+    }
+    pthread_mutex_unlock(&l->mu);
+    return d;
+}
+
+/* Delivers the store's current state to every open watch (store mu held). */
+static void publish_type(kle_fake_store *s, kle_lock_event_type type)
+{
+    int64_t now = kle_clock_monotonic_ns(s->clock);
+    for (watch_session *w = s->sessions; w; w = w->next) {
+        fake_lock *l = w->lock;
+        if (w->silent)
+            continue;
+        if (l->wf_drop > 0) {
+            l->wf_drop--;
+            continue;
+        }
+        if (l->wf_gone > 0) {
+            l->wf_gone--;
+            free_events(w);
+            enqueue(w, KLE_LOCK_EVENT_RECORD, 1, s->exists, &s->record, s->resource_version, now);
+        } else {
+            int64_t due = now + event_delay(l);
+            /* A bookmark carries the server's latest resourceVersion, which
+             * moves on with writes to other objects: never the object's. */
+            uint64_t rv = type == KLE_LOCK_EVENT_BOOKMARK
+                              ? (UINT64_C(1) << 40) + s->resource_version * 1000 + ++s->bookmarks
+                              : s->resource_version;
+            enqueue(w, type, 0, type == KLE_LOCK_EVENT_BOOKMARK || s->exists, &s->record, rv, due);
+            if (type != KLE_LOCK_EVENT_BOOKMARK && l->wf_dup > 0) {
+                l->wf_dup--;
+                enqueue(w, type, 0, s->exists, &s->record, s->resource_version, due);
+            }
+            if (type != KLE_LOCK_EVENT_BOOKMARK && l->wf_stale > 0 && s->prev_rv > 0) {
+                l->wf_stale--;
+                enqueue(w, KLE_LOCK_EVENT_RECORD, 0, s->prev_exists, &s->prev_record, s->prev_rv,
+                        due);
+            }
+        }
+        kle_event_set(l->watch_wake);
+    }
+}
+
+static void publish(kle_fake_store *s)
+{
+    publish_type(s, KLE_LOCK_EVENT_RECORD);
+}
+
+int kle_fake_store_bookmark(kle_fake_store *s)
+{
+    if (!s)
+        return kle_error_set(KLE_EINVAL, "kle_fake_store_bookmark: store is NULL");
+    pthread_mutex_lock(&s->mu);
+    publish_type(s, KLE_LOCK_EVENT_BOOKMARK);
+    pthread_mutex_unlock(&s->mu);
+    return 0;
+}
+
 int kle_fake_store_put(kle_fake_store *s, const kle_record *record)
 {
     kle_record copy = KLE_RECORD_INIT;
     if (record && kle_record_copy(&copy, record) < 0)
         return KLE_ENOMEM;
     pthread_mutex_lock(&s->mu);
+    remember_prev(s);
     kle_record_dispose(&s->record);
     s->exists = record != NULL;
     s->record = copy;
     s->resource_version++;
     s->writes++;
+    publish(s);
     pthread_mutex_unlock(&s->mu);
     return 0;
 }
@@ -312,11 +462,13 @@ static int fake_write(fake_lock *l, kle_fake_method m, const kle_record *record,
                            l->description, (unsigned long long)s->resource_version,
                            (unsigned long long)expected);
     if (rc == 0) {
+        remember_prev(s);
         kle_record_dispose(&s->record);
         s->record = copy;
         s->exists = 1;
         rv = ++s->resource_version;
         s->writes++;
+        publish(s);
     }
     pthread_mutex_unlock(&s->mu);
     if (rc < 0)
@@ -359,6 +511,116 @@ static int fake_record_event(kle_lock *self, const char *message, const kle_lock
     return 0;
 }
 
+/* Setting the watch's cancel event wakes the watching thread too. */
+static void proxy_notify(kle_clock *self, kle_event *event)
+{
+    fake_lock *l = (fake_lock *)((char *)self - offsetof(fake_lock, proxy));
+    (void)event;
+    kle_event_set(l->watch_wake);
+}
+
+static int deliver(fake_lock *l, fake_event *ev, kle_lock_watch_fn fn, void *data)
+{
+    char rvbuf[24];
+    snprintf(rvbuf, sizeof(rvbuf), "%llu", (unsigned long long)ev->rv);
+    kle_lock_event out = {KLE_LOCK_EVENT_VERSION, ev->type, ev->listed, NULL, rvbuf, 0};
+    kle_lock_result r = KLE_LOCK_RESULT_INIT;
+    if (ev->type == KLE_LOCK_EVENT_RECORD) {
+        r.record = ev->record;
+        if (render_raw(&r.raw, &r.raw_len, &r.record) < 0)
+            return kle_error_set(KLE_ENOMEM, "fake lock %s: out of memory", l->description);
+        r.resource_version = rvbuf;
+        out.result = &r;
+    }
+    int rc = fn(&out, data);
+    free(r.raw);
+    return rc;
+}
+
+static int fake_watch(kle_lock *self, const kle_lock_watch_opts *opts, kle_lock_watch_fn fn,
+                      void *data)
+{
+    fake_lock *l = (fake_lock *)self;
+    kle_fake_store *s = l->store;
+    kle_clock *clock = s->clock;
+    int fail = 0;
+    pthread_mutex_lock(&l->mu);
+    l->calls[KLE_FAKE_WATCH]++;
+    if (l->scripts[KLE_FAKE_WATCH].fail_count > 0) {
+        l->scripts[KLE_FAKE_WATCH].fail_count--;
+        fail = l->scripts[KLE_FAKE_WATCH].fail_error;
+    }
+    pthread_mutex_unlock(&l->mu);
+    if (fail)
+        return kle_error_set(fail, "fake lock %s: scripted watch failure: %s", l->description,
+                             kle_strerror(fail));
+    watch_session *w = calloc(1, sizeof(*w));
+    if (!w)
+        return kle_error_set(KLE_ENOMEM, "fake lock %s: out of memory", l->description);
+    w->lock = l;
+    int64_t start = kle_clock_monotonic_ns(clock);
+    pthread_mutex_lock(&s->mu);
+    if (!opts->resource_version || !*opts->resource_version)
+        enqueue(w, KLE_LOCK_EVENT_RECORD, 1, s->exists, &s->record, s->resource_version, start);
+    w->next = s->sessions;
+    s->sessions = w;
+    l->session = w;
+    pthread_mutex_unlock(&s->mu);
+    if (opts->cancel)
+        kle_event_watch(opts->cancel, &l->proxy);
+    int64_t deadline = opts->timeout_ns > 0 ? start + opts->timeout_ns : INT64_MAX;
+    int rc = 0;
+    for (;;) {
+        kle_event_reset(l->watch_wake);
+        if (opts->cancel && kle_event_is_set(opts->cancel)) {
+            rc = kle_error_set(KLE_ECANCELED, "fake lock %s: watch cancelled", l->description);
+            break;
+        }
+        int64_t now = kle_clock_monotonic_ns(clock);
+        if (now >= deadline)
+            break;
+        pthread_mutex_lock(&s->mu);
+        if (w->end_rc) {
+            rc = w->end_rc;
+            pthread_mutex_unlock(&s->mu);
+            kle_error_set(rc, "fake lock %s: the watch stream ended", l->description);
+            break;
+        }
+        fake_event *ev = w->head;
+        if (ev && ev->due <= now) {
+            w->head = ev->next;
+            if (!w->head)
+                w->tail = NULL;
+            pthread_mutex_unlock(&s->mu);
+            int r = deliver(l, ev, fn, data);
+            kle_record_dispose(&ev->record);
+            free(ev);
+            if (r) {
+                rc = r < 0 ? r : 0;
+                break;
+            }
+            continue;
+        }
+        int64_t until = ev && ev->due < deadline ? ev->due : deadline;
+        pthread_mutex_unlock(&s->mu);
+        kle_clock_wait(clock, l->watch_wake, until);
+    }
+    if (opts->cancel)
+        kle_event_watch(opts->cancel, NULL);
+    pthread_mutex_lock(&s->mu);
+    for (watch_session **pp = &s->sessions; *pp; pp = &(*pp)->next)
+        if (*pp == w) {
+            *pp = w->next;
+            break;
+        }
+    if (l->session == w)
+        l->session = NULL;
+    free_events(w);
+    pthread_mutex_unlock(&s->mu);
+    free(w);
+    return rc;
+}
+
 static const char *fake_identity(kle_lock *self)
 {
     return ((fake_lock *)self)->identity;
@@ -373,6 +635,7 @@ static void fake_free(kle_lock *self)
 {
     fake_lock *l = (fake_lock *)self;
     store_unref(l->store);
+    kle_event_free(l->watch_wake);
     pthread_mutex_destroy(&l->mu);
     free(l->identity);
     free(l->description);
@@ -406,6 +669,15 @@ int kle_fake_lock_new(kle_lock **out, kle_fake_store *store, const char *identit
     l->base.identity = fake_identity;
     l->base.describe = fake_describe;
     l->base.free = fake_free;
+    l->base.watch = NULL; /* kle_fake_lock_set_watch() */
+    l->proxy.version = KLE_CLOCK_VERSION;
+    l->proxy.notify = proxy_notify;
+    if (kle_event_new(&l->watch_wake) < 0) {
+        free(l->identity);
+        free(l->description);
+        free(l);
+        return kle_error_last()->code;
+    }
     pthread_mutex_init(&l->mu, NULL);
     pthread_mutex_lock(&store->mu);
     store->refs++;
@@ -413,6 +685,60 @@ int kle_fake_lock_new(kle_lock **out, kle_fake_store *store, const char *identit
     l->store = store;
     *out = &l->base;
     return 0;
+}
+
+int kle_fake_lock_set_watch(kle_lock *lock, int on)
+{
+    if (!kle_fake_lock_is_fake(lock))
+        return kle_error_set(KLE_EINVAL, "kle_fake_lock_set_watch: not a fake lock");
+    lock->watch = on ? fake_watch : NULL;
+    return 0;
+}
+
+void kle_fake_lock_watch_fault(kle_lock *lock, kle_fake_watch_fault fault, int count)
+{
+    if (!kle_fake_lock_is_fake(lock) || count <= 0)
+        return;
+    fake_lock *l = (fake_lock *)lock;
+    kle_fake_store *s = l->store;
+    pthread_mutex_lock(&s->mu);
+    switch (fault) {
+    case KLE_FAKE_WATCH_DROP:
+        l->wf_drop += count;
+        break;
+    case KLE_FAKE_WATCH_DUPLICATE:
+        l->wf_dup += count;
+        break;
+    case KLE_FAKE_WATCH_STALE:
+        l->wf_stale += count;
+        break;
+    case KLE_FAKE_WATCH_GONE:
+        l->wf_gone += count;
+        break;
+    case KLE_FAKE_WATCH_END:
+        if (l->session)
+            l->session->end_rc = KLE_ETRANSPORT;
+        break;
+    case KLE_FAKE_WATCH_SILENCE:
+        if (l->session) {
+            l->session->silent = 1;
+            free_events(l->session);
+        }
+        break;
+    }
+    kle_event_set(l->watch_wake);
+    pthread_mutex_unlock(&s->mu);
+}
+
+int kle_fake_lock_watching(kle_lock *lock)
+{
+    if (!kle_fake_lock_is_fake(lock))
+        return 0;
+    fake_lock *l = (fake_lock *)lock;
+    pthread_mutex_lock(&l->store->mu);
+    int on = l->session != NULL;
+    pthread_mutex_unlock(&l->store->mu);
+    return on;
 }
 
 int kle_fake_lock_is_fake(kle_lock *lock)
@@ -468,6 +794,9 @@ void kle_fake_lock_clear_script(kle_lock *lock)
     pthread_mutex_lock(&l->mu);
     memset(l->scripts, 0, sizeof(l->scripts));
     pthread_mutex_unlock(&l->mu);
+    pthread_mutex_lock(&l->store->mu);
+    l->wf_drop = l->wf_dup = l->wf_stale = l->wf_gone = 0;
+    pthread_mutex_unlock(&l->store->mu);
 }
 
 unsigned int kle_fake_lock_calls(kle_lock *lock, kle_fake_method method)

@@ -170,8 +170,13 @@ int kle_multi_lock_new(kle_lock **out, kle_lock *primary, kle_lock *secondary)
     multi_lock *m = calloc(1, sizeof(*m));
     if (!m)
         return kle_error_set(KLE_ENOMEM, "multi lock: out of memory");
-    m->base = (kle_lock){KLE_LOCK_VERSION, ml_get,      ml_create,   ml_update,
-                         ml_record_event,  ml_identity, ml_describe, ml_free};
+    /* No watch member: the MultiLock is polled. Its record is decided by
+     * two objects (the primary's holder, unless the secondary disagrees,
+     * and a raw record and resourceVersion made of both), which no single
+     * stream shows in order; and it exists only for the few releases of a
+     * migration. See docs/architecture.md, "Watch mode". */
+    m->base = (kle_lock){KLE_LOCK_VERSION, ml_get,      ml_create, ml_update, ml_record_event,
+                         ml_identity,      ml_describe, ml_free,   NULL};
     m->primary = primary;
     m->secondary = secondary;
     *out = &m->base;

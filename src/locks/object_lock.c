@@ -464,6 +464,98 @@ static int ol_record_event(kle_lock *self, const char *message, const kle_lock_c
     return rc;
 }
 
+/* ---- watch: a single-object watch of the lock object ---- */
+
+typedef struct ol_watch {
+    object_lock *l;
+    kle_lock_watch_fn fn;
+    void *data;
+} ol_watch;
+
+static int deliver_object(ol_watch *w, json_object *obj, int listed)
+{
+    kle_lock_result got = KLE_LOCK_RESULT_INIT;
+    kle_lock_event ev = {KLE_LOCK_EVENT_VERSION, KLE_LOCK_EVENT_RECORD, listed, NULL, NULL, 0};
+    json_object *kind = NULL;
+    /* List items carry no kind; an event's object does. */
+    if (!json_object_object_get_ex(obj, "kind", &kind))
+        json_object_object_add(obj, "kind", json_object_new_string(w->l->kind->kind));
+    int rc = read_record(&got, w->l, obj);
+    if (rc < 0) {
+        ev.type = KLE_LOCK_EVENT_ERROR;
+        ev.error = rc;
+        ev.resource_version = string_at(metadata_of(obj), "resourceVersion");
+    } else {
+        ev.result = &got;
+        ev.resource_version = got.resource_version;
+    }
+    rc = w->fn(&ev, w->data);
+    kle_lock_result_dispose(&got);
+    return rc;
+}
+
+static int ol_watch_event(kle_watch_event_type type, json_object *obj, void *data)
+{
+    ol_watch *w = data;
+    object_lock *l = w->l;
+    kle_lock_event ev = {KLE_LOCK_EVENT_VERSION, KLE_LOCK_EVENT_BOOKMARK, 0, NULL, NULL, 0};
+    switch (type) {
+    case KLE_WATCH_LISTED: {
+        json_object *items = NULL;
+        if (json_object_object_get_ex(obj, "items", &items) &&
+            json_object_is_type(items, json_type_array)) {
+            size_t n = json_object_array_length(items);
+            for (size_t i = 0; i < n; i++) {
+                json_object *it = json_object_array_get_idx(items, i);
+                const char *name = string_at(metadata_of(it), "name");
+                if (name && strcmp(name, l->name) == 0)
+                    return deliver_object(w, it, 1);
+            }
+        }
+        ev.type = KLE_LOCK_EVENT_DELETED;
+        ev.listed = 1;
+        ev.resource_version = string_at(metadata_of(obj), "resourceVersion");
+        return w->fn(&ev, w->data);
+    }
+    case KLE_WATCH_ADDED:
+    case KLE_WATCH_MODIFIED:
+        return deliver_object(w, obj, 0);
+    case KLE_WATCH_DELETED:
+        ev.type = KLE_LOCK_EVENT_DELETED;
+        ev.resource_version = string_at(metadata_of(obj), "resourceVersion");
+        return w->fn(&ev, w->data);
+    case KLE_WATCH_BOOKMARK:
+    default:
+        ev.resource_version = string_at(metadata_of(obj), "resourceVersion");
+        return w->fn(&ev, w->data);
+    }
+}
+
+/*
+ * A watch of the lock object alone (fieldSelector=metadata.name=<name>) on
+ * its collection, with bookmarks, resumed from the last resourceVersion and
+ * re-listed after 410 Gone by the client. It never touches the cached
+ * object that update is conditional on.
+ */
+static int ol_watch_fn(kle_lock *self, const kle_lock_watch_opts *opts, kle_lock_watch_fn fn,
+                       void *data)
+{
+    object_lock *l = (object_lock *)self;
+    char selector[300];
+    snprintf(selector, sizeof(selector), "metadata.name=%s", l->name);
+    kle_watch_opts wo = KLE_WATCH_OPTS_INIT;
+    wo.resource_version = opts->resource_version;
+    wo.field_selector = selector;
+    wo.timeout_ns = opts->timeout_ns;
+    wo.stream_timeout_ns = opts->stream_timeout_ns;
+    wo.cancel = opts->cancel;
+    ol_watch w = {l, fn, data};
+    int rc = kle_client_watch(l->client, l->collection, &wo, ol_watch_event, &w);
+    if (rc < 0 && rc != KLE_ECANCELED)
+        return kle_error_prefix("watch %s %s: ", l->kind->resource, l->description);
+    return rc;
+}
+
 static const char *ol_identity(kle_lock *self)
 {
     return ((object_lock *)self)->identity;
@@ -581,8 +673,8 @@ static int object_lock_new(kle_lock **out, const lock_kind *kind, kle_client *cl
     if (!l)
         return kle_error_set(KLE_ENOMEM, "lock: out of memory");
     pthread_mutex_init(&l->mu, NULL);
-    l->base = (kle_lock){KLE_LOCK_VERSION, ol_get,      ol_create,   ol_update,
-                         ol_record_event,  ol_identity, ol_describe, ol_free};
+    l->base = (kle_lock){KLE_LOCK_VERSION, ol_get,      ol_create, ol_update,  ol_record_event,
+                         ol_identity,      ol_describe, ol_free,   ol_watch_fn};
     l->kind = kind;
     l->client = client;
     l->record_events = opts->record_events;

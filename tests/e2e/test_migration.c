@@ -152,8 +152,8 @@ static void start_cand(cand *c, const char *type)
     lo.identity = c->id;
     lo.record_events = 0;
     c->lock = calloc(1, sizeof(*c->lock));
-    c->lock->base = (kle_lock){KLE_LOCK_VERSION, k_get,      k_create,   k_update,
-                               k_event,          k_identity, k_describe, k_free};
+    c->lock->base = (kle_lock){1,          k_get,      k_create, k_update, k_event,
+                               k_identity, k_describe, k_free,   NULL}; /* version 1: polled */
     if (kle_lock_new_by_name(&c->lock->inner, type, c->client, &lo) != 0)
         fail_msg("lock: %s", kle_error_last()->message);
     kle_elector_config ec = KLE_ELECTOR_CONFIG_INIT;

@@ -8,7 +8,8 @@
  * kle_error_set(). Members must honour ctx->timeout_ns and ctx->cancel.
  *
  * Required: get, create, update, identity, describe, free.
- * Optional: record_event (NULL: no events).
+ * Optional: record_event (NULL: no events); watch (version 2 and later;
+ * NULL: the elector polls). A version-1 vtable ends at free and is polled.
  */
 #ifndef KLE_SYS_LOCK_H
 #define KLE_SYS_LOCK_H
@@ -18,7 +19,7 @@
 KLE_BEGIN_DECLS
 
 /** Version of struct kle_lock this header describes. */
-#define KLE_LOCK_VERSION 1
+#define KLE_LOCK_VERSION 2
 
 /** The lock vtable; a backend embeds it as its first member. */
 struct kle_lock {
@@ -42,6 +43,14 @@ struct kle_lock {
     const char *(*describe)(kle_lock *self);
     /** Frees the backend. */
     void (*free)(kle_lock *self);
+    /**
+     * Version 2. Watches the lock object, as kle_lock_watch() describes:
+     * a single-object watch from @p opts->resource_version (or a list
+     * first), delivering each change, deletion and bookmark to @p fn on the
+     * calling thread. It must not change what update is conditional on:
+     * only get, create and update do. May be NULL.
+     */
+    int (*watch)(kle_lock *self, const kle_lock_watch_opts *opts, kle_lock_watch_fn fn, void *data);
 };
 
 KLE_END_DECLS

@@ -111,7 +111,7 @@ LIST=$(k auth can-i --list $AS 2>&1 | grep -v -e '^Resources' -e '^ ' | sed -E '
 [ "$LIST" = "events [] [create patch]
 events.events.k8s.io [] [create patch]
 leases.coordination.k8s.io [] [create]
-leases.coordination.k8s.io [my-app] [get update]
+leases.coordination.k8s.io [my-app] [get update list watch]
 selfsubjectaccessreviews.authorization.k8s.io [] [create]
 selfsubjectrulesreviews.authorization.k8s.io [] [create]" ] || fail "auth can-i --list: $LIST"
 for q in "get secrets" "get leases/other" "delete leases/my-app" "list leases"; do

@@ -95,7 +95,7 @@ LIST=$(k auth can-i --list $AS 2>&1 | grep -v -e '^Resources' -e '^ ' | sed -E '
 expect_eq "can-i --list: exactly deploy/rbac.yaml plus self reviews" "events [] [create patch]
 events.events.k8s.io [] [create patch]
 leases.coordination.k8s.io [] [create]
-leases.coordination.k8s.io [my-app] [get update]
+leases.coordination.k8s.io [my-app] [get update list watch]
 selfsubjectaccessreviews.authorization.k8s.io [] [create]
 selfsubjectrulesreviews.authorization.k8s.io [] [create]" "$LIST"
 OUT=$(k --token="$SA_TOKEN" get lease other 2>&1 || true)

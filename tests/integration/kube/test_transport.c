@@ -172,6 +172,9 @@ static void candidate_start(struct candidate *c, kle_client *client, const char 
     kle_elector_config ec = KLE_ELECTOR_CONFIG_INIT;
     if (kle_lock_new_by_name(&ec.lock, "leases", client, &lo) != 0)
         fail_msg("lock: %s", kle_error_last()->message);
+    /* Polls: the test counts the connections a frozen relay holds, and a
+     * watch stream through it would be one more, dropped only at its deadline. */
+    ec.follow = KLE_FOLLOW_POLL;
     ec.lease_duration_ns = KLE_MS(lease_ms);
     ec.renew_deadline_ns = KLE_MS(renew_ms);
     ec.retry_period_ns = KLE_MS(retry_ms);

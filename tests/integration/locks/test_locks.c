@@ -502,6 +502,7 @@ static void test_locks__holder_with_nul_is_compared_with_its_length(void **state
     c.lease_duration_ns = KLE_MS(10000);
     c.renew_deadline_ns = KLE_MS(5000);
     c.retry_period_ns = KLE_MS(100);
+    c.follow = KLE_FOLLOW_POLL; /* Counts the polled tries. */
     c.callbacks.on_started_leading = never_started;
     c.callbacks.on_stopped_leading = stopped_cb;
     kle_elector *e;

@@ -97,6 +97,31 @@ static void test_opts__run_defaults_and_aliases(void **state)
     assert_string_equal(o.argv_child[0], "sleep");
 }
 
+static void test_opts__follow_mode(void **state)
+{
+    cli_opts o;
+    char err[512];
+    (void)state;
+    unsetenv("KLE_FOLLOW");
+    assert_int_equal(parse(&o, err, sizeof(err), "run", "--lock-name", "x", "--", "true", NULL), 0);
+    assert_int_equal(o.follow_poll, 0);
+    assert_int_equal(
+        parse(&o, err, sizeof(err), "run", "--lock-name", "x", "--follow", "poll", "true", NULL),
+        0);
+    assert_int_equal(o.follow_poll, 1);
+    assert_int_equal(
+        parse(&o, err, sizeof(err), "run", "--lock-name", "x", "--follow=watch", "true", NULL), 0);
+    assert_int_equal(o.follow_poll, 0);
+    assert_int_equal(
+        parse(&o, err, sizeof(err), "run", "--lock-name", "x", "--follow", "push", "true", NULL),
+        CLI_EXIT_USAGE);
+    assert_string_equal(err, "kle: --follow: invalid value \"push\" (watch or poll)");
+    setenv("KLE_FOLLOW", "poll", 1);
+    assert_int_equal(parse(&o, err, sizeof(err), "run", "--lock-name", "x", "--", "true", NULL), 0);
+    assert_int_equal(o.follow_poll, 1);
+    unsetenv("KLE_FOLLOW");
+}
+
 static void test_opts__bad_values_are_usage_errors(void **state)
 {
     cli_opts o;
@@ -232,6 +257,7 @@ int main(void)
         cmocka_unit_test(test_opts__go_durations),
         cmocka_unit_test(test_opts__format_duration),
         cmocka_unit_test(test_opts__run_defaults_and_aliases),
+        cmocka_unit_test(test_opts__follow_mode),
         cmocka_unit_test(test_opts__bad_values_are_usage_errors),
         cmocka_unit_test(test_opts__durations_have_an_upper_bound),
         cmocka_unit_test(test_opts__boolean_flags_take_no_separate_value),

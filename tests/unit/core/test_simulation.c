@@ -17,6 +17,11 @@
  * grows with every change of leader. Checked in every quiet phase (faults
  * cleared, crashed electors restarted): some elector leads within
  * LeaseDuration + 2.2 × RetryPeriod, and one still leads at its end.
+ *
+ * In watch mode (the electors follow the object through the fake lock's
+ * watch) the same invariants hold with watch faults mixed in: events
+ * delayed, dropped, duplicated, re-delivered stale, 410 Gone re-lists,
+ * streams ended, black-holed or failing to open, and bookmarks.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -69,6 +74,8 @@ struct sim {
     char late[256];
     uint64_t stalls;
     int64_t lease, renew, retry;
+    int watch; /* The electors follow in watch mode, with watch faults. */
+    uint64_t watch_faults;
     int last_token;
     char last_holder[32];
     /* Quiet phase tracking. */
@@ -186,6 +193,9 @@ static void start_cand(sim *s, cand *c)
     cfg.callbacks.on_started_leading = on_started;
     cfg.callbacks.on_stopped_leading = on_stopped;
     cfg.callbacks.data = c;
+    cfg.follow = s->watch ? KLE_FOLLOW_WATCH : KLE_FOLLOW_POLL;
+    if (s->watch)
+        assert_int_equal(kle_fake_lock_set_watch(c->lock, 1), 0);
     assert_int_equal(kle_elector_new(&c->e, &cfg), 0);
     assert_int_equal(kle_event_new(&c->exited), 0);
     c->quit = 0;
@@ -217,11 +227,54 @@ static int current_leader(sim *s)
     return -1;
 }
 
+/* A fault of the watch stream of one elector. */
+static void inject_watch_fault(sim *s, cand *c)
+{
+    s->watch_faults++;
+    if (!c->alive)
+        return;
+    int count = (int)rnd_range(s, 1, 6);
+    switch (rnd(s) % 9) {
+    case 0:
+        kle_fake_lock_watch_fault(c->lock, KLE_FAKE_WATCH_DROP, count);
+        break;
+    case 1:
+        kle_fake_lock_watch_fault(c->lock, KLE_FAKE_WATCH_DUPLICATE, count);
+        break;
+    case 2:
+        kle_fake_lock_watch_fault(c->lock, KLE_FAKE_WATCH_STALE, count);
+        break;
+    case 3:
+        kle_fake_lock_watch_fault(c->lock, KLE_FAKE_WATCH_GONE, 1);
+        break;
+    case 4:
+        kle_fake_lock_watch_fault(c->lock, KLE_FAKE_WATCH_END, 1);
+        break;
+    case 5:
+        kle_fake_lock_watch_fault(c->lock, KLE_FAKE_WATCH_SILENCE, 1);
+        break;
+    case 6:
+        kle_fake_lock_fail_next(c->lock, KLE_FAKE_WATCH, count, KLE_ETRANSPORT);
+        kle_fake_lock_watch_fault(c->lock, KLE_FAKE_WATCH_END, 1);
+        break;
+    case 7:
+        kle_fake_lock_delay_next(c->lock, KLE_FAKE_WATCH, count, rnd_range(s, 1 * MS, s->retry));
+        break;
+    default:
+        kle_fake_store_bookmark(s->store);
+        break;
+    }
+}
+
 static void inject_fault(sim *s)
 {
     cand *c = &s->c[rnd(s) % N_CAND];
     unsigned kind = (unsigned)(rnd(s) % 100);
     s->faults++;
+    if (s->watch && rnd(s) % 3 == 0) {
+        inject_watch_fault(s, c);
+        return;
+    }
     if (kind < 8) {
         /* The leader is cut off: its calls hang to their timeouts or fail. */
         int l = current_leader(s);
@@ -300,7 +353,9 @@ static uint64_t simulate_timed(sim *s, uint64_t seed, int64_t duration, int64_t 
 {
     kle_fake_clock_opts o = KLE_FAKE_CLOCK_OPTS_INIT;
     o.auto_advance = 1;
+    int watch = s->watch;
     memset(s, 0, sizeof(*s));
+    s->watch = watch;
     s->lease = lease;
     s->renew = renew;
     s->retry = retry;
@@ -382,6 +437,34 @@ static void test_simulation__same_seed_replays_exactly(void **state)
     free(b);
 }
 
+static void test_simulation__watch_mode_24_hours_of_faults(void **state)
+{
+    sim *s = calloc(1, sizeof(*s));
+    int64_t day = 24 * 3600 * SEC;
+    s->watch = 1;
+    simulate(s, 20261202, day);
+    report("simulation, watch mode", s, day);
+    assert_sim_ok(s);
+    assert_true(s->quiet_phases >= 60);
+    assert_true(s->acquisitions > 100);
+    assert_true(s->watch_faults > 1000);
+    free(s);
+}
+
+static void test_simulation__watch_mode_short_timings(void **state)
+{
+    static const int64_t t[][3] = {{4 * SEC, 3 * SEC, 1 * SEC}, {4 * SEC, 3 * SEC, 2499 * MS}};
+    sim *s = calloc(1, sizeof(*s));
+    for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+        int64_t hours = 3 * 3600 * SEC;
+        s->watch = 1;
+        simulate_timed(s, 2000 + i, hours, t[i][0], t[i][1], t[i][2]);
+        report("timings, watch mode", s, hours);
+        assert_sim_ok(s);
+    }
+    free(s);
+}
+
 static void test_simulation__five_electors_24_hours_of_faults(void **state)
 {
     sim *s = calloc(1, sizeof(*s));
@@ -424,6 +507,8 @@ int main(void)
         cmocka_unit_test(test_simulation__same_seed_replays_exactly),
         cmocka_unit_test(test_simulation__five_electors_24_hours_of_faults),
         cmocka_unit_test(test_simulation__timings_across_the_valid_range),
+        cmocka_unit_test(test_simulation__watch_mode_24_hours_of_faults),
+        cmocka_unit_test(test_simulation__watch_mode_short_timings),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

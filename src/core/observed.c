@@ -1,0 +1,109 @@
+/* What the elector observed of the lock: the rule that turns a read or a
+ * watch event into the observed record and its time, and the questions
+ * asked of it. Used by the elector (elector.c) and its watch mode
+ * (follow.c), so neither depends on the other for them. */
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kle/clock.h"
+#include "kle/record.h"
+#include "core/elector_internal.h"
+
+/*
+ * The coarsest time precision of any record (annotation records carry whole
+ * seconds): a holder's renewals can leave the raw record unchanged for at
+ * most this long. See the "touched lock object" rule in try_acquire_or_renew.
+ */
+#define RECORD_PRECISION KLE_NS_PER_SEC
+
+/*
+ * Records what a read showed at `seen` (mu held): a raw record that differs
+ * from the last one seen resets the observed time; a new resourceVersion
+ * with the same record (a label touched by someone, or a renewal within the
+ * record's time precision) counts as a renewal for at most RECORD_PRECISION
+ * after the record last changed; see docs/architecture.md. Takes what it
+ * keeps out of `got`.
+ */
+void kle_elector__observe(kle_elector *e, kle_lock_result *got, int64_t seen, int *out_changed)
+{
+    int changed = !e->observed_raw || e->observed_raw_len != got->raw_len ||
+                  memcmp(e->observed_raw, got->raw, got->raw_len) != 0;
+    int touched = !changed && got->resource_version &&
+                  (!e->observed_rv || strcmp(got->resource_version, e->observed_rv) != 0);
+    if (changed) {
+        kle_record_dispose(&e->observed);
+        e->observed = got->record;
+        kle_record_init(&got->record, KLE_RECORD_VERSION);
+        free(e->observed_raw);
+        e->observed_raw = got->raw;
+        e->observed_raw_len = got->raw_len;
+        got->raw = NULL;
+        e->has_observed = 1;
+        e->observed_time = seen;
+        e->raw_changed_time = seen;
+    } else if (touched) {
+        int64_t cap = e->raw_changed_time + RECORD_PRECISION;
+        int64_t t = seen < cap ? seen : cap;
+        if (t > e->observed_time)
+            e->observed_time = t;
+    }
+    if (changed || touched) {
+        free(e->observed_rv);
+        e->observed_rv = got->resource_version;
+        got->resource_version = NULL;
+    }
+    *out_changed = changed;
+}
+
+
+int kle_elector__lease_valid(kle_elector *e, int64_t now)
+{
+    return e->has_observed &&
+           e->observed_time + (int64_t)e->observed.lease_duration_seconds * KLE_NS_PER_SEC > now;
+}
+
+int kle_elector__observed_is_me(kle_elector *e)
+{
+    return e->has_observed && kle_record_holder_is(&e->observed, e->identity);
+}
+
+void kle_elector__join(kle_elector *e, atomic_int *done, pthread_t thread)
+{
+    while (!atomic_load(done)) {
+        kle_event_reset(e->wake);
+        if (atomic_load(done))
+            break;
+        kle_clock_wait(e->clock, e->wake, INT64_MAX);
+    }
+    pthread_join(thread, NULL);
+}
+
+void kle_elector__report_transition(kle_elector *e)
+{
+    char *copy = NULL;
+    pthread_mutex_lock(&e->mu);
+    const char *holder = kle_record_holder(&e->observed);
+    size_t len = kle_record_holder_len(&e->observed);
+    if (len != e->reported_len || memcmp(holder, e->reported_leader, len) != 0) {
+        char *dup = malloc(len + 1);
+        copy = strdup(holder); /* The callback gets a C string: up to a NUL, if any. */
+        if (dup && copy) {
+            memcpy(dup, holder, len);
+            dup[len] = '\0';
+            free(e->reported_leader);
+            e->reported_leader = dup;
+            e->reported_len = len;
+        } else {
+            free(dup);
+            free(copy);
+            copy = NULL;
+        }
+    }
+    pthread_mutex_unlock(&e->mu);
+    if (copy && e->cb.on_new_leader)
+        e->cb.on_new_leader(copy, e->cb.data);
+    free(copy);
+}
+
