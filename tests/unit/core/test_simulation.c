@@ -437,8 +437,23 @@ static void test_simulation__same_seed_replays_exactly(void **state)
     free(b);
 }
 
+/*
+ * Under valgrind (KLE_UNDER_VALGRIND, set by the valgrind build) the
+ * watch-mode runs are skipped: they repeat the poll-mode runs' code paths
+ * for memory errors (test_follow covers watch mode's own code under
+ * valgrind) and would double the valgrind pass. The ASan+UBSan build runs
+ * them all.
+ */
+static int under_valgrind(void)
+{
+    const char *v = getenv("KLE_UNDER_VALGRIND");
+    return v && *v == '1';
+}
+
 static void test_simulation__watch_mode_24_hours_of_faults(void **state)
 {
+    if (under_valgrind())
+        skip();
     sim *s = calloc(1, sizeof(*s));
     int64_t day = 24 * 3600 * SEC;
     s->watch = 1;
@@ -453,6 +468,8 @@ static void test_simulation__watch_mode_24_hours_of_faults(void **state)
 
 static void test_simulation__watch_mode_short_timings(void **state)
 {
+    if (under_valgrind())
+        skip();
     static const int64_t t[][3] = {{4 * SEC, 3 * SEC, 1 * SEC}, {4 * SEC, 3 * SEC, 2499 * MS}};
     sim *s = calloc(1, sizeof(*s));
     for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
