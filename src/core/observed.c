@@ -57,7 +57,6 @@ void kle_elector__observe(kle_elector *e, kle_lock_result *got, int64_t seen, in
     *out_changed = changed;
 }
 
-
 int kle_elector__lease_valid(kle_elector *e, int64_t now)
 {
     return e->has_observed &&
@@ -106,4 +105,3 @@ void kle_elector__report_transition(kle_elector *e)
         e->cb.on_new_leader(copy, e->cb.data);
     free(copy);
 }
-
