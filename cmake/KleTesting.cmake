@@ -1,3 +1,16 @@
+# kle_test_cost(<name>): the scheduling hints of tests/CMakeLists.txt
+# (KLE_TEST_COSTS name:seconds, KLE_TEST_TWO_SLOTS) on one test.
+function(kle_test_cost name)
+  foreach(entry IN LISTS KLE_TEST_COSTS)
+    if(entry MATCHES "^${name}:([0-9]+)$")
+      set_tests_properties(${name} PROPERTIES COST ${CMAKE_MATCH_1})
+    endif()
+  endforeach()
+  if(name IN_LIST KLE_TEST_TWO_SLOTS AND NOT KLE_VALGRIND)
+    set_tests_properties(${name} PROPERTIES PROCESSORS 2)
+  endif()
+endfunction()
+
 # kle_add_test(NAME <name> SOURCES <files...> LABELS <unit|integration|e2e>
 #              [LIBS <libs...>] [TIMEOUT <seconds>] [ENVIRONMENT <k=v...>])
 # Builds a CMocka test program and registers it with CTest.
@@ -21,6 +34,7 @@ function(kle_add_test)
     math(EXPR T_TIMEOUT "${T_TIMEOUT} * 10")
   endif()
   set_tests_properties(${T_NAME} PROPERTIES LABELS "${T_LABELS}" TIMEOUT ${T_TIMEOUT})
+  kle_test_cost(${T_NAME})
   if(KLE_VALGRIND)
     # Tests may shorten what valgrind's slowdown makes too long for CI.
     list(APPEND T_ENVIRONMENT "KLE_UNDER_VALGRIND=1")
@@ -40,4 +54,5 @@ function(kle_add_script_test)
   endif()
   set_tests_properties(${T_NAME} PROPERTIES LABELS "${T_LABELS}" TIMEOUT ${T_TIMEOUT}
     ENVIRONMENT "KLE_BUILD_DIR=${PROJECT_BINARY_DIR};KLE_SOURCE_DIR=${PROJECT_SOURCE_DIR};${T_ENVIRONMENT}")
+  kle_test_cost(${T_NAME})
 endfunction()

@@ -15,4 +15,5 @@ function(kle_add_http2_run test)
   endif()
   set_tests_properties(${test}_http2 PROPERTIES LABELS "${labels};http2" TIMEOUT ${timeout}
     ENVIRONMENT "${env};KLE_TEST_HTTP=2;${H_ENVIRONMENT}")
+  kle_test_cost(${test}_http2)
 endfunction()

@@ -50,9 +50,9 @@
 #define LEASE_MS 8000
 #define RENEW_MS 6000
 #define RETRY_MS 1000
-#define TTL_S    4
-#define STEP_MS  2500
-#define STEPS    6
+#define TTL_S    3
+#define STEP_MS  1500
+#define STEPS    5
 
 static kle_test_apiserver srv;
 static int http2;
