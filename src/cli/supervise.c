@@ -20,6 +20,11 @@
  *   process group.
  * - kle's death: PR_SET_PDEATHSIG (SIGUSR1) or end of file on CTL_FD make
  *   the shim SIGKILL every descendant and exit.
+ * - The shim's own death: the command runs with PR_SET_PDEATHSIG (SIGKILL),
+ *   so a SIGKILL of kle and the shim together (kill -9 of both, pkill -9
+ *   kle) does not leave it running unguarded. Its own children are not
+ *   covered: only a cgroup (a container's, a systemd unit's) kills them
+ *   all then.
  * - kle stops the command by SIGTERM to the group: the shim forwards it to
  *   descendants outside the group and SIGKILLs everything grace later (or at
  *   once on SIGUSR2).
@@ -261,6 +266,7 @@ int cli_supervise_main(int argc, char **argv)
     }
     arm_at(tfd, deadline);
 
+    pid_t shim = getpid();
     child = fork();
     if (child < 0) {
         report(status_fd, "exec", errno);
@@ -276,6 +282,11 @@ int cli_supervise_main(int argc, char **argv)
         for (int s = 1; s < NSIG; s++)
             sigaction(s, &sa, NULL);
         prctl(PR_SET_CHILD_SUBREAPER, 0);
+        /* The command dies with the shim. Were kle and the shim both
+         * killed (kill -9 of both, pkill -9 kle), nothing would be left to
+         * stop it at the deadline; a shim already gone means the same. */
+        if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != shim)
+            _exit(126);
         sigemptyset(&none);
         sigprocmask(SIG_SETMASK, &none, NULL);
         execvp(argv[0], argv);

@@ -5,7 +5,9 @@ CLOCK_BOOTTIME ns, 8 bytes) in the control pipe, the report read from the
 status pipe. Checks that a command is never started past its deadline,
 that the deadline stops it (SIGTERM, SIGKILL at deadline + grace) when no
 extension comes, that extensions keep it running, and that exec failures
-are reported as such."""
+are reported as such, and that the command does not outlive the shim
+when both kle and the shim are killed (kill -9 of both, pkill -9 kle).
+"""
 import os
 import struct
 import subprocess
@@ -125,5 +127,34 @@ with tempfile.TemporaryDirectory() as t:
     if r != ["exec", "2"]:
         fail(f"missing command: report {r}, want exec 2 (ENOENT)")
     ok("exec failure reported as such")
+
+    # 6. The shim killed outright (SIGKILL: no chance to stop anything):
+    # the command must not run on without a guard. Its parent-death signal
+    # (SIGKILL) takes it down at once.
+    p, s, c = start(boot_ns() + 30_000_000_000, 200,
+                    ["sh", "-c", f"echo $$ > {t}/c.tmp; mv {t}/c.tmp {t}/c; "
+                     "while :; do sleep 0.02; done"])
+    end = time.monotonic() + 10
+    while not os.path.exists(f"{t}/c") and time.monotonic() < end:
+        time.sleep(0.01)
+    cmd_pid = int(open(f"{t}/c").read())
+    t0 = time.monotonic()
+    p.kill()
+    p.wait(timeout=5)
+
+    def running(pid):
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+        except OSError:
+            return False
+    while running(cmd_pid) and time.monotonic() < t0 + 5:
+        time.sleep(0.01)
+    if running(cmd_pid):
+        os.kill(cmd_pid, 9)
+        fail(f"the command {cmd_pid} outlived its SIGKILLed shim")
+    ok(f"the command died with its shim ({(time.monotonic() - t0) * 1000:.0f} ms)")
+    os.close(s)
+    os.close(c)
 
 sys.exit(1 if failed else 0)
