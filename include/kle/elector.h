@@ -98,15 +98,25 @@ typedef struct kle_elector_config {
     uint64_t jitter_seed;
     /** Limit of one lock call when no deadline is nearer (default max(1 s, renew_deadline/2)). */
     int64_t call_timeout_ns;
+    /**
+     * Since version 2. Coordinated leader election (client-go's
+     * LeaderElectionConfig.Coordinated, KEP-4355): the elector never creates
+     * the lock nor takes a free or expired one; it leads only when the
+     * coordinated election controller of the API server has made it the
+     * holder, and renews while that lease is live. Publish a LeaseCandidate
+     * (kle_candidate_start() in kle/coordinated.h) so that the controller
+     * can pick this replica. Default 0. See docs/coordinated.md.
+     */
+    int coordinated;
 } kle_elector_config;
 
 /** Version of kle_elector_config this header describes. */
-#define KLE_ELECTOR_CONFIG_VERSION 1
+#define KLE_ELECTOR_CONFIG_VERSION 2
 /** Initialiser with kube-controller-manager's defaults: 15 s / 10 s / 2 s. */
 #define KLE_ELECTOR_CONFIG_INIT                                                                    \
     {                                                                                              \
         KLE_ELECTOR_CONFIG_VERSION, NULL, KLE_SEC(15), KLE_SEC(10), KLE_SEC(2), 0, NULL,           \
-            {NULL, NULL, NULL, NULL}, NULL, 0, 0                                                   \
+            {NULL, NULL, NULL, NULL}, NULL, 0, 0, 0                                                \
     }
 
 /** Version of kle_elector_stats this header describes. */
