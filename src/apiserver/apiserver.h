@@ -40,6 +40,7 @@ extern const size_t kle_apiserver__nresources;
 #define KLE_RES_SSAR                12
 #define KLE_RES_SSRR                13
 #define KLE_RES_SECRETS             14
+#define KLE_RES_LEASECANDIDATES     15
 
 /* Buffer that grows; data is always NUL-terminated when len > 0. */
 typedef struct kle_apiserver__buf {
