@@ -914,7 +914,14 @@ static int lead_term(kle_elector *e, kle_leading *h)
         return kle_error_set(rc, "cannot lead %s: could not start the leadership guard", e->name);
     }
     int started = 0;
-    if (now_ns(e) >= e->lead_deadline || kle_event_is_set(h->ended)) {
+    pthread_mutex_lock(&e->mu);
+    int reserved = e->handover;
+    pthread_mutex_unlock(&e->mu);
+    if (reserved) {
+        /* Won a lease that prefers another holder: hand it over without starting the work. */
+        KLE_LOG_I("lease %s prefers another holder: handing it over without leading", e->name);
+        kle_event_set(h->ended);
+    } else if (now_ns(e) >= e->lead_deadline || kle_event_is_set(h->ended)) {
         /* The deadline passed before the work could start: never start it. */
         KLE_LOG_W("leadership of %s ended before the leader's work could start", e->name);
         kle_event_set(h->ended);

@@ -189,7 +189,8 @@ static void test_coordinated__preferred_holder_takes_a_released_lease_at_once(vo
     kle_record_dispose(&r);
 }
 
-/* Coordinated mode: no create, no takeover of a free or expired lease; renew what the server gave. */
+/* Coordinated mode: no create, no takeover of a free or expired lease; renew what the server gave.
+ */
 static void test_coordinated__coordinated_mode_never_self_acquires(void **state)
 {
     fixture *f = *state;
@@ -266,11 +267,27 @@ static void test_coordinated__leader_ends_term_and_hands_over_to_preferred_holde
     kle_record_dispose(&r);
 }
 
+/* A lease that is ours but reserved for another: handed over without starting the work. */
+static void test_coordinated__reserved_lease_is_handed_over_without_leading(void **state)
+{
+    fixture *f = *state;
+    put(f, "me", 15, NULL, "next");
+    pthread_t t;
+    assert_int_equal(kle_fake_clock_spawn(&t, f->clock, run_main, f), 0);
+    assert_int_equal(kle_clock_wait(f->clock, f->done, INT64_MAX), 0);
+    pthread_join(t, NULL);
+    assert_int_equal(f->run_rc, 0);
+    assert_int_equal(f->started, 0);
+    kle_record r = stored(f);
+    assert_string_equal(kle_record_holder(&r), "next");
+    kle_record_dispose(&r);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_coordinated__renewal_keeps_strategy_and_preferred_holder,
-                                        setup_plain, teardown),
+        cmocka_unit_test_setup_teardown(
+            test_coordinated__renewal_keeps_strategy_and_preferred_holder, setup_plain, teardown),
         cmocka_unit_test_setup_teardown(
             test_coordinated__takeover_keeps_strategy_and_clears_preference, setup_plain, teardown),
         cmocka_unit_test_setup_teardown(test_coordinated__follower_never_jumps_a_preferred_holder,
@@ -283,6 +300,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(
             test_coordinated__leader_ends_term_and_hands_over_to_preferred_holder, setup_loops,
             teardown),
+        cmocka_unit_test_setup_teardown(
+            test_coordinated__reserved_lease_is_handed_over_without_leading, setup_loops, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
