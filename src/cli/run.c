@@ -556,6 +556,22 @@ int cli_cmd_run(cli_opts *o, const char *self_exe)
                  c.lock_desc, kle_client_server(client), o->identity, l, r, p, g);
     }
 
+    kle_candidate *candidate = NULL;
+    if (o->coordinated || o->candidate) {
+        kle_candidate_opts co = KLE_CANDIDATE_OPTS_INIT;
+        co.namespace_ = o->namespace_;
+        co.name = o->identity;
+        co.lease_name = o->lock_name;
+        co.binary_version = o->binary_version;
+        co.emulation_version = o->emulation_version ? o->emulation_version : o->binary_version;
+        if (kle_candidate_start(&candidate, client, &co) < 0) {
+            CLI_ERR("%s", kle_error_last()->message);
+            cli_http_stop(http);
+            kle_client_free(client);
+            return CLI_EXIT_FAILURE;
+        }
+    }
+
     while (!shutting_down) {
         kle_lock *lock = NULL;
         kle_elector *e = NULL;
@@ -572,6 +588,7 @@ int cli_cmd_run(cli_opts *o, const char *self_exe)
         cfg.renew_deadline_ns = KLE_MS(o->renew_deadline_ms);
         cfg.retry_period_ns = KLE_MS(o->retry_period_ms);
         cfg.release_on_cancel = o->release_on_cancel;
+        cfg.coordinated = o->coordinated;
         cfg.name = o->lock_name;
         cfg.callbacks.on_started_leading = on_started_leading;
         cfg.callbacks.on_stopped_leading = on_stopped_leading;
@@ -625,6 +642,8 @@ int cli_cmd_run(cli_opts *o, const char *self_exe)
             CLI_WARN("lost leadership of %s (renewals failed); campaigning again", c.lock_desc);
             continue;
         }
+        if (rc == 0 && !c.led && !c.start_failed)
+            continue; /* won a lease reserved for another replica and handed it over */
         if (rc < 0 || c.start_failed || !c.led) {
             /* A failure to lead or to start the command (no descriptors,
              * processes, memory): back off exponentially instead of
@@ -640,6 +659,10 @@ int cli_cmd_run(cli_opts *o, const char *self_exe)
             pause_ms(delay);
         }
     }
+    /* A clean exit deletes the LeaseCandidate: the controller stops considering us. */
+    if (candidate && kle_candidate_stop(candidate, 1) < 0)
+        CLI_WARN("could not delete the LeaseCandidate: %s", kle_error_last()->message);
+    kle_candidate_free(candidate);
     cli_http_stop(http);
     kle_client_free(client);
     free(st.leader);
