@@ -24,12 +24,12 @@
 #include <string.h>
 #include <time.h>
 
-#define NS                        INT64_C(1000000000)
-#define ELECTION_DURATION         (5 * NS)       /* electionDuration */
-#define CANDIDATE_VALID           (1800 * NS)    /* leaseCandidateValidDuration: 30 min */
-#define DEFAULT_LEASE_SECONDS     5              /* defaultLeaseDurationSeconds */
-#define ELECTION_TICK_NS          (200 * 1000000) /* our stand-in for the work queue */
-#define OLDEST_EMULATION_VERSION  "OldestEmulationVersion"
+#define NS                       INT64_C(1000000000)
+#define ELECTION_DURATION        (5 * NS)        /* electionDuration */
+#define CANDIDATE_VALID          (1800 * NS)     /* leaseCandidateValidDuration: 30 min */
+#define DEFAULT_LEASE_SECONDS    5               /* defaultLeaseDurationSeconds */
+#define ELECTION_TICK_NS         (200 * 1000000) /* our stand-in for the work queue */
+#define OLDEST_EMULATION_VERSION "OldestEmulationVersion"
 
 int kle_apiserver__coordinated_election;
 
@@ -257,7 +257,8 @@ static int lease_expired(json_object *lease, int64_t now)
 static void set_spec(json_object *o, const char *field, json_object *v)
 {
     json_object *spec = NULL;
-    if (!json_object_object_get_ex(o, "spec", &spec) || !json_object_is_type(spec, json_type_object)) {
+    if (!json_object_object_get_ex(o, "spec", &spec) ||
+        !json_object_is_type(spec, json_type_object)) {
         spec = json_object_new_object();
         json_object_object_add(o, "spec", spec);
     }
@@ -383,8 +384,8 @@ static void reconcile(const char *ns, const char *lease_name, json_object **c, s
         if (electee)
             set_spec(l, "holderIdentity", json_object_new_string(name));
         put(KLE_RES_LEASES, ns, lease_name, l, 1);
-        fprintf(stderr, "kle-apiserver: election: created lease %s/%s for \"%s\"\n", ns,
-                lease_name, name);
+        fprintf(stderr, "kle-apiserver: election: created lease %s/%s for \"%s\"\n", ns, lease_name,
+                name);
         return;
     }
     json_object *existing = copy_of(lease);
