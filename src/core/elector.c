@@ -444,7 +444,12 @@ static int try_acquire_or_renew(kle_elector *e, int64_t deadline, kle_event *can
     }
 
     /* 4. Take it over, or renew it the slow way. */
-    if (observed_is_me(e)) {
+    if (observed_is_me(e) && e->coordinated && !e->leading) {
+        /* The server made us the holder without counting a transition: a
+         * new term must carry a new fencing token. */
+        rec.leader_transitions =
+            old_transitions < 2147483647 ? old_transitions + 1 : old_transitions;
+    } else if (observed_is_me(e)) {
         rec.acquire_time_ns = old_acquire;
         rec.leader_transitions = old_transitions;
         e->stats.slowpath_total++;

@@ -183,17 +183,17 @@ int kle_candidate_start(kle_candidate **out, kle_client *client, const kle_candi
                                          "are required");
     if ((!o->emulation_version || !*o->emulation_version) &&
         strcmp(strategy, KLE_STRATEGY_OLDEST_EMULATION_VERSION) == 0)
-        return kle_error_set(KLE_EINVAL, "lease candidate %s: emulation_version is required with "
-                                         "strategy OldestEmulationVersion",
+        return kle_error_set(KLE_EINVAL,
+                             "lease candidate %s: emulation_version is required with "
+                             "strategy OldestEmulationVersion",
                              o->name);
     kle_candidate *c = calloc(1, sizeof(*c));
     if (!c)
         return kle_error_set(KLE_ENOMEM, "lease candidate: out of memory");
     int fail = 0;
     c->client = client;
-    c->ns = dup_or_null(o->namespace_ && *o->namespace_ ? o->namespace_
-                                                        : kle_client_namespace(client),
-                        &fail);
+    c->ns = dup_or_null(
+        o->namespace_ && *o->namespace_ ? o->namespace_ : kle_client_namespace(client), &fail);
     c->name = dup_or_null(o->name, &fail);
     c->lease_name = dup_or_null(o->lease_name, &fail);
     c->binary_version = dup_or_null(o->binary_version, &fail);
@@ -278,8 +278,9 @@ static int check_live_candidate(kle_client *client, const char *ns, const char *
     kle_request_opts o = call_opts();
     int rc = kle_client_path(path, sizeof(path), CANDIDATES_GV, "leasecandidates", ns, to);
     if (rc < 0)
-        return kle_error_set(KLE_ESTATE, "transfer to \"%s\": not a valid LeaseCandidate name, so "
-                                         "not a candidate",
+        return kle_error_set(KLE_ESTATE,
+                             "transfer to \"%s\": not a valid LeaseCandidate name, so "
+                             "not a candidate",
                              to);
     rc = kle_client_get(&obj, client, path, &o);
     if (rc == KLE_ENOTFOUND)
@@ -292,8 +293,9 @@ static int check_live_candidate(kle_client *client, const char *ns, const char *
         return kle_error_prefix("transfer to \"%s\": reading its LeaseCandidate: ", to);
     const char *lease = str_at(obj, "spec", "leaseName");
     if (!lease || strcmp(lease, lock) != 0) {
-        rc = kle_error_set(KLE_ESTATE, "transfer to \"%s\": its LeaseCandidate is for lease "
-                                       "\"%.200s\", not %s",
+        rc = kle_error_set(KLE_ESTATE,
+                           "transfer to \"%s\": its LeaseCandidate is for lease "
+                           "\"%.200s\", not %s",
                            to, lease ? lease : "", lock);
         json_object_put(obj);
         return rc;
@@ -357,14 +359,15 @@ int kle_transfer(kle_client *client, const kle_transfer_opts *opts)
         const char *holder = str_at(lease, "spec", "holderIdentity");
         if (!holder || !*holder) {
             json_object_put(lease);
-            return kle_error_set(KLE_ESTATE, "transfer: nobody holds lease %s/%s: nothing to hand "
-                                             "over",
+            return kle_error_set(KLE_ESTATE,
+                                 "transfer: nobody holds lease %s/%s: nothing to hand "
+                                 "over",
                                  ns, opts->lock_name);
         }
         if (strcmp(holder, opts->to) == 0) {
             json_object_put(lease);
-            return kle_error_set(KLE_ESTATE, "transfer: \"%s\" already holds lease %s/%s",
-                                 opts->to, ns, opts->lock_name);
+            return kle_error_set(KLE_ESTATE, "transfer: \"%s\" already holds lease %s/%s", opts->to,
+                                 ns, opts->lock_name);
         }
         if (attempt == 0 && !opts->force &&
             (rc = check_live_candidate(client, ns, opts->lock_name, opts->to,
@@ -380,6 +383,6 @@ int kle_transfer(kle_client *client, const kle_transfer_opts *opts)
         if (rc != KLE_ECONFLICT)
             return rc < 0 ? kle_error_prefix("transfer: lease %s/%s: ", ns, opts->lock_name) : 0;
     }
-    return kle_error_set(KLE_ECONFLICT, "transfer: lease %s/%s changed under every attempt",
-                         ns, opts->lock_name);
+    return kle_error_set(KLE_ECONFLICT, "transfer: lease %s/%s changed under every attempt", ns,
+                         opts->lock_name);
 }
