@@ -285,6 +285,209 @@ static void test_coordinated__reserved_lease_is_handed_over_without_leading(void
     kle_record_dispose(&r);
 }
 
+/* ---- Watch mode (the default): several replicas on one store ---------- */
+
+#define MS KLE_NS_PER_MS
+
+typedef struct replica {
+    struct wfix *w;
+    const char *id;
+    kle_lock *lock; /* Owned by the elector. */
+    kle_elector *elector;
+    kle_event *done;
+    pthread_t thread;
+    int started;
+    int64_t t_started, t_ended; /* Of the last term's work. */
+} replica;
+
+typedef struct wfix {
+    kle_clock *clock;
+    kle_fake_store *store;
+    replica r[3];
+} wfix;
+
+static void w_lead(kle_leading *l, void *d)
+{
+    replica *r = d;
+    r->started++;
+    r->t_started = kle_clock_monotonic_ns(r->w->clock);
+    kle_leading_wait_ns(l, -1);
+    r->t_ended = kle_clock_monotonic_ns(r->w->clock);
+}
+
+static void *w_run(void *p)
+{
+    replica *r = p;
+    kle_elector_run(r->elector);
+    kle_event_set(r->done);
+    return NULL;
+}
+
+static int setup_watch(void **state)
+{
+    wfix *w = calloc(1, sizeof(*w));
+    kle_fake_clock_opts o = KLE_FAKE_CLOCK_OPTS_INIT;
+    o.auto_advance = 1;
+    quiet_log_install();
+    assert_int_equal(kle_fake_clock_new(&w->clock, &o), 0);
+    assert_int_equal(kle_fake_store_new(&w->store, w->clock), 0);
+    assert_int_equal(kle_fake_clock_join(w->clock), 0);
+    *state = w;
+    return 0;
+}
+
+/* Starts replica i as `id`, following the lock by watch (15 s / 10 s / 2 s). */
+static replica *w_start(wfix *w, int i, const char *id)
+{
+    replica *r = &w->r[i];
+    r->w = w;
+    r->id = id;
+    assert_int_equal(kle_event_new(&r->done), 0);
+    assert_int_equal(kle_fake_lock_new(&r->lock, w->store, id, "default/coordinated"), 0);
+    assert_int_equal(kle_fake_lock_set_watch(r->lock, 1), 0);
+    kle_elector_config c = KLE_ELECTOR_CONFIG_INIT;
+    c.lock = r->lock;
+    c.clock = w->clock;
+    c.jitter_seed = 11 + (uint64_t)i;
+    c.follow = KLE_FOLLOW_WATCH;
+    c.callbacks.on_started_leading = w_lead;
+    c.callbacks.on_stopped_leading = stopped;
+    c.callbacks.data = r;
+    assert_int_equal(kle_elector_new(&r->elector, &c), 0);
+    assert_int_equal(kle_fake_clock_spawn(&r->thread, w->clock, w_run, r), 0);
+    return r;
+}
+
+/* Waits (virtual time, bounded) until the replica's stream is healthy. */
+static void w_await_watching(replica *r)
+{
+    kle_elector_stats st = KLE_ELECTOR_STATS_INIT;
+    for (int i = 0; i < 1000; i++) {
+        assert_int_equal(kle_elector_get_stats(&st, r->elector), 0);
+        if (st.watching)
+            return;
+        kle_clock_sleep(r->w->clock, MS);
+    }
+    fail_msg("%s never watched the lock", r->id);
+}
+
+/* Sleeps (virtual time) until *flag is set, at most `limit`. */
+static void w_await(wfix *w, const int *flag, int64_t limit)
+{
+    int64_t end = kle_clock_monotonic_ns(w->clock) + limit;
+    while (!*flag && kle_clock_monotonic_ns(w->clock) < end)
+        kle_clock_sleep(w->clock, MS);
+}
+
+static int teardown_watch(void **state)
+{
+    wfix *w = *state;
+    for (int i = 0; i < 3; i++)
+        if (w->r[i].elector)
+            kle_elector_stop(w->r[i].elector);
+    for (int i = 0; i < 3; i++) {
+        replica *r = &w->r[i];
+        if (!r->elector)
+            continue;
+        kle_clock_wait(w->clock, r->done, INT64_MAX);
+        pthread_join(r->thread, NULL);
+        kle_elector_free(r->elector);
+        kle_event_free(r->done);
+    }
+    kle_fake_clock_leave(w->clock);
+    kle_fake_store_free(w->store);
+    kle_clock_free(w->clock);
+    free(w);
+    return 0;
+}
+
+/* A released record (holder "") of `seconds`, reserved for `who`. */
+static void w_release_for(wfix *w, const char *who, int seconds)
+{
+    kle_record r = KLE_RECORD_INIT;
+    assert_int_equal(kle_record_set_string(&r.holder_identity, ""), 0);
+    r.lease_duration_seconds = seconds;
+    r.leader_transitions = 4;
+    r.renew_time_ns = r.acquire_time_ns = kle_clock_wall_ns(w->clock);
+    assert_int_equal(kle_record_set_string(&r.preferred_holder, who), 0);
+    assert_int_equal(kle_fake_store_put(w->store, &r), 0);
+    kle_record_dispose(&r);
+}
+
+/* As kle transfer does: the stored record with only preferredHolder changed. */
+static void w_prefer(wfix *w, const char *who)
+{
+    kle_record r = KLE_RECORD_INIT;
+    assert_int_equal(kle_fake_store_peek(&r, NULL, w->store), 0);
+    assert_int_equal(kle_record_set_string(&r.preferred_holder, who), 0);
+    assert_int_equal(kle_fake_store_put(w->store, &r), 0);
+    kle_record_dispose(&r);
+}
+
+/*
+ * Watch mode: a leader whose lease the stream shows preferring another
+ * identity ends its term at once (not at its next renewal); once its work
+ * has returned it writes the preferred holder in, and that follower, which
+ * sees itself named on its stream, leads right away. The third replica
+ * never leads, and no two terms overlap.
+ */
+static void test_coordinated__watch_leader_hands_over_at_once_to_named_follower(void **state)
+{
+    wfix *w = *state;
+    replica *a = w_start(w, 0, "a");
+    w_await(w, &a->started, 5 * SEC);
+    assert_int_equal(a->started, 1);
+    replica *b = w_start(w, 1, "b");
+    replica *c = w_start(w, 2, "c");
+    w_await_watching(b);
+    w_await_watching(c);
+    /* Half a retry period after a renewal: the next one is 1 s away. */
+    kle_clock_sleep(w->clock, 3 * SEC + 500 * MS);
+    int64_t put_at = kle_clock_monotonic_ns(w->clock);
+    w_prefer(w, "b");
+    w_await(w, &b->started, 20 * SEC);
+    assert_int_equal(b->started, 1);
+    assert_true(a->t_ended > 0);
+    /* The term ended on the event: well before the next renewal (1 s). */
+    assert_true(a->t_ended - put_at < 50 * MS);
+    /* b led within one round trip (instant here) of a's work ending: no
+     * safety read (7.5 s), no expiry. Never both at once. */
+    assert_true(b->t_started >= a->t_ended);
+    assert_true(b->t_started - a->t_ended < 50 * MS);
+    kle_clock_sleep(w->clock, 20 * SEC);
+    assert_int_equal(a->started, 1);
+    assert_int_equal(c->started, 0);
+    kle_record r = KLE_RECORD_INIT;
+    assert_int_equal(kle_fake_store_peek(&r, NULL, w->store), 0);
+    assert_string_equal(kle_record_holder(&r), "b");
+    assert_true(!r.preferred_holder || r.preferred_holder[0] == '\0');
+    kle_record_dispose(&r);
+}
+
+/*
+ * Watch mode: a released lease reserved for another identity is not taken
+ * by a follower that sees the release on its stream; it waits until the
+ * lease expires (here 5 s after the last release it saw).
+ */
+static void test_coordinated__watch_follower_never_jumps_a_preferred_holder(void **state)
+{
+    wfix *w = *state;
+    int64_t t0 = kle_clock_monotonic_ns(w->clock);
+    w_release_for(w, "next", 5);
+    replica *c = w_start(w, 0, "c");
+    w_await_watching(c);
+    /* Released again at 2 s (its stream shows it: an attempt at once, refused). */
+    kle_clock_sleep(w->clock, 2 * SEC);
+    int64_t again = kle_clock_monotonic_ns(w->clock);
+    w_release_for(w, "next", 5);
+    w_await(w, &c->started, 20 * SEC);
+    assert_int_equal(c->started, 1);
+    assert_true(c->t_started - t0 >= 2 * SEC);
+    assert_true(c->t_started >= again + 5 * SEC);
+    /* ...and then at once: the expiry is scheduled, not polled for. */
+    assert_true(c->t_started < again + 5 * SEC + 100 * MS);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -304,6 +507,12 @@ int main(void)
             teardown),
         cmocka_unit_test_setup_teardown(
             test_coordinated__reserved_lease_is_handed_over_without_leading, setup_loops, teardown),
+        cmocka_unit_test_setup_teardown(
+            test_coordinated__watch_leader_hands_over_at_once_to_named_follower, setup_watch,
+            teardown_watch),
+        cmocka_unit_test_setup_teardown(
+            test_coordinated__watch_follower_never_jumps_a_preferred_holder, setup_watch,
+            teardown_watch),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
