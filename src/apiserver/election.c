@@ -29,6 +29,7 @@
 #define CANDIDATE_VALID          (1800 * NS)     /* leaseCandidateValidDuration: 30 min */
 #define DEFAULT_LEASE_SECONDS    5               /* defaultLeaseDurationSeconds */
 #define ELECTION_TICK_NS         (200 * 1000000) /* our stand-in for the work queue */
+#define GC_EVERY_TICKS           5               /* expired candidates looked for every second */
 #define OLDEST_EMULATION_VERSION "OldestEmulationVersion"
 
 int kle_apiserver__coordinated_election;
@@ -495,7 +496,7 @@ static void *election_main(void *arg)
     (void)arg;
     int ticks = 0;
     while (!stopping) {
-        pass(wall_now(), ticks++ % 150 == 0);
+        pass(wall_now(), ticks++ % GC_EVERY_TICKS == 0);
         struct timespec ts = {0, ELECTION_TICK_NS};
         nanosleep(&ts, NULL);
     }

@@ -79,5 +79,5 @@ expect_eq "candidates are never pinged while acked" "" "$(jget 'd["spec"].get("p
 # 5. Garbage collection: a candidate not renewed for 30 minutes is deleted.
 req POST $LC '{"metadata":{"name":"stale"},"spec":{"leaseName":"lease-gc","emulationVersion":"1.31.0","binaryVersion":"1.31.0","strategy":"OldestEmulationVersion","renewTime":"2020-01-01T00:00:00.000000Z"}}'
 gone() { req GET $LC/stale; [ "$CODE" = 404 ]; }
-wait_until "the stale candidate is collected" 60 gone && pass "stale candidates are deleted"
+wait_until "the stale candidate is collected" 10 gone && pass "stale candidates are deleted"
 finish
