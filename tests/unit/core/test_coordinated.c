@@ -39,18 +39,32 @@ static void stopped(void *d)
     (void)d;
 }
 
+/* A fake clock (the test thread joined when it auto-advances) and a store on it. */
+static void clock_and_store(kle_clock **clock, kle_fake_store **store, int auto_clock)
+{
+    kle_fake_clock_opts o = KLE_FAKE_CLOCK_OPTS_INIT;
+    o.auto_advance = auto_clock;
+    quiet_log_install();
+    assert_int_equal(kle_fake_clock_new(clock, &o), 0);
+    assert_int_equal(kle_fake_store_new(store, *clock), 0);
+    if (auto_clock)
+        assert_int_equal(kle_fake_clock_join(*clock), 0);
+}
+
+static void free_clock_and_store(kle_clock *clock, kle_fake_store *store, int auto_clock)
+{
+    if (auto_clock)
+        kle_fake_clock_leave(clock);
+    kle_fake_store_free(store);
+    kle_clock_free(clock);
+}
+
 static fixture *make(int auto_clock, int coordinated)
 {
     fixture *f = calloc(1, sizeof(*f));
-    kle_fake_clock_opts o = KLE_FAKE_CLOCK_OPTS_INIT;
-    o.auto_advance = auto_clock;
     f->auto_clock = auto_clock;
-    quiet_log_install();
-    assert_int_equal(kle_fake_clock_new(&f->clock, &o), 0);
-    assert_int_equal(kle_fake_store_new(&f->store, f->clock), 0);
+    clock_and_store(&f->clock, &f->store, auto_clock);
     assert_int_equal(kle_event_new(&f->done), 0);
-    if (auto_clock)
-        assert_int_equal(kle_fake_clock_join(f->clock), 0);
     assert_int_equal(kle_fake_lock_new(&f->lock, f->store, "me", "default/coordinated"), 0);
     kle_elector_config c = KLE_ELECTOR_CONFIG_INIT;
     c.lock = f->lock;
@@ -67,12 +81,9 @@ static fixture *make(int auto_clock, int coordinated)
 static int teardown(void **state)
 {
     fixture *f = *state;
-    if (f->auto_clock)
-        kle_fake_clock_leave(f->clock);
     kle_elector_free(f->elector);
-    kle_fake_store_free(f->store);
     kle_event_free(f->done);
-    kle_clock_free(f->clock);
+    free_clock_and_store(f->clock, f->store, f->auto_clock);
     free(f);
     return 0;
 }
@@ -326,12 +337,7 @@ static void *w_run(void *p)
 static int setup_watch(void **state)
 {
     wfix *w = calloc(1, sizeof(*w));
-    kle_fake_clock_opts o = KLE_FAKE_CLOCK_OPTS_INIT;
-    o.auto_advance = 1;
-    quiet_log_install();
-    assert_int_equal(kle_fake_clock_new(&w->clock, &o), 0);
-    assert_int_equal(kle_fake_store_new(&w->store, w->clock), 0);
-    assert_int_equal(kle_fake_clock_join(w->clock), 0);
+    clock_and_store(&w->clock, &w->store, 1);
     *state = w;
     return 0;
 }
@@ -394,9 +400,7 @@ static int teardown_watch(void **state)
         kle_elector_free(r->elector);
         kle_event_free(r->done);
     }
-    kle_fake_clock_leave(w->clock);
-    kle_fake_store_free(w->store);
-    kle_clock_free(w->clock);
+    free_clock_and_store(w->clock, w->store, 1);
     free(w);
     return 0;
 }
