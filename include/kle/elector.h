@@ -119,6 +119,16 @@ typedef struct kle_elector_config {
      * version-1 config gets) or KLE_FOLLOW_POLL.
      */
     int follow;
+    /**
+     * Version 2. Coordinated leader election (client-go's
+     * LeaderElectionConfig.Coordinated, KEP-4355): the elector never creates
+     * the lock nor takes a free or expired one; it leads only when the
+     * coordinated election controller of the API server has made it the
+     * holder, and renews while that lease is live. Publish a LeaseCandidate
+     * (kle_candidate_start() in kle/coordinated.h) so that the controller
+     * can pick this replica. Default 0. See docs/coordinated.md.
+     */
+    int coordinated;
 } kle_elector_config;
 
 /** Version of kle_elector_config this header describes. */
@@ -127,7 +137,7 @@ typedef struct kle_elector_config {
 #define KLE_ELECTOR_CONFIG_INIT                                                                    \
     {                                                                                              \
         KLE_ELECTOR_CONFIG_VERSION, NULL, KLE_SEC(15), KLE_SEC(10), KLE_SEC(2), 0, NULL,           \
-            {NULL, NULL, NULL, NULL}, NULL, 0, 0, KLE_FOLLOW_WATCH                                 \
+            {NULL, NULL, NULL, NULL}, NULL, 0, 0, KLE_FOLLOW_WATCH, 0                              \
     }
 
 /** Version of kle_elector_stats this header describes. */

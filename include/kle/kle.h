@@ -15,5 +15,6 @@
 #include "elector.h"
 #include "client.h"
 #include "locks.h"
+#include "coordinated.h"
 
 #endif

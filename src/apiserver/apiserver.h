@@ -26,10 +26,17 @@ typedef struct kle_apiserver__resource {
 extern const kle_apiserver__resource kle_apiserver__resources[];
 extern const size_t kle_apiserver__nresources;
 
+/* The coordinated-election controller (election.c): on with
+ * --feature-gates=CoordinatedLeaderElection=true. */
+extern int kle_apiserver__coordinated_election;
+int kle_apiserver__election_start(void);
+void kle_apiserver__election_stop(void);
+
 /* Index of the namespaces resource in kle_apiserver__resources. */
 #define KLE_RES_NAMESPACES 0
 /* core/v1 events; events.k8s.io/v1 events are stored with them. */
 #define KLE_RES_CORE_EVENTS         3
+#define KLE_RES_LEASES              4
 #define KLE_RES_EVENTS_V1           5
 #define KLE_RES_SERVICEACCOUNTS     6
 #define KLE_RES_ROLES               7
@@ -40,6 +47,7 @@ extern const size_t kle_apiserver__nresources;
 #define KLE_RES_SSAR                12
 #define KLE_RES_SSRR                13
 #define KLE_RES_SECRETS             14
+#define KLE_RES_LEASECANDIDATES     15
 
 /* Buffer that grows; data is always NUL-terminated when len > 0. */
 typedef struct kle_apiserver__buf {

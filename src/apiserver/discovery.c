@@ -14,17 +14,32 @@ void kle_apiserver__discovery_set_address(const char *addr)
     snprintf(server_addr, sizeof(server_addr), "%s", addr);
 }
 
+/* The versions a group serves, preferred (v1) first. */
 static json_object *group_json(const char *group)
 {
     json_object *g = json_object_new_object(), *versions = json_object_new_array(), *gv;
+    const char *seen[8];
+    size_t n = 0;
     char buf[256];
-    snprintf(buf, sizeof(buf), "%s/v1", group);
     json_object_object_add(g, "name", json_object_new_string(group));
-    gv = json_object_new_object();
-    json_object_object_add(gv, "groupVersion", json_object_new_string(buf));
-    json_object_object_add(gv, "version", json_object_new_string("v1"));
-    json_object_array_add(versions, gv);
+    for (size_t i = 0; i < kle_apiserver__nresources && n < 8; i++) {
+        const kle_apiserver__resource *r = &kle_apiserver__resources[i];
+        int dup = 0;
+        if (strcmp(r->group, group) != 0)
+            continue;
+        for (size_t k = 0; k < n; k++)
+            dup |= strcmp(seen[k], r->version) == 0;
+        if (dup)
+            continue;
+        seen[n++] = r->version;
+        snprintf(buf, sizeof(buf), "%s/%s", group, r->version);
+        gv = json_object_new_object();
+        json_object_object_add(gv, "groupVersion", json_object_new_string(buf));
+        json_object_object_add(gv, "version", json_object_new_string(r->version));
+        json_object_array_add(versions, gv);
+    }
     json_object_object_add(g, "versions", versions);
+    snprintf(buf, sizeof(buf), "%s/v1", group);
     gv = json_object_new_object();
     json_object_object_add(gv, "groupVersion", json_object_new_string(buf));
     json_object_object_add(gv, "version", json_object_new_string("v1"));
@@ -92,16 +107,17 @@ void kle_apiserver__discovery(answer *a, const char *url, int pretty)
         return;
     } else {
         const char *group = strcmp(p[0], "api") == 0 ? "" : p[1];
+        const char *version = strcmp(p[0], "api") == 0 ? p[1] : p[2];
         json_object *list = json_object_new_array();
         char gv[300];
-        snprintf(gv, sizeof(gv), "%.255s%sv1", group, group[0] ? "/" : "");
+        snprintf(gv, sizeof(gv), "%.255s%s%.20s", group, group[0] ? "/" : "", version);
         json_object_object_add(o, "kind", json_object_new_string("APIResourceList"));
         json_object_object_add(o, "apiVersion", json_object_new_string("v1"));
         json_object_object_add(o, "groupVersion", json_object_new_string(gv));
         for (size_t i = 0; i < kle_apiserver__nresources; i++) {
             const kle_apiserver__resource *r = &kle_apiserver__resources[i];
             json_object *e;
-            if (strcmp(r->group, group) != 0)
+            if (strcmp(r->group, group) != 0 || strcmp(r->version, version) != 0)
                 continue;
             e = json_object_new_object();
             json_object_object_add(e, "name", json_object_new_string(r->plural));

@@ -67,6 +67,10 @@ static void usage(FILE *f)
           "  --write-ca PATH             write the CA certificate (PEM) clients should trust\n"
           "  --admin-listen HOST:PORT    loopback listener for faults and counters\n"
           "  --watch-history N           change events kept for watch resume (default 10000)\n"
+          "  --feature-gates CoordinatedLeaderElection=true\n"
+          "                              run the coordinated leader election controller\n"
+          "                              (LeaseCandidates pick the Lease holder; "
+          "docs/coordinated.md)\n"
           "  --bookmark-interval SECONDS interval of watch BOOKMARK events (default 60)\n"
           "  -v, --verbose               log every request and libmicrohttpd's messages\n"
           "  --version                   print the version and exit\n"
@@ -121,6 +125,16 @@ static int parse_args(int argc, char **argv, options *o)
             continue;
         } else if (strcmp(a, "--issue-credentials") == 0) {
             o->issue_credentials = 1;
+            continue;
+        } else if (strncmp(a, "--feature-gates", 15) == 0) {
+            /* Only the one gate kle-apiserver knows:
+             * --feature-gates=CoordinatedLeaderElection=true. */
+            const char *v = a[15] == '=' ? a + 16 : (i + 1 < argc ? argv[++i] : "");
+            if (strcmp(v, "CoordinatedLeaderElection=true") == 0)
+                kle_apiserver__coordinated_election = 1;
+            else if (strcmp(v, "CoordinatedLeaderElection=false") != 0)
+                return bad("--feature-gates %s: only CoordinatedLeaderElection=true|false is known",
+                           v);
             continue;
         }
 #define FLAG(name, field) else if (strcmp(a, name) == 0) dst = &o->field
@@ -516,6 +530,10 @@ int main(int argc, char **argv)
         kle_apiserver__buf_free(&b);
     }
 
+    if (kle_apiserver__election_start() != 0) {
+        snprintf(err, sizeof(err), "cannot start the coordinated-election controller");
+        goto fail;
+    }
     for (;;) {
         if (sigwait(&set, &sig) == 0 && (sig == SIGTERM || sig == SIGINT))
             break;
@@ -528,6 +546,7 @@ fail:
     fprintf(stderr, "kle-apiserver: %s\n", err);
 out:
     atomic_store(&kle_apiserver__shutting_down, 1);
+    kle_apiserver__election_stop();
     kle_apiserver__admin_stop();
     kle_apiserver__store_lock();
     kle_apiserver__store_broadcast();

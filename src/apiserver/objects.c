@@ -30,6 +30,10 @@ const kle_apiserver__resource kle_apiserver__resources[] = {
     {"authorization.k8s.io", "v1", "selfsubjectrulesreviews", "selfsubjectrulesreview",
      "SelfSubjectRulesReview", "SelfSubjectRulesReviewList", NULL, 0, 1},
     {"", "v1", "secrets", "secret", "Secret", "SecretList", NULL, 1, 0},
+    /* Last: code elsewhere knows the indices above. */
+    /* Coordinated leader election (KEP-4355): coordination.k8s.io/v1beta1 since 1.33. */
+    {"coordination.k8s.io", "v1beta1", "leasecandidates", "leasecandidate", "LeaseCandidate",
+     "LeaseCandidateList", NULL, 1, 0},
 };
 const size_t kle_apiserver__nresources =
     sizeof(kle_apiserver__resources) / sizeof(kle_apiserver__resources[0]);

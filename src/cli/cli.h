@@ -46,9 +46,16 @@ typedef struct cli_opts {
     int migration_guard;
     int follow_poll;   /* --follow poll */
     char **argv_child; /* NULL-terminated, borrowed from argv */
+    int coordinated;
+    int candidate;
+    const char *binary_version;
+    const char *emulation_version;
     /* status */
     int output_json;
     int watch; /* status -w */
+    /* transfer */
+    const char *transfer_to;
+    int force;
     int help;
 } cli_opts;
 
@@ -102,6 +109,9 @@ int cli_default_identity(char *buf, size_t size);
 /* Commands. */
 int cli_cmd_run(cli_opts *o, const char *self_exe);
 int cli_cmd_status(cli_opts *o);
+
+/* kle transfer: sets the Lease's preferredHolder (kle_transfer()). */
+int cli_cmd_transfer(cli_opts *o);
 /* The supervisor shim (argv after "__supervise"). Never returns on success. */
 int cli_supervise_main(int argc, char **argv);
 

@@ -30,5 +30,7 @@ int main(int argc, char **argv)
     cli_log_setup(o.json_logs, o.verbosity);
     if (strcmp(o.command, "run") == 0)
         return cli_cmd_run(&o, "/proc/self/exe");
+    if (strcmp(o.command, "transfer") == 0)
+        return cli_cmd_transfer(&o);
     return cli_cmd_status(&o);
 }

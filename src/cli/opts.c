@@ -12,9 +12,10 @@
 
 enum flag_kind { F_STRING, F_DURATION, F_BOOL, F_INT, F_ONEXIT, F_OUTPUT, F_LOGFMT, F_FOLLOW };
 
-#define CMD_RUN    1
-#define CMD_STATUS 2
-#define CMD_ALL    3
+#define CMD_RUN      1
+#define CMD_STATUS   2
+#define CMD_TRANSFER 4
+#define CMD_ALL      7
 
 typedef struct flag_def {
     const char *name;  /* long name without "--" */
@@ -55,6 +56,12 @@ static const flag_def flags[] = {
     {"follow", NULL, "KLE_FOLLOW", F_FOLLOW, CMD_RUN, OFF(follow_poll)},
     {"output", NULL, NULL, F_OUTPUT, CMD_STATUS, OFF(output_json)},
     {"watch", NULL, NULL, F_BOOL, CMD_STATUS, OFF(watch)},
+    {"coordinated", NULL, "KLE_COORDINATED", F_BOOL, CMD_RUN, OFF(coordinated)},
+    {"candidate", NULL, "KLE_CANDIDATE", F_BOOL, CMD_RUN, OFF(candidate)},
+    {"binary-version", NULL, "KLE_BINARY_VERSION", F_STRING, CMD_RUN, OFF(binary_version)},
+    {"emulation-version", NULL, "KLE_EMULATION_VERSION", F_STRING, CMD_RUN, OFF(emulation_version)},
+    {"to", NULL, NULL, F_STRING, CMD_TRANSFER, OFF(transfer_to)},
+    {"force", NULL, NULL, F_BOOL, CMD_TRANSFER, OFF(force)},
 };
 #define NFLAGS (sizeof(flags) / sizeof(flags[0]))
 
@@ -323,8 +330,9 @@ int cli_parse(cli_opts *o, int argc, char **argv, char *err, size_t errlen)
         strcmp(argv[1], "help") == 0) {
         o->help = 1;
         o->command = argc > 2 ? argv[2] : NULL;
-        if (o->command && strcmp(o->command, "run") != 0 && strcmp(o->command, "status") != 0) {
-            fail(err, errlen, "help: unknown command \"%s\" (run, status)", o->command);
+        if (o->command && strcmp(o->command, "run") != 0 && strcmp(o->command, "status") != 0 &&
+            strcmp(o->command, "transfer") != 0) {
+            fail(err, errlen, "help: unknown command \"%s\" (run, status, transfer)", o->command);
             return CLI_EXIT_USAGE;
         }
         return 0;
@@ -333,8 +341,10 @@ int cli_parse(cli_opts *o, int argc, char **argv, char *err, size_t errlen)
         cmd = CMD_RUN;
     else if (strcmp(argv[1], "status") == 0)
         cmd = CMD_STATUS;
+    else if (strcmp(argv[1], "transfer") == 0)
+        cmd = CMD_TRANSFER;
     else {
-        fail(err, errlen, "unknown command \"%s\" (run, status, help)", argv[1]);
+        fail(err, errlen, "unknown command \"%s\" (run, status, transfer, help)", argv[1]);
         return CLI_EXIT_USAGE;
     }
 
@@ -418,6 +428,15 @@ int cli_parse(cli_opts *o, int argc, char **argv, char *err, size_t errlen)
     }
     if (!o->lock_name) {
         fail(err, errlen, "%s: --lock-name is required (or $KLE_LOCK_NAME)", argv[1]);
+        return CLI_EXIT_USAGE;
+    }
+    if (cmd == CMD_TRANSFER && (!o->transfer_to || !*o->transfer_to)) {
+        fail(err, errlen, "transfer: --to IDENTITY is required");
+        return CLI_EXIT_USAGE;
+    }
+    if (cmd == CMD_RUN && (o->coordinated || o->candidate) && !o->binary_version) {
+        fail(err, errlen, "run: --%s publishes a LeaseCandidate and needs --binary-version",
+             o->coordinated ? "coordinated" : "candidate");
         return CLI_EXIT_USAGE;
     }
     int known = 0;
@@ -562,6 +581,7 @@ void cli_usage(const char *command)
               "Usage:\n"
               "  kle run [flags] -- COMMAND [ARGS...]   run COMMAND only while leading\n"
               "  kle status [flags]                     show the lock's record\n"
+              "  kle transfer --to ID [flags]           hand the lease over to replica ID\n"
               "  kle help [COMMAND]                     help of a command\n"
               "  kle --version                          the versions of kle and libkle\n\n"
               "Exit codes: 0 success; 1 runtime failure; 2 bad flag or value;\n"
@@ -619,9 +639,32 @@ void cli_usage(const char *command)
             "  --healthz-timeout D     margin over the longest a working election loop goes\n"
             "                          without progress, before /healthz fails (default 20s)\n"
             "                          [$KLE_HEALTHZ_TIMEOUT]; see docs/cli.md\n"
+            "  --candidate             publish a LeaseCandidate (coordination.k8s.io/v1beta1)\n"
+            "                          named after --identity, so kle transfer can see this\n"
+            "                          replica [$KLE_CANDIDATE]\n"
+            "  --coordinated           coordinated election: the API server picks the holder;\n"
+            "                          never creates or takes the lease (implies --candidate)\n"
+            "                          [$KLE_COORDINATED]\n"
+            "  --binary-version V      candidate's binary version, e.g. 1.33.0\n"
+            "                          [$KLE_BINARY_VERSION]\n"
+            "  --emulation-version V   candidate's emulation version (default: the binary\n"
+            "                          version) [$KLE_EMULATION_VERSION]\n"
             "kube-controller-manager's --leader-elect-lease-duration,\n"
             "--leader-elect-renew-deadline and --leader-elect-retry-period work too.\n\n",
             stdout);
+        fputs(common_help, stdout);
+        return;
+    }
+    if (strcmp(command, "transfer") == 0) {
+        fputs("Usage: kle transfer --lock-name NAME --to IDENTITY [flags]\n\n"
+              "Planned handover: sets the Lease's preferredHolder to IDENTITY, so that the\n"
+              "current leader stops its work and hands the lease over. IDENTITY must be a\n"
+              "live candidate: its LeaseCandidate must exist and answer a ping within 5s.\n"
+              "Only leases can be transferred. See docs/coordinated.md.\n\n"
+              "Transfer flags:\n"
+              "  --to IDENTITY           the replica to hand over to (required)\n"
+              "  --force                 skip the live-candidate check\n\n",
+              stdout);
         fputs(common_help, stdout);
         return;
     }

@@ -557,6 +557,22 @@ int cli_cmd_run(cli_opts *o, const char *self_exe)
                  c.lock_desc, kle_client_server(client), o->identity, l, r, p, g);
     }
 
+    kle_candidate *candidate = NULL;
+    if (o->coordinated || o->candidate) {
+        kle_candidate_opts co = KLE_CANDIDATE_OPTS_INIT;
+        co.namespace_ = o->namespace_;
+        co.name = o->identity;
+        co.lease_name = o->lock_name;
+        co.binary_version = o->binary_version;
+        co.emulation_version = o->emulation_version ? o->emulation_version : o->binary_version;
+        if (kle_candidate_start(&candidate, client, &co) < 0) {
+            CLI_ERR("%s", kle_error_last()->message);
+            cli_http_stop(http);
+            kle_client_free(client);
+            return CLI_EXIT_FAILURE;
+        }
+    }
+
     while (!shutting_down) {
         kle_lock *lock = NULL;
         kle_elector *e = NULL;
@@ -575,6 +591,7 @@ int cli_cmd_run(cli_opts *o, const char *self_exe)
         cfg.follow = o->follow_poll ? KLE_FOLLOW_POLL : KLE_FOLLOW_WATCH;
         cfg.release_on_cancel = o->release_on_cancel;
         cfg.call_timeout_ns = KLE_MS(o->call_timeout_ms);
+        cfg.coordinated = o->coordinated;
         cfg.name = o->lock_name;
         cfg.callbacks.on_started_leading = on_started_leading;
         cfg.callbacks.on_stopped_leading = on_stopped_leading;
@@ -634,6 +651,8 @@ int cli_cmd_run(cli_opts *o, const char *self_exe)
                      c.lock_desc);
             continue;
         }
+        if (rc == 0 && !c.led && !c.start_failed)
+            continue; /* won a lease reserved for another replica and handed it over */
         if (rc < 0 || c.start_failed || !c.led) {
             /* A failure to lead or to start the command (no descriptors,
              * processes, memory): back off exponentially instead of
@@ -649,6 +668,10 @@ int cli_cmd_run(cli_opts *o, const char *self_exe)
             pause_ms(delay);
         }
     }
+    /* A clean exit deletes the LeaseCandidate: the controller stops considering us. */
+    if (candidate && kle_candidate_stop(candidate, 1) < 0)
+        CLI_WARN("could not delete the LeaseCandidate: %s", kle_error_last()->message);
+    kle_candidate_free(candidate);
     cli_http_stop(http);
     kle_client_free(client);
     free(st.leader);

@@ -192,6 +192,7 @@ int kle_elector_new(kle_elector **out, const kle_elector_config *config)
                                                                : KLE_NS_PER_SEC;
     e->record_lease_seconds = (int)(config->lease_duration_ns / KLE_NS_PER_SEC);
     e->release_on_cancel = config->release_on_cancel != 0;
+    e->coordinated = config->version >= 2 && config->coordinated != 0;
     e->cb = config->callbacks;
     e->clock = config->clock ? config->clock : kle_clock_real();
     e->rng = config->jitter_seed ? config->jitter_seed : random_seed();
@@ -331,6 +332,8 @@ static int try_acquire_or_renew(kle_elector *e, int64_t deadline, kle_event *can
     if (fast) {
         rec.acquire_time_ns = e->observed.acquire_time_ns;
         rec.leader_transitions = e->observed.leader_transitions;
+        if (kle_elector__carry_foreign(&rec, &e->observed, 1) < 0)
+            fast = 0;
     }
     e->stats.tries++;
     pthread_mutex_unlock(&e->mu);
@@ -356,6 +359,11 @@ static int try_acquire_or_renew(kle_elector *e, int64_t deadline, kle_event *can
     if (rc < 0) {
         if (rc != KLE_ENOTFOUND) {
             KLE_LOG_E("error retrieving resource lock %s: %s", e->name, kle_error_last()->message);
+            goto failed;
+        }
+        if (e->coordinated) {
+            KLE_LOG_V(4, "lease lock not found: %s (the coordinated election controller makes it)",
+                      e->name);
             goto failed;
         }
         /* Watch mode: a deletion does not end a live lease this elector saw
@@ -400,9 +408,32 @@ static int try_acquire_or_renew(kle_elector *e, int64_t deadline, kle_event *can
         pthread_mutex_unlock(&e->mu);
         goto failed;
     }
+    if (!kle_elector__may_take(&e->observed, e->identity, lease_valid(e, now), e->coordinated)) {
+        KLE_LOG_V(4, "lock %s is not ours to take (%s)", e->name,
+                  e->coordinated ? "coordinated: the server picks the holder"
+                                 : "reserved for its preferred holder until it expires");
+        pthread_mutex_unlock(&e->mu);
+        goto failed;
+    }
+    if (kle_elector__end_of_term(&e->observed, e->identity) && !e->handover) {
+        KLE_LOG_I("lock %s prefers holder %.*s: ending this term to hand over", e->name,
+                  (int)kle_record_string_len(e->observed.preferred_holder,
+                                             e->observed.preferred_holder_len),
+                  e->observed.preferred_holder);
+        e->handover = 1;
+    }
+    if (kle_elector__carry_foreign(&rec, &e->observed, observed_is_me(e)) < 0) {
+        pthread_mutex_unlock(&e->mu);
+        goto failed;
+    }
 
     /* 4. Take it over, or renew it the slow way. */
-    if (observed_is_me(e)) {
+    if (observed_is_me(e) && e->coordinated && !e->leading) {
+        /* The server made us the holder without counting a transition: a
+         * new term must carry a new fencing token. */
+        rec.leader_transitions =
+            old_transitions < 2147483647 ? old_transitions + 1 : old_transitions;
+    } else if (observed_is_me(e)) {
         rec.acquire_time_ns = old_acquire;
         rec.leader_transitions = old_transitions;
         e->stats.slowpath_total++;
@@ -516,6 +547,15 @@ static int term_expired(kle_elector *e)
     return over;
 }
 
+/* A preferred holder other than us was seen while leading (coordinated.c). */
+static int handover_pending(kle_elector *e)
+{
+    pthread_mutex_lock(&e->mu);
+    int h = e->handover;
+    pthread_mutex_unlock(&e->mu);
+    return h;
+}
+
 /*
  * Waits until `until` on the wake event. On the first stop it signals the
  * end of leadership; returns 1 when the elector should end the renew loop
@@ -525,12 +565,13 @@ static int renew_wait(kle_elector *e, kle_leading *h, int64_t until)
 {
     for (;;) {
         kle_event_reset(e->wake);
-        if (stop_requested(e) && !kle_event_is_set(h->ended)) {
-            KLE_LOG_V(2, "stop requested while leading %s: waiting for the leader's work to end",
-                      e->name);
+        int ending = stop_requested(e) || handover_pending(e);
+        if (ending && !kle_event_is_set(h->ended)) {
+            KLE_LOG_V(2, "%s while leading %s: waiting for the leader's work to end",
+                      stop_requested(e) ? "stop requested" : "end of term", e->name);
             kle_event_set(h->ended);
         }
-        if (stop_requested(e) && atomic_load(&e->callback_done))
+        if (ending && atomic_load(&e->callback_done))
             return 1;
         if (atomic_load(&e->stepped_down))
             return 2;
@@ -647,6 +688,65 @@ static void release(kle_elector *e, int lost)
     }
     kle_log__write(sev, 0, __FILE__, __LINE__,
                    "Failed to release lock %s%s: gave up after repeated conflicts", e->name, why);
+}
+
+/*
+ * The end of a term that another identity is preferred for, called only
+ * after the leader's work has returned: Get, and if we still hold the lock,
+ * write the preferred holder as the holder (docs/architecture.md, "Planned
+ * handover"), or release when the preference is gone. Conditional, like
+ * every write: a Conflict means the lock moved on, so we read again.
+ */
+static void hand_over(kle_elector *e)
+{
+    int64_t deadline = now_ns(e) + e->renew_deadline;
+    for (int attempt = 0; attempt < 5 && now_ns(e) < deadline; attempt++) {
+        kle_lock_ctx ctx = KLE_LOCK_CTX_INIT;
+        kle_lock_result got = KLE_LOCK_RESULT_INIT;
+        kle_record rec;
+        ctx.timeout_ns = call_budget(e, deadline);
+        if (note_call(e, kle_lock_get(&got, e->lock, &ctx)) < 0) {
+            KLE_LOG_E("Failed to hand over lock %s: %s", e->name, kle_error_last()->message);
+            return;
+        }
+        int held = kle_record_holder_is(&got.record, e->identity);
+        int rc = held ? kle_elector__handover_record(&rec, &got.record, e->record_lease_seconds,
+                                                     kle_clock_wall_ns(e->clock))
+                      : 0;
+        kle_lock_result_dispose(&got);
+        if (!held) {
+            KLE_LOG_V(2, "not handing over %s: no longer the holder", e->name);
+            return;
+        }
+        if (rc < 0)
+            return;
+        ctx.timeout_ns = call_budget(e, deadline);
+        int64_t sent = now_ns(e);
+        rc = note_call(e, kle_lock_update(e->lock, &rec, &ctx));
+        if (rc == 0) {
+            KLE_LOG_I("handed lease %s over to \"%s\"", e->name, kle_record_holder(&rec));
+            observe_own_write(e, &rec, sent);
+            return;
+        }
+        kle_record_dispose(&rec);
+        if (rc != KLE_ECONFLICT) {
+            KLE_LOG_E("Failed to hand over lock %s: %s", e->name, kle_error_last()->message);
+            return;
+        }
+    }
+    KLE_LOG_E("Failed to hand over lock %s: gave up after repeated conflicts", e->name);
+}
+
+/*
+ * After the leader's work has ended: hand over when another is preferred,
+ * else release when @p release_anyway (@p lost: the term ended by a loss).
+ */
+static void end_term(kle_elector *e, int release_anyway, int lost)
+{
+    if (handover_pending(e))
+        hand_over(e);
+    else if (release_anyway)
+        release(e, lost);
 }
 
 typedef struct thread_arg {
@@ -772,6 +872,7 @@ static int lead_term(kle_elector *e, kle_leading *h)
     pthread_mutex_lock(&e->mu);
     e->expired = 0;
     e->leading = 1;
+    e->handover = kle_elector__end_of_term(&e->observed, e->identity);
     e->lead_deadline = e->last_sent + e->renew_deadline;
     e->handle = h;
     e->stats.acquisitions++;
@@ -789,7 +890,14 @@ static int lead_term(kle_elector *e, kle_leading *h)
         return kle_error_set(rc, "cannot lead %s: could not start the leadership guard", e->name);
     }
     int started = 0;
-    if (now_ns(e) >= e->lead_deadline || kle_event_is_set(h->ended)) {
+    pthread_mutex_lock(&e->mu);
+    int reserved = e->handover;
+    pthread_mutex_unlock(&e->mu);
+    if (reserved) {
+        /* Won a lease that prefers another holder: hand it over without starting the work. */
+        KLE_LOG_I("lease %s prefers another holder: handing it over without leading", e->name);
+        kle_event_set(h->ended);
+    } else if (now_ns(e) >= e->lead_deadline || kle_event_is_set(h->ended)) {
         /* The deadline passed before the work could start: never start it. */
         KLE_LOG_W("leadership of %s ended before the leader's work could start", e->name);
         kle_event_set(h->ended);
@@ -807,7 +915,7 @@ static int lead_term(kle_elector *e, kle_leading *h)
         e->leading = 0;
         e->handle = NULL;
         pthread_mutex_unlock(&e->mu);
-        release(e, 0);
+        end_term(e, 1, 0);
         return rc;
     }
     record_event(e, "became leader");
@@ -836,8 +944,7 @@ static int lead_term(kle_elector *e, kle_leading *h)
     pthread_mutex_unlock(&e->mu);
     mark_progress(e);
 
-    if (e->release_on_cancel)
-        release(e, outcome == RENEW_LOST);
+    end_term(e, e->release_on_cancel, outcome == RENEW_LOST);
     mark_progress(e);
     record_event(e, "stopped leading");
     return rc;

@@ -38,6 +38,7 @@ struct kle_elector {
     int64_t call_timeout;
     int record_lease_seconds;
     int release_on_cancel;
+    int coordinated; /* Coordinated election: never create or take the lease (coordinated.c). */
     kle_elector_callbacks cb;
     kle_clock *clock;
     uint64_t rng;
@@ -72,6 +73,7 @@ struct kle_elector {
     kle_event *cancel; /* Set by stop; sticky. Cancels lock calls while campaigning. */
     kle_event *wake;   /* Set by stop and when on_started_leading returns. */
     int expired;       /* The guard saw lead_deadline pass: no extension any more. Guarded by mu. */
+    int handover; /* Another identity is preferred: end the term, then hand over. Guarded by mu. */
 
     /* Watch mode (src/core/follow.c): NULL when polling. */
     int follow_mode;
@@ -112,5 +114,40 @@ int kle_elector__observed_is_me(kle_elector *e);
 
 /* Joins a thread of the elector's clock once *done is set (it sets e->wake then). */
 void kle_elector__join(kle_elector *e, atomic_int *done, pthread_t thread);
+
+/*
+ * Coordinated election and planned handover (coordinated.c): decisions on
+ * plain records, shared by every elector mode.
+ */
+
+/* 1 when @p observed names a preferred holder other than @p identity. */
+int kle_elector__preferred_is_other(const kle_record *observed, const char *identity);
+
+/* 1 when @p identity holds @p observed and another identity is preferred: end the term. */
+int kle_elector__end_of_term(const kle_record *observed, const char *identity);
+
+/*
+ * 1 when @p identity may write @p observed as its own (take it or renew it);
+ * @p valid says whether the lease is live on our clock. Coordinated: only a
+ * live lease the server gave us. Otherwise: ours; or free or expired, except
+ * a live lease whose preferredHolder names someone else.
+ */
+int kle_elector__may_take(const kle_record *observed, const char *identity, int valid,
+                          int coordinated);
+
+/*
+ * Copies into @p rec what the elector does not own from @p observed:
+ * strategy always; preferredHolder when @p renewing, else clears it ("").
+ */
+int kle_elector__carry_foreign(kle_record *rec, const kle_record *observed, int renewing);
+
+/*
+ * The record a leader at the end of its term writes over @p current: the
+ * preferred holder as holder (a fresh lease of @p lease_seconds) with the
+ * preference cleared and one more transition, or, with no preferred holder,
+ * a released record (holder "", 1 s), as release writes.
+ */
+int kle_elector__handover_record(kle_record *out, const kle_record *current, int lease_seconds,
+                                 int64_t wall_ns);
 
 #endif

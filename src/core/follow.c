@@ -10,7 +10,12 @@
  *   TAKEOVER_JITTER_NS, or at once on a release or an unheld deletion;
  * - a leader's step-down, when the stream shows another holder after the
  *   leader's own last successful write (stream order; see
- *   docs/architecture.md, "Watch mode").
+ *   docs/architecture.md, "Watch mode");
+ * - a leader's end of term, when the stream shows its lease naming another
+ *   preferred holder (docs/coordinated.md);
+ * - a follower's attempt at once, when the stream shows a record naming it
+ *   as holder that it did not write (a handover, or the coordinated
+ *   election controller's choice).
  *
  * What it never decides: a takeover is still the elector's GET followed by
  * a conditional create or update, so a stale view costs a Conflict at most.
@@ -170,7 +175,7 @@ static int on_event(const kle_lock_event *ev, void *data)
     kle_elector *e = f->e;
     if (atomic_load(&f->stopping))
         return 1;
-    int kick = 0, wake = 0, stepped = 0;
+    int kick = 0, wake = 0, stepped = 0, handover = 0;
     int64_t now = now_ns(e);
     pthread_mutex_lock(&e->mu);
     f->events++;
@@ -207,12 +212,27 @@ static int on_event(const kle_lock_event *ev, void *data)
         if (kle_record_holder_is(&r->record, e->identity)) {
             /* Our own write: note how far the stream has come; our view of
              * our own lease stays the one its send time gave. */
+            int own = 1;
             if (r->record.leader_transitions == e->writing_transitions &&
                 same_time(r->record.renew_time_ns, e->writing_renew_ns))
                 f->stream_own = e->write_seq;
             else if (r->record.leader_transitions == e->own_transitions &&
                      same_time(r->record.renew_time_ns, e->own_renew_ns))
                 f->stream_own = e->own_seq;
+            else
+                own = 0;
+            if (e->leading && !e->handover && kle_elector__end_of_term(&r->record, e->identity)) {
+                /* Another identity is preferred (kle transfer, the election
+                 * controller): end the term now, not at the next renewal. */
+                e->handover = 1;
+                if (e->handle)
+                    kle_event_set(e->handle->ended);
+                handover = wake = 1;
+            } else if (!e->leading && !own) {
+                /* Someone else wrote us in as holder (a handover, or the
+                 * coordinated election controller): take it up at once. */
+                kick = 1;
+            }
             break;
         }
         stepped = step_down_if_newer(f, e);
@@ -236,6 +256,9 @@ static int on_event(const kle_lock_event *ev, void *data)
     if (stepped)
         KLE_LOG_I("the watch of %s shows another holder after this leader's last write: "
                   "stopping leading now",
+                  e->name);
+    if (handover)
+        KLE_LOG_I("the watch of %s shows another preferred holder: ending this term to hand over",
                   e->name);
     if (kick)
         atomic_store(&f->kick, 1);
@@ -395,9 +418,12 @@ void kle_follow__got(kle_elector *e, int changed)
     if (!f)
         return;
     f->last_get = now_ns(e);
+    /* A version the stream delivered (one it kicked an attempt for, and
+     * this elector did not observe) is no missed change. */
+    int on_stream = e->observed_rv && recent_has(f, e->observed_rv);
     if (e->observed_rv)
         recent_add(f, e->observed_rv);
-    if (changed && f->healthy && !e->leading) {
+    if (changed && f->healthy && !e->leading && !on_stream) {
         /* The stream missed a change: restart it, and poll until it shows
          * an event of its own. */
         KLE_LOG_V(2, "the watch of %s missed a change: restarting it", e->name);

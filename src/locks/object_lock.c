@@ -209,10 +209,15 @@ static int write_record(object_lock *l, json_object *obj, const kle_record *r)
 {
     if (l->kind->annotation) {
         char *text;
-        int rc = kle_locks__annotation_write(&text, r);
+        json_object *ann = child(child(obj, "metadata"), "annotations");
+        json_object *old = NULL;
+        /* Keys of the record we do not know are someone else's: keep them. */
+        int have = json_object_object_get_ex(ann, KLE_LEADER_ANNOTATION, &old) &&
+                   json_object_is_type(old, json_type_string);
+        int rc = kle_locks__annotation_merge(&text, r, have ? json_object_get_string(old) : NULL,
+                                             have ? (size_t)json_object_get_string_len(old) : 0);
         if (rc < 0)
             return rc;
-        json_object *ann = child(child(obj, "metadata"), "annotations");
         json_object_object_add(ann, KLE_LEADER_ANNOTATION, json_object_new_string(text));
         free(text);
         return 0;

@@ -79,11 +79,80 @@ static int to_text(char **out, size_t *out_len, json_object *o)
     return 0;
 }
 
+/* The record's keys: everything else in a record object belongs to someone else. */
+static const char *const RECORD_KEYS[] = {
+    "holderIdentity",    "leaseDurationSeconds", "acquireTime", "renewTime",
+    "leaderTransitions", "leaseTransitions",     "strategy",    "preferredHolder"};
+
+static int is_record_key(const char *key)
+{
+    for (size_t i = 0; i < sizeof(RECORD_KEYS) / sizeof(RECORD_KEYS[0]); i++)
+        if (strcmp(key, RECORD_KEYS[i]) == 0)
+            return 1;
+    return 0;
+}
+
+/*
+ * Keeps in @p fresh what the record does not say from @p old: a strategy or
+ * preferredHolder the record leaves NULL, and (with @p unknown) every key
+ * that is not a record key, in the old order after the record's fields.
+ */
+static int keep_foreign(json_object *fresh, json_object *old, const kle_record *r, int unknown)
+{
+    if (!old || !json_object_is_type(old, json_type_object))
+        return 0;
+    json_object *v;
+    if (!r->strategy && json_object_object_get_ex(old, "strategy", &v) && v &&
+        json_object_object_add(fresh, "strategy", json_object_get(v)) < 0)
+        return -1;
+    if (!r->preferred_holder && json_object_object_get_ex(old, "preferredHolder", &v) && v &&
+        json_object_object_add(fresh, "preferredHolder", json_object_get(v)) < 0)
+        return -1;
+    if (!unknown)
+        return 0;
+    json_object_object_foreach(old, key, value)
+    {
+        if (!is_record_key(key) && json_object_object_add(fresh, key, json_object_get(value)) < 0)
+            return -1;
+    }
+    return 0;
+}
+
+/* A string member set to "": the record asks for the field to be removed. */
+static void drop_empty(json_object *o, const char *key, const char *s, size_t len)
+{
+    if (s && kle_record_string_len(s, len) == 0)
+        json_object_object_del(o, key);
+}
+
 int kle_locks__annotation_write(char **out, const kle_record *r)
+{
+    return kle_locks__annotation_merge(out, r, NULL, 0);
+}
+
+int kle_locks__annotation_merge(char **out, const kle_record *r, const char *old, size_t old_len)
 {
     json_object *o;
     int rc = record_object(&o, r, 0, "leaderTransitions", 1);
-    return rc < 0 ? rc : to_text(out, NULL, o);
+    if (rc < 0)
+        return rc;
+    json_object *prev = NULL;
+    if (old && old_len > 0 && old_len <= INT_MAX && !memchr(old, '\0', old_len)) {
+        json_tokener *tok = json_tokener_new();
+        if (tok) {
+            prev = json_tokener_parse_ex(tok, old, (int)old_len);
+            json_tokener_free(tok);
+        }
+    }
+    rc = keep_foreign(o, prev, r, 1);
+    json_object_put(prev);
+    if (rc < 0) {
+        json_object_put(o);
+        return kle_error_set(KLE_ENOMEM, "record: out of memory");
+    }
+    drop_empty(o, "strategy", r->strategy, r->strategy_len);
+    drop_empty(o, "preferredHolder", r->preferred_holder, r->preferred_holder_len);
+    return to_text(out, NULL, o);
 }
 
 int kle_locks__raw_record(char **out, size_t *out_len, const kle_record *r)
@@ -280,15 +349,20 @@ int kle_locks__lease_spec_read(kle_record *out, json_object *spec, const char *w
 
 int kle_locks__lease_spec_write(json_object *spec, const kle_record *r)
 {
-    static const char *keys[] = {"holderIdentity", "leaseDurationSeconds", "acquireTime",
-                                 "renewTime",      "leaseTransitions",     "strategy",
-                                 "preferredHolder"};
     json_object *fresh;
     int rc = record_object(&fresh, r, 6, "leaseTransitions", 1);
     if (rc < 0)
         return rc;
-    for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
-        json_object_object_del(spec, keys[i]);
+    /* The fields the record leaves NULL stay as they are; unknown ones are not touched. */
+    if (keep_foreign(fresh, spec, r, 0) < 0) {
+        json_object_put(fresh);
+        return kle_error_set(KLE_ENOMEM, "record: out of memory");
+    }
+    drop_empty(fresh, "strategy", r->strategy, r->strategy_len);
+    drop_empty(fresh, "preferredHolder", r->preferred_holder, r->preferred_holder_len);
+    for (size_t i = 0; i < sizeof(RECORD_KEYS) / sizeof(RECORD_KEYS[0]); i++)
+        if (strcmp(RECORD_KEYS[i], "leaderTransitions") != 0)
+            json_object_object_del(spec, RECORD_KEYS[i]);
     json_object_object_foreach(fresh, key, value)
     {
         /* A zero time is left out of the spec, as client-go's omitempty does. */

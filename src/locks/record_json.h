@@ -14,6 +14,16 @@
 int kle_locks__annotation_write(char **out, const kle_record *r);
 
 /*
+ * As kle_locks__annotation_write(), over the annotation's current text
+ * @p old (@p old_len bytes; NULL when there is none): keys of the old JSON
+ * object that are not record fields are kept (after the record's fields),
+ * and so are its strategy and preferredHolder when the record leaves them
+ * NULL. A record string set to "" removes that field. Old text that is not
+ * a JSON object keeps nothing.
+ */
+int kle_locks__annotation_merge(char **out, const kle_record *r, const char *old, size_t old_len);
+
+/*
  * Reads the @p len bytes of an annotation record tolerantly: client-go
  * v0.26 and HEAD shapes, and the Python client's (duration as a string,
  * str(datetime) times). Strings keep every byte (kle_record's _len members).
@@ -26,8 +36,11 @@ int kle_locks__annotation_read(kle_record *out, const char *text, size_t len, co
 
 /*
  * Writes the record into a Lease spec (MicroTime times), replacing the
- * election fields. The annotation writer and this refuse a record outside
- * kle_record_validate()'s ranges with KLE_EINVAL.
+ * election fields and keeping every other field of @p spec. strategy and
+ * preferredHolder are not ours: a record that leaves them NULL keeps the
+ * spec's values, "" removes them, any other value replaces them. The
+ * annotation writer and this refuse a record outside kle_record_validate()'s
+ * ranges with KLE_EINVAL.
  */
 int kle_locks__lease_spec_write(json_object *spec, const kle_record *r);
 

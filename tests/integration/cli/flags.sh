@@ -49,6 +49,7 @@ for c in "" run status; do
   [ "$rc" -eq 0 ] || fail "kle $c --help exit $rc"
   grep -q 'Usage' <<<"$out" || fail "kle $c --help: $out"
 done
-"$KLE" run --help | grep -q -- '--on-exit' || fail "run --help lacks --on-exit"
+out=$("$KLE" run --help) # captured: grep -q in a pipe could SIGPIPE kle (pipefail)
+grep -q -- '--on-exit' <<<"$out" || fail "run --help lacks --on-exit"
 "$KLE" help status | grep -q -- '--output' || fail "help status lacks --output"
 pass "--help for every command"

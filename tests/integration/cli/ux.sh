@@ -6,7 +6,10 @@ source "$KLE_SOURCE_DIR/tests/integration/cli/lib.sh"
 # kle status takes no timings: its help does not offer --lease-duration.
 out=$("$KLE" status --help) || fail "kle status --help: exit $?"
 grep -q -- '--lease-duration' <<<"$out" && fail "kle status --help lists --lease-duration"
-"$KLE" run --help | grep -q -- '--lease-duration D' || fail "kle run --help lacks --lease-duration"
+# Captured first: grep -q would stop reading, and kle, writing a help longer
+# than one stdio buffer, end on SIGPIPE under pipefail.
+out=$("$KLE" run --help) || fail "kle run --help: exit $?"
+grep -q -- '--lease-duration D' <<<"$out" || fail "kle run --help lacks --lease-duration"
 pass "kle status --help has no --lease-duration; kle run --help has it"
 
 # kle-apiserver --version: one line, exit 0.

@@ -306,6 +306,60 @@ static void test_locks__reads_records_of_other_clients(void **state)
     kle_record_dispose(&r);
 }
 
+/* A Lease and a ConfigMap written by another client (raw JSON, as curl or
+ * kubectl would send it) keep what libkle does not own across our writes. */
+static void test_locks__writes_keep_fields_they_do_not_own(void **state)
+{
+    create_object("coordination.k8s.io/v1", "leases",
+                  "{\"metadata\":{\"name\":\"coordinated\",\"labels\":{\"team\":\"x\"}},"
+                  "\"spec\":{\"holderIdentity\":\"me\",\"leaseDurationSeconds\":15,"
+                  "\"leaseTransitions\":2,\"strategy\":\"OldestEmulationVersion\","
+                  "\"preferredHolder\":\"other\"}}");
+    kle_lock *l = new_lock("leases", "coordinated", "me");
+    kle_lock_result got = KLE_LOCK_RESULT_INIT;
+    assert_int_equal(kle_lock_get(&got, l, NULL), 0);
+    kle_record r = record_of("me", 3, T0);
+    assert_int_equal(kle_lock_update(l, &r, NULL), 0);
+    kle_lock_result_dispose(&got);
+    kle_record_dispose(&r);
+    json_object *obj = get_object("coordination.k8s.io/v1", "leases", "coordinated");
+    json_object *spec = json_object_object_get(obj, "spec");
+    assert_string_equal(json_object_get_string(json_object_object_get(spec, "strategy")),
+                        "OldestEmulationVersion");
+    assert_string_equal(json_object_get_string(json_object_object_get(spec, "preferredHolder")),
+                        "other");
+    assert_int_equal(json_object_get_int(json_object_object_get(spec, "leaseTransitions")), 3);
+    json_object *labels = json_object_object_get(json_object_object_get(obj, "metadata"), "labels");
+    assert_string_equal(json_object_get_string(json_object_object_get(labels, "team")), "x");
+    json_object_put(obj);
+    kle_lock_free(l);
+
+    json_object *cm =
+        json_tokener_parse("{\"metadata\":{\"name\":\"annotated\",\"annotations\":{}}}");
+    json_object_object_add(
+        json_object_object_get(json_object_object_get(cm, "metadata"), "annotations"),
+        KLE_LEADER_ANNOTATION,
+        json_object_new_string("{\"holderIdentity\":\"me\",\"leaseDurationSeconds\":15,"
+                               "\"leaderTransitions\":1,\"preferredHolder\":\"other\","
+                               "\"acquirerHost\":\"h1\"}"));
+    create_object("v1", "configmaps", json_object_to_json_string(cm));
+    json_object_put(cm);
+    l = new_lock("configmaps", "annotated", "me");
+    assert_int_equal(kle_lock_get(&got, l, NULL), 0);
+    kle_lock_result_dispose(&got);
+    r = record_of("me", 1, T0);
+    assert_int_equal(kle_lock_update(l, &r, NULL), 0);
+    kle_record_dispose(&r);
+    obj = get_object("v1", "configmaps", "annotated");
+    json_object *ann =
+        json_object_object_get(json_object_object_get(obj, "metadata"), "annotations");
+    const char *text = json_object_get_string(json_object_object_get(ann, KLE_LEADER_ANNOTATION));
+    assert_non_null(strstr(text, "\"acquirerHost\":\"h1\""));
+    assert_non_null(strstr(text, "\"preferredHolder\":\"other\""));
+    json_object_put(obj);
+    kle_lock_free(l);
+}
+
 static void never_started(kle_leading *l, void *d)
 {
     fail_msg("an unreadable record was taken as a free lock");
@@ -775,6 +829,7 @@ int main(void)
         cmocka_unit_test(test_locks__holder_with_nul_is_compared_with_its_length),
         cmocka_unit_test(test_locks__identities_the_api_would_change_are_refused),
         cmocka_unit_test(test_locks__wrong_kind_answers_are_never_a_free_lock),
+        cmocka_unit_test(test_locks__writes_keep_fields_they_do_not_own),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

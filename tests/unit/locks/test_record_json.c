@@ -292,6 +292,62 @@ static void test_record_json__lease_spec_null_is_unreadable(void **state)
     json_object_put(spec);
 }
 
+/* Lease spec fields libkle does not own survive a write: unknown ones and, when
+ * the record leaves them NULL, strategy and preferredHolder. */
+static void test_record_json__lease_spec_write_keeps_fields_it_does_not_own(void **state)
+{
+    (void)state;
+    json_object *spec = json_tokener_parse(
+        "{\"holderIdentity\":\"old\",\"strategy\":\"OldestEmulationVersion\","
+        "\"preferredHolder\":\"c\",\"futureField\":{\"a\":[1,2]},\"leaseTransitions\":1}");
+    kle_record r = sample();
+    assert_int_equal(kle_locks__lease_spec_write(spec, &r), 0);
+    kle_record back;
+    assert_int_equal(kle_locks__lease_spec_read(&back, spec, "t"), 0);
+    assert_string_equal(back.holder_identity, "node-a_5d1c");
+    assert_int_equal(back.leader_transitions, 3);
+    assert_string_equal(back.strategy, "OldestEmulationVersion");
+    assert_string_equal(back.preferred_holder, "c");
+    json_object *v = NULL;
+    assert_true(json_object_object_get_ex(spec, "futureField", &v));
+    assert_string_equal(json_object_to_json_string_ext(v, JSON_C_TO_STRING_PLAIN), "{\"a\":[1,2]}");
+    kle_record_dispose(&back);
+    /* A value replaces; "" removes. */
+    kle_record_set_string(&r.strategy, "Other");
+    kle_record_set_string(&r.preferred_holder, "");
+    assert_int_equal(kle_locks__lease_spec_write(spec, &r), 0);
+    assert_int_equal(kle_locks__lease_spec_read(&back, spec, "t"), 0);
+    assert_string_equal(back.strategy, "Other");
+    assert_null(back.preferred_holder);
+    assert_true(json_object_object_get_ex(spec, "futureField", NULL));
+    kle_record_dispose(&back);
+    kle_record_dispose(&r);
+    json_object_put(spec);
+}
+
+/* Annotation records keep keys they do not know, and strategy/preferredHolder
+ * the record leaves NULL. */
+static void test_record_json__annotation_merge_keeps_unknown_keys(void **state)
+{
+    (void)state;
+    const char *old = "{\"holderIdentity\":\"old\",\"leaseDurationSeconds\":15,"
+                      "\"preferredHolder\":\"c\",\"acquirer\":{\"pid\":7},\"zone\":\"eu\"}";
+    kle_record r = sample();
+    char *text = NULL;
+    assert_int_equal(kle_locks__annotation_merge(&text, &r, old, strlen(old)), 0);
+    assert_string_equal(text, "{\"holderIdentity\":\"node-a_5d1c\",\"leaseDurationSeconds\":15,"
+                              "\"acquireTime\":\"2026-11-21T10:00:00Z\",\"renewTime\":"
+                              "\"2026-11-21T10:00:02Z\",\"leaderTransitions\":3,"
+                              "\"preferredHolder\":\"c\",\"acquirer\":{\"pid\":7},"
+                              "\"zone\":\"eu\"}");
+    free(text);
+    /* Not an object: nothing to keep. */
+    assert_int_equal(kle_locks__annotation_merge(&text, &r, "[1]", 3), 0);
+    assert_null(strstr(text, "zone"));
+    free(text);
+    kle_record_dispose(&r);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -305,6 +361,8 @@ int main(void)
         cmocka_unit_test(test_record_json__strings_keep_every_byte),
         cmocka_unit_test(test_record_json__lease_durations_are_int32_and_held_records_need_one),
         cmocka_unit_test(test_record_json__lease_spec_null_is_unreadable),
+        cmocka_unit_test(test_record_json__lease_spec_write_keeps_fields_it_does_not_own),
+        cmocka_unit_test(test_record_json__annotation_merge_keeps_unknown_keys),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
