@@ -1,9 +1,11 @@
 /*
  * The supervisor shim between kle and the command.
  *
- * kle forks, the child becomes a process-group leader and re-executes kle
- * as "kle __supervise STATUS_FD CTL_FD PPID GRACE_MS -- COMMAND...": a fresh
- * single-threaded process that needs nothing from kle to stop the command.
+ * kle forks, the child becomes a process-group leader and executes
+ * kle-supervise (this code linked with libc only, supervise_main.c; or kle
+ * itself when it is missing) as "kle-supervise __supervise STATUS_FD CTL_FD
+ * PPID GRACE_MS -- COMMAND...": a fresh single-threaded process that needs
+ * nothing from kle to stop the command.
  *
  * - The deadline guard. CTL_FD carries the leadership deadline from kle:
  *   8-byte absolute CLOCK_BOOTTIME nanoseconds, one at start (written

@@ -20,8 +20,9 @@
  * What it never decides: a takeover is still the elector's GET followed by
  * a conditional create or update, so a stale view costs a Conflict at most.
  * Bookmarks only prove the stream alive. A follower polls as in poll mode
- * while no stream is healthy; a GET that shows a change the stream missed
- * restarts the stream.
+ * while no stream is healthy; a GET that shows a change the stream has not
+ * shown within STREAM_LAG_NS (it may only be behind the GET by a moment, as
+ * after a release taken at once by another replica) restarts the stream.
  */
 #include "core/follow.h"
 #include "core/log.h"
@@ -35,6 +36,8 @@
 #define TAKEOVER_JITTER_NS (25 * KLE_NS_PER_MS)
 /* Server-side lifetime of one watch stream (timeoutSeconds). */
 #define STREAM_TIMEOUT_NS KLE_SEC(300)
+/* How long a stream may lag behind a GET that showed a change, at most. */
+#define STREAM_LAG_NS KLE_SEC(1)
 /* resourceVersions remembered to recognise a stale re-delivery. */
 #define RECENT_RVS 8
 
@@ -58,6 +61,8 @@ struct kle_follow {
     int64_t last_stream; /* Last event or bookmark. */
     int64_t last_get;    /* Last GET of the elector. */
     int64_t jitter;      /* Of the attempt being waited for. */
+    char *awaited;       /* A change a GET showed, not yet on the stream. */
+    int64_t awaited_by;  /* When the stream counts as having missed it. */
     char *recent[RECENT_RVS];
     int recent_next;
     uint64_t events, restarts, stepdowns;
@@ -98,6 +103,7 @@ void kle_follow__free(kle_elector *e)
     kle_event_free(f->cancel);
     for (int i = 0; i < RECENT_RVS; i++)
         free(f->recent[i]);
+    free(f->awaited);
     free(f);
     e->follow = NULL;
 }
@@ -180,6 +186,10 @@ static int on_event(const kle_lock_event *ev, void *data)
     pthread_mutex_lock(&e->mu);
     f->events++;
     f->last_stream = now;
+    if (f->awaited && ev->resource_version && strcmp(f->awaited, ev->resource_version) == 0) {
+        free(f->awaited); /* The stream was only behind the GET. */
+        f->awaited = NULL;
+    }
     if (!ev->listed)
         f->suspect = 0;
     if (!f->suspect && !f->healthy) {
@@ -282,6 +292,8 @@ static void *watcher_main(void *p)
             break;
         pthread_mutex_lock(&e->mu);
         f->stream_own = 0; /* Stream order holds within one stream only. */
+        free(f->awaited);
+        f->awaited = NULL;
         if (!first)
             f->restarts++;
         pthread_mutex_unlock(&e->mu);
@@ -360,6 +372,18 @@ void kle_follow__stop(kle_elector *e)
 
 /* ---- the follower's schedule ---- */
 
+/* The stream missed a change: restart it, and poll until it shows an event
+ * of its own. mu held. */
+static void restart_stream(kle_follow *f, kle_elector *e)
+{
+    KLE_LOG_V(2, "the watch of %s missed a change: restarting it", e->name);
+    free(f->awaited);
+    f->awaited = NULL;
+    f->healthy = 0;
+    f->suspect = 1;
+    kle_event_set(f->cancel);
+}
+
 static uint64_t next_random(kle_follow *f)
 {
     uint64_t z = (f->rng += UINT64_C(0x9e3779b97f4a7c15));
@@ -400,7 +424,11 @@ void kle_follow__wait(kle_elector *e, int64_t poll_until)
         kle_elector__report_transition(e);
         int64_t now = now_ns(e);
         pthread_mutex_lock(&e->mu);
+        if (f->awaited && now >= f->awaited_by)
+            restart_stream(f, e);
         int64_t until = next_attempt(f, e, poll_until);
+        if (f->awaited && f->awaited_by < until)
+            until = f->awaited_by;
         pthread_mutex_unlock(&e->mu);
         if (now >= until) {
             pthread_mutex_lock(&e->mu);
@@ -423,13 +451,13 @@ void kle_follow__got(kle_elector *e, int changed)
     int on_stream = e->observed_rv && recent_has(f, e->observed_rv);
     if (e->observed_rv)
         recent_add(f, e->observed_rv);
-    if (changed && f->healthy && !e->leading && !on_stream) {
-        /* The stream missed a change: restart it, and poll until it shows
-         * an event of its own. */
-        KLE_LOG_V(2, "the watch of %s missed a change: restarting it", e->name);
-        f->healthy = 0;
-        f->suspect = 1;
-        kle_event_set(f->cancel);
+    if (changed && f->healthy && !e->leading && !on_stream && !f->awaited) {
+        /* The stream has not shown this change yet: it may be a moment
+         * behind the GET, or it missed it. */
+        if (e->observed_rv && (f->awaited = strdup(e->observed_rv)) != NULL)
+            f->awaited_by = f->last_get + STREAM_LAG_NS;
+        else
+            restart_stream(f, e);
     }
 }
 

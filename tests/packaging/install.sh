@@ -10,7 +10,7 @@ prefix="$tmp/prefix with space"
 
 cmake --install "$build" --prefix "$prefix" >/dev/null
 for f in include/kle/kle.h include/kle/version.h include/kle/sys/lock.h include/kle/testing.h \
-         lib/pkgconfig/kle.pc lib/cmake/kle/kleConfig.cmake lib/libkle.a; do
+         lib/pkgconfig/kle.pc lib/cmake/kle/kleConfig.cmake lib/libkle.a libexec/kle/kle-supervise; do
   [ -e "$prefix/$f" ] || { echo "FAIL: $f was not installed"; exit 1; }
 done
 [ -L "$prefix/lib/libkle.so" ] && [ -L "$prefix/lib/libkle.so.1" ] ||

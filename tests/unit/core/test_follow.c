@@ -330,6 +330,58 @@ static void test_follow__stale_release_only_costs_a_read(void **state)
     finish(f, t);
 }
 
+static void test_follow__get_ahead_of_the_stream_does_not_restart_it(void **state)
+{
+    fixture *f = *state;
+    put(f, "other", 15);
+    pthread_t t = start(f);
+    await_watching(f);
+    other_leads(f, 0, 4);
+    uint64_t restarts = stats(f).watch_restarts;
+    unsigned watches = kle_fake_lock_calls(f->lock, KLE_FAKE_WATCH);
+    /* other releases at 5 s (on the stream at 5.05 s) and "third" takes it
+     * at 5.02 s (on the stream at 5.2 s): the attempt the release causes
+     * reads third's record before the stream shows it. */
+    at(f, 5 * SEC);
+    kle_fake_lock_delay_next(f->lock, KLE_FAKE_WATCH, 1, 50 * MS);
+    put(f, "", 1);
+    at(f, 5 * SEC + 20 * MS);
+    kle_fake_lock_delay_next(f->lock, KLE_FAKE_WATCH, 1, 180 * MS);
+    put(f, "third", 15);
+    at(f, 8 * SEC);
+    assert_int_equal(f->started, 0);
+    assert_true(kle_fake_lock_calls(f->lock, KLE_FAKE_GET) >= 2);
+    /* The stream was only behind: it is neither restarted nor re-listed. */
+    assert_int_equal(stats(f).watch_restarts, restarts);
+    assert_int_equal(kle_fake_lock_calls(f->lock, KLE_FAKE_WATCH), watches);
+    assert_int_equal(stats(f).watching, 1);
+    finish(f, t);
+}
+
+static void test_follow__get_ahead_of_a_silent_stream_restarts_it(void **state)
+{
+    fixture *f = *state;
+    put(f, "other", 15);
+    pthread_t t = start(f);
+    await_watching(f);
+    other_leads(f, 0, 4);
+    uint64_t restarts = stats(f).watch_restarts;
+    /* The release reaches the stream; third's takeover never does. */
+    at(f, 5 * SEC);
+    kle_fake_lock_delay_next(f->lock, KLE_FAKE_WATCH, 1, 50 * MS);
+    put(f, "", 1);
+    at(f, 5 * SEC + 20 * MS);
+    kle_fake_lock_watch_fault(f->lock, KLE_FAKE_WATCH_DROP, 1);
+    put(f, "third", 15);
+    /* Restarted once the stream has lagged the GET (at 5.05 s) by a second. */
+    at(f, 6 * SEC);
+    assert_int_equal(stats(f).watch_restarts, restarts);
+    at(f, 6 * SEC + 100 * MS);
+    assert_int_equal(stats(f).watch_restarts, restarts + 1);
+    assert_int_equal(f->started, 0);
+    finish(f, t);
+}
+
 static void test_follow__stream_loss_polls_until_the_stream_is_back(void **state)
 {
     fixture *f = *state;
@@ -452,6 +504,10 @@ int main(void)
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_follow__stale_release_only_costs_a_read, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_follow__get_ahead_of_the_stream_does_not_restart_it,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_follow__get_ahead_of_a_silent_stream_restarts_it,
+                                        setup, teardown),
         cmocka_unit_test_setup_teardown(test_follow__stream_loss_polls_until_the_stream_is_back,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_follow__silent_stream_is_detected_within_the_lease,
