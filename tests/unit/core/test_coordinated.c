@@ -16,7 +16,7 @@
 #include "core/elector_internal.h"
 #include "kle/kle.h"
 #include "kle/testing.h"
-#include "support/quiet_log.h"
+#include "support/fake_world.h"
 
 #define SEC KLE_NS_PER_SEC
 
@@ -37,26 +37,6 @@ static void on_lead(kle_leading *l, void *d);
 static void stopped(void *d)
 {
     (void)d;
-}
-
-/* A fake clock (the test thread joined when it auto-advances) and a store on it. */
-static void clock_and_store(kle_clock **clock, kle_fake_store **store, int auto_clock)
-{
-    kle_fake_clock_opts o = KLE_FAKE_CLOCK_OPTS_INIT;
-    o.auto_advance = auto_clock;
-    quiet_log_install();
-    assert_int_equal(kle_fake_clock_new(clock, &o), 0);
-    assert_int_equal(kle_fake_store_new(store, *clock), 0);
-    if (auto_clock)
-        assert_int_equal(kle_fake_clock_join(*clock), 0);
-}
-
-static void free_clock_and_store(kle_clock *clock, kle_fake_store *store, int auto_clock)
-{
-    if (auto_clock)
-        kle_fake_clock_leave(clock);
-    kle_fake_store_free(store);
-    kle_clock_free(clock);
 }
 
 static fixture *make(int auto_clock, int coordinated)

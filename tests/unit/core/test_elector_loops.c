@@ -16,7 +16,7 @@
 #include "kle/kle.h"
 #include "kle/sys/lock.h"
 #include "kle/testing.h"
-#include "support/quiet_log.h"
+#include "support/fake_world.h"
 
 #define SEC KLE_NS_PER_SEC
 
@@ -94,13 +94,8 @@ static void cb_new_leader(const char *id, void *d)
 static int setup(void **state)
 {
     fixture *f = calloc(1, sizeof(*f));
-    kle_fake_clock_opts o = KLE_FAKE_CLOCK_OPTS_INIT;
-    o.auto_advance = 1;
-    quiet_log_install();
-    assert_int_equal(kle_fake_clock_new(&f->clock, &o), 0);
-    assert_int_equal(kle_fake_store_new(&f->store, f->clock), 0);
+    clock_and_store(&f->clock, &f->store, 1);
     assert_int_equal(kle_event_new(&f->done), 0);
-    assert_int_equal(kle_fake_clock_join(f->clock), 0);
     f->t0 = kle_clock_monotonic_ns(f->clock);
     *state = f;
     return 0;
