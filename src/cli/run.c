@@ -11,6 +11,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -175,6 +176,36 @@ static void free_env(char **env)
     free(env);
 }
 
+/*
+ * Spawns @p path with @p keep_a and @p keep_b inherited (their close-on-exec
+ * flag cleared in the child only) as the leader of a new process group.
+ * posix_spawn, not fork: glibc starts the child with CLONE_VM|CLONE_VFORK,
+ * so kle's page tables are not copied and its other threads (the elector
+ * renewing, the watcher) keep running at full speed while the child
+ * executes. Returns 0 or an errno value (exec failures included).
+ */
+static int spawn_shim(pid_t *pid, const char *path, char **argv, char **env, int keep_a, int keep_b)
+{
+    posix_spawn_file_actions_t fa;
+    posix_spawnattr_t attr;
+    int err = posix_spawn_file_actions_init(&fa);
+    if (err)
+        return err;
+    if ((err = posix_spawnattr_init(&attr))) {
+        posix_spawn_file_actions_destroy(&fa);
+        return err;
+    }
+    /* dup2 onto itself clears FD_CLOEXEC in the child (POSIX.1-2024, glibc). */
+    if (!(err = posix_spawn_file_actions_adddup2(&fa, keep_a, keep_a)) &&
+        !(err = posix_spawn_file_actions_adddup2(&fa, keep_b, keep_b)) &&
+        !(err = posix_spawnattr_setpgroup(&attr, 0)) &&
+        !(err = posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP)))
+        err = posix_spawn(pid, path, &fa, &attr, argv, env);
+    posix_spawnattr_destroy(&attr);
+    posix_spawn_file_actions_destroy(&fa);
+    return err;
+}
+
 /* Starts the shim with the leadership deadline @p deadline_ns (CLOCK_BOOTTIME)
  * already in its control pipe. Returns 0, or -1 (logged). */
 static int start_child(campaign *c, int transitions, int64_t deadline_ns, child_proc *out)
@@ -182,9 +213,10 @@ static int start_child(campaign *c, int transitions, int64_t deadline_ns, child_
     const cli_opts *o = c->st->opts;
     int p[2], q[2];
     size_t argc = 0;
-    char fdbuf[16], ctlbuf[16], ppidbuf[24], gracebuf[24];
+    char fdbuf[16], ctlbuf[16], ppidbuf[24], gracebuf[24], nofilebuf[24];
     char **argv, **env;
-    pid_t pid;
+    pid_t pid = -1;
+    int err = ENOENT;
 
     while (o->argv_child[argc])
         argc++;
@@ -204,7 +236,7 @@ static int start_child(campaign *c, int transitions, int64_t deadline_ns, child_
     if (write(q[1], &deadline_ns, sizeof(deadline_ns)) != (ssize_t)sizeof(deadline_ns)) {
         /* An empty pipe takes 8 bytes; the shim sees no deadline and refuses. */
     }
-    argv = calloc(argc + 8, sizeof(*argv));
+    argv = calloc(argc + 9, sizeof(*argv));
     env = child_env(c, transitions);
     if (!argv || !env) {
         free(argv);
@@ -220,40 +252,42 @@ static int start_child(campaign *c, int transitions, int64_t deadline_ns, child_
     snprintf(ctlbuf, sizeof(ctlbuf), "%d", q[0]);
     snprintf(ppidbuf, sizeof(ppidbuf), "%ld", (long)getpid());
     snprintf(gracebuf, sizeof(gracebuf), "%lld", (long long)o->grace_ms);
-    argv[0] = c->supervisor[0] ? "kle-supervise" : "kle";
-    argv[1] = "__supervise";
-    argv[2] = fdbuf;
-    argv[3] = ctlbuf;
-    argv[4] = ppidbuf;
-    argv[5] = gracebuf;
-    argv[6] = "--";
+    size_t k = 0;
+    argv[k++] = c->supervisor[0] ? "kle-supervise" : "kle";
+    argv[k++] = "__supervise";
+    argv[k++] = fdbuf;
+    argv[k++] = ctlbuf;
+    argv[k++] = ppidbuf;
+    argv[k++] = gracebuf;
+    if (nofile_raised) {
+        /* The command gets the descriptor limit kle was started with. */
+        if (nofile_orig.rlim_cur == RLIM_INFINITY)
+            snprintf(nofilebuf, sizeof(nofilebuf), "inf");
+        else
+            snprintf(nofilebuf, sizeof(nofilebuf), "%llu",
+                     (unsigned long long)nofile_orig.rlim_cur);
+        argv[k++] = nofilebuf;
+    }
+    argv[k++] = "--";
     for (size_t i = 0; i < argc; i++)
-        argv[7 + i] = o->argv_child[i];
-    pid = fork();
-    if (pid == 0) {
-        /* Only async-signal-safe calls until exec. */
-        setpgid(0, 0);
-        if (nofile_raised)
-            setrlimit(RLIMIT_NOFILE, &nofile_orig);
-        fcntl(p[1], F_SETFD, 0);
-        fcntl(q[0], F_SETFD, 0);
-        if (c->supervisor[0])
-            execve(c->supervisor, argv, env);
+        argv[k++] = o->argv_child[i];
+    if (c->supervisor[0])
+        err = spawn_shim(&pid, c->supervisor, argv, env, p[1], q[0]);
+    if (!c->supervisor[0] || err) {
         argv[0] = "kle";
-        execve(c->self_exe, argv, env);
-        _exit(127);
+        err = spawn_shim(&pid, c->self_exe, argv, env, p[1], q[0]);
     }
     free(argv);
     free_env(env);
     close(p[1]);
     close(q[0]);
-    if (pid < 0) {
-        CLI_ERR("cannot start %s: fork: %s", o->argv_child[0], strerror(errno));
+    if (err) {
+        CLI_ERR("cannot start %s: cannot start the supervisor: %s", o->argv_child[0],
+                strerror(err));
         close(p[0]);
         close(q[1]);
         return -1;
     }
-    setpgid(pid, pid); /* as the child does; whichever runs first */
     out->pid = pid;
     out->status = p[0];
     out->ctl = q[1];

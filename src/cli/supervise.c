@@ -1,11 +1,13 @@
 /*
  * The supervisor shim between kle and the command.
  *
- * kle forks, the child becomes a process-group leader and executes
+ * kle spawns (posix_spawn), as the leader of a new process group,
  * kle-supervise (this code linked with libc only, supervise_main.c; or kle
  * itself when it is missing) as "kle-supervise __supervise STATUS_FD CTL_FD
- * PPID GRACE_MS -- COMMAND...": a fresh single-threaded process that needs
- * nothing from kle to stop the command.
+ * PPID GRACE_MS [NOFILE] -- COMMAND...": a fresh single-threaded process
+ * that needs nothing from kle to stop the command. NOFILE is the soft
+ * descriptor limit the command gets ("inf" for none), when kle raised its
+ * own.
  *
  * - The deadline guard. CTL_FD carries the leadership deadline from kle:
  *   8-byte absolute CLOCK_BOOTTIME nanoseconds, one at start (written
@@ -47,6 +49,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/timerfd.h>
 #include <sys/wait.h>
@@ -153,15 +156,21 @@ static int signal_descendants(int sig, int outside_group_only)
 static void kill_all_and_reap(pid_t child, int *child_status, int *child_done)
 {
     for (int round = 0; round < 10000; round++) {
-        int found = signal_descendants(SIGKILL, 0);
         int status;
-        pid_t p = waitpid(-1, &status, 0);
+        /* No child means no descendant: an orphaned descendant is
+         * reparented to us (the subreaper), so a living one is our child
+         * or has one among its ancestors. Then /proc need not be read. */
+        pid_t p = waitpid(-1, &status, WNOHANG);
+        if (p < 0 && errno == ECHILD)
+            return;
+        if (p == 0) {
+            signal_descendants(SIGKILL, 0);
+            p = waitpid(-1, &status, 0);
+        }
         if (p == child && !*child_done) {
             *child_status = status;
             *child_done = 1;
         }
-        if (p < 0 && errno == ECHILD && found == 0)
-            return;
     }
 }
 
@@ -205,6 +214,42 @@ static int parse_long(long *out, const char *s, long min, long max)
     return 0;
 }
 
+/* "inf" or a number: a descriptor limit. */
+static int parse_rlim(rlim_t *out, const char *s)
+{
+    char *end;
+    if (strcmp(s, "inf") == 0) {
+        *out = RLIM_INFINITY;
+        return 0;
+    }
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno || end == s || *end || s[0] == '-')
+        return -1;
+    *out = (rlim_t)v;
+    return 0;
+}
+
+/* Closes every descriptor from 3 up but @p a and @p b: close_range (Linux
+ * 5.9) around them, or where it fails one close a descriptor below 1024. */
+static void close_all_but(int a, int b)
+{
+    int keep[2] = {a < b ? a : b, a < b ? b : a};
+    int from = 3, ok = 1;
+    for (int i = 0; i < 2 && ok; i++) {
+        if (keep[i] < from)
+            continue;
+        if (keep[i] > from)
+            ok = close_range((unsigned)from, (unsigned)keep[i] - 1, 0) == 0;
+        from = keep[i] + 1;
+    }
+    if (ok && close_range((unsigned)from, ~0U, 0) == 0)
+        return;
+    for (int fd = 3; fd < 1024; fd++)
+        if (fd != a && fd != b)
+            close(fd);
+}
+
 int cli_supervise_main(int argc, char **argv)
 {
     sigset_t set;
@@ -215,27 +260,38 @@ int cli_supervise_main(int argc, char **argv)
     int eof = 0, child_status = 0, child_done = 0, exec_errno = 0;
     enum { RUNNING, STOPPING } state = RUNNING;
     int guard = 0;
+    rlim_t nofile = 0;
 
-    if (argc < 6 || strcmp(argv[4], "--") != 0 || parse_long(&status_l, argv[0], 0, 1 << 20) ||
-        parse_long(&ctl_l, argv[1], 0, 1 << 20) || parse_long(&ppid, argv[2], 1, 1L << 30) ||
-        parse_long(&grace_l, argv[3], 0, 1L << 40)) {
+    /* STATUS_FD CTL_FD PPID GRACE_MS [NOFILE] -- COMMAND... */
+    int with_nofile = argc >= 7 && strcmp(argv[4], "--") != 0 && strcmp(argv[5], "--") == 0;
+    int dashes = with_nofile ? 5 : 4;
+    if (argc < dashes + 2 || strcmp(argv[dashes], "--") != 0 ||
+        parse_long(&status_l, argv[0], 0, 1 << 20) || parse_long(&ctl_l, argv[1], 0, 1 << 20) ||
+        parse_long(&ppid, argv[2], 1, 1L << 30) || parse_long(&grace_l, argv[3], 0, 1L << 40) ||
+        (with_nofile && parse_rlim(&nofile, argv[4]))) {
         fprintf(stderr, "kle __supervise: internal command; usage: kle __supervise STATUS_FD "
-                        "CTL_FD PPID GRACE_MS -- COMMAND\n");
+                        "CTL_FD PPID GRACE_MS [NOFILE] -- COMMAND\n");
         return CLI_EXIT_USAGE;
     }
     status_fd = (int)status_l;
     ctl_fd = (int)ctl_l;
     grace_ns = (int64_t)grace_l * KLE_NS_PER_MS;
-    argv += 5; /* the command */
+    argv += dashes + 1; /* the command */
 
     /* kle's sockets and pipes (API connections, HTTP listener) are not the
      * command's business: keep only stdio and our two pipes. */
-    for (int fd = 3; fd < 1024; fd++)
-        if (fd != status_fd && fd != ctl_fd)
-            close(fd);
-    close_range(1024, ~0U, 0);
+    close_all_but(status_fd, ctl_fd);
     fcntl(status_fd, F_SETFD, FD_CLOEXEC);
     fcntl(ctl_fd, F_SETFD, FD_CLOEXEC);
+    /* The descriptor limit kle was started with, for the command (kle
+     * raised its own). */
+    if (with_nofile) {
+        struct rlimit rl;
+        if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && (nofile <= rl.rlim_max)) {
+            rl.rlim_cur = nofile;
+            setrlimit(RLIMIT_NOFILE, &rl);
+        }
+    }
 
     sigfillset(&set);
     sigdelset(&set, SIGSEGV);

@@ -4,7 +4,7 @@
  * takes to load libcurl, OpenSSL, GnuTLS and their dependencies: that start
  * is on the path from winning the lease to the command running. kle run
  * executes it as "kle-supervise __supervise STATUS_FD CTL_FD PPID GRACE_MS
- * -- COMMAND..." (the arguments of "kle __supervise", which stays the
+ * [NOFILE] -- COMMAND..." (the arguments of "kle __supervise", which stays the
  * fallback when this program is not installed beside kle).
  */
 #include <stdio.h>
@@ -17,7 +17,7 @@ int main(int argc, char **argv)
     if (argc >= 2 && strcmp(argv[1], "__supervise") == 0)
         return cli_supervise_main(argc - 2, argv + 2);
     fprintf(stderr, "kle-supervise: internal program of kle run, not run by hand "
-                    "(usage: kle-supervise __supervise STATUS_FD CTL_FD PPID GRACE_MS -- "
-                    "COMMAND)\n");
+                    "(usage: kle-supervise __supervise STATUS_FD CTL_FD PPID GRACE_MS "
+                    "[NOFILE] -- COMMAND)\n");
     return CLI_EXIT_USAGE;
 }

@@ -1,12 +1,14 @@
 #!/usr/bin/env python3
 """The supervisor shim on its own (kle __supervise STATUS_FD CTL_FD PPID
-GRACE_MS -- COMMAND), driven as kle drives it: the deadline (absolute
+GRACE_MS [NOFILE] -- COMMAND), driven as kle drives it: the deadline (absolute
 CLOCK_BOOTTIME ns, 8 bytes) in the control pipe, the report read from the
 status pipe. Checks that a command is never started past its deadline,
 that the deadline stops it (SIGTERM, SIGKILL at deadline + grace) when no
 extension comes, that extensions keep it running, and that exec failures
 are reported as such, and that the command does not outlive the shim
 when both kle and the shim are killed (kill -9 of both, pkill -9 kle).
+Both builds of the shim (kle-supervise, and kle itself) pass on to the
+command no descriptor but stdio, and the descriptor limit NOFILE.
 """
 import os
 import struct
@@ -16,8 +18,25 @@ import tempfile
 import time
 
 KLE = os.path.join(os.environ["KLE_BUILD_DIR"], "src/cli/kle")
+KLE_SUPERVISE = os.path.join(os.environ["KLE_BUILD_DIR"], "src/cli/kle-supervise")
 BOOT = time.CLOCK_BOOTTIME
 failed = False
+
+
+# The command of cases 7 and 8: writes its open descriptors to argv[1] and
+# its soft descriptor limit to argv[2] (python opens none of its own).
+OPEN_FDS = ["python3", "-c", """
+import os, resource, sys
+fds = []
+for fd in range(4096):
+    try:
+        os.fstat(fd)
+        fds.append(str(fd))
+    except OSError:
+        pass
+open(sys.argv[1], "w").write(" ".join(fds))
+open(sys.argv[2], "w").write(str(resource.getrlimit(resource.RLIMIT_NOFILE)[0]))
+"""]
 
 
 def boot_ns():
@@ -35,13 +54,13 @@ def ok(msg):
         print("ok:", msg)
 
 
-def start(deadline_ns, grace_ms, cmd):
+def start(deadline_ns, grace_ms, cmd, shim=KLE, extra=(), more_fds=()):
     st_r, st_w = os.pipe()
     ctl_r, ctl_w = os.pipe()
     os.write(ctl_w, struct.pack("=q", deadline_ns))
-    p = subprocess.Popen([KLE, "__supervise", str(st_w), str(ctl_r), str(os.getpid()),
-                          str(grace_ms), "--"] + cmd, pass_fds=(st_w, ctl_r),
-                         start_new_session=True)
+    p = subprocess.Popen([shim, "__supervise", str(st_w), str(ctl_r), str(os.getpid()),
+                          str(grace_ms), *extra, "--"] + cmd,
+                         pass_fds=(st_w, ctl_r, *more_fds), start_new_session=True)
     os.close(st_w)
     os.close(ctl_r)
     return p, st_r, ctl_w
@@ -156,5 +175,52 @@ with tempfile.TemporaryDirectory() as t:
     ok(f"the command died with its shim ({(time.monotonic() - t0) * 1000:.0f} ms)")
     os.close(s)
     os.close(c)
+
+    for shim in (KLE_SUPERVISE, KLE):
+        name = os.path.basename(shim)
+        # 7. Inherited descriptors below the two pipes (kle's are
+        # close-on-exec; a library's may not be): the command gets stdio
+        # only. NOFILE sets its soft descriptor limit.
+        below = [os.open("/dev/null", os.O_RDONLY) for _ in range(3)]
+        p, s, c = start(boot_ns() + 10_000_000_000, 200,
+                        [*OPEN_FDS, f"{t}/fds.{name}", f"{t}/nofile.{name}"],
+                        shim=shim, extra=["300"], more_fds=below)
+        for fd in below:
+            os.close(fd)
+        r = report(p, s, c)
+        fds = sorted(open(f"{t}/fds.{name}").read().split(), key=int)
+        if r != ["exit", "0"] or fds != ["0", "1", "2"]:
+            fail(f"{name}: report {r}, the command's descriptors {fds}, want 0 1 2")
+        nofile = open(f"{t}/nofile.{name}").read().strip()
+        if nofile != "300":
+            fail(f"{name}: the command's descriptor limit is {nofile}, want 300 (NOFILE)")
+        ok(f"{name}: the command gets stdio only, and the soft descriptor limit NOFILE")
+
+        # 8. Descriptors on both sides of the pipes, numbered around them.
+        lo = [os.open("/dev/null", os.O_RDONLY) for _ in range(2)]
+        st_r, st_w = os.pipe()
+        mid = os.open("/dev/null", os.O_RDONLY)
+        ctl_r, ctl_w = os.pipe()
+        hi = [os.open("/dev/null", os.O_RDONLY) for _ in range(2)]
+        os.write(ctl_w, struct.pack("=q", boot_ns() + 10_000_000_000))
+        keep = (*lo, st_w, mid, ctl_r, *hi)
+        p = subprocess.Popen([shim, "__supervise", str(st_w), str(ctl_r), str(os.getpid()),
+                              "200", "--", *OPEN_FDS, f"{t}/fds2.{name}", f"{t}/nofile2"],
+                             pass_fds=keep, start_new_session=True)
+        for fd in (*lo, st_w, mid, ctl_r, *hi):
+            os.close(fd)
+        r = report(p, st_r, ctl_w)
+        fds = sorted(open(f"{t}/fds2.{name}").read().split(), key=int)
+        if r != ["exit", "0"] or fds != ["0", "1", "2"]:
+            fail(f"{name}: descriptors {keep} around the pipes: report {r}, "
+                 f"the command's descriptors {fds}, want 0 1 2")
+        ok(f"{name}: descriptors below, between and above the pipes are closed")
+
+        # 9. A NOFILE that is not a number is refused as a usage error.
+        p, s, c = start(boot_ns() + 10_000_000_000, 200, ["true"], shim=shim, extra=["many"])
+        r = report(p, s, c)
+        if p.returncode != 2 or r:
+            fail(f"{name}: NOFILE 'many': exit {p.returncode}, report {r}, want 2 and none")
+        ok(f"{name}: a NOFILE that is not a number is a usage error")
 
 sys.exit(1 if failed else 0)
