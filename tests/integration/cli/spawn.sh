@@ -12,33 +12,16 @@ hard=$(ulimit -Hn)
 [ "$hard" = unlimited ] && hard=1048576
 [ "$hard" -gt 300 ] || { echo "skip: hard descriptor limit $hard, need more than 300"; exit 77; }
 
-# The command: writes its descriptors, soft limit, parent's program and
-# parent's arguments to $1 (python opens no descriptor of its own).
-PROBE='
-import os, resource, sys
-fds = []
-for fd in range(4096):
-    try:
-        os.fstat(fd)
-        fds.append(str(fd))
-    except OSError:
-        pass
-pp = os.getppid()
-args = open(f"/proc/{pp}/cmdline", "rb").read().split(b"\0")
-with open(sys.argv[1] + ".tmp", "w") as f:
-    f.write(" ".join(fds) + "\n")
-    f.write(str(resource.getrlimit(resource.RLIMIT_NOFILE)[0]) + "\n")
-    f.write(os.readlink(f"/proc/{pp}/exe") + "\n")
-    f.write(args[1].decode() + "\n")
-os.rename(sys.argv[1] + ".tmp", sys.argv[1])
-'
+# The command: tests/support/fd_probe.py (its descriptors, soft limit,
+# parent's program and parent's first argument, a line each).
+PROBE=$KLE_SOURCE_DIR/tests/support/fd_probe.py
 
 # run_probe ID KLE_PROGRAM: one kle run of the probe (--on-exit exit) with
 # the soft descriptor limit 300; its report in $T/ID.probe.
 run_probe() {
   local id=$1 bin=$2 rc
   prlimit --nofile="300:$hard" -- "$bin" run --lock-name "spawn-$id" --identity "$id" \
-    "${TIMINGS[@]}" --on-exit exit -- python3 -c "$PROBE" "$T/$id.probe" >>"$T/$id.log" 2>&1 &
+    "${TIMINGS[@]}" --on-exit exit -- python3 "$PROBE" "$T/$id.probe" >>"$T/$id.log" 2>&1 &
   local pid=$!
   KLE_PIDS+=("$pid")
   wait_until 30 "the probe of $id" file_exists "$T/$id.probe"

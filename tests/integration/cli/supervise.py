@@ -23,20 +23,10 @@ BOOT = time.CLOCK_BOOTTIME
 failed = False
 
 
-# The command of cases 7 and 8: writes its open descriptors to argv[1] and
-# its soft descriptor limit to argv[2] (python opens none of its own).
-OPEN_FDS = ["python3", "-c", """
-import os, resource, sys
-fds = []
-for fd in range(4096):
-    try:
-        os.fstat(fd)
-        fds.append(str(fd))
-    except OSError:
-        pass
-open(sys.argv[1], "w").write(" ".join(fds))
-open(sys.argv[2], "w").write(str(resource.getrlimit(resource.RLIMIT_NOFILE)[0]))
-"""]
+# The command of cases 7 and 8: writes its descriptors, soft descriptor
+# limit, parent's program and parent's first argument to argv[1], a line each.
+FD_PROBE = ["python3", os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                    "../../support/fd_probe.py")]
 
 
 def boot_ns():
@@ -183,15 +173,16 @@ with tempfile.TemporaryDirectory() as t:
         # only. NOFILE sets its soft descriptor limit.
         below = [os.open("/dev/null", os.O_RDONLY) for _ in range(3)]
         p, s, c = start(boot_ns() + 10_000_000_000, 200,
-                        [*OPEN_FDS, f"{t}/fds.{name}", f"{t}/nofile.{name}"],
+                        [*FD_PROBE, f"{t}/probe.{name}"],
                         shim=shim, extra=["300"], more_fds=below)
         for fd in below:
             os.close(fd)
         r = report(p, s, c)
-        fds = sorted(open(f"{t}/fds.{name}").read().split(), key=int)
+        lines = open(f"{t}/probe.{name}").read().split("\n")
+        fds = sorted(lines[0].split(), key=int)
         if r != ["exit", "0"] or fds != ["0", "1", "2"]:
             fail(f"{name}: report {r}, the command's descriptors {fds}, want 0 1 2")
-        nofile = open(f"{t}/nofile.{name}").read().strip()
+        nofile = lines[1].strip()
         if nofile != "300":
             fail(f"{name}: the command's descriptor limit is {nofile}, want 300 (NOFILE)")
         ok(f"{name}: the command gets stdio only, and the soft descriptor limit NOFILE")
@@ -205,12 +196,12 @@ with tempfile.TemporaryDirectory() as t:
         os.write(ctl_w, struct.pack("=q", boot_ns() + 10_000_000_000))
         keep = (*lo, st_w, mid, ctl_r, *hi)
         p = subprocess.Popen([shim, "__supervise", str(st_w), str(ctl_r), str(os.getpid()),
-                              "200", "--", *OPEN_FDS, f"{t}/fds2.{name}", f"{t}/nofile2"],
+                              "200", "--", *FD_PROBE, f"{t}/probe2.{name}"],
                              pass_fds=keep, start_new_session=True)
         for fd in (*lo, st_w, mid, ctl_r, *hi):
             os.close(fd)
         r = report(p, st_r, ctl_w)
-        fds = sorted(open(f"{t}/fds2.{name}").read().split(), key=int)
+        fds = sorted(open(f"{t}/probe2.{name}").read().split("\n")[0].split(), key=int)
         if r != ["exit", "0"] or fds != ["0", "1", "2"]:
             fail(f"{name}: descriptors {keep} around the pipes: report {r}, "
                  f"the command's descriptors {fds}, want 0 1 2")
