@@ -21,9 +21,9 @@ if [ -n "$bad" ] || [ -n "$internal" ]; then
 fi
 [ "$count" -ge 50 ] || { echo "FAIL: only $count symbols exported"; exit 1; }
 for sym in kle_elector_new kle_elector_run kle_strerror kle_version kle_free; do
-  printf '%s\n' "$exported" | grep -qx "$sym" || { echo "FAIL: $sym is not exported"; exit 1; }
+  grep -qx "$sym" <<<"$exported" || { echo "FAIL: $sym is not exported"; exit 1; }
 done
-if printf '%s\n' "$exported" | grep -q '^kle_fake_'; then
+if grep -q '^kle_fake_' <<<"$exported"; then
   echo "FAIL: test doubles exported from libkle (they belong to libkle-testing)"; exit 1
 fi
 echo "exported symbols: $count, all public kle_ API; SONAME $soname"

@@ -32,7 +32,10 @@ cc -std=c11 "${flags[@]}" -o "$tmp/controller_test_pc" "$src/examples/controller
   $(pkg-config --cflags --libs kle-testing) -Wl,-rpath,"$moved/lib" -lpthread
 "$tmp/controller_test_pc" | tee "$tmp/out_pc"
 grep -q "1 passed, 0 failed" "$tmp/out_pc"
-ldd "$tmp/controller_test_pc" | grep -q "$moved/lib/libkle.so.1" ||
+# Captured first: under pipefail, grep -q leaving at its match could end
+# ldd with SIGPIPE while it still writes, and fail the pipeline.
+libs=$(ldd "$tmp/controller_test_pc")
+grep -q "$moved/lib/libkle.so.1" <<<"$libs" ||
   { echo "FAIL: not linked against the installed libkle.so"; exit 1; }
 
 # 2. CMake find_package
@@ -40,6 +43,7 @@ cmake -S "$src/examples" -B "$tmp/cmake-build" -DCMAKE_PREFIX_PATH="$moved" \
   -DCMAKE_C_FLAGS="${flags[*]}" -DCMAKE_EXE_LINKER_FLAGS="${flags[*]}" \
   -DCMAKE_BUILD_RPATH="$moved/lib" >/dev/null
 cmake --build "$tmp/cmake-build" >/dev/null
-"$tmp/cmake-build/controller_test" | grep -q "1 passed, 0 failed"
+out=$("$tmp/cmake-build/controller_test")
+grep -q "1 passed, 0 failed" <<<"$out"
 echo "installed, relocated, and built the examples with pkg-config and with find_package"
 echo "2 passed, 0 failed"

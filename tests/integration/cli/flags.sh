@@ -51,5 +51,6 @@ for c in "" run status; do
 done
 out=$("$KLE" run --help) # captured: grep -q in a pipe could SIGPIPE kle (pipefail)
 grep -q -- '--on-exit' <<<"$out" || fail "run --help lacks --on-exit"
-"$KLE" help status | grep -q -- '--output' || fail "help status lacks --output"
+help=$("$KLE" help status) # captured: grep -q under pipefail could SIGPIPE kle
+grep -q -- '--output' <<<"$help" || fail "help status lacks --output"
 pass "--help for every command"
