@@ -86,6 +86,15 @@ KLE_EXTERN(int) kle_fake_clock_is_fake(kle_clock *clock);
  */
 KLE_EXTERN(int) kle_fake_clock_advance(kle_clock *clock, int64_t ns);
 
+/**
+ * Steps wall time alone by @p delta_ns (negative: back), as an NTP step or
+ * an operator's `date -s` does; monotonic time and every wait are
+ * unaffected. Wall time only ever reaches the timestamps written into
+ * records.
+ * @return 0, or KLE_EINVAL if @p clock is not fake or the step overflows.
+ */
+KLE_EXTERN(int) kle_fake_clock_step_wall(kle_clock *clock, int64_t delta_ns);
+
 /** Number of threads currently blocked in a wait on this clock. */
 KLE_EXTERN(int) kle_fake_clock_waiters(kle_clock *clock);
 
@@ -172,6 +181,15 @@ kle_fake_store_peek(kle_record *out, uint64_t *out_resource_version, kle_fake_st
  * object if needed and bumping the resourceVersion). NULL deletes the object.
  */
 KLE_EXTERN(int) kle_fake_store_put(kle_fake_store *store, const kle_record *record);
+
+/**
+ * Makes the fake locks' writes keep times at whole seconds (@p on 1), as
+ * annotation records (ConfigMap, Endpoints) carry them, so that two writes
+ * within one second leave the same bytes; 0: microseconds, as a Lease
+ * (the default).
+ * @return 0, or KLE_EINVAL if @p store is NULL.
+ */
+KLE_EXTERN(int) kle_fake_store_set_whole_seconds(kle_fake_store *store, int on);
 
 /** Number of successful writes (creates and updates) the store has taken. */
 KLE_EXTERN(uint64_t) kle_fake_store_writes(kle_fake_store *store);

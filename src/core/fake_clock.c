@@ -308,6 +308,22 @@ int kle_fake_clock_is_fake(kle_clock *clock)
     return clock && clock->wait == fc_wait;
 }
 
+int kle_fake_clock_step_wall(kle_clock *clock, int64_t delta_ns)
+{
+    if (!kle_fake_clock_is_fake(clock))
+        return kle_error_set(KLE_EINVAL, "kle_fake_clock_step_wall: not a fake clock");
+    fake_clock *fc = (fake_clock *)clock;
+    pthread_mutex_lock(&fc->mu);
+    if ((delta_ns > 0 && fc->wall_offset > INT64_MAX - delta_ns) ||
+        (delta_ns < 0 && fc->wall_offset < INT64_MIN - delta_ns)) {
+        pthread_mutex_unlock(&fc->mu);
+        return kle_error_set(KLE_EINVAL, "kle_fake_clock_step_wall: step out of range");
+    }
+    fc->wall_offset += delta_ns;
+    pthread_mutex_unlock(&fc->mu);
+    return 0;
+}
+
 int kle_fake_clock_advance(kle_clock *clock, int64_t ns)
 {
     if (!kle_fake_clock_is_fake(clock))

@@ -34,6 +34,7 @@ struct kle_fake_store {
     uint64_t prev_rv;
     watch_session *sessions; /* Open watches. */
     uint64_t bookmarks;
+    int whole_seconds; /* Writes keep times at whole seconds, as annotation records do. */
 };
 
 typedef struct script {
@@ -266,6 +267,16 @@ int kle_fake_store_put(kle_fake_store *s, const kle_record *record)
     return 0;
 }
 
+int kle_fake_store_set_whole_seconds(kle_fake_store *s, int on)
+{
+    if (!s)
+        return kle_error_set(KLE_EINVAL, "kle_fake_store_set_whole_seconds: store is NULL");
+    pthread_mutex_lock(&s->mu);
+    s->whole_seconds = on != 0;
+    pthread_mutex_unlock(&s->mu);
+    return 0;
+}
+
 uint64_t kle_fake_store_writes(kle_fake_store *s)
 {
     pthread_mutex_lock(&s->mu);
@@ -462,6 +473,10 @@ static int fake_write(fake_lock *l, kle_fake_method m, const kle_record *record,
                            l->description, (unsigned long long)s->resource_version,
                            (unsigned long long)expected);
     if (rc == 0) {
+        if (s->whole_seconds) {
+            copy.acquire_time_ns -= copy.acquire_time_ns % KLE_NS_PER_SEC;
+            copy.renew_time_ns -= copy.renew_time_ns % KLE_NS_PER_SEC;
+        }
         remember_prev(s);
         kle_record_dispose(&s->record);
         s->record = copy;
