@@ -227,8 +227,11 @@ KLE_EXTERN(int) kle_elector_new(kle_elector **out, const kle_elector_config *con
  * @return 0 when stopped; KLE_ETIMEOUT when leadership was lost because
  *   renewals did not succeed before the renew deadline; KLE_ECONFLICT when
  *   it ended at once because the watch showed another holder newer than
- *   this elector's last write (watch mode); KLE_ESTATE if the
- *   elector is already running; KLE_ESYSTEM if a thread could not start.
+ *   this elector's last write (watch mode) or a read showed another
+ *   holder; KLE_EIDENTITY when another replica writes the lock under this
+ *   elector's identity (it does not lead under it: identities must be
+ *   unique); KLE_ESTATE if the elector is already running; KLE_ESYSTEM if
+ *   a thread could not start.
  */
 KLE_EXTERN(int) kle_elector_run(kle_elector *elector);
 

@@ -43,7 +43,12 @@ typedef enum kle_error_code {
     KLE_EVERSION = -23,         /**< A struct or vtable carries an unsupported version. */
     KLE_ESYSTEM = -24,          /**< An operating system call failed; see the message. */
     KLE_EUNHEALTHY = -25,       /**< A health check failed (kle_elector_check). */
-    KLE_EAPI = -26              /**< Any other API error; see http_status and reason. */
+    KLE_EAPI = -26,             /**< Any other API error; see http_status and reason. */
+    /**
+     * Another replica writes the lock under this elector's identity:
+     * identities must be unique (kle_elector_run).
+     */
+    KLE_EIDENTITY = -27
 } kle_error_code;
 
 /** Details of the last error on the calling thread. */

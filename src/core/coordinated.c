@@ -29,16 +29,15 @@ int kle_elector__end_of_term(const kle_record *observed, const char *identity)
            kle_elector__preferred_is_other(observed, identity);
 }
 
-int kle_elector__may_take(const kle_record *observed, const char *identity, int valid,
+int kle_elector__may_take(const kle_record *observed, const char *identity, int mine, int valid,
                           int coordinated)
 {
-    int mine = kle_record_holder_is(observed, identity);
     if (coordinated)
         /* Only the server picks the holder; we renew what it gave us while it is live. */
         return mine && valid;
     if (mine)
         return 1;
-    if (kle_record_holder_len(observed) > 0 && valid)
+    if (!kle_elector__released(observed) && valid)
         return 0;
     /* Released, or held but expired: still reserved for the preferred holder until it expires. */
     return !(valid && kle_elector__preferred_is_other(observed, identity));
@@ -74,10 +73,12 @@ int kle_elector__handover_record(kle_record *out, const kle_record *current, int
         rc = kle_record_set_holder(out, current->preferred_holder, len);
     else
         rc = kle_record_set_holder(out, "", 0);
-    /* Strategy kept, preference cleared ("" removes it from the object). */
+    /* Strategy kept. The preference names the new holder (the mark by
+     * which it knows the record as a handover to it, not a record another
+     * replica wrote under its identity), or is cleared on a release. */
     if (rc < 0 || kle_elector__carry_foreign(out, current, 0) < 0 ||
-        (!out->preferred_holder &&
-         kle_record_set_bytes(&out->preferred_holder, &out->preferred_holder_len, "", 0) < 0)) {
+        kle_record_set_bytes(&out->preferred_holder, &out->preferred_holder_len,
+                             len > 0 ? current->preferred_holder : "", len) < 0) {
         kle_record_dispose(out);
         return KLE_ENOMEM;
     }

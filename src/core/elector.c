@@ -157,6 +157,7 @@ static uint64_t random_seed(void)
 }
 
 static kle_leading *handle_new(kle_elector *e);
+static int impostor(kle_elector *e);
 
 int kle_elector_new(kle_elector **out, const kle_elector_config *config)
 {
@@ -261,7 +262,7 @@ static void mark_progress(kle_elector *e)
 
 /* client-go's isLeaseValid; mu held. */
 /* Records our own successful write, sent at `sent`. */
-static void observe_own_write(kle_elector *e, kle_record *rec, int64_t sent)
+static void observe_own_write(kle_elector *e, kle_record *rec, int64_t sent, int64_t dated)
 {
     int64_t returned = now_ns(e);
     pthread_mutex_lock(&e->mu);
@@ -279,10 +280,18 @@ static void observe_own_write(kle_elector *e, kle_record *rec, int64_t sent)
     e->observed_raw_len = 0;
     free(e->observed_rv);
     e->observed_rv = NULL;
-    /* The send time, not the answer's: our view of our own lease stays conservative. */
-    e->observed_time = sent;
-    e->raw_changed_time = sent;
+    /* The send time, not the answer's (and of the first write of the same
+     * record): our view of our own lease stays conservative. */
+    e->observed_time = dated;
+    e->raw_changed_time = dated;
+    e->observed_own = kle_record_holder_is(&e->observed, e->identity);
+    e->foreign_self = 0;
+    if (e->observed.leader_transitions > e->max_transitions || !e->seen_transitions) {
+        e->max_transitions = e->observed.leader_transitions;
+        e->seen_transitions = 1;
+    }
     e->last_sent = sent;
+    e->last_dated = dated;
     e->last_return = returned;
     e->own_seq = e->write_seq;
     e->own_renew_ns = e->observed.renew_time_ns;
@@ -290,14 +299,39 @@ static void observe_own_write(kle_elector *e, kle_record *rec, int64_t sent)
     pthread_mutex_unlock(&e->mu);
 }
 
-/* Notes a write about to be sent, so that the watch can recognise it. */
-static void note_writing(kle_elector *e, const kle_record *rec)
+/*
+ * Notes a write about to be sent, so that the watch can recognise it, and
+ * returns the send time its success extends the term from: now, or the
+ * send of an earlier write of the same record, which may have landed with
+ * the same bytes (a lost answer): another replica may have dated the lease
+ * from seeing those bytes the first time.
+ */
+static int64_t note_writing(kle_elector *e, const kle_record *rec, int64_t now)
 {
     pthread_mutex_lock(&e->mu);
     e->write_seq++;
     e->writing_renew_ns = rec->renew_time_ns;
     e->writing_transitions = rec->leader_transitions;
+    int64_t sent = kle_elector__note_own_write(e, rec, now);
     pthread_mutex_unlock(&e->mu);
+    return sent;
+}
+
+/*
+ * A leader whose read shows the lock held by another (or released by
+ * someone else) ends its term at once: that write came after its own. mu
+ * held; returns 1 when it did.
+ */
+static int step_down_on_read(kle_elector *e)
+{
+    if (!e->leading || e->expired || observed_is_me(e))
+        return 0;
+    e->expired = 1;
+    atomic_store(&e->stepped_down, 1);
+    if (e->handle)
+        kle_event_set(e->handle->ended);
+    kle_event_set(e->wake);
+    return 1;
 }
 
 static int new_record(kle_elector *e, kle_record *rec, int64_t wall)
@@ -339,16 +373,14 @@ static int try_acquire_or_renew(kle_elector *e, int64_t deadline, kle_event *can
     pthread_mutex_unlock(&e->mu);
     if (fast) {
         ctx.timeout_ns = call_budget(e, deadline);
-        note_writing(e, &rec);
-        int64_t sent = now_ns(e);
+        int64_t sent = now_ns(e), dated = note_writing(e, &rec, sent);
         rc = note_call(e, kle_lock_update(e->lock, &rec, &ctx));
         if (rc == 0) {
-            observe_own_write(e, &rec, sent);
+            observe_own_write(e, &rec, sent, dated);
             return 1;
         }
         KLE_LOG_E("Failed to update lock %s optimistically: %s, falling back to slow path", e->name,
                   kle_error_last()->message);
-        rec.acquire_time_ns = rec.renew_time_ns;
         rec.leader_transitions = 0;
     }
 
@@ -366,27 +398,30 @@ static int try_acquire_or_renew(kle_elector *e, int64_t deadline, kle_event *can
                       e->name);
             goto failed;
         }
-        /* Watch mode: a deletion does not end a live lease this elector saw
-         * (docs/architecture.md, "Watch mode"): wait it out first. */
+        /* A deletion does not end a live lease this elector saw (a NotFound
+         * in either follow mode, docs/architecture.md): wait it out first.
+         * A re-created lock goes on from the highest token seen. */
         pthread_mutex_lock(&e->mu);
-        int live = e->follow && e->has_observed && kle_record_holder(&e->observed)[0] != '\0' &&
-                   !observed_is_me(e) && lease_valid(e, now_ns(e));
+        int live = e->has_observed && !kle_elector__released(&e->observed) && !observed_is_me(e) &&
+                   lease_valid(e, now_ns(e));
+        rec.leader_transitions =
+            e->seen_transitions ? kle_elector__next_token(e->max_transitions) : 0;
         pthread_mutex_unlock(&e->mu);
         if (live) {
             KLE_LOG_V(4, "lock %s is deleted, but the lease last seen has not yet expired",
                       e->name);
             goto failed;
         }
+        rec.renew_time_ns = rec.acquire_time_ns = kle_clock_wall_ns(e->clock);
         ctx.timeout_ns = call_budget(e, deadline);
-        note_writing(e, &rec);
-        int64_t sent = now_ns(e);
+        int64_t sent = now_ns(e), dated = note_writing(e, &rec, sent);
         rc = note_call(e, kle_lock_create(e->lock, &rec, &ctx));
         if (rc < 0) {
             KLE_LOG_E("error initially creating leader election record %s: %s", e->name,
                       kle_error_last()->message);
             goto failed;
         }
-        observe_own_write(e, &rec, sent);
+        observe_own_write(e, &rec, sent, dated);
         return 1;
     }
 
@@ -403,12 +438,23 @@ static int try_acquire_or_renew(kle_elector *e, int64_t deadline, kle_event *can
     kle_follow__got(e, changed);
     kle_lock_result_dispose(&got);
     const char *holder = kle_record_holder(&e->observed);
-    if (holder[0] != '\0' && lease_valid(e, now) && !observed_is_me(e)) {
+    if (e->impostor) {
+        pthread_mutex_unlock(&e->mu);
+        goto failed;
+    }
+    if (step_down_on_read(e)) {
+        KLE_LOG_I("lock %s is held by \"%s\" now, not by this leader: stopping leading", e->name,
+                  holder);
+        pthread_mutex_unlock(&e->mu);
+        goto failed;
+    }
+    if (!kle_elector__released(&e->observed) && lease_valid(e, now) && !observed_is_me(e)) {
         KLE_LOG_V(4, "lock is held by %s and has not yet expired", holder);
         pthread_mutex_unlock(&e->mu);
         goto failed;
     }
-    if (!kle_elector__may_take(&e->observed, e->identity, lease_valid(e, now), e->coordinated)) {
+    if (!kle_elector__may_take(&e->observed, e->identity, observed_is_me(e), lease_valid(e, now),
+                               e->coordinated)) {
         KLE_LOG_V(4, "lock %s is not ours to take (%s)", e->name,
                   e->coordinated ? "coordinated: the server picks the holder"
                                  : "reserved for its preferred holder until it expires");
@@ -428,29 +474,37 @@ static int try_acquire_or_renew(kle_elector *e, int64_t deadline, kle_event *can
     }
 
     /* 4. Take it over, or renew it the slow way. */
+    /* A fresh renewTime for every write: a write after a lost answer must
+     * not repeat the bytes that answer left. A new term carries a token
+     * above every token seen (saturating at the int32 maximum). */
+    rec.renew_time_ns = kle_clock_wall_ns(e->clock);
+    rec.acquire_time_ns = rec.renew_time_ns;
+    int top = old_transitions > e->max_transitions ? old_transitions : e->max_transitions;
     if (observed_is_me(e) && e->coordinated && !e->leading) {
         /* The server made us the holder without counting a transition: a
          * new term must carry a new fencing token. */
-        rec.leader_transitions =
-            old_transitions < 2147483647 ? old_transitions + 1 : old_transitions;
+        rec.leader_transitions = kle_elector__next_token(top);
     } else if (observed_is_me(e)) {
         rec.acquire_time_ns = old_acquire;
         rec.leader_transitions = old_transitions;
         e->stats.slowpath_total++;
     } else {
-        rec.leader_transitions = old_transitions + 1;
+        rec.leader_transitions = kle_elector__next_token(top);
+        if (top == 2147483647 && !e->saturation_logged++)
+            KLE_LOG_W("lock %s: leaderTransitions is at its maximum (2147483647): the fencing "
+                      "token stays there and no longer increases",
+                      e->name);
     }
     pthread_mutex_unlock(&e->mu);
 
     ctx.timeout_ns = call_budget(e, deadline);
-    note_writing(e, &rec);
-    int64_t sent = now_ns(e);
+    int64_t sent = now_ns(e), dated = note_writing(e, &rec, sent);
     rc = note_call(e, kle_lock_update(e->lock, &rec, &ctx));
     if (rc < 0) {
         KLE_LOG_E("Failed to update lock %s: %s", e->name, kle_error_last()->message);
         goto failed;
     }
-    observe_own_write(e, &rec, sent);
+    observe_own_write(e, &rec, sent, dated);
     return 1;
 
 failed:
@@ -493,7 +547,7 @@ static int extend_leadership(kle_elector *e)
     pthread_mutex_lock(&e->mu);
     int ok = !e->expired && e->last_return < e->lead_deadline;
     if (ok) {
-        e->lead_deadline = e->last_sent + e->renew_deadline;
+        e->lead_deadline = e->last_dated + e->renew_deadline;
         if (e->handle)
             kle_event_set(e->handle->extended);
     }
@@ -514,9 +568,11 @@ static int acquire(kle_elector *e)
         int ok = try_acquire_or_renew(e, INT64_MAX, e->cancel);
         report_transition(e);
         mark_progress(e);
+        if (impostor(e))
+            return -1;
         if (ok) {
             pthread_mutex_lock(&e->mu);
-            int late = e->last_return >= e->last_sent + e->renew_deadline;
+            int late = e->last_return >= e->last_dated + e->renew_deadline;
             pthread_mutex_unlock(&e->mu);
             if (!late) {
                 KLE_LOG_I("successfully acquired lease %s", e->name);
@@ -536,6 +592,25 @@ static int acquire(kle_elector *e)
             kle_clock_wait(e->clock, e->cancel, now_ns(e) + wait);
     }
     return 0;
+}
+
+/* Another replica renews the lock under this elector's identity. */
+static int impostor(kle_elector *e)
+{
+    pthread_mutex_lock(&e->mu);
+    int i = e->impostor;
+    pthread_mutex_unlock(&e->mu);
+    return i;
+}
+
+static int impostor_error(kle_elector *e)
+{
+    int rc = kle_error_set(KLE_EIDENTITY,
+                           "lock %s is written by another replica under this elector's identity "
+                           "\"%s\": identities must be unique; not leading under it",
+                           e->name, e->identity);
+    KLE_LOG_E("%s", kle_error_last()->message);
+    return rc;
 }
 
 /* The guard saw the leadership deadline pass. */
@@ -671,7 +746,7 @@ static void release(kle_elector *e, int lost)
         int64_t sent = now_ns(e);
         int rc = note_call(e, kle_lock_update(e->lock, &rec, &ctx));
         if (rc == 0) {
-            observe_own_write(e, &rec, sent);
+            observe_own_write(e, &rec, sent, sent);
             pthread_mutex_lock(&e->mu);
             e->stats.releases++;
             pthread_mutex_unlock(&e->mu);
@@ -725,7 +800,7 @@ static void hand_over(kle_elector *e)
         rc = note_call(e, kle_lock_update(e->lock, &rec, &ctx));
         if (rc == 0) {
             KLE_LOG_I("handed lease %s over to \"%s\"", e->name, kle_record_holder(&rec));
-            observe_own_write(e, &rec, sent);
+            observe_own_write(e, &rec, sent, sent);
             return;
         }
         kle_record_dispose(&rec);
@@ -873,7 +948,7 @@ static int lead_term(kle_elector *e, kle_leading *h)
     e->expired = 0;
     e->leading = 1;
     e->handover = kle_elector__end_of_term(&e->observed, e->identity);
-    e->lead_deadline = e->last_sent + e->renew_deadline;
+    e->lead_deadline = e->last_dated + e->renew_deadline;
     e->handle = h;
     e->stats.acquisitions++;
     h->transitions = e->observed.leader_transitions;
@@ -929,7 +1004,9 @@ static int lead_term(kle_elector *e, kle_leading *h)
     if (outcome == RENEW_LOST)
         rc = kle_error_set(KLE_ETIMEOUT, "leadership of %s lost: no renewal succeeded in time",
                            e->name);
-    if (outcome == RENEW_TAKEN)
+    if (outcome == RENEW_TAKEN && impostor(e))
+        rc = impostor_error(e);
+    else if (outcome == RENEW_TAKEN)
         rc = kle_error_set(KLE_ECONFLICT,
                            "leadership of %s lost: the watch showed another holder after this "
                            "elector's last write",
@@ -967,13 +1044,19 @@ int kle_elector_run(kle_elector *e)
         return kle_error_set(KLE_EINVAL, "kle_elector_run: elector is NULL");
     if (atomic_exchange(&e->running, 1))
         return kle_error_set(KLE_ESTATE, "kle_elector_run: %s is already running", e->name);
-    int rc = 0;
+    int rc = 0, won;
     mark_progress(e);
+    pthread_mutex_lock(&e->mu);
+    e->impostor = 0; /* Each run looks again. */
+    e->foreign_self = 0;
+    pthread_mutex_unlock(&e->mu);
     kle_follow__start(e);
     if (!e->next_handle && !(e->next_handle = handle_new(e))) {
         rc = kle_error_set(KLE_ESYSTEM, "kle_elector_run: %s: cannot make a leading handle",
                            e->name);
-    } else if (acquire(e)) {
+    } else if ((won = acquire(e)) < 0) {
+        rc = impostor_error(e);
+    } else if (won) {
         if (stop_requested(e)) {
             /* Stopped while the winning write was in flight: do not start leading. */
             if (e->release_on_cancel)
@@ -1043,7 +1126,10 @@ int kle_elector_check_ns(kle_elector *e, int64_t max_tolerable_expired_ns)
     int mine = observed_is_me(e);
     int64_t age = now - e->observed_time;
     pthread_mutex_unlock(&e->mu);
-    if (mine && age > e->lease_duration + max_tolerable_expired_ns)
+    int64_t limit = max_tolerable_expired_ns > INT64_MAX - e->lease_duration
+                        ? INT64_MAX
+                        : e->lease_duration + max_tolerable_expired_ns;
+    if (mine && age > limit)
         return kle_error_set(KLE_EUNHEALTHY, "failed election to renew leadership on lease %s",
                              e->name);
     return 0;

@@ -27,6 +27,23 @@ struct kle_leading {
     int64_t final_deadline; /* lead_deadline when the term ended. */
 };
 
+/*
+ * A write this elector attempted, as its key at whole-second precision (the
+ * coarsest any record carries: two writes with equal keys may leave the
+ * same bytes) and the send time of the first write with that key. Used to
+ * date a term's deadline (rule "same bytes, first send") and to recognise
+ * this elector's own records among those that name its identity.
+ */
+typedef struct kle_own_write {
+    int used;
+    int lease_seconds;
+    int transitions;
+    int64_t acquire_s, renew_s;
+    int64_t first_sent;
+} kle_own_write;
+
+#define KLE_OWN_WRITES 8
+
 struct kle_elector {
     kle_lock *lock;
     char *identity;
@@ -60,7 +77,8 @@ struct kle_elector {
     int64_t lead_deadline;
     kle_leading *handle;      /* The current term's handle, or NULL. */
     kle_leading *next_handle; /* Made before campaigning, for the next term. */
-    int64_t last_sent;
+    int64_t last_sent;        /* Send time of the last successful write: rounds start from it. */
+    int64_t last_dated;       /* What that write's term is dated from (note_own_write). */
     int64_t last_return;
     kle_elector_stats stats;
     int64_t last_progress; /* When the loop last completed a round or a step between terms. */
@@ -86,6 +104,22 @@ struct kle_elector {
     int writing_transitions;
     int64_t own_renew_ns; /* The same, of the last successful write. */
     int own_transitions;
+    /* Writes attempted, newest at own_next - 1; guarded by mu. */
+    kle_own_write own[KLE_OWN_WRITES];
+    int own_next;
+    /*
+     * The observed record is this elector's: it names this identity and is
+     * one of its writes, a handover to it, or (coordinated) the server's
+     * choice. A record naming this identity that is none of these was
+     * written by another replica under the same identity: it is treated as
+     * a foreign lease. Guarded by mu.
+     */
+    int observed_own;
+    int foreign_self;      /* Foreign records under this identity observed (distinct). */
+    int impostor;          /* Another replica renews under this identity: refuse to lead. */
+    int max_transitions;   /* The highest leaderTransitions observed or written. */
+    int saturation_logged; /* The token reached the int32 maximum: logged once. */
+    int seen_transitions;  /* max_transitions is set. */
 };
 
 struct kle_follow;
@@ -109,8 +143,29 @@ void kle_elector__observe(kle_elector *e, kle_lock_result *got, int64_t seen, in
 /* client-go's isLeaseValid on the observed record; mu held. */
 int kle_elector__lease_valid(kle_elector *e, int64_t now);
 
-/* 1 when the observed record names this elector; mu held. */
+/* 1 when the observed record is this elector's own (observed_own); mu held. */
 int kle_elector__observed_is_me(kle_elector *e);
+
+/* 1 when @p r is one of this elector's recent writes (by key); mu held. */
+int kle_elector__is_own_write(kle_elector *e, const kle_record *r);
+
+/*
+ * Notes a write of @p r about to be sent at @p now (mu held); returns the
+ * time its deadline is dated from: the send of the first write with the
+ * same key, which may have left the same bytes (docs/architecture.md,
+ * "Why two leaders cannot work at once").
+ */
+int64_t kle_elector__note_own_write(kle_elector *e, const kle_record *r, int64_t now);
+
+/* The fencing token after @p base: one more, saturating at the int32 maximum. */
+int kle_elector__next_token(int base);
+
+/*
+ * 1 when @p r is released and free at once: holder "" with a lease of at
+ * most one second, as every release writes it. A record whose holder was
+ * emptied by hand keeps its lease duration and expires like any lease.
+ */
+int kle_elector__released(const kle_record *r);
 
 /* Joins a thread of the elector's clock once *done is set (it sets e->wake then). */
 void kle_elector__join(kle_elector *e, atomic_int *done, pthread_t thread);
@@ -128,11 +183,12 @@ int kle_elector__end_of_term(const kle_record *observed, const char *identity);
 
 /*
  * 1 when @p identity may write @p observed as its own (take it or renew it);
- * @p valid says whether the lease is live on our clock. Coordinated: only a
+ * @p mine says whether it is this elector's own record (observed_own);
+ * @p valid whether the lease is live on our clock. Coordinated: only a
  * live lease the server gave us. Otherwise: ours; or free or expired, except
  * a live lease whose preferredHolder names someone else.
  */
-int kle_elector__may_take(const kle_record *observed, const char *identity, int valid,
+int kle_elector__may_take(const kle_record *observed, const char *identity, int mine, int valid,
                           int coordinated);
 
 /*

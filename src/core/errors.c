@@ -45,6 +45,7 @@ static const struct {
     {KLE_ESYSTEM, "KLE_ESYSTEM", "system call failed"},
     {KLE_EUNHEALTHY, "KLE_EUNHEALTHY", "unhealthy"},
     {KLE_EAPI, "KLE_EAPI", "API error"},
+    {KLE_EIDENTITY, "KLE_EIDENTITY", "identity in use by another replica"},
 };
 
 const char *kle_strerror(int code)

@@ -206,7 +206,7 @@ static int on_event(const kle_lock_event *ev, void *data)
     case KLE_LOCK_EVENT_DELETED:
         stepped = step_down_if_newer(f, e);
         /* A deletion ends no live lease this elector saw; see docs/architecture.md. */
-        if (!e->has_observed || kle_record_holder(&e->observed)[0] == '\0' ||
+        if (!e->has_observed || kle_elector__released(&e->observed) ||
             kle_elector__observed_is_me(e) || !kle_elector__lease_valid(e, now))
             kick = 1;
         break;
@@ -219,18 +219,15 @@ static int on_event(const kle_lock_event *ev, void *data)
             KLE_LOG_V(5, "watch of %s: ignoring resourceVersion %s, seen before", e->name, rv);
             break; /* A duplicate, or a stale re-delivery of an older version. */
         }
-        if (kle_record_holder_is(&r->record, e->identity)) {
+        if (kle_elector__is_own_write(e, &r->record)) {
             /* Our own write: note how far the stream has come; our view of
              * our own lease stays the one its send time gave. */
-            int own = 1;
             if (r->record.leader_transitions == e->writing_transitions &&
                 same_time(r->record.renew_time_ns, e->writing_renew_ns))
                 f->stream_own = e->write_seq;
             else if (r->record.leader_transitions == e->own_transitions &&
                      same_time(r->record.renew_time_ns, e->own_renew_ns))
                 f->stream_own = e->own_seq;
-            else
-                own = 0;
             if (e->leading && !e->handover && kle_elector__end_of_term(&r->record, e->identity)) {
                 /* Another identity is preferred (kle transfer, the election
                  * controller): end the term now, not at the next renewal. */
@@ -238,10 +235,6 @@ static int on_event(const kle_lock_event *ev, void *data)
                 if (e->handle)
                     kle_event_set(e->handle->ended);
                 handover = wake = 1;
-            } else if (!e->leading && !own) {
-                /* Someone else wrote us in as holder (a handover, or the
-                 * coordinated election controller): take it up at once. */
-                kick = 1;
             }
             break;
         }
@@ -252,10 +245,23 @@ static int on_event(const kle_lock_event *ev, void *data)
         int changed = 0;
         kle_elector__observe(e, &copy, now, &changed);
         kle_lock_result_dispose(&copy);
+        if (e->impostor && e->leading && !e->expired) {
+            /* Another replica writes under this identity: stop at once. */
+            e->expired = 1;
+            atomic_store(&e->stepped_down, 1);
+            if (e->handle)
+                kle_event_set(e->handle->ended);
+            f->stepdowns++;
+            stepped = 1;
+        }
         if (changed) {
             wake = 1;
-            if (kle_record_holder(&e->observed)[0] == '\0')
+            if (kle_elector__released(&e->observed))
                 kick = 1; /* Released: try at once. */
+            else if (!e->leading && kle_elector__observed_is_me(e))
+                kick = 1; /* Written in as holder (a handover, the election controller). */
+            else if (e->impostor)
+                kick = 1; /* The elector's loop reports it. */
         }
         break;
     }

@@ -26,6 +26,90 @@
  * after the record last changed; see docs/architecture.md. Takes what it
  * keeps out of `got`.
  */
+static int64_t whole_seconds(int64_t ns)
+{
+    return ns >= 0 ? ns / KLE_NS_PER_SEC : -((-(ns + 1)) / KLE_NS_PER_SEC) - 1;
+}
+
+static int same_key(const kle_own_write *w, const kle_record *r)
+{
+    return w->used && w->lease_seconds == r->lease_duration_seconds &&
+           w->transitions == r->leader_transitions &&
+           w->acquire_s == whole_seconds(r->acquire_time_ns) &&
+           w->renew_s == whole_seconds(r->renew_time_ns);
+}
+
+int kle_elector__is_own_write(kle_elector *e, const kle_record *r)
+{
+    if (!kle_record_holder_is(r, e->identity))
+        return 0;
+    for (int i = 0; i < KLE_OWN_WRITES; i++)
+        if (same_key(&e->own[i], r))
+            return 1;
+    return 0;
+}
+
+int64_t kle_elector__note_own_write(kle_elector *e, const kle_record *r, int64_t now)
+{
+    for (int i = 0; i < KLE_OWN_WRITES; i++)
+        if (same_key(&e->own[i], r))
+            return e->own[i].first_sent < now ? e->own[i].first_sent : now;
+    kle_own_write *w = &e->own[e->own_next];
+    e->own_next = (e->own_next + 1) % KLE_OWN_WRITES;
+    w->used = 1;
+    w->lease_seconds = r->lease_duration_seconds;
+    w->transitions = r->leader_transitions;
+    w->acquire_s = whole_seconds(r->acquire_time_ns);
+    w->renew_s = whole_seconds(r->renew_time_ns);
+    w->first_sent = now;
+    return now;
+}
+
+int kle_elector__next_token(int base)
+{
+    return base < 2147483647 ? (base < 0 ? 0 : base + 1) : 2147483647;
+}
+
+int kle_elector__released(const kle_record *r)
+{
+    return kle_record_holder_len(r) == 0 && r->lease_duration_seconds <= 1;
+}
+
+static int preferred_is(const kle_record *r, const char *identity)
+{
+    size_t len = kle_record_string_len(r->preferred_holder, r->preferred_holder_len);
+    return len > 0 && len == strlen(identity) && memcmp(r->preferred_holder, identity, len) == 0;
+}
+
+/*
+ * Whose the newly observed record is (mu held): this elector's own write; a
+ * handover to it (the previous holder names it both holder and preferred
+ * holder, docs/architecture.md "Planned handover"); the coordinated
+ * election controller's choice; or, naming this identity but none of these,
+ * another replica's under the same identity, which is a foreign lease. A
+ * second distinct such record means that replica renews it: an impostor.
+ */
+static void classify(kle_elector *e)
+{
+    const kle_record *r = &e->observed;
+    if (r->leader_transitions > e->max_transitions || !e->seen_transitions) {
+        e->max_transitions = r->leader_transitions;
+        e->seen_transitions = 1;
+    }
+    if (!kle_record_holder_is(r, e->identity)) {
+        e->observed_own = 0;
+        return;
+    }
+    if (e->coordinated || kle_elector__is_own_write(e, r) || preferred_is(r, e->identity)) {
+        e->observed_own = 1;
+        return;
+    }
+    e->observed_own = 0;
+    /* A leader that sees one knows another replica wrote under its name. */
+    if (++e->foreign_self > 1 || e->leading)
+        e->impostor = 1;
+}
+
 void kle_elector__observe(kle_elector *e, kle_lock_result *got, int64_t seen, int *out_changed)
 {
     int changed = !e->observed_raw || e->observed_raw_len != got->raw_len ||
@@ -43,6 +127,7 @@ void kle_elector__observe(kle_elector *e, kle_lock_result *got, int64_t seen, in
         e->has_observed = 1;
         e->observed_time = seen;
         e->raw_changed_time = seen;
+        classify(e);
     } else if (touched) {
         int64_t cap = e->raw_changed_time + RECORD_PRECISION;
         int64_t t = seen < cap ? seen : cap;
@@ -65,7 +150,7 @@ int kle_elector__lease_valid(kle_elector *e, int64_t now)
 
 int kle_elector__observed_is_me(kle_elector *e)
 {
-    return e->has_observed && kle_record_holder_is(&e->observed, e->identity);
+    return e->has_observed && e->observed_own;
 }
 
 void kle_elector__join(kle_elector *e, atomic_int *done, pthread_t thread)

@@ -105,6 +105,17 @@ static void put(fixture *f, const char *holder, int duration, const char *strate
     kle_record_dispose(&r);
 }
 
+/* Sets preferredHolder (and a strategy) in the stored record, as kle transfer does. */
+static void prefer(fixture *f, const char *preferred)
+{
+    kle_record r = KLE_RECORD_INIT;
+    assert_int_equal(kle_fake_store_peek(&r, NULL, f->store), 0);
+    kle_record_set_string(&r.strategy, "OldestEmulationVersion");
+    kle_record_set_string(&r.preferred_holder, preferred);
+    assert_int_equal(kle_fake_store_put(f->store, &r), 0);
+    kle_record_dispose(&r);
+}
+
 static kle_record stored(fixture *f)
 {
     kle_record r = KLE_RECORD_INIT;
@@ -169,11 +180,11 @@ static void test_coordinated__follower_never_jumps_a_preferred_holder(void **sta
     kle_record_dispose(&r);
 }
 
-/* The identity a released lease is reserved for takes it at once. */
+/* The identity a released lease (holder "", 1 s) is reserved for takes it at once. */
 static void test_coordinated__preferred_holder_takes_a_released_lease_at_once(void **state)
 {
     fixture *f = *state;
-    put(f, "", 15, NULL, "me");
+    put(f, "", 1, NULL, "me");
     assert_true(try_now(f));
     kle_record r = stored(f);
     assert_string_equal(kle_record_holder(&r), "me");
@@ -214,10 +225,11 @@ static void on_lead(kle_leading *l, void *d)
     fixture *f = d;
     f->started++;
     f->t_started = kle_clock_monotonic_ns(f->clock);
-    /* Another writer (the server, kle transfer) names a preferred holder. */
+    /* Another writer (the server, kle transfer) names a preferred holder
+     * in the leader's record, changing nothing else. */
     kle_clock_sleep(f->clock, 3 * SEC);
     f->put_at = kle_clock_monotonic_ns(f->clock);
-    put(f, "me", 15, "OldestEmulationVersion", "next");
+    prefer(f, "next");
     /* Virtual time: a term that does not end fails here instead of hanging. */
     if (kle_leading_wait_ns(l, 20 * SEC) == 0)
         f->t_ended = kle_clock_monotonic_ns(f->clock);
@@ -254,9 +266,10 @@ static void test_coordinated__leader_ends_term_and_hands_over_to_preferred_holde
     kle_record r = stored(f);
     assert_string_equal(kle_record_holder(&r), "next");
     assert_string_equal(str(r.strategy), "OldestEmulationVersion");
-    assert_true(!r.preferred_holder || r.preferred_holder[0] == '\0');
+    /* The preference names the new holder: the mark of a handover. */
+    assert_string_equal(str(r.preferred_holder), "next");
     assert_int_equal(r.lease_duration_seconds, 15);
-    assert_int_equal(r.leader_transitions, 5);
+    assert_int_equal(r.leader_transitions, 1);
     kle_record_dispose(&r);
 }
 
@@ -264,7 +277,8 @@ static void test_coordinated__leader_ends_term_and_hands_over_to_preferred_holde
 static void test_coordinated__reserved_lease_is_handed_over_without_leading(void **state)
 {
     fixture *f = *state;
-    put(f, "me", 15, NULL, "next");
+    assert_true(try_now(f)); /* Created: this elector's own record. */
+    prefer(f, "next");
     pthread_t t;
     assert_int_equal(kle_fake_clock_spawn(&t, f->clock, run_main, f), 0);
     assert_int_equal(kle_clock_wait(f->clock, f->done, INT64_MAX), 0);
@@ -444,7 +458,8 @@ static void test_coordinated__watch_leader_hands_over_at_once_to_named_follower(
     kle_record r = KLE_RECORD_INIT;
     assert_int_equal(kle_fake_store_peek(&r, NULL, w->store), 0);
     assert_string_equal(kle_record_holder(&r), "b");
-    assert_true(!r.preferred_holder || r.preferred_holder[0] == '\0');
+    /* The handover's mark stays: holder and preferred holder agree. */
+    assert_string_equal(r.preferred_holder ? r.preferred_holder : "(null)", "b");
     kle_record_dispose(&r);
 }
 
