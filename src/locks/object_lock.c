@@ -77,11 +77,16 @@ typedef struct object_lock {
      * this lock's own record. */
     int refusing;
     int refusing_kind;
-    /* Monotonic time until which a write naming us needs no re-check: the
-     * last write naming us that was re-checked (or within this time of
-     * one) was sent at T, and until T + its lease duration no replica of the
-     * other family can judge our record expired. 0: re-check the next one. */
+    /* Monotonic time until which a write naming us needs no re-check (0:
+     * re-check the next one). Other replicas date a record by when its
+     * bytes last changed: the bytes of our last re-checked write (or of a
+     * write answered before this time after one) were first sent at T, so
+     * until T + its lease duration no replica of the other family can
+     * judge our record expired. */
     int64_t verified_until;
+    char *own_raw; /* the record bytes our last write naming us put */
+    size_t own_raw_len;
+    int64_t own_first_send; /* when the first write of those bytes was sent */
     const lock_kind *guard_kinds[2];
     char guard_paths[2][512];
     guard_seen seen[2];
@@ -105,6 +110,11 @@ static int64_t sat_add(int64_t a, int64_t b)
     if (b < 0 && a < INT64_MIN - b)
         return INT64_MIN;
     return a + b;
+}
+
+static int64_t lease_ns(const kle_record *r)
+{
+    return r->lease_duration_seconds > 0 ? (int64_t)r->lease_duration_seconds * NS_PER_SEC : 0;
 }
 
 static int64_t mono_now(void)
@@ -391,7 +401,7 @@ static int seen_live(const object_lock *l, const guard_seen *s, int64_t now, int
     const kle_record *r = &s->res.record;
     if (kle_record_holder_len(r) == 0 || holder_is(r, l->identity))
         return 0;
-    int64_t d = r->lease_duration_seconds > 0 ? (int64_t)r->lease_duration_seconds * NS_PER_SEC : 0;
+    int64_t d = lease_ns(r);
     if (sat_add(sat_add(r->renew_time_ns, d), GUARD_CLOCK_SKEW_NS) < wall)
         return 0;
     return sat_add(s->observed, d) > now;
@@ -582,6 +592,34 @@ static int ol_get(kle_lock_result *out, kle_lock *self, const kle_lock_ctx *ctx)
  * Writes @p record over the cached object (conditional on its
  * resourceVersion); @p replaced (may be NULL) gets the record it held.
  */
+/*
+ * Before a write naming us is sent: notes the record bytes it puts (as
+ * other replicas will read them from @p obj) and, when they differ from the
+ * last ones, that they are first sent now.
+ */
+static void note_own_bytes(object_lock *l, json_object *obj, const kle_record *record)
+{
+    kle_lock_result r = KLE_LOCK_RESULT_INIT;
+    int64_t now = mono_now();
+    if (!holder_is(record, l->identity))
+        return;
+    if (read_record(&r, l, obj) < 0) {
+        kle_error_clear();
+        free(l->own_raw);
+        l->own_raw = NULL;
+        l->own_raw_len = 0;
+        l->own_first_send = now;
+    } else if (!l->own_raw || l->own_raw_len != r.raw_len ||
+               memcmp(l->own_raw, r.raw, r.raw_len) != 0) {
+        free(l->own_raw);
+        l->own_raw = r.raw;
+        l->own_raw_len = r.raw_len;
+        r.raw = NULL;
+        l->own_first_send = now;
+    }
+    kle_lock_result_dispose(&r);
+}
+
 static int write_over_cached(object_lock *l, const kle_record *record, const kle_lock_ctx *ctx,
                              int64_t deadline, kle_lock_result *replaced)
 {
@@ -607,8 +645,10 @@ static int write_over_cached(object_lock *l, const kle_record *record, const kle
     }
     json_object *updated = NULL;
     rc = write_record(l, copy, record);
-    if (rc == 0)
+    if (rc == 0) {
+        note_own_bytes(l, copy, record);
         rc = kle_client_update(&updated, l->client, l->path, copy, &o);
+    }
     json_object_put(copy);
     /* An unreadable answer: the write may have landed, but it is not ours to count. */
     if (rc == 0 && (rc = check_kind(l, updated, "update")) < 0)
@@ -620,12 +660,12 @@ static int write_over_cached(object_lock *l, const kle_record *record, const kle
 }
 
 /*
- * After a write of @p record (naming this replica) sent at @p sent over
- * @p replaced (NULL: created): the re-check. Clear: the write stands, and
- * writes naming us need none until sent + the record's lease duration.
+ * After a write of @p record (naming this replica) over @p replaced (NULL:
+ * created): the re-check. Clear: the write stands, and writes naming us
+ * need none until its bytes were first sent + the record's lease duration.
  */
 static int after_win(object_lock *l, const kle_record *record, const kle_record *replaced,
-                     const kle_lock_ctx *ctx, int64_t deadline, int64_t sent)
+                     const kle_lock_ctx *ctx, int64_t deadline)
 {
     int kind = 0;
     int rc = guard_after(l, replaced, ctx, deadline, &kind);
@@ -634,10 +674,7 @@ static int after_win(object_lock *l, const kle_record *record, const kle_record 
                                 "family's lock again before leading: ",
                                 l->description);
     if (rc == 0) {
-        int64_t d = record->lease_duration_seconds > 0
-                        ? (int64_t)record->lease_duration_seconds * NS_PER_SEC
-                        : 0;
-        l->verified_until = sat_add(sent, d);
+        l->verified_until = sat_add(l->own_first_send, lease_ns(record));
         guard_clear(l);
         return 0;
     }
@@ -686,10 +723,11 @@ static int ol_create(kle_lock *self, const kle_record *record, const kle_lock_ct
     json_object_object_add(meta, "namespace", json_object_new_string(l->ns));
     json_object *created = NULL;
     l->verified_until = 0;
-    int64_t sent = mono_now();
     rc = write_record(l, obj, record);
-    if (rc == 0)
+    if (rc == 0) {
+        note_own_bytes(l, obj, record);
         rc = kle_client_create(&created, l->client, l->collection, obj, &o);
+    }
     json_object_put(obj);
     if (rc == 0 && (rc = check_kind(l, created, "create")) < 0)
         json_object_put(created);
@@ -698,7 +736,7 @@ static int ol_create(kle_lock *self, const kle_record *record, const kle_lock_ct
     set_cache(l, created);
     if (!l->guard || !mine)
         return 0;
-    return after_win(l, record, NULL, ctx, deadline, sent);
+    return after_win(l, record, NULL, ctx, deadline);
 }
 
 static int ol_update(kle_lock *self, const kle_record *record, const kle_lock_ctx *ctx)
@@ -709,21 +747,16 @@ static int ol_update(kle_lock *self, const kle_record *record, const kle_lock_ct
     if (l->guard && mine && l->refusing)
         return still_refusing(l, "update");
     kle_lock_result replaced = KLE_LOCK_RESULT_INIT;
-    int64_t sent = mono_now();
     int rc = write_over_cached(l, record, ctx, deadline, &replaced);
     int64_t returned = mono_now();
     if (rc == 0 && !mine)
         l->verified_until = 0;
     if (rc == 0 && mine && l->guard) {
-        if (l->verified_until && returned < l->verified_until) {
-            /* A renewal within the lease of a re-checked write. */
-            int64_t d = record->lease_duration_seconds > 0
-                            ? (int64_t)record->lease_duration_seconds * NS_PER_SEC
-                            : 0;
-            l->verified_until = sat_add(sent, d);
-        } else {
-            rc = after_win(l, record, &replaced.record, ctx, deadline, sent);
-        }
+        if (l->verified_until && returned < l->verified_until)
+            /* A renewal answered within the lease of a re-checked write. */
+            l->verified_until = sat_add(l->own_first_send, lease_ns(record));
+        else
+            rc = after_win(l, record, &replaced.record, ctx, deadline);
     }
     kle_lock_result_dispose(&replaced);
     return rc;
@@ -894,6 +927,7 @@ static void ol_free(kle_lock *self)
     json_object_put(l->cached);
     seen_forget(&l->seen[0]);
     seen_forget(&l->seen[1]);
+    free(l->own_raw);
     if (l->labels)
         for (char **p = l->labels; *p; p++)
             free(*p);

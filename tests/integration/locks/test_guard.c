@@ -397,6 +397,52 @@ static void test_guard__a_failed_release_does_not_let_the_yielded_side_renew(voi
     kle_lock_free(l);
 }
 
+static void sleep_ms(long ms)
+{
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000 * 1000};
+    while (nanosleep(&ts, &ts) != 0)
+        ;
+}
+
+/*
+ * Renewals need no re-check while they are answered within the lease of a
+ * re-checked write, counted from when its record bytes were first sent
+ * (others date a record by when its bytes last changed): writes of the
+ * same bytes 1.2 s after the first, with a 1 s lease, are re-checked.
+ */
+static void test_guard__renewals_of_the_same_bytes_are_dated_by_the_first(void **state)
+{
+    (void)state;
+    kle_lock *a = new_lock("endpoints", "same-bytes", "old-1");
+    kle_record r = rec("old-1", 0);
+    r.lease_duration_seconds = 1;
+    assert_int_equal(get_rc(a), KLE_ENOTFOUND);
+    long g0 = count("leases", "get");
+    assert_int_equal(kle_lock_create(a, &r, NULL), 0);
+    long g1 = count("leases", "get");
+    assert_int_equal(g1, g0 + 1); /* the re-check */
+    sleep_ms(600);
+    assert_int_equal(kle_lock_update(a, &r, NULL), 0);
+    long g2 = count("leases", "get");
+    sleep_ms(600);
+    assert_int_equal(kle_lock_update(a, &r, NULL), 0);
+    long g3 = count("leases", "get");
+    assert_int_equal(g3, g2 + 1);
+    /* New bytes (15 s lease): re-checked, as the lease of the old ones is
+     * over; then renewals within it need no read. */
+    kle_record r2 = rec("old-1", 0);
+    r2.renew_time_ns += 2 * SEC;
+    assert_int_equal(kle_lock_update(a, &r2, NULL), 0);
+    assert_int_equal(count("leases", "get"), g3 + 1);
+    r2.renew_time_ns += 2 * SEC;
+    assert_int_equal(kle_lock_update(a, &r2, NULL), 0);
+    assert_int_equal(kle_lock_update(a, &r2, NULL), 0);
+    assert_int_equal(count("leases", "get"), g3 + 1);
+    kle_record_dispose(&r);
+    kle_record_dispose(&r2);
+    kle_lock_free(a);
+}
+
 /* ---- liveness ---------------------------------------------------------- */
 
 /* A record left over from long ago (renewed 2 h ago) does not block at all. */
@@ -614,6 +660,7 @@ int main(void)
         cmocka_unit_test(test_guard__lease_leads_when_only_the_annotation_sees_it),
         cmocka_unit_test(test_guard__both_see_each_other_and_the_lease_leads_next),
         cmocka_unit_test(test_guard__a_failed_release_does_not_let_the_yielded_side_renew),
+        cmocka_unit_test(test_guard__renewals_of_the_same_bytes_are_dated_by_the_first),
         cmocka_unit_test(test_guard__a_record_from_long_ago_does_not_block),
         cmocka_unit_test(test_guard__an_unchanged_record_blocks_for_one_lease_duration),
         cmocka_unit_test(test_guard__a_record_from_the_future_blocks_for_one_lease_duration),
