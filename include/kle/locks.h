@@ -137,15 +137,24 @@ kle_lock_new_by_name(kle_lock **out, const char *type, kle_client *client,
 /**
  * Turns the skipped-migration-phase guard of a Lease, ConfigMap or Endpoints
  * lock on or off (it is on by default; a MultiLock's parts from
- * kle_lock_new_by_name() have it off). Before this replica may acquire (the
- * record it read is not its own), get reads the same-named lock of the other
- * family (a Lease for Endpoints and ConfigMap locks; for a Lease lock the
- * Endpoints or, when that does not exist, on the next attempt the
- * ConfigMap): one extra GET per acquire attempt, none while leading. When
- * that lock holds a live record of a holder other than the one this lock's
- * record names, get fails with KLE_ESTATE and logs an error once that names
- * the skipped phase (docs/migration.md, "The phases"). A 403 on that GET
- * turns the guard off with one warning.
+ * kle_lock_new_by_name() have it off); its rules are in docs/migration.md,
+ * "The skipped-phase guard". Before this replica may acquire (the record it
+ * read is not its own), get reads the same-named lock of the other family
+ * (a Lease for Endpoints and ConfigMap locks; the Endpoints or the ConfigMap
+ * for a Lease lock) and fails with KLE_ESTATE, logging an error once, when
+ * that holds a live record of a holder other than the one this lock's
+ * record names. After a create or update that makes this replica the holder
+ * (other than a renewal within the lease of a checked write), and before it
+ * returns, it reads the other family again: when that holds a live record
+ * of another holder, the call fails with KLE_ESTATE (an Endpoints or
+ * ConfigMap lock first writes its record back released; a Lease lock keeps
+ * its Lease unrenewed), and until a check passes get checks again on every
+ * call, even over this replica's own record, and update and create of a
+ * record naming it fail at once. Cost: one GET per acquire attempt, one (two
+ * for a Lease lock that has found no record of the other families) per
+ * acquisition, none per renewal. Liveness is judged by when this process
+ * saw the record change, as the elector judges its own lock. A 403 on the
+ * other family's GET turns the guard off with one warning.
  * @param lock a lock from kle_lease_lock_new(), kle_configmap_lock_new() or
  *   kle_endpoints_lock_new() (borrowed).
  * @param on 1 on, 0 off.

@@ -2,6 +2,7 @@
  * configuration. */
 #include "kube/kube.h"
 
+#include <curl/curl.h>
 #include <errno.h>
 #include <json-c/json.h>
 #include <openssl/bio.h>
@@ -27,119 +28,324 @@ static char *xstrdup(const char *s)
 
 /* ---- YAML to json-c ---------------------------------------------------- */
 
-struct conv {
-    yaml_document_t *doc;
-    size_t nodes;
-    const char *err;
+/*
+ * The document is converted from libyaml's event stream, not from a loaded
+ * document: the depth limit stops the parser at the first event past it
+ * (libyaml's scanner costs time quadratic in the nesting of flow
+ * collections, so a file of brackets must be refused as it is read), and
+ * the node limit counts alias expansions as the nodes they copy.
+ */
+
+struct anchor {
+    char *name;
+    json_object *value; /* the node (NULL: a null scalar or still open) */
+    char *scalar;       /* a scalar's text, for use as a mapping key; else NULL */
+    size_t nodes;       /* nodes it holds, itself included */
+    int height;         /* levels of nesting below it */
+    int complete;       /* 0 while its collection is still open */
 };
 
-static int is_null_scalar(const yaml_node_t *n)
+struct frame {
+    json_object *container;
+    int is_map;
+    char *key;       /* a mapping's pending key */
+    size_t anchor;   /* index + 1 into anchors, 0: none */
+    size_t nodes_at; /* nodes counted when it opened */
+    int height;      /* of its deepest child so far */
+};
+
+struct conv {
+    const char *file;
+    struct frame stack[YAML_MAX_DEPTH + 1];
+    int depth;
+    struct anchor *anchors;
+    size_t nanchors, cap;
+    size_t nodes;
+    json_object *root;
+    int have_root;
+};
+
+static int is_null_scalar(const yaml_event_t *ev)
 {
-    if (n->data.scalar.style != YAML_PLAIN_SCALAR_STYLE)
+    if (ev->data.scalar.style != YAML_PLAIN_SCALAR_STYLE)
         return 0;
-    const char *v = (const char *)n->data.scalar.value;
-    return n->data.scalar.length == 0 || strcmp(v, "~") == 0 || strcmp(v, "null") == 0 ||
+    const char *v = (const char *)ev->data.scalar.value;
+    return ev->data.scalar.length == 0 || strcmp(v, "~") == 0 || strcmp(v, "null") == 0 ||
            strcmp(v, "Null") == 0 || strcmp(v, "NULL") == 0;
 }
 
-static int yaml_to_json(struct conv *c, yaml_node_t *n, int depth, json_object **out)
+static int conv_error(struct conv *c, const yaml_event_t *ev, const char *fmt, ...)
+    KLE_PRINTF(3, 4);
+
+static int conv_error(struct conv *c, const yaml_event_t *ev, const char *fmt, ...)
 {
-    *out = NULL;
-    if (!n)
-        return 0;
-    if (depth > YAML_MAX_DEPTH) {
-        c->err = "nesting is too deep (recursive alias?)";
-        return -1;
-    }
-    if (++c->nodes > YAML_MAX_NODES) {
-        c->err = "document is too large (alias expansion?)";
-        return -1;
-    }
-    switch (n->type) {
-    case YAML_SCALAR_NODE:
-        if (is_null_scalar(n))
-            return 0;
-        if (memchr(n->data.scalar.value, '\0', n->data.scalar.length)) {
-            c->err = "a value contains a NUL character";
-            return -1;
-        }
-        *out = json_object_new_string_len((const char *)n->data.scalar.value,
-                                          (int)n->data.scalar.length);
-        return *out ? 0 : -1;
-    case YAML_SEQUENCE_NODE: {
-        json_object *arr = json_object_new_array();
-        if (!arr)
-            return -1;
-        for (yaml_node_item_t *it = n->data.sequence.items.start; it < n->data.sequence.items.top;
-             it++) {
-            json_object *child;
-            if (yaml_to_json(c, yaml_document_get_node(c->doc, *it), depth + 1, &child) != 0) {
-                json_object_put(arr);
-                return -1;
-            }
-            json_object_array_add(arr, child);
-        }
-        *out = arr;
-        return 0;
-    }
-    case YAML_MAPPING_NODE: {
-        json_object *obj = json_object_new_object();
-        if (!obj)
-            return -1;
-        for (yaml_node_pair_t *p = n->data.mapping.pairs.start; p < n->data.mapping.pairs.top;
-             p++) {
-            yaml_node_t *k = yaml_document_get_node(c->doc, p->key);
-            if (!k || k->type != YAML_SCALAR_NODE) {
-                c->err = "a mapping key is not a string";
-                json_object_put(obj);
-                return -1;
-            }
-            json_object *child;
-            if (yaml_to_json(c, yaml_document_get_node(c->doc, p->value), depth + 1, &child) != 0) {
-                json_object_put(obj);
-                return -1;
-            }
-            json_object_object_add(obj, (const char *)k->data.scalar.value, child);
-        }
-        *out = obj;
-        return 0;
-    }
-    default:
-        *out = NULL;
-        return 0;
-    }
+    char what[256];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(what, sizeof(what), fmt, ap);
+    va_end(ap);
+    return kle_error_set(KLE_EKUBECONFIG, "kubeconfig %s: line %zu column %zu: %s", c->file,
+                         ev->start_mark.line + 1, ev->start_mark.column + 1, what);
 }
 
-/* Parses YAML text into json-c; on error records KLE_EKUBECONFIG naming
- * the file. An empty document gives *out == NULL. */
+static int count_nodes(struct conv *c, const yaml_event_t *ev, size_t n)
+{
+    if (n > YAML_MAX_NODES || c->nodes > YAML_MAX_NODES - n)
+        return conv_error(c, ev, "more than %d nodes (alias expansion?)", YAML_MAX_NODES);
+    c->nodes += n;
+    return 0;
+}
+
+/* Registers an anchor (complete or not); returns its index + 1, or 0 when none. */
+static int add_anchor(struct conv *c, const yaml_char_t *name, size_t *out)
+{
+    *out = 0;
+    if (!name)
+        return 0;
+    if (c->nanchors == c->cap) {
+        size_t cap = c->cap ? c->cap * 2 : 8;
+        struct anchor *a = realloc(c->anchors, cap * sizeof(*a));
+        if (!a)
+            return kle_error_set(KLE_ENOMEM, "kubeconfig %s: out of memory", c->file);
+        c->anchors = a;
+        c->cap = cap;
+    }
+    struct anchor *a = &c->anchors[c->nanchors];
+    memset(a, 0, sizeof(*a));
+    if (!(a->name = strdup((const char *)name)))
+        return kle_error_set(KLE_ENOMEM, "kubeconfig %s: out of memory", c->file);
+    *out = ++c->nanchors;
+    return 0;
+}
+
+/* The latest anchor of that name (YAML lets a name be defined again), or NULL. */
+static struct anchor *find_anchor(struct conv *c, const yaml_char_t *name)
+{
+    for (size_t i = c->nanchors; i > 0; i--)
+        if (strcmp(c->anchors[i - 1].name, (const char *)name) == 0)
+            return &c->anchors[i - 1];
+    return NULL;
+}
+
+/* Puts a finished node (taking @p v) where the open collection wants it. */
+static int place(struct conv *c, const yaml_event_t *ev, json_object *v, int height)
+{
+    if (c->depth == 0) {
+        c->root = v;
+        c->have_root = 1;
+        return 0;
+    }
+    struct frame *f = &c->stack[c->depth - 1];
+    if (height + 1 > f->height)
+        f->height = height + 1;
+    if (!f->is_map) {
+        if (json_object_array_add(f->container, v) != 0) {
+            json_object_put(v);
+            return kle_error_set(KLE_ENOMEM, "kubeconfig %s: out of memory", c->file);
+        }
+        return 0;
+    }
+    if (!f->key) {
+        json_object_put(v);
+        return conv_error(c, ev, "a mapping key is not a string");
+    }
+    int rc = json_object_object_add(f->container, f->key, v);
+    free(f->key);
+    f->key = NULL;
+    if (rc != 0) {
+        json_object_put(v);
+        return kle_error_set(KLE_ENOMEM, "kubeconfig %s: out of memory", c->file);
+    }
+    return 0;
+}
+
+/* A scalar's text as a mapping key, when the open collection waits for one. */
+static int take_key(struct conv *c, const yaml_event_t *ev, const char *text, size_t len,
+                    int *taken)
+{
+    *taken = 0;
+    if (c->depth == 0)
+        return 0;
+    struct frame *f = &c->stack[c->depth - 1];
+    if (!f->is_map || f->key)
+        return 0;
+    if (memchr(text, '\0', len))
+        return conv_error(c, ev, "a key contains a NUL character");
+    if (!(f->key = strndup(text, len)))
+        return kle_error_set(KLE_ENOMEM, "kubeconfig %s: out of memory", c->file);
+    *taken = 1;
+    return 0;
+}
+
+static int on_scalar(struct conv *c, const yaml_event_t *ev)
+{
+    const char *text = (const char *)ev->data.scalar.value;
+    size_t len = ev->data.scalar.length;
+    int taken, rc;
+    size_t ai;
+    if ((rc = add_anchor(c, ev->data.scalar.anchor, &ai)) < 0)
+        return rc;
+    if (ai) {
+        struct anchor *a = &c->anchors[ai - 1];
+        if (!(a->scalar = strndup(text, len)))
+            return kle_error_set(KLE_ENOMEM, "kubeconfig %s: out of memory", c->file);
+        a->nodes = 1;
+        a->complete = 1;
+    }
+    if ((rc = take_key(c, ev, text, len, &taken)) < 0 || taken)
+        return rc;
+    if ((rc = count_nodes(c, ev, 1)) < 0)
+        return rc;
+    json_object *v = NULL;
+    if (!is_null_scalar(ev)) {
+        if (memchr(text, '\0', len))
+            return conv_error(c, ev, "a value contains a NUL character");
+        if (!(v = json_object_new_string_len(text, (int)len)))
+            return kle_error_set(KLE_ENOMEM, "kubeconfig %s: out of memory", c->file);
+    }
+    if (ai && v)
+        c->anchors[ai - 1].value = json_object_get(v);
+    return place(c, ev, v, 0);
+}
+
+static int on_alias(struct conv *c, const yaml_event_t *ev)
+{
+    struct anchor *a = find_anchor(c, ev->data.alias.anchor);
+    int taken, rc;
+    if (!a)
+        return conv_error(c, ev, "alias *%.64s names no anchor defined before it",
+                          (const char *)ev->data.alias.anchor);
+    if (!a->complete)
+        return conv_error(c, ev, "alias *%.64s is inside the node it names (a recursive alias)",
+                          a->name);
+    if (a->scalar && (rc = take_key(c, ev, a->scalar, strlen(a->scalar), &taken)) < 0)
+        return rc;
+    if (a->scalar && taken)
+        return 0;
+    if (c->depth + a->height > YAML_MAX_DEPTH)
+        return conv_error(c, ev, "nested more than %d levels deep (through alias *%.64s)",
+                          YAML_MAX_DEPTH, a->name);
+    if ((rc = count_nodes(c, ev, a->nodes)) < 0)
+        return rc;
+    json_object *v = NULL;
+    if (a->value && json_object_deep_copy(a->value, &v, NULL) != 0)
+        return kle_error_set(KLE_ENOMEM, "kubeconfig %s: out of memory", c->file);
+    return place(c, ev, v, a->height);
+}
+
+static int on_start(struct conv *c, const yaml_event_t *ev, int is_map)
+{
+    int rc;
+    if (c->depth >= YAML_MAX_DEPTH)
+        return conv_error(c, ev, "nested more than %d levels deep", YAML_MAX_DEPTH);
+    if (c->depth > 0) {
+        struct frame *p = &c->stack[c->depth - 1];
+        if (p->is_map && !p->key)
+            return conv_error(c, ev, "a mapping key is not a string");
+    }
+    if ((rc = count_nodes(c, ev, 1)) < 0)
+        return rc;
+    struct frame *f = &c->stack[c->depth];
+    memset(f, 0, sizeof(*f));
+    f->is_map = is_map;
+    f->nodes_at = c->nodes - 1;
+    f->container = is_map ? json_object_new_object() : json_object_new_array();
+    if (!f->container)
+        return kle_error_set(KLE_ENOMEM, "kubeconfig %s: out of memory", c->file);
+    c->depth++;
+    const yaml_char_t *anchor =
+        is_map ? ev->data.mapping_start.anchor : ev->data.sequence_start.anchor;
+    return add_anchor(c, anchor, &f->anchor);
+}
+
+static int on_end(struct conv *c, const yaml_event_t *ev)
+{
+    struct frame *f = &c->stack[--c->depth];
+    json_object *v = f->container;
+    f->container = NULL;
+    free(f->key);
+    f->key = NULL;
+    if (f->anchor) {
+        struct anchor *a = &c->anchors[f->anchor - 1];
+        a->value = json_object_get(v);
+        a->nodes = c->nodes - f->nodes_at;
+        a->height = f->height;
+        a->complete = 1;
+    }
+    return place(c, ev, v, f->height);
+}
+
+static void conv_free(struct conv *c)
+{
+    while (c->depth > 0) {
+        struct frame *f = &c->stack[--c->depth];
+        json_object_put(f->container);
+        free(f->key);
+    }
+    for (size_t i = 0; i < c->nanchors; i++) {
+        free(c->anchors[i].name);
+        free(c->anchors[i].scalar);
+        json_object_put(c->anchors[i].value);
+    }
+    free(c->anchors);
+}
+
+/* Parses YAML text (its first document) into json-c; on error records
+ * KLE_EKUBECONFIG naming the file and the line. An empty document gives
+ * *out == NULL. */
 static int parse_yaml(json_object **out, const char *file, const char *text, size_t len)
 {
     yaml_parser_t parser;
-    yaml_document_t doc;
-    int rc = 0;
+    struct conv c;
+    int rc = 0, done = 0;
 
     *out = NULL;
+    memset(&c, 0, sizeof(c));
+    c.file = file;
     if (!yaml_parser_initialize(&parser))
         return kle_error_set(KLE_ENOMEM, "kubeconfig %s: out of memory", file);
     yaml_parser_set_input_string(&parser, (const unsigned char *)text, len);
-    if (!yaml_parser_load(&parser, &doc)) {
-        rc = kle_error_set(KLE_EKUBECONFIG, "kubeconfig %s: line %zu column %zu: %s%s%s", file,
-                           parser.problem_mark.line + 1, parser.problem_mark.column + 1,
-                           parser.problem ? parser.problem : "invalid YAML",
-                           parser.context ? " " : "", parser.context ? parser.context : "");
-        yaml_parser_delete(&parser);
-        return rc;
+    while (!done && rc == 0) {
+        yaml_event_t ev;
+        if (!yaml_parser_parse(&parser, &ev)) {
+            rc = kle_error_set(KLE_EKUBECONFIG, "kubeconfig %s: line %zu column %zu: %s%s%s", file,
+                               parser.problem_mark.line + 1, parser.problem_mark.column + 1,
+                               parser.problem ? parser.problem : "invalid YAML",
+                               parser.context ? " " : "", parser.context ? parser.context : "");
+            break;
+        }
+        switch (ev.type) {
+        case YAML_SCALAR_EVENT:
+            rc = on_scalar(&c, &ev);
+            break;
+        case YAML_ALIAS_EVENT:
+            rc = on_alias(&c, &ev);
+            break;
+        case YAML_SEQUENCE_START_EVENT:
+            rc = on_start(&c, &ev, 0);
+            break;
+        case YAML_MAPPING_START_EVENT:
+            rc = on_start(&c, &ev, 1);
+            break;
+        case YAML_SEQUENCE_END_EVENT:
+        case YAML_MAPPING_END_EVENT:
+            rc = on_end(&c, &ev);
+            break;
+        case YAML_DOCUMENT_END_EVENT: /* Only the first document counts. */
+        case YAML_STREAM_END_EVENT:
+            done = 1;
+            break;
+        default:
+            break;
+        }
+        yaml_event_delete(&ev);
     }
-    struct conv c = {&doc, 0, NULL};
-    yaml_node_t *root = yaml_document_get_root_node(&doc);
-    if (yaml_to_json(&c, root, 0, out) != 0) {
-        rc = c.err ? kle_error_set(KLE_EKUBECONFIG, "kubeconfig %s: %s", file, c.err)
-                   : kle_error_set(KLE_ENOMEM, "kubeconfig %s: out of memory", file);
-        json_object_put(*out);
-        *out = NULL;
-    }
-    yaml_document_delete(&doc);
     yaml_parser_delete(&parser);
+    if (rc == 0)
+        *out = c.root;
+    else
+        json_object_put(c.root);
+    conv_free(&c);
     return rc;
 }
 
@@ -442,6 +648,48 @@ static int check_pem(const struct where *w, const kle_kube__buf *b, const char *
     return 0;
 }
 
+/*
+ * What is wrong with a server URL as libcurl, which will connect to it,
+ * parses it (a port out of 1-65535, an unclosed or malformed IPv6 address in
+ * brackets, no host, a host name it refuses), or NULL when nothing is.
+ * Such a URL used to be retried for ever instead of refused at load.
+ */
+static const char *server_url_problem(const char *server)
+{
+    CURLU *u = curl_url();
+    if (!u)
+        return "out of memory";
+    const char *why = NULL;
+    char *port = NULL;
+    CURLUcode uc = curl_url_set(u, CURLUPART_URL, server, 0);
+    switch (uc) {
+    case CURLUE_OK:
+        if (curl_url_get(u, CURLUPART_PORT, &port, 0) == CURLUE_OK && port &&
+            strtol(port, NULL, 10) == 0)
+            why = "its port is 0; use a port from 1 to 65535";
+        break;
+    case CURLUE_BAD_PORT_NUMBER:
+        why = "its port is not a number from 1 to 65535";
+        break;
+    case CURLUE_BAD_IPV6:
+        why = "its IPv6 address is malformed or its bracket is not closed (write "
+              "https://[fd00::1]:6443)";
+        break;
+    case CURLUE_NO_HOST:
+        why = "it has no host";
+        break;
+    case CURLUE_BAD_HOSTNAME:
+        why = "its host name contains characters a host name cannot have";
+        break;
+    default:
+        why = curl_url_strerror(uc);
+        break;
+    }
+    curl_free(port);
+    curl_url_cleanup(u);
+    return why;
+}
+
 static int resolve_cluster(kle_kube__config *cfg, const struct entry *e)
 {
     struct where w = {e->file->path, "cluster", e->name};
@@ -461,6 +709,9 @@ static int resolve_cluster(kle_kube__config *cfg, const struct entry *e)
     const char *host = strstr(server, "://") + 3;
     if (!*host || *host == '/' || strpbrk(server, " \t\r\n?#"))
         return cfg_error(&w, KLE_EKUBECONFIG, "server \"%s\" is not a valid URL", server);
+    const char *why = server_url_problem(server);
+    if (why)
+        return cfg_error(&w, KLE_EKUBECONFIG, "server \"%s\" is not a valid URL: %s", server, why);
     cfg->server = strdup(server);
     if (!cfg->server)
         return kle_error_set(KLE_ENOMEM, "out of memory");
@@ -778,9 +1029,11 @@ int kle_kube__config_in_cluster(kle_kube__config **out, const char *host, const 
         return kle_error_set(KLE_EKUBECONFIG,
                              "in-cluster config: KUBERNETES_SERVICE_HOST and "
                              "KUBERNETES_SERVICE_PORT must be set (not running in a pod?)");
-    if (strspn(port, "0123456789") != strlen(port) || strlen(port) > 5)
+    if (strspn(port, "0123456789") != strlen(port) || strlen(port) > 5 ||
+        strtol(port, NULL, 10) < 1 || strtol(port, NULL, 10) > 65535)
         return kle_error_set(KLE_EKUBECONFIG,
-                             "in-cluster config: KUBERNETES_SERVICE_PORT \"%s\" is not a port",
+                             "in-cluster config: KUBERNETES_SERVICE_PORT \"%s\" is not a port "
+                             "(1-65535)",
                              port);
     kle_kube__config *cfg = calloc(1, sizeof(*cfg));
     if (!cfg)
@@ -795,6 +1048,15 @@ int kle_kube__config_in_cluster(kle_kube__config **out, const char *host, const 
         snprintf(cfg->server, n, "https://[%s]:%s", host, port);
     else
         snprintf(cfg->server, n, "https://%s:%s", host, port);
+    const char *why = server_url_problem(cfg->server);
+    if (why) {
+        kle_error_set(KLE_EKUBECONFIG,
+                      "in-cluster config: KUBERNETES_SERVICE_HOST \"%s\" makes the URL \"%s\", "
+                      "which is not valid: %s",
+                      host, cfg->server, why);
+        kle_kube__config_free(cfg);
+        return KLE_EKUBECONFIG;
+    }
 
     snprintf(path, sizeof(path), "%s/token", sa_dir);
     if ((e = kle_kube__read_file(&b, path, CRED_FILE_MAX_BYTES))) {

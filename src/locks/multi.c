@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "kle/clock.h"
 #include "kle/locks.h"
 #include "kle/sys/errors.h"
 #include "kle/sys/lock.h"
@@ -20,15 +21,49 @@ typedef struct multi_lock {
     int primary_found;     /* The last read found the primary. */
 } multi_lock;
 
+/*
+ * One deadline for the whole call: each sub-call gets what is left of the
+ * caller's timeout, so the MultiLock returns by ctx->timeout_ns from its
+ * start whatever its parts do.
+ */
+typedef struct multi_call {
+    kle_lock_ctx ctx;
+    int64_t deadline;
+} multi_call;
+
+static int64_t mono_now(void)
+{
+    return kle_clock_monotonic_ns(kle_clock_real());
+}
+
+static void call_start(multi_call *c, const kle_lock_ctx *ctx)
+{
+    int64_t now = mono_now(), t = ctx->timeout_ns > 0 ? ctx->timeout_ns : 0;
+    c->ctx = *ctx;
+    c->ctx.version = KLE_LOCK_CTX_VERSION;
+    c->deadline = now > INT64_MAX - t ? INT64_MAX : now + t;
+}
+
+/* The context of the next sub-call: what is left (<= 0: the part times out at once). */
+static const kle_lock_ctx *call_left(multi_call *c)
+{
+    c->ctx.timeout_ns = c->deadline - mono_now();
+    if (c->ctx.timeout_ns <= 0)
+        c->ctx.timeout_ns = -1;
+    return &c->ctx;
+}
+
 static int ml_get(kle_lock_result *out, kle_lock *self, const kle_lock_ctx *ctx)
 {
     multi_lock *m = (multi_lock *)self;
+    multi_call c;
+    call_start(&c, ctx);
     kle_lock_result p = KLE_LOCK_RESULT_INIT, s = KLE_LOCK_RESULT_INIT;
-    int rc = kle_lock_get(&p, m->primary, ctx);
+    int rc = kle_lock_get(&p, m->primary, call_left(&c));
     m->primary_found = rc == 0;
     if (rc < 0)
         return rc;
-    rc = kle_lock_get(&s, m->secondary, ctx);
+    rc = kle_lock_get(&s, m->secondary, call_left(&c));
     m->secondary_missing = rc == KLE_ENOTFOUND;
     if (rc < 0) {
         /* The lock is still held through the old object only. */
@@ -90,12 +125,14 @@ static int ml_get(kle_lock_result *out, kle_lock *self, const kle_lock_ctx *ctx)
 static int ml_create(kle_lock *self, const kle_record *record, const kle_lock_ctx *ctx)
 {
     multi_lock *m = (multi_lock *)self;
-    int rc = m->primary_found ? kle_lock_update(m->primary, record, ctx)
-                              : kle_lock_create(m->primary, record, ctx);
+    multi_call c;
+    call_start(&c, ctx);
+    int rc = m->primary_found ? kle_lock_update(m->primary, record, call_left(&c))
+                              : kle_lock_create(m->primary, record, call_left(&c));
     if (rc < 0)
         return rc;
     m->primary_found = 1;
-    rc = kle_lock_create(m->secondary, record, ctx);
+    rc = kle_lock_create(m->secondary, record, call_left(&c));
     if (rc == 0)
         m->secondary_missing = 0;
     return rc;
@@ -113,13 +150,15 @@ static int ml_create(kle_lock *self, const kle_record *record, const kle_lock_ct
 static int ml_update(kle_lock *self, const kle_record *record, const kle_lock_ctx *ctx)
 {
     multi_lock *m = (multi_lock *)self;
-    int rc = kle_lock_update(m->primary, record, ctx);
+    multi_call c;
+    call_start(&c, ctx);
+    int rc = kle_lock_update(m->primary, record, call_left(&c));
     if (rc < 0)
         return rc;
     if (m->secondary_missing)
-        rc = kle_lock_create(m->secondary, record, ctx);
+        rc = kle_lock_create(m->secondary, record, call_left(&c));
     else
-        rc = kle_lock_update(m->secondary, record, ctx);
+        rc = kle_lock_update(m->secondary, record, call_left(&c));
     if (rc == 0)
         m->secondary_missing = 0;
     return rc;
@@ -128,8 +167,10 @@ static int ml_update(kle_lock *self, const kle_record *record, const kle_lock_ct
 static int ml_record_event(kle_lock *self, const char *message, const kle_lock_ctx *ctx)
 {
     multi_lock *m = (multi_lock *)self;
-    int a = kle_lock_record_event(m->primary, message, ctx);
-    int b = kle_lock_record_event(m->secondary, message, ctx);
+    multi_call c;
+    call_start(&c, ctx);
+    int a = kle_lock_record_event(m->primary, message, call_left(&c));
+    int b = kle_lock_record_event(m->secondary, message, call_left(&c));
     return a < 0 ? a : b;
 }
 
@@ -183,6 +224,8 @@ int kle_multi_lock_new(kle_lock **out, kle_lock *primary, kle_lock *secondary)
     return 0;
 }
 
+static const kle_lock_ctx default_ctx = KLE_LOCK_CTX_INIT;
+
 int kle_multi_lock_get_both(kle_lock_result *out_primary, int *out_primary_rc,
                             kle_lock_result *out_secondary, int *out_secondary_rc, kle_lock *lock,
                             const kle_lock_ctx *ctx)
@@ -191,7 +234,9 @@ int kle_multi_lock_get_both(kle_lock_result *out_primary, int *out_primary_rc,
         !out_secondary_rc)
         return kle_error_set(KLE_EINVAL, "kle_multi_lock_get_both: not a multi lock");
     multi_lock *m = (multi_lock *)lock;
-    *out_primary_rc = kle_lock_get(out_primary, m->primary, ctx);
-    *out_secondary_rc = kle_lock_get(out_secondary, m->secondary, ctx);
+    multi_call c;
+    call_start(&c, ctx ? ctx : &default_ctx);
+    *out_primary_rc = kle_lock_get(out_primary, m->primary, call_left(&c));
+    *out_secondary_rc = kle_lock_get(out_secondary, m->secondary, call_left(&c));
     return 0;
 }

@@ -6,6 +6,7 @@
  */
 #include <json-c/json.h>
 #include <pthread.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,12 +14,15 @@
 #include <unistd.h>
 
 #include "core/log.h"
+#include "kle/clock.h"
 #include "kle/locks.h"
 #include "kle/rest.h"
 #include "kle/sys/errors.h"
 #include "kle/sys/lock.h"
 #include "locks/locks_internal.h"
 #include "locks/record_json.h"
+
+#define NS_PER_SEC INT64_C(1000000000)
 
 typedef struct lock_kind {
     const char *kind;          /* "Lease" */
@@ -32,6 +36,17 @@ static const lock_kind LEASE = {"Lease", "coordination.k8s.io/v1", "coordination
                                 "leases", 0};
 static const lock_kind CONFIGMAP = {"ConfigMap", "v1", "v1", "configmaps", 1};
 static const lock_kind ENDPOINTS = {"Endpoints", "v1", "v1", "endpoints", 1};
+
+/*
+ * What the migration guard saw of one object of the other family, dated on
+ * this process's monotonic clock as the elector dates what it observes.
+ */
+typedef struct guard_seen {
+    kle_lock_result res; /* the record last read (res.raw empty: none yet) */
+    int64_t changed;     /* when its raw record last changed */
+    int64_t observed;    /* when it was last renewed, as far as we can tell */
+    int have;
+} guard_seen;
 
 typedef struct object_lock {
     kle_lock base;
@@ -49,26 +64,80 @@ typedef struct object_lock {
     char events_path[256];
     pthread_mutex_t mu;
     json_object *cached;
-    /* The skipped-migration-phase guard: on (1) or off (0); the other
-     * family's object it reads (a Lease lock alternates between the
-     * Endpoints and the ConfigMap until it finds one). */
+    /* The skipped-migration-phase guard (docs/migration.md, "The
+     * skipped-phase guard"): on (1) or off (0); the other family's objects
+     * (a Lease lock has two: the Endpoints and the ConfigMap; it reads the
+     * one that holds a record once it has found one, else both or in turn). */
     int guard;
-    int guard_next; /* index into guard_paths */
-    int guard_found;
+    int guard_next;    /* index into guard_paths of the pre-check's next read */
+    int guard_found;   /* guard_next holds a record: read only that one */
     int guard_blocked; /* logged the refusal already */
+    /* A check saw a live record of another holder in the other family:
+     * until a check of that family passes, get and update refuse, also on
+     * this lock's own record. */
+    int refusing;
+    int refusing_kind;
+    /* Monotonic time until which a write naming us needs no re-check (0:
+     * re-check the next one). Other replicas date a record by when its
+     * bytes last changed: the bytes of our last re-checked write (or of a
+     * write answered before this time after one) were first sent at T, so
+     * until T + its lease duration no replica of the other family can
+     * judge our record expired. */
+    int64_t verified_until;
+    char *own_raw; /* the record bytes our last write naming us put */
+    size_t own_raw_len;
+    int64_t own_first_send; /* when the first write of those bytes was sent */
     const lock_kind *guard_kinds[2];
     char guard_paths[2][512];
+    guard_seen seen[2];
 } object_lock;
 
-static int request_opts(kle_request_opts *o, const kle_lock_ctx *ctx, object_lock *l,
-                        const char *verb)
+/*
+ * A record of the other family whose renewTime is more than its lease
+ * duration plus this much behind our wall clock is stale at once, whatever
+ * we have observed of it: the guard assumes clocks that differ by less
+ * (docs/migration.md, "What the guard assumes").
+ */
+#define GUARD_CLOCK_SKEW_NS (60 * NS_PER_SEC)
+/* As the elector: a new resourceVersion with the same record counts as a
+ * renewal for at most this long after the record last changed. */
+#define GUARD_RECORD_PRECISION_NS NS_PER_SEC
+
+static int64_t sat_add(int64_t a, int64_t b)
+{
+    if (b > 0 && a > INT64_MAX - b)
+        return INT64_MAX;
+    if (b < 0 && a < INT64_MIN - b)
+        return INT64_MIN;
+    return a + b;
+}
+
+static int64_t lease_ns(const kle_record *r)
+{
+    return r->lease_duration_seconds > 0 ? (int64_t)r->lease_duration_seconds * NS_PER_SEC : 0;
+}
+
+static int64_t mono_now(void)
+{
+    return kle_clock_monotonic_ns(kle_clock_real());
+}
+
+/* The absolute deadline of a lock call: every request in it gets what is left. */
+static int64_t call_deadline(const kle_lock_ctx *ctx)
+{
+    return sat_add(mono_now(), ctx->timeout_ns > 0 ? ctx->timeout_ns : 0);
+}
+
+static int request_opts(kle_request_opts *o, const kle_lock_ctx *ctx, int64_t deadline,
+                        object_lock *l, const char *verb)
 {
     kle_request_opts init = KLE_REQUEST_OPTS_INIT;
     *o = init;
-    if (ctx->timeout_ns <= 0)
+    int64_t left = deadline - mono_now();
+    if (left <= 0)
         return kle_error_set(KLE_ETIMEOUT, "%s %s %s: no time left", verb, l->kind->resource,
                              l->description);
-    o->timeout_ns = ctx->timeout_ns;
+    o->timeout_ns = left;
     o->cancel = ctx->cancel;
     return 0;
 }
@@ -245,102 +314,266 @@ static int holder_is(const kle_record *r, const char *id)
     return len == strlen(id) && memcmp(h, id, len) == 0;
 }
 
+/* The holder of @p r for a message: at most 200 bytes, control characters as '?'. */
+static const char *shown_holder(char *buf, size_t size, const kle_record *r)
+{
+    const char *h = kle_record_holder(r);
+    size_t len = kle_record_holder_len(r), n = 0;
+    for (size_t i = 0; i < len && n + 1 < size && n < 200; i++)
+        buf[n++] = (unsigned char)h[i] < 0x20 || h[i] == 0x7f ? '?' : h[i];
+    buf[n] = '\0';
+    return buf;
+}
+
 /*
- * The skipped-migration-phase guard (docs/migration.md, "The phases"): before
- * this replica may acquire (the record it read is not its own), one GET of
- * the same-named lock of the other family. When that one holds a live record
- * of another holder than the one this lock's record names, the two families
- * are not in step (a phase was skipped: e.g. an endpoints replica beside
- * leases replicas): refuse with KLE_ESTATE. A 403 turns the guard off.
+ * ---- The skipped-migration-phase guard (docs/migration.md) ----
+ *
+ * Pre-check: before this replica may acquire (the record get read is not
+ * its own, or there is none), one GET of the same-named lock of the other
+ * family; a live record there of another holder than the one our record
+ * names makes get fail with KLE_ESTATE (a MultiLock leader's two records
+ * name the same holder: that agrees).
+ *
+ * Re-check: after a write that makes this replica the holder and is not a
+ * renewal within the lease of a re-checked write (a create, a takeover, a
+ * first write after a refusal), and before the call returns success, the
+ * other family again. Both families write their own object, then read the
+ * other's: of two such replicas at least one sees the other's write. The
+ * Lease wins the tie: an Endpoints or ConfigMap lock that sees a live Lease
+ * of another holder gives its record back (released) and fails; a Lease
+ * lock that sees a live annotation record of another holder keeps its Lease
+ * unrenewed and fails. Either then refuses (get re-checks even its own
+ * record, update refuses at once) until a check of that family passes.
+ *
+ * Liveness is judged as the elector judges its own lock: by when this
+ * process saw the record change (seen_update), plus a wall-clock cut-off
+ * for records left over from long ago (seen_live).
  */
-static int migration_guard(object_lock *l, const kle_record *mine, const kle_lock_ctx *ctx)
+
+static void seen_forget(guard_seen *s)
+{
+    kle_lock_result_dispose(&s->res);
+    s->have = 0;
+}
+
+/*
+ * Notes what a read of the other family showed at @p now, by the elector's
+ * rule (core/observed.c): a changed raw record was renewed now; a new
+ * resourceVersion with the same record at most GUARD_RECORD_PRECISION_NS
+ * after it last changed. Takes what it keeps out of @p got.
+ */
+static void seen_update(guard_seen *s, kle_lock_result *got, int64_t now)
+{
+    int changed = !s->have || s->res.raw_len != got->raw_len ||
+                  memcmp(s->res.raw, got->raw, got->raw_len) != 0;
+    int touched =
+        !changed && got->resource_version &&
+        (!s->res.resource_version || strcmp(got->resource_version, s->res.resource_version) != 0);
+    if (changed) {
+        kle_lock_result_dispose(&s->res);
+        s->res = *got;
+        kle_lock_result_init(got, KLE_LOCK_RESULT_VERSION);
+        s->changed = now;
+        s->observed = now;
+        s->have = 1;
+    } else if (touched) {
+        int64_t cap = sat_add(s->changed, GUARD_RECORD_PRECISION_NS);
+        int64_t t = now < cap ? now : cap;
+        if (t > s->observed)
+            s->observed = t;
+        free(s->res.resource_version);
+        s->res.resource_version = got->resource_version;
+        got->resource_version = NULL;
+    }
+}
+
+/*
+ * Whether the record last seen is a live record of another holder: held,
+ * not ours, renewed less than its lease duration ago by our own
+ * observation, and not stale by its renewTime on our wall clock (more than
+ * its lease duration plus GUARD_CLOCK_SKEW_NS old). Saturating: any times
+ * and durations a record can carry.
+ */
+static int seen_live(const object_lock *l, const guard_seen *s, int64_t now, int64_t wall)
+{
+    if (!s->have)
+        return 0;
+    const kle_record *r = &s->res.record;
+    if (kle_record_holder_len(r) == 0 || holder_is(r, l->identity))
+        return 0;
+    int64_t d = lease_ns(r);
+    if (sat_add(sat_add(r->renew_time_ns, d), GUARD_CLOCK_SKEW_NS) < wall)
+        return 0;
+    return sat_add(s->observed, d) > now;
+}
+
+/*
+ * One GET of the other family's object @p i, noted in seen[i]. Returns 1
+ * when the record seen there (or, when the object is gone, the record last
+ * seen of it, until that expires) is a live record of another holder than
+ * @p agree names, 0 when not, or an error. *has_record: the object exists
+ * and holds a record. A 403 turns the guard off (0).
+ */
+static int guard_read(object_lock *l, int i, const kle_lock_ctx *ctx, int64_t deadline,
+                      const kle_record *agree, int *has_record)
 {
     kle_request_opts o;
     json_object *obj = NULL;
-    int i = l->guard_next, rc;
-    if (!l->guard || holder_is(mine, l->identity))
-        return 0;
-    if ((rc = request_opts(&o, ctx, l, "get")) < 0)
-        return rc;
-    rc = kle_client_get(&obj, l->client, l->guard_paths[i], &o);
-    if (rc == KLE_ENOTFOUND) {
-        /* A Lease lock looks at the other annotation family next time. */
-        if (!l->guard_found && l->guard_kinds[1])
-            l->guard_next = 1 - i;
-        l->guard_blocked = 0;
-        return 0;
-    }
+    *has_record = 0;
+    int rc = request_opts(&o, ctx, deadline, l, "get");
+    if (rc == 0)
+        rc = kle_client_get(&obj, l->client, l->guard_paths[i], &o);
+    int64_t now = mono_now();
     if (rc == KLE_EFORBIDDEN) {
         l->guard = 0;
         KLE_LOG_W("lock %s: cannot read %s %s (403 Forbidden): the skipped-migration-phase "
                   "guard is off (docs/migration.md, \"The phases\")",
                   l->description, l->guard_kinds[i]->resource, l->description);
+        kle_error_clear();
         return 0;
     }
-    if (rc < 0)
+    if (rc < 0 && rc != KLE_ENOTFOUND)
         return kle_error_prefix("lock %s: migration guard: ", l->description);
-    l->guard_found = 1;
-    object_lock other = *l;
-    other.kind = l->guard_kinds[i];
-    kle_lock_result theirs = {0};
-    kle_record_init(&theirs.record, KLE_RECORD_VERSION);
-    rc = read_record(&theirs, &other, obj);
-    json_object_put(obj);
-    if (rc < 0) {
+    if (rc == 0) {
+        object_lock other;
+        memset(&other, 0, sizeof(other));
+        other.kind = l->guard_kinds[i];
+        other.name = l->name;
+        other.description = l->description;
+        kle_lock_result theirs = KLE_LOCK_RESULT_INIT;
+        rc = read_record(&theirs, &other, obj);
+        json_object_put(obj);
+        if (rc < 0) {
+            /* Not a lock record: no replica of that family leads on it. */
+            kle_lock_result_dispose(&theirs);
+            kle_error_clear();
+            seen_forget(&l->seen[i]);
+            return 0;
+        }
+        *has_record = theirs.raw_len > 0;
+        seen_update(&l->seen[i], &theirs, now);
         kle_lock_result_dispose(&theirs);
-        kle_error_clear();
-        return 0; /* not a lock record: nothing to guard */
-    }
-    const kle_record *t = &theirs.record;
-    const char *th = t->holder_identity ? t->holder_identity : "";
-    size_t tlen = t->holder_identity_len ? t->holder_identity_len : strlen(th);
-    struct timespec now;
-    clock_gettime(CLOCK_REALTIME, &now);
-    int64_t now_ns = (int64_t)now.tv_sec * 1000000000 + now.tv_nsec;
-    int live = tlen > 0 && !holder_is(t, l->identity) &&
-               t->renew_time_ns + (int64_t)t->lease_duration_seconds * 1000000000 > now_ns;
-    /* The same holder in both families: a MultiLock leader (a migration phase). */
-    const char *mh = mine->holder_identity ? mine->holder_identity : "";
-    size_t mlen = mine->holder_identity_len ? mine->holder_identity_len : strlen(mh);
-    int agree = mlen == tlen && memcmp(mh, th, tlen) == 0;
-    rc = 0;
-    if (live && !agree) {
-        rc = kle_error_set(KLE_ESTATE,
-                           "lock %s: the %s of the same name is held by \"%.*s\" (a live "
-                           "record): replicas on %s and on %s locks run at once, a skipped "
-                           "migration phase; move through the MultiLock phase "
-                           "(endpointsleases or configmapsleases) first, see docs/migration.md, "
-                           "\"The phases\" (or turn the migration guard off)",
-                           l->description, other.kind->kind, (int)(tlen > 200 ? 200 : tlen), th,
-                           l->kind->resource, other.kind->resource);
-        if (!l->guard_blocked)
-            KLE_LOG_E("%s", kle_error_last()->message);
-        l->guard_blocked = 1;
     } else {
-        l->guard_blocked = 0;
+        kle_error_clear();
     }
-    kle_lock_result_dispose(&theirs);
+    if (!seen_live(l, &l->seen[i], now, kle_clock_wall_ns(kle_clock_real())))
+        return 0;
+    if (agree && kle_record_holder_len(agree) > 0 &&
+        kle_record_holder_equal(agree, &l->seen[i].res.record))
+        return 0;
+    return 1;
+}
+
+/* Refuses: KLE_ESTATE naming the live record of family @p i, logged once. */
+static int guard_refuse(object_lock *l, int i, const char *lead, const char *tail)
+{
+    char who[208];
+    l->refusing = 1;
+    l->refusing_kind = i;
+    l->verified_until = 0;
+    int rc = kle_error_set(
+        KLE_ESTATE,
+        "lock %s: %sthe %s of the same name is held by \"%s\" (a live record): replicas on %s "
+        "and on %s locks run at once, a skipped migration phase%s; move through the MultiLock "
+        "phase (endpointsleases or configmapsleases) first, see docs/migration.md, \"The "
+        "phases\" (or turn the migration guard off)",
+        l->description, lead, l->guard_kinds[i]->kind,
+        shown_holder(who, sizeof(who), &l->seen[i].res.record), l->kind->resource,
+        l->guard_kinds[i]->resource, tail);
+    if (!l->guard_blocked)
+        KLE_LOG_E("%s", kle_error_last()->message);
+    l->guard_blocked = 1;
     return rc;
+}
+
+static void guard_clear(object_lock *l)
+{
+    l->refusing = 0;
+    l->guard_blocked = 0;
+}
+
+/* The pre-check (see above); @p mine is the record get read, NULL when none. */
+static int guard_before(object_lock *l, const kle_record *mine, const kle_lock_ctx *ctx,
+                        int64_t deadline)
+{
+    if (!l->guard || (mine && holder_is(mine, l->identity) && !l->refusing))
+        return 0;
+    int i = l->refusing ? l->refusing_kind : l->guard_next, has;
+    int rc = guard_read(l, i, ctx, deadline, mine, &has);
+    if (rc < 0)
+        return rc;
+    if (has) {
+        l->guard_found = 1;
+        l->guard_next = i;
+    } else if (!l->guard_found && l->guard_kinds[1] && !l->refusing) {
+        l->guard_next = 1 - i; /* A Lease lock looks at the other family next time. */
+    }
+    if (rc == 1)
+        return guard_refuse(l, i, "", "");
+    guard_clear(l);
+    return 0;
+}
+
+/*
+ * The re-check's read: the Lease for an annotation lock; for a Lease lock
+ * the annotation object that holds a record once one was found, else the
+ * Endpoints and, when that holds none, the ConfigMap. *kind: the one that
+ * answered last. Returns as guard_read().
+ */
+static int guard_after(object_lock *l, const kle_record *replaced, const kle_lock_ctx *ctx,
+                       int64_t deadline, int *kind)
+{
+    int has, rc;
+    if (!l->guard_kinds[1] || l->guard_found) {
+        *kind = l->guard_kinds[1] ? l->guard_next : 0;
+        return guard_read(l, *kind, ctx, deadline, replaced, &has);
+    }
+    for (int i = 0; i < 2; i++) {
+        *kind = i;
+        rc = guard_read(l, i, ctx, deadline, replaced, &has);
+        if (rc != 0 || !l->guard)
+            return rc;
+        if (has) {
+            l->guard_found = 1;
+            l->guard_next = i;
+            return 0;
+        }
+    }
+    return 0;
+}
+
+/* A write naming this replica while it refuses: refused at once, nothing sent. */
+static int still_refusing(object_lock *l, const char *verb)
+{
+    char who[208];
+    const lock_kind *k = l->guard_kinds[l->refusing_kind];
+    return kle_error_set(KLE_ESTATE,
+                         "%s %s %s: refused: the %s of the same name was last seen held by \"%s\" "
+                         "(a live record; a skipped migration phase, see docs/migration.md, \"The "
+                         "phases\"); the next get checks it again",
+                         verb, l->kind->resource, l->description, k->kind,
+                         shown_holder(who, sizeof(who), &l->seen[l->refusing_kind].res.record));
 }
 
 static int ol_get(kle_lock_result *out, kle_lock *self, const kle_lock_ctx *ctx)
 {
     object_lock *l = (object_lock *)self;
+    int64_t deadline = call_deadline(ctx);
     kle_request_opts o;
     json_object *obj = NULL;
-    int rc = request_opts(&o, ctx, l, "get");
+    int rc = request_opts(&o, ctx, deadline, l, "get");
     if (rc == 0)
         rc = kle_client_get(&obj, l->client, l->path, &o);
-    if (rc == KLE_ENOTFOUND && l->guard) {
-        /* No lock yet: this replica would create it. */
-        kle_record none;
-        kle_record_init(&none, KLE_RECORD_VERSION);
-        int grc = migration_guard(l, &none, ctx);
-        kle_record_dispose(&none);
-        if (grc < 0)
-            return grc;
-        kle_error_set(KLE_ENOTFOUND, "%s %s not found", l->kind->resource, l->description);
-        return KLE_ENOTFOUND;
+    if (rc == KLE_ENOTFOUND) {
+        l->verified_until = 0;
+        if (l->guard) {
+            /* No lock yet: this replica would create it. */
+            int grc = guard_before(l, NULL, ctx, deadline);
+            if (grc < 0)
+                return grc;
+            kle_error_set(KLE_ENOTFOUND, "%s %s not found", l->kind->resource, l->description);
+            return KLE_ENOTFOUND;
+        }
     }
     if (rc < 0)
         return rc;
@@ -350,40 +583,48 @@ static int ol_get(kle_lock_result *out, kle_lock *self, const kle_lock_ctx *ctx)
         return rc;
     }
     set_cache(l, obj);
-    return migration_guard(l, &out->record, ctx);
+    if (!holder_is(&out->record, l->identity))
+        l->verified_until = 0;
+    return guard_before(l, &out->record, ctx, deadline);
 }
 
-static int ol_create(kle_lock *self, const kle_record *record, const kle_lock_ctx *ctx)
+/*
+ * Writes @p record over the cached object (conditional on its
+ * resourceVersion); @p replaced (may be NULL) gets the record it held.
+ */
+/*
+ * Before a write naming us is sent: notes the record bytes it puts (as
+ * other replicas will read them from @p obj) and, when they differ from the
+ * last ones, that they are first sent now.
+ */
+static void note_own_bytes(object_lock *l, json_object *obj, const kle_record *record)
 {
-    object_lock *l = (object_lock *)self;
-    kle_request_opts o;
-    int rc = request_opts(&o, ctx, l, "create");
-    if (rc < 0)
-        return rc;
-    json_object *obj = json_object_new_object();
-    json_object_object_add(obj, "apiVersion", json_object_new_string(l->kind->api_version));
-    json_object_object_add(obj, "kind", json_object_new_string(l->kind->kind));
-    json_object *meta = child(obj, "metadata");
-    json_object_object_add(meta, "name", json_object_new_string(l->name));
-    json_object_object_add(meta, "namespace", json_object_new_string(l->ns));
-    json_object *created = NULL;
-    rc = write_record(l, obj, record);
-    if (rc == 0)
-        rc = kle_client_create(&created, l->client, l->collection, obj, &o);
-    json_object_put(obj);
-    if (rc == 0 && (rc = check_kind(l, created, "create")) < 0)
-        json_object_put(created);
-    if (rc < 0)
-        return rc;
-    set_cache(l, created);
-    return 0;
+    kle_lock_result r = KLE_LOCK_RESULT_INIT;
+    int64_t now = mono_now();
+    if (!holder_is(record, l->identity))
+        return;
+    if (read_record(&r, l, obj) < 0) {
+        kle_error_clear();
+        free(l->own_raw);
+        l->own_raw = NULL;
+        l->own_raw_len = 0;
+        l->own_first_send = now;
+    } else if (!l->own_raw || l->own_raw_len != r.raw_len ||
+               memcmp(l->own_raw, r.raw, r.raw_len) != 0) {
+        free(l->own_raw);
+        l->own_raw = r.raw;
+        l->own_raw_len = r.raw_len;
+        r.raw = NULL;
+        l->own_first_send = now;
+    }
+    kle_lock_result_dispose(&r);
 }
 
-static int ol_update(kle_lock *self, const kle_record *record, const kle_lock_ctx *ctx)
+static int write_over_cached(object_lock *l, const kle_record *record, const kle_lock_ctx *ctx,
+                             int64_t deadline, kle_lock_result *replaced)
 {
-    object_lock *l = (object_lock *)self;
     kle_request_opts o;
-    int rc = request_opts(&o, ctx, l, "update");
+    int rc = request_opts(&o, ctx, deadline, l, "update");
     if (rc < 0)
         return rc;
     json_object *copy = NULL;
@@ -398,10 +639,16 @@ static int ol_update(kle_lock *self, const kle_record *record, const kle_lock_ct
     if (!copy)
         return kle_error_set(KLE_ENOMEM, "update %s %s: out of memory", l->kind->resource,
                              l->description);
+    if (replaced && read_record(replaced, l, copy) < 0) {
+        kle_lock_result_dispose(replaced);
+        kle_error_clear();
+    }
     json_object *updated = NULL;
     rc = write_record(l, copy, record);
-    if (rc == 0)
+    if (rc == 0) {
+        note_own_bytes(l, copy, record);
         rc = kle_client_update(&updated, l->client, l->path, copy, &o);
+    }
     json_object_put(copy);
     /* An unreadable answer: the write may have landed, but it is not ours to count. */
     if (rc == 0 && (rc = check_kind(l, updated, "update")) < 0)
@@ -412,6 +659,109 @@ static int ol_update(kle_lock *self, const kle_record *record, const kle_lock_ct
     return 0;
 }
 
+/*
+ * After a write of @p record (naming this replica) over @p replaced (NULL:
+ * created): the re-check. Clear: the write stands, and writes naming us
+ * need none until its bytes were first sent + the record's lease duration.
+ */
+static int after_win(object_lock *l, const kle_record *record, const kle_record *replaced,
+                     const kle_lock_ctx *ctx, int64_t deadline)
+{
+    int kind = 0;
+    int rc = guard_after(l, replaced, ctx, deadline, &kind);
+    if (rc < 0)
+        return kle_error_prefix("lock %s: wrote the record, but could not read the other "
+                                "family's lock again before leading: ",
+                                l->description);
+    if (rc == 0) {
+        l->verified_until = sat_add(l->own_first_send, lease_ns(record));
+        guard_clear(l);
+        return 0;
+    }
+    if (!l->kind->annotation)
+        return guard_refuse(l, kind, "wrote the Lease, then found that ",
+                            " (keeping the Lease unrenewed and not leading while that record is "
+                            "live)");
+    /* Give the record back: released, conditional on the version just written. */
+    char tail[600];
+    kle_record rel = KLE_RECORD_INIT;
+    int64_t wall = kle_clock_wall_ns(kle_clock_real());
+    int urc = kle_record_set_holder(&rel, "", 0);
+    if (urc == 0) {
+        rel.lease_duration_seconds = 1;
+        rel.acquire_time_ns = wall;
+        rel.renew_time_ns = wall;
+        rel.leader_transitions = record->leader_transitions;
+        urc = write_over_cached(l, &rel, ctx, deadline, NULL);
+    }
+    kle_record_dispose(&rel);
+    if (urc == 0)
+        snprintf(tail, sizeof(tail), " (gave the %s record back, released)", l->kind->kind);
+    else
+        snprintf(tail, sizeof(tail),
+                 " (could not give the %s record back: %.400s; it expires unrenewed)",
+                 l->kind->kind, kle_error_last()->message);
+    return guard_refuse(l, kind, "took the record, then found that ", tail);
+}
+
+static int ol_create(kle_lock *self, const kle_record *record, const kle_lock_ctx *ctx)
+{
+    object_lock *l = (object_lock *)self;
+    int64_t deadline = call_deadline(ctx);
+    int mine = holder_is(record, l->identity);
+    if (l->guard && mine && l->refusing)
+        return still_refusing(l, "create");
+    kle_request_opts o;
+    int rc = request_opts(&o, ctx, deadline, l, "create");
+    if (rc < 0)
+        return rc;
+    json_object *obj = json_object_new_object();
+    json_object_object_add(obj, "apiVersion", json_object_new_string(l->kind->api_version));
+    json_object_object_add(obj, "kind", json_object_new_string(l->kind->kind));
+    json_object *meta = child(obj, "metadata");
+    json_object_object_add(meta, "name", json_object_new_string(l->name));
+    json_object_object_add(meta, "namespace", json_object_new_string(l->ns));
+    json_object *created = NULL;
+    l->verified_until = 0;
+    rc = write_record(l, obj, record);
+    if (rc == 0) {
+        note_own_bytes(l, obj, record);
+        rc = kle_client_create(&created, l->client, l->collection, obj, &o);
+    }
+    json_object_put(obj);
+    if (rc == 0 && (rc = check_kind(l, created, "create")) < 0)
+        json_object_put(created);
+    if (rc < 0)
+        return rc;
+    set_cache(l, created);
+    if (!l->guard || !mine)
+        return 0;
+    return after_win(l, record, NULL, ctx, deadline);
+}
+
+static int ol_update(kle_lock *self, const kle_record *record, const kle_lock_ctx *ctx)
+{
+    object_lock *l = (object_lock *)self;
+    int64_t deadline = call_deadline(ctx);
+    int mine = holder_is(record, l->identity);
+    if (l->guard && mine && l->refusing)
+        return still_refusing(l, "update");
+    kle_lock_result replaced = KLE_LOCK_RESULT_INIT;
+    int rc = write_over_cached(l, record, ctx, deadline, &replaced);
+    int64_t returned = mono_now();
+    if (rc == 0 && !mine)
+        l->verified_until = 0;
+    if (rc == 0 && mine && l->guard) {
+        if (l->verified_until && returned < l->verified_until)
+            /* A renewal answered within the lease of a re-checked write. */
+            l->verified_until = sat_add(l->own_first_send, lease_ns(record));
+        else
+            rc = after_win(l, record, &replaced.record, ctx, deadline);
+    }
+    kle_lock_result_dispose(&replaced);
+    return rc;
+}
+
 /* An Event as client-go's recorder makes it, on the lock object. */
 static int ol_record_event(kle_lock *self, const char *message, const kle_lock_ctx *ctx)
 {
@@ -419,7 +769,7 @@ static int ol_record_event(kle_lock *self, const char *message, const kle_lock_c
     if (!l->record_events)
         return 0;
     kle_request_opts o;
-    int rc = request_opts(&o, ctx, l, "record event on");
+    int rc = request_opts(&o, ctx, call_deadline(ctx), l, "record event on");
     if (rc < 0)
         return rc;
     char uid[128] = "", rv[64] = "";
@@ -575,6 +925,9 @@ static void ol_free(kle_lock *self)
 {
     object_lock *l = (object_lock *)self;
     json_object_put(l->cached);
+    seen_forget(&l->seen[0]);
+    seen_forget(&l->seen[1]);
+    free(l->own_raw);
     if (l->labels)
         for (char **p = l->labels; *p; p++)
             free(*p);
@@ -678,6 +1031,8 @@ static int object_lock_new(kle_lock **out, const lock_kind *kind, kle_client *cl
     if (!l)
         return kle_error_set(KLE_ENOMEM, "lock: out of memory");
     pthread_mutex_init(&l->mu, NULL);
+    for (int i = 0; i < 2; i++)
+        kle_lock_result_init(&l->seen[i].res, KLE_LOCK_RESULT_VERSION);
     l->base = (kle_lock){KLE_LOCK_VERSION, ol_get,      ol_create, ol_update,  ol_record_event,
                          ol_identity,      ol_describe, ol_free,   ol_watch_fn};
     l->kind = kind;
