@@ -1,5 +1,6 @@
 #include "kle/sys/errors.h"
 #include "kle/sys/lock.h"
+#include "core/lock_internal.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -59,7 +60,28 @@ int kle_lock_validate(const kle_lock *lock)
                                             : NULL;
     if (missing)
         return kle_error_set(KLE_EINVAL, "lock: required vtable member %s is NULL", missing);
+    if (lock->version >= 3) {
+        int calls = !!lock->attach + !!lock->start + !!lock->abandon;
+        if (calls != 0 && calls != 3)
+            return kle_error_set(KLE_EINVAL, "lock: vtable members attach, start and abandon "
+                                             "must be set together (version 3)");
+        int watch = !!lock->watch_start + !!lock->watch_stop;
+        if (watch == 1 || (watch == 2 && calls == 0))
+            return kle_error_set(KLE_EINVAL, "lock: vtable members watch_start and watch_stop "
+                                             "must be set together, with attach, start and "
+                                             "abandon (version 3)");
+    }
     return 0;
+}
+
+int kle_lock__async(const kle_lock *lock)
+{
+    return lock && lock->version >= 3 && lock->version <= KLE_LOCK_VERSION && lock->start != NULL;
+}
+
+int kle_lock__async_watch(const kle_lock *lock)
+{
+    return kle_lock__async(lock) && lock->watch_start != NULL;
 }
 
 static const kle_lock_ctx default_ctx = KLE_LOCK_CTX_INIT;

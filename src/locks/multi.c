@@ -216,8 +216,20 @@ int kle_multi_lock_new(kle_lock **out, kle_lock *primary, kle_lock *secondary)
      * and a raw record and resourceVersion made of both), which no single
      * stream shows in order; and it exists only for the few releases of a
      * migration. See docs/architecture.md, "Watch mode". */
-    m->base = (kle_lock){KLE_LOCK_VERSION, ml_get,      ml_create, ml_update, ml_record_event,
-                         ml_identity,      ml_describe, ml_free,   NULL};
+    m->base = (kle_lock){KLE_LOCK_VERSION,
+                         ml_get,
+                         ml_create,
+                         ml_update,
+                         ml_record_event,
+                         ml_identity,
+                         ml_describe,
+                         ml_free,
+                         NULL,
+                         NULL,
+                         NULL,
+                         NULL,
+                         NULL,
+                         NULL};
     m->primary = primary;
     m->secondary = secondary;
     *out = &m->base;

@@ -1033,8 +1033,20 @@ static int object_lock_new(kle_lock **out, const lock_kind *kind, kle_client *cl
     pthread_mutex_init(&l->mu, NULL);
     for (int i = 0; i < 2; i++)
         kle_lock_result_init(&l->seen[i].res, KLE_LOCK_RESULT_VERSION);
-    l->base = (kle_lock){KLE_LOCK_VERSION, ol_get,      ol_create, ol_update,  ol_record_event,
-                         ol_identity,      ol_describe, ol_free,   ol_watch_fn};
+    l->base = (kle_lock){KLE_LOCK_VERSION,
+                         ol_get,
+                         ol_create,
+                         ol_update,
+                         ol_record_event,
+                         ol_identity,
+                         ol_describe,
+                         ol_free,
+                         ol_watch_fn,
+                         NULL,
+                         NULL,
+                         NULL,
+                         NULL,
+                         NULL};
     l->kind = kind;
     l->client = client;
     l->record_events = opts->record_events;

@@ -152,8 +152,14 @@ static void start_cand(cand *c, const char *type)
     lo.identity = c->id;
     lo.record_events = 0;
     c->lock = calloc(1, sizeof(*c->lock));
-    c->lock->base = (kle_lock){1,          k_get,      k_create, k_update, k_event,
-                               k_identity, k_describe, k_free,   NULL}; /* version 1: polled */
+    c->lock->base = (kle_lock){.version = 1, /* version 1: polled */
+                               .get = k_get,
+                               .create = k_create,
+                               .update = k_update,
+                               .record_event = k_event,
+                               .identity = k_identity,
+                               .describe = k_describe,
+                               .free = k_free};
     if (kle_lock_new_by_name(&c->lock->inner, type, c->client, &lo) != 0)
         fail_msg("lock: %s", kle_error_last()->message);
     kle_elector_config ec = KLE_ELECTOR_CONFIG_INIT;

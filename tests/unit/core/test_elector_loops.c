@@ -493,9 +493,13 @@ static void test_elector_loops__acquire_retries_within_jitter_bounds(void **stat
     fixture *f = *state;
     put_other(f, 1000000, 0);
     timing_lock *tl = calloc(1, sizeof(*tl));
-    tl->base =
-        (kle_lock){1,           tl_get,      tl_create, tl_update, NULL,
-                   tl_identity, tl_describe, tl_free,   NULL}; /* A version-1 lock: polled. */
+    tl->base = (kle_lock){.version = 1, /* A version-1 lock: polled. */
+                          .get = tl_get,
+                          .create = tl_create,
+                          .update = tl_update,
+                          .identity = tl_identity,
+                          .describe = tl_describe,
+                          .free = tl_free};
     tl->clock = f->clock;
     assert_int_equal(kle_fake_lock_new(&tl->inner, f->store, "me", "default/jitter"), 0);
     make_elector(f, 0, &tl->base);
