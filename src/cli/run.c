@@ -640,13 +640,19 @@ int cli_cmd_run(cli_opts *o, const char *self_exe)
         }
     }
 
+    /* One elector for as long as it is not stopped: campaigning again after
+     * a loss, it still knows its own records and the highest fencing token
+     * it has seen (a new one would take its own last record for another
+     * replica's and wait for it to expire). */
+    kle_elector *e = NULL;
     while (!shutting_down) {
         kle_lock *lock = NULL;
-        kle_elector *e = NULL;
         kle_elector_config cfg = KLE_ELECTOR_CONFIG_INIT;
         kle_elector_stats s = KLE_ELECTOR_STATS_INIT;
         int rc;
 
+        if (e)
+            goto run;
         if (cli_make_lock(&lock, o, client, o->identity) < 0) {
             exit_code = CLI_EXIT_FAILURE;
             break;
@@ -670,6 +676,7 @@ int cli_cmd_run(cli_opts *o, const char *self_exe)
             exit_code = CLI_EXIT_FAILURE;
             break;
         }
+    run:
         c.elector = e;
         c.child_done = 0;
         c.exec_failed = 0;
@@ -683,13 +690,20 @@ int cli_cmd_run(cli_opts *o, const char *self_exe)
 
         rc = kle_elector_run(e);
 
+        /* A stopped elector stays stopped: the next campaign needs a new one. */
+        int stopped =
+            c.child_done || c.exec_failed || c.start_failed || shutting_down || rc == KLE_EIDENTITY;
         kle_elector_get_stats(&s, e);
         pthread_mutex_lock(&st.mu);
-        st.slowpath_base += s.slowpath_total;
+        if (stopped)
+            st.slowpath_base += s.slowpath_total;
         st.last_call_error = s.last_call_error;
         st.elector = NULL;
         pthread_mutex_unlock(&st.mu);
-        kle_elector_free(e);
+        if (stopped) {
+            kle_elector_free(e);
+            e = NULL;
+        }
         c.elector = NULL;
 
         if (c.exec_failed) {
@@ -709,6 +723,14 @@ int cli_cmd_run(cli_opts *o, const char *self_exe)
         }
         if (shutting_down)
             break;
+        if (rc == KLE_EIDENTITY) {
+            /* Another replica writes the lock under our identity: leading
+             * beside it would run the command twice. */
+            CLI_ERR("%s; exiting (give every replica its own --identity)",
+                    kle_error_last()->message);
+            exit_code = CLI_EXIT_FAILURE;
+            break;
+        }
         if (rc == KLE_ETIMEOUT && c.led && !c.start_failed) {
             CLI_WARN("lost leadership of %s (renewals failed); campaigning again", c.lock_desc);
             continue;
@@ -735,6 +757,7 @@ int cli_cmd_run(cli_opts *o, const char *self_exe)
             pause_ms(delay);
         }
     }
+    kle_elector_free(e);
     /* A clean exit deletes the LeaseCandidate: the controller stops considering us. */
     if (candidate && kle_candidate_stop(candidate, 1) < 0)
         CLI_WARN("could not delete the LeaseCandidate: %s", kle_error_last()->message);

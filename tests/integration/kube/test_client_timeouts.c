@@ -95,7 +95,9 @@ static void test_client_timeouts__stalled_handshake_honours_timeouts(void **stat
     int64_t start = now_ms();
     assert_int_equal(kle_client_get(&out, c, "/api", &ro), KLE_ETIMEOUT);
     int64_t took = now_ms() - start;
-    if (!(took >= 190 && took < 200 + 300))
+    /* Well before the request's own 5 s: the connect timeout ended it (the
+     * upper bound leaves room for a loaded machine). */
+    if (!(took >= 190 && took < 200 + 2500))
         fail_msg("took %lld", (long long)took);
     assert_non_null(strstr(kle_error_last()->message, "GET /api: timed out: "));
     /* A total budget shorter than the connect timeout wins. */
