@@ -19,6 +19,12 @@ TAG=localhost/kle-e2e:$$
 TAG2=localhost/kle-e2e-recipe:$$
 cleanup() {
   buildah rm kle-e2e-$$ kle-e2e-recipe-$$ >/dev/null 2>&1
+  # buildah bud of the recipe can leave the working container of its
+  # "FROM $TAG AS kle" stage, which keeps $TAG from being removed.
+  local c
+  for c in $(buildah containers -q --filter ancestor="$TAG" 2>/dev/null); do
+    buildah rm "$c" >/dev/null 2>&1
+  done
   buildah rmi "$TAG2" "$TAG" >/dev/null 2>&1
   [ -z "${KLE_APISERVER_PID:-}" ] || kle_apiserver_stop >/dev/null 2>&1
   rm -rf "$W"
