@@ -25,6 +25,12 @@ typedef struct kle_apiserver__resource {
 
 extern const kle_apiserver__resource kle_apiserver__resources[];
 extern const size_t kle_apiserver__nresources;
+/* coordination.k8s.io/v1beta1 (LeaseCandidates) is served: 1 unless
+ * --runtime-config coordination.k8s.io/v1beta1=false, as on a cluster
+ * that has not enabled it. */
+extern int kle_apiserver__lease_candidates;
+/* 1 when kle_apiserver__resources[i] is served (discovery and routing). */
+int kle_apiserver__resource_served(size_t i);
 
 /* The coordinated-election controller (election.c): on with
  * --feature-gates=CoordinatedLeaderElection=true. */

@@ -25,7 +25,7 @@ static json_object *group_json(const char *group)
     for (size_t i = 0; i < kle_apiserver__nresources && n < 8; i++) {
         const kle_apiserver__resource *r = &kle_apiserver__resources[i];
         int dup = 0;
-        if (strcmp(r->group, group) != 0)
+        if (strcmp(r->group, group) != 0 || !kle_apiserver__resource_served(i))
             continue;
         for (size_t k = 0; k < n; k++)
             dup |= strcmp(seen[k], r->version) == 0;
@@ -117,7 +117,8 @@ void kle_apiserver__discovery(answer *a, const char *url, int pretty)
         for (size_t i = 0; i < kle_apiserver__nresources; i++) {
             const kle_apiserver__resource *r = &kle_apiserver__resources[i];
             json_object *e;
-            if (strcmp(r->group, group) != 0 || strcmp(r->version, version) != 0)
+            if (strcmp(r->group, group) != 0 || strcmp(r->version, version) != 0 ||
+                !kle_apiserver__resource_served(i))
                 continue;
             e = json_object_new_object();
             json_object_object_add(e, "name", json_object_new_string(r->plural));

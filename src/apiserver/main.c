@@ -71,6 +71,9 @@ static void usage(FILE *f)
           "                              run the coordinated leader election controller\n"
           "                              (LeaseCandidates pick the Lease holder; "
           "docs/coordinated.md)\n"
+          "  --runtime-config coordination.k8s.io/v1beta1=false\n"
+          "                              do not serve LeaseCandidates, as a cluster that has\n"
+          "                              not enabled them (default true: served)\n"
           "  --bookmark-interval SECONDS interval of watch BOOKMARK events (default 60)\n"
           "  -v, --verbose               log every request and libmicrohttpd's messages\n"
           "  --version                   print the version and exit\n"
@@ -102,6 +105,32 @@ static int parse_long(const char *s, long lo, long hi, long *out)
     return 0;
 }
 
+/* "coordination.k8s.io/v1beta1=false" (also .../leasecandidates, and
+ * comma-separated lists of these): sets kle_apiserver__lease_candidates. */
+static int parse_runtime_config(const char *v)
+{
+    char buf[512];
+    if (!*v || strlen(v) >= sizeof(buf))
+        return -1;
+    snprintf(buf, sizeof(buf), "%s", v);
+    for (char *save = NULL, *kv = strtok_r(buf, ",", &save); kv; kv = strtok_r(NULL, ",", &save)) {
+        char *eq = strchr(kv, '=');
+        const char *val = eq ? eq + 1 : "true";
+        if (eq)
+            *eq = '\0';
+        if (strcmp(kv, "coordination.k8s.io/v1beta1") != 0 &&
+            strcmp(kv, "coordination.k8s.io/v1beta1/leasecandidates") != 0)
+            return -1;
+        if (strcmp(val, "true") == 0)
+            kle_apiserver__lease_candidates = 1;
+        else if (strcmp(val, "false") == 0)
+            kle_apiserver__lease_candidates = 0;
+        else
+            return -1;
+    }
+    return 0;
+}
+
 static int parse_args(int argc, char **argv, options *o)
 {
     memset(o, 0, sizeof(*o));
@@ -125,6 +154,15 @@ static int parse_args(int argc, char **argv, options *o)
             continue;
         } else if (strcmp(a, "--issue-credentials") == 0) {
             o->issue_credentials = 1;
+            continue;
+        } else if (strncmp(a, "--runtime-config", 16) == 0 && (a[16] == '=' || !a[16])) {
+            /* kube-apiserver's --runtime-config, for the one API group
+             * version that clusters serve only when enabled. */
+            const char *v = a[16] == '=' ? a + 17 : (i + 1 < argc ? argv[++i] : "");
+            if (parse_runtime_config(v) != 0)
+                return bad("--runtime-config %s: only coordination.k8s.io/v1beta1=true|false is "
+                           "known (LeaseCandidates)",
+                           v);
             continue;
         } else if (strncmp(a, "--feature-gates", 15) == 0) {
             /* Only the one gate kle-apiserver knows:
@@ -177,6 +215,10 @@ static int parse_args(int argc, char **argv, options *o)
             return bad("%s needs a value", a);
         *dst = argv[++i];
     }
+    if (kle_apiserver__coordinated_election && !kle_apiserver__lease_candidates)
+        return bad("--feature-gates CoordinatedLeaderElection=true needs the LeaseCandidates of "
+                   "coordination.k8s.io/v1beta1: drop --runtime-config "
+                   "coordination.k8s.io/v1beta1=false");
     if ((o->tls_cert != NULL) != (o->tls_key != NULL))
         return bad("--tls-cert and --tls-key must be given together");
     if (o->insecure && (o->tls_cert || o->client_ca || o->issue_credentials))

@@ -38,6 +38,14 @@ const kle_apiserver__resource kle_apiserver__resources[] = {
 const size_t kle_apiserver__nresources =
     sizeof(kle_apiserver__resources) / sizeof(kle_apiserver__resources[0]);
 
+int kle_apiserver__lease_candidates = 1;
+
+int kle_apiserver__resource_served(size_t i)
+{
+    return i < kle_apiserver__nresources &&
+           (i != KLE_RES_LEASECANDIDATES || kle_apiserver__lease_candidates);
+}
+
 int kle_apiserver__buf_append(kle_apiserver__buf *b, const char *s, size_t n)
 {
     if (b->len + n + 1 > b->cap) {

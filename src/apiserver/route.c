@@ -11,6 +11,8 @@ static int find_resource(const char *group, const char *version, const char *plu
 {
     for (size_t i = 0; i < kle_apiserver__nresources; i++) {
         const kle_apiserver__resource *r = &kle_apiserver__resources[i];
+        if (!kle_apiserver__resource_served(i))
+            continue;
         if (strcmp(r->group, group) == 0 && strcmp(r->version, version) == 0 &&
             strcmp(r->plural, plural) == 0)
             return (int)i;
@@ -75,11 +77,14 @@ int kle_apiserver__route_request(struct MHD_Connection *c, const char *method, c
             /* Group versions are discovery only when the group is served. */
             int known = 0;
             for (size_t i = 0; i < kle_apiserver__nresources; i++)
-                if (strcmp(kle_apiserver__resources[i].group, p[1]) == 0 &&
+                if (kle_apiserver__resource_served(i) &&
+                    strcmp(kle_apiserver__resources[i].group, p[1]) == 0 &&
                     strcmp(kle_apiserver__resources[i].version, p[2]) == 0)
                     known = 1;
-            if (!known)
+            if (!known) {
+                rt->kind = ROUTE_NONE; /* 404, as kube-apiserver */
                 return -1;
+            }
         }
         return 0;
     }

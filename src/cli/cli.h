@@ -88,6 +88,22 @@ int cli_parse_bool(int *out, const char *text);
 /* Prints the help of @p command (NULL: top level) to stdout. */
 void cli_usage(const char *command);
 
+/* A flag as the parser knows it, for shell completion (completion.c). */
+typedef struct cli_flag_info {
+    const char *name;   /* long name without "--" ("lock-name"; "v" for -v) */
+    const char *alias;  /* kube-controller-manager's name, or NULL */
+    char short_name;    /* 'o' for -o, or 0 */
+    int takes_value;    /* 1: --flag VALUE or --flag=VALUE; 0: --flag[=BOOL] */
+    const char *values; /* the values it takes, space-separated, or NULL */
+} cli_flag_info;
+typedef void (*cli_flag_fn)(void *arg, const cli_flag_info *flag);
+/* Calls @p fn for every flag of @p command ("run", "status", "transfer"). */
+void cli_each_flag(const char *command, cli_flag_fn fn, void *arg);
+
+/* kle completion bash|zsh: prints a completion script (argv after
+ * "completion"); returns the exit code. */
+int cli_completion_main(int argc, char **argv);
+
 /* Installs the log handler (text in klog's layout, or JSON lines). */
 void cli_log_setup(int json, int verbosity);
 /* Logs a line of the tool itself through the same handler. */

@@ -18,6 +18,12 @@ int main(int argc, char **argv)
         return 0;
     }
 
+    if (argc >= 2 && strcmp(argv[1], "completion") == 0)
+        return cli_completion_main(argc - 2, argv + 2);
+    if (argc == 3 && strcmp(argv[1], "help") == 0 && strcmp(argv[2], "completion") == 0) {
+        char *h[] = {"--help", NULL};
+        return cli_completion_main(1, h);
+    }
     rc = cli_parse(&o, argc, argv, err, sizeof(err));
     if (rc) {
         fprintf(stderr, "%s\n", err);

@@ -583,6 +583,7 @@ void cli_usage(const char *command)
               "  kle status [flags]                     show the lock's record\n"
               "  kle transfer --to ID [flags]           hand the lease over to replica ID\n"
               "  kle help [COMMAND]                     help of a command\n"
+              "  kle completion bash|zsh                shell completion script\n"
               "  kle --version                          the versions of kle and libkle\n\n"
               "Exit codes: 0 success; 1 runtime failure; 2 bad flag or value;\n"
               "3 (status) no such lock; 126/127 (run) the command cannot be executed;\n"
@@ -679,4 +680,52 @@ void cli_usage(const char *command)
           "                          interrupted; single-object locks only\n\n",
           stdout);
     fputs(common_help, stdout);
+}
+
+void cli_each_flag(const char *command, cli_flag_fn fn, void *arg)
+{
+    int cmd = strcmp(command, "run") == 0        ? CMD_RUN
+              : strcmp(command, "status") == 0   ? CMD_STATUS
+              : strcmp(command, "transfer") == 0 ? CMD_TRANSFER
+                                                 : 0;
+    char lock_types[256] = "";
+    for (const char *const *t = kle_lock_type_names(); *t; t++) {
+        size_t n = strlen(lock_types);
+        snprintf(lock_types + n, sizeof(lock_types) - n, "%s%s", n ? " " : "", *t);
+    }
+    for (size_t i = 0; i < NFLAGS; i++) {
+        const flag_def *f = &flags[i];
+        cli_flag_info fi = {f->name, f->alias, 0, 1, NULL};
+        if (!(f->commands & cmd))
+            continue;
+        switch (f->kind) {
+        case F_STRING:
+            if (f->offset == OFF(resource_lock))
+                fi.values = lock_types; /* what the parser accepts */
+            break;
+        case F_DURATION:
+        case F_INT:
+            break;
+        case F_BOOL:
+            fi.takes_value = 0; /* --flag, or --flag=false */
+            fi.values = "true false";
+            break;
+        case F_ONEXIT:
+            fi.values = "release exit restart";
+            break;
+        case F_OUTPUT:
+            fi.short_name = 'o';
+            fi.values = "table json";
+            break;
+        case F_LOGFMT:
+            fi.values = "text json";
+            break;
+        case F_FOLLOW:
+            fi.values = "watch poll";
+            break;
+        }
+        if (f->offset == OFF(watch))
+            fi.short_name = 'w';
+        fn(arg, &fi);
+    }
 }

@@ -114,23 +114,69 @@ static int ensure(kle_candidate *c, int64_t *last_renew, int only_if_pinged)
     return rc;
 }
 
+/* Why a 404 can mean the API itself is missing: clusters serve
+ * coordination.k8s.io/v1beta1 LeaseCandidates only when enabled. */
+#define NOT_SERVED_WHY                                                                             \
+    "the API server does not serve LeaseCandidates (coordination.k8s.io/v1beta1; a cluster "       \
+    "serves them only with --runtime-config=coordination.k8s.io/v1beta1=true and "                 \
+    "--feature-gates=CoordinatedLeaderElection=true, see docs/coordinated.md)"
+
+/* 1 when the server lists leasecandidates in coordination.k8s.io/v1beta1,
+ * 0 when it does not serve them (404, or not in the list), -1 when the
+ * question could not be asked (error set). */
+static int candidates_served(kle_client *client)
+{
+    kle_request_opts o = call_opts();
+    json_object *list = NULL, *resources = NULL;
+    int rc = kle_client_get(&list, client, "/apis/" CANDIDATES_GV, &o);
+    if (rc == KLE_ENOTFOUND) {
+        kle_error_clear();
+        return 0;
+    }
+    if (rc < 0)
+        return -1;
+    int served = 0;
+    if (json_object_object_get_ex(list, "resources", &resources) &&
+        json_object_is_type(resources, json_type_array))
+        for (size_t i = 0; i < json_object_array_length(resources); i++) {
+            const char *name = str_at(json_object_array_get_idx(resources, i), "name", NULL);
+            served |= name && strcmp(name, "leasecandidates") == 0;
+        }
+    json_object_put(list);
+    return served;
+}
+
 static void *candidate_main(void *p)
 {
     kle_candidate *c = p;
     kle_clock *clk = kle_clock_real();
     int64_t last_renew = 0, last_ok = INT64_MIN;
-    int have = 0;
+    int have = 0, unserved = 0;
     while (!kle_event_is_set(c->stop)) {
-        int64_t mono = kle_clock_monotonic_ns(clk);
+        int64_t mono = kle_clock_monotonic_ns(clk), wait = c->poll_period;
         int due = !have || mono - last_ok >= c->renew_interval;
         int rc = ensure(c, &last_renew, !due);
-        if (rc == 0 && due) {
+        if (rc == KLE_ENOTFOUND && candidates_served(c->client) == 0) {
+            /* Said once; asked again every renew interval, quietly: the
+             * API may be enabled later. */
+            if (!unserved)
+                KLE_LOG_W("lease candidate %s/%s is not published: " NOT_SERVED_WHY
+                          "; trying again every %lld s",
+                          c->ns, c->name, (long long)(c->renew_interval / KLE_SEC(1)));
+            unserved = 1;
+            wait = c->renew_interval;
+        } else if (rc == 0 && due) {
+            if (unserved)
+                KLE_LOG_I("lease candidate %s/%s published: the API server serves "
+                          "LeaseCandidates now",
+                          c->ns, c->name);
+            unserved = 0;
             have = 1;
             last_ok = mono;
         } else if (rc < 0) {
             KLE_LOG_W("lease candidate %s/%s: %s", c->ns, c->name, kle_error_last()->message);
         }
-        kle_clock_wait(clk, c->stop, kle_clock_monotonic_ns(clk) + c->poll_period);
+        kle_clock_wait(clk, c->stop, kle_clock_monotonic_ns(clk) + wait);
     }
     return NULL;
 }
@@ -283,6 +329,11 @@ static int check_live_candidate(kle_client *client, const char *ns, const char *
                              "not a candidate",
                              to);
     rc = kle_client_get(&obj, client, path, &o);
+    if (rc == KLE_ENOTFOUND && candidates_served(client) == 0)
+        return kle_error_set(KLE_ESTATE,
+                             "transfer to \"%s\": " NOT_SERVED_WHY
+                             ", so no replica can be a live candidate (--force skips this check)",
+                             to);
     if (rc == KLE_ENOTFOUND)
         return kle_error_set(KLE_ESTATE,
                              "transfer to \"%s\": no LeaseCandidate %s/%s, so it is not a live "

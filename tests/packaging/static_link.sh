@@ -38,7 +38,7 @@ check() { # program, how it was built
 }
 
 # 1. pkg-config: kle-static names libkle.a itself, so -lkle cannot pick libkle.so.
-export PKG_CONFIG_PATH="$prefix/lib/pkgconfig"
+export PKG_CONFIG_PATH="$prefix/${KLE_LIBDIR:-lib}/pkgconfig"
 # shellcheck disable=SC2046
 cc -std=c11 -Wall -Wextra -Werror "${flags[@]}" -o "$work/static_pc" "$here/main.c" \
   $(pkg-config --cflags --libs kle-static)
