@@ -1,5 +1,6 @@
 #include "kle/sys/clock.h"
 #include "kle/sys/errors.h"
+#include "core/clock_internal.h"
 
 #include <errno.h>
 #include <poll.h>
@@ -17,7 +18,14 @@ struct kle_event {
     atomic_int set;
     int fd;
     _Atomic(kle_clock *) watcher;
+    /* A deadline event (kle_event__new_deadline) on the real clock: fd is a
+     * CLOCK_BOOTTIME timerfd armed at `deadline`, so the kernel makes it
+     * readable at the deadline whatever any thread is doing. */
+    int timer;
+    _Atomic int64_t deadline;
 };
+
+static int64_t real_monotonic_ns(kle_clock *self);
 
 int kle_event_new(kle_event **out)
 {
@@ -37,7 +45,62 @@ int kle_event_new(kle_event **out)
     }
     atomic_init(&ev->set, 0);
     atomic_init(&ev->watcher, NULL);
+    atomic_init(&ev->deadline, INT64_MAX);
     *out = ev;
+    return 0;
+}
+
+static int arm_timer(int fd, int64_t at)
+{
+    struct itimerspec its;
+    memset(&its, 0, sizeof(its));
+    if (at < 1)
+        at = 1; /* zero would disarm it; 1 ns is long past */
+    its.it_value.tv_sec = (time_t)(at / KLE_NS_PER_SEC);
+    its.it_value.tv_nsec = (long)(at % KLE_NS_PER_SEC);
+    return timerfd_settime(fd, TFD_TIMER_ABSTIME, &its, NULL);
+}
+
+int kle_event__new_deadline(kle_event **out, kle_clock *clock)
+{
+    if (clock && clock != kle_clock_real())
+        return kle_event_new(out);
+    if (!out)
+        return kle_error_set(KLE_EINVAL, "kle_event__new_deadline: out is NULL");
+    *out = NULL;
+    kle_event *ev = calloc(1, sizeof(*ev));
+    if (!ev)
+        return kle_error_set(KLE_ENOMEM, "kle_event__new_deadline: out of memory");
+    ev->fd = timerfd_create(CLOCK_BOOTTIME, TFD_NONBLOCK | TFD_CLOEXEC);
+    if (ev->fd < 0) {
+        int err = errno;
+        free(ev);
+        return kle_error_set(KLE_ESYSTEM, "kle_event__new_deadline: timerfd: %s", strerror(err));
+    }
+    ev->timer = 1;
+    atomic_init(&ev->set, 0);
+    atomic_init(&ev->watcher, NULL);
+    atomic_init(&ev->deadline, INT64_MAX);
+    *out = ev;
+    return 0;
+}
+
+int kle_event__arm_deadline(kle_event *event, int64_t deadline)
+{
+    if (!event || !event->timer || atomic_load(&event->set))
+        return 0;
+    /* A deadline only moves later while the event is not set; should it
+     * pass between the check and the re-arm, the timer fired at the old
+     * deadline (a reader saw the end early: the safe side). */
+    if (real_monotonic_ns(NULL) >= atomic_load(&event->deadline)) {
+        kle_event_set(event);
+        return KLE_ETIMEOUT;
+    }
+    atomic_store(&event->deadline, deadline);
+    if (arm_timer(event->fd, deadline) < 0) {
+        kle_event_set(event); /* Cannot guard it: end it now. */
+        return KLE_ESYSTEM;
+    }
     return 0;
 }
 
@@ -65,8 +128,12 @@ void kle_event_set(kle_event *event)
 {
     if (!event)
         return;
-    if (atomic_exchange(&event->set, 1) == 0)
-        event_signal_fd(event);
+    if (atomic_exchange(&event->set, 1) == 0) {
+        if (event->timer)
+            arm_timer(event->fd, 1); /* Readable now, and for good. */
+        else
+            event_signal_fd(event);
+    }
     kle_clock *watcher = atomic_load(&event->watcher);
     if (watcher && watcher->notify)
         watcher->notify(watcher, event);
@@ -74,15 +141,20 @@ void kle_event_set(kle_event *event)
 
 int kle_event_is_set(const kle_event *event)
 {
-    return event && atomic_load(&((kle_event *)event)->set) != 0;
+    if (!event)
+        return 0;
+    kle_event *ev = (kle_event *)event;
+    if (atomic_load(&ev->set))
+        return 1;
+    return ev->timer && real_monotonic_ns(NULL) >= atomic_load(&ev->deadline);
 }
 
 void kle_event_reset(kle_event *event)
 {
     uint64_t value;
 
-    if (!event)
-        return;
+    if (!event || event->timer)
+        return; /* A deadline event stays set for good. */
     atomic_store(&event->set, 0);
     while (read(event->fd, &value, sizeof(value)) > 0) {
     }

@@ -1,0 +1,1688 @@
+/*
+ * The election as a deterministic state machine: client-go's
+ * tryAcquireOrRenew and its acquire, renew and release loops, libkle's
+ * watch mode and planned handover, and every rule of the safety argument
+ * (docs/architecture.md, "Why two leaders cannot work at once": R1..R15,
+ * named where they act). See sm.h for the interface.
+ *
+ * Phases of a run:
+ *   CAMPAIGN  tries (get, then create or update) until one wins; between
+ *             tries it waits a jittered retry period, or, watching, until
+ *             the observed lease expires or the stream shows a release;
+ *   LEADING   a term: renewal rounds one retry period after the last
+ *             successful write was sent, each retrying until a write is
+ *             answered before the deadline; the term ends at its
+ *             deadline, on a stop, a handover, or a newer foreign holder;
+ *   ENDING    the term has ended (or is ending on a stop or handover, and
+ *             then renewals go on) until the leader's work has returned;
+ *   CLOSING   after the work: the handover write or the release, then the
+ *             "stopped leading" event;
+ *   DONE      the run is over; a new kle_sm_start begins another.
+ * One lock call at a time; a call carries its own timeout, and no decision
+ * ever waits for an answer: the deadline ends a term whatever a call does.
+ */
+#include "core/sm.h"
+#include "core/log.h"
+#include "kle/record.h"
+#include "kle/sys/errors.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define JITTER_FACTOR 1.2
+/* The coarsest time precision of any record (annotation records carry whole seconds). */
+#define RECORD_PRECISION KLE_NS_PER_SEC
+/* Largest random delay added to a watched takeover, against a thundering herd. */
+#define TAKEOVER_JITTER_NS (25 * KLE_NS_PER_MS)
+/* How long a stream may lag behind a GET that showed a change, at most. */
+#define STREAM_LAG_NS KLE_SEC(1)
+/* resourceVersions remembered to recognise a stale re-delivery. */
+#define RECENT_RVS 8
+/* Writes remembered, to date terms (R1) and recognise our own records (R10). */
+#define OWN_WRITES 8
+/* Attempts of a release or handover, within a renew deadline. */
+#define END_ATTEMPTS 5
+/* Actions queued at once, at most (a few per input). */
+#define MAX_ACTIONS 8
+#define INT32_TOP   2147483647
+
+typedef struct buf {
+    char *p;
+    size_t len, cap;
+} buf;
+
+/* A record whose strings live in buffers the machine owns; view points into them. */
+typedef struct rec {
+    buf holder, strategy, preferred;
+    int has_strategy, has_preferred;
+    kle_record view;
+} rec;
+
+typedef struct own_write {
+    int used;
+    int lease_seconds, transitions;
+    int64_t acquire_s, renew_s;
+    int64_t first_sent;
+} own_write;
+
+enum phase { P_IDLE, P_CAMPAIGN, P_LEADING, P_ENDING, P_CLOSING, P_DONE };
+enum step {
+    S_NONE,
+    S_FAST,       /* fast-path update */
+    S_GET,        /* the try's read */
+    S_CREATE,     /* create after NotFound */
+    S_UPDATE,     /* takeover or slow-path renewal */
+    S_EVENT,      /* an event */
+    S_REL_GET,    /* release: read */
+    S_REL_UPDATE, /* release: write */
+    S_HO_GET,     /* handover: read */
+    S_HO_UPDATE   /* handover: write */
+};
+enum end_reason { END_NONE, END_STOP, END_HANDOVER, END_LOST, END_TAKEN, END_IDENTITY };
+
+static const char *phase_names[] = {"idle", "campaign", "leading", "ending", "closing", "done"};
+
+struct kle_sm {
+    kle_sm_config c;
+    uint64_t rng;
+    int64_t now; /* Time of the input being handled. */
+    int64_t wall;
+
+    /* Phase of the run. */
+    int phase;
+    int stop;           /* Stop requested (sticky). */
+    int rc;             /* What the run returns. */
+    int end_reason;     /* Why the term is ending. */
+    int term_over;      /* The term has ended: no extension, no revival. */
+    int end_sent;       /* TERM_END was emitted for this term. */
+    int work_running;   /* TERM_START emitted, work_done not yet. */
+    int handover;       /* Another identity is preferred: end the term, then hand over. */
+    int release_anyway; /* Release at the end even without release_on_cancel. */
+    int impostor;       /* Another replica writes under our identity. */
+    int foreign_self;   /* Distinct foreign records under our identity seen. */
+    int token;          /* The term's fencing token. */
+    int64_t lead_deadline;
+    int became_event;  /* The "became leader" event is due. */
+    int stopped_event; /* The "stopped leading" event is due. */
+
+    /* The call in flight. */
+    int step;
+    uint64_t call_id, next_id;
+    int write_attempted;   /* A write of this try was sent (its outcome may be unknown). */
+    int attempts;          /* Of a release or handover. */
+    int64_t end_by;        /* Deadline of a release or handover. */
+    int64_t call_deadline; /* A round's calls are cut here (INT64_MAX: the call limit only). */
+    rec wrec;              /* The record being written. */
+
+    /* Scheduling. */
+    int64_t next_try_at; /* CAMPAIGN: when the next try starts (INT64_MAX: dynamic, watched). */
+    int64_t poll_until;  /* CAMPAIGN: the poll-mode time of the next try. */
+    int kick;            /* Try at once (a release, a handover, a deletion seen). */
+    int round_active;    /* LEADING: a renewal round is retrying. */
+    int64_t round_next;  /* LEADING: the round's next try. */
+    int late_retry;      /* CAMPAIGN: won too late, try again at once. */
+
+    /* What was observed of the lock. */
+    int has_observed;
+    rec observed;
+    buf raw, rv;
+    int observed_own;
+    int64_t observed_time;
+    int64_t raw_changed_time;
+    int max_transitions, seen_transitions;
+    int saturation_logged;
+    buf reported; /* Holder last reported (NEW_LEADER). */
+    int reported_set;
+
+    /* This elector's writes. */
+    own_write own[OWN_WRITES];
+    int own_next;
+    uint64_t write_seq, own_seq;
+    int64_t writing_renew;
+    int writing_transitions;
+    int64_t own_renew;
+    int own_transitions;
+    int64_t last_sent, last_dated, last_return;
+
+    /* Watch mode. */
+    int stream_active, healthy, suspect, unavailable;
+    uint64_t stream_own;
+    int64_t last_stream, last_get, jitter;
+    int64_t watch_restart_at;
+    buf awaited;
+    int has_awaited;
+    int64_t awaited_by;
+    buf recent[RECENT_RVS];
+    int recent_next;
+
+    kle_sm_stats stats;
+
+    /* Queued actions. */
+    kle_sm_action q[MAX_ACTIONS];
+    int qhead, qlen;
+};
+
+/* ---- small helpers ---------------------------------------------------- */
+
+static int buf_set(buf *b, const char *s, size_t len)
+{
+    if (len + 1 > b->cap) {
+        size_t cap = b->cap ? b->cap : 32;
+        while (cap < len + 1)
+            cap *= 2;
+        char *p = realloc(b->p, cap);
+        if (!p)
+            return KLE_ENOMEM;
+        b->p = p;
+        b->cap = cap;
+    }
+    if (len)
+        memcpy(b->p, s, len);
+    b->p[len] = '\0';
+    b->len = len;
+    return 0;
+}
+
+static int buf_eq(const buf *b, const char *s, size_t len)
+{
+    return b->p && b->len == len && memcmp(b->p, s, len) == 0;
+}
+
+static void buf_free(buf *b)
+{
+    free(b->p);
+    b->p = NULL;
+    b->len = b->cap = 0;
+}
+
+static void rec_update_view(rec *r)
+{
+    r->view.version = KLE_RECORD_VERSION;
+    r->view.holder_identity = r->holder.p ? r->holder.p : (char *)"";
+    r->view.holder_identity_len = r->holder.len;
+    r->view.strategy = r->has_strategy ? r->strategy.p : NULL;
+    r->view.strategy_len = r->has_strategy ? r->strategy.len : 0;
+    r->view.preferred_holder = r->has_preferred ? r->preferred.p : NULL;
+    r->view.preferred_holder_len = r->has_preferred ? r->preferred.len : 0;
+}
+
+/* Copies @p src into @p r; its own strings survive a failure to grow. */
+static int rec_copy(rec *r, const kle_record *src)
+{
+    size_t slen = kle_record_string_len(src->strategy, src->strategy_len);
+    size_t plen = kle_record_string_len(src->preferred_holder, src->preferred_holder_len);
+    if (buf_set(&r->holder, kle_record_holder(src), kle_record_holder_len(src)) < 0 ||
+        buf_set(&r->strategy, src->strategy ? src->strategy : "", slen) < 0 ||
+        buf_set(&r->preferred, src->preferred_holder ? src->preferred_holder : "", plen) < 0)
+        return KLE_ENOMEM;
+    r->has_strategy = src->strategy != NULL;
+    r->has_preferred = src->preferred_holder != NULL;
+    r->view.lease_duration_seconds = src->lease_duration_seconds;
+    r->view.acquire_time_ns = src->acquire_time_ns;
+    r->view.renew_time_ns = src->renew_time_ns;
+    r->view.leader_transitions = src->leader_transitions;
+    rec_update_view(r);
+    return 0;
+}
+
+static int rec_set_holder(rec *r, const char *s, size_t len)
+{
+    int rc = buf_set(&r->holder, s, len);
+    rec_update_view(r);
+    return rc;
+}
+
+static int rec_set_preferred(rec *r, const char *s, size_t len)
+{
+    int rc = buf_set(&r->preferred, s, len);
+    r->has_preferred = rc == 0;
+    rec_update_view(r);
+    return rc;
+}
+
+static void rec_free(rec *r)
+{
+    buf_free(&r->holder);
+    buf_free(&r->strategy);
+    buf_free(&r->preferred);
+}
+
+static size_t rec_bytes(const rec *r)
+{
+    return r->holder.cap + r->strategy.cap + r->preferred.cap;
+}
+
+static int mut(const kle_sm *sm, int bit)
+{
+    return (sm->c.mutations & bit) != 0;
+}
+
+static int64_t sat_add(int64_t a, int64_t b)
+{
+    if (b > 0 && a > INT64_MAX - b)
+        return INT64_MAX;
+    if (b < 0 && a < INT64_MIN - b)
+        return INT64_MIN;
+    return a + b;
+}
+
+static uint64_t next_random(kle_sm *sm)
+{
+    /* splitmix64 */
+    uint64_t z = (sm->rng += UINT64_C(0x9e3779b97f4a7c15));
+    z = (z ^ (z >> 30)) * UINT64_C(0xbf58476d1ce4e5b9);
+    z = (z ^ (z >> 27)) * UINT64_C(0x94d049bb133111eb);
+    return z ^ (z >> 31);
+}
+
+static double random_unit(kle_sm *sm)
+{
+    return (double)(next_random(sm) >> 11) * (1.0 / 9007199254740992.0);
+}
+
+static int64_t whole_seconds(int64_t ns)
+{
+    return ns >= 0 ? ns / KLE_NS_PER_SEC : -((-(ns + 1)) / KLE_NS_PER_SEC) - 1;
+}
+
+static size_t preferred_len(const kle_record *r)
+{
+    return kle_record_string_len(r->preferred_holder, r->preferred_holder_len);
+}
+
+static int preferred_is(const kle_record *r, const char *identity)
+{
+    size_t len = preferred_len(r);
+    return len > 0 && len == strlen(identity) && memcmp(r->preferred_holder, identity, len) == 0;
+}
+
+static int preferred_is_other(const kle_record *r, const char *identity)
+{
+    return preferred_len(r) > 0 && !preferred_is(r, identity);
+}
+
+/* The fencing token after @p base: one more, saturating at the int32 maximum (R11). */
+static int next_token(int base)
+{
+    return base < INT32_TOP ? (base < 0 ? 0 : base + 1) : INT32_TOP;
+}
+
+/* R7: holder "" with a lease of at most one second, as every release writes it. */
+static int released(const kle_sm *sm, const kle_record *r)
+{
+    if (mut(sm, KLE_SM_MUT_R7_RELEASED))
+        return kle_record_holder_len(r) == 0;
+    return kle_record_holder_len(r) == 0 && r->lease_duration_seconds <= 1;
+}
+
+/* ---- actions ---------------------------------------------------------- */
+
+static kle_sm_action *push(kle_sm *sm, kle_sm_action_kind kind)
+{
+    if (sm->qlen == MAX_ACTIONS) {
+        /* Cannot happen: every input queues a few at most and the runtime
+         * drains them after each. Keep the newest (they carry the state). */
+        sm->qhead = (sm->qhead + 1) % MAX_ACTIONS;
+        sm->qlen--;
+    }
+    kle_sm_action *a = &sm->q[(sm->qhead + sm->qlen++) % MAX_ACTIONS];
+    memset(a, 0, sizeof(*a));
+    a->kind = kind;
+    return a;
+}
+
+static void note_call(kle_sm *sm, int rc)
+{
+    int answered = rc == 0 || rc == KLE_ENOTFOUND || rc == KLE_ECONFLICT || rc == KLE_EEXISTS;
+    sm->stats.last_call_error = answered ? 0 : rc;
+}
+
+static void progress(kle_sm *sm)
+{
+    sm->stats.last_progress = sm->now;
+}
+
+/* The time a call may take: the call limit, cut at @p deadline. */
+static int64_t budget(kle_sm *sm, int64_t deadline)
+{
+    int64_t b = sm->c.call_timeout;
+    if (deadline != INT64_MAX && deadline - sm->now < b)
+        b = deadline - sm->now;
+    return b;
+}
+
+static void call(kle_sm *sm, int step, kle_sm_call_kind kind, const kle_record *record,
+                 const char *message, int64_t timeout)
+{
+    sm->step = step;
+    sm->call_id = ++sm->next_id;
+    kle_sm_action *a = push(sm, KLE_SM_CALL);
+    a->call.id = sm->call_id;
+    a->call.kind = kind;
+    a->call.record = record;
+    a->call.message = message;
+    a->call.timeout = timeout;
+}
+
+static int lease_valid(const kle_sm *sm)
+{
+    return sm->has_observed &&
+           sat_add(sm->observed_time,
+                   (int64_t)sm->observed.view.lease_duration_seconds * KLE_NS_PER_SEC) > sm->now;
+}
+
+/* Reports a change of the observed holder (on_new_leader). */
+static void report_transition(kle_sm *sm)
+{
+    const char *h = kle_record_holder(&sm->observed.view);
+    size_t len = sm->has_observed ? kle_record_holder_len(&sm->observed.view) : 0;
+    if (!sm->has_observed)
+        h = "";
+    if (sm->reported_set && buf_eq(&sm->reported, h, len))
+        return;
+    if (buf_set(&sm->reported, h, len) < 0)
+        return;
+    sm->reported_set = 1;
+    kle_sm_action *a = push(sm, KLE_SM_NEW_LEADER);
+    a->holder = sm->reported.p;
+    a->holder_len = sm->reported.len;
+}
+
+/* ---- own writes (R1, R10) --------------------------------------------- */
+
+static int same_key(const own_write *w, const kle_record *r)
+{
+    return w->used && w->lease_seconds == r->lease_duration_seconds &&
+           w->transitions == r->leader_transitions &&
+           w->acquire_s == whole_seconds(r->acquire_time_ns) &&
+           w->renew_s == whole_seconds(r->renew_time_ns);
+}
+
+static int is_own_write(const kle_sm *sm, const kle_record *r)
+{
+    if (!kle_record_holder_is(r, sm->c.identity))
+        return 0;
+    for (int i = 0; i < OWN_WRITES; i++)
+        if (same_key(&sm->own[i], r))
+            return 1;
+    return 0;
+}
+
+/*
+ * R1: notes a write about to be sent at @p now; returns the time its
+ * success dates the term from: the send of the first write with the same
+ * key (at whole seconds, the coarsest precision a record carries), which
+ * may have left the same bytes that another replica dated the lease from.
+ */
+static int64_t note_writing(kle_sm *sm, const kle_record *r, int64_t now)
+{
+    sm->write_seq++;
+    sm->writing_renew = r->renew_time_ns;
+    sm->writing_transitions = r->leader_transitions;
+    for (int i = 0; i < OWN_WRITES; i++)
+        if (same_key(&sm->own[i], r))
+            return mut(sm, KLE_SM_MUT_R1_FIRST_SEND) || sm->own[i].first_sent > now
+                       ? now
+                       : sm->own[i].first_sent;
+    own_write *w = &sm->own[sm->own_next];
+    sm->own_next = (sm->own_next + 1) % OWN_WRITES;
+    w->used = 1;
+    w->lease_seconds = r->lease_duration_seconds;
+    w->transitions = r->leader_transitions;
+    w->acquire_s = whole_seconds(r->acquire_time_ns);
+    w->renew_s = whole_seconds(r->renew_time_ns);
+    w->first_sent = now;
+    return now;
+}
+
+static void note_max(kle_sm *sm, int transitions)
+{
+    if (!sm->seen_transitions || transitions > sm->max_transitions) {
+        sm->max_transitions = transitions;
+        sm->seen_transitions = 1;
+    }
+}
+
+/*
+ * R10: whose the newly observed record is: our own write; a handover to us
+ * (holder and preferred holder name us); the coordinated controller's
+ * choice; or another replica's under our identity, which is a foreign
+ * lease. A second distinct such record, or one seen while leading, means
+ * another replica writes under our identity.
+ */
+static void classify(kle_sm *sm)
+{
+    const kle_record *r = &sm->observed.view;
+    note_max(sm, r->leader_transitions);
+    if (!kle_record_holder_is(r, sm->c.identity)) {
+        sm->observed_own = 0;
+        return;
+    }
+    if (mut(sm, KLE_SM_MUT_R10_OWN_IDENTITY) || sm->c.coordinated || is_own_write(sm, r) ||
+        preferred_is(r, sm->c.identity)) {
+        sm->observed_own = 1;
+        return;
+    }
+    sm->observed_own = 0;
+    if (++sm->foreign_self > 1 || sm->phase == P_LEADING)
+        sm->impostor = 1;
+}
+
+/*
+ * R5, R6: what a read or a watch event showed at `now`: a raw record that
+ * differs from the last one seen resets the observed time; a new
+ * resourceVersion with the same raw record (a touch, or a renewal within
+ * the record's precision) counts as a renewal for at most RECORD_PRECISION
+ * after the record last changed. Returns 1 when the raw record changed.
+ */
+static int observe(kle_sm *sm, const kle_lock_result *got)
+{
+    int changed = !sm->has_observed || !sm->raw.p || !buf_eq(&sm->raw, got->raw, got->raw_len);
+    int touched = !changed && got->resource_version &&
+                  !buf_eq(&sm->rv, got->resource_version, strlen(got->resource_version));
+    if (changed) {
+        if (rec_copy(&sm->observed, &got->record) < 0 ||
+            buf_set(&sm->raw, got->raw ? got->raw : "", got->raw_len) < 0)
+            return 0; /* Out of memory: the last observation stands. */
+        sm->has_observed = 1;
+        sm->observed_time = sm->now;
+        sm->raw_changed_time = sm->now;
+        if (mut(sm, KLE_SM_MUT_R5_OBSERVE_LOCAL)) {
+            /* Dated by the record's own renewTime on our wall clock. */
+            int64_t age = sm->wall - got->record.renew_time_ns;
+            sm->observed_time = sm->now - (age > 0 ? age : 0);
+        }
+        classify(sm);
+    } else if (touched) {
+        int64_t cap = sat_add(sm->raw_changed_time, RECORD_PRECISION);
+        int64_t t = sm->now < cap || mut(sm, KLE_SM_MUT_R6_TOUCH_CAP) ? sm->now : cap;
+        if (t > sm->observed_time)
+            sm->observed_time = t;
+    }
+    if (changed || touched) {
+        const char *rv = got->resource_version ? got->resource_version : "";
+        buf_set(&sm->rv, rv, strlen(rv));
+    }
+    return changed;
+}
+
+/* Our own write succeeded: sent at @p sent, dated from @p dated (R1). */
+static void observe_own_write(kle_sm *sm, const kle_record *r, int64_t sent, int64_t dated)
+{
+    if (rec_copy(&sm->observed, r) < 0)
+        return;
+    sm->has_observed = 1;
+    /* The raw bytes and resourceVersion seen before belong to another
+     * record: forget them, so the next read replaces this record. */
+    buf_set(&sm->raw, "", 0);
+    sm->raw.len = 0;
+    free(sm->raw.p);
+    sm->raw.p = NULL;
+    sm->raw.cap = 0;
+    buf_set(&sm->rv, "", 0);
+    sm->observed_time = dated;
+    sm->raw_changed_time = dated;
+    sm->observed_own = kle_record_holder_is(r, sm->c.identity);
+    sm->foreign_self = 0;
+    note_max(sm, r->leader_transitions);
+    sm->last_sent = sent;
+    sm->last_dated = dated;
+    sm->last_return = sm->now;
+    sm->own_seq = sm->write_seq;
+    sm->own_renew = r->renew_time_ns;
+    sm->own_transitions = r->leader_transitions;
+}
+
+/* ---- the watch's bookkeeping ---------------------------------------- */
+
+static int recent_has(const kle_sm *sm, const char *rv)
+{
+    size_t len = strlen(rv);
+    for (int i = 0; i < RECENT_RVS; i++)
+        if (buf_eq(&sm->recent[i], rv, len))
+            return 1;
+    return 0;
+}
+
+static void recent_add(kle_sm *sm, const char *rv)
+{
+    if (!rv || !*rv || recent_has(sm, rv))
+        return;
+    if (buf_set(&sm->recent[sm->recent_next], rv, strlen(rv)) == 0)
+        sm->recent_next = (sm->recent_next + 1) % RECENT_RVS;
+}
+
+static void stream_start(kle_sm *sm)
+{
+    if (sm->stream_active)
+        sm->stats.watch_restarts += 1;
+    else if (sm->stats.watch_events || sm->stats.watch_restarts)
+        sm->stats.watch_restarts += 1;
+    sm->stream_active = 1;
+    sm->healthy = 0;
+    sm->stream_own = 0;
+    sm->has_awaited = 0;
+    sm->watch_restart_at = INT64_MAX;
+    push(sm, KLE_SM_WATCH_START);
+}
+
+/* The stream missed a change: restart it, and poll until it shows an event of its own. */
+static void restart_stream(kle_sm *sm)
+{
+    KLE_LOG_V(2, "the watch of %s missed a change: restarting it", sm->c.name);
+    sm->has_awaited = 0;
+    sm->healthy = 0;
+    sm->suspect = 1;
+    stream_start(sm);
+}
+
+/* After the try's own GET: `changed`, the GET showed a record not seen before. */
+static void follow_got(kle_sm *sm, int changed)
+{
+    if (!sm->c.watch)
+        return;
+    sm->last_get = sm->now;
+    const char *rv = sm->rv.p ? sm->rv.p : "";
+    int on_stream = *rv && recent_has(sm, rv);
+    recent_add(sm, rv);
+    if (changed && sm->healthy && sm->phase == P_CAMPAIGN && !on_stream && !sm->has_awaited) {
+        /* The stream has not shown this change yet: it may be a moment
+         * behind the GET, or it missed it. */
+        if (*rv && buf_set(&sm->awaited, rv, strlen(rv)) == 0) {
+            sm->has_awaited = 1;
+            sm->awaited_by = sat_add(sm->last_get, STREAM_LAG_NS);
+        } else {
+            restart_stream(sm);
+        }
+    }
+}
+
+/* ---- terms -------------------------------------------------------------- */
+
+/* Ends the term now (idempotent); the work is told to stop. */
+static void end_term(kle_sm *sm, int reason)
+{
+    if (sm->phase != P_LEADING && sm->phase != P_ENDING)
+        return;
+    if (!sm->end_reason || reason == END_LOST || reason == END_TAKEN || reason == END_IDENTITY)
+        if (!sm->end_reason || sm->end_reason == END_STOP || sm->end_reason == END_HANDOVER)
+            sm->end_reason = reason;
+    if (reason == END_LOST || reason == END_TAKEN || reason == END_IDENTITY)
+        sm->term_over = 1;
+    if (!sm->end_sent) {
+        sm->end_sent = 1;
+        push(sm, KLE_SM_TERM_END);
+    }
+    sm->phase = P_ENDING;
+}
+
+/*
+ * R9: a leader whose read (or stream) shows the lock held by another, or
+ * released by someone else, ends its term at once: that write came after
+ * its own. Returns 1 when it did.
+ */
+static int step_down_on_read(kle_sm *sm)
+{
+    if (mut(sm, KLE_SM_MUT_R9_STEP_DOWN_READ))
+        return 0;
+    if ((sm->phase != P_LEADING && sm->phase != P_ENDING) || sm->term_over || sm->observed_own)
+        return 0;
+    sm->stats.stepdowns++;
+    end_term(sm, sm->impostor ? END_IDENTITY : END_TAKEN);
+    return 1;
+}
+
+static void begin_closing(kle_sm *sm);
+
+/* The lease is won (a write answered in time): a term begins. */
+static void term_start(kle_sm *sm)
+{
+    sm->phase = P_LEADING;
+    sm->term_over = 0;
+    sm->end_sent = 0;
+    sm->end_reason = END_NONE;
+    sm->handover = kle_record_holder_is(&sm->observed.view, sm->c.identity) &&
+                   preferred_is_other(&sm->observed.view, sm->c.identity);
+    sm->lead_deadline = sat_add(sm->last_dated, sm->c.renew_deadline);
+    sm->stats.acquisitions++;
+    sm->token = sm->observed.view.leader_transitions;
+    sm->round_active = 0;
+    progress(sm);
+    if (sm->handover) {
+        /* Won a lease that prefers another holder: hand it over without starting the work. */
+        KLE_LOG_I("lease %s prefers another holder: handing it over without leading", sm->c.name);
+        sm->term_over = 1;
+        sm->phase = P_ENDING;
+        begin_closing(sm);
+        return;
+    }
+    if (sm->now >= sm->lead_deadline && !mut(sm, KLE_SM_MUT_R15_NO_LATE_START)) {
+        /* R15: the deadline passed before the work could start: never start it. */
+        KLE_LOG_W("leadership of %s ended before the leader's work could start", sm->c.name);
+        sm->term_over = 1;
+        sm->rc = KLE_ETIMEOUT;
+        sm->release_anyway = 1;
+        sm->phase = P_ENDING;
+        begin_closing(sm);
+        return;
+    }
+    kle_sm_action *a = push(sm, KLE_SM_TERM_START);
+    a->deadline = sm->lead_deadline;
+    a->token = sm->token;
+    sm->work_running = 1;
+    sm->became_event = 1;
+}
+
+/* ---- the try (tryAcquireOrRenew) ----------------------------------------- */
+
+static int new_record(kle_sm *sm)
+{
+    rec *w = &sm->wrec;
+    if (rec_set_holder(w, sm->c.identity, strlen(sm->c.identity)) < 0)
+        return KLE_ENOMEM;
+    w->has_strategy = 0;
+    w->has_preferred = 0;
+    rec_update_view(w);
+    w->view.lease_duration_seconds = sm->c.record_lease_seconds;
+    w->view.acquire_time_ns = sm->wall;
+    w->view.renew_time_ns = sm->wall;
+    w->view.leader_transitions = 0;
+    return 0;
+}
+
+/* Copies strategy always, and preferredHolder when renewing (else clears it). */
+static int carry_foreign(kle_sm *sm, int renewing)
+{
+    rec *w = &sm->wrec;
+    const kle_record *o = &sm->observed.view;
+    if (o->strategy) {
+        if (buf_set(&w->strategy, o->strategy,
+                    kle_record_string_len(o->strategy, o->strategy_len)) < 0)
+            return KLE_ENOMEM;
+        w->has_strategy = 1;
+    }
+    if (o->preferred_holder) {
+        if (renewing ? rec_set_preferred(w, o->preferred_holder, preferred_len(o)) < 0
+                     : rec_set_preferred(w, "", 0) < 0)
+            return KLE_ENOMEM;
+    }
+    rec_update_view(w);
+    return 0;
+}
+
+static void try_get(kle_sm *sm)
+{
+    sm->stats.last_call_error = sm->stats.last_call_error; /* unchanged until answered */
+    call(sm, S_GET, KLE_SM_GET, NULL, NULL, budget(sm, sm->call_deadline));
+}
+
+static void try_start(kle_sm *sm, int64_t deadline)
+{
+    sm->call_deadline = deadline;
+    sm->write_attempted = 0;
+    sm->stats.tries++;
+    if (new_record(sm) < 0) {
+        sm->stats.failed_tries++;
+        return;
+    }
+    /* 1. Fast path: the leader updates optimistically over what it last saw. */
+    if (sm->observed_own && lease_valid(sm)) {
+        sm->wrec.view.acquire_time_ns = sm->observed.view.acquire_time_ns;
+        sm->wrec.view.leader_transitions = sm->observed.view.leader_transitions;
+        if (carry_foreign(sm, 1) == 0) {
+            sm->write_attempted = 1;
+            call(sm, S_FAST, KLE_SM_UPDATE, &sm->wrec.view, NULL, budget(sm, deadline));
+            return;
+        }
+    }
+    /* 2. Obtain the record. */
+    try_get(sm);
+}
+
+static void try_done(kle_sm *sm, int ok);
+
+static void write_record(kle_sm *sm, int step, kle_sm_call_kind kind)
+{
+    sm->write_attempted = 1;
+    call(sm, step, kind, &sm->wrec.view, NULL, budget(sm, sm->call_deadline));
+}
+
+static void on_get(kle_sm *sm, int rc, const kle_lock_result *got)
+{
+    if (rc == KLE_ENOTFOUND) {
+        if (sm->c.coordinated) {
+            KLE_LOG_V(4, "lease lock not found: %s (the coordinated election controller makes it)",
+                      sm->c.name);
+            try_done(sm, 0);
+            return;
+        }
+        /* R8: a deletion ends no live lease this elector saw: wait it out. */
+        int live = sm->has_observed && !released(sm, &sm->observed.view) && !sm->observed_own &&
+                   lease_valid(sm) && !mut(sm, KLE_SM_MUT_R8_NOTFOUND_WAIT);
+        if (live) {
+            KLE_LOG_V(4, "lock %s is deleted, but the lease last seen has not yet expired",
+                      sm->c.name);
+            try_done(sm, 0);
+            return;
+        }
+        if (new_record(sm) < 0) {
+            try_done(sm, 0);
+            return;
+        }
+        /* R11: a re-created lock goes on from the highest token seen. */
+        sm->wrec.view.leader_transitions = sm->seen_transitions && !mut(sm, KLE_SM_MUT_R11_TOKENS)
+                                               ? next_token(sm->max_transitions)
+                                               : 0;
+        write_record(sm, S_CREATE, KLE_SM_CREATE);
+        return;
+    }
+    if (rc < 0) {
+        KLE_LOG_E("error retrieving resource lock %s: %s", sm->c.name, kle_error_last()->message);
+        try_done(sm, 0);
+        return;
+    }
+    /* 3. Note when it changed, on our clock (R5, R6). */
+    int changed = observe(sm, got);
+    follow_got(sm, changed);
+    const kle_record *o = &sm->observed.view;
+    if (sm->impostor) {
+        if (sm->phase == P_LEADING || sm->phase == P_ENDING)
+            end_term(sm, END_IDENTITY);
+        try_done(sm, 0);
+        return;
+    }
+    if (step_down_on_read(sm)) {
+        KLE_LOG_I("lock %s is held by \"%s\" now, not by this leader: stopping leading", sm->c.name,
+                  kle_record_holder(o));
+        try_done(sm, 0);
+        return;
+    }
+    if (!released(sm, o) && lease_valid(sm) && !sm->observed_own) {
+        KLE_LOG_V(4, "lock is held by %s and has not yet expired", kle_record_holder(o));
+        try_done(sm, 0);
+        return;
+    }
+    /* R12: a live lease reserved for another is theirs; coordinated: only the server picks. */
+    int valid = lease_valid(sm), mine = sm->observed_own, may;
+    if (sm->c.coordinated)
+        may = mine && valid;
+    else if (mine)
+        may = 1;
+    else if (!released(sm, o) && valid)
+        may = 0;
+    else
+        may =
+            !(valid && preferred_is_other(o, sm->c.identity)) || mut(sm, KLE_SM_MUT_R12_PREFERRED);
+    if (!may) {
+        KLE_LOG_V(4, "lock %s is not ours to take (%s)", sm->c.name,
+                  sm->c.coordinated ? "coordinated: the server picks the holder"
+                                    : "reserved for its preferred holder until it expires");
+        try_done(sm, 0);
+        return;
+    }
+    if (mine && preferred_is_other(o, sm->c.identity) && !sm->handover) {
+        KLE_LOG_I("lock %s prefers holder %.*s: ending this term to hand over", sm->c.name,
+                  (int)preferred_len(o), o->preferred_holder);
+        sm->handover = 1;
+        if (sm->phase == P_LEADING)
+            end_term(sm, END_HANDOVER);
+    }
+    /* 4. Take it over, or renew it the slow way. R2: a fresh renewTime for
+     * every write; R11: a new term's token above every token seen. */
+    if (!mut(sm, KLE_SM_MUT_R2_FRESH_RENEW)) {
+        sm->wrec.view.renew_time_ns = sm->wall;
+        sm->wrec.view.acquire_time_ns = sm->wall;
+    }
+    int old = o->leader_transitions;
+    int top = old > sm->max_transitions && !mut(sm, KLE_SM_MUT_R11_TOKENS) ? old
+              : mut(sm, KLE_SM_MUT_R11_TOKENS)                             ? old
+                                                                           : sm->max_transitions;
+    if (mine && sm->c.coordinated && sm->phase == P_CAMPAIGN) {
+        /* The server made us the holder without counting a transition. */
+        sm->wrec.view.leader_transitions = next_token(top);
+    } else if (mine) {
+        sm->wrec.view.acquire_time_ns = o->acquire_time_ns;
+        sm->wrec.view.leader_transitions = old;
+        sm->stats.slowpath_total++;
+    } else {
+        sm->wrec.view.leader_transitions = next_token(top);
+        if (top == INT32_TOP && !sm->saturation_logged++)
+            KLE_LOG_W("lock %s: leaderTransitions is at its maximum (2147483647): the fencing "
+                      "token stays there and no longer increases",
+                      sm->c.name);
+    }
+    if (carry_foreign(sm, mine) < 0) {
+        try_done(sm, 0);
+        return;
+    }
+    write_record(sm, S_UPDATE, KLE_SM_UPDATE);
+}
+
+/* ---- scheduling ------------------------------------------------------------ */
+
+/* CAMPAIGN: when the next try is due. */
+static int64_t campaign_next(kle_sm *sm)
+{
+    if (sm->kick || sm->late_retry)
+        return sm->now;
+    int64_t until = sm->poll_until;
+    if (sm->c.watch && sm->healthy && sm->has_observed && !sm->observed_own) {
+        int64_t at =
+            sat_add(sat_add(sm->observed_time,
+                            (int64_t)sm->observed.view.lease_duration_seconds * KLE_NS_PER_SEC),
+                    sm->jitter);
+        /* An attempt at or after this expiry already failed: retry as a poll would. */
+        if (at <= sm->last_get)
+            at = sm->poll_until;
+        /* The safety GET: never a lease duration without a sign of life or a read. */
+        int64_t last = sm->last_stream > sm->last_get ? sm->last_stream : sm->last_get;
+        int64_t safety = sat_add(last, sm->c.lease_duration / 2);
+        until = at < safety ? at : safety;
+    }
+    if (sm->has_awaited && sm->awaited_by < until)
+        until = sm->awaited_by;
+    return until;
+}
+
+static void schedule_after_failure(kle_sm *sm)
+{
+    int64_t wait = sm->c.retry_period +
+                   (int64_t)(random_unit(sm) * JITTER_FACTOR * (double)sm->c.retry_period);
+    sm->poll_until = sat_add(sm->now, wait);
+    sm->jitter = (int64_t)(next_random(sm) % (uint64_t)TAKEOVER_JITTER_NS);
+}
+
+/* After a try's last answer. */
+static void try_done(kle_sm *sm, int ok)
+{
+    sm->step = S_NONE;
+    sm->call_id = 0;
+    progress(sm);
+    report_transition(sm);
+    if (!ok)
+        sm->stats.failed_tries++;
+    if (sm->phase == P_CAMPAIGN) {
+        if (ok) {
+            /* An acquisition answered renew_deadline or more after it was
+             * sent was over before it was known (R3): the lease is ours, so
+             * try again at once (the fast path) before leading. */
+            if (sm->last_return >= sat_add(sm->last_dated, sm->c.renew_deadline) &&
+                !mut(sm, KLE_SM_MUT_R3_LATE_ANSWER)) {
+                KLE_LOG_W("acquired lease %s, but the answer came after the renew deadline: "
+                          "trying again before leading",
+                          sm->c.name);
+                sm->late_retry = 1;
+                return;
+            }
+            sm->late_retry = 0;
+            if (sm->stop) {
+                /* Stopped while the winning write was in flight: do not lead. */
+                sm->phase = P_ENDING;
+                sm->release_anyway = sm->c.release_on_cancel;
+                begin_closing(sm);
+                return;
+            }
+            KLE_LOG_I("successfully acquired lease %s", sm->c.name);
+            term_start(sm);
+            return;
+        }
+        KLE_LOG_V(4, "failed to acquire lease %s", sm->c.name);
+        schedule_after_failure(sm);
+        return;
+    }
+    if (sm->phase == P_LEADING || sm->phase == P_ENDING) {
+        if (ok) {
+            /* R3: an answer at or after the deadline extends nothing; an
+             * ended term is never revived. */
+            if (sm->term_over ||
+                (sm->last_return >= sm->lead_deadline && !mut(sm, KLE_SM_MUT_R3_LATE_ANSWER))) {
+                if (!sm->term_over) {
+                    KLE_LOG_I("renewal of %s was answered after the renew deadline", sm->c.name);
+                    end_term(sm, END_LOST);
+                }
+                sm->round_active = 0;
+                return;
+            }
+            int64_t d = sat_add(sm->last_dated, sm->c.renew_deadline);
+            if (d > sm->lead_deadline) {
+                sm->lead_deadline = d;
+                kle_sm_action *a = push(sm, KLE_SM_TERM_EXTEND);
+                a->deadline = d;
+            }
+            sm->round_active = 0;
+            KLE_LOG_V(5, "successfully renewed lease %s", sm->c.name);
+            return;
+        }
+        /* The round retries every retry period, cut at the deadline. */
+        sm->round_next = sat_add(sm->now, sm->c.retry_period);
+    }
+}
+
+static void own_write_ok(kle_sm *sm, int64_t sent, int64_t dated)
+{
+    observe_own_write(sm, &sm->wrec.view, sent, dated);
+    try_done(sm, 1);
+}
+
+/* ---- release and handover ---------------------------------------------- */
+
+static void begin_closing(kle_sm *sm)
+{
+    sm->phase = P_CLOSING;
+    sm->attempts = 0;
+    sm->end_by = sat_add(sm->now, sm->c.renew_deadline);
+    sm->step = S_NONE;
+}
+
+static void closing_next(kle_sm *sm);
+
+static void finish(kle_sm *sm)
+{
+    sm->phase = P_DONE;
+    if (sm->stream_active) {
+        sm->stream_active = 0;
+        sm->healthy = 0;
+        push(sm, KLE_SM_WATCH_STOP);
+    }
+    kle_sm_action *a = push(sm, KLE_SM_DONE);
+    a->rc = sm->rc;
+}
+
+static int release_wanted(kle_sm *sm)
+{
+    return sm->release_anyway || (sm->c.release_on_cancel && sm->end_reason != END_NONE) ||
+           (sm->c.release_on_cancel && sm->stop);
+}
+
+static void closing_next(kle_sm *sm)
+{
+    if (sm->step != S_NONE)
+        return;
+    int handing = sm->handover;
+    int releasing = !handing && release_wanted(sm) && sm->observed_own;
+    if ((handing || releasing) && sm->attempts < END_ATTEMPTS && sm->now < sm->end_by &&
+        sm->attempts >= 0) {
+        sm->attempts++;
+        call(sm, handing ? S_HO_GET : S_REL_GET, KLE_SM_GET, NULL, NULL, budget(sm, sm->end_by));
+        return;
+    }
+    if ((handing || releasing) && sm->attempts >= END_ATTEMPTS)
+        KLE_LOG_E("Failed to %s lock %s: gave up after repeated conflicts",
+                  handing ? "hand over" : "release", sm->c.name);
+    sm->attempts = -1; /* done with it */
+    sm->handover = 0;
+    sm->release_anyway = 0;
+    if (sm->stopped_event) {
+        sm->stopped_event = 0;
+        call(sm, S_EVENT, KLE_SM_EVENT, NULL, "stopped leading",
+             sm->c.call_timeout < KLE_NS_PER_SEC ? sm->c.call_timeout : KLE_NS_PER_SEC);
+        return;
+    }
+    finish(sm);
+}
+
+static void on_end_get(kle_sm *sm, int rc, const kle_lock_result *got)
+{
+    int handing = sm->step == S_HO_GET;
+    int lost = sm->end_reason == END_LOST;
+    if (rc < 0) {
+        if (handing)
+            KLE_LOG_E("Failed to hand over lock %s: %s", sm->c.name, kle_error_last()->message);
+        else
+            kle_log__write(lost ? KLE_LOG_WARNING : KLE_LOG_ERROR, 0, __FILE__, __LINE__,
+                           "Failed to release lock %s%s: %s", sm->c.name,
+                           lost ? " (best effort: leadership was already lost)" : "",
+                           kle_error_last()->message);
+        sm->attempts = END_ATTEMPTS + 1;
+        sm->step = S_NONE;
+        sm->attempts = -1;
+        sm->handover = 0;
+        sm->release_anyway = 0;
+        closing_next(sm);
+        return;
+    }
+    if (!kle_record_holder_is(&got->record, sm->c.identity)) {
+        KLE_LOG_V(2, "not %s %s: no longer the holder", handing ? "handing over" : "releasing",
+                  sm->c.name);
+        sm->step = S_NONE;
+        sm->attempts = -1;
+        sm->handover = 0;
+        sm->release_anyway = 0;
+        closing_next(sm);
+        return;
+    }
+    rec *w = &sm->wrec;
+    const kle_record *cur = &got->record;
+    size_t plen = preferred_len(cur);
+    w->has_strategy = 0;
+    w->has_preferred = 0;
+    if (handing && plen > 0) {
+        /* The preferred holder in as holder, a fresh lease, one more
+         * transition; the preference names it (the mark of a handover). */
+        if (rec_set_holder(w, cur->preferred_holder, plen) < 0 ||
+            rec_set_preferred(w, cur->preferred_holder, plen) < 0)
+            goto nomem;
+        w->view.lease_duration_seconds = sm->c.record_lease_seconds;
+        w->view.leader_transitions = next_token(cur->leader_transitions);
+    } else {
+        if (rec_set_holder(w, "", 0) < 0)
+            goto nomem;
+        if (handing && rec_set_preferred(w, "", 0) < 0)
+            goto nomem;
+        w->view.lease_duration_seconds = 1;
+        w->view.leader_transitions = cur->leader_transitions;
+    }
+    if (cur->strategy) {
+        if (buf_set(&w->strategy, cur->strategy,
+                    kle_record_string_len(cur->strategy, cur->strategy_len)) < 0)
+            goto nomem;
+        w->has_strategy = 1;
+    }
+    rec_update_view(w);
+    w->view.acquire_time_ns = sm->wall;
+    w->view.renew_time_ns = sm->wall;
+    call(sm, handing ? S_HO_UPDATE : S_REL_UPDATE, KLE_SM_UPDATE, &w->view, NULL,
+         budget(sm, sm->end_by));
+    return;
+nomem:
+    sm->step = S_NONE;
+    sm->attempts = -1;
+    sm->handover = 0;
+    sm->release_anyway = 0;
+    closing_next(sm);
+}
+
+static void on_end_update(kle_sm *sm, int rc, int64_t sent)
+{
+    int handing = sm->step == S_HO_UPDATE;
+    int lost = sm->end_reason == END_LOST;
+    sm->step = S_NONE;
+    if (rc == 0) {
+        observe_own_write(sm, &sm->wrec.view, sent, sent);
+        if (handing) {
+            KLE_LOG_I("handed lease %s over to \"%s\"", sm->c.name,
+                      kle_record_holder(&sm->wrec.view));
+        } else {
+            sm->stats.releases++;
+            KLE_LOG_I("released lease %s", sm->c.name);
+        }
+        sm->attempts = -1;
+        sm->handover = 0;
+        sm->release_anyway = 0;
+    } else if (rc == KLE_ECONFLICT) {
+        KLE_LOG_V(2, "conflict %s %s, retrying", handing ? "handing over" : "releasing",
+                  sm->c.name);
+    } else {
+        if (handing)
+            KLE_LOG_E("Failed to hand over lock %s: %s", sm->c.name, kle_error_last()->message);
+        else
+            kle_log__write(lost ? KLE_LOG_WARNING : KLE_LOG_ERROR, 0, __FILE__, __LINE__,
+                           "Failed to release lock %s%s: %s", sm->c.name,
+                           lost ? " (best effort: leadership was already lost)" : "",
+                           kle_error_last()->message);
+        sm->attempts = -1;
+        sm->handover = 0;
+        sm->release_anyway = 0;
+    }
+    closing_next(sm);
+}
+
+/* ---- the driver ----------------------------------------------------------- */
+
+static void drive(kle_sm *sm);
+
+static void set_time(kle_sm *sm, int64_t now, int64_t wall)
+{
+    if (now > sm->now)
+        sm->now = now;
+    sm->wall = wall;
+}
+
+/* LEADING/ENDING: the term at the deadline, stop and handover, rounds. */
+static void drive_term(kle_sm *sm)
+{
+    /* R4: the term ends at its deadline, whatever a call is doing. */
+    if (!sm->term_over && sm->now >= sm->lead_deadline && !mut(sm, KLE_SM_MUT_R4_DEADLINE_END)) {
+        KLE_LOG_I("failed to renew lease %s: timed out waiting for the condition", sm->c.name);
+        end_term(sm, END_LOST);
+    }
+    if (sm->impostor && !sm->term_over)
+        end_term(sm, END_IDENTITY);
+    if ((sm->stop || sm->handover) && !sm->end_sent) {
+        KLE_LOG_V(2, "%s while leading %s: waiting for the leader's work to end",
+                  sm->stop ? "stop requested" : "end of term", sm->c.name);
+        end_term(sm, sm->stop ? END_STOP : END_HANDOVER);
+    }
+    if (sm->work_running || sm->step != S_NONE) {
+        /* Renewals go on while the work winds down after a stop or a
+         * handover (its work stays covered), not after a loss. */
+        if (sm->step == S_NONE && !sm->term_over) {
+            if (!sm->round_active && sm->now >= sat_add(sm->last_sent, sm->c.retry_period)) {
+                sm->round_active = 1;
+                sm->round_next = sm->now;
+            }
+            if (sm->round_active && sm->now >= sm->round_next && sm->now < sm->lead_deadline)
+                try_start(sm, sm->lead_deadline);
+        }
+        if (sm->step == S_NONE && sm->became_event && !sm->term_over) {
+            sm->became_event = 0;
+            int64_t t = sm->c.call_timeout < KLE_NS_PER_SEC ? sm->c.call_timeout : KLE_NS_PER_SEC;
+            if (t > sm->c.retry_period / 2)
+                t = sm->c.retry_period / 2;
+            call(sm, S_EVENT, KLE_SM_EVENT, NULL, "became leader", t);
+        }
+        return;
+    }
+    /* The work has returned and no call is in flight: after the work, the
+     * end of the term (R13). */
+    if (sm->phase == P_LEADING) {
+        /* Cannot be: the work ends only after TERM_END. */
+        end_term(sm, END_STOP);
+    }
+    if (sm->end_reason == END_LOST && !sm->rc)
+        sm->rc = KLE_ETIMEOUT;
+    if (sm->end_reason == END_LOST)
+        sm->stats.losses++;
+    if (sm->end_reason == END_TAKEN && !sm->rc)
+        sm->rc = KLE_ECONFLICT;
+    if (sm->end_reason == END_IDENTITY)
+        sm->rc = KLE_EIDENTITY;
+    sm->stopped_event = 1;
+    sm->term_over = 1;
+    progress(sm);
+    begin_closing(sm);
+}
+
+static void drive(kle_sm *sm)
+{
+    for (int guard = 0; guard < 16; guard++) {
+        int phase = sm->phase, step = sm->step;
+        switch (sm->phase) {
+        case P_CAMPAIGN:
+            if (sm->step != S_NONE)
+                break;
+            if (sm->impostor) {
+                sm->rc = KLE_EIDENTITY;
+                finish(sm);
+                break;
+            }
+            if (sm->stop) {
+                if (sm->write_attempted && sm->c.release_on_cancel) {
+                    sm->phase = P_ENDING;
+                    sm->release_anyway = 1;
+                    sm->observed_own = sm->observed_own || is_own_write(sm, &sm->wrec.view);
+                    begin_closing(sm);
+                } else {
+                    finish(sm);
+                }
+                break;
+            }
+            if (sm->has_awaited && sm->now >= sm->awaited_by)
+                restart_stream(sm);
+            if (sm->now >= campaign_next(sm)) {
+                sm->kick = 0;
+                sm->late_retry = 0;
+                if (sm->c.watch)
+                    sm->last_get = sm->now; /* The attempt reads the lock. */
+                try_start(sm, INT64_MAX);
+            }
+            break;
+        case P_LEADING:
+        case P_ENDING:
+            drive_term(sm);
+            break;
+        case P_CLOSING:
+            closing_next(sm);
+            break;
+        default:
+            break;
+        }
+        /* The watch restarts after its back-off. */
+        if (sm->c.watch && !sm->stream_active && !sm->unavailable && sm->phase != P_DONE &&
+            sm->phase != P_IDLE && sm->now >= sm->watch_restart_at)
+            stream_start(sm);
+        if (sm->phase == phase && sm->step == step)
+            break;
+    }
+}
+
+/* ---- inputs ----------------------------------------------------------------- */
+
+kle_sm *kle_sm_new(const kle_sm_config *config)
+{
+    kle_sm *sm = calloc(1, sizeof(*sm));
+    if (!sm)
+        return NULL;
+    sm->c = *config;
+    sm->rng = config->seed ? config->seed : 1;
+    sm->phase = P_IDLE;
+    sm->watch_restart_at = INT64_MAX;
+    sm->stats.last_progress = 0;
+    rec_update_view(&sm->observed);
+    rec_update_view(&sm->wrec);
+    return sm;
+}
+
+void kle_sm_free(kle_sm *sm)
+{
+    if (!sm)
+        return;
+    rec_free(&sm->observed);
+    rec_free(&sm->wrec);
+    buf_free(&sm->raw);
+    buf_free(&sm->rv);
+    buf_free(&sm->reported);
+    buf_free(&sm->awaited);
+    for (int i = 0; i < RECENT_RVS; i++)
+        buf_free(&sm->recent[i]);
+    free(sm);
+}
+
+size_t kle_sm_fixed_size(void)
+{
+    return sizeof(kle_sm);
+}
+
+size_t kle_sm_string_bytes(const kle_sm *sm)
+{
+    size_t n = rec_bytes(&sm->observed) + rec_bytes(&sm->wrec) + sm->raw.cap + sm->rv.cap +
+               sm->reported.cap + sm->awaited.cap;
+    for (int i = 0; i < RECENT_RVS; i++)
+        n += sm->recent[i].cap;
+    return n;
+}
+
+void kle_sm_start(kle_sm *sm, int64_t now, int64_t wall)
+{
+    set_time(sm, now, wall);
+    sm->qhead = sm->qlen = 0;
+    sm->rc = 0;
+    sm->impostor = 0;
+    sm->foreign_self = 0;
+    sm->kick = 0;
+    sm->late_retry = 0;
+    sm->step = S_NONE;
+    sm->call_id = 0;
+    sm->write_attempted = 0;
+    sm->handover = 0;
+    sm->release_anyway = 0;
+    sm->term_over = 0;
+    sm->end_reason = END_NONE;
+    sm->work_running = 0;
+    sm->poll_until = now;
+    sm->jitter = 0;
+    sm->has_awaited = 0;
+    sm->healthy = 0;
+    sm->suspect = 0;
+    progress(sm);
+    if (sm->stop) {
+        sm->phase = P_CAMPAIGN;
+        finish(sm);
+        return;
+    }
+    sm->phase = P_CAMPAIGN;
+    KLE_LOG_I("attempting to acquire leader lease %s...", sm->c.name);
+    if (sm->c.watch && !sm->unavailable)
+        stream_start(sm);
+    drive(sm);
+}
+
+void kle_sm_stop(kle_sm *sm, int64_t now, int64_t wall)
+{
+    set_time(sm, now, wall);
+    sm->stop = 1;
+    drive(sm);
+}
+
+void kle_sm_tick(kle_sm *sm, int64_t now, int64_t wall)
+{
+    set_time(sm, now, wall);
+    drive(sm);
+}
+
+void kle_sm_work_done(kle_sm *sm, int64_t now, int64_t wall)
+{
+    set_time(sm, now, wall);
+    sm->work_running = 0;
+    if (sm->phase == P_LEADING)
+        end_term(sm, END_STOP);
+    progress(sm);
+    drive(sm);
+}
+
+void kle_sm_answer(kle_sm *sm, uint64_t id, int rc, int64_t sent, const kle_lock_result *result,
+                   int64_t now, int64_t wall)
+{
+    set_time(sm, now, wall);
+    if (id == 0 || id != sm->call_id)
+        return; /* Not the call in flight. */
+    sm->call_id = 0;
+    int step = sm->step;
+    if (step != S_EVENT)
+        note_call(sm, rc);
+    switch (step) {
+    case S_FAST:
+        if (rc == 0) {
+            int64_t dated = note_writing(sm, &sm->wrec.view, sent);
+            own_write_ok(sm, sent, dated);
+            break;
+        }
+        KLE_LOG_E("Failed to update lock %s optimistically: %s, falling back to slow path",
+                  sm->c.name, kle_error_last()->message);
+        note_writing(sm, &sm->wrec.view, sent); /* It may have landed. */
+        try_get(sm);
+        break;
+    case S_GET:
+        on_get(sm, rc, rc == 0 ? result : NULL);
+        break;
+    case S_CREATE:
+    case S_UPDATE: {
+        int64_t dated = note_writing(sm, &sm->wrec.view, sent);
+        if (rc == 0) {
+            own_write_ok(sm, sent, dated);
+            break;
+        }
+        if (step == S_CREATE)
+            KLE_LOG_E("error initially creating leader election record %s: %s", sm->c.name,
+                      kle_error_last()->message);
+        else
+            KLE_LOG_E("Failed to update lock %s: %s", sm->c.name, kle_error_last()->message);
+        try_done(sm, 0);
+        break;
+    }
+    case S_EVENT:
+        sm->step = S_NONE;
+        if (rc < 0)
+            KLE_LOG_V(2, "could not record an event on %s: %s", sm->c.name,
+                      kle_error_last()->message);
+        break;
+    case S_REL_GET:
+    case S_HO_GET:
+        on_end_get(sm, rc, rc == 0 ? result : NULL);
+        break;
+    case S_REL_UPDATE:
+    case S_HO_UPDATE:
+        on_end_update(sm, rc, sent);
+        break;
+    default:
+        break;
+    }
+    drive(sm);
+}
+
+/* A foreign holder (or a deletion) on the stream after our last successful
+ * write was seen on the same stream is newer than that write (R14). */
+static int step_down_if_newer(kle_sm *sm)
+{
+    if ((sm->phase != P_LEADING && sm->phase != P_ENDING) || sm->term_over)
+        return 0;
+    if (!mut(sm, KLE_SM_MUT_R14_STREAM_ORDER) &&
+        (sm->stream_own == 0 || sm->stream_own != sm->own_seq))
+        return 0;
+    sm->stats.stepdowns++;
+    end_term(sm, END_TAKEN);
+    return 1;
+}
+
+/* The same instant, at the precision the record carries (µs or whole seconds). */
+static int same_time(int64_t seen, int64_t written)
+{
+    if (seen % KLE_NS_PER_SEC == 0 && written / KLE_NS_PER_SEC == seen / KLE_NS_PER_SEC)
+        return 1;
+    return seen / 1000 == written / 1000;
+}
+
+void kle_sm_watch_event(kle_sm *sm, const kle_lock_event *ev, int64_t now, int64_t wall)
+{
+    set_time(sm, now, wall);
+    if (!sm->stream_active || sm->phase == P_DONE || sm->phase == P_IDLE)
+        return;
+    int stepped = 0;
+    sm->stats.watch_events++;
+    sm->last_stream = sm->now;
+    const char *rv = ev->resource_version;
+    if (sm->has_awaited && rv && buf_eq(&sm->awaited, rv, strlen(rv)))
+        sm->has_awaited = 0; /* The stream was only behind the GET. */
+    if (!ev->listed)
+        sm->suspect = 0;
+    if (!sm->suspect && !sm->healthy)
+        sm->healthy = 1;
+    switch (ev->type) {
+    case KLE_LOCK_EVENT_BOOKMARK:
+        break; /* Proof of life only: it never touches the observed record or its expiry. */
+    case KLE_LOCK_EVENT_ERROR:
+        sm->kick = 1; /* An unreadable record: let a GET report it. */
+        break;
+    case KLE_LOCK_EVENT_DELETED:
+        stepped = step_down_if_newer(sm);
+        /* R8: a deletion ends no live lease this elector saw. */
+        if (!sm->has_observed || released(sm, &sm->observed.view) || sm->observed_own ||
+            !lease_valid(sm) || mut(sm, KLE_SM_MUT_R8_NOTFOUND_WAIT))
+            sm->kick = 1;
+        break;
+    case KLE_LOCK_EVENT_RECORD: {
+        const kle_lock_result *r = ev->result;
+        if (!r)
+            break;
+        if (rv && recent_has(sm, rv)) {
+            KLE_LOG_V(5, "watch of %s: ignoring resourceVersion %s, seen before", sm->c.name, rv);
+            break; /* A duplicate, or a stale re-delivery of an older version. */
+        }
+        if (is_own_write(sm, &r->record)) {
+            /* Our own write: note how far the stream has come. */
+            if (r->record.leader_transitions == sm->writing_transitions &&
+                same_time(r->record.renew_time_ns, sm->writing_renew))
+                sm->stream_own = sm->write_seq;
+            else if (r->record.leader_transitions == sm->own_transitions &&
+                     same_time(r->record.renew_time_ns, sm->own_renew))
+                sm->stream_own = sm->own_seq;
+            if (sm->phase == P_LEADING && !sm->handover &&
+                preferred_is_other(&r->record, sm->c.identity)) {
+                /* Another identity is preferred: end the term now. */
+                KLE_LOG_I("the watch of %s shows another preferred holder: ending this term to "
+                          "hand over",
+                          sm->c.name);
+                sm->handover = 1;
+                end_term(sm, END_HANDOVER);
+            }
+            break;
+        }
+        stepped = step_down_if_newer(sm);
+        int changed = observe(sm, r);
+        if (sm->impostor && (sm->phase == P_LEADING || sm->phase == P_ENDING) && !sm->term_over) {
+            sm->stats.stepdowns++;
+            end_term(sm, END_IDENTITY);
+            stepped = 1;
+        }
+        if (changed) {
+            if (released(sm, &sm->observed.view))
+                sm->kick = 1; /* Released: try at once. */
+            else if (sm->phase == P_CAMPAIGN && sm->observed_own)
+                sm->kick = 1; /* Written in as holder (a handover, the election controller). */
+            else if (sm->impostor)
+                sm->kick = 1;
+        }
+        break;
+    }
+    }
+    if (rv)
+        recent_add(sm, rv);
+    if (stepped)
+        KLE_LOG_I("the watch of %s shows another holder after this leader's last write: "
+                  "stopping leading now",
+                  sm->c.name);
+    report_transition(sm);
+    drive(sm);
+}
+
+void kle_sm_watch_ended(kle_sm *sm, int rc, int64_t now, int64_t wall)
+{
+    set_time(sm, now, wall);
+    if (!sm->stream_active)
+        return;
+    sm->stream_active = 0;
+    sm->healthy = 0;
+    sm->stream_own = 0;
+    if (rc == KLE_EFORBIDDEN || rc == KLE_ESTATE) {
+        KLE_LOG_W("cannot watch lock %s: %s; following it by polling every retry period "
+                  "(grant the watch verb: deploy/rbac.yaml)",
+                  sm->c.name, kle_error_last()->message);
+        sm->unavailable = 1;
+    } else {
+        KLE_LOG_V(2, "watch of %s ended (%s): polling until it is back", sm->c.name,
+                  rc < 0 ? kle_error_last()->message : "no error");
+        int64_t backoff = sm->c.retry_period < KLE_NS_PER_SEC ? sm->c.retry_period : KLE_NS_PER_SEC;
+        sm->watch_restart_at = sat_add(sm->now, backoff);
+    }
+    drive(sm);
+}
+
+/* ---- outputs and questions ------------------------------------------------ */
+
+int kle_sm_next(kle_sm *sm, kle_sm_action *out)
+{
+    if (!sm->qlen) {
+        memset(out, 0, sizeof(*out));
+        return 0;
+    }
+    *out = sm->q[sm->qhead];
+    sm->qhead = (sm->qhead + 1) % MAX_ACTIONS;
+    sm->qlen--;
+    return 1;
+}
+
+int64_t kle_sm_wake_at(const kle_sm *sm)
+{
+    int64_t at = INT64_MAX;
+#define EARLIER(t)                                                                                 \
+    do {                                                                                           \
+        int64_t t_ = (t);                                                                          \
+        if (t_ < at)                                                                               \
+            at = t_;                                                                               \
+    } while (0)
+    switch (sm->phase) {
+    case P_CAMPAIGN:
+        if (sm->step == S_NONE)
+            EARLIER(campaign_next((kle_sm *)sm));
+        break;
+    case P_LEADING:
+    case P_ENDING:
+        if (!sm->term_over) {
+            EARLIER(sm->lead_deadline);
+            if (sm->step == S_NONE && sm->work_running) {
+                if (sm->round_active)
+                    EARLIER(sm->round_next < sm->lead_deadline ? sm->round_next
+                                                               : sm->lead_deadline);
+                else
+                    EARLIER(sat_add(sm->last_sent, sm->c.retry_period));
+            }
+        }
+        break;
+    default:
+        break;
+    }
+    if (sm->c.watch && !sm->stream_active && !sm->unavailable && sm->phase != P_DONE &&
+        sm->phase != P_IDLE)
+        EARLIER(sm->watch_restart_at);
+#undef EARLIER
+    return at;
+}
+
+int kle_sm_running(const kle_sm *sm)
+{
+    return sm->phase != P_IDLE && sm->phase != P_DONE;
+}
+
+int kle_sm_leading(const kle_sm *sm, int64_t now)
+{
+    /* After a stop or a handover the work winds down under renewals: still leading. */
+    return (sm->phase == P_LEADING || sm->phase == P_ENDING) && sm->work_running &&
+           !sm->term_over && now < sm->lead_deadline;
+}
+
+int64_t kle_sm_deadline(const kle_sm *sm)
+{
+    return sm->lead_deadline;
+}
+
+const kle_record *kle_sm_observed(const kle_sm *sm, int64_t *observed_at)
+{
+    if (observed_at)
+        *observed_at = sm->observed_time;
+    return sm->has_observed ? &sm->observed.view : NULL;
+}
+
+int kle_sm_observed_is_own(const kle_sm *sm)
+{
+    return sm->has_observed && sm->observed_own;
+}
+
+void kle_sm_get_stats(const kle_sm *sm, kle_sm_stats *out)
+{
+    *out = sm->stats;
+    out->watching = sm->healthy;
+}
+
+const char *kle_sm_phase_name(const kle_sm *sm)
+{
+    return phase_names[sm->phase];
+}
+
+static uint64_t mix(uint64_t h, uint64_t v)
+{
+    h ^= v + UINT64_C(0x9e3779b97f4a7c15) + (h << 6) + (h >> 2);
+    return h;
+}
+
+static uint64_t mix_bytes(uint64_t h, const char *p, size_t len)
+{
+    uint64_t x = UINT64_C(1469598103934665603);
+    for (size_t i = 0; i < len; i++)
+        x = (x ^ (unsigned char)p[i]) * UINT64_C(1099511628211);
+    return mix(h, x ^ len);
+}
+
+/* A time relative to now, clamped so that far futures hash alike. */
+static uint64_t rel(int64_t t, int64_t now)
+{
+    if (t == INT64_MAX || t == 0)
+        return (uint64_t)t;
+    int64_t d = t - now;
+    if (d > KLE_SEC(3600))
+        d = KLE_SEC(3600);
+    if (d < -KLE_SEC(3600))
+        d = -KLE_SEC(3600);
+    return (uint64_t)d;
+}
+
+uint64_t kle_sm_state_hash(const kle_sm *sm, int64_t now)
+{
+    uint64_t h = 0;
+    h = mix(h, (uint64_t)sm->phase);
+    h = mix(h, (uint64_t)sm->step);
+    h = mix(h,
+            (uint64_t)(sm->stop | sm->term_over << 1 | sm->end_sent << 2 | sm->work_running << 3 |
+                       sm->handover << 4 | sm->impostor << 5 | sm->kick << 6 |
+                       sm->round_active << 7 | sm->healthy << 8 | sm->stream_active << 9 |
+                       sm->observed_own << 10 | sm->has_observed << 11 | sm->late_retry << 12));
+    h = mix(h, (uint64_t)sm->end_reason);
+    h = mix(h, rel(sm->lead_deadline, now));
+    h = mix(h, rel(sm->observed_time, now));
+    h = mix(h, rel(sm->raw_changed_time, now));
+    h = mix(h, rel(sm->last_sent, now));
+    h = mix(h, rel(sm->last_dated, now));
+    h = mix(h, rel(sm->poll_until, now));
+    h = mix(h, rel(sm->round_next, now));
+    h = mix(h, (uint64_t)sm->max_transitions);
+    h = mix(h, (uint64_t)sm->token);
+    if (sm->has_observed) {
+        h = mix_bytes(h, sm->observed.holder.p ? sm->observed.holder.p : "",
+                      sm->observed.holder.len);
+        h = mix(h, (uint64_t)sm->observed.view.leader_transitions);
+        h = mix(h, (uint64_t)sm->observed.view.lease_duration_seconds);
+        h = mix(h, (uint64_t)sm->observed.view.renew_time_ns);
+    }
+    if (sm->raw.p)
+        h = mix_bytes(h, sm->raw.p, sm->raw.len);
+    return h;
+}
