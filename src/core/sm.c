@@ -458,7 +458,7 @@ static void classify(kle_sm *sm)
         sm->observed_own = 0;
         return;
     }
-    if (mut(sm, KLE_SM_MUT_R10_OWN_IDENTITY) || sm->c.coordinated || is_own_write(sm, r) ||
+    if (mut(sm, KLE_SM_MUT_R9_OWN_IDENTITY) || sm->c.coordinated || is_own_write(sm, r) ||
         preferred_is(r, sm->c.identity)) {
         sm->observed_own = 1;
         return;
@@ -495,7 +495,7 @@ static int observe(kle_sm *sm, const kle_lock_result *got)
         classify(sm);
     } else if (touched) {
         int64_t cap = sat_add(sm->raw_changed_time, RECORD_PRECISION);
-        int64_t t = sm->now < cap || mut(sm, KLE_SM_MUT_R6_TOUCH_CAP) ? sm->now : cap;
+        int64_t t = sm->now < cap || mut(sm, KLE_SM_MUT_L1_TOUCH_CAP) ? sm->now : cap;
         if (t > sm->observed_time)
             sm->observed_time = t;
     }
@@ -512,14 +512,16 @@ static void observe_own_write(kle_sm *sm, const kle_record *r, int64_t sent, int
     if (rec_copy(&sm->observed, r) < 0)
         return;
     sm->has_observed = 1;
-    /* The raw bytes and resourceVersion seen before belong to another
-     * record: forget them, so the next read replaces this record. */
-    buf_set(&sm->raw, "", 0);
-    sm->raw.len = 0;
-    free(sm->raw.p);
-    sm->raw.p = NULL;
-    sm->raw.cap = 0;
-    buf_set(&sm->rv, "", 0);
+    /* R6: the raw bytes and resourceVersion seen before belong to another
+     * record: forget them, so that the next read replaces this record and
+     * never keeps it beside someone else's bytes (a late answer to this
+     * write can come after the watch showed a newer foreign record). */
+    if (!mut(sm, KLE_SM_MUT_R6_FORGET_RAW)) {
+        free(sm->raw.p);
+        sm->raw.p = NULL;
+        sm->raw.len = sm->raw.cap = 0;
+        buf_set(&sm->rv, "", 0);
+    }
     sm->observed_time = dated;
     sm->raw_changed_time = dated;
     sm->observed_own = kle_record_holder_is(r, sm->c.identity);
@@ -623,7 +625,7 @@ static void end_term(kle_sm *sm, int reason)
  */
 static int step_down_on_read(kle_sm *sm)
 {
-    if (mut(sm, KLE_SM_MUT_R9_STEP_DOWN_READ))
+    if (mut(sm, KLE_SM_MUT_D1_STEP_DOWN_READ))
         return 0;
     if ((sm->phase != P_LEADING && sm->phase != P_ENDING) || sm->term_over || sm->observed_own)
         return 0;
@@ -656,7 +658,7 @@ static void term_start(kle_sm *sm)
         begin_closing(sm);
         return;
     }
-    if (sm->now >= sm->lead_deadline && !mut(sm, KLE_SM_MUT_R15_NO_LATE_START)) {
+    if (sm->now >= sm->lead_deadline && !mut(sm, KLE_SM_MUT_R4_NO_LATE_START)) {
         /* R15: the deadline passed before the work could start: never start it. */
         KLE_LOG_W("leadership of %s ended before the leader's work could start", sm->c.name);
         sm->term_over = 1;
@@ -770,7 +772,7 @@ static void on_get(kle_sm *sm, int rc, const kle_lock_result *got)
             return;
         }
         /* R11: a re-created lock goes on from the highest token seen. */
-        sm->wrec.view.leader_transitions = sm->seen_transitions && !mut(sm, KLE_SM_MUT_R11_TOKENS)
+        sm->wrec.view.leader_transitions = sm->seen_transitions && !mut(sm, KLE_SM_MUT_R10_TOKENS)
                                                ? next_token(sm->max_transitions)
                                                : 0;
         write_record(sm, S_CREATE, KLE_SM_CREATE);
@@ -811,8 +813,7 @@ static void on_get(kle_sm *sm, int rc, const kle_lock_result *got)
     else if (!released(sm, o) && valid)
         may = 0;
     else
-        may =
-            !(valid && preferred_is_other(o, sm->c.identity)) || mut(sm, KLE_SM_MUT_R12_PREFERRED);
+        may = !(valid && preferred_is_other(o, sm->c.identity)) || mut(sm, KLE_SM_MUT_D3_PREFERRED);
     if (!may) {
         KLE_LOG_V(4, "lock %s is not ours to take (%s)", sm->c.name,
                   sm->c.coordinated ? "coordinated: the server picks the holder"
@@ -829,13 +830,13 @@ static void on_get(kle_sm *sm, int rc, const kle_lock_result *got)
     }
     /* 4. Take it over, or renew it the slow way. R2: a fresh renewTime for
      * every write; R11: a new term's token above every token seen. */
-    if (!mut(sm, KLE_SM_MUT_R2_FRESH_RENEW)) {
+    if (!mut(sm, KLE_SM_MUT_L2_FRESH_RENEW)) {
         sm->wrec.view.renew_time_ns = sm->wall;
         sm->wrec.view.acquire_time_ns = sm->wall;
     }
     int old = o->leader_transitions;
-    int top = old > sm->max_transitions && !mut(sm, KLE_SM_MUT_R11_TOKENS) ? old
-              : mut(sm, KLE_SM_MUT_R11_TOKENS)                             ? old
+    int top = old > sm->max_transitions && !mut(sm, KLE_SM_MUT_R10_TOKENS) ? old
+              : mut(sm, KLE_SM_MUT_R10_TOKENS)                             ? old
                                                                            : sm->max_transitions;
     if (mine && sm->c.coordinated && sm->phase == P_CAMPAIGN) {
         /* The server made us the holder without counting a transition. */
@@ -907,7 +908,7 @@ static void try_done(kle_sm *sm, int ok)
              * sent was over before it was known (R3): the lease is ours, so
              * try again at once (the fast path) before leading. */
             if (sm->last_return >= sat_add(sm->last_dated, sm->c.renew_deadline) &&
-                !mut(sm, KLE_SM_MUT_R3_LATE_ANSWER)) {
+                !mut(sm, KLE_SM_MUT_R2_LATE_ANSWER)) {
                 KLE_LOG_W("acquired lease %s, but the answer came after the renew deadline: "
                           "trying again before leading",
                           sm->c.name);
@@ -935,7 +936,7 @@ static void try_done(kle_sm *sm, int ok)
             /* R3: an answer at or after the deadline extends nothing; an
              * ended term is never revived. */
             if (sm->term_over ||
-                (sm->last_return >= sm->lead_deadline && !mut(sm, KLE_SM_MUT_R3_LATE_ANSWER))) {
+                (sm->last_return >= sm->lead_deadline && !mut(sm, KLE_SM_MUT_R2_LATE_ANSWER))) {
                 if (!sm->term_over) {
                     KLE_LOG_I("renewal of %s was answered after the renew deadline", sm->c.name);
                     end_term(sm, END_LOST);
@@ -1142,7 +1143,7 @@ static void set_time(kle_sm *sm, int64_t now, int64_t wall)
 static void drive_term(kle_sm *sm)
 {
     /* R4: the term ends at its deadline, whatever a call is doing. */
-    if (!sm->term_over && sm->now >= sm->lead_deadline && !mut(sm, KLE_SM_MUT_R4_DEADLINE_END)) {
+    if (!sm->term_over && sm->now >= sm->lead_deadline && !mut(sm, KLE_SM_MUT_R3_DEADLINE_END)) {
         KLE_LOG_I("failed to renew lease %s: timed out waiting for the condition", sm->c.name);
         end_term(sm, END_LOST);
     }
@@ -1153,7 +1154,10 @@ static void drive_term(kle_sm *sm)
                   sm->stop ? "stop requested" : "end of term", sm->c.name);
         end_term(sm, sm->stop ? END_STOP : END_HANDOVER);
     }
-    if (sm->work_running || sm->step != S_NONE) {
+    int wait_work =
+        sm->work_running && !(mut(sm, KLE_SM_MUT_R11_WORK_FIRST) &&
+                              (sm->end_reason == END_STOP || sm->end_reason == END_HANDOVER));
+    if (wait_work || sm->step != S_NONE) {
         /* Renewals go on while the work winds down after a stop or a
          * handover (its work stays covered), not after a loss. */
         if (sm->step == S_NONE && !sm->term_over) {
@@ -1416,7 +1420,7 @@ static int step_down_if_newer(kle_sm *sm)
 {
     if ((sm->phase != P_LEADING && sm->phase != P_ENDING) || sm->term_over)
         return 0;
-    if (!mut(sm, KLE_SM_MUT_R14_STREAM_ORDER) &&
+    if (!mut(sm, KLE_SM_MUT_D2_STREAM_ORDER) &&
         (sm->stream_own == 0 || sm->stream_own != sm->own_seq))
         return 0;
     sm->stats.stepdowns++;
