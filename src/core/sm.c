@@ -421,9 +421,7 @@ static int64_t note_writing(kle_sm *sm, const kle_record *r, int64_t now)
     sm->writing_transitions = r->leader_transitions;
     for (int i = 0; i < OWN_WRITES; i++)
         if (same_key(&sm->own[i], r))
-            return mut(sm, KLE_SM_MUT_R1_FIRST_SEND) || sm->own[i].first_sent > now
-                       ? now
-                       : sm->own[i].first_sent;
+            return sm->own[i].first_sent < now ? sm->own[i].first_sent : now;
     own_write *w = &sm->own[sm->own_next];
     sm->own_next = (sm->own_next + 1) % OWN_WRITES;
     w->used = 1;
@@ -433,6 +431,17 @@ static int64_t note_writing(kle_sm *sm, const kle_record *r, int64_t now)
     w->renew_s = whole_seconds(r->renew_time_ns);
     w->first_sent = now;
     return now;
+}
+
+/* R1: the time a successful write of @p r sent at @p sent dates the term from. */
+static int64_t dated_from(const kle_sm *sm, const kle_record *r, int64_t sent)
+{
+    if (mut(sm, KLE_SM_MUT_R1_FIRST_SEND))
+        return sent;
+    for (int i = 0; i < OWN_WRITES; i++)
+        if (same_key(&sm->own[i], r) && sm->own[i].first_sent < sent)
+            return sm->own[i].first_sent;
+    return sent;
 }
 
 static void note_max(kle_sm *sm, int transitions)
@@ -733,6 +742,7 @@ static void try_start(kle_sm *sm, int64_t deadline)
         sm->wrec.view.leader_transitions = sm->observed.view.leader_transitions;
         if (carry_foreign(sm, 1) == 0) {
             sm->write_attempted = 1;
+            note_writing(sm, &sm->wrec.view, sm->now);
             call(sm, S_FAST, KLE_SM_UPDATE, &sm->wrec.view, NULL, budget(sm, deadline));
             return;
         }
@@ -746,6 +756,8 @@ static void try_done(kle_sm *sm, int ok);
 static void write_record(kle_sm *sm, int step, kle_sm_call_kind kind)
 {
     sm->write_attempted = 1;
+    /* Noted before it is sent: the watch may show it before its answer comes. */
+    note_writing(sm, &sm->wrec.view, sm->now);
     call(sm, step, kind, &sm->wrec.view, NULL, budget(sm, sm->call_deadline));
 }
 
@@ -1367,13 +1379,11 @@ void kle_sm_answer(kle_sm *sm, uint64_t id, int rc, int64_t sent, const kle_lock
     switch (step) {
     case S_FAST:
         if (rc == 0) {
-            int64_t dated = note_writing(sm, &sm->wrec.view, sent);
-            own_write_ok(sm, sent, dated);
+            own_write_ok(sm, sent, dated_from(sm, &sm->wrec.view, sent));
             break;
         }
         KLE_LOG_E("Failed to update lock %s optimistically: %s, falling back to slow path",
                   sm->c.name, kle_error_last()->message);
-        note_writing(sm, &sm->wrec.view, sent); /* It may have landed. */
         try_get(sm);
         break;
     case S_GET:
@@ -1381,9 +1391,8 @@ void kle_sm_answer(kle_sm *sm, uint64_t id, int rc, int64_t sent, const kle_lock
         break;
     case S_CREATE:
     case S_UPDATE: {
-        int64_t dated = note_writing(sm, &sm->wrec.view, sent);
         if (rc == 0) {
-            own_write_ok(sm, sent, dated);
+            own_write_ok(sm, sent, dated_from(sm, &sm->wrec.view, sent));
             break;
         }
         if (step == S_CREATE)
