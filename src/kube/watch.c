@@ -316,6 +316,8 @@ int kle_client_watch(kle_client *c, const char *path, const kle_watch_opts *opts
         if (dr == DRIVE_DONE && cc == CURLE_OK && w.status == 200)
             watch_on_data(&w); /* the last bytes */
         KLE_LOG_V(6, "WATCH %s ended: status %ld, %d events", shown, w.status, w.events);
+        if (dr != DRIVE_CANCELED)
+            kle_kube__count_request(c, "watch", "GET", path, w.status ? w.status : -1);
         free(url);
         if (w.events)
             backoff = 0;
