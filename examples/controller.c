@@ -7,9 +7,10 @@
  * the type --resource-lock names (leases by default) under an identity of
  * its own (--identity, else kle_default_identity(): $POD_NAME, else the
  * hostname and a random UUID), and "reconciles" once a second while it
- * leads. When leadership is lost (the API server stopped answering) it
- * campaigns again; SIGTERM or SIGINT stop it, releasing the lease so that
- * another replica takes over at once.
+ * leads. When leadership is lost (renewals failed, or another holder took
+ * the lease) or handed over to another replica (kle transfer), it campaigns
+ * again; SIGTERM or SIGINT stop it, releasing the lease so that another
+ * replica takes over at once.
  *
  * Build against an installed libkle:
  *     cc -Wall -Wextra -Werror controller.c $(pkg-config --cflags --libs kle) -o controller
@@ -81,9 +82,17 @@ static int campaign(kle_client *client, const char *resource_lock, const char *l
     if (stopping)
         kle_elector_stop(e); /* a signal came before the handler could see e */
     int rc;
-    /* Run until stopped; after a loss (KLE_ETIMEOUT), campaign again. */
-    while ((rc = kle_elector_run(e)) == KLE_ETIMEOUT && !stopping)
-        fprintf(stderr, "%s: lost %s; campaigning again\n", identity, lock_name);
+    /* Campaign until stopped: after a loss (renewals failed, or the watch
+     * showed another holder), and after a handover to another replica
+     * (0 without a stop), campaign again. Any other code is a failure. */
+    while ((rc = kle_elector_run(e)) == 0 || kle_error_is_lost_leadership(rc)) {
+        if (stopping) {
+            rc = 0;
+            break;
+        }
+        fprintf(stderr, "%s: %s %s; campaigning again\n", identity,
+                rc == 0 ? "handed over" : "lost", lock_name);
+    }
     running_elector = NULL;
     kle_elector_free(e); /* frees the lock too */
     return rc;

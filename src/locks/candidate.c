@@ -354,8 +354,11 @@ static int check_live_candidate(kle_client *client, const char *ns, const char *
     json_object *obj = NULL;
     kle_request_opts o = call_opts();
     int rc = find_candidate(&obj, path, sizeof(path), client, ns, lock, to);
-    if (rc == KLE_ENOTFOUND)
-        return kle_error_set(KLE_ESTATE, "%s", kle_error_last()->message);
+    if (rc == KLE_ENOTFOUND) {
+        char why[1024];
+        snprintf(why, sizeof(why), "%s", kle_error_last()->message);
+        return kle_error_set(KLE_ESTATE, "%s", why);
+    }
     if (rc < 0)
         return rc;
     int64_t ping = kle_clock_wall_ns(NULL);

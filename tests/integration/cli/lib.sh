@@ -8,6 +8,10 @@ FAILED=0
 
 # Short timings keep the suite quick: lease 2 s, renew 1.5 s, retry 0.3 s.
 TIMINGS=(--lease-duration 2s --renew-deadline 1.5s --retry-period 300ms)
+# The replicas of start_replica campaign again after a loss (a worker that
+# runs until stopped, as in a Deployment that keeps its pods); tests of the
+# default, run-once --on-exit=exit, set ONEXIT=().
+ONEXIT=(--on-exit=release)
 
 cleanup() {
   local p rc=$?
@@ -78,7 +82,7 @@ start_replica() {
   local id=$1
   shift
   WORKDIR=$T ${KLE_WRAPPER[@]+"${KLE_WRAPPER[@]}"} "$KLE" run --lock-name "${LOCK:-e2e}" --identity "$id" "${TIMINGS[@]}" \
-    --http-addr 127.0.0.1:0 --http-addr-file "$T/$id.addr" "$@" \
+    ${ONEXIT[@]+"${ONEXIT[@]}"} --http-addr 127.0.0.1:0 --http-addr-file "$T/$id.addr" "$@" \
     -- sh -c "$WORKER" >>"$T/$id.log" 2>&1 &
   eval "PID_$id=$!"
   KLE_PIDS+=("$!")
