@@ -54,8 +54,8 @@ static const char *method_verb(const char *method, const char *path)
     return "other";
 }
 
-void kle_kube__count_request(kle_client *c, const char *verb, const char *method,
-                             const char *path, long status)
+void kle_kube__count_request(kle_client *c, const char *verb, const char *method, const char *path,
+                             long status)
 {
     if (!verb)
         verb = method_verb(method, path);
@@ -106,8 +106,9 @@ int kle_client_metrics(char **out, kle_client *c)
             snprintf(code, sizeof(code), "error");
         else
             snprintf(code, sizeof(code), "%d", r[i].code);
-        int n = snprintf(buf + len, cap - len, "kle_api_requests_total{verb=\"%s\",code=\"%s\"} %llu\n",
-                         r[i].verb, code, (unsigned long long)r[i].n);
+        int n =
+            snprintf(buf + len, cap - len, "kle_api_requests_total{verb=\"%s\",code=\"%s\"} %llu\n",
+                     r[i].verb, code, (unsigned long long)r[i].n);
         if (n < 0 || (size_t)n >= cap - len) {
             free(buf);
             return kle_error_set(KLE_ENOMEM, "kle_client_metrics: out of memory");

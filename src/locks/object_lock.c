@@ -274,7 +274,8 @@ static int migration_guard(object_lock *l, const kle_record *mine, const kle_loc
         l->guard = 0;
         /* Expected where no migration is under way (deploy/rbac.yaml grants
          * only the Lease): no warning about a migration that never happened. */
-        KLE_LOG_V(1, "lock %s: cannot read %s %s (403 Forbidden): the skipped-migration-phase "
+        KLE_LOG_V(1,
+                  "lock %s: cannot read %s %s (403 Forbidden): the skipped-migration-phase "
                   "guard is off (docs/migration.md, \"The phases\")",
                   l->description, l->guard_kinds[i]->resource, l->description);
         return 0;
