@@ -94,6 +94,8 @@ holder() {
     python3 -c 'import json,sys; print(json.load(sys.stdin)["holderIdentity"])' 2>/dev/null
 }
 holder_is() { [ "$(holder)" = "$1" ]; }
+# holder_of LOCK: the holder of another lock ("" when none or no such lock).
+holder_of() { LOCK=$1 holder; }
 holder_not() { local h; h=$(holder); [ -n "$h" ] && [ "$h" != "$1" ]; }
 transitions() {
   "$KLE" status --lock-name "${LOCK:-e2e}" -o json | python3 -c 'import json,sys; print(json.load(sys.stdin)["leaderTransitions"])'
