@@ -173,7 +173,8 @@ KLE_EXTERN(const char *) kle_client_user_agent(const kle_client *client);
  * requests this client sent to the API server by Kubernetes verb (get,
  * list, watch, create, update, patch, delete) and HTTP status code ("error"
  * when no answer came: a timeout or a transport failure). Each watch
- * stream counts once, with the code it was answered with. Append it to
+ * stream counts once, with the code it was answered with, when the first
+ * bytes of its answer arrive (or when it ends without any). Append it to
  * kle_metrics_format()'s output for your own /metrics; `kle run` does.
  * @return 0; KLE_EINVAL (NULL argument); KLE_ENOMEM.
  */
