@@ -413,7 +413,9 @@ static void *front_main(void *arg)
                 ready(h, i, now);
         if (!listening || !pf[1].revents)
             continue;
-        for (;;) {
+        /* At most half the table at a time: every connection gets looked
+         * at (its request handed over) before a flood could evict it. */
+        for (size_t k = 0; k < h->cap / 2 + 1; k++) {
             pending p;
             memset(&p, 0, sizeof(p));
             p.addr_len = sizeof(p.addr);
@@ -482,10 +484,13 @@ int cli_http_start(cli_http **out, cli_run_state *st)
         cli_error("--http-addr \"%s\": %s", addr, gai_strerror(gai));
         return -1;
     }
+    /* A deep listen queue (it costs no descriptor): under a flood a probe's
+     * connection waits in it for the front, rather than its SYN being
+     * dropped and retried a second later. */
     int lfd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
     int one = 1;
     if (lfd < 0 || setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
-        bind(lfd, ai->ai_addr, ai->ai_addrlen) < 0 || listen(lfd, 128) < 0) {
+        bind(lfd, ai->ai_addr, ai->ai_addrlen) < 0 || listen(lfd, 1024) < 0) {
         int err = errno;
         cli_error("--http-addr \"%s\": cannot listen: %s", addr, strerror(err));
         if (lfd >= 0)
