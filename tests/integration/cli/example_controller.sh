@@ -21,13 +21,21 @@ start_controller() {
 }
 log_has() { grep -q -- "$2" "$T/$1.log"; }
 
-start_controller a --resource-lock leases
+start_controller a --resource-lock leases --metrics-file "$T/a.prom"
 wait_until 20 "a campaigns" log_has a "campaigning for leases/$LOCK as "
 ida=$(sed -n "s/^controller: campaigning for leases\/$LOCK as //p" "$T/a.log")
 [[ "$ida" =~ ^$(hostname)_[0-9a-f-]{36}$ ]] || fail "default identity: \"$ida\""
 wait_until 20 "a leads" log_has a "$ida: leading (fencing token 0)"
 holder_is "$ida" || fail "holder $(holder), want $ida"
 pass "a leads as $ida (kle_default_identity)"
+
+# --metrics-file: the elector's and the client's metrics, every 5 s.
+has_token() { grep -q "^kle_leader_fencing_token{name=\"default/$LOCK\"} 0$" "$T/a.prom" 2>/dev/null; }
+wait_until 15 "a's metrics with its fencing token" has_token
+grep -q '^leader_election_master_status{name="default/'"$LOCK"'"} 1$' "$T/a.prom" || fail "a.prom: $(cat "$T/a.prom")"
+grep -q '^kle_api_requests_total{verb="update",code="200"} ' "$T/a.prom" || fail "a.prom: $(cat "$T/a.prom")"
+promtool check metrics <"$T/a.prom" || fail "promtool on a.prom: $(cat "$T/a.prom")"
+pass "examples/controller.c exports its metrics: fencing token, last renewal, API requests"
 
 start_controller b --identity b
 wait_until 20 "b campaigns" log_has b "campaigning for leases/$LOCK as b"
