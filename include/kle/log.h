@@ -20,6 +20,15 @@
  * counted (kle_log_dropped()); when the drain thread catches up it logs a
  * warning "N log lines dropped". At exit the queue is flushed for at most
  * 2 s; kle_log_flush_ns() flushes it on demand.
+ *
+ * A line that a failing condition repeats every try (a read the migration
+ * guard refuses, a LeaseCandidate the server forbids) is logged once in
+ * full, then, while it repeats, once a minute as "repeated N times in the
+ * last minute: ..." (shortened).
+ *
+ * Lines may carry structured fields (kle_log_field: lock, identity, token,
+ * holder, err); an entry handler (kle_log_set_entry_handler()) gets them,
+ * a kle_log_fn handler and the default stderr handler the message only.
  */
 #ifndef KLE_LOG_H
 #define KLE_LOG_H
