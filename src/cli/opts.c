@@ -881,10 +881,10 @@ void cli_usage(const char *command)
         return;
     }
     fputs("Usage: kle status [flags]\n\n"
-          "Shows the lock's record: holder, acquired, renewed (ages as kubectl prints them),\n"
-          "lease duration, transitions, and whether it has expired by this machine's\n"
-          "clock; for the MultiLocks (endpointsleases, configmapsleases) both records and\n"
-          "whether they agree.\n\n"
+          "Shows the lock's record: holder, acquired, renewed (ages as kubectl prints\n"
+          "them), lease duration, transitions, and whether it has expired by this\n"
+          "machine's clock; for the MultiLocks (endpointsleases, configmapsleases) both\n"
+          "records and whether they agree.\n\n"
           "Exit codes: 0 the lock exists (with --is-leader: ID holds it); 1 failure;\n"
           "2 bad flag; 3 the lock does not exist (yet); 4 (--is-leader) ID does not hold\n"
           "it, or its lease has expired.\n\n"
