@@ -170,6 +170,14 @@ int kle_elector_new(kle_elector **out, const kle_elector_config *config)
     int rc = validate(config);
     if (rc < 0)
         return rc;
+    if (!config->clock &&
+        (config->retry_period_ns < KLE_MS(100) || config->renew_deadline_ns < KLE_SEC(1)))
+        KLE_LOG_W("elector for %s: retry period %lld ms, renew deadline %lld ms: below 100 ms and "
+                  "1 s a real API server is loaded with requests and terms are lost to one slow "
+                  "answer (kle run refuses them)",
+                  kle_lock_describe(config->lock),
+                  (long long)(config->retry_period_ns / KLE_NS_PER_MS),
+                  (long long)(config->renew_deadline_ns / KLE_NS_PER_MS));
 
     kle_elector *e = calloc(1, sizeof(*e));
     if (!e)
@@ -390,7 +398,8 @@ static int try_acquire_or_renew(kle_elector *e, int64_t deadline, kle_event *can
     rc = note_call(e, kle_lock_get(&got, e->lock, &ctx));
     if (rc < 0) {
         if (rc != KLE_ENOTFOUND) {
-            KLE_LOG_E("error retrieving resource lock %s: %s", e->name, kle_error_last()->message);
+            KLE_LOG_E_LIMITED("error retrieving resource lock %s: %s", e->name,
+                              kle_error_last()->message);
             goto failed;
         }
         if (e->coordinated) {
@@ -417,8 +426,12 @@ static int try_acquire_or_renew(kle_elector *e, int64_t deadline, kle_event *can
         int64_t sent = now_ns(e), dated = note_writing(e, &rec, sent);
         rc = note_call(e, kle_lock_create(e->lock, &rec, &ctx));
         if (rc < 0) {
-            KLE_LOG_E("error initially creating leader election record %s: %s", e->name,
-                      kle_error_last()->message);
+            if (rc == KLE_EEXISTS) /* another replica created it first: a normal race */
+                KLE_LOG_V(2, "lock %s was created by another replica first: %s", e->name,
+                          kle_error_last()->message);
+            else
+                KLE_LOG_E("error initially creating leader election record %s: %s", e->name,
+                          kle_error_last()->message);
             goto failed;
         }
         observe_own_write(e, &rec, sent, dated);
@@ -548,6 +561,7 @@ static int extend_leadership(kle_elector *e)
     int ok = !e->expired && e->last_return < e->lead_deadline;
     if (ok) {
         e->lead_deadline = e->last_dated + e->renew_deadline;
+        e->stats.last_renew_wall_ns = e->own_renew_ns;
         if (e->handle)
             kle_event_set(e->handle->extended);
     }
@@ -952,6 +966,8 @@ static int lead_term(kle_elector *e, kle_leading *h)
     e->handle = h;
     e->stats.acquisitions++;
     h->transitions = e->observed.leader_transitions;
+    e->stats.token = e->observed.leader_transitions;
+    e->stats.last_renew_wall_ns = e->own_renew_ns;
     pthread_mutex_unlock(&e->mu);
 
     if (start_thread(e, h, guard_main, &guard) < 0) {
@@ -1150,11 +1166,12 @@ int kle_elector_config_init(kle_elector_config *config, unsigned int version)
     return 0;
 }
 
-/* The size of kle_elector_stats at @p version: version 1 ends at releases. */
+/* The size of kle_elector_stats at @p version: version 1 ends at releases, 2 at stepdowns. */
 static size_t stats_size(unsigned int version)
 {
-    return version == 1 ? offsetof(kle_elector_stats, releases) + sizeof(uint64_t)
-                        : sizeof(kle_elector_stats);
+    return version == 1   ? offsetof(kle_elector_stats, releases) + sizeof(uint64_t)
+           : version == 2 ? offsetof(kle_elector_stats, stepdowns) + sizeof(uint64_t)
+                          : sizeof(kle_elector_stats);
 }
 
 int kle_elector_stats_init(kle_elector_stats *stats, unsigned int version)
