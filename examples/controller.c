@@ -7,9 +7,12 @@
  * the type --resource-lock names (leases by default) under an identity of
  * its own (--identity, else kle_default_identity(): $POD_NAME, else the
  * hostname and a random UUID), and "reconciles" once a second while it
- * leads. When leadership is lost (the API server stopped answering) it
- * campaigns again; SIGTERM or SIGINT stop it, releasing the lease so that
- * another replica takes over at once.
+ * leads. When leadership is lost (renewals failed, or another holder took
+ * the lease) or handed over to another replica (kle transfer), it campaigns
+ * again; SIGTERM or SIGINT stop it, releasing the lease so that another
+ * replica takes over at once. With --metrics-file PATH it writes its
+ * metrics there every 5 s (leadership, fencing token, last renewal, watch
+ * stream, API requests by verb and code), for a textfile collector.
  *
  * Build against an installed libkle:
  *     cc -Wall -Wextra -Werror controller.c $(pkg-config --cflags --libs kle) -o controller
@@ -20,6 +23,8 @@
 #include <kle/client.h>
 #include <kle/locks.h>
 
+#include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -35,6 +40,82 @@ static void on_signal(int sig)
     stopping = 1;
     if (running_elector)
         kle_elector_stop(running_elector);
+}
+
+/*
+ * Metrics (--metrics-file): a thread writes the elector's metrics
+ * (kle_elector_metrics(), from its kle_elector_stats) and the client's
+ * (kle_client_metrics()) to a file every 5 s, replacing it atomically.
+ */
+static pthread_mutex_t metrics_mu = PTHREAD_MUTEX_INITIALIZER;
+static kle_elector *metrics_elector; /* the running campaign's, under metrics_mu */
+static kle_client *metrics_client;
+static const char *metrics_file;
+static kle_event *metrics_stop;
+static pthread_t metrics_thread;
+
+/* Publishes the running elector (or NULL) to the signal handler and the metrics thread. */
+static void set_running(kle_elector *e)
+{
+    pthread_mutex_lock(&metrics_mu);
+    running_elector = e;
+    metrics_elector = e;
+    pthread_mutex_unlock(&metrics_mu);
+}
+
+static void write_metrics(void)
+{
+    char *elector = NULL, *api = NULL, tmp[4096];
+    pthread_mutex_lock(&metrics_mu);
+    if (metrics_elector && kle_elector_metrics(&elector, metrics_elector) < 0)
+        elector = NULL;
+    pthread_mutex_unlock(&metrics_mu);
+    if (kle_client_metrics(&api, metrics_client) < 0)
+        api = NULL;
+    snprintf(tmp, sizeof(tmp), "%s.tmp", metrics_file);
+    FILE *f = fopen(tmp, "w");
+    if (f) {
+        int ok = fputs(elector ? elector : "", f) >= 0 && fputs(api ? api : "", f) >= 0;
+        if (fclose(f) == 0 && ok)
+            rename(tmp, metrics_file);
+    }
+    kle_free(elector);
+    kle_free(api);
+}
+
+static void *metrics_main(void *arg)
+{
+    (void)arg;
+    struct pollfd p = {kle_event_fd(metrics_stop), POLLIN, 0};
+    do
+        write_metrics();
+    while (poll(&p, 1, 5000) == 0);
+    return NULL;
+}
+
+/* Starts the metrics thread (with --metrics-file); returns 0 or -1. */
+static int start_metrics(kle_client *client)
+{
+    if (!metrics_file)
+        return 0;
+    metrics_client = client;
+    if (kle_event_new(&metrics_stop) < 0)
+        return -1;
+    if (pthread_create(&metrics_thread, NULL, metrics_main, NULL) != 0) {
+        kle_event_free(metrics_stop);
+        metrics_stop = NULL;
+        return -1;
+    }
+    return 0;
+}
+
+static void stop_metrics(void)
+{
+    if (!metrics_stop)
+        return;
+    kle_event_set(metrics_stop);
+    pthread_join(metrics_thread, NULL);
+    kle_event_free(metrics_stop);
 }
 
 /* README: begin */
@@ -77,14 +158,22 @@ static int campaign(kle_client *client, const char *resource_lock, const char *l
         kle_lock_free(lock); /* on failure the lock is still ours */
         return kle_error_last()->code;
     }
-    running_elector = e;
+    set_running(e); /* for the signal handler and the metrics */
     if (stopping)
         kle_elector_stop(e); /* a signal came before the handler could see e */
     int rc;
-    /* Run until stopped; after a loss (KLE_ETIMEOUT), campaign again. */
-    while ((rc = kle_elector_run(e)) == KLE_ETIMEOUT && !stopping)
-        fprintf(stderr, "%s: lost %s; campaigning again\n", identity, lock_name);
-    running_elector = NULL;
+    /* Campaign until stopped: after a loss (renewals failed, or the watch
+     * showed another holder), and after a handover to another replica
+     * (0 without a stop), campaign again. Any other code is a failure. */
+    while ((rc = kle_elector_run(e)) == 0 || kle_error_is_lost_leadership(rc)) {
+        if (stopping) {
+            rc = 0;
+            break;
+        }
+        fprintf(stderr, "%s: %s %s; campaigning again\n", identity,
+                rc == 0 ? "handed over" : "lost", lock_name);
+    }
+    set_running(NULL);
     kle_elector_free(e); /* frees the lock too */
     return rc;
 }
@@ -109,7 +198,10 @@ static int controller(const kle_client_opts *co, const char *resource_lock, cons
         identity = own_identity;
     fprintf(stderr, "controller: campaigning for %s/%s as %s\n", resource_lock, lock_name,
             identity);
+    if (start_metrics(client) < 0)
+        fprintf(stderr, "controller: cannot start the metrics thread\n");
     int rc = campaign(client, resource_lock, lock_name, identity);
+    stop_metrics();
     if (rc < 0)
         fprintf(stderr, "controller: %s\n", kle_error_last()->message);
     else
@@ -123,7 +215,7 @@ static int controller(const kle_client_opts *co, const char *resource_lock, cons
 static void usage(void)
 {
     fprintf(stderr, "usage: controller --lock-name NAME [--resource-lock TYPE] "
-                    "[--identity ID] [--kubeconfig PATH] [--namespace NS]\n");
+                    "[--identity ID] [--kubeconfig PATH] [--namespace NS] [--metrics-file PATH]\n");
 }
 
 int main(int argc, char **argv)
@@ -146,6 +238,8 @@ int main(int argc, char **argv)
             co.kubeconfig = v;
         else if (strcmp(argv[i], "--namespace") == 0)
             co.namespace_ = v;
+        else if (strcmp(argv[i], "--metrics-file") == 0)
+            metrics_file = v;
         else {
             usage();
             return 2;

@@ -166,6 +166,20 @@ KLE_EXTERN(const char *) kle_client_server(const kle_client *client);
 /** The User-Agent the client sends: "kle/<version> (<os>/<arch>)". Borrowed. */
 KLE_EXTERN(const char *) kle_client_user_agent(const kle_client *client);
 
+/**
+ * Writes the client's request counts in the Prometheus text exposition
+ * format (0.0.4) into a new string, which the caller frees with
+ * kle_free(): `kle_api_requests_total{verb, code}`, a counter of the
+ * requests this client sent to the API server by Kubernetes verb (get,
+ * list, watch, create, update, patch, delete) and HTTP status code ("error"
+ * when no answer came: a timeout or a transport failure). Each watch
+ * stream counts once, with the code it was answered with, when the first
+ * bytes of its answer arrive (or when it ends without any). Append it to
+ * kle_metrics_format()'s output for your own /metrics; `kle run` does.
+ * @return 0; KLE_EINVAL (NULL argument); KLE_ENOMEM.
+ */
+KLE_EXTERN(int) kle_client_metrics(char **out, kle_client *client);
+
 KLE_END_DECLS
 
 #endif

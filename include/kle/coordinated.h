@@ -34,9 +34,12 @@ typedef struct kle_candidate_opts {
     /** Namespace of the LeaseCandidate and the Lease; NULL: the client's. */
     const char *namespace_;
     /**
-     * Name of the LeaseCandidate (required). The controller writes it into
-     * the Lease as holder, so it must be the elector's identity (and so a
-     * valid object name).
+     * Name of the LeaseCandidate (required, a valid object name). With
+     * coordinated election the controller writes it into the Lease as
+     * holder, so it must be the elector's identity. A candidate only for
+     * planned handover (kle_transfer()) is best named LEASE.IDENTITY, so
+     * that one identity can be a candidate for several leases: that is
+     * what `kle run --candidate` publishes; kle_transfer() looks for both.
      */
     const char *name;
     /** The Lease this replica is a candidate for (required). */
@@ -125,13 +128,25 @@ typedef struct kle_transfer_opts {
 KLE_EXTERN(int) kle_transfer_opts_init(kle_transfer_opts *opts, unsigned int version);
 
 /**
+ * Looks for the LeaseCandidate of @p to for the lease @p lock_name in
+ * @p namespace_ (NULL: the client's): named LOCK.TO, else TO, with
+ * leaseName the lock. It does not ping it.
+ * @return 0 when it exists; KLE_ENOTFOUND (with a message naming both
+ *   names) when it does not; KLE_EINVAL; API and transport errors.
+ */
+KLE_EXTERN(int)
+kle_transfer_find_candidate(kle_client *client, const char *namespace_, const char *lock_name,
+                            const char *to);
+
+/**
  * Planned handover: sets the Lease's preferredHolder to @p opts->to so that
  * the current leader ends its term and hands the lock over (libkle replicas
  * write the preferred holder in as holder once their work has stopped;
  * client-go replicas in coordinated mode stop renewing). Before writing it
  * checks that the target is a live candidate: its LeaseCandidate (same
- * namespace, name @p to, leaseName the lock) exists and answers a ping
- * (renewTime after the pingTime set now) within ping_timeout_ns.
+ * namespace, named LOCK.TO or TO, leaseName the lock; see
+ * kle_transfer_find_candidate()) exists and answers a ping (renewTime after
+ * the pingTime set now) within ping_timeout_ns.
  * The write is conditional (resourceVersion): a Conflict is retried.
  * @return 0; KLE_EINVAL (options, or a lock type without preferredHolder:
  *         ConfigMap and Endpoints records, see docs/coordinated.md);

@@ -141,7 +141,7 @@ typedef struct kle_elector_config {
     }
 
 /** Version of kle_elector_stats this header describes. */
-#define KLE_ELECTOR_STATS_VERSION 2
+#define KLE_ELECTOR_STATS_VERSION 3
 
 /**
  * Counters and state, for metrics. The caller sets version
@@ -188,12 +188,26 @@ typedef struct kle_elector_stats {
     uint64_t watch_events;   /**< Version 2. Watch events received (bookmarks included). */
     uint64_t watch_restarts; /**< Version 2. Watch streams started after the first. */
     uint64_t stepdowns;      /**< Version 2. Terms ended at once on a newer foreign holder. */
+    /**
+     * Version 3. The fencing token (leaderTransitions) of this elector's
+     * current term, or of its last one once it has ended (see leader);
+     * meaningful once acquisitions > 0. kle_leading_transitions() gives the
+     * same to the leader's code. (`kle_leader_fencing_token`.)
+     */
+    int64_t token;
+    /**
+     * Version 3. The renewTime this elector last wrote in a successful
+     * acquisition or renewal: wall-clock (CLOCK_REALTIME, elector clock)
+     * nanoseconds since the epoch; 0 before the first.
+     * (`kle_leader_last_renewal_timestamp_seconds`.)
+     */
+    int64_t last_renew_wall_ns;
 } kle_elector_stats;
 
 /** Initialiser of kle_elector_stats at the current version. */
 #define KLE_ELECTOR_STATS_INIT                                                                     \
     {                                                                                              \
-        KLE_ELECTOR_STATS_VERSION, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0                           \
+        KLE_ELECTOR_STATS_VERSION, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0                     \
     }
 
 /**
@@ -222,18 +236,33 @@ KLE_EXTERN(int) kle_elector_new(kle_elector **out, const kle_elector_config *con
 
 /**
  * Runs the election on the calling thread until kle_elector_stop() is
- * called or leadership is lost. May be called again after it returns (for
- * example to campaign again after a loss), unless stopped.
- * @return 0 when stopped; KLE_ETIMEOUT when leadership was lost because
- *   renewals did not succeed before the renew deadline; KLE_ECONFLICT when
- *   it ended at once because the watch showed another holder newer than
- *   this elector's last write (watch mode) or a read showed another
- *   holder; KLE_EIDENTITY when another replica writes the lock under this
- *   elector's identity (it does not lead under it: identities must be
- *   unique); KLE_ESTATE if the elector is already running; KLE_ESYSTEM if
- *   a thread could not start.
+ * called or leadership ends. May be called again after it returns, unless
+ * stopped (a stop stays in effect).
+ *
+ * What the return means for a program that should keep campaigning:
+ * - 0: stopped by kle_elector_stop(), or, without a stop, this elector
+ *   ended its term to hand the lease over to a preferred holder
+ *   (`kle transfer`, preferredHolder) or handed over a lease it won that
+ *   was reserved for another: campaign again unless you stopped it;
+ * - leadership lost, campaign again (kle_error_is_lost_leadership() is 1):
+ *   KLE_ETIMEOUT when renewals did not succeed before the renew deadline
+ *   (or the deadline passed before the leader's work could start);
+ *   KLE_ECONFLICT when the watch showed another holder newer than this
+ *   elector's last write (watch mode), or a read showed another holder;
+ * - any other code is a failure, not a loss: KLE_EIDENTITY when another
+ *   replica writes the lock under this elector's identity (it does not
+ *   lead under it: give every replica its own identity); KLE_ESTATE if the
+ *   elector is already running; KLE_ESYSTEM if a thread could not start.
  */
 KLE_EXTERN(int) kle_elector_run(kle_elector *elector);
+
+/**
+ * 1 when @p rc, a return of kle_elector_run(), means that leadership was
+ * lost (KLE_ETIMEOUT, KLE_ECONFLICT), so a program that should stay a
+ * candidate campaigns again; 0 for anything else (0 included: see
+ * kle_elector_run()).
+ */
+KLE_EXTERN(int) kle_error_is_lost_leadership(int rc);
 
 /**
  * Asks kle_elector_run() to end. Safe from any thread and from a signal
@@ -284,8 +313,17 @@ KLE_EXTERN(int) kle_elector_get_stats(kle_elector_stats *out, kle_elector *elect
  * (version 0.0.4) into a new string, which the caller frees with
  * kle_free(): client-go's `leader_election_master_status{name=...}` gauge
  * and `leader_election_slowpath_total{name=...}` counter for each
- * elector, then `kle_log_dropped_lines_total` (log lines libkle dropped
- * because its log output was blocked). `kle run` serves this on /metrics.
+ * elector; from stats of version 2, `kle_watch_stream_up{name=...}` (1
+ * while the watch stream of the lock is healthy) and
+ * `kle_watch_stream_restarts_total{name=...}`; from version 3,
+ * `kle_leader_fencing_token{name=...}` (the token of the current or last
+ * term, for electors that have led) and
+ * `kle_leader_last_renewal_timestamp_seconds{name=...}` (when this
+ * elector last renewed or acquired, seconds since the epoch: alert on
+ * time() minus it while leader_election_master_status is 1); then
+ * `kle_log_dropped_lines_total` (log lines libkle dropped because its log
+ * output was blocked). `kle run` serves this on /metrics, with
+ * kle_client_metrics() (kle/client.h).
  * Serve it from an HTTP handler, or append it to your own exposition.
  * @param out receives the text.
  * @param names the `name` label of each elector (escaped as the format requires).

@@ -9,11 +9,32 @@
 #include <kle/kle.h>
 #include <kle/locks.h>
 
-/* Exit codes (documented in docs/cli.md). */
-#define CLI_EXIT_OK       0
-#define CLI_EXIT_FAILURE  1 /* runtime failure: API, kubeconfig, system */
-#define CLI_EXIT_USAGE    2 /* bad flag or value */
-#define CLI_EXIT_NOTFOUND 3 /* kle status: the lock object does not exist */
+/*
+ * Exit codes (docs/cli.md, "Exit codes"). kle run passes COMMAND's status
+ * through, so its own outcomes after the command line was accepted use
+ * codes that common commands do not (as timeout(1) uses 124 to 127).
+ */
+#define CLI_EXIT_OK         0
+#define CLI_EXIT_FAILURE    1   /* status, transfer: API, kubeconfig or system failure */
+#define CLI_EXIT_USAGE      2   /* bad flag or value, found before connecting */
+#define CLI_EXIT_NOTFOUND   3   /* status: the lock object does not exist */
+#define CLI_EXIT_NOT_LEADER 4   /* status --is-leader: the identity does not hold the lock */
+#define CLI_EXIT_LOST       122 /* run: leadership lost while COMMAND ran (--on-exit=exit) */
+#define CLI_EXIT_TIMEOUT    124 /* run --timeout: the lock was not acquired in time */
+#define CLI_EXIT_RUN_FAILED 125 /* run: kle itself failed (configuration, API, system) */
+#define CLI_EXIT_CANNOT_RUN 126 /* run: COMMAND could not be executed */
+#define CLI_EXIT_NO_COMMAND 127 /* run: COMMAND was not found */
+
+/*
+ * The floor of kle run's timings (docs/cli.md, "Timings"): below it a
+ * replica churns terms and loads the API server without gaining anything.
+ */
+#define CLI_MIN_RETRY_MS  100  /* --retry-period */
+#define CLI_MIN_RENEW_MS  1000 /* --renew-deadline */
+#define CLI_MIN_WINDOW_MS 500  /* --lease-duration - --renew-deadline */
+/* What --grace leaves of lease-duration - renew-deadline: room for the
+ * SIGKILL at deadline + grace to take effect before the lease can pass. */
+#define CLI_GRACE_MARGIN_MS 100
 
 /* The longest duration any flag takes: leaseDurationSeconds is an int32. */
 #define CLI_MAX_DURATION_MS (INT64_C(2147483647) * 1000)
@@ -22,7 +43,7 @@ typedef enum cli_on_exit { CLI_ON_EXIT_RELEASE, CLI_ON_EXIT_EXIT, CLI_ON_EXIT_RE
 
 /* Every option of every command; unset strings are NULL. */
 typedef struct cli_opts {
-    const char *command; /* "run" or "status" */
+    const char *command; /* "run", "status" or "transfer" */
     const char *kubeconfig;
     const char *context;
     const char *namespace_;
@@ -44,18 +65,24 @@ typedef struct cli_opts {
     cli_on_exit on_exit;
     int release_on_cancel;
     int migration_guard;
-    int follow_poll;   /* --follow poll */
-    char **argv_child; /* NULL-terminated, borrowed from argv */
+    int follow_poll;    /* --follow poll */
+    int64_t timeout_ms; /* --timeout: give up acquiring after it; 0: never */
+    int leader_elect;   /* --leader-elect (default 1); 0: run COMMAND without election */
+    char **argv_child;  /* NULL-terminated, borrowed from argv */
     int coordinated;
     int candidate;
     const char *binary_version;
     const char *emulation_version;
     /* status */
     int output_json;
-    int watch; /* status -w */
+    int watch;             /* status -w */
+    int changes_all;       /* status -w --changes all (else holder changes only) */
+    int changes_set;       /* --changes was given */
+    const char *is_leader; /* status --is-leader ID */
     /* transfer */
     const char *transfer_to;
     int force;
+    int yes; /* transfer --yes: also to a target that is not a known candidate */
     int help;
 } cli_opts;
 
@@ -81,6 +108,18 @@ int64_t cli_healthz_bound_ms(const cli_opts *o);
 
 /* Formats milliseconds as a Go duration ("15s", "1.5s", "300ms"). */
 void cli_format_duration(char *buf, size_t size, int64_t ms);
+
+/* Formats an age as kubectl does (apimachinery's HumanDuration): "45s",
+ * "5m47s", "3h12m", "2d5h"; "<invalid>" more than a second in the future. */
+void cli_human_duration(char *buf, size_t size, int64_t ms);
+
+/* 1 when @p s is a valid object name: a DNS-1123 subdomain (at most 253
+ * characters) or, with @p label, a DNS-1123 label (at most 63). */
+int cli_valid_name(const char *s, int label);
+
+/* Writes "kle: <message>" and a newline to stderr: the one error style of
+ * every command for what is found before (or instead of) running. */
+void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /* Parses a boolean as Go's strconv.ParseBool. */
 int cli_parse_bool(int *out, const char *text);
@@ -109,6 +148,9 @@ void cli_log_setup(int json, int verbosity);
 /* Logs a line of the tool itself through the same handler. */
 void cli_log(kle_log_severity sev, int v, const char *file, int line, const char *fmt, ...)
     __attribute__((format(printf, 5, 6)));
+/* The same with structured fields (JSON logs show them as keys). */
+void cli_logf(kle_log_severity sev, int v, const char *file, int line, const kle_log_field *fields,
+              size_t nfields, const char *fmt, ...) __attribute__((format(printf, 7, 8)));
 #define CLI_INFO(...) cli_log(KLE_LOG_INFO, 0, __FILE__, __LINE__, __VA_ARGS__)
 #define CLI_V(v, ...) cli_log(KLE_LOG_INFO, (v), __FILE__, __LINE__, __VA_ARGS__)
 #define CLI_WARN(...) cli_log(KLE_LOG_WARNING, 0, __FILE__, __LINE__, __VA_ARGS__)

@@ -15,7 +15,7 @@ int cli_make_client(kle_client **out, const cli_opts *o)
         /* A setup error, reported as flag errors are: one "kle: " line. */
         char why[1024];
         cli_escape(why, sizeof(why), kle_error_last()->message);
-        fprintf(stderr, "kle: cannot connect: %s\n", why);
+        cli_error("cannot connect: %s", why);
         return -1;
     }
     return 0;
@@ -29,8 +29,9 @@ int cli_make_lock(kle_lock **out, const cli_opts *o, kle_client *client, const c
     lo.namespace_ = kle_client_namespace(client);
     lo.event_component = "kle";
     if (kle_lock_new_by_name(out, o->resource_lock, client, &lo) < 0) {
-        CLI_ERR("cannot create the %s lock %s: %s", o->resource_lock, o->lock_name,
-                kle_error_last()->message);
+        char why[1024];
+        cli_escape(why, sizeof(why), kle_error_last()->message);
+        cli_error("cannot make the %s lock %s: %s", o->resource_lock, o->lock_name, why);
         return -1;
     }
     /* Only kle run acquires; kle status reads. Locks that are not single

@@ -10,7 +10,17 @@
 #include "cli.h"
 #include "kle/record.h"
 
-enum flag_kind { F_STRING, F_DURATION, F_BOOL, F_INT, F_ONEXIT, F_OUTPUT, F_LOGFMT, F_FOLLOW };
+enum flag_kind {
+    F_STRING,
+    F_DURATION,
+    F_BOOL,
+    F_INT,
+    F_ONEXIT,
+    F_OUTPUT,
+    F_LOGFMT,
+    F_FOLLOW,
+    F_CHANGES
+};
 
 #define CMD_RUN      1
 #define CMD_STATUS   2
@@ -54,14 +64,19 @@ static const flag_def flags[] = {
     {"release-on-cancel", NULL, "KLE_RELEASE_ON_CANCEL", F_BOOL, CMD_RUN, OFF(release_on_cancel)},
     {"migration-guard", NULL, "KLE_MIGRATION_GUARD", F_BOOL, CMD_RUN, OFF(migration_guard)},
     {"follow", NULL, "KLE_FOLLOW", F_FOLLOW, CMD_RUN, OFF(follow_poll)},
+    {"timeout", NULL, "KLE_TIMEOUT", F_DURATION, CMD_RUN, OFF(timeout_ms)},
+    {"leader-elect", NULL, "KLE_LEADER_ELECT", F_BOOL, CMD_RUN, OFF(leader_elect)},
     {"output", NULL, NULL, F_OUTPUT, CMD_STATUS, OFF(output_json)},
     {"watch", NULL, NULL, F_BOOL, CMD_STATUS, OFF(watch)},
+    {"changes", NULL, NULL, F_CHANGES, CMD_STATUS, OFF(changes_all)},
+    {"is-leader", NULL, NULL, F_STRING, CMD_STATUS, OFF(is_leader)},
     {"coordinated", NULL, "KLE_COORDINATED", F_BOOL, CMD_RUN, OFF(coordinated)},
     {"candidate", NULL, "KLE_CANDIDATE", F_BOOL, CMD_RUN, OFF(candidate)},
     {"binary-version", NULL, "KLE_BINARY_VERSION", F_STRING, CMD_RUN, OFF(binary_version)},
     {"emulation-version", NULL, "KLE_EMULATION_VERSION", F_STRING, CMD_RUN, OFF(emulation_version)},
     {"to", NULL, NULL, F_STRING, CMD_TRANSFER, OFF(transfer_to)},
     {"force", NULL, NULL, F_BOOL, CMD_TRANSFER, OFF(force)},
+    {"yes", NULL, NULL, F_BOOL, CMD_TRANSFER, OFF(yes)},
 };
 #define NFLAGS (sizeof(flags) / sizeof(flags[0]))
 
@@ -191,6 +206,87 @@ void cli_format_duration(char *buf, size_t size, int64_t ms)
     }
 }
 
+void cli_human_duration(char *buf, size_t size, int64_t ms)
+{
+    /* k8s.io/apimachinery/pkg/util/duration.HumanDuration, as kubectl's AGE. */
+    int64_t sec = ms / 1000; /* toward zero, as Go's int(d.Seconds()) */
+    if (sec < -1) {
+        snprintf(buf, size, "<invalid>");
+        return;
+    }
+    if (sec < 0)
+        sec = 0;
+    if (sec < 120) {
+        snprintf(buf, size, "%llds", (long long)sec);
+        return;
+    }
+    int64_t min = sec / 60;
+    if (min < 10) {
+        if (sec % 60)
+            snprintf(buf, size, "%lldm%llds", (long long)min, (long long)(sec % 60));
+        else
+            snprintf(buf, size, "%lldm", (long long)min);
+        return;
+    }
+    if (min < 180) {
+        snprintf(buf, size, "%lldm", (long long)min);
+        return;
+    }
+    int64_t h = sec / 3600;
+    if (h < 8) {
+        if (min % 60)
+            snprintf(buf, size, "%lldh%lldm", (long long)h, (long long)(min % 60));
+        else
+            snprintf(buf, size, "%lldh", (long long)h);
+        return;
+    }
+    if (h < 48) {
+        snprintf(buf, size, "%lldh", (long long)h);
+        return;
+    }
+    if (h < 24 * 8) {
+        if (h % 24)
+            snprintf(buf, size, "%lldd%lldh", (long long)(h / 24), (long long)(h % 24));
+        else
+            snprintf(buf, size, "%lldd", (long long)(h / 24));
+        return;
+    }
+    if (h < 24 * 365 * 2) {
+        snprintf(buf, size, "%lldd", (long long)(h / 24));
+        return;
+    }
+    if (h < 24 * 365 * 8) {
+        int64_t dy = h / 24 % 365;
+        if (dy)
+            snprintf(buf, size, "%lldy%lldd", (long long)(h / 24 / 365), (long long)dy);
+        else
+            snprintf(buf, size, "%lldy", (long long)(h / 24 / 365));
+        return;
+    }
+    snprintf(buf, size, "%lldy", (long long)(h / 24 / 365));
+}
+
+int cli_valid_name(const char *s, int label)
+{
+    /* The API server's rules (IsDNS1123Subdomain, IsDNS1123Label). */
+    size_t n = strlen(s), max = label ? 63 : 253;
+    if (n == 0 || n > max)
+        return 0;
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        int alnum = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
+        if (alnum)
+            continue;
+        if (c != '-' && (c != '.' || label))
+            return 0;
+        /* '-' and '.' only inside a label: not first, not last, not next to a dot. */
+        if (i == 0 || i == n - 1 || s[i - 1] == '.' || (c == '.' && s[i - 1] == '-') ||
+            (s[i + 1] == '.'))
+            return 0;
+    }
+    return 1;
+}
+
 static int set_value(cli_opts *o, const flag_def *f, const char *shown, const char *value,
                      char *err, size_t errlen)
 {
@@ -273,6 +369,17 @@ static int set_value(cli_opts *o, const flag_def *f, const char *shown, const ch
             return CLI_EXIT_USAGE;
         }
         return 0;
+    case F_CHANGES:
+        if (strcmp(value, "all") == 0)
+            o->changes_all = 1;
+        else if (strcmp(value, "holder") == 0)
+            o->changes_all = 0;
+        else {
+            fail(err, errlen, "%s: invalid value \"%s\" (holder or all)", shown, value);
+            return CLI_EXIT_USAGE;
+        }
+        o->changes_set = 1;
+        return 0;
     case F_LOGFMT:
         if (strcmp(value, "json") == 0)
             o->json_logs = 1;
@@ -316,13 +423,14 @@ int cli_parse(cli_opts *o, int argc, char **argv, char *err, size_t errlen)
     o->retry_period_ms = 2000;
     o->healthz_timeout_ms = 20000;
     o->grace_ms = 3000;
-    o->on_exit = CLI_ON_EXIT_RELEASE;
+    o->on_exit = CLI_ON_EXIT_EXIT;
+    o->leader_elect = 1;
     o->release_on_cancel = 1;
     o->migration_guard = 1;
     err[0] = '\0';
 
     if (argc < 2) {
-        fail(err, errlen, "no command given (run, status, help); see kle --help");
+        fail(err, errlen, "no command given (run, status, transfer, help); see kle --help");
         return CLI_EXIT_USAGE;
     }
     o->command = argv[1];
@@ -426,18 +534,75 @@ int cli_parse(cli_opts *o, int argc, char **argv, char *err, size_t errlen)
         }
         o->argv_child = argv + i;
     }
-    if (!o->lock_name) {
+    if (!o->lock_name && !(cmd == CMD_RUN && !o->leader_elect)) {
         fail(err, errlen, "%s: --lock-name is required (or $KLE_LOCK_NAME)", argv[1]);
+        return CLI_EXIT_USAGE;
+    }
+    /* Names the API server would refuse, refused here: before connecting. */
+    if (o->lock_name && !cli_valid_name(o->lock_name, 0)) {
+        fail(err, errlen,
+             "--lock-name \"%s\": not a valid object name: a lowercase RFC 1123 subdomain "
+             "(lower case letters, digits, '-' and '.', starting and ending with a letter or "
+             "digit, at most 253 characters)",
+             o->lock_name);
+        return CLI_EXIT_USAGE;
+    }
+    if (o->namespace_ && !cli_valid_name(o->namespace_, 1)) {
+        fail(err, errlen,
+             "--namespace \"%s\": not a valid namespace: a lowercase RFC 1123 label (lower "
+             "case letters, digits and '-', starting and ending with a letter or digit, at "
+             "most 63 characters)",
+             o->namespace_);
+        return CLI_EXIT_USAGE;
+    }
+    if (o->identity && kle_identity_check(o->identity) < 0) {
+        fail(err, errlen, "--identity: %s", kle_error_last()->message);
         return CLI_EXIT_USAGE;
     }
     if (cmd == CMD_TRANSFER && (!o->transfer_to || !*o->transfer_to)) {
         fail(err, errlen, "transfer: --to IDENTITY is required");
         return CLI_EXIT_USAGE;
     }
+    if (cmd == CMD_TRANSFER && kle_identity_check(o->transfer_to) < 0) {
+        fail(err, errlen, "--to: %s", kle_error_last()->message);
+        return CLI_EXIT_USAGE;
+    }
+    if (cmd == CMD_TRANSFER && o->yes && !o->force) {
+        fail(err, errlen,
+             "transfer: --yes confirms --force; give both to transfer to a "
+             "target that is not a known candidate");
+        return CLI_EXIT_USAGE;
+    }
+    if (cmd == CMD_STATUS && o->is_leader && kle_identity_check(o->is_leader) < 0) {
+        fail(err, errlen, "--is-leader: %s", kle_error_last()->message);
+        return CLI_EXIT_USAGE;
+    }
+    if (cmd == CMD_STATUS && o->is_leader && o->watch) {
+        fail(err, errlen,
+             "status: --is-leader answers once (by its exit code); it does not "
+             "go with -w");
+        return CLI_EXIT_USAGE;
+    }
+    if (cmd == CMD_STATUS && o->changes_set && !o->watch) {
+        fail(err, errlen, "status: --changes chooses what -w prints; give -w too");
+        return CLI_EXIT_USAGE;
+    }
     if (cmd == CMD_RUN && (o->coordinated || o->candidate) && !o->binary_version) {
         fail(err, errlen, "run: --%s publishes a LeaseCandidate and needs --binary-version",
              o->coordinated ? "coordinated" : "candidate");
         return CLI_EXIT_USAGE;
+    }
+    if (cmd == CMD_RUN && !o->leader_elect) {
+        /* No election: nothing to campaign for, publish or time out. */
+        const char *with = o->coordinated  ? "--coordinated"
+                           : o->candidate  ? "--candidate"
+                           : o->timeout_ms ? "--timeout"
+                                           : NULL;
+        if (with) {
+            fail(err, errlen, "run: %s needs an election; it does not go with --leader-elect=false",
+                 with);
+            return CLI_EXIT_USAGE;
+        }
     }
     int known = 0;
     for (const char *const *t = kle_lock_type_names(); *t; t++)
@@ -464,7 +629,7 @@ int cli_parse(cli_opts *o, int argc, char **argv, char *err, size_t errlen)
         }
     }
     if (cmd == CMD_RUN) {
-        char l[32], r[32], p[32], g[32], w[32];
+        char l[32], r[32], p[32], g[32], w[32], m[32];
         cli_format_duration(l, sizeof(l), o->lease_duration_ms);
         cli_format_duration(r, sizeof(r), o->renew_deadline_ms);
         cli_format_duration(p, sizeof(p), o->retry_period_ms);
@@ -486,18 +651,44 @@ int cli_parse(cli_opts *o, int argc, char **argv, char *err, size_t errlen)
                  p);
             return CLI_EXIT_USAGE;
         }
+        /* The floor (docs/cli.md, "Timings"). */
+        if (o->retry_period_ms < CLI_MIN_RETRY_MS) {
+            fail(err, errlen,
+                 "--retry-period %s is below kle's floor of 100ms: every try is one to three "
+                 "requests, so a shorter period loads the API server without electing faster",
+                 p);
+            return CLI_EXIT_USAGE;
+        }
+        if (o->renew_deadline_ms < CLI_MIN_RENEW_MS) {
+            fail(err, errlen,
+                 "--renew-deadline %s is below kle's floor of 1s: a leader that cannot wait one "
+                 "slow answer of the API server loses its term to it",
+                 r);
+            return CLI_EXIT_USAGE;
+        }
         int64_t window = o->lease_duration_ms - o->renew_deadline_ms;
         cli_format_duration(w, sizeof(w), window);
+        if (window < CLI_MIN_WINDOW_MS) {
+            fail(err, errlen,
+                 "--lease-duration %s - --renew-deadline %s = %s is below kle's floor of 500ms: "
+                 "the command must be stopped in that window, before the lease can pass to "
+                 "another replica",
+                 l, r, w);
+            return CLI_EXIT_USAGE;
+        }
+        int64_t max_grace = window - CLI_GRACE_MARGIN_MS;
+        cli_format_duration(m, sizeof(m), max_grace);
         if (!o->grace_set) {
-            /* Default: 3 s, or half the window when that is shorter. */
-            if (o->grace_ms >= window)
+            /* Default: 3 s, or half the window when 3 s does not fit. */
+            if (o->grace_ms > max_grace)
                 o->grace_ms = window / 2;
-        } else if (o->grace_ms >= window) {
+        } else if (o->grace_ms > max_grace) {
             cli_format_duration(g, sizeof(g), o->grace_ms);
             fail(err, errlen,
-                 "--grace %s must be shorter than --lease-duration %s - --renew-deadline %s = %s, "
-                 "or the command could outlive the lease and run beside the next leader",
-                 g, l, r, w);
+                 "--grace %s must be at most --lease-duration %s - --renew-deadline %s - 100ms "
+                 "= %s: the command is killed at the leadership deadline + grace at the latest, "
+                 "and that kill must take effect before the lease can pass to another replica",
+                 g, l, r, m);
             return CLI_EXIT_USAGE;
         }
     }
@@ -585,9 +776,10 @@ void cli_usage(const char *command)
               "  kle help [COMMAND]                     help of a command\n"
               "  kle completion bash|zsh                shell completion script\n"
               "  kle --version                          the versions of kle and libkle\n\n"
-              "Exit codes: 0 success; 1 runtime failure; 2 bad flag or value;\n"
-              "3 (status) no such lock; 126/127 (run) the command cannot be executed;\n"
-              "with run --on-exit=exit, the command's code.\n",
+              "Exit codes: 0 success; 1 (status, transfer) failure; 2 bad flag or value;\n"
+              "3 (status) no such lock; 4 (status --is-leader) not the leader;\n"
+              "run: COMMAND's code, or 122 leadership lost, 124 --timeout, 125 kle failed,\n"
+              "126 COMMAND cannot be executed, 127 COMMAND not found.\n",
               stdout);
         if (installed_cli_doc(doc, sizeof(doc)))
             printf("Documentation: %s\n", doc);
@@ -598,61 +790,74 @@ void cli_usage(const char *command)
         return;
     }
     if (strcmp(command, "run") == 0) {
-        fputs(
-            "Usage: kle run [flags] -- COMMAND [ARGS...]\n\n"
-            "Campaigns for the lock and runs COMMAND while this process leads, with\n"
-            "KLE_IDENTITY, KLE_LOCK (type/namespace/name) and KLE_LEADER_TRANSITIONS (a\n"
-            "fencing token that increases with every change of leader) in its environment.\n"
-            "When leadership ends the command and all its descendants get SIGTERM, then\n"
-            "SIGKILL after --grace; kle campaigns again. A supervisor process enforces the\n"
-            "leadership deadline on its own, even when kle is frozen. If kle dies, even by\n"
-            "SIGKILL, the command is killed too. SIGTERM, SIGINT, SIGHUP, SIGQUIT: stop the\n"
-            "command, release the lease, exit 0. A command that cannot be executed: exit\n"
-            "127 (not found) or 126.\n\n"
-            "Run flags:\n"
-            "  --identity ID           holder identity [$KLE_IDENTITY]; default $POD_NAME, else\n"
-            "                          hostname_UUID\n"
-            "  --lease-duration D      lease duration, Go syntax (default 15s) "
-            "[$KLE_LEASE_DURATION]\n"
-            "  --renew-deadline D      how long the leader retries renewing (default 10s)\n"
-            "                          [$KLE_RENEW_DEADLINE]\n"
-            "  --retry-period D        wait between tries (default 2s) [$KLE_RETRY_PERIOD]\n"
-            "  --grace D               SIGTERM-to-SIGKILL time (default 3s, or half of\n"
-            "                          lease-duration - renew-deadline when shorter); must be\n"
-            "                          shorter than lease-duration - renew-deadline [$KLE_GRACE]\n"
-            "  --on-exit MODE          when COMMAND exits: release (default; release and\n"
-            "                          campaign again), exit (release, exit with its code),\n"
-            "                          restart (run it again while leading) [$KLE_ON_EXIT]\n"
-            "  --release-on-cancel B   release the lease when stopping (default true)\n"
-            "                          [$KLE_RELEASE_ON_CANCEL]\n"
-            "  --migration-guard B     refuse to lead while the same-named lock of the other\n"
-            "                          family (Lease vs Endpoints/ConfigMap) has another live\n"
-            "                          holder: a skipped migration phase (default true)\n"
-            "                          [$KLE_MIGRATION_GUARD]\n"
-            "  --follow MODE           watch (default: watch the lock, take a released lease\n"
-            "                          at once and an expired one when it expires) or poll\n"
-            "                          (every retry period, as client-go) [$KLE_FOLLOW]\n"
-            "  --http-addr HOST:PORT   serve /healthz, /readyz, /metrics, /leader\n"
-            "                          [$KLE_HTTP_ADDR]; port 0 picks a free port\n"
-            "  --http-addr-file PATH   write the bound address there [$KLE_HTTP_ADDR_FILE]\n"
-            "  --call-timeout D        limit of one request to the API server (default\n"
-            "                          max(1s, renew-deadline/2)) [$KLE_CALL_TIMEOUT]\n"
-            "  --healthz-timeout D     margin over the longest a working election loop goes\n"
-            "                          without progress, before /healthz fails (default 20s)\n"
-            "                          [$KLE_HEALTHZ_TIMEOUT]; see docs/cli.md\n"
-            "  --candidate             publish a LeaseCandidate (coordination.k8s.io/v1beta1)\n"
-            "                          named after --identity, so kle transfer can see this\n"
-            "                          replica [$KLE_CANDIDATE]\n"
-            "  --coordinated           coordinated election: the API server picks the holder;\n"
-            "                          never creates or takes the lease (implies --candidate)\n"
-            "                          [$KLE_COORDINATED]\n"
-            "  --binary-version V      candidate's binary version, e.g. 1.33.0\n"
-            "                          [$KLE_BINARY_VERSION]\n"
-            "  --emulation-version V   candidate's emulation version (default: the binary\n"
-            "                          version) [$KLE_EMULATION_VERSION]\n"
-            "kube-controller-manager's --leader-elect-lease-duration,\n"
-            "--leader-elect-renew-deadline and --leader-elect-retry-period work too.\n\n",
-            stdout);
+        fputs("Usage: kle run [flags] -- COMMAND [ARGS...]\n\n"
+              "Campaigns for the lock and runs COMMAND while this process leads, with\n"
+              "KLE_IDENTITY, KLE_LOCK (type/namespace/name) and KLE_LEADER_TRANSITIONS (a\n"
+              "fencing token that increases with every change of leader) in its environment.\n"
+              "By default (--on-exit=exit) COMMAND runs once: when it exits, kle releases the\n"
+              "lease and exits with COMMAND's code; when leadership is lost first, COMMAND and\n"
+              "all its descendants get SIGTERM, then SIGKILL after --grace, and kle exits 122.\n"
+              "A supervisor process enforces the leadership deadline on its own, even when\n"
+              "kle is frozen. If kle dies, even by SIGKILL, the command is killed too.\n"
+              "SIGTERM, SIGINT, SIGHUP, SIGQUIT: stop the command, release the lease, exit 0.\n\n"
+              "Exit codes: COMMAND's code (128 + N when killed by signal N); 0 stopped by a\n"
+              "signal; 2 bad flag or value (nothing started); 122 leadership lost while\n"
+              "COMMAND ran; 124 --timeout passed before the lock was acquired; 125 kle\n"
+              "failed (configuration, API, system); 126 COMMAND cannot be executed; 127\n"
+              "COMMAND not found.\n\n"
+              "Run flags:\n"
+              "  --identity ID           holder identity [$KLE_IDENTITY]; default $POD_NAME, else\n"
+              "                          hostname_UUID\n"
+              "  --lease-duration D      lease duration, Go syntax (default 15s) "
+              "[$KLE_LEASE_DURATION]\n"
+              "  --renew-deadline D      how long the leader retries renewing (default 10s,\n"
+              "                          at least 1s) [$KLE_RENEW_DEADLINE]\n"
+              "  --retry-period D        wait between tries (default 2s, at least 100ms)\n"
+              "                          [$KLE_RETRY_PERIOD]\n"
+              "  --grace D               SIGTERM-to-SIGKILL time (default 3s, or half of\n"
+              "                          lease-duration - renew-deadline when 3s does not fit);\n"
+              "                          at most lease-duration - renew-deadline - 100ms\n"
+              "                          [$KLE_GRACE]\n"
+              "  --on-exit MODE          when COMMAND exits: exit (default; release the lease,\n"
+              "                          exit with its code), release (release and campaign\n"
+              "                          again), restart (run it again while leading); both\n"
+              "                          back off when COMMAND keeps exiting [$KLE_ON_EXIT]\n"
+              "  --timeout D             give up acquiring the lock after D and exit 124\n"
+              "                          (default: wait forever) [$KLE_TIMEOUT]\n"
+              "  --leader-elect B        false: run COMMAND without election, under the\n"
+              "                          supervisor, with the HTTP endpoints (default true)\n"
+              "                          [$KLE_LEADER_ELECT]\n"
+              "  --release-on-cancel B   release the lease when stopping (default true)\n"
+              "                          [$KLE_RELEASE_ON_CANCEL]\n"
+              "  --migration-guard B     refuse to lead while the same-named lock of the other\n"
+              "                          family (Lease vs Endpoints/ConfigMap) has another live\n"
+              "                          holder: a skipped migration phase (default true)\n"
+              "                          [$KLE_MIGRATION_GUARD]\n"
+              "  --follow MODE           watch (default: watch the lock, take a released lease\n"
+              "                          at once and an expired one when it expires) or poll\n"
+              "                          (every retry period, as client-go) [$KLE_FOLLOW]\n"
+              "  --http-addr HOST:PORT   serve /healthz, /readyz, /metrics, /leader\n"
+              "                          [$KLE_HTTP_ADDR]; port 0 picks a free port\n"
+              "  --http-addr-file PATH   write the bound address there [$KLE_HTTP_ADDR_FILE]\n"
+              "  --call-timeout D        limit of one request to the API server (default\n"
+              "                          max(1s, renew-deadline/2)) [$KLE_CALL_TIMEOUT]\n"
+              "  --healthz-timeout D     margin over the longest a working election loop goes\n"
+              "                          without progress, before /healthz fails (default 20s)\n"
+              "                          [$KLE_HEALTHZ_TIMEOUT]; see docs/cli.md\n"
+              "  --candidate             publish a LeaseCandidate (coordination.k8s.io/v1beta1)\n"
+              "                          named LOCK.IDENTITY, so kle transfer can see this\n"
+              "                          replica [$KLE_CANDIDATE]\n"
+              "  --coordinated           coordinated election: the API server picks the holder;\n"
+              "                          never creates or takes the lease (implies --candidate,\n"
+              "                          named IDENTITY, which the server writes in as holder)\n"
+              "                          [$KLE_COORDINATED]\n"
+              "  --binary-version V      candidate's binary version, e.g. 1.33.0\n"
+              "                          [$KLE_BINARY_VERSION]\n"
+              "  --emulation-version V   candidate's emulation version (default: the binary\n"
+              "                          version) [$KLE_EMULATION_VERSION]\n"
+              "kube-controller-manager's --leader-elect-lease-duration,\n"
+              "--leader-elect-renew-deadline and --leader-elect-retry-period work too.\n\n",
+              stdout);
         fputs(common_help, stdout);
         return;
     }
@@ -660,24 +865,39 @@ void cli_usage(const char *command)
         fputs("Usage: kle transfer --lock-name NAME --to IDENTITY [flags]\n\n"
               "Planned handover: sets the Lease's preferredHolder to IDENTITY, so that the\n"
               "current leader stops its work and hands the lease over. IDENTITY must be a\n"
-              "live candidate: its LeaseCandidate must exist and answer a ping within 5s.\n"
+              "live candidate: its LeaseCandidate (LOCK.IDENTITY, or IDENTITY as published\n"
+              "by --coordinated and older kle) must exist and answer a ping within 5s.\n"
               "Only leases can be transferred. See docs/coordinated.md.\n\n"
+              "Exit codes: 0 asked; 1 refused or failed (the reason on stderr); 2 bad flag.\n\n"
               "Transfer flags:\n"
               "  --to IDENTITY           the replica to hand over to (required)\n"
-              "  --force                 skip the live-candidate check\n\n",
+              "  --force                 skip the ping: hand over to a known candidate that\n"
+              "                          does not answer\n"
+              "  --yes                   with --force: hand over even to a target that has no\n"
+              "                          LeaseCandidate (on a terminal kle asks instead); a\n"
+              "                          target that never takes it leaves the lock leaderless\n"
+              "                          for a lease duration\n\n",
               stdout);
         fputs(common_help, stdout);
         return;
     }
     fputs("Usage: kle status [flags]\n\n"
-          "Shows the lock's record: holder, acquired, renewed, lease duration, transitions,\n"
-          "and whether it has expired by this machine's clock; for the MultiLocks\n"
-          "(endpointsleases, configmapsleases) both records and whether they agree.\n\n"
+          "Shows the lock's record: holder, acquired, renewed (ages as kubectl prints\n"
+          "them), lease duration, transitions, and whether it has expired by this\n"
+          "machine's clock; for the MultiLocks (endpointsleases, configmapsleases) both\n"
+          "records and whether they agree.\n\n"
+          "Exit codes: 0 the lock exists (with --is-leader: ID holds it); 1 failure;\n"
+          "2 bad flag; 3 the lock does not exist (yet); 4 (--is-leader) ID does not hold\n"
+          "it, or its lease has expired.\n\n"
           "Status flags:\n"
           "  -o, --output FMT        table (default) or json\n"
-          "  -w, --watch             then print every change of the lock as it happens\n"
-          "                          (one line, or one JSON object, per change) until\n"
-          "                          interrupted; single-object locks only\n\n",
+          "  -w, --watch             then print the lock's changes as they happen, until\n"
+          "                          interrupted (MultiLocks: both objects)\n"
+          "  --changes WHAT          with -w: holder (changes of holder only; the default\n"
+          "                          on a terminal) or all (every change, renewals too; the\n"
+          "                          default otherwise)\n"
+          "  --is-leader ID          exit 0 when ID holds the lock and its lease has not\n"
+          "                          expired, 4 otherwise\n\n",
           stdout);
     fputs(common_help, stdout);
 }
@@ -722,6 +942,9 @@ void cli_each_flag(const char *command, cli_flag_fn fn, void *arg)
             break;
         case F_FOLLOW:
             fi.values = "watch poll";
+            break;
+        case F_CHANGES:
+            fi.values = "holder all";
             break;
         }
         if (f->offset == OFF(watch))

@@ -57,12 +57,20 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "proctree.h"
 
 static int64_t boot_ns(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_BOOTTIME, &ts);
     return (int64_t)ts.tv_sec * KLE_NS_PER_SEC + ts.tv_nsec;
+}
+
+/* a + b for b >= 0, INT64_MAX when it would overflow (no deadline: kle run
+ * --leader-elect=false sends INT64_MAX). */
+static int64_t sat_add(int64_t a, int64_t b)
+{
+    return a > INT64_MAX - b ? INT64_MAX : a + b;
 }
 
 static void arm_at(int tfd, int64_t at_ns)
@@ -77,100 +85,49 @@ static void arm_at(int tfd, int64_t at_ns)
 }
 
 /*
- * Sends @p sig to every descendant of this process (found through the
- * parent links in /proc/PID/stat); with @p outside_group_only, only to those
- * outside our process group (the group gets kle's signal directly).
- * Returns the number of descendants found.
+ * Sends @p sig to every descendant of this process (proctree.c: the whole
+ * of /proc, however many processes there are); with @p outside_group_only,
+ * only to those outside our process group (the group gets kle's signal
+ * directly). Without /proc, the command itself at least.
  */
-static int signal_descendants(int sig, int outside_group_only)
+static void signal_descendants(pid_t child, int sig, int outside_group_only)
 {
-    enum { MAXP = 8192 };
-    static pid_t pids[MAXP], ppids[MAXP], pgids[MAXP];
-    static char mark[MAXP];
-    size_t n = 0;
-    int found = 0;
-    pid_t self = getpid(), group = getpgrp();
-    DIR *d = opendir("/proc");
-    struct dirent *e;
-    if (!d) {
-        /* No /proc: at least the group. */
-        kill(0, sig);
-        return 0;
-    }
-    while ((e = readdir(d)) != NULL && n < MAXP) {
-        char path[64], buf[512];
-        char *end;
-        long pid = strtol(e->d_name, &end, 10);
-        if (*end || pid <= 0)
-            continue;
-        snprintf(path, sizeof(path), "/proc/%ld/stat", pid);
-        int fd = open(path, O_RDONLY | O_CLOEXEC);
-        if (fd < 0)
-            continue;
-        ssize_t len = read(fd, buf, sizeof(buf) - 1);
-        close(fd);
-        if (len <= 0)
-            continue;
-        buf[len] = '\0';
-        /* "pid (comm) state ppid pgrp ...": comm may hold spaces and ')'. */
-        char *rp = strrchr(buf, ')');
-        char state;
-        long ppid, pgrp;
-        if (!rp || sscanf(rp + 1, " %c %ld %ld", &state, &ppid, &pgrp) != 3)
-            continue;
-        pids[n] = (pid_t)pid;
-        ppids[n] = (pid_t)ppid;
-        pgids[n] = (pid_t)pgrp;
-        mark[n] = 0;
-        n++;
-    }
-    closedir(d);
-    /* Mark descendants: repeat until no new one (the list is small). */
-    for (int changed = 1; changed;) {
-        changed = 0;
-        for (size_t i = 0; i < n; i++) {
-            if (mark[i])
-                continue;
-            int parent_marked = ppids[i] == self;
-            for (size_t j = 0; j < n && !parent_marked; j++)
-                parent_marked = mark[j] && pids[j] == ppids[i];
-            if (parent_marked) {
-                mark[i] = 1;
-                changed = 1;
-            }
-        }
-    }
-    for (size_t i = 0; i < n; i++) {
-        if (!mark[i] || pids[i] == self)
-            continue;
-        found++;
-        if (outside_group_only && pgids[i] == group)
-            continue;
-        kill(pids[i], sig);
-    }
-    return found;
+    if (cli_signal_descendants(getpid(), sig, outside_group_only, getpgrp()) < 0 &&
+        !outside_group_only)
+        kill(child, sig);
 }
 
-/* SIGKILLs every descendant and reaps them all; records the command's
- * status if it ends here. */
+/*
+ * SIGKILLs every descendant and reaps them all; records the command's
+ * status if it ends here. Never blocks on a child: a descendant that a
+ * scan missed (started after it, or not readable then) is found and
+ * killed by the next scan, 100 ms later at most. Returns once no child is
+ * left: an orphaned descendant is reparented to us (the subreaper), so no
+ * child means no descendant.
+ */
 static void kill_all_and_reap(pid_t child, int *child_status, int *child_done)
 {
-    for (int round = 0; round < 10000; round++) {
+    sigset_t chld;
+    sigemptyset(&chld);
+    sigaddset(&chld, SIGCHLD);
+    for (;;) {
         int status;
-        /* No child means no descendant: an orphaned descendant is
-         * reparented to us (the subreaper), so a living one is our child
-         * or has one among its ancestors. Then /proc need not be read. */
-        pid_t p = waitpid(-1, &status, WNOHANG);
+        pid_t p;
+        while ((p = waitpid(-1, &status, WNOHANG)) > 0) {
+            if (p == child && !*child_done) {
+                *child_status = status;
+                *child_done = 1;
+            }
+        }
         if (p < 0 && errno == ECHILD)
             return;
-        if (p == 0) {
-            signal_descendants(SIGKILL, 0);
-            p = waitpid(-1, &status, 0);
-        }
-        if (p == child && !*child_done) {
-            *child_status = status;
-            *child_done = 1;
-        }
+        if (p < 0 && errno == EINTR)
+            continue;
+        signal_descendants(child, SIGKILL, 0);
+        /* SIGCHLD is blocked (and read from the signalfd elsewhere): wait
+         * for one here, for at most 100 ms, then look again. */
+        struct timespec ts = {0, 100 * 1000000L};
+        sigtimedwait(&chld, NULL, &ts);
     }
 }
 
@@ -231,7 +188,9 @@ static int parse_rlim(rlim_t *out, const char *s)
 }
 
 /* Closes every descriptor from 3 up but @p a and @p b: close_range (Linux
- * 5.9) around them, or where it fails one close a descriptor below 1024. */
+ * 5.9) around them; where it fails, each descriptor /proc/self/fd lists;
+ * without /proc, every number up to the descriptor limit (kle raises its
+ * own, so its descriptors may lie far above 1024). */
 static void close_all_but(int a, int b)
 {
     int keep[2] = {a < b ? a : b, a < b ? b : a};
@@ -245,9 +204,31 @@ static void close_all_but(int a, int b)
     }
     if (ok && close_range((unsigned)from, ~0U, 0) == 0)
         return;
-    for (int fd = 3; fd < 1024; fd++)
+    DIR *d = opendir("/proc/self/fd");
+    if (d) {
+        struct dirent *e;
+        while ((e = readdir(d)) != NULL) {
+            char *end;
+            long fd = strtol(e->d_name, &end, 10);
+            if (*end || e->d_name[0] < '0' || e->d_name[0] > '9' || fd < 3 || fd == a || fd == b ||
+                fd == dirfd(d))
+                continue;
+            close((int)fd);
+        }
+        closedir(d);
+        return;
+    }
+    struct rlimit rl;
+    long max = 1 << 20;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0) {
+        rlim_t lim =
+            rl.rlim_max != RLIM_INFINITY && rl.rlim_max > rl.rlim_cur ? rl.rlim_max : rl.rlim_cur;
+        if (lim != RLIM_INFINITY && lim < (rlim_t)max)
+            max = (long)lim;
+    }
+    for (long fd = 3; fd < max; fd++)
         if (fd != a && fd != b)
-            close(fd);
+            close((int)fd);
 }
 
 int cli_supervise_main(int argc, char **argv)
@@ -391,9 +372,9 @@ int cli_supervise_main(int argc, char **argv)
                     /* Leadership ended and kle did not stop us: do it. */
                     guard = 1;
                     state = STOPPING;
-                    kill_at = deadline + grace_ns;
+                    kill_at = sat_add(deadline, grace_ns);
                     kill(0, SIGTERM);
-                    signal_descendants(SIGTERM, 1);
+                    signal_descendants(child, SIGTERM, 1);
                     arm_at(tfd, kill_at);
                 } else {
                     kill_all_and_reap(child, &child_status, &child_done);
@@ -424,10 +405,13 @@ int cli_supervise_main(int argc, char **argv)
                 } else if (sig == SIGTERM || sig == SIGINT || sig == SIGHUP || sig == SIGQUIT) {
                     /* kle stops the command (the group got it too): the
                      * descendants outside the group get it from us, and
-                     * everything is killed after the grace. */
+                     * everything is killed after the grace, and never
+                     * later than the leadership deadline + grace. */
                     int64_t at = boot_ns() + grace_ns;
+                    if (at > sat_add(deadline, grace_ns))
+                        at = sat_add(deadline, grace_ns);
                     if (state == RUNNING)
-                        signal_descendants(SIGTERM, 1);
+                        signal_descendants(child, SIGTERM, 1);
                     if (state == RUNNING || at < kill_at) {
                         kill_at = at;
                         arm_at(tfd, kill_at);

@@ -281,12 +281,14 @@ int kle_elector_new(kle_elector **out, const kle_elector_config *config)
     int rc = validate(config);
     if (rc < 0)
         return rc;
-    if (config->retry_period_ns < KLE_MS(100) || config->lease_duration_ns < KLE_SEC(2))
-        KLE_LOG_W("elector for %s: lease duration %lld ms, retry period %lld ms: timings this "
-                  "short cost many requests and leave little room for a slow answer",
+    if (!config->clock &&
+        (config->retry_period_ns < KLE_MS(100) || config->renew_deadline_ns < KLE_SEC(1)))
+        KLE_LOG_W("elector for %s: retry period %lld ms, renew deadline %lld ms: below 100 ms and "
+                  "1 s a real API server is loaded with requests and terms are lost to one slow "
+                  "answer (kle run refuses them)",
                   kle_lock_describe(config->lock),
-                  (long long)(config->lease_duration_ns / KLE_NS_PER_MS),
-                  (long long)(config->retry_period_ns / KLE_NS_PER_MS));
+                  (long long)(config->retry_period_ns / KLE_NS_PER_MS),
+                  (long long)(config->renew_deadline_ns / KLE_NS_PER_MS));
 
     kle_elector *e = calloc(1, sizeof(*e));
     if (!e)
@@ -1120,8 +1122,9 @@ int kle_elector_config_init(kle_elector_config *config, unsigned int version)
 /* The size of kle_elector_stats at @p version: version 1 ends at releases. */
 static size_t stats_size(unsigned int version)
 {
-    return version == 1 ? offsetof(kle_elector_stats, releases) + sizeof(uint64_t)
-                        : sizeof(kle_elector_stats);
+    return version == 1   ? offsetof(kle_elector_stats, releases) + sizeof(uint64_t)
+           : version == 2 ? offsetof(kle_elector_stats, stepdowns) + sizeof(uint64_t)
+                          : sizeof(kle_elector_stats);
 }
 
 int kle_elector_stats_init(kle_elector_stats *stats, unsigned int version)
@@ -1168,6 +1171,8 @@ int kle_elector_get_stats(kle_elector_stats *out, kle_elector *e)
     s.watch_events = ss.watch_events;
     s.watch_restarts = ss.watch_restarts;
     s.stepdowns = ss.stepdowns;
+    s.token = ss.token;
+    s.last_renew_wall_ns = ss.last_renew_wall;
     s.version = version;
     /* Each version copies only the members it has. */
     memcpy(out, &s, stats_size(version));

@@ -1,3 +1,4 @@
+#include "kle/elector.h"
 #include "kle/sys/errors.h"
 
 #include <stdarg.h>
@@ -137,4 +138,9 @@ int kle_error_prefix(const char *fmt, ...)
 void kle_free(void *ptr)
 {
     free(ptr);
+}
+
+int kle_error_is_lost_leadership(int rc)
+{
+    return rc == KLE_ETIMEOUT || rc == KLE_ECONFLICT;
 }

@@ -30,7 +30,11 @@ typedef struct log_line {
     int v;
     int line;
     const char *file; /* a base name of __FILE__: static storage */
-    char msg[];
+    int64_t time_ns;  /* CLOCK_REALTIME when logged */
+    size_t bytes;     /* text counted against QUEUE_MAX_BYTES */
+    size_t nfields;
+    kle_log_field *fields; /* nfields, right after the struct; strings after them */
+    char *msg;
 } log_line;
 
 static pthread_mutex_t log_mu = PTHREAD_MUTEX_INITIALIZER;
@@ -40,6 +44,7 @@ static pthread_cond_t log_empty; /* the queue was drained (CLOCK_MONOTONIC waits
  * being replaced is not running once kle_log_set_handler() returns. */
 static pthread_mutex_t call_mu = PTHREAD_MUTEX_INITIALIZER;
 static kle_log_fn log_fn;
+static kle_log_entry_fn entry_fn; /* at most one of log_fn and entry_fn is set */
 static void *log_data;
 static atomic_int log_verbosity;
 
@@ -58,6 +63,19 @@ void kle_log_set_handler(kle_log_fn fn, void *data)
     pthread_mutex_lock(&call_mu);
     pthread_mutex_lock(&log_mu);
     log_fn = fn;
+    entry_fn = NULL;
+    log_data = data;
+    pthread_mutex_unlock(&log_mu);
+    pthread_mutex_unlock(&call_mu);
+}
+
+void kle_log_set_entry_handler(kle_log_entry_fn fn, void *data)
+{
+    kle_log_flush_ns(KLE_SEC(1));
+    pthread_mutex_lock(&call_mu);
+    pthread_mutex_lock(&log_mu);
+    log_fn = NULL;
+    entry_fn = fn;
     log_data = data;
     pthread_mutex_unlock(&log_mu);
     pthread_mutex_unlock(&call_mu);
@@ -157,17 +175,47 @@ void kle_log_format_klog(char *buf, size_t size, kle_log_severity severity, cons
              tm.tm_sec, (long)tv.tv_usec, (long)getpid(), base_name(file), line, safe);
 }
 
+static int64_t wall_now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * KLE_NS_PER_SEC + ts.tv_nsec;
+}
+
+static int64_t mono_now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * KLE_NS_PER_SEC + ts.tv_nsec;
+}
+
 /* Hands one line to the handler (or stderr); on the drain thread. */
-static void deliver(kle_log_severity severity, int v, const char *file, int line, const char *msg)
+static void deliver(kle_log_severity severity, int v, const char *file, int line, const char *msg,
+                    int64_t time_ns, const kle_log_field *fields, size_t nfields)
 {
     kle_log_fn fn;
+    kle_log_entry_fn efn;
     void *data;
     pthread_mutex_lock(&call_mu);
     pthread_mutex_lock(&log_mu);
     fn = log_fn;
+    efn = entry_fn;
     data = log_data;
     pthread_mutex_unlock(&log_mu);
-    if (fn) {
+    if (efn) {
+        kle_log_entry e;
+        memset(&e, 0, sizeof(e));
+        e.version = KLE_LOG_ENTRY_VERSION;
+        e.severity = severity;
+        e.v = v;
+        e.file = file;
+        e.line = line;
+        e.msg = msg;
+        e.time_ns = time_ns;
+        e.fields = nfields ? fields : NULL;
+        e.nfields = nfields;
+        efn(&e, data);
+    } else if (fn) {
         fn(severity, v, file, line, msg, data);
     } else {
         char out[2400];
@@ -177,6 +225,8 @@ static void deliver(kle_log_severity severity, int v, const char *file, int line
     pthread_mutex_unlock(&call_mu);
 }
 
+static int64_t limits_next_due(void);
+
 static void *drain_main(void *arg)
 {
     (void)arg;
@@ -185,7 +235,20 @@ static void *drain_main(void *arg)
         while (!q_head && !dropped_since) {
             q_busy = 0;
             pthread_cond_broadcast(&log_empty);
-            pthread_cond_wait(&log_more, &log_mu);
+            /* Sleep until a line comes, or a rate-limited line's summary is due. */
+            int64_t due = limits_next_due();
+            if (due == INT64_MAX) {
+                pthread_cond_wait(&log_more, &log_mu);
+                continue;
+            }
+            if (due > mono_now_ns()) {
+                struct timespec at = {(time_t)(due / KLE_NS_PER_SEC), (long)(due % KLE_NS_PER_SEC)};
+                pthread_cond_timedwait(&log_more, &log_mu, &at);
+                continue;
+            }
+            pthread_mutex_unlock(&log_mu);
+            kle_log__limits_flush_at(mono_now_ns()); /* queues the summaries */
+            pthread_mutex_lock(&log_mu);
         }
         q_busy = 1;
         log_line *l = q_head;
@@ -194,9 +257,9 @@ static void *drain_main(void *arg)
             if (!q_head)
                 q_tail = NULL;
             q_lines--;
-            q_bytes -= strlen(l->msg);
+            q_bytes -= l->bytes;
             pthread_mutex_unlock(&log_mu);
-            deliver(l->severity, l->v, l->file, l->line, l->msg);
+            deliver(l->severity, l->v, l->file, l->line, l->msg, l->time_ns, l->fields, l->nfields);
             free(l);
             pthread_mutex_lock(&log_mu);
             continue;
@@ -209,7 +272,7 @@ static void *drain_main(void *arg)
         snprintf(msg, sizeof(msg),
                  "%llu log lines dropped: the log output was blocked and the queue full",
                  (unsigned long long)n);
-        deliver(KLE_LOG_WARNING, 0, "log.c", __LINE__, msg);
+        deliver(KLE_LOG_WARNING, 0, "log.c", __LINE__, msg, wall_now_ns(), NULL, 0);
         pthread_mutex_lock(&log_mu);
     }
     return NULL;
@@ -229,6 +292,9 @@ static void drain_start(void)
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     pthread_cond_init(&log_empty, &ca);
+    /* Nothing waits on or signals log_more before this once-only start. */
+    pthread_cond_destroy(&log_more);
+    pthread_cond_init(&log_more, &ca);
     pthread_condattr_destroy(&ca);
     pthread_attr_init(&attr);
     pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
@@ -242,25 +308,37 @@ static void drain_start(void)
         atexit(flush_at_exit);
 }
 
-void kle_log_write(kle_log_severity severity, int v, const char *file, int line, const char *msg)
+void kle_log_write_fields(kle_log_severity severity, int v, const char *file, int line,
+                          const kle_log_field *fields, size_t nfields, const char *msg)
 {
-    size_t len = strlen(msg);
+    int64_t now = wall_now_ns();
     const char *base = base_name(file ? file : "?");
+    if (!msg)
+        msg = "";
+    if (!fields)
+        nfields = 0;
     pthread_once(&drain_once, drain_start);
     if (!drain_ok) {
         /* No thread (out of resources at the first line): write directly. */
-        deliver(severity, v, base, line, msg);
+        deliver(severity, v, base, line, msg, now, fields, nfields);
         return;
     }
+    /* One allocation: the line, its fields, then every string. */
+    size_t len = strlen(msg), text = len + 1;
+    for (size_t i = 0; i < nfields; i++) {
+        text += strlen(fields[i].key ? fields[i].key : "") + 1;
+        if (fields[i].type == KLE_LOG_FIELD_STRING)
+            text += strlen(fields[i].str ? fields[i].str : "") + 1;
+    }
     pthread_mutex_lock(&log_mu);
-    if (q_lines >= QUEUE_MAX_LINES || q_bytes + len > QUEUE_MAX_BYTES) {
+    if (q_lines >= QUEUE_MAX_LINES || q_bytes + text > QUEUE_MAX_BYTES) {
         dropped_since++;
         atomic_fetch_add(&dropped_total, 1);
         pthread_mutex_unlock(&log_mu);
         return;
     }
     pthread_mutex_unlock(&log_mu);
-    log_line *l = malloc(sizeof(*l) + len + 1);
+    log_line *l = malloc(sizeof(*l) + nfields * sizeof(kle_log_field) + text);
     pthread_mutex_lock(&log_mu);
     if (!l) {
         dropped_since++;
@@ -273,16 +351,44 @@ void kle_log_write(kle_log_severity severity, int v, const char *file, int line,
     l->v = v;
     l->line = line;
     l->file = base;
-    memcpy(l->msg, msg, len + 1);
+    l->time_ns = now;
+    l->bytes = text;
+    l->nfields = nfields;
+    l->fields = (kle_log_field *)(l + 1);
+    char *p = (char *)(l->fields + nfields);
+    for (size_t i = 0; i < nfields; i++) {
+        const char *k = fields[i].key ? fields[i].key : "";
+        size_t kl = strlen(k) + 1;
+        memcpy(p, k, kl);
+        l->fields[i].key = p;
+        p += kl;
+        l->fields[i].type = fields[i].type;
+        l->fields[i].num = fields[i].num;
+        l->fields[i].str = NULL;
+        if (fields[i].type == KLE_LOG_FIELD_STRING) {
+            const char *sv = fields[i].str ? fields[i].str : "";
+            size_t sl = strlen(sv) + 1;
+            memcpy(p, sv, sl);
+            l->fields[i].str = p;
+            p += sl;
+        }
+    }
+    memcpy(p, msg, len + 1);
+    l->msg = p;
     if (q_tail)
         q_tail->next = l;
     else
         q_head = l;
     q_tail = l;
     q_lines++;
-    q_bytes += len;
+    q_bytes += text;
     pthread_cond_signal(&log_more);
     pthread_mutex_unlock(&log_mu);
+}
+
+void kle_log_write(kle_log_severity severity, int v, const char *file, int line, const char *msg)
+{
+    kle_log_write_fields(severity, v, file, line, NULL, 0, msg);
 }
 
 int kle_log_flush_ns(int64_t timeout_ns)
@@ -322,4 +428,178 @@ void kle_log__write(kle_log_severity severity, int v, const char *file, int line
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
     kle_log_write(severity, v, file, line, msg);
+}
+
+/* ---- Rate-limited lines (core/log.h) ---- */
+
+typedef struct limit {
+    const char *file; /* NULL: a free slot */
+    int line;
+    uint64_t hash; /* of the text */
+    kle_log_severity severity;
+    int v;
+    int64_t window_start; /* when the last line of it (whole or summary) was written */
+    uint64_t repeats;     /* since then */
+    char *text;
+} limit;
+
+static pthread_mutex_t lim_mu = PTHREAD_MUTEX_INITIALIZER;
+static limit limits[KLE_LOG__LIMITS];
+
+static uint64_t fnv1a(const char *s)
+{
+    uint64_t h = UINT64_C(14695981039346656037);
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * UINT64_C(1099511628211);
+    return h;
+}
+
+/* A line to write once lim_mu is released (the queue takes log_mu, which
+ * the drain thread holds while it asks limits_next_due()). */
+typedef struct pending_line {
+    kle_log_severity severity;
+    int v, line;
+    const char *file;
+    char msg[400];
+} pending_line;
+
+static void summarize(pending_line *out, const limit *l)
+{
+    out->severity = l->severity;
+    out->v = l->v;
+    out->line = l->line;
+    out->file = l->file;
+    snprintf(out->msg, sizeof(out->msg), "repeated %llu times in the last minute: %.240s%s",
+             (unsigned long long)l->repeats, l->text, strlen(l->text) > 240 ? "..." : "");
+}
+
+static void limit_free(limit *l)
+{
+    free(l->text);
+    memset(l, 0, sizeof(*l));
+}
+
+/* When its minute is over: a summary of @p l's repeats into @p out
+ * (returns 1), or forgets a line that did not repeat. lim_mu held. */
+static int limit_expire(limit *l, int64_t now, pending_line *out)
+{
+    if (!l->file || now - l->window_start < KLE_LOG__LIMIT_WINDOW)
+        return 0;
+    if (!l->repeats) {
+        limit_free(l);
+        return 0;
+    }
+    summarize(out, l);
+    l->repeats = 0;
+    l->window_start = now;
+    return 1;
+}
+
+void kle_log__limited_at(int64_t now, kle_log_severity severity, int v, const char *file, int line,
+                         const char *msg)
+{
+    uint64_t h = fnv1a(msg);
+    const char *base = base_name(file ? file : "?");
+    limit *l = NULL, *oldest = NULL, *free_slot = NULL;
+    pending_line summary;
+    int have_summary = 0;
+    pthread_mutex_lock(&lim_mu);
+    for (size_t i = 0; i < KLE_LOG__LIMITS; i++) {
+        limit *c = &limits[i];
+        if (!c->file) {
+            if (!free_slot)
+                free_slot = c;
+            continue;
+        }
+        if (c->line == line && c->hash == h && strcmp(c->file, base) == 0 &&
+            strcmp(c->text, msg) == 0) {
+            l = c;
+            break;
+        }
+        if (!oldest || c->window_start < oldest->window_start)
+            oldest = c;
+    }
+    if (l) {
+        have_summary = limit_expire(l, now, &summary);
+        if (l->file) {
+            l->repeats++;
+            pthread_mutex_unlock(&lim_mu);
+            if (have_summary)
+                kle_log_write(summary.severity, summary.v, summary.file, summary.line, summary.msg);
+            return;
+        }
+        free_slot = l; /* forgotten just now: its slot is free */
+    }
+    /* New (or forgotten): the whole line, and its repeats counted from now. */
+    l = free_slot ? free_slot : oldest;
+    if (l->file) {
+        if (l->repeats) {
+            summarize(&summary, l);
+            have_summary = 1;
+        }
+        limit_free(l);
+    }
+    char *copy = strdup(msg);
+    if (copy) {
+        l->file = base;
+        l->line = line;
+        l->hash = h;
+        l->severity = severity;
+        l->v = v;
+        l->window_start = now;
+        l->repeats = 0;
+        l->text = copy;
+    }
+    pthread_mutex_unlock(&lim_mu);
+    if (have_summary)
+        kle_log_write(summary.severity, summary.v, summary.file, summary.line, summary.msg);
+    kle_log_write(severity, v, file, line, msg);
+}
+
+void kle_log__write_limited(kle_log_severity severity, int v, const char *file, int line,
+                            const char *fmt, ...)
+{
+    char msg[2048];
+    va_list ap;
+    if (severity == KLE_LOG_INFO && !kle_log__enabled(v))
+        return;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    kle_log__limited_at(mono_now_ns(), severity, v, file, line, msg);
+}
+
+void kle_log__limits_flush_at(int64_t now)
+{
+    static pending_line due[KLE_LOG__LIMITS]; /* under flush_mu: off the caller's stack */
+    static pthread_mutex_t flush_mu = PTHREAD_MUTEX_INITIALIZER;
+    size_t n = 0;
+    pthread_mutex_lock(&flush_mu);
+    pthread_mutex_lock(&lim_mu);
+    for (size_t i = 0; i < KLE_LOG__LIMITS; i++)
+        n += (size_t)limit_expire(&limits[i], now, &due[n]);
+    pthread_mutex_unlock(&lim_mu);
+    for (size_t i = 0; i < n; i++)
+        kle_log_write(due[i].severity, due[i].v, due[i].file, due[i].line, due[i].msg);
+    pthread_mutex_unlock(&flush_mu);
+}
+
+static int64_t limits_next_due(void)
+{
+    int64_t due = INT64_MAX;
+    pthread_mutex_lock(&lim_mu);
+    for (size_t i = 0; i < KLE_LOG__LIMITS; i++)
+        if (limits[i].file && limits[i].window_start + KLE_LOG__LIMIT_WINDOW < due)
+            due = limits[i].window_start + KLE_LOG__LIMIT_WINDOW;
+    pthread_mutex_unlock(&lim_mu);
+    return due;
+}
+
+void kle_log__limits_reset(void)
+{
+    pthread_mutex_lock(&lim_mu);
+    for (size_t i = 0; i < KLE_LOG__LIMITS; i++)
+        if (limits[i].file)
+            limit_free(&limits[i]);
+    pthread_mutex_unlock(&lim_mu);
 }

@@ -101,6 +101,59 @@ int kle_metrics_format(char **out, const char *const *names, const kle_elector_s
             put(&b, "\"} %llu\n", (unsigned long long)stats[i]->slowpath_total);
         }
     }
+    /* What the elector knows beyond client-go's (stats versions 2 and 3). */
+    size_t v2 = 0, led = 0;
+    for (size_t i = 0; i < n; i++) {
+        v2 += stats[i]->version >= 2;
+        led += stats[i]->version >= 3 && stats[i]->acquisitions > 0;
+    }
+    if (v2) {
+        put(&b, "# HELP kle_watch_stream_up Whether the elector's watch stream of the lock is "
+                "healthy (1) or not (0: polling, or between streams).\n"
+                "# TYPE kle_watch_stream_up gauge\n");
+        for (size_t i = 0; i < n; i++) {
+            if (stats[i]->version < 2)
+                continue;
+            put(&b, "kle_watch_stream_up{name=\"");
+            put_label(&b, names[i]);
+            put(&b, "\"} %d\n", stats[i]->watching ? 1 : 0);
+        }
+        put(&b, "# HELP kle_watch_stream_restarts_total Watch streams of the lock started after "
+                "the first (reconnects).\n"
+                "# TYPE kle_watch_stream_restarts_total counter\n");
+        for (size_t i = 0; i < n; i++) {
+            if (stats[i]->version < 2)
+                continue;
+            put(&b, "kle_watch_stream_restarts_total{name=\"");
+            put_label(&b, names[i]);
+            put(&b, "\"} %llu\n", (unsigned long long)stats[i]->watch_restarts);
+        }
+    }
+    if (led) {
+        put(&b, "# HELP kle_leader_fencing_token The fencing token (leaderTransitions) of this "
+                "replica's current term as leader, or of its last one.\n"
+                "# TYPE kle_leader_fencing_token gauge\n");
+        for (size_t i = 0; i < n; i++) {
+            if (stats[i]->version < 3 || !stats[i]->acquisitions)
+                continue;
+            put(&b, "kle_leader_fencing_token{name=\"");
+            put_label(&b, names[i]);
+            put(&b, "\"} %lld\n", (long long)stats[i]->token);
+        }
+        put(&b, "# HELP kle_leader_last_renewal_timestamp_seconds When this replica last "
+                "acquired or renewed the lease (the renewTime it wrote), in seconds since the "
+                "epoch.\n"
+                "# TYPE kle_leader_last_renewal_timestamp_seconds gauge\n");
+        for (size_t i = 0; i < n; i++) {
+            if (stats[i]->version < 3 || !stats[i]->acquisitions)
+                continue;
+            int64_t ns = stats[i]->last_renew_wall_ns;
+            put(&b, "kle_leader_last_renewal_timestamp_seconds{name=\"");
+            put_label(&b, names[i]);
+            put(&b, "\"} %lld.%03lld\n", (long long)(ns / KLE_NS_PER_SEC),
+                (long long)(ns % KLE_NS_PER_SEC / KLE_NS_PER_MS));
+        }
+    }
     put(&b,
         "# HELP kle_log_dropped_lines_total Log lines dropped because the log output was "
         "blocked and the log queue full.\n"

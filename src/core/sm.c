@@ -657,6 +657,8 @@ static void term_start(kle_sm *sm)
     sm->lead_deadline = sat_add(sm->last_dated, sm->c.renew_deadline);
     sm->stats.acquisitions++;
     sm->token = sm->observed.view.leader_transitions;
+    sm->stats.token = sm->token;
+    sm->stats.last_renew_wall = sm->own_renew;
     sm->round_active = 0;
     progress(sm);
     if (sm->handover) {
@@ -791,7 +793,8 @@ static void on_get(kle_sm *sm, int rc, const kle_lock_result *got)
         return;
     }
     if (rc < 0) {
-        KLE_LOG_E("error retrieving resource lock %s: %s", sm->c.name, kle_error_last()->message);
+        KLE_LOG_E_LIMITED("error retrieving resource lock %s: %s", sm->c.name,
+                          kle_error_last()->message);
         try_done(sm, 0);
         return;
     }
@@ -957,6 +960,7 @@ static void try_done(kle_sm *sm, int ok)
                 return;
             }
             int64_t d = sat_add(sm->last_dated, sm->c.renew_deadline);
+            sm->stats.last_renew_wall = sm->own_renew;
             if (d > sm->lead_deadline) {
                 sm->lead_deadline = d;
                 kle_sm_action *a = push(sm, KLE_SM_TERM_EXTEND);
@@ -1395,7 +1399,9 @@ void kle_sm_answer(kle_sm *sm, uint64_t id, int rc, int64_t sent, const kle_lock
             own_write_ok(sm, sent, dated_from(sm, &sm->wrec.view, sent));
             break;
         }
-        if (step == S_CREATE)
+        if (step == S_CREATE && rc == KLE_EEXISTS)
+            KLE_LOG_V(2, "lost the race to create %s: %s", sm->c.name, kle_error_last()->message);
+        else if (step == S_CREATE)
             KLE_LOG_E("error initially creating leader election record %s: %s", sm->c.name,
                       kle_error_last()->message);
         else

@@ -121,7 +121,9 @@ typedef struct kle_sm_action {
 typedef struct kle_sm_stats {
     uint64_t tries, failed_tries, acquisitions, losses, releases, slowpath_total;
     uint64_t watch_events, watch_restarts, stepdowns;
-    int64_t last_progress; /* When the loop last completed a round or a step between terms. */
+    int64_t last_progress;   /* When the loop last completed a round or a step between terms. */
+    int64_t token;           /* The current (or last) term's fencing token. */
+    int64_t last_renew_wall; /* renewTime of the last successful acquisition or renewal. */
     int last_call_error;
     int watching;
 } kle_sm_stats;

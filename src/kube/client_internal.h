@@ -47,9 +47,18 @@ struct conn {
     struct conn *next;
 };
 
+/* Requests by verb and status code (kle_client_metrics()); code -1: no answer. */
+#define MAX_REQUEST_COUNTS 64
+typedef struct request_count {
+    const char *verb; /* NULL: a free slot */
+    int code;
+    uint64_t n;
+} request_count;
+
 struct kle_client {
     pthread_mutex_t mu; /* protects idle, the counters and warnings; never held across I/O */
-    struct conn *idle;  /* connections ready for the next request */
+    request_count requests[MAX_REQUEST_COUNTS];
+    struct conn *idle; /* connections ready for the next request */
     int nidle;
     long connections;       /* connections opened by requests (not watches) */
     long discarded;         /* connections closed after a timeout, cancel or transport error */
@@ -187,6 +196,12 @@ json_object *kle_kube__parse_json(const char *s, size_t len);
 /* The string member key of object o, or NULL. */
 const char *kle_kube__jstr(json_object *o, const char *key);
 /* Records an API error from a status code and a body that may be a Status. */
+/* Counts a request for kle_client_metrics(): @p method and @p path give
+ * the verb (a GET of a collection is a list), @p status the code (-1: no
+ * answer: a timeout or a transport failure). @p verb overrides the method's. */
+void kle_kube__count_request(kle_client *c, const char *verb, const char *method, const char *path,
+                             long status);
+
 int kle_kube__api_error(const char *method, const char *path, long status, json_object *st,
                         const char *raw, size_t raw_len, int retry_after);
 /* Records a transport error of a request. */

@@ -532,12 +532,14 @@ int kle_client_request(json_object **out, kle_client *c, const char *method, con
             break;
         }
         if (dr == DRIVE_TIMEOUT) {
+            kle_kube__count_request(c, NULL, method, path, -1);
             kle_kube__auth_clear(&a);
             rc = kle_error_set(KLE_ETIMEOUT, "%s %s: no response within %lld ms", method, path,
                                (long long)timeout_ms);
             break;
         }
         if (dr != DRIVE_DONE) {
+            kle_kube__count_request(c, NULL, method, path, -1);
             kle_kube__auth_clear(&a);
             rc = kle_error_set(KLE_ETRANSPORT, "%s %s: libcurl multi interface failed", method,
                                path);
@@ -553,6 +555,7 @@ int kle_client_request(json_object **out, kle_client *c, const char *method, con
             early = 1;
         }
         if (cc != CURLE_OK) {
+            kle_kube__count_request(c, NULL, method, path, -1);
             kle_kube__auth_clear(&a);
             rc = kle_kube__curl_error(method, path, cc, errbuf, &x);
             KLE_LOG_V(6, "%s %s failed in %lld ms: %s", method, url, (long long)took,
@@ -561,6 +564,7 @@ int kle_client_request(json_object **out, kle_client *c, const char *method, con
         }
         KLE_LOG_V(6, "%s %s %ld in %lld ms (%zu bytes, %s%s)", method, url, status, (long long)took,
                   x.body.len, http_version_name(version), fresh ? ", new connection" : "");
+        kle_kube__count_request(c, NULL, method, path, status);
         healthy = 1;
         if (early)
             healthy = 0;

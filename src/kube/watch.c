@@ -44,6 +44,7 @@ struct watch {
     struct xfer x;
     size_t consumed; /* bytes of x.body already processed */
     long status;     /* HTTP status once known */
+    int counted;     /* this stream is in the client's request counts */
     int stop_rc;     /* callback's value when it stopped the watch */
     int stopped;
     int gone;     /* 410 seen in an ERROR event */
@@ -97,6 +98,11 @@ static int watch_on_data(void *ud)
     struct watch *w = ud;
     if (!w->status)
         curl_easy_getinfo(w->h, CURLINFO_RESPONSE_CODE, &w->status);
+    if (w->status && !w->counted) {
+        /* Counted as it starts, not when it ends (half an hour later). */
+        kle_kube__count_request(w->c, "watch", "GET", w->path, w->status);
+        w->counted = 1;
+    }
     if (w->status != 200)
         return 0; /* An error body is read whole. */
     return kle_kube__watch_feed(&w->x.body, &w->consumed, watch_line, w);
@@ -294,6 +300,7 @@ int kle_client_watch(kle_client *c, const char *path, const kle_watch_opts *opts
         w.x.max = c->max_response;
         w.consumed = 0;
         w.status = 0;
+        w.counted = 0;
         w.gone = 0;
         w.error_rc = 0;
         w.events = 0;
@@ -316,6 +323,8 @@ int kle_client_watch(kle_client *c, const char *path, const kle_watch_opts *opts
         if (dr == DRIVE_DONE && cc == CURLE_OK && w.status == 200)
             watch_on_data(&w); /* the last bytes */
         KLE_LOG_V(6, "WATCH %s ended: status %ld, %d events", shown, w.status, w.events);
+        if (dr != DRIVE_CANCELED && !w.counted)
+            kle_kube__count_request(c, "watch", "GET", path, w.status ? w.status : -1);
         free(url);
         if (w.events)
             backoff = 0;

@@ -4,6 +4,7 @@
  */
 #include <json-c/json.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -174,7 +175,17 @@ static void *candidate_main(void *p)
             have = 1;
             last_ok = mono;
         } else if (rc < 0) {
-            KLE_LOG_W("lease candidate %s/%s: %s", c->ns, c->name, kle_error_last()->message);
+            /* Every poll fails alike: once in full (with what to do about
+             * a 403), then a count a minute. */
+            if (rc == KLE_EFORBIDDEN)
+                KLE_LOG_W_LIMITED("lease candidate %s/%s: %s; this replica is not a candidate "
+                                  "(kle transfer cannot pick it) until its account may get, "
+                                  "create and update leasecandidates (coordination.k8s.io): "
+                                  "grant them (deploy/rbac.yaml), or run it without --candidate",
+                                  c->ns, c->name, kle_error_last()->message);
+            else
+                KLE_LOG_W_LIMITED("lease candidate %s/%s: %s", c->ns, c->name,
+                                  kle_error_last()->message);
         }
         kle_clock_wait(clk, c->stop, kle_clock_monotonic_ns(clk) + wait);
     }
@@ -313,6 +324,72 @@ int kle_transfer_opts_init(kle_transfer_opts *opts, unsigned int version)
 }
 
 /*
+ * The target's LeaseCandidate: LOCK.TO (kle run --candidate), else TO (the
+ * name of a coordinated candidate, which the election controller writes in
+ * as holder, and of candidates published by older kle), whichever exists
+ * and names the lock as its leaseName. Returns 0 with its path in @p path
+ * and the object in *out; KLE_ENOTFOUND when neither exists for the lock;
+ * another error of the API.
+ */
+static int find_candidate(json_object **out, char *path, size_t size, kle_client *client,
+                          const char *ns, const char *lock, const char *to)
+{
+    char names[2][600];
+    kle_request_opts o = call_opts();
+    int other_lease = 0;
+    char other[256] = "";
+    snprintf(names[0], sizeof(names[0]), "%s.%s", lock, to);
+    snprintf(names[1], sizeof(names[1]), "%s", to);
+    *out = NULL;
+    for (int i = 0; i < 2; i++) {
+        json_object *obj = NULL;
+        if (kle_client_path(path, size, CANDIDATES_GV, "leasecandidates", ns, names[i]) < 0) {
+            kle_error_clear();
+            continue;
+        }
+        int rc = kle_client_get(&obj, client, path, &o);
+        if (rc == KLE_ENOTFOUND || rc == KLE_EINVAL) {
+            kle_error_clear();
+            continue;
+        }
+        if (rc < 0)
+            return kle_error_prefix("transfer to \"%s\": reading its LeaseCandidate: ", to);
+        const char *lease = str_at(obj, "spec", "leaseName");
+        if (lease && strcmp(lease, lock) == 0) {
+            *out = obj;
+            return 0;
+        }
+        other_lease = 1;
+        snprintf(other, sizeof(other), "%.200s", lease ? lease : "");
+        json_object_put(obj);
+    }
+    if (other_lease)
+        return kle_error_set(KLE_ENOTFOUND,
+                             "transfer to \"%s\": its LeaseCandidate is for lease \"%s\", not "
+                             "%s, so it is not a candidate for %s",
+                             to, other, lock, lock);
+    return kle_error_set(KLE_ENOTFOUND,
+                         "transfer to \"%s\": no LeaseCandidate %s/%s.%s or %s/%s, so it is not "
+                         "a live candidate for %s (kle run publishes one with --candidate or "
+                         "--coordinated; --force skips this check)",
+                         to, ns, lock, to, ns, to, lock);
+}
+
+int kle_transfer_find_candidate(kle_client *client, const char *namespace_, const char *lock_name,
+                                const char *to)
+{
+    if (!client || !lock_name || !*lock_name || !to || !*to)
+        return kle_error_set(KLE_EINVAL, "kle_transfer_find_candidate: client, lock name and "
+                                         "target are required");
+    const char *ns = namespace_ && *namespace_ ? namespace_ : kle_client_namespace(client);
+    char path[512];
+    json_object *obj = NULL;
+    int rc = find_candidate(&obj, path, sizeof(path), client, ns, lock_name, to);
+    json_object_put(obj);
+    return rc;
+}
+
+/*
  * The target's LeaseCandidate must exist, name the lock, and answer a ping:
  * pingTime set now, then renewTime after it within the timeout.
  */
@@ -322,35 +399,19 @@ static int check_live_candidate(kle_client *client, const char *ns, const char *
     char path[512];
     json_object *obj = NULL;
     kle_request_opts o = call_opts();
-    int rc = kle_client_path(path, sizeof(path), CANDIDATES_GV, "leasecandidates", ns, to);
-    if (rc < 0)
-        return kle_error_set(KLE_ESTATE,
-                             "transfer to \"%s\": not a valid LeaseCandidate name, so "
-                             "not a candidate",
-                             to);
-    rc = kle_client_get(&obj, client, path, &o);
+    int rc = find_candidate(&obj, path, sizeof(path), client, ns, lock, to);
     if (rc == KLE_ENOTFOUND && candidates_served(client) == 0)
         return kle_error_set(KLE_ESTATE,
                              "transfer to \"%s\": " NOT_SERVED_WHY
                              ", so no replica can be a live candidate (--force skips this check)",
                              to);
-    if (rc == KLE_ENOTFOUND)
-        return kle_error_set(KLE_ESTATE,
-                             "transfer to \"%s\": no LeaseCandidate %s/%s, so it is not a live "
-                             "candidate for %s (kle run publishes one with --candidate or "
-                             "--coordinated; --force skips this check)",
-                             to, ns, to, lock);
-    if (rc < 0)
-        return kle_error_prefix("transfer to \"%s\": reading its LeaseCandidate: ", to);
-    const char *lease = str_at(obj, "spec", "leaseName");
-    if (!lease || strcmp(lease, lock) != 0) {
-        rc = kle_error_set(KLE_ESTATE,
-                           "transfer to \"%s\": its LeaseCandidate is for lease "
-                           "\"%.200s\", not %s",
-                           to, lease ? lease : "", lock);
-        json_object_put(obj);
-        return rc;
+    if (rc == KLE_ENOTFOUND) {
+        char why[1024];
+        snprintf(why, sizeof(why), "%s", kle_error_last()->message);
+        return kle_error_set(KLE_ESTATE, "%s", why);
     }
+    if (rc < 0)
+        return rc;
     int64_t ping = kle_clock_wall_ns(NULL);
     json_object *spec = json_object_object_get(obj, "spec");
     json_object_object_add(spec, "pingTime", micro_time(ping));

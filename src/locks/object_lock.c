@@ -426,7 +426,10 @@ static int guard_read(object_lock *l, int i, const kle_lock_ctx *ctx, int64_t de
     int64_t now = mono_now();
     if (rc == KLE_EFORBIDDEN) {
         l->guard = 0;
-        KLE_LOG_W("lock %s: cannot read %s %s (403 Forbidden): the skipped-migration-phase "
+        /* Expected where no migration is under way (deploy/rbac.yaml grants
+         * only the Lease): no warning about a migration that never happened. */
+        KLE_LOG_V(1,
+                  "lock %s: cannot read %s %s (403 Forbidden): the skipped-migration-phase "
                   "guard is off (docs/migration.md, \"The phases\")",
                   l->description, l->guard_kinds[i]->resource, l->description);
         kle_error_clear();
@@ -476,7 +479,8 @@ static int guard_refuse(object_lock *l, int i, const char *lead, const char *tai
         "lock %s: %sthe %s of the same name is held by \"%s\" (a live record): replicas on %s "
         "and on %s locks run at once, a skipped migration phase%s; move through the MultiLock "
         "phase (endpointsleases or configmapsleases) first, see docs/migration.md, \"The "
-        "phases\" (or turn the migration guard off)",
+        "phases\" (or turn the migration guard off: kle run --migration-guard=false, "
+        "kle_lock_set_migration_guard())",
         l->description, lead, l->guard_kinds[i]->kind,
         shown_holder(who, sizeof(who), &l->seen[i].res.record), l->kind->resource,
         l->guard_kinds[i]->resource, tail);

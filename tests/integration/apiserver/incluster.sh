@@ -49,6 +49,8 @@ while [ "$(now_ms)" -lt "$end" ]; do
   sleep 0.1
 done
 pass "in-cluster replicas elected a; one worker runs"
+# A fresh Lease-only deployment warns about nothing (no migration happened).
+! grep -h '^[WE]' "$T"/[abc].log || fail "a replica warned at start with deploy/rbac.yaml"
 
 tok_a=$(transitions)
 kill -KILL "$PID_a"

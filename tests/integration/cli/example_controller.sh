@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # examples/controller.c against kle-apiserver, with its defaults (15 s /
 # 10 s / 2 s): it leads under its default identity (kle_default_identity),
-# campaigns again after losing the lease to a black-holed server, and on
-# SIGTERM stops its work, releases the lease and exits 0; a second replica
-# then takes over at once.
+# campaigns again after every loss (a black-holed server, another holder
+# written over its record) and after handing the lease over (kle transfer),
+# and on SIGTERM stops its work, releases the lease and exits 0; a second
+# replica then takes over at once.
 source "$KLE_SOURCE_DIR/tests/support/apiserver.sh"
 source "$KLE_SOURCE_DIR/tests/integration/cli/lib.sh"
 kle_apiserver_start || exit 1
@@ -20,13 +21,21 @@ start_controller() {
 }
 log_has() { grep -q -- "$2" "$T/$1.log"; }
 
-start_controller a --resource-lock leases
+start_controller a --resource-lock leases --metrics-file "$T/a.prom"
 wait_until 20 "a campaigns" log_has a "campaigning for leases/$LOCK as "
 ida=$(sed -n "s/^controller: campaigning for leases\/$LOCK as //p" "$T/a.log")
 [[ "$ida" =~ ^$(hostname)_[0-9a-f-]{36}$ ]] || fail "default identity: \"$ida\""
 wait_until 20 "a leads" log_has a "$ida: leading (fencing token 0)"
 holder_is "$ida" || fail "holder $(holder), want $ida"
 pass "a leads as $ida (kle_default_identity)"
+
+# --metrics-file: the elector's and the client's metrics, every 5 s.
+has_token() { grep -q "^kle_leader_fencing_token{name=\"default/$LOCK\"} 0$" "$T/a.prom" 2>/dev/null; }
+wait_until 15 "a's metrics with its fencing token" has_token
+grep -q '^leader_election_master_status{name="default/'"$LOCK"'"} 1$' "$T/a.prom" || fail "a.prom: $(cat "$T/a.prom")"
+grep -q '^kle_api_requests_total{verb="update",code="200"} ' "$T/a.prom" || fail "a.prom: $(cat "$T/a.prom")"
+promtool check metrics <"$T/a.prom" || fail "promtool on a.prom: $(cat "$T/a.prom")"
+pass "examples/controller.c exports its metrics: fencing token, last renewal, API requests"
 
 start_controller b --identity b
 wait_until 20 "b campaigns" log_has b "campaigning for leases/$LOCK as b"
@@ -38,6 +47,44 @@ wait_until 10 "a campaigns again" log_has a "lost $LOCK; campaigning again"
 kle_admin DELETE /faults >/dev/null || fail "clear faults"
 wait_until 40 "a leader again" holder_not ""
 pass "a lost the lease in the black hole, campaigned again; $(holder) leads"
+
+# Another holder written over the leader's record: the leader sees it on
+# its watch (kle_elector_run() returns KLE_ECONFLICT), a loss as well, so it
+# campaigns again rather than exiting.
+h=$(holder)
+if [ "$h" = "$ida" ]; then leader=a; else leader=b; fi
+wait_until 20 "$leader leads" log_has "$leader" "$h: leading"
+eval "lpid=\$PID_$leader"
+lost() { grep -c "lost $LOCK; campaigning again" "$T/$leader.log"; }
+n=$(lost)
+L="$SERVER/apis/coordination.k8s.io/v1/namespaces/default/leases/$LOCK"
+kle_curl -f "$L" | python3 -c '
+import json, sys, datetime
+l = json.load(sys.stdin)
+now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+l["spec"].update(holderIdentity="intruder", leaseDurationSeconds=1, renewTime=now, acquireTime=now,
+                 leaseTransitions=l["spec"].get("leaseTransitions", 0) + 1)
+print(json.dumps(l))' >"$T/intruder.json" || fail "read the lease"
+kle_curl -f -o /dev/null -X PUT -H 'Content-Type: application/json' "$L" --data-binary @"$T/intruder.json" ||
+  fail "write the intruder"
+wait_until 10 "$leader sees the intruder and campaigns again" test "$(lost)" -gt "$n"
+kill -0 "$lpid" || fail "$leader exited when another holder took the lease"
+wait_until 30 "a replica leads again" log_has "$leader" "stopped leading"
+wait_until 30 "a replica leads again" holder_not intruder
+pass "another holder over the leader's record: $leader campaigned again; $(holder) leads"
+
+# A planned handover (kle transfer): kle_elector_run() returns 0 without a
+# stop, and the old leader stays a candidate.
+h=$(holder)
+if [ "$h" = "$ida" ]; then leader=a to=b; else leader=b to=$ida; fi
+wait_until 20 "$leader leads" log_has "$leader" "$h: leading"
+eval "lpid=\$PID_$leader"
+"$KLE" transfer --lock-name "$LOCK" --to "$to" --force --yes >/dev/null 2>"$T/transfer.err" ||
+  fail "kle transfer: $(cat "$T/transfer.err")"
+wait_until 20 "$to holds the lease" holder_is "$to"
+wait_until 10 "$leader campaigns again" log_has "$leader" "handed over $LOCK; campaigning again"
+kill -0 "$lpid" || fail "$leader exited after handing the lease over"
+pass "a handover to $to: $leader campaigned again"
 
 # SIGTERM to the leader: it stops, releases, exits 0; the other takes over.
 h=$(holder)

@@ -28,9 +28,9 @@ rc=$?
 grep -q "cannot run $T/not-executable: Permission denied" "$T/x.log" || fail "no clear error for 126"
 pass "a command that is not executable ends kle with 126"
 
-# A command that itself exits 127 is not an exec failure: with the
-# default --on-exit=release kle keeps campaigning.
-WORKDIR=$T "$KLE" run --lock-name ef --identity y "${TIMINGS[@]}" \
+# A command that itself exits 127 is not an exec failure: with
+# --on-exit=release kle keeps campaigning.
+WORKDIR=$T "$KLE" run --lock-name ef --identity y "${TIMINGS[@]}" --on-exit=release \
   -- sh -c 'echo run >> "$WORKDIR/y.runs"; exit 127' >>"$T/y.log" 2>&1 &
 y=$!; KLE_PIDS+=("$y")
 two_runs() { [ -f "$T/y.runs" ] && [ "$(wc -l <"$T/y.runs")" -ge 2 ]; }

@@ -3,7 +3,7 @@
 # descriptors: the HTTP server holds a bounded number of connections, so a
 # follower under the flood (descriptor limit 256) takes over a released lease
 # once and keeps it, instead of acquiring and stepping down in a loop with a
-# climbing fencing token.
+# climbing fencing token. And /healthz keeps answering during the flood.
 source "$KLE_SOURCE_DIR/tests/support/apiserver.sh"
 source "$KLE_SOURCE_DIR/tests/integration/cli/lib.sh"
 kle_apiserver_start || exit 1
@@ -57,6 +57,20 @@ PY
 KLE_PIDS+=("$!")
 wait_until 10 "the flood" file_exists "$T/flooding"
 sleep 1
+# Probes from the flood's own address keep being answered (a liveness
+# probe must not restart a healthy replica): 20, one second allowed each,
+# as a kubelet's default timeoutSeconds.
+baddr=$(cat "$T/b.addr")
+slowest=0
+for i in $(seq 20); do
+  out=$(curl -sS -o /dev/null -w '%{http_code} %{time_total}' --max-time 1 "http://$baddr/healthz" 2>&1) ||
+    fail "probe $i of /healthz during the flood: $out"
+  [ "${out% *}" = 200 ] || fail "probe $i of /healthz during the flood: $out"
+  ms=$(awk -v t="${out#* }" 'BEGIN { printf "%d", t * 1000 }')
+  [ "$ms" -gt "$slowest" ] && slowest=$ms
+  sleep 0.1
+done
+pass "/healthz answered 20 probes of 20 during the flood (the slowest in $slowest ms)"
 tok0=$(transitions)
 kill -TERM "$PID_a"
 wait "$PID_a"

@@ -8,6 +8,10 @@ FAILED=0
 
 # Short timings keep the suite quick: lease 2 s, renew 1.5 s, retry 0.3 s.
 TIMINGS=(--lease-duration 2s --renew-deadline 1.5s --retry-period 300ms)
+# The replicas of start_replica campaign again after a loss (a worker that
+# runs until stopped, as in a Deployment that keeps its pods); tests of the
+# default, run-once --on-exit=exit, set ONEXIT=().
+ONEXIT=(--on-exit=release)
 
 cleanup() {
   local p rc=$?
@@ -78,7 +82,7 @@ start_replica() {
   local id=$1
   shift
   WORKDIR=$T ${KLE_WRAPPER[@]+"${KLE_WRAPPER[@]}"} "$KLE" run --lock-name "${LOCK:-e2e}" --identity "$id" "${TIMINGS[@]}" \
-    --http-addr 127.0.0.1:0 --http-addr-file "$T/$id.addr" "$@" \
+    ${ONEXIT[@]+"${ONEXIT[@]}"} --http-addr 127.0.0.1:0 --http-addr-file "$T/$id.addr" "$@" \
     -- sh -c "$WORKER" >>"$T/$id.log" 2>&1 &
   eval "PID_$id=$!"
   KLE_PIDS+=("$!")
@@ -90,6 +94,8 @@ holder() {
     python3 -c 'import json,sys; print(json.load(sys.stdin)["holderIdentity"])' 2>/dev/null
 }
 holder_is() { [ "$(holder)" = "$1" ]; }
+# holder_of LOCK: the holder of another lock ("" when none or no such lock).
+holder_of() { LOCK=$1 holder; }
 holder_not() { local h; h=$(holder); [ -n "$h" ] && [ "$h" != "$1" ]; }
 transitions() {
   "$KLE" status --lock-name "${LOCK:-e2e}" -o json | python3 -c 'import json,sys; print(json.load(sys.stdin)["leaderTransitions"])'

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# --on-exit release, exit and restart; SIGKILL after --grace for a worker
+# --on-exit exit (the default), release and restart, the last two backing
+# off while the command keeps exiting; SIGKILL after --grace for a worker
 # that ignores SIGTERM; --release-on-cancel=false keeps the lease.
 source "$KLE_SOURCE_DIR/tests/support/apiserver.sh"
 source "$KLE_SOURCE_DIR/tests/integration/cli/lib.sh"
@@ -14,7 +15,13 @@ h=$(holder); [ -z "$h" ] || fail "--on-exit=exit did not release (holder \"$h\")
 "$KLE" run --lock-name ex --identity x "${TIMINGS[@]}" --on-exit=exit -- sh -c 'kill -KILL $$' >>"$T/x.log" 2>&1
 rc=$?
 [ "$rc" -eq 137 ] || fail "--on-exit=exit with a killed worker: kle exited $rc, want 137"
-pass "--on-exit=exit: codes 7 and 137, lease released"
+# The default: run once, as consul lock.
+"$KLE" run --lock-name ex --identity x "${TIMINGS[@]}" -- sh -c 'exit 3' >>"$T/x.log" 2>&1
+rc=$?
+[ "$rc" -eq 3 ] || fail "default --on-exit: kle exited $rc, want the command's 3"
+h=$(holder); [ -z "$h" ] || fail "the default --on-exit did not release (holder \"$h\")"
+grep -q 'releasing the lease and exiting with code 3 (--on-exit=exit)' "$T/x.log" || fail "no exit line"
+pass "--on-exit=exit (also the default): codes 7, 137 and 3, lease released"
 
 # restart: the worker runs again and again under the same leadership.
 LOCK=rs
@@ -24,25 +31,29 @@ r=$!; KLE_PIDS+=("$r")
 restarts() { [ -f "$T/restarts" ] && [ "$(wc -l <"$T/restarts")" -ge 3 ]; }
 wait_until 15 "three starts" restarts
 [ "$(sort -u "$T/restarts" | wc -l)" -eq 1 ] || fail "token changed across restarts: $(cat "$T/restarts")"
+# A command that keeps exiting at once is started again after 1 s, then 2 s.
+grep -q 'exited with code 1; restarting it in 1s (--on-exit=restart)' "$T/r.log" || fail "no 1s back-off"
+grep -q 'exited with code 1; restarting it in 2s (--on-exit=restart)' "$T/r.log" || fail "no 2s back-off"
 holder_is r || fail "r lost the lease while restarting"
 kill -TERM "$r"; wait "$r"; rc=$?
 [ "$rc" -eq 0 ] || fail "SIGTERM: kle exited $rc"
 pass "--on-exit=restart: $(wc -l <"$T/restarts") starts, one leadership"
 
-# release (default): the worker ends, the lease is released, the other
+# release: the worker ends, the lease is released, the other
 # replica takes over and runs its worker; the first kle keeps campaigning.
 LOCK=rl
-WORKDIR=$T "$KLE" run --lock-name rl --identity p "${TIMINGS[@]}" \
+WORKDIR=$T "$KLE" run --lock-name rl --identity p "${TIMINGS[@]}" --on-exit=release \
   -- sh -c 'echo p >> "$WORKDIR/rl"; WORKER_RUN_MS=1000 exec bash "$WORKER_SH" "$WORKDIR/rl.work"' >>"$T/p.log" 2>&1 &
 p=$!; KLE_PIDS+=("$p")
 wait_until 15 "p leads" holder_is p
-WORKDIR=$T "$KLE" run --lock-name rl --identity q "${TIMINGS[@]}" \
+WORKDIR=$T "$KLE" run --lock-name rl --identity q "${TIMINGS[@]}" --on-exit=release \
   -- sh -c 'echo q >> "$WORKDIR/rl"; exec bash "$WORKER_SH" "$WORKDIR/rl.work"' >>"$T/q.log" 2>&1 &
 q=$!; KLE_PIDS+=("$q")
 wait_until 15 "q takes over after p's worker ended" holder_is q
 grep -qx q "$T/rl" || fail "q's worker did not start"
 kill -0 "$p" || fail "kle p exited after its worker ended (should campaign again)"
 grep -q 'releasing the lease (--on-exit=release)' "$T/p.log" || fail "p did not release"
+grep -q 'campaigning again in 300ms' "$T/p.log" || fail "p did not wait a retry period"
 check_overlap
 pass "--on-exit=release: released, q took over, p campaigns again"
 

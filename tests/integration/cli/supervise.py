@@ -8,9 +8,13 @@ extension comes, that extensions keep it running, and that exec failures
 are reported as such, and that the command does not outlive the shim
 when both kle and the shim are killed (kill -9 of both, pkill -9 kle).
 Both builds of the shim (kle-supervise, and kle itself) pass on to the
-command no descriptor but stdio, and the descriptor limit NOFILE.
+command no descriptor but stdio, and the descriptor limit NOFILE, also
+descriptors above 1024 where close_range(2) fails (it is made to, by the
+preloaded $KLE_NO_CLOSE_RANGE); and the shim never waits on a descendant
+that a look at /proc missed: it looks again and kills it.
 """
 import os
+import resource
 import struct
 import subprocess
 import sys
@@ -44,13 +48,13 @@ def ok(msg):
         print("ok:", msg)
 
 
-def start(deadline_ns, grace_ms, cmd, shim=KLE, extra=(), more_fds=()):
+def start(deadline_ns, grace_ms, cmd, shim=KLE, extra=(), more_fds=(), env=None):
     st_r, st_w = os.pipe()
     ctl_r, ctl_w = os.pipe()
     os.write(ctl_w, struct.pack("=q", deadline_ns))
     p = subprocess.Popen([shim, "__supervise", str(st_w), str(ctl_r), str(os.getpid()),
                           str(grace_ms), *extra, "--"] + cmd,
-                         pass_fds=(st_w, ctl_r, *more_fds), start_new_session=True)
+                         pass_fds=(st_w, ctl_r, *more_fds), start_new_session=True, env=env)
     os.close(st_w)
     os.close(ctl_r)
     return p, st_r, ctl_w
@@ -68,11 +72,18 @@ def report(p, st_r, ctl_w, timeout=10):
             out += b
         except BlockingIOError:
             time.sleep(0.01)
-    p.wait(timeout=5)
+    try:
+        p.wait(timeout=5)
+    except subprocess.TimeoutExpired:
+        p.kill()  # hung: no report, which the case fails on
+        p.wait()
     os.close(st_r)
     os.close(ctl_w)
     return out.decode().split()
 
+
+# Case 11 shows the shim a /proc of the test's making (a mount namespace).
+unshare_ok = subprocess.run(["unshare", "-m", "true"], stderr=subprocess.DEVNULL).returncode == 0
 
 with tempfile.TemporaryDirectory() as t:
     # 1. A deadline already passed: the command never starts.
@@ -206,6 +217,80 @@ with tempfile.TemporaryDirectory() as t:
             fail(f"{name}: descriptors {keep} around the pipes: report {r}, "
                  f"the command's descriptors {fds}, want 0 1 2")
         ok(f"{name}: descriptors below, between and above the pipes are closed")
+
+        # 10. close_range(2) unavailable: the fallback closes descriptors
+        # far above 1024 too (kle raises its own limit to the hard one).
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        if hard == resource.RLIM_INFINITY or hard >= 4096:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (4096, hard))
+            high = os.dup2(os.open("/dev/null", os.O_RDONLY), 3000)
+            env = dict(os.environ, LD_PRELOAD=os.environ["KLE_NO_CLOSE_RANGE"],
+                       ASAN_OPTIONS=os.environ.get("ASAN_OPTIONS", "") +
+                       ":verify_asan_link_order=0")
+            p, s, c = start(boot_ns() + 10_000_000_000, 200, [*FD_PROBE, f"{t}/probe3.{name}"],
+                            shim=shim, extra=["300"], more_fds=(high,), env=env)
+            os.close(high)
+            resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+            r = report(p, s, c)
+            fds = sorted(open(f"{t}/probe3.{name}").read().split("\n")[0].split(), key=int)
+            if r != ["exit", "0"] or fds != ["0", "1", "2"]:
+                fail(f"{name}: without close_range, descriptor 3000: report {r}, "
+                     f"the command's descriptors {fds}, want 0 1 2")
+            ok(f"{name}: without close_range, descriptors above 1024 are closed too")
+        else:
+            print(f"skip: {name}: hard descriptor limit {hard}, below 4096")
+
+        # 11. A descendant that a look at /proc missed: the shim must not
+        # wait on it, but look again. The shim runs in a mount namespace
+        # whose /proc is a directory the test fills: it shows the command
+        # (C), not its child (E, which ignores SIGTERM). At deadline + grace
+        # the shim kills C, and E, reparented to it, is the one child left;
+        # only when the test shows E too can the shim find and kill it.
+        # A shim that waited for a child to end would wait the 100 s of E.
+        if unshare_ok:
+            fake, real = f"{t}/proc.{name}", f"{t}/realproc.{name}"
+            os.mkdir(fake)
+            os.mkdir(real)  # the real /proc, inside the namespace: what fake links to
+            cmd = ["sh", "-c", f"trap '' TERM; sleep 100 & echo $! > {t}/E.{name}; "
+                   f"echo $$ > {t}/C.{name}; wait"]
+            st_r, st_w = os.pipe()
+            ctl_r, ctl_w = os.pipe()
+            t0 = boot_ns()
+            os.write(ctl_w, struct.pack("=q", t0 + 1_000_000_000))
+            p = subprocess.Popen(["unshare", "-m", "sh", "-c",
+                                  f'mount --bind /proc {real} && mount --bind {fake} /proc && '
+                                  'exec "$0" "$@"', shim,
+                                  "__supervise", str(st_w), str(ctl_r), str(os.getpid()), "200",
+                                  "--", *cmd], pass_fds=(st_w, ctl_r), start_new_session=True)
+            os.close(st_w)
+            os.close(ctl_r)
+            end = time.monotonic() + 10
+            while not (os.path.exists(f"{t}/C.{name}") and os.path.exists(f"{t}/E.{name}")) \
+                    and time.monotonic() < end:
+                time.sleep(0.01)
+            cpid = int(open(f"{t}/C.{name}").read())
+            epid = int(open(f"{t}/E.{name}").read())
+            os.symlink(f"{real}/{cpid}", f"{fake}/{cpid}")
+            # C is killed at deadline + grace (1.2 s); E lives on, unseen.
+            while os.path.exists(f"/proc/{cpid}/stat") and time.monotonic() < end:
+                time.sleep(0.01)
+            time.sleep(0.3)
+            if not os.path.exists(f"/proc/{epid}/stat"):
+                fail(f"{name}: E {epid} died without being seen: the test shows nothing")
+            os.symlink(f"{real}/{epid}", f"{fake}/{epid}")
+            r = report(p, st_r, ctl_w, timeout=5)
+            dt = (boot_ns() - t0) / 1e6
+            if r != ["guard", "9"] or dt > 4000:
+                fail(f"{name}: a descendant missed by one look: report {r} after {dt:.0f} ms, "
+                     f"want guard 9 once it could be seen (about 1600 ms)")
+            if os.path.exists(f"/proc/{epid}/stat") and \
+                    open(f"/proc/{epid}/stat").read().rsplit(")", 1)[1].split()[0] != "Z":
+                os.kill(epid, 9)
+                fail(f"{name}: E {epid} survived")
+            ok(f"{name}: a descendant that one look at /proc missed is found by the next "
+               f"({dt:.0f} ms)")
+        else:
+            print(f"skip: {name}: no mount namespace (unshare -m) to show the shim another /proc")
 
         # 9. A NOFILE that is not a number is refused as a usage error.
         p, s, c = start(boot_ns() + 10_000_000_000, 200, ["true"], shim=shim, extra=["many"])

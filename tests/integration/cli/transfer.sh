@@ -64,3 +64,68 @@ print("handover, old command stopped -> named replica's command started: "
 assert len(gaps) >= 4, gaps
 PY
 [ $? -eq 0 ] || fail "fewer than four handovers in the work log"
+
+# LeaseCandidates are named LOCK.IDENTITY: one identity can be a candidate
+# for two locks.
+# (Its command is not a worker: the overlap check reads e2e's workers only.)
+"$KLE" run --lock-name other --identity a "${TIMINGS[@]}" --candidate --binary-version 1.33.0 \
+  -- sleep 60 >>"$T/other-a.log" 2>&1 &
+KLE_PIDS+=("$!")
+cands() {
+  kle_curl -f "$SERVER/apis/coordination.k8s.io/v1beta1/namespaces/default/leasecandidates" |
+    python3 -c 'import json,sys; print(" ".join(sorted(i["metadata"]["name"] + ":" + i["spec"]["leaseName"] for i in json.load(sys.stdin)["items"])))'
+}
+has_other_a() { grep -q "other.a:other" <<<"$(cands)"; }
+wait_until 10 "a's LeaseCandidate for the second lock" has_other_a
+for id in a b c; do
+  grep -q "e2e.$id:e2e" <<<"$(cands)" || fail "no LeaseCandidate e2e.$id: $(cands)"
+done
+pass "LeaseCandidates: $(cands)"
+
+# --force skips the ping, not the question whether the target is a
+# replica: a typo is refused (or asked about on a terminal) unless --yes.
+preferred() {
+  kle_curl -f "$SERVER/apis/coordination.k8s.io/v1/namespaces/default/leases/e2e" |
+    python3 -c 'import json,sys; print(json.load(sys.stdin)["spec"].get("preferredHolder", ""))'
+}
+out=$("$KLE" transfer --lock-name e2e --to typo --force </dev/null 2>&1); rc=$?
+[ "$rc" -eq 1 ] || fail "transfer --force to an unknown target: exit $rc ($out)"
+grep -q 'no LeaseCandidate default/e2e.typo or default/typo.*add --yes' <<<"$out" ||
+  fail "transfer --force to an unknown target said: $out"
+[ -z "$(preferred)" ] || fail "preferredHolder set to $(preferred) by a refused transfer"
+python3 - "$KLE" <<'PY' || fail "transfer --force on a terminal, answered no"
+import os, pty, sys, time
+pid, fd = pty.fork()
+if pid == 0:
+    os.execv(sys.argv[1], [sys.argv[1], "transfer", "--lock-name", "e2e", "--to", "typo", "--force"])
+out = b""
+while b"[y/N]" not in out:
+    out += os.read(fd, 1024)
+os.write(fd, b"n\n")
+try:
+    while True:
+        chunk = os.read(fd, 1024)
+        if not chunk:
+            break
+        out += chunk
+except OSError:
+    pass
+_, status = os.waitpid(pid, 0)
+assert os.WEXITSTATUS(status) == 1, (status, out)
+assert b"not confirmed" in out, out
+PY
+[ -z "$(preferred)" ] || fail "preferredHolder set by a transfer answered no"
+pass "transfer --force to an unknown target: refused ($out), and asked on a terminal"
+
+# A candidate published under the old name (the identity alone) is known.
+kle_curl -f -o /dev/null -X POST -H 'Content-Type: application/json' \
+  "$SERVER/apis/coordination.k8s.io/v1beta1/namespaces/default/leasecandidates" --data-binary \
+  '{"metadata":{"name":"old"},"spec":{"leaseName":"e2e","binaryVersion":"1.32.0","emulationVersion":"1.32.0","strategy":"OldestEmulationVersion"}}' ||
+  fail "cannot create the old-style LeaseCandidate"
+"$KLE" transfer --lock-name e2e --to old --force >/dev/null 2>"$T/old.err" || fail "transfer --force to old: $(cat "$T/old.err")"
+# The leader hands over at once: old is preferred, then the holder.
+to_old() { [ "$(preferred)" = old ] || holder_is old; }
+wait_until 5 "the lease going to old" to_old
+"$KLE" transfer --lock-name e2e --to someone-new --force --yes >/dev/null 2>"$T/yes.err" ||
+  fail "transfer --force --yes: $(cat "$T/yes.err")"
+pass "an old-style LeaseCandidate is known; --force --yes hands over to anyone"

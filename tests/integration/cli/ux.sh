@@ -23,8 +23,10 @@ out=$("$KLE" status --kubeconfig "$T/nonexistent" --lock-name x 2>&1 >/dev/null)
 [ "$(wc -l <<<"$out")" -eq 1 ] || fail "missing kubeconfig: more than one line: $out"
 [[ "$out" == "kle: cannot connect: kubeconfig $T/nonexistent: cannot read: No such file or directory" ]] ||
   fail "missing kubeconfig: $out"
+# kle run: 125, kle's own failure, which no common command exits with.
 out=$(KUBECONFIG="$T/nonexistent" "$KLE" run --lock-name x -- true 2>&1 >/dev/null); rc=$?
-[ "$rc" -eq 1 ] || fail "kle run, missing kubeconfig: exit $rc"
+[ "$rc" -eq 125 ] || fail "kle run, missing kubeconfig: exit $rc"
+[ "$(wc -l <<<"$out")" -eq 1 ] || fail "kle run, missing kubeconfig: more than one line: $out"
 grep -q '^kle: cannot connect: ' <<<"$out" || fail "kle run, missing kubeconfig: $out"
 pass "missing kubeconfig: $out"
 

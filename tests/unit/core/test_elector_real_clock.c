@@ -85,10 +85,50 @@ static void test_elector_real_clock__stop_from_signal_handler_releases(void **st
     kle_fake_store_free(store);
 }
 
+/*
+ * Timings client-go accepts but a real API server cannot sustain (a retry
+ * period under 100 ms, a renew deadline under 1 s) are still accepted, with
+ * one warning naming them; sound timings get none.
+ */
+static void test_elector_real_clock__timings_below_the_floor_warn(void **state)
+{
+    (void)state;
+    kle_fake_store *store;
+    kle_lock *lock;
+    kle_elector *e;
+    quiet_log_install();
+    assert_int_equal(kle_fake_store_new(&store, NULL), 0);
+    assert_int_equal(kle_log_flush_ns(KLE_SEC(5)), 0);
+    int before = atomic_load(&quiet_log_lines[KLE_LOG_WARNING]);
+    assert_int_equal(kle_fake_lock_new(&lock, store, "me", NULL), 0);
+    kle_elector_config c = KLE_ELECTOR_CONFIG_INIT;
+    c.lock = lock;
+    c.callbacks.on_started_leading = started;
+    c.callbacks.on_stopped_leading = stopped;
+    c.lease_duration_ns = KLE_SEC(1);
+    c.renew_deadline_ns = KLE_MS(3);
+    c.retry_period_ns = KLE_MS(2);
+    assert_int_equal(kle_elector_new(&e, &c), 0);
+    kle_elector_free(e);
+    assert_int_equal(kle_log_flush_ns(KLE_SEC(5)), 0);
+    assert_int_equal(atomic_load(&quiet_log_lines[KLE_LOG_WARNING]) - before, 1);
+    assert_int_equal(kle_fake_lock_new(&lock, store, "me", NULL), 0);
+    kle_elector_config ok = KLE_ELECTOR_CONFIG_INIT;
+    ok.lock = lock;
+    ok.callbacks.on_started_leading = started;
+    ok.callbacks.on_stopped_leading = stopped;
+    assert_int_equal(kle_elector_new(&e, &ok), 0);
+    kle_elector_free(e);
+    assert_int_equal(kle_log_flush_ns(KLE_SEC(5)), 0);
+    assert_int_equal(atomic_load(&quiet_log_lines[KLE_LOG_WARNING]) - before, 1);
+    kle_fake_store_free(store);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_elector_real_clock__stop_from_signal_handler_releases),
+        cmocka_unit_test(test_elector_real_clock__timings_below_the_floor_warn),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
