@@ -77,11 +77,11 @@ export KUBECONFIG="$T/sa.kubeconfig"
 LOCK=my-app
 start_replica c --candidate --binary-version 1.33.0
 wait_until 20 "c leads" holder_is c
-wait_until 10 "c's LeaseCandidate" test "$(code "$LC/c")" = 200
+wait_until 10 "c's LeaseCandidate" test "$(code "$LC/my-app.c")" = 200
 pass "with deploy/rbac.yaml's LeaseCandidate rules, c publishes its candidate"
 kill -TERM "$PID_c"
 wait "$PID_c" || fail "kle c exited $? after SIGTERM"
-[ "$(code "$LC/c")" = 404 ] || fail "c's LeaseCandidate is left behind"
+[ "$(code "$LC/my-app.c")" = 404 ] || fail "c's LeaseCandidate is left behind"
 refused=$(grep -hiw -e forbidden -e 403 "$T/c.log" | grep -v 'the skipped-migration-phase guard is off' || true)
 [ -z "$refused" ] || fail "c was refused something: $(head -3 <<<"$refused")"
 pass "c deleted its candidate at exit; nothing was refused"
