@@ -329,6 +329,13 @@ int kle_elector_new(kle_elector **out, const kle_elector_config *config)
     sc.coordinated = config->version >= 2 && config->coordinated != 0;
     sc.watch = watch;
     sc.seed = config->jitter_seed ? config->jitter_seed : random_seed();
+#ifdef KLE_TEST_HOOKS
+    /* The mutation check (scripts/mutate --unit): rules switched off by
+     * number, in test builds only. */
+    const char *mutations = getenv("KLE_SM_MUTATIONS");
+    if (mutations)
+        sc.mutations = (int)strtol(mutations, NULL, 0);
+#endif
     if (!(e->sm = kle_sm_new(&sc))) {
         rc = kle_error_set(KLE_ENOMEM, "kle_elector_new: out of memory");
         goto fail;
