@@ -2,7 +2,7 @@
  * The election as a deterministic state machine: client-go's
  * tryAcquireOrRenew and its acquire, renew and release loops, libkle's
  * watch mode and planned handover, and every rule of the safety argument
- * (docs/architecture.md, "Why two leaders cannot work at once": R1..R15,
+ * (docs/architecture.md, "Why two leaders cannot work at once": R1..R10,
  * named where they act). See sm.h for the interface.
  *
  * Phases of a run:
@@ -38,7 +38,7 @@
 #define STREAM_LAG_NS KLE_SEC(1)
 /* resourceVersions remembered to recognise a stale re-delivery. */
 #define RECENT_RVS 8
-/* Writes remembered, to date terms (R1) and recognise our own records (R10). */
+/* Writes remembered, to date terms (R1) and recognise our own records (R8). */
 #define OWN_WRITES 8
 /* Attempts of a release or handover, within a renew deadline. */
 #define END_ATTEMPTS 5
@@ -301,16 +301,16 @@ static int preferred_is_other(const kle_record *r, const char *identity)
     return preferred_len(r) > 0 && !preferred_is(r, identity);
 }
 
-/* The fencing token after @p base: one more, saturating at the int32 maximum (R11). */
+/* The fencing token after @p base: one more, saturating at the int32 maximum (R9). */
 static int next_token(int base)
 {
     return base < INT32_TOP ? (base < 0 ? 0 : base + 1) : INT32_TOP;
 }
 
-/* R7: holder "" with a lease of at most one second, as every release writes it. */
+/* R6: holder "" with a lease of at most one second, as every release writes it. */
 static int released(const kle_sm *sm, const kle_record *r)
 {
-    if (mut(sm, KLE_SM_MUT_R7_RELEASED))
+    if (mut(sm, KLE_SM_MUT_R6_RELEASED))
         return kle_record_holder_len(r) == 0;
     return kle_record_holder_len(r) == 0 && r->lease_duration_seconds <= 1;
 }
@@ -374,10 +374,10 @@ static int lease_valid(const kle_sm *sm)
 /* Reports a change of the observed holder (on_new_leader). */
 static void report_transition(kle_sm *sm)
 {
-    const char *h = kle_record_holder(&sm->observed.view);
-    size_t len = sm->has_observed ? kle_record_holder_len(&sm->observed.view) : 0;
     if (!sm->has_observed)
-        h = "";
+        return; /* Nothing seen yet: "" would mean a release. */
+    const char *h = kle_record_holder(&sm->observed.view);
+    size_t len = kle_record_holder_len(&sm->observed.view);
     if (sm->reported_set && buf_eq(&sm->reported, h, len))
         return;
     if (buf_set(&sm->reported, h, len) < 0)
@@ -388,7 +388,7 @@ static void report_transition(kle_sm *sm)
     a->holder_len = sm->reported.len;
 }
 
-/* ---- own writes (R1, R10) --------------------------------------------- */
+/* ---- own writes (R1, R8) --------------------------------------------- */
 
 static int same_key(const own_write *w, const kle_record *r)
 {
@@ -453,7 +453,7 @@ static void note_max(kle_sm *sm, int transitions)
 }
 
 /*
- * R10: whose the newly observed record is: our own write; a handover to us
+ * R8: whose the newly observed record is: our own write; a handover to us
  * (holder and preferred holder name us); the coordinated controller's
  * choice; or another replica's under our identity, which is a foreign
  * lease. A second distinct such record, or one seen while leading, means
@@ -467,7 +467,7 @@ static void classify(kle_sm *sm)
         sm->observed_own = 0;
         return;
     }
-    if (mut(sm, KLE_SM_MUT_R9_OWN_IDENTITY) || sm->c.coordinated || is_own_write(sm, r) ||
+    if (mut(sm, KLE_SM_MUT_R8_OWN_IDENTITY) || sm->c.coordinated || is_own_write(sm, r) ||
         preferred_is(r, sm->c.identity)) {
         sm->observed_own = 1;
         return;
@@ -478,7 +478,7 @@ static void classify(kle_sm *sm)
 }
 
 /*
- * R5, R6: what a read or a watch event showed at `now`: a raw record that
+ * R4, L1: what a read or a watch event showed at `now`: a raw record that
  * differs from the last one seen resets the observed time; a new
  * resourceVersion with the same raw record (a touch, or a renewal within
  * the record's precision) counts as a renewal for at most RECORD_PRECISION
@@ -496,7 +496,7 @@ static int observe(kle_sm *sm, const kle_lock_result *got)
         sm->has_observed = 1;
         sm->observed_time = sm->now;
         sm->raw_changed_time = sm->now;
-        if (mut(sm, KLE_SM_MUT_R5_OBSERVE_LOCAL)) {
+        if (mut(sm, KLE_SM_MUT_R4_OBSERVE_LOCAL)) {
             /* Dated by the record's own renewTime on our wall clock. */
             int64_t age = sm->wall - got->record.renew_time_ns;
             sm->observed_time = sm->now - (age > 0 ? age : 0);
@@ -521,11 +521,11 @@ static void observe_own_write(kle_sm *sm, const kle_record *r, int64_t sent, int
     if (rec_copy(&sm->observed, r) < 0)
         return;
     sm->has_observed = 1;
-    /* R6: the raw bytes and resourceVersion seen before belong to another
+    /* R5: the raw bytes and resourceVersion seen before belong to another
      * record: forget them, so that the next read replaces this record and
      * never keeps it beside someone else's bytes (a late answer to this
      * write can come after the watch showed a newer foreign record). */
-    if (!mut(sm, KLE_SM_MUT_R6_FORGET_RAW)) {
+    if (!mut(sm, KLE_SM_MUT_R5_FORGET_RAW)) {
         free(sm->raw.p);
         sm->raw.p = NULL;
         sm->raw.len = sm->raw.cap = 0;
@@ -628,7 +628,7 @@ static void end_term(kle_sm *sm, int reason)
 }
 
 /*
- * R9: a leader whose read (or stream) shows the lock held by another, or
+ * D1: a leader whose read (or stream) shows the lock held by another, or
  * released by someone else, ends its term at once: that write came after
  * its own. Returns 1 when it did.
  */
@@ -655,7 +655,8 @@ static void term_start(kle_sm *sm)
     sm->handover = kle_record_holder_is(&sm->observed.view, sm->c.identity) &&
                    preferred_is_other(&sm->observed.view, sm->c.identity);
     sm->lead_deadline = sat_add(sm->last_dated, sm->c.renew_deadline);
-    sm->stats.acquisitions++;
+    if (!sm->handover)
+        sm->stats.acquisitions++; /* A lease handed on at once is no term. */
     sm->token = sm->observed.view.leader_transitions;
     sm->stats.token = sm->token;
     sm->stats.last_renew_wall = sm->own_renew;
@@ -669,8 +670,8 @@ static void term_start(kle_sm *sm)
         begin_closing(sm);
         return;
     }
-    if (sm->now >= sm->lead_deadline && !mut(sm, KLE_SM_MUT_R4_NO_LATE_START)) {
-        /* R15: the deadline passed before the work could start: never start it. */
+    if (sm->now >= sm->lead_deadline && !mut(sm, KLE_SM_MUT_D4_NO_LATE_START)) {
+        /* D4: the deadline passed before the work could start: never start it. */
         KLE_LOG_W("leadership of %s ended before the leader's work could start", sm->c.name);
         sm->term_over = 1;
         sm->rc = KLE_ETIMEOUT;
@@ -725,7 +726,6 @@ static int carry_foreign(kle_sm *sm, int renewing)
 
 static void try_get(kle_sm *sm)
 {
-    sm->stats.last_call_error = sm->stats.last_call_error; /* unchanged until answered */
     call(sm, S_GET, KLE_SM_GET, NULL, NULL, budget(sm, sm->call_deadline));
 }
 
@@ -772,9 +772,9 @@ static void on_get(kle_sm *sm, int rc, const kle_lock_result *got)
             try_done(sm, 0);
             return;
         }
-        /* R8: a deletion ends no live lease this elector saw: wait it out. */
+        /* R7: a deletion ends no live lease this elector saw: wait it out. */
         int live = sm->has_observed && !released(sm, &sm->observed.view) && !sm->observed_own &&
-                   lease_valid(sm) && !mut(sm, KLE_SM_MUT_R8_NOTFOUND_WAIT);
+                   lease_valid(sm) && !mut(sm, KLE_SM_MUT_R7_NOTFOUND_WAIT);
         if (live) {
             KLE_LOG_V(4, "lock %s is deleted, but the lease last seen has not yet expired",
                       sm->c.name);
@@ -785,8 +785,8 @@ static void on_get(kle_sm *sm, int rc, const kle_lock_result *got)
             try_done(sm, 0);
             return;
         }
-        /* R11: a re-created lock goes on from the highest token seen. */
-        sm->wrec.view.leader_transitions = sm->seen_transitions && !mut(sm, KLE_SM_MUT_R10_TOKENS)
+        /* R9: a re-created lock goes on from the highest token seen. */
+        sm->wrec.view.leader_transitions = sm->seen_transitions && !mut(sm, KLE_SM_MUT_R9_TOKENS)
                                                ? next_token(sm->max_transitions)
                                                : 0;
         write_record(sm, S_CREATE, KLE_SM_CREATE);
@@ -798,7 +798,7 @@ static void on_get(kle_sm *sm, int rc, const kle_lock_result *got)
         try_done(sm, 0);
         return;
     }
-    /* 3. Note when it changed, on our clock (R5, R6). */
+    /* 3. Note when it changed, on our clock (R4, L1). */
     int changed = observe(sm, got);
     follow_got(sm, changed);
     const kle_record *o = &sm->observed.view;
@@ -819,7 +819,7 @@ static void on_get(kle_sm *sm, int rc, const kle_lock_result *got)
         try_done(sm, 0);
         return;
     }
-    /* R12: a live lease reserved for another is theirs; coordinated: only the server picks. */
+    /* D3: a live lease reserved for another is theirs; coordinated: only the server picks. */
     int valid = lease_valid(sm), mine = sm->observed_own, may;
     if (sm->c.coordinated)
         may = mine && valid;
@@ -843,16 +843,16 @@ static void on_get(kle_sm *sm, int rc, const kle_lock_result *got)
         if (sm->phase == P_LEADING)
             end_term(sm, END_HANDOVER);
     }
-    /* 4. Take it over, or renew it the slow way. R2: a fresh renewTime for
-     * every write; R11: a new term's token above every token seen. */
+    /* 4. Take it over, or renew it the slow way. L2: a fresh renewTime for
+     * every write; R9: a new term's token above every token seen. */
     if (!mut(sm, KLE_SM_MUT_L2_FRESH_RENEW)) {
         sm->wrec.view.renew_time_ns = sm->wall;
         sm->wrec.view.acquire_time_ns = sm->wall;
     }
     int old = o->leader_transitions;
-    int top = old > sm->max_transitions && !mut(sm, KLE_SM_MUT_R10_TOKENS) ? old
-              : mut(sm, KLE_SM_MUT_R10_TOKENS)                             ? old
-                                                                           : sm->max_transitions;
+    int top = old > sm->max_transitions && !mut(sm, KLE_SM_MUT_R9_TOKENS) ? old
+              : mut(sm, KLE_SM_MUT_R9_TOKENS)                             ? old
+                                                                          : sm->max_transitions;
     if (mine && sm->c.coordinated && sm->phase == P_CAMPAIGN) {
         /* The server made us the holder without counting a transition. */
         sm->wrec.view.leader_transitions = next_token(top);
@@ -920,7 +920,7 @@ static void try_done(kle_sm *sm, int ok)
     if (sm->phase == P_CAMPAIGN) {
         if (ok) {
             /* An acquisition answered renew_deadline or more after it was
-             * sent was over before it was known (R3): the lease is ours, so
+             * sent was over before it was known (R2): the lease is ours, so
              * try again at once (the fast path) before leading. */
             if (sm->last_return >= sat_add(sm->last_dated, sm->c.renew_deadline) &&
                 !mut(sm, KLE_SM_MUT_R2_LATE_ANSWER)) {
@@ -948,7 +948,7 @@ static void try_done(kle_sm *sm, int ok)
     }
     if (sm->phase == P_LEADING || sm->phase == P_ENDING) {
         if (ok) {
-            /* R3: an answer at or after the deadline extends nothing; an
+            /* R2: an answer at or after the deadline extends nothing; an
              * ended term is never revived. */
             if (sm->term_over ||
                 (sm->last_return >= sm->lead_deadline && !mut(sm, KLE_SM_MUT_R2_LATE_ANSWER))) {
@@ -1050,7 +1050,6 @@ static void on_end_get(kle_sm *sm, int rc, const kle_lock_result *got)
                            "Failed to release lock %s%s: %s", sm->c.name,
                            lost ? " (best effort: leadership was already lost)" : "",
                            kle_error_last()->message);
-        sm->attempts = END_ATTEMPTS + 1;
         sm->step = S_NONE;
         sm->attempts = -1;
         sm->handover = 0;
@@ -1158,7 +1157,7 @@ static void set_time(kle_sm *sm, int64_t now, int64_t wall)
 /* LEADING/ENDING: the term at the deadline, stop and handover, rounds. */
 static void drive_term(kle_sm *sm)
 {
-    /* R4: the term ends at its deadline, whatever a call is doing. */
+    /* R3: the term ends at its deadline, whatever a call is doing. */
     if (!sm->term_over && sm->now >= sm->lead_deadline && !mut(sm, KLE_SM_MUT_R3_DEADLINE_END)) {
         KLE_LOG_I("failed to renew lease %s: timed out waiting for the condition", sm->c.name);
         end_term(sm, END_LOST);
@@ -1171,7 +1170,7 @@ static void drive_term(kle_sm *sm)
         end_term(sm, sm->stop ? END_STOP : END_HANDOVER);
     }
     int wait_work =
-        sm->work_running && !(mut(sm, KLE_SM_MUT_R11_WORK_FIRST) &&
+        sm->work_running && !(mut(sm, KLE_SM_MUT_R10_WORK_FIRST) &&
                               (sm->end_reason == END_STOP || sm->end_reason == END_HANDOVER));
     if (wait_work || sm->step != S_NONE) {
         /* Renewals go on while the work winds down after a stop or a
@@ -1194,7 +1193,7 @@ static void drive_term(kle_sm *sm)
         return;
     }
     /* The work has returned and no call is in flight: after the work, the
-     * end of the term (R13). */
+     * end of the term (R10). */
     if (sm->phase == P_LEADING) {
         /* Cannot be: the work ends only after TERM_END. */
         end_term(sm, END_STOP);
@@ -1400,7 +1399,9 @@ void kle_sm_answer(kle_sm *sm, uint64_t id, int rc, int64_t sent, const kle_lock
             break;
         }
         if (step == S_CREATE && rc == KLE_EEXISTS)
-            KLE_LOG_V(2, "lost the race to create %s: %s", sm->c.name, kle_error_last()->message);
+            /* Another replica created it first: a normal race. */
+            KLE_LOG_V(2, "lock %s was created by another replica first: %s", sm->c.name,
+                      kle_error_last()->message);
         else if (step == S_CREATE)
             KLE_LOG_E("error initially creating leader election record %s: %s", sm->c.name,
                       kle_error_last()->message);
@@ -1430,7 +1431,7 @@ void kle_sm_answer(kle_sm *sm, uint64_t id, int rc, int64_t sent, const kle_lock
 }
 
 /* A foreign holder (or a deletion) on the stream after our last successful
- * write was seen on the same stream is newer than that write (R14). */
+ * write was seen on the same stream is newer than that write (D2). */
 static int step_down_if_newer(kle_sm *sm)
 {
     if ((sm->phase != P_LEADING && sm->phase != P_ENDING) || sm->term_over)
@@ -1474,9 +1475,9 @@ void kle_sm_watch_event(kle_sm *sm, const kle_lock_event *ev, int64_t now, int64
         break;
     case KLE_LOCK_EVENT_DELETED:
         stepped = step_down_if_newer(sm);
-        /* R8: a deletion ends no live lease this elector saw. */
+        /* R7: a deletion ends no live lease this elector saw. */
         if (!sm->has_observed || released(sm, &sm->observed.view) || sm->observed_own ||
-            !lease_valid(sm) || mut(sm, KLE_SM_MUT_R8_NOTFOUND_WAIT))
+            !lease_valid(sm) || mut(sm, KLE_SM_MUT_R7_NOTFOUND_WAIT))
             sm->kick = 1;
         break;
     case KLE_LOCK_EVENT_RECORD: {

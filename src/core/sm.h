@@ -44,25 +44,26 @@ typedef struct kle_sm_config {
 /*
  * Rules that the mutation check (scripts/mutate) can switch off one at a
  * time, to show that the simulation's search catches each. Never set
- * outside tests. R1..R11 are the rules of the safety argument
+ * outside tests. R1..R10 are the rules of the safety argument
  * (docs/architecture.md, "Why two leaders cannot work at once"): the
- * invariant fails without any one of them. D1..D3 are defence in depth
+ * invariant fails without any one of them. D1..D4 are defence in depth
  * (stepping down earlier than the rules require, reserving a handed-over
- * lease) and L1, L2 keep the election live; switching those off must not
- * break the invariant, which the check shows too.
+ * lease, a check the others make redundant) and L1, L2 keep the election
+ * live; switching those off must not break the invariant, which the check
+ * shows too.
  */
 enum {
     KLE_SM_MUT_R1_FIRST_SEND = 1 << 0,    /* A term dated from the first send of its bytes. */
     KLE_SM_MUT_R2_LATE_ANSWER = 1 << 1,   /* An answer at/after the deadline extends nothing. */
     KLE_SM_MUT_R3_DEADLINE_END = 1 << 2,  /* The term ends at its deadline. */
-    KLE_SM_MUT_R4_NO_LATE_START = 1 << 3, /* No work starts once its deadline has passed. */
-    KLE_SM_MUT_R5_OBSERVE_LOCAL = 1 << 4, /* Expiry from the local time a change was seen. */
-    KLE_SM_MUT_R6_FORGET_RAW = 1 << 5,    /* An own write forgets the bytes seen before it. */
-    KLE_SM_MUT_R7_RELEASED = 1 << 6,      /* Only a 1 s lease with holder "" is a release. */
-    KLE_SM_MUT_R8_NOTFOUND_WAIT = 1 << 7, /* A NotFound waits out a live foreign lease seen. */
-    KLE_SM_MUT_R9_OWN_IDENTITY = 1 << 8,  /* A record under our name we did not write is foreign. */
-    KLE_SM_MUT_R10_TOKENS = 1 << 9,       /* A new term's token above every token seen. */
-    KLE_SM_MUT_R11_WORK_FIRST = 1 << 10,  /* Release and handover only after the work returned. */
+    KLE_SM_MUT_D4_NO_LATE_START = 1 << 3, /* No work starts once its deadline has passed. */
+    KLE_SM_MUT_R4_OBSERVE_LOCAL = 1 << 4, /* Expiry from the local time a change was seen. */
+    KLE_SM_MUT_R5_FORGET_RAW = 1 << 5,    /* An own write forgets the bytes seen before it. */
+    KLE_SM_MUT_R6_RELEASED = 1 << 6,      /* Only a 1 s lease with holder "" is a release. */
+    KLE_SM_MUT_R7_NOTFOUND_WAIT = 1 << 7, /* A NotFound waits out a live foreign lease seen. */
+    KLE_SM_MUT_R8_OWN_IDENTITY = 1 << 8,  /* A record under our name we did not write is foreign. */
+    KLE_SM_MUT_R9_TOKENS = 1 << 9,        /* A new term's token above every token seen. */
+    KLE_SM_MUT_R10_WORK_FIRST = 1 << 10,  /* Release and handover only after the work returned. */
     KLE_SM_MUT_D1_STEP_DOWN_READ = 1 << 11, /* A read showing another holder ends the term. */
     KLE_SM_MUT_D2_STREAM_ORDER = 1 << 12, /* (Inverted) the stream step-down only when justified. */
     KLE_SM_MUT_D3_PREFERRED = 1 << 13,    /* A live lease reserved for another is not taken. */

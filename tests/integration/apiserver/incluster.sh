@@ -75,7 +75,9 @@ rel=$(klog_ms "$T/$new.log" 'released lease')
 acq=$(klog_ms "$T/$last.log" 'successfully acquired')
 [ -n "$rel" ] && [ -n "$acq" ] || fail "no release or acquisition in the logs"
 dt=$((acq - rel))
-[ "$dt" -ge 0 ] && [ "$dt" -lt 1200 ] || fail "handover took $dt ms after the release (lease expiry?)"
+# The release is logged once its answer is back, so a watching replica can
+# log its acquisition a few ms before it: the bound is on the other side.
+[ "$dt" -ge -200 ] && [ "$dt" -lt 1200 ] || fail "handover took $dt ms after the release (lease expiry?)"
 pass "SIGTERM of $new: released, $last took over $dt ms after the release"
 # deploy/rbac.yaml grants no read of Endpoints or ConfigMaps, so the
 # skipped-migration-phase guard turns itself off with one line per lock:

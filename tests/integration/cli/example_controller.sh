@@ -58,15 +58,19 @@ eval "lpid=\$PID_$leader"
 lost() { grep -c "lost $LOCK; campaigning again" "$T/$leader.log"; }
 n=$(lost)
 L="$SERVER/apis/coordination.k8s.io/v1/namespaces/default/leases/$LOCK"
+# A read, then a write conditional on it: a renewal in between is a 409, so
+# try again, as kubectl edit would.
+write_intruder() {
 kle_curl -f "$L" | python3 -c '
 import json, sys, datetime
 l = json.load(sys.stdin)
 now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 l["spec"].update(holderIdentity="intruder", leaseDurationSeconds=1, renewTime=now, acquireTime=now,
                  leaseTransitions=l["spec"].get("leaseTransitions", 0) + 1)
-print(json.dumps(l))' >"$T/intruder.json" || fail "read the lease"
-kle_curl -f -o /dev/null -X PUT -H 'Content-Type: application/json' "$L" --data-binary @"$T/intruder.json" ||
-  fail "write the intruder"
+print(json.dumps(l))' >"$T/intruder.json" || return 1
+kle_curl -f -o /dev/null -X PUT -H 'Content-Type: application/json' "$L" --data-binary @"$T/intruder.json"
+}
+wait_until 10 "the intruder written over the leader's record" write_intruder
 wait_until 10 "$leader sees the intruder and campaigns again" test "$(lost)" -gt "$n"
 kill -0 "$lpid" || fail "$leader exited when another holder took the lease"
 wait_until 30 "a replica leads again" log_has "$leader" "stopped leading"
