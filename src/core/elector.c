@@ -895,8 +895,6 @@ static void run_actions(kle_elector *e)
         kle_sm_action a;
         pthread_mutex_lock(&e->mu);
         int any = kle_sm_next(e->sm, &a);
-        int cancellable = any && a.kind == KLE_SM_CALL && !kle_sm_leading(e->sm, now_ns(e)) &&
-                          strcmp(kle_sm_phase_name(e->sm), "campaign") == 0;
         char *holder = NULL;
         if (any && a.kind == KLE_SM_NEW_LEADER) {
             /* The callback gets a C string: up to a NUL, if any. */
@@ -907,7 +905,7 @@ static void run_actions(kle_elector *e)
             return;
         switch (a.kind) {
         case KLE_SM_CALL:
-            start_call(e, &a.call, cancellable);
+            start_call(e, &a.call, a.call.cancellable);
             break;
         case KLE_SM_WATCH_START:
             watch_start(e);

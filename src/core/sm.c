@@ -362,6 +362,7 @@ static void call(kle_sm *sm, int step, kle_sm_call_kind kind, const kle_record *
     a->call.record = record;
     a->call.message = message;
     a->call.timeout = timeout;
+    a->call.cancellable = sm->phase == P_CAMPAIGN;
 }
 
 static int lease_valid(const kle_sm *sm)

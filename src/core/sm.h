@@ -106,6 +106,7 @@ typedef struct kle_sm_call {
     const kle_record *record; /* CREATE, UPDATE: valid until answered. */
     const char *message;      /* EVENT: valid until answered. */
     int64_t timeout;          /* The time the call may take. */
+    int cancellable;          /* A call of the campaign: a stop may cut it short. */
 } kle_sm_call;
 
 typedef struct kle_sm_action {
