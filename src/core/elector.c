@@ -132,6 +132,7 @@ struct kle_elector {
     int64_t asent;
     uint64_t aid;
     int acall_running;
+    int acall_cancellable;
     kle_lock_watch_call awatch;
     int awatch_running;
 
@@ -301,13 +302,18 @@ int kle_elector_new(kle_elector **out, const kle_elector_config *config)
         rc = kle_error_set(KLE_ENOMEM, "kle_elector_new: out of memory");
         goto fail;
     }
-    if ((rc = kle_loop_new(&e->loop, e->clock)) < 0 || (rc = kle_event_new(&e->worker_wake)) < 0 ||
-        (rc = kle_event_new(&e->cancel)) < 0 || (rc = kle_event_new(&e->watch_cancel)) < 0)
+    e->async = kle_lock__async(config->lock);
+    /* The worker's and the watcher's events only for a synchronous lock:
+     * an asynchronous one needs no descriptor of the elector's own but the
+     * loop's. */
+    if ((rc = kle_loop_new(&e->loop, e->clock)) < 0 ||
+        (!e->async &&
+         ((rc = kle_event_new(&e->worker_wake)) < 0 || (rc = kle_event_new(&e->cancel)) < 0 ||
+          (rc = kle_event_new(&e->watch_cancel)) < 0)))
         goto fail;
     e->lock = config->lock;
     e->lease_duration = config->lease_duration_ns;
     e->cb = config->callbacks;
-    e->async = kle_lock__async(config->lock);
     int follow = config->version >= 2 ? config->follow : KLE_FOLLOW_WATCH;
     int watch = follow == KLE_FOLLOW_WATCH &&
                 (kle_lock__async_watch(config->lock) || kle_lock_can_watch(config->lock));
@@ -569,6 +575,7 @@ static void start_call(kle_elector *e, const kle_sm_call *c, int cancellable)
         e->acall.done = on_async_done;
         e->acall.data = e;
         e->aid = c->id;
+        e->acall_cancellable = cancellable;
         e->asent = now_ns(e);
         int rc = e->lock->start(e->lock, &e->acall);
         if (rc < 0) {
@@ -981,7 +988,14 @@ int kle_elector_run(kle_elector *e)
             break;
         if (!stopped && atomic_load(&e->stop_requested)) {
             stopped = 1;
-            kle_event_set(e->cancel); /* A call of the campaign returns at once. */
+            if (e->cancel)
+                kle_event_set(e->cancel); /* A call of the campaign returns at once. */
+            if (e->async && e->acall_running && e->acall_cancellable) {
+                /* The same for an asynchronous one: abandoned, answered as cancelled. */
+                e->lock->abandon(e->lock, &e->acall);
+                e->acall_running = 0;
+                feed_answer(e, e->aid, KLE_ECANCELED, e->asent, NULL, "cancelled by a stop");
+            }
             pthread_mutex_lock(&e->mu);
             kle_sm_stop(e->sm, now_ns(e), wall_ns(e));
             pthread_mutex_unlock(&e->mu);
