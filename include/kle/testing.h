@@ -183,6 +183,15 @@ kle_fake_store_peek(kle_record *out, uint64_t *out_resource_version, kle_fake_st
 KLE_EXTERN(int) kle_fake_store_put(kle_fake_store *store, const kle_record *record);
 
 /**
+ * Loses the store's state, as an API server restored without its data:
+ * the object is gone (watches see a deletion, at resourceVersion
+ * @p next_rv - 1) and resourceVersions start again: the next write gets
+ * @p next_rv, which may be one the store gave before.
+ * @return 0, or KLE_EINVAL if @p store is NULL or @p next_rv is 0.
+ */
+KLE_EXTERN(int) kle_fake_store_lose_state(kle_fake_store *store, uint64_t next_rv);
+
+/**
  * Makes the fake locks' writes keep times at whole seconds (@p on 1), as
  * annotation records (ConfigMap, Endpoints) carry them, so that two writes
  * within one second leave the same bytes; 0: microseconds, as a Lease

@@ -153,6 +153,7 @@ struct kle_sm {
     int has_awaited;
     int64_t awaited_by;
     buf recent[RECENT_RVS];
+    uint64_t recent_hash[RECENT_RVS]; /* Of the bytes seen with that resourceVersion. */
     int recent_next;
 
     kle_sm_stats stats;
@@ -547,21 +548,41 @@ static void observe_own_write(kle_sm *sm, const kle_record *r, int64_t sent, int
 
 /* ---- the watch's bookkeeping ---------------------------------------- */
 
-static int recent_has(const kle_sm *sm, const char *rv)
+/*
+ * What the stream has shown: resourceVersions with a hash of the bytes
+ * seen with each (DELETED_HASH for a deletion). An event is a duplicate or
+ * a stale re-delivery only when both match: a server restored without its
+ * data gives old resourceVersions to new records, and ignoring those would
+ * hide the holder's renewals (a follower would then date the lease from
+ * its last read and take it early).
+ */
+#define DELETED_HASH UINT64_C(0x9e3779b97f4a7c15)
+
+static uint64_t bytes_hash(const char *p, size_t len)
+{
+    uint64_t h = UINT64_C(1469598103934665603);
+    for (size_t i = 0; i < len; i++)
+        h = (h ^ (unsigned char)p[i]) * UINT64_C(1099511628211);
+    return h ^ len;
+}
+
+static int recent_has(const kle_sm *sm, const char *rv, uint64_t hash)
 {
     size_t len = strlen(rv);
     for (int i = 0; i < RECENT_RVS; i++)
-        if (buf_eq(&sm->recent[i], rv, len))
+        if (buf_eq(&sm->recent[i], rv, len) && sm->recent_hash[i] == hash)
             return 1;
     return 0;
 }
 
-static void recent_add(kle_sm *sm, const char *rv)
+static void recent_add(kle_sm *sm, const char *rv, uint64_t hash)
 {
-    if (!rv || !*rv || recent_has(sm, rv))
+    if (!rv || !*rv || recent_has(sm, rv, hash))
         return;
-    if (buf_set(&sm->recent[sm->recent_next], rv, strlen(rv)) == 0)
+    if (buf_set(&sm->recent[sm->recent_next], rv, strlen(rv)) == 0) {
+        sm->recent_hash[sm->recent_next] = hash;
         sm->recent_next = (sm->recent_next + 1) % RECENT_RVS;
+    }
 }
 
 static void stream_start(kle_sm *sm)
@@ -595,8 +616,9 @@ static void follow_got(kle_sm *sm, int changed)
         return;
     sm->last_get = sm->now;
     const char *rv = sm->rv.p ? sm->rv.p : "";
-    int on_stream = *rv && recent_has(sm, rv);
-    recent_add(sm, rv);
+    uint64_t hash = sm->raw.p ? bytes_hash(sm->raw.p, sm->raw.len) : 0;
+    int on_stream = *rv && recent_has(sm, rv, hash);
+    recent_add(sm, rv, hash);
     if (changed && sm->healthy && sm->phase == P_CAMPAIGN && !on_stream && !sm->has_awaited) {
         /* The stream has not shown this change yet: it may be a moment
          * behind the GET, or it missed it. */
@@ -1485,7 +1507,7 @@ void kle_sm_watch_event(kle_sm *sm, const kle_lock_event *ev, int64_t now, int64
         const kle_lock_result *r = ev->result;
         if (!r)
             break;
-        if (rv && recent_has(sm, rv)) {
+        if (rv && recent_has(sm, rv, bytes_hash(r->raw ? r->raw : "", r->raw_len))) {
             KLE_LOG_V(5, "watch of %s: ignoring resourceVersion %s, seen before", sm->c.name, rv);
             break; /* A duplicate, or a stale re-delivery of an older version. */
         }
@@ -1526,8 +1548,11 @@ void kle_sm_watch_event(kle_sm *sm, const kle_lock_event *ev, int64_t now, int64
         break;
     }
     }
-    if (rv)
-        recent_add(sm, rv);
+    if (rv && ev->type != KLE_LOCK_EVENT_BOOKMARK && ev->type != KLE_LOCK_EVENT_ERROR)
+        recent_add(sm, rv,
+                   ev->type == KLE_LOCK_EVENT_DELETED || !ev->result
+                       ? DELETED_HASH
+                       : bytes_hash(ev->result->raw ? ev->result->raw : "", ev->result->raw_len));
     if (stepped)
         KLE_LOG_I("the watch of %s shows another holder after this leader's last write: "
                   "stopping leading now",

@@ -267,6 +267,21 @@ int kle_fake_store_put(kle_fake_store *s, const kle_record *record)
     return 0;
 }
 
+int kle_fake_store_lose_state(kle_fake_store *s, uint64_t next_rv)
+{
+    if (!s || next_rv < 1)
+        return kle_error_set(KLE_EINVAL,
+                             "kle_fake_store_lose_state: a store and a resourceVersion >= 1");
+    pthread_mutex_lock(&s->mu);
+    remember_prev(s);
+    kle_record_dispose(&s->record);
+    s->exists = 0;
+    s->resource_version = next_rv - 1; /* The deletion's; the next write's is next_rv. */
+    publish(s);
+    pthread_mutex_unlock(&s->mu);
+    return 0;
+}
+
 int kle_fake_store_set_whole_seconds(kle_fake_store *s, int on)
 {
     if (!s)

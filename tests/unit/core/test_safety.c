@@ -617,6 +617,33 @@ static void test_safety__wall_step_back_repeats_bytes(void **state)
     assert_no_overlap(w);
 }
 
+/*
+ * A server that loses its state, twice: resourceVersions start again, so
+ * the leader's renewals after the first loss carry resourceVersions the
+ * follower's stream showed before, with other bytes. They are renewals,
+ * not stale re-deliveries: a follower that ignored them would date the
+ * lease from its last look before the loss, and after the second loss
+ * (the leader cut off) create the lock while the leader still works.
+ */
+static void test_safety__server_loses_state_twice(void **state)
+{
+    world *w = *state;
+    w->follow = KLE_FOLLOW_WATCH;
+    node *a = start_node(w, 0, NULL, 111);
+    assert_true(run_until_leads(w, 0, 1 * SEC));
+    start_node(w, 1, NULL, 112);
+    run_until(w, 15 * SEC); /* Seven renewals: resourceVersions 1..8 seen. */
+    assert_int_equal(kle_fake_store_lose_state(w->store, 2), 0);
+    run_until(w, 22100 * MS); /* The leader re-created it and renews: 2, 3, 4, ... */
+    cut_off(a);
+    assert_int_equal(kle_fake_store_lose_state(w->store, 2), 0);
+    run_until(w, 60 * SEC);
+    stop_all(w);
+    assert_true(terms_of(w, 1) >= 1);
+    assert_no_overlap(w);
+    assert_tokens_increase(w);
+}
+
 /* kle_elector_check_ns at the limits: saturating, no overflow. */
 static void test_safety__check_at_the_limits(void **state)
 {
@@ -653,6 +680,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_safety__hand_emptied_holder_is_not_a_release, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_safety__wall_step_back_repeats_bytes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_safety__server_loses_state_twice, setup, teardown),
         cmocka_unit_test_setup_teardown(test_safety__check_at_the_limits, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
