@@ -51,9 +51,18 @@ pass "a lost the lease in the black hole, campaigned again; $(holder) leads"
 # Another holder written over the leader's record: the leader sees it on
 # its watch (kle_elector_run() returns KLE_ECONFLICT), a loss as well, so it
 # campaigns again rather than exiting.
+# The holder's record may still be a's from before the black hole: wait for
+# a term begun after it (a "leading" line after a's "campaigning again").
+leads_again() { awk -v h="$2: leading" '/campaigning again/ {c = 1} c && index($0, h) {f = 1} END {exit !f}' "$T/$1.log"; }
+has_led_again() {
+  local h
+  h=$(holder)
+  [ -n "$h" ] || return 1
+  if [ "$h" = "$ida" ]; then leads_again a "$h"; else log_has b "$h: leading"; fi
+}
+wait_until 30 "the holder leads again" has_led_again
 h=$(holder)
 if [ "$h" = "$ida" ]; then leader=a; else leader=b; fi
-wait_until 20 "$leader leads" log_has "$leader" "$h: leading"
 eval "lpid=\$PID_$leader"
 lost() { grep -c "lost $LOCK; campaigning again" "$T/$leader.log"; }
 n=$(lost)
