@@ -102,3 +102,14 @@ expect("a reset (every replica restarted, the lock deleted): tokens start again"
 expect("a lock re-created with a lower token, no reset",
        check([(0, "LEAD", "k0.1", 7, 1), (1, "STOP", "k0.1", 7, 1), (4, "LEAD", "k1.1", 1, 2)]),
        tokens=1)
+# Two lock families (--lock endpoints+leases): each object counts its own,
+# but one leader among all.
+expect("two families count their own tokens",
+       check([(0, "LEAD", "k0.1", 3, 1), (1, "STOP", "k0.1", 3, 1), (2, "LEAD", "e1.1", 7, 2),
+              (3, "STOP", "e1.1", 7, 2), (4, "LEAD", "k2.1", 4, 3)]))
+expect("a token that goes back within one family, across the other's leadership",
+       check([(0, "LEAD", "k0.1", 3, 1), (1, "STOP", "k0.1", 3, 1), (2, "LEAD", "e1.1", 7, 2),
+              (3, "STOP", "e1.1", 7, 2), (4, "LEAD", "k2.1", 2, 3)]), tokens=1)
+expect("leaders of two families at once",
+       check([(0, "LEAD", "k0.1", 3, 1), (1, "BEAT", "k0.1", 3, 1), (0.5, "LEAD", "e1.1", 1, 2)]),
+       overlaps=1)
