@@ -6,6 +6,8 @@
 # The identity and token come from kle (KLE_IDENTITY, KLE_LEADER_TRANSITIONS).
 # tests/support/overlap_check.py reads these logs.
 #   WORKER_IGNORE_TERM=1  ignore SIGTERM (only SIGKILL ends it)
+#   WORKER_IGNORE_TERM_FILE=PATH  ignore SIGTERM while PATH exists (bench/chaos
+#                         turns it on for one replica during a fault)
 #   WORKER_RUN_MS=N       exit 0 by itself after N ms
 #   WORKER_PIDFILE=PATH   write the pid there (removed on STOP)
 log=$1
@@ -22,7 +24,13 @@ event LEAD
 if [ "${WORKER_IGNORE_TERM:-0}" = 1 ]; then
   trap '' TERM
 else
-  trap 'event STOP; [ -n "${WORKER_PIDFILE:-}" ] && rm -f "$WORKER_PIDFILE"; exit 0' TERM
+  on_term() {
+    [ -n "${WORKER_IGNORE_TERM_FILE:-}" ] && [ -e "$WORKER_IGNORE_TERM_FILE" ] && return
+    event STOP
+    [ -n "${WORKER_PIDFILE:-}" ] && rm -f "$WORKER_PIDFILE"
+    exit 0
+  }
+  trap on_term TERM
 fi
 start=$EPOCHREALTIME
 start=${start/./}
