@@ -60,6 +60,8 @@ typedef struct rec {
 
 typedef struct own_write {
     int used;
+    int landed;       /* 0: in flight; 1: answered, or its outcome unknown (it may have landed). */
+    uint64_t call_id; /* The call that first sent it. */
     int lease_seconds, transitions;
     int64_t acquire_s, renew_s;
     int64_t first_sent;
@@ -143,6 +145,12 @@ struct kle_sm {
     int64_t own_renew;
     int own_transitions;
     int64_t last_sent, last_dated, last_return;
+    int last_issued;          /* own[] index of the write issued last. */
+    int64_t max_renew_s;      /* The latest renewTime second written. */
+    int seen_object;          /* The object was seen to exist (a record read or written). */
+    int64_t quarantine_until; /* R7: the term's work starts then (0: none pending). */
+    int quarantined;          /* A term won by a create after a deletion: work not started. */
+    int create_after_seen;    /* The create in flight follows a deletion of an object seen. */
 
     /* Watch mode. */
     int stream_active, healthy, suspect, unavailable;
@@ -421,12 +429,20 @@ static int64_t note_writing(kle_sm *sm, const kle_record *r, int64_t now)
     sm->write_seq++;
     sm->writing_renew = r->renew_time_ns;
     sm->writing_transitions = r->leader_transitions;
+    int64_t rs = whole_seconds(r->renew_time_ns);
+    if (rs > sm->max_renew_s)
+        sm->max_renew_s = rs;
     for (int i = 0; i < OWN_WRITES; i++)
-        if (same_key(&sm->own[i], r))
+        if (same_key(&sm->own[i], r)) {
+            sm->last_issued = i;
             return sm->own[i].first_sent < now ? sm->own[i].first_sent : now;
+        }
+    sm->last_issued = sm->own_next;
     own_write *w = &sm->own[sm->own_next];
     sm->own_next = (sm->own_next + 1) % OWN_WRITES;
     w->used = 1;
+    w->landed = 0;
+    w->call_id = sm->next_id + 1; /* The id call() gives it next. */
     w->lease_seconds = r->lease_duration_seconds;
     w->transitions = r->leader_transitions;
     w->acquire_s = whole_seconds(r->acquire_time_ns);
@@ -444,6 +460,59 @@ static int64_t dated_from(const kle_sm *sm, const kle_record *r, int64_t sent)
         if (same_key(&sm->own[i], r) && sm->own[i].first_sent < sent)
             return sm->own[i].first_sent;
     return sent;
+}
+
+/*
+ * A write's answer: a success, or an outcome that leaves it unknown
+ * (timeout, transport, server error), may have landed; a refusal did not,
+ * and the key its call put in own[] goes (a record of the same key written
+ * by someone else is then not taken for ours).
+ */
+static void write_answered(kle_sm *sm, uint64_t id, int rc, const kle_record *r)
+{
+    int refused = rc == KLE_ECONFLICT || rc == KLE_EEXISTS || rc == KLE_ENOTFOUND ||
+                  rc == KLE_EFORBIDDEN || rc == KLE_EUNAUTHORIZED || rc == KLE_EUNPROCESSABLE ||
+                  rc == KLE_EBADREQUEST || rc == KLE_ETOOMANYREQUESTS || rc == KLE_EINVAL ||
+                  rc == KLE_ESTATE;
+    for (int i = 0; i < OWN_WRITES; i++)
+        if (same_key(&sm->own[i], r)) {
+            if (!refused)
+                sm->own[i].landed = 1;
+            else if (!sm->own[i].landed && sm->own[i].call_id == id)
+                sm->own[i].used = 0;
+        }
+}
+
+/*
+ * R1 (with L2): a write never repeats the bytes of an earlier write of this
+ * elector other than the one just before it (same-second renewals): a
+ * follower that missed the writes in between would take the repeat for a
+ * touch of what it saw long ago. A wall clock stepped back would do it;
+ * the renewTime then moves past every renewTime written (it is
+ * informational: nobody dates a lease by it).
+ */
+static void prepare_write(kle_sm *sm)
+{
+    kle_record *r = &sm->wrec.view;
+    if (mut(sm, KLE_SM_MUT_R1_FIRST_SEND))
+        return;
+    int fresh = r->acquire_time_ns == r->renew_time_ns;
+    int64_t rs = whole_seconds(r->renew_time_ns);
+    if (sm->max_renew_s && rs < sm->max_renew_s)
+        r->renew_time_ns += (sm->max_renew_s - rs) * KLE_NS_PER_SEC;
+    for (int guard = 0; guard <= OWN_WRITES; guard++) {
+        int clash = 0;
+        for (int i = 0; i < OWN_WRITES; i++)
+            if (i != sm->last_issued && same_key(&sm->own[i], r))
+                clash = 1;
+        if (fresh)
+            r->acquire_time_ns = r->renew_time_ns;
+        if (!clash)
+            break;
+        r->renew_time_ns += KLE_NS_PER_SEC;
+    }
+    if (fresh)
+        r->acquire_time_ns = r->renew_time_ns;
 }
 
 static void note_max(kle_sm *sm, int transitions)
@@ -469,8 +538,12 @@ static void classify(kle_sm *sm)
         sm->observed_own = 0;
         return;
     }
+    /* A handover names its holder as preferred holder too, and is a fresh
+     * lease (acquireTime = renewTime): once renewed it is the new holder's
+     * own, and a replica that shares its identity must not take it. */
+    int handed_over = preferred_is(r, sm->c.identity) && r->acquire_time_ns == r->renew_time_ns;
     if (mut(sm, KLE_SM_MUT_R8_OWN_IDENTITY) || sm->c.coordinated || is_own_write(sm, r) ||
-        preferred_is(r, sm->c.identity)) {
+        handed_over) {
         sm->observed_own = 1;
         return;
     }
@@ -496,6 +569,7 @@ static int observe(kle_sm *sm, const kle_lock_result *got)
             buf_set(&sm->raw, got->raw ? got->raw : "", got->raw_len) < 0)
             return 0; /* Out of memory: the last observation stands. */
         sm->has_observed = 1;
+        sm->seen_object = 1;
         sm->observed_time = sm->now;
         sm->raw_changed_time = sm->now;
         if (mut(sm, KLE_SM_MUT_R4_OBSERVE_LOCAL)) {
@@ -523,6 +597,7 @@ static void observe_own_write(kle_sm *sm, const kle_record *r, int64_t sent, int
     if (rec_copy(&sm->observed, r) < 0)
         return;
     sm->has_observed = 1;
+    sm->seen_object = 1;
     /* R5: the raw bytes and resourceVersion seen before belong to another
      * record: forget them, so that the next read replaces this record and
      * never keeps it beside someone else's bytes (a late answer to this
@@ -668,6 +743,18 @@ static int step_down_on_read(kle_sm *sm)
 
 static void begin_closing(kle_sm *sm);
 
+/* The term's work starts. */
+static void begin_work(kle_sm *sm)
+{
+    sm->quarantined = 0;
+    sm->quarantine_until = 0;
+    kle_sm_action *a = push(sm, KLE_SM_TERM_START);
+    a->deadline = sm->lead_deadline;
+    a->token = sm->token;
+    sm->work_running = 1;
+    sm->became_event = 1;
+}
+
 /* The lease is won (a write answered in time): a term begins. */
 static void term_start(kle_sm *sm)
 {
@@ -684,6 +771,7 @@ static void term_start(kle_sm *sm)
     sm->stats.token = sm->token;
     sm->stats.last_renew_wall = sm->own_renew;
     sm->round_active = 0;
+    sm->quarantined = 0;
     progress(sm);
     if (sm->handover) {
         /* Won a lease that prefers another holder: hand it over without starting the work. */
@@ -703,11 +791,14 @@ static void term_start(kle_sm *sm)
         begin_closing(sm);
         return;
     }
-    kle_sm_action *a = push(sm, KLE_SM_TERM_START);
-    a->deadline = sm->lead_deadline;
-    a->token = sm->token;
-    sm->work_running = 1;
-    sm->became_event = 1;
+    if (sm->quarantine_until && sm->now < sm->quarantine_until) {
+        KLE_LOG_I("lock %s was created after a deletion: the work starts in %lld ms, when no "
+                  "earlier holder's term can still run",
+                  sm->c.name, (long long)((sm->quarantine_until - sm->now) / KLE_NS_PER_MS));
+        sm->quarantined = 1;
+        return;
+    }
+    begin_work(sm);
 }
 
 /* ---- the try (tryAcquireOrRenew) ----------------------------------------- */
@@ -767,6 +858,7 @@ static void try_start(kle_sm *sm, int64_t deadline)
         sm->wrec.view.leader_transitions = sm->observed.view.leader_transitions;
         if (carry_foreign(sm, 1) == 0) {
             sm->write_attempted = 1;
+            prepare_write(sm);
             note_writing(sm, &sm->wrec.view, sm->now);
             call(sm, S_FAST, KLE_SM_UPDATE, &sm->wrec.view, NULL, budget(sm, deadline));
             return;
@@ -781,6 +873,7 @@ static void try_done(kle_sm *sm, int ok);
 static void write_record(kle_sm *sm, int step, kle_sm_call_kind kind)
 {
     sm->write_attempted = 1;
+    prepare_write(sm);
     /* Noted before it is sent: the watch may show it before its answer comes. */
     note_writing(sm, &sm->wrec.view, sm->now);
     call(sm, step, kind, &sm->wrec.view, NULL, budget(sm, sm->call_deadline));
@@ -795,9 +888,11 @@ static void on_get(kle_sm *sm, int rc, const kle_lock_result *got)
             try_done(sm, 0);
             return;
         }
-        /* R7: a deletion ends no live lease this elector saw: wait it out. */
+        /* R11: a deletion ends no live lease this elector saw: wait it out
+         * (for a follower whose healthy stream showed every change up to
+         * the deletion; the others have R7's quarantine too). */
         int live = sm->has_observed && !released(sm, &sm->observed.view) && !sm->observed_own &&
-                   lease_valid(sm) && !mut(sm, KLE_SM_MUT_R7_NOTFOUND_WAIT);
+                   lease_valid(sm) && !mut(sm, KLE_SM_MUT_R11_NOTFOUND_WAIT);
         if (live) {
             KLE_LOG_V(4, "lock %s is deleted, but the lease last seen has not yet expired",
                       sm->c.name);
@@ -812,6 +907,9 @@ static void on_get(kle_sm *sm, int rc, const kle_lock_result *got)
         sm->wrec.view.leader_transitions = sm->seen_transitions && !mut(sm, KLE_SM_MUT_R9_TOKENS)
                                                ? next_token(sm->max_transitions)
                                                : 0;
+        /* A follower whose healthy stream showed every change up to the
+         * deletion knows no leader it has not seen: no quarantine. */
+        sm->create_after_seen = sm->seen_object && !(sm->c.watch && sm->healthy && !sm->suspect);
         write_record(sm, S_CREATE, KLE_SM_CREATE);
         return;
     }
@@ -1080,7 +1178,11 @@ static void on_end_get(kle_sm *sm, int rc, const kle_lock_result *got)
         closing_next(sm);
         return;
     }
-    if (!kle_record_holder_is(&got->record, sm->c.identity)) {
+    /* Observed like any read (the lock's next update is conditional on it),
+     * and ours only if it is one of our writes: a record under our name that
+     * another replica wrote is not ours to release or hand over (R8). */
+    observe(sm, got);
+    if (!kle_record_holder_is(&got->record, sm->c.identity) || !sm->observed_own) {
         KLE_LOG_V(2, "not %s %s: no longer the holder", handing ? "handing over" : "releasing",
                   sm->c.name);
         sm->step = S_NONE;
@@ -1192,9 +1294,12 @@ static void drive_term(kle_sm *sm)
                   sm->stop ? "stop requested" : "end of term", sm->c.name);
         end_term(sm, sm->stop ? END_STOP : END_HANDOVER);
     }
-    int wait_work =
-        sm->work_running && !(mut(sm, KLE_SM_MUT_R10_WORK_FIRST) &&
-                              (sm->end_reason == END_STOP || sm->end_reason == END_HANDOVER));
+    if (sm->quarantined && !sm->end_sent && !sm->term_over && sm->step == S_NONE &&
+        sm->now >= sm->quarantine_until)
+        begin_work(sm);
+    int wait_work = (sm->work_running || (sm->quarantined && !sm->end_sent)) &&
+                    !(mut(sm, KLE_SM_MUT_R10_WORK_FIRST) &&
+                      (sm->end_reason == END_STOP || sm->end_reason == END_HANDOVER));
     if (wait_work || sm->step != S_NONE) {
         /* Renewals go on while the work winds down after a stop or a
          * handover (its work stays covered), not after a loss. */
@@ -1206,7 +1311,7 @@ static void drive_term(kle_sm *sm)
             if (sm->round_active && sm->now >= sm->round_next && sm->now < sm->lead_deadline)
                 try_start(sm, sm->lead_deadline);
         }
-        if (sm->step == S_NONE && sm->became_event && !sm->term_over) {
+        if (sm->step == S_NONE && sm->became_event && !sm->term_over && sm->work_running) {
             sm->became_event = 0;
             int64_t t = sm->c.call_timeout < KLE_NS_PER_SEC ? sm->c.call_timeout : KLE_NS_PER_SEC;
             if (t > sm->c.retry_period / 2)
@@ -1229,7 +1334,9 @@ static void drive_term(kle_sm *sm)
         sm->rc = KLE_ECONFLICT;
     if (sm->end_reason == END_IDENTITY)
         sm->rc = KLE_EIDENTITY;
-    sm->stopped_event = 1;
+    sm->stopped_event = !sm->quarantined;
+    sm->quarantined = 0;
+    sm->quarantine_until = 0;
     sm->term_over = 1;
     progress(sm);
     begin_closing(sm);
@@ -1404,6 +1511,7 @@ void kle_sm_answer(kle_sm *sm, uint64_t id, int rc, int64_t sent, const kle_lock
         note_call(sm, rc);
     switch (step) {
     case S_FAST:
+        write_answered(sm, id, rc, &sm->wrec.view);
         if (rc == 0) {
             own_write_ok(sm, sent, dated_from(sm, &sm->wrec.view, sent));
             break;
@@ -1417,6 +1525,14 @@ void kle_sm_answer(kle_sm *sm, uint64_t id, int rc, int64_t sent, const kle_lock
         break;
     case S_CREATE:
     case S_UPDATE: {
+        write_answered(sm, id, rc, &sm->wrec.view);
+        /* R7: a create after a deletion of an object this elector saw may
+         * race a leader it never saw (a poll missed its record): whatever
+         * that leader wrote landed before the deletion, before our read, so
+         * its term ends within a renew deadline of our send. */
+        if (rc == 0 && step == S_CREATE && sm->create_after_seen && sm->phase == P_CAMPAIGN &&
+            !mut(sm, KLE_SM_MUT_R7_QUARANTINE))
+            sm->quarantine_until = sat_add(sent, sm->c.renew_deadline);
         if (rc == 0) {
             own_write_ok(sm, sent, dated_from(sm, &sm->wrec.view, sent));
             break;
@@ -1498,9 +1614,9 @@ void kle_sm_watch_event(kle_sm *sm, const kle_lock_event *ev, int64_t now, int64
         break;
     case KLE_LOCK_EVENT_DELETED:
         stepped = step_down_if_newer(sm);
-        /* R7: a deletion ends no live lease this elector saw. */
+        /* R11: a deletion ends no live lease this elector saw. */
         if (!sm->has_observed || released(sm, &sm->observed.view) || sm->observed_own ||
-            !lease_valid(sm) || mut(sm, KLE_SM_MUT_R7_NOTFOUND_WAIT))
+            !lease_valid(sm) || mut(sm, KLE_SM_MUT_R11_NOTFOUND_WAIT))
             sm->kick = 1;
         break;
     case KLE_LOCK_EVENT_RECORD: {
@@ -1615,7 +1731,9 @@ int64_t kle_sm_wake_at(const kle_sm *sm)
     case P_ENDING:
         if (!sm->term_over) {
             EARLIER(sm->lead_deadline);
-            if (sm->step == S_NONE && sm->work_running) {
+            if (sm->quarantined)
+                EARLIER(sm->quarantine_until);
+            if (sm->step == S_NONE && (sm->work_running || sm->quarantined)) {
                 if (sm->round_active)
                     EARLIER(sm->round_next < sm->lead_deadline ? sm->round_next
                                                                : sm->lead_deadline);

@@ -44,7 +44,7 @@ typedef struct kle_sm_config {
 /*
  * Rules that the mutation check (scripts/mutate) can switch off one at a
  * time, to show that the simulation's search catches each. Never set
- * outside tests. R1..R10 are the rules of the safety argument
+ * outside tests. R1..R11 are the rules of the safety argument
  * (docs/architecture.md, "Why two leaders cannot work at once"): the
  * invariant fails without any one of them. D1..D4 are defence in depth
  * (stepping down earlier than the rules require, reserving a handed-over
@@ -60,7 +60,7 @@ enum {
     KLE_SM_MUT_R4_OBSERVE_LOCAL = 1 << 4, /* Expiry from the local time a change was seen. */
     KLE_SM_MUT_R5_FORGET_RAW = 1 << 5,    /* An own write forgets the bytes seen before it. */
     KLE_SM_MUT_R6_RELEASED = 1 << 6,      /* Only a 1 s lease with holder "" is a release. */
-    KLE_SM_MUT_R7_NOTFOUND_WAIT = 1 << 7, /* A NotFound waits out a live foreign lease seen. */
+    KLE_SM_MUT_R7_QUARANTINE = 1 << 7,    /* A create after a deletion starts work RD later. */
     KLE_SM_MUT_R8_OWN_IDENTITY = 1 << 8,  /* A record under our name we did not write is foreign. */
     KLE_SM_MUT_R9_TOKENS = 1 << 9,        /* A new term's token above every token seen. */
     KLE_SM_MUT_R10_WORK_FIRST = 1 << 10,  /* Release and handover only after the work returned. */
@@ -68,7 +68,8 @@ enum {
     KLE_SM_MUT_D2_STREAM_ORDER = 1 << 12, /* (Inverted) the stream step-down only when justified. */
     KLE_SM_MUT_D3_PREFERRED = 1 << 13,    /* A live lease reserved for another is not taken. */
     KLE_SM_MUT_L1_TOUCH_CAP = 1 << 14,    /* A touch counts at most 1 s after a change. */
-    KLE_SM_MUT_L2_FRESH_RENEW = 1 << 15   /* Every write takes a fresh renewTime. */
+    KLE_SM_MUT_L2_FRESH_RENEW = 1 << 15,  /* Every write takes a fresh renewTime. */
+    KLE_SM_MUT_R11_NOTFOUND_WAIT = 1 << 16 /* A NotFound waits out a live foreign lease seen. */
 };
 
 /* The lock calls the machine asks for. */

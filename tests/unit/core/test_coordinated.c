@@ -95,6 +95,8 @@ static void sm_put(smd *d, const char *holder, int duration, const char *strateg
     r.lease_duration_seconds = duration;
     r.leader_transitions = 4;
     r.renew_time_ns = smd_wall(d);
+    /* A fresh lease, as a handover writes it (acquireTime = renewTime). */
+    r.acquire_time_ns = r.renew_time_ns;
     kle_record_set_string(&r.strategy, strategy);
     kle_record_set_string(&r.preferred_holder, preferred);
     assert_int_equal(kle_fake_store_put(d->store, &r), 0);
