@@ -502,8 +502,13 @@ static void prepare_write(kle_sm *sm)
         r->renew_time_ns += (sm->max_renew_s - rs) * KLE_NS_PER_SEC;
     for (int guard = 0; guard <= OWN_WRITES; guard++) {
         int clash = 0;
+        /* Same bytes as the write just before are a same-second renewal,
+         * unless that one was sent a second or more ago: then the wall clock
+         * went back (it counts as a clash too). */
         for (int i = 0; i < OWN_WRITES; i++)
-            if (i != sm->last_issued && same_key(&sm->own[i], r))
+            if (same_key(&sm->own[i], r) &&
+                (i != sm->last_issued ||
+                 sat_add(sm->own[i].first_sent, RECORD_PRECISION) <= sm->now))
                 clash = 1;
         if (fresh)
             r->acquire_time_ns = r->renew_time_ns;
