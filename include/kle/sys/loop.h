@@ -47,7 +47,8 @@ struct kle_loop_timer {
     int64_t at_ns;        /**< Due time (monotonic), while armed. */
     kle_loop_timer_fn fn; /**< Handler. */
     void *data;           /**< Handler data. */
-    size_t slot;          /**< Position in the loop's timer heap + 1; 0 when not armed. */
+    size_t slot;          /**< Position in the loop's timer heap + 1 (or a mark while a
+                               dispatch runs it); 0 when not armed. */
     uint64_t seq;         /**< Arming order: timers due at the same time run in it. */
 };
 
