@@ -334,6 +334,30 @@ int kle_loop_post_work(kle_loop *loop, kle_loop_post *post, kle_loop_post_fn fn,
     return 0;
 }
 
+void kle_loop_post_cancel(kle_loop *loop, kle_loop_post *post)
+{
+    if (!loop || !post)
+        return;
+    pthread_mutex_lock(&loop->mu);
+    if (post->queued) {
+        kle_loop_post *prev = NULL;
+        for (kle_loop_post *p = loop->head; p; prev = p, p = p->next)
+            if (p == post) {
+                if (prev)
+                    prev->next = p->next;
+                else
+                    loop->head = p->next;
+                if (loop->tail == p)
+                    loop->tail = prev;
+                atomic_fetch_sub(&loop->posted, 1);
+                break;
+            }
+        post->queued = 0;
+        post->next = NULL;
+    }
+    pthread_mutex_unlock(&loop->mu);
+}
+
 /* Async-signal-safe with the real clock: a write(2). */
 void kle_loop_wake(kle_loop *loop)
 {

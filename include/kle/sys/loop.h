@@ -94,6 +94,13 @@ struct kle_loop_post {
 KLE_EXTERN(int)
 kle_loop_post_work(kle_loop *loop, kle_loop_post *post, kle_loop_post_fn fn, void *data);
 
+/**
+ * Takes @p post out of the queue if it is still queued (it will not run),
+ * so that its owner may free it. Thread-safe; must not race with a
+ * kle_loop_post_work() of the same post.
+ */
+KLE_EXTERN(void) kle_loop_post_cancel(kle_loop *loop, kle_loop_post *post);
+
 KLE_END_DECLS
 
 #endif
