@@ -124,9 +124,12 @@ static int deliver(kle_kube__watch *w, kle_watch_event_type type, json_object *o
     int r = w->event(w, type, obj, w->data);
     w->in_event = 0;
     if (r || w->stopping) {
+        /* Its request (when this is a stream's event) ends when this returns. */
         w->stopping = 0;
         w->state = W_IDLE;
         forget_error(w);
+        free(w->url_path);
+        w->url_path = NULL;
         return 1;
     }
     return 0;
