@@ -348,6 +348,19 @@ static int list_fds(int *fds, int max)
     return n;
 }
 
+/* Threads of this process. */
+static int threads(void)
+{
+    DIR *d = opendir("/proc/self/task");
+    int n = 0;
+    struct dirent *de;
+    while (d && (de = readdir(d)))
+        n += de->d_name[0] != '.';
+    if (d)
+        closedir(d);
+    return n;
+}
+
 /* The kinds of the descriptors open now that were not open before. */
 static fd_kinds new_fds(const int *before, int nbefore)
 {
@@ -455,6 +468,7 @@ static void test_async__descriptors_of_one_client(void **state)
 {
     int before[512];
     int nbefore = list_fds(before, 512);
+    int nthreads = threads();
     kle_loop *own = NULL;
     assert_int_equal(kle_loop_new(&own, NULL), 0);
     kle_loop *saved = loop;
@@ -489,6 +503,10 @@ static void test_async__descriptors_of_one_client(void **state)
     assert_int_equal(f.other, 0);
     assert_int_equal(f.tcp, is_http2() ? 1 : 2);
     assert_int_equal(kle_kube__agent_sockets(a), f.tcp);
+    /* And no thread: everything runs on this one. */
+    printf("FIGURE threads with a watch and a call in flight: %d (%d before)\n", threads(),
+           nthreads);
+    assert_int_equal(threads(), nthreads);
     run_until(&k.done, 10000);
     assert_int_equal(k.rc, 0);
     json_object_put(k.obj);

@@ -166,9 +166,9 @@ static void test_loop__heap_order_matches_a_model(void **state)
     assert_int_equal(kle_loop_new(&loop, clock), 0);
     enum { N = 500 };
     static tagged_timer t[N];
-    int64_t due[N];
-    uint64_t seq[N], next_seq = 0;
-    int armed[N];
+    int64_t due[N] = {0};
+    uint64_t seq[N] = {0}, next_seq = 0;
+    int armed[N] = {0};
     trace log = {{0}, 0};
     memset(t, 0, sizeof(t));
     unsigned r = 12345;
