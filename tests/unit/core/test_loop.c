@@ -277,6 +277,33 @@ static void test_loop__posts_from_other_threads(void **state)
     posts_from_threads(NULL);
 }
 
+static void test_loop__a_cancelled_post_does_not_run(void **state)
+{
+    kle_loop *loop = NULL;
+    assert_int_equal(kle_loop_new(&loop, NULL), 0);
+    kle_loop_post a, b, c;
+    memset(&a, 0, sizeof(a));
+    memset(&b, 0, sizeof(b));
+    memset(&c, 0, sizeof(c));
+    int ran_a = 0, ran_b = 0, ran_c = 0;
+    assert_int_equal(kle_loop_post_work(loop, &a, on_post, &ran_a), 0);
+    assert_int_equal(kle_loop_post_work(loop, &b, on_post, &ran_b), 0);
+    assert_int_equal(kle_loop_post_work(loop, &c, on_post, &ran_c), 0);
+    /* The middle one, the last one; then one that is not queued. */
+    kle_loop_post_cancel(loop, &b);
+    assert_int_equal(b.queued, 0);
+    kle_loop_post_cancel(loop, &c);
+    kle_loop_post_cancel(loop, &c);
+    assert_int_equal(kle_loop_dispatch(loop, 0), 1);
+    assert_int_equal(ran_a, 1);
+    assert_int_equal(ran_b + ran_c, 0);
+    /* The queue still works after cancels at its tail. */
+    assert_int_equal(kle_loop_post_work(loop, &c, on_post, &ran_c), 0);
+    assert_int_equal(kle_loop_dispatch(loop, 0), 1);
+    assert_int_equal(ran_c, 1);
+    kle_loop_free(loop);
+}
+
 static void test_loop__posts_from_other_threads_on_a_fake_clock(void **state)
 {
     kle_clock *clock = manual_clock();
@@ -605,6 +632,7 @@ int main(void)
         cmocka_unit_test(test_loop__heap_order_matches_a_model),
         cmocka_unit_test(test_loop__posts_from_other_threads),
         cmocka_unit_test(test_loop__posts_from_other_threads_on_a_fake_clock),
+        cmocka_unit_test(test_loop__a_cancelled_post_does_not_run),
         cmocka_unit_test(test_loop__wake_from_a_signal_handler),
         cmocka_unit_test(test_loop__descriptors_with_pipes),
         cmocka_unit_test(test_loop__dispatch_waits_at_most_its_timeout),
