@@ -133,6 +133,7 @@ typedef struct run {
     int64_t until;
     long requests;
     long failures;
+    long conflicts;
     char error[256];
 } run;
 
@@ -145,6 +146,7 @@ static void on_done(kle_lock_call *call, int rc, void *data)
     slot *s = data;
     s->busy = 0;
     R->requests++;
+    R->conflicts += rc == KLE_ECONFLICT;
     if (rc && rc != KLE_ECONFLICT) {
         R->failures++;
         snprintf(R->error, sizeof(R->error), "%s", kle_error_last()->message);
@@ -208,7 +210,9 @@ static void measure_async(kle_lock **locks, int n, int with_get, double seconds)
             break;
         kle_loop_dispatch(r.loop, 100 * KLE_NS_PER_MS);
     }
-    r.requests = r.failures = 0;
+    r.requests = r.failures = r.conflicts = 0;
+    long conns0 = kle_kube__client_connections(client);
+    long discarded0 = kle_kube__client_discarded(client);
     double c0 = cpu_self(), s0 = cpu_server();
     int64_t t0 = mono();
     r.until = t0 + (int64_t)(seconds * SEC);
@@ -224,12 +228,15 @@ static void measure_async(kle_lock **locks, int n, int with_get, double seconds)
     }
     double wall = (double)(mono() - t0) / SEC;
     double cpu = cpu_self() - c0, scpu = cpu_server() - s0;
-    long conns = kle_kube__client_connections(client);
+    long conns = kle_kube__client_connections(client) - conns0;
+    long discarded = kle_kube__client_discarded(client) - discarded0;
     printf("FIGURE async %-8s %-8s N=%-4d %7.0f req/s  client %6.3f s CPU/1000 req  server "
-           "%6.3f s CPU/1000 req  (%ld requests, %ld failed, %ld connections so far)\n",
+           "%6.3f s CPU/1000 req  (%ld requests, %ld failed, %ld conflicts, %ld new "
+           "connections, %ld closed after a failure)\n",
            srv.front.pid > 0 ? "HTTP/2" : "HTTP/1.1", with_get ? "get+put" : "put", n,
            (double)r.requests / wall, cpu * 1000 / (double)(r.requests ? r.requests : 1),
-           scpu * 1000 / (double)(r.requests ? r.requests : 1), r.requests, r.failures, conns);
+           scpu * 1000 / (double)(r.requests ? r.requests : 1), r.requests, r.failures, r.conflicts,
+           conns, discarded);
     if (r.failures)
         printf("       last failure: %s\n", r.error);
     for (int i = 0; i < n; i++) {
