@@ -389,7 +389,11 @@ KLE_EXTERN(int64_t) kle_leading_deadline_ns(kle_leading *leading);
 /**
  * A file descriptor that becomes readable (POLLIN) when the leadership
  * deadline moved, and stays readable until kle_leading_deadline_ns() is
- * next called. Owned by the handle; do not read or close it.
+ * next called. Made on the first call (a leader that never asks costs no
+ * descriptor); -1 when no descriptor is left, and then the deadline can
+ * still be read with kle_leading_deadline_ns() (a guard that cannot learn
+ * of extensions stops the work at the deadline it knows: the safe side).
+ * Owned by the handle; do not read or close it.
  */
 KLE_EXTERN(int) kle_leading_deadline_fd(const kle_leading *leading);
 

@@ -31,6 +31,7 @@
 #include "core/log.h"
 #include "core/sm.h"
 
+#include <poll.h>
 #include <pthread.h>
 #include <stddef.h>
 #include <stdatomic.h>
@@ -59,8 +60,9 @@ struct kle_leading {
     pthread_mutex_t mu;   /* Guards elector. */
     kle_elector *elector; /* NULL once the term has ended (detached). */
     kle_clock *clock;
-    kle_event *ended;    /* A deadline event: set at the deadline or when the term ends. */
-    kle_event *extended; /* Set when the deadline moves. */
+    kle_event *ended;      /* A deadline event: set at the deadline or when the term ends. */
+    kle_event *extended;   /* Set when the deadline moves; made on first use (guarded by mu). */
+    int64_t deadline_read; /* The deadline kle_leading_deadline_ns() last returned. */
     int transitions;
     _Atomic int64_t deadline;
 };
@@ -245,8 +247,7 @@ static kle_leading *handle_new(kle_elector *e)
     kle_leading *h = calloc(1, sizeof(*h));
     if (!h)
         return NULL;
-    if (kle_event__new_deadline(&h->ended, e->clock) < 0 || kle_event_new(&h->extended) < 0) {
-        kle_event_free(h->ended);
+    if (kle_event__new_deadline(&h->ended, e->clock) < 0) {
         free(h);
         return NULL;
     }
@@ -868,7 +869,10 @@ static void term_extend(kle_elector *e, int64_t deadline)
         return;
     if (kle_event__arm_deadline(h->ended, deadline) == 0 && !kle_event_is_set(h->ended)) {
         atomic_store(&h->deadline, deadline);
-        kle_event_set(h->extended);
+        pthread_mutex_lock(&h->mu);
+        if (h->extended)
+            kle_event_set(h->extended);
+        pthread_mutex_unlock(&h->mu);
     }
 }
 
@@ -1248,7 +1252,26 @@ int kle_leading_wait_ns(kle_leading *h, int64_t timeout_ns)
     int64_t now = kle_clock_monotonic_ns(clock);
     int64_t deadline =
         timeout_ns < 0 || timeout_ns > INT64_MAX - now ? INT64_MAX : now + timeout_ns;
-    return kle_clock_wait(clock, h->ended, deadline);
+    if (clock != kle_clock_real())
+        return kle_clock_wait(clock, h->ended, deadline);
+    /* With the real clock the end is the handle's own timerfd, which the
+     * kernel makes readable at the deadline: only the caller's timeout is
+     * relative here, so no timer of the thread's own is needed. */
+    for (;;) {
+        if (kle_event_is_set(h->ended))
+            return 0;
+        now = kle_clock_monotonic_ns(clock);
+        if (deadline != INT64_MAX && now >= deadline)
+            return KLE_ETIMEOUT;
+        struct pollfd p = {.fd = kle_event_fd(h->ended), .events = POLLIN};
+        struct timespec rel, *relp = NULL;
+        if (deadline != INT64_MAX) {
+            rel.tv_sec = (time_t)((deadline - now) / KLE_NS_PER_SEC);
+            rel.tv_nsec = (long)((deadline - now) % KLE_NS_PER_SEC);
+            relp = &rel;
+        }
+        ppoll(&p, 1, relp, NULL);
+    }
 }
 
 int kle_leading_is_over(const kle_leading *h)
@@ -1265,13 +1288,28 @@ int64_t kle_leading_deadline_ns(kle_leading *h)
 {
     if (!h)
         return 0;
-    kle_event_reset(h->extended);
-    return atomic_load(&h->deadline);
+    pthread_mutex_lock(&h->mu);
+    if (h->extended)
+        kle_event_reset(h->extended);
+    int64_t d = atomic_load(&h->deadline);
+    h->deadline_read = d;
+    pthread_mutex_unlock(&h->mu);
+    return d;
 }
 
-int kle_leading_deadline_fd(const kle_leading *h)
+int kle_leading_deadline_fd(const kle_leading *ch)
 {
-    return h ? kle_event_fd(h->extended) : -1;
+    kle_leading *h = (kle_leading *)ch;
+    if (!h)
+        return -1;
+    /* Made on first use: a leader that never asks costs no descriptor. */
+    pthread_mutex_lock(&h->mu);
+    if (!h->extended && kle_event_new(&h->extended) == 0 &&
+        atomic_load(&h->deadline) != h->deadline_read)
+        kle_event_set(h->extended); /* It moved since last read. */
+    int fd = h->extended ? kle_event_fd(h->extended) : -1;
+    pthread_mutex_unlock(&h->mu);
+    return fd;
 }
 
 kle_elector *kle_leading_elector(kle_leading *h)
@@ -1296,7 +1334,7 @@ void kle_leading_unref(kle_leading *h)
     if (!h || atomic_fetch_sub(&h->refs, 1) != 1)
         return;
     kle_event_free(h->ended);
-    kle_event_free(h->extended);
+    kle_event_free(h->extended); /* NULL when never asked for */
     pthread_mutex_destroy(&h->mu);
     free(h);
 }

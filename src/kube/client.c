@@ -164,13 +164,6 @@ static int client_new(kle_client **out, kle_kube__config *cfg, const kle_client_
     }
     pthread_mutex_init(&c->mu, NULL);
     pthread_mutex_init(&c->cred_mu, NULL);
-    {
-        pthread_condattr_t ca;
-        pthread_condattr_init(&ca);
-        pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-        pthread_cond_init(&c->exec_cv, &ca);
-        pthread_condattr_destroy(&ca);
-    }
     c->cfg = cfg;
     c->default_timeout_ms = opts && opts->default_timeout_ns > 0
                                 ? ns_to_ms(opts->default_timeout_ns)
@@ -316,7 +309,6 @@ void kle_client_free(kle_client *c)
     kle_kube__buf_wipe(&c->file_token);
     kle_kube__exec_cred_clear(&c->exec_cred);
     kle_event_free(c->exec_stop);
-    pthread_cond_destroy(&c->exec_cv);
     pthread_mutex_destroy(&c->mu);
     pthread_mutex_destroy(&c->cred_mu);
     free(c);

@@ -9,6 +9,7 @@
 #include <curl/curl.h>
 #include <json-c/json.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -18,13 +19,13 @@
 
 #include "kle/client.h"
 #include "kle/rest.h"
+#include "kube/async.h"
 #include "kube/kube.h"
 
-#define POLL_SLICE_MS       50
 #define EXPECT_CONTINUE_MIN (1u << 20)
 /* Longer timeouts are capped (a year), so that deadlines never overflow. */
 #define MAX_TIMEOUT_MS (INT64_C(365) * 24 * 3600 * 1000)
-/* Idle connections kept per client; more are closed when returned. */
+/* Idle private loops and agents kept per client for synchronous calls. */
 #define MAX_IDLE_CONNS 4
 /* Distinct Warning texts remembered (each is logged once). */
 #define MAX_WARNINGS 64
@@ -38,12 +39,12 @@ struct file_state {
     ino_t ino;
 };
 
-/* One request slot: an easy handle on a multi handle of its own, so that
- * its connection (HTTP/1.1 or HTTP/2) is used by one request at a time and
- * can be closed without touching any other request's. */
+/* A private loop and agent for one synchronous call at a time: its
+ * connections (HTTP/1.1 or HTTP/2) are used by that call alone and can be
+ * closed without touching any other call's. */
 struct conn {
-    CURL *easy;
-    CURLM *multi;
+    kle_loop *loop;
+    kle_kube__agent *agent;
     struct conn *next;
 };
 
@@ -55,10 +56,19 @@ typedef struct request_count {
     uint64_t n;
 } request_count;
 
+/* Counts a request for kle_client_metrics(): @p method and @p path give
+ * the verb (a GET of a collection is a list), @p status the code (-1: no
+ * answer: a timeout or a transport failure). @p verb overrides the method's. */
+void kle_kube__count_request(kle_client *c, const char *verb, const char *method, const char *path,
+                             long status);
+
 struct kle_client {
-    pthread_mutex_t mu; /* protects idle, the counters and warnings; never held across I/O */
+    pthread_mutex_t
+        mu; /* protects idle, agents, the counters and warnings; never held across I/O */
     request_count requests[MAX_REQUEST_COUNTS];
-    struct conn *idle; /* connections ready for the next request */
+    struct conn *idle;           /* private loops ready for the next synchronous call */
+    kle_kube__agent *agents;     /* every agent of the client (transport.c) */
+    struct cred_waiter *waiters; /* credentials.c */
     int nidle;
     long connections;       /* connections opened by requests (not watches) */
     long discarded;         /* connections closed after a timeout, cancel or transport error */
@@ -84,12 +94,13 @@ struct kle_client {
     int exec_valid;
     int64_t exec_fetched_wall_ns; /* when exec_cred was obtained */
     /* The exec plugin runs on a thread of its own, outside every request's
-     * budget; requests that need a credential wait on exec_cv (as long as
-     * they may), requests that have one never wait. */
-    pthread_cond_t exec_cv;
+     * budget; a request that needs a credential waits for it on its loop
+     * (as long as its deadline allows: the thread posts to the agents that
+     * wait when a run ends); requests that have one never wait. */
     pthread_t exec_thread;
     int exec_thread_started, exec_running;
     int exec_rc;          /* result of the last run that failed; 0 otherwise */
+    uint64_t exec_runs;   /* runs of the plugin that ended */
     char exec_msg[512];   /* its message */
     kle_event *exec_stop; /* stops a running plugin when the client is freed */
     struct file_state ca_state, cert_state, key_state;
@@ -103,12 +114,6 @@ static inline int64_t ns_to_ms(int64_t ns)
 {
     int64_t ms = ns / 1000000 + (ns % 1000000 != 0);
     return ms > MAX_TIMEOUT_MS ? MAX_TIMEOUT_MS : ms;
-}
-
-static inline int64_t ms_left(int64_t deadline_ns)
-{
-    int64_t left = deadline_ns - kle_kube__now_ns();
-    return left <= 0 ? 0 : (left + 999999) / 1000000;
 }
 
 static inline void wipe_slist(struct curl_slist *l)
@@ -149,27 +154,26 @@ struct xfer {
     size_t cap, max;
     int too_large;
     int retry_after;
-    /* Watch streaming: called after each perform with new data. */
-    int streaming;
 };
 
-struct auth;
+/* Checks a method and path as kle_client_request() does (error recorded). */
+int kle_kube__request_check(const char *method, const char *path);
 
-enum drive_result { DRIVE_DONE, DRIVE_CANCELED, DRIVE_TIMEOUT, DRIVE_STOPPED, DRIVE_ERROR };
-
+/* A private loop and agent for a synchronous call (from the idle ones, or
+ * new), and giving it back: unhealthy ones are freed with their
+ * connections. NULL (error recorded) when none can be made. */
+struct conn *kle_kube__conn_get(kle_client *c);
+/* A new private loop and agent, not from the idle ones. */
+struct conn *kle_kube__conn_new(kle_client *c);
+void kle_kube__conn_put(kle_client *c, struct conn *k, int healthy);
 void kle_kube__conn_free(struct conn *k);
 
-/* Sets every option of a request on an easy handle (after a reset). */
-int kle_kube__setup_easy(kle_client *c, CURL *h, const char *method, const char *url,
-                         struct curl_slist **headers, const struct auth *a, const char *ctype,
-                         const char *body, size_t body_len, int64_t timeout_ms, struct xfer *x,
-                         char *errbuf);
-
-/* Drives one easy handle on a multi handle until it completes, the deadline
- * passes or cancel is set; on_data (may be NULL) runs after each perform and
- * may stop the transfer by returning non-zero. */
-enum drive_result kle_kube__drive(CURLM *m, CURL *h, int64_t deadline_ns, kle_event *cancel,
-                                  int (*on_data)(void *), void *ud, CURLcode *result);
+/*
+ * Runs @p k's loop until *done is set; when @p cancel is set first, calls
+ * @p on_cancel(@p arg) (which must set *done) and returns KLE_ECANCELED.
+ */
+int kle_kube__conn_wait(struct conn *k, kle_event *cancel, const int *done,
+                        void (*on_cancel)(void *arg), void *arg);
 
 /* ---- credentials (credentials.c) --------------------------------------- */
 
@@ -181,13 +185,38 @@ struct auth {
     int from_exec, from_file;
 };
 
+/* kle_kube__auth_try's "a credential is on its way". */
+#define AUTH_PENDING 1
+
+/* Someone (an agent) whose requests may wait for the exec plugin: when a
+ * run ends, its post runs fn(data) on its loop if it was waiting. */
+struct cred_waiter {
+    atomic_int waiting;
+    kle_loop *loop;
+    kle_loop_post post;
+    kle_loop_post_fn fn;
+    void *data;
+    struct cred_waiter *next;
+};
+
+/* Registers a waiter with the client, and removes it (its post will not run). */
+void kle_kube__cred_waiter_add(kle_client *c, struct cred_waiter *w);
+void kle_kube__cred_waiter_remove(kle_client *c, struct cred_waiter *w);
+
 void kle_kube__auth_clear(struct auth *a);
-/* The credentials for one request, waiting for them at most until
- * deadline_ns. Returns 0 or an error (recorded). */
-int kle_kube__auth_get(kle_client *c, struct auth *a, int64_t deadline_ns, kle_event *cancel);
+/*
+ * The credentials for one request, without waiting: 0 (in *a), an error
+ * (recorded), or AUTH_PENDING when the exec plugin is running for it: the
+ * waiter @p w is told when the run ends,
+ * *exec_runs is the count of runs to wait past. A request that waited
+ * past a run that failed gets that run's error instead of another run.
+ */
+int kle_kube__auth_try(kle_client *c, struct auth *a, struct cred_waiter *w, uint64_t *exec_runs);
 /* After a 401: drops the cached exec credential or re-reads a changed token
  * file. Returns 1 when retrying may help. */
-int kle_kube__auth_invalidate(kle_client *c, const struct auth *used);
+int kle_kube__auth_invalidate(kle_client *c, int from_exec, int from_file);
+/* The message of a request that timed out waiting for the exec plugin. */
+int kle_kube__auth_wait_timeout(kle_client *c, const char *method, const char *path);
 
 /* ---- Status and errors (status.c) -------------------------------------- */
 
@@ -196,12 +225,6 @@ json_object *kle_kube__parse_json(const char *s, size_t len);
 /* The string member key of object o, or NULL. */
 const char *kle_kube__jstr(json_object *o, const char *key);
 /* Records an API error from a status code and a body that may be a Status. */
-/* Counts a request for kle_client_metrics(): @p method and @p path give
- * the verb (a GET of a collection is a list), @p status the code (-1: no
- * answer: a timeout or a transport failure). @p verb overrides the method's. */
-void kle_kube__count_request(kle_client *c, const char *verb, const char *method, const char *path,
-                             long status);
-
 int kle_kube__api_error(const char *method, const char *path, long status, json_object *st,
                         const char *raw, size_t raw_len, int retry_after);
 /* Records a transport error of a request. */

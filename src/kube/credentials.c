@@ -16,30 +16,6 @@
 #include "kle/sys/errors.h"
 #include "kube/client_internal.h"
 
-/* Locks mu, giving up at the deadline (KLE_ETIMEOUT) or when cancel is
- * set (KLE_ECANCELED), checking every POLL_SLICE_MS. */
-static int lock_until(pthread_mutex_t *mu, int64_t deadline_ns, kle_event *cancel)
-{
-    for (;;) {
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        int64_t slice = ms_left(deadline_ns);
-        if (slice > POLL_SLICE_MS)
-            slice = POLL_SLICE_MS;
-        ts.tv_nsec += (long)(slice * 1000000);
-        while (ts.tv_nsec >= 1000000000) {
-            ts.tv_sec++;
-            ts.tv_nsec -= 1000000000;
-        }
-        if (pthread_mutex_timedlock(mu, &ts) == 0)
-            return 0;
-        if (cancel && kle_event_is_set(cancel))
-            return KLE_ECANCELED;
-        if (ms_left(deadline_ns) == 0)
-            return KLE_ETIMEOUT;
-    }
-}
-
 /* ---- credentials ------------------------------------------------------- */
 
 void kle_kube__auth_clear(struct auth *a)
@@ -209,8 +185,14 @@ static void *exec_main(void *arg)
         snprintf(c->exec_msg, sizeof(c->exec_msg), "%s", kle_error_last()->message);
     }
     c->exec_running = 0;
-    pthread_cond_broadcast(&c->exec_cv);
+    c->exec_runs++;
     pthread_mutex_unlock(&c->cred_mu);
+    /* The requests that wait for this run go on, on their loops. */
+    pthread_mutex_lock(&c->mu);
+    for (struct cred_waiter *w = c->waiters; w; w = w->next)
+        if (atomic_exchange(&w->waiting, 0))
+            kle_loop_post_work(w->loop, &w->post, w->fn, w->data);
+    pthread_mutex_unlock(&c->mu);
     return NULL;
 }
 
@@ -233,13 +215,43 @@ static int exec_start(kle_client *c)
     return 0;
 }
 
-/* A usable exec credential in c->exec_cred, or an error. Starts a refresh
- * in the background at 80 % of the credential's lifetime without waiting
- * for it; waits (releasing cred_mu, as long as the call may) only when no
- * valid credential exists. cred_mu held. */
-static int exec_credential(kle_client *c, int64_t deadline_ns, kle_event *cancel)
+/* A usable exec credential in c->exec_cred, 0; AUTH_PENDING while the
+ * plugin runs for it; or the error of the run the request waited past.
+ * Starts a refresh in the background at 80 % of the credential's lifetime
+ * without waiting for it. cred_mu held. */
+void kle_kube__cred_waiter_add(kle_client *c, struct cred_waiter *w)
+{
+    pthread_mutex_lock(&c->mu);
+    w->next = c->waiters;
+    c->waiters = w;
+    pthread_mutex_unlock(&c->mu);
+}
+
+void kle_kube__cred_waiter_remove(kle_client *c, struct cred_waiter *w)
+{
+    pthread_mutex_lock(&c->mu);
+    for (struct cred_waiter **p = &c->waiters; *p; p = &(*p)->next)
+        if (*p == w) {
+            *p = w->next;
+            break;
+        }
+    pthread_mutex_unlock(&c->mu);
+    kle_loop_post_cancel(w->loop, &w->post);
+}
+
+static int exec_credential(kle_client *c, struct cred_waiter *waiter, uint64_t *runs)
 {
     const kle_kube__config *cfg = c->cfg;
+    /* A request that waited for a run gets what that run produced (as
+     * when it waited on the thread), even a credential that is already
+     * expired by our clock: the server decides. */
+    if (*runs && c->exec_runs >= *runs && !c->exec_running) {
+        *runs = 0;
+        if (c->exec_rc)
+            return kle_error_set(c->exec_rc, "%s", c->exec_msg);
+        if (c->exec_cred.token.data || c->exec_cred.client_cert.data)
+            return 0;
+    }
     int64_t now = kle_kube__wall_now_ns();
     if (c->exec_valid && c->exec_cred.expires_wall_ns && now >= c->exec_cred.expires_wall_ns) {
         KLE_LOG_V(4, "exec credential for user \"%s\" expired", cfg->user ? cfg->user : "");
@@ -259,44 +271,34 @@ static int exec_credential(kle_client *c, int64_t deadline_ns, kle_event *cancel
     int rc = exec_start(c);
     if (rc)
         return rc;
-    while (c->exec_running) {
-        if (cancel && kle_event_is_set(cancel))
-            return kle_error_set(KLE_ECANCELED, "cancelled while the exec plugin runs");
-        int64_t left = deadline_ns - kle_kube__now_ns();
-        if (left <= 0)
-            return kle_error_set(KLE_ETIMEOUT,
-                                 "timed out waiting for the exec plugin of user \"%s\" (it keeps "
-                                 "running; later calls use its credential)",
-                                 cfg->user ? cfg->user : "");
-        int64_t until = kle_kube__now_ns() +
-                        (left < POLL_SLICE_MS * 1000000 ? left : (int64_t)POLL_SLICE_MS * 1000000);
-        struct timespec ts = {(time_t)(until / 1000000000), (long)(until % 1000000000)};
-        pthread_cond_timedwait(&c->exec_cv, &c->cred_mu, &ts);
-    }
-    if (c->exec_valid)
-        return 0;
-    return kle_error_set(c->exec_rc ? c->exec_rc : KLE_EAUTH, "%s", c->exec_msg);
+    *runs = c->exec_runs + 1;
+    atomic_store(&waiter->waiting, 1);
+    return AUTH_PENDING;
 }
 
-int kle_kube__auth_get(kle_client *c, struct auth *a, int64_t deadline_ns, kle_event *cancel)
+int kle_kube__auth_wait_timeout(kle_client *c, const char *method, const char *path)
+{
+    const char *user = c->cfg->user ? c->cfg->user : "";
+    return kle_error_set(KLE_ETIMEOUT,
+                         "%s %s: timed out waiting for the exec plugin of user \"%s\" (it keeps "
+                         "running; later calls use its credential)",
+                         method, path, user);
+}
+
+int kle_kube__auth_try(kle_client *c, struct auth *a, struct cred_waiter *waiter, uint64_t *runs)
 {
     kle_kube__config *cfg = c->cfg;
     int rc = 0;
     memset(a, 0, sizeof(*a));
-    /* Another thread may be running the exec plugin: wait for it only as
-     * long as this call may. */
-    int e = lock_until(&c->cred_mu, deadline_ns, cancel);
-    if (e == KLE_ECANCELED)
-        return kle_error_set(KLE_ECANCELED, "cancelled while waiting for credentials");
-    if (e == KLE_ETIMEOUT)
-        return kle_error_set(KLE_ETIMEOUT, "timed out waiting for credentials");
+    /* Held briefly: never across a plugin run. */
+    pthread_mutex_lock(&c->cred_mu);
     const char *token = NULL;
     refresh_tls_files(c);
     if (cfg->ca.len && kle_kube__buf_set(&a->ca, cfg->ca.data, cfg->ca.len))
         rc = kle_error_set(KLE_ENOMEM, "out of memory");
     if (!rc && cfg->exec) {
         a->from_exec = 1;
-        rc = exec_credential(c, deadline_ns, cancel);
+        rc = exec_credential(c, waiter, runs);
         if (!rc) {
             token = c->exec_cred.token.data;
             if (c->exec_cred.client_cert.data &&
@@ -343,15 +345,15 @@ int kle_kube__auth_get(kle_client *c, struct auth *a, int64_t deadline_ns, kle_e
 
 /* After a 401: drops the cached exec credential or re-reads a changed token
  * file. Returns 1 when retrying may help. */
-int kle_kube__auth_invalidate(kle_client *c, const struct auth *used)
+int kle_kube__auth_invalidate(kle_client *c, int from_exec, int from_file)
 {
     int retry = 0;
     pthread_mutex_lock(&c->cred_mu);
-    if (used->from_exec) {
+    if (from_exec) {
         KLE_LOG_V(4, "401 Unauthorized: running the exec plugin again");
         c->exec_valid = 0;
         retry = 1;
-    } else if (used->from_file) {
+    } else if (from_file) {
         char *old = c->file_token.data ? strdup(c->file_token.data) : NULL;
         if (refresh_file_token(c, 1) == 0 && old && c->file_token.data &&
             strcmp(old, c->file_token.data) != 0)

@@ -1,11 +1,12 @@
 /* The watch stream: list, then watch from the listed resourceVersion,
- * resuming after a broken stream and re-listing after 410 Gone. */
+ * resuming after a broken stream and re-listing after 410 Gone; as a state
+ * machine of requests on an agent (async.h), and kle_client_watch(), which
+ * runs it on a private loop until it ends. */
 #include "kle/client.h"
 #include "kle/rest.h"
 
 #include <curl/curl.h>
 #include <json-c/json.h>
-#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,8 +14,6 @@
 #include "core/log.h"
 #include "kle/sys/errors.h"
 #include "kube/client_internal.h"
-
-/* ---- watch ------------------------------------------------------------- */
 
 const char *kle_watch_event_type_name(kle_watch_event_type type)
 {
@@ -32,108 +31,6 @@ const char *kle_watch_event_type_name(kle_watch_event_type type)
     default:
         return "?";
     }
-}
-
-struct watch {
-    kle_client *c;
-    CURL *h;
-    const char *path;
-    kle_watch_fn fn;
-    void *data;
-    char rv[256];
-    struct xfer x;
-    size_t consumed; /* bytes of x.body already processed */
-    long status;     /* HTTP status once known */
-    int counted;     /* this stream is in the client's request counts */
-    int stop_rc;     /* callback's value when it stopped the watch */
-    int stopped;
-    int gone;     /* 410 seen in an ERROR event */
-    int error_rc; /* other ERROR event: its code */
-    int events;   /* events delivered on this stream */
-};
-
-static void set_rv_from(struct watch *w, json_object *obj)
-{
-    json_object *md;
-    if (obj && json_object_object_get_ex(obj, "metadata", &md)) {
-        const char *rv = kle_kube__jstr(md, "resourceVersion");
-        if (rv && *rv)
-            snprintf(w->rv, sizeof(w->rv), "%s", rv);
-    }
-}
-
-/* Handles one line of the watch stream. Returns non-zero to end the stream. */
-static int watch_line(void *ud, const char *line, size_t len)
-{
-    struct watch *w = ud;
-    kle_kube__watch_event e;
-    int rc = kle_kube__watch_event_decode(&e, line, len, w->path);
-    if (rc == KLE_EGONE) {
-        KLE_LOG_V(4, "watch %s: resourceVersion %s is too old; re-listing", w->path, w->rv);
-        w->gone = 1;
-        return 1;
-    }
-    if (rc < 0) {
-        w->error_rc = rc;
-        return 1;
-    }
-    if (rc > 0)
-        return 0;
-    set_rv_from(w, e.obj);
-    w->events++;
-    KLE_LOG_V(7, "watch %s: %s resourceVersion %s", w->path, kle_watch_event_type_name(e.type),
-              w->rv);
-    int r = w->fn(e.type, e.obj, w->data);
-    json_object_put(e.ev);
-    if (r) {
-        w->stopped = 1;
-        w->stop_rc = r < 0 ? r : 0;
-        return 1;
-    }
-    return 0;
-}
-
-static int watch_on_data(void *ud)
-{
-    struct watch *w = ud;
-    if (!w->status)
-        curl_easy_getinfo(w->h, CURLINFO_RESPONSE_CODE, &w->status);
-    if (w->status && !w->counted) {
-        /* Counted as it starts, not when it ends (half an hour later). */
-        kle_kube__count_request(w->c, "watch", "GET", w->path, w->status);
-        w->counted = 1;
-    }
-    if (w->status != 200)
-        return 0; /* An error body is read whole. */
-    return kle_kube__watch_feed(&w->x.body, &w->consumed, watch_line, w);
-}
-
-static int watch_list(struct watch *w, int64_t deadline, kle_event *cancel, const char *query)
-{
-    char *p = str_printf("%s%s%s", w->path, *query ? "?" : "", query);
-    if (!p)
-        return kle_error_set(KLE_ENOMEM, "out of memory");
-    kle_request_opts ro = KLE_REQUEST_OPTS_INIT;
-    int64_t left = deadline == INT64_MAX ? 0 : ms_left(deadline);
-    if (deadline != INT64_MAX && left == 0) {
-        free(p);
-        return KLE_ETIMEOUT;
-    }
-    ro.timeout_ns = left * 1000000;
-    ro.cancel = cancel;
-    json_object *list = NULL;
-    int rc = kle_client_get(&list, w->c, p, &ro);
-    free(p);
-    if (rc)
-        return rc;
-    set_rv_from(w, list);
-    int r = w->fn(KLE_WATCH_LISTED, list, w->data);
-    json_object_put(list);
-    if (r) {
-        w->stopped = 1;
-        w->stop_rc = r < 0 ? r : 0;
-    }
-    return 0;
 }
 
 static int add_query(char *q, size_t size, const char *key, const char *value)
@@ -165,22 +62,356 @@ static int check_watch_opts(const kle_watch_opts *o)
     return 0;
 }
 
-/* Waits for a backoff period, or until cancel or the deadline. Returns
- * non-zero when the watch must end. */
-static int backoff_wait(int64_t ms, int64_t deadline, kle_event *cancel)
+/* ---- the watch state machine ------------------------------------------- */
+
+enum { W_IDLE = 0, W_LIST, W_STREAM, W_WAIT };
+
+static int watch_go(kle_kube__watch *w);
+
+static void set_rv_from(kle_kube__watch *w, json_object *obj)
 {
-    int64_t until = kle_kube__now_ns() + ms * 1000000;
-    if (until > deadline)
-        until = deadline;
-    for (;;) {
-        int64_t left = ms_left(until);
-        if (cancel && kle_event_is_set(cancel))
-            return 1;
-        if (left == 0)
-            return deadline <= kle_kube__now_ns();
-        struct pollfd p = {cancel ? kle_event_fd(cancel) : -1, POLLIN, 0};
-        poll(&p, 1, (int)(left > 1000 ? 1000 : left));
+    json_object *md;
+    if (obj && json_object_object_get_ex(obj, "metadata", &md)) {
+        const char *rv = kle_kube__jstr(md, "resourceVersion");
+        if (rv && *rv)
+            snprintf(w->resource_version, sizeof(w->resource_version), "%s", rv);
     }
+}
+
+static void forget_error(kle_kube__watch *w)
+{
+    json_object_put(w->error_status);
+    w->error_status = NULL;
+    w->error_rc = 0;
+}
+
+/* Goes idle and tells the owner, with @p rc recorded. */
+static void end(kle_kube__watch *w, int rc)
+{
+    w->state = W_IDLE;
+    forget_error(w);
+    free(w->url_path);
+    w->url_path = NULL;
+    if (w->ended)
+        w->ended(w, rc, w->data);
+}
+
+/* Runs the next step after @p ms (0: at the next dispatch, outside every callback). */
+static void on_step(kle_loop *loop, kle_loop_timer *t, void *data)
+{
+    kle_kube__watch *w = data;
+    int rc = watch_go(w);
+    if (rc)
+        end(w, rc);
+}
+
+static void next_after(kle_kube__watch *w, int64_t ms)
+{
+    w->state = W_WAIT;
+    kle_loop_timer_arm(kle_kube__agent_loop(w->agent), &w->backoff,
+                       kle_kube__agent_now(w->agent) + ms * KLE_NS_PER_MS, on_step, w);
+}
+
+static int64_t grow(int64_t backoff_ms)
+{
+    return backoff_ms ? (backoff_ms * 2 > 1000 ? 1000 : backoff_ms * 2) : 100;
+}
+
+/* Delivers one event; non-zero when the watch stops there. */
+static int deliver(kle_kube__watch *w, kle_watch_event_type type, json_object *obj)
+{
+    w->in_event = 1;
+    int r = w->event(w, type, obj, w->data);
+    w->in_event = 0;
+    if (r || w->stopping) {
+        /* Its request (when this is a stream's event) ends when this returns. */
+        w->stopping = 0;
+        w->state = W_IDLE;
+        forget_error(w);
+        free(w->url_path);
+        w->url_path = NULL;
+        return 1;
+    }
+    return 0;
+}
+
+static void on_list_done(kle_kube__request *req, int rc, json_object *obj, void *data)
+{
+    kle_kube__watch *w = data;
+    if (rc == 0 && (!obj || !json_object_is_type(obj, json_type_object)))
+        rc = kle_error_set(KLE_EBADRESPONSE, "GET %s: the response is not a JSON object",
+                           w->url_path);
+    if (rc == 0) {
+        set_rv_from(w, obj);
+        int stop = deliver(w, KLE_WATCH_LISTED, obj);
+        json_object_put(obj);
+        if (stop)
+            return;
+        w->need_list = 0;
+        next_after(w, 0);
+        return;
+    }
+    json_object_put(obj);
+    if (rc == KLE_ETOOMANYREQUESTS || rc == KLE_ESERVER || rc == KLE_ETRANSPORT ||
+        rc == KLE_ETIMEOUT) {
+        KLE_LOG_V(4, "watch %s: list failed, retrying: %s", w->path, kle_error_last()->message);
+        w->backoff_ms = grow(w->backoff_ms);
+        next_after(w, w->backoff_ms);
+        return;
+    }
+    end(w, rc);
+}
+
+/* One line of the stream: non-zero ends the stream (the next step is then scheduled). */
+static int on_line(kle_kube__request *req, const char *line, size_t len, void *data)
+{
+    kle_kube__watch *w = data;
+    kle_kube__watch_event e;
+    int rc = kle_kube__watch_event_decode(&e, line, len, w->path);
+    if (rc == KLE_EGONE) {
+        KLE_LOG_V(4, "watch %s: resourceVersion %s is too old; re-listing", w->path,
+                  w->resource_version);
+        w->need_list = 1;
+        next_after(w, 0);
+        return 1;
+    }
+    if (rc < 0) {
+        /* Kept to be recorded again when the watch ends with it. */
+        forget_error(w);
+        w->error_rc = rc;
+        json_object *ev = kle_kube__parse_json(line, len), *st = NULL;
+        if (ev && json_object_object_get_ex(ev, "object", &st))
+            w->error_status = json_object_get(st);
+        json_object_put(ev);
+        if (rc == KLE_ESERVER || rc == KLE_ETOOMANYREQUESTS) {
+            w->backoff_ms = grow(w->backoff_ms);
+            next_after(w, w->backoff_ms);
+        } else {
+            next_after(w, 0);
+        }
+        return 1;
+    }
+    if (rc > 0)
+        return 0;
+    set_rv_from(w, e.obj);
+    w->events++;
+    KLE_LOG_V(7, "watch %s: %s resourceVersion %s", w->path, kle_watch_event_type_name(e.type),
+              w->resource_version);
+    int stop = deliver(w, e.type, e.obj);
+    json_object_put(e.ev);
+    return stop;
+}
+
+static void on_stream_done(kle_kube__request *req, int rc, json_object *obj, void *data)
+{
+    kle_kube__watch *w = data;
+    json_object_put(obj);
+    KLE_LOG_V(6, "WATCH %s ended: status %ld, %d events", w->url_path, req->status, w->events);
+    if (w->events)
+        w->backoff_ms = 0;
+    if (req->status == 410 || rc == KLE_EGONE) {
+        w->need_list = 1;
+        next_after(w, 0);
+        return;
+    }
+    if (rc == 0 || rc == KLE_ETIMEOUT || rc == KLE_ETRANSPORT) {
+        /* The server ended the stream (timeoutSeconds), it broke or it
+         * stalled: resume from the last version. A server that ends
+         * streams at once without an event gets a backoff, not a busy
+         * loop. */
+        if (rc)
+            KLE_LOG_V(4, "WATCH %s: stream broke (%s); resuming from resourceVersion %s",
+                      w->url_path, kle_error_last()->message, w->resource_version);
+        if (!w->events)
+            w->backoff_ms = grow(w->backoff_ms);
+        next_after(w, w->events ? 0 : w->backoff_ms);
+        return;
+    }
+    if (rc == KLE_ESERVER || rc == KLE_ETOOMANYREQUESTS) {
+        int64_t ra = kle_error_last()->retry_after_ns / KLE_NS_PER_MS;
+        w->backoff_ms = grow(w->backoff_ms);
+        if (ra > w->backoff_ms)
+            w->backoff_ms = ra;
+        next_after(w, w->backoff_ms);
+        return;
+    }
+    end(w, rc);
+}
+
+/* Starts the list or the next stream. 0, or an error (recorded). */
+static int watch_go(kle_kube__watch *w)
+{
+    kle_client *c = kle_kube__agent_client(w->agent);
+    char sel[1100] = "";
+    if ((w->field_selector && *w->field_selector &&
+         add_query(sel, sizeof(sel), "fieldSelector", w->field_selector)) ||
+        (w->label_selector && *w->label_selector &&
+         add_query(sel, sizeof(sel), "labelSelector", w->label_selector)))
+        return kle_error_set(KLE_EINVAL, "WATCH %s: selectors are too long", w->path);
+    if (w->error_rc) {
+        /* The stream carried an ERROR event: a retry after a backoff, or the end. */
+        int rc = w->error_rc;
+        if (rc != KLE_ESERVER && rc != KLE_ETOOMANYREQUESTS) {
+            json_object *st = w->error_status;
+            long code = 0;
+            json_object *v;
+            if (st && json_object_object_get_ex(st, "code", &v))
+                code = json_object_get_int(v);
+            if (rc != KLE_EBADRESPONSE)
+                return kle_kube__api_error("WATCH", w->path, code ? code : 500, st, NULL, 0, 0);
+            return kle_error_set(KLE_EBADRESPONSE,
+                                 "WATCH %s: the server sent an event that is not a JSON watch "
+                                 "event",
+                                 w->path);
+        }
+        forget_error(w);
+    }
+    free(w->url_path);
+    w->url_path = NULL;
+    kle_kube__request init = KLE_KUBE_REQUEST_INIT;
+    w->req = init;
+    w->req.method = "GET";
+    w->req.uncounted = 1;
+    w->req.data = w;
+    int64_t now = kle_kube__agent_now(w->agent);
+    if (w->need_list) {
+        w->url_path = str_printf("%s%s%s", w->path, *sel ? "?" : "", sel);
+        w->req.done = on_list_done;
+        w->req.deadline_ns = now + c->default_timeout_ms * KLE_NS_PER_MS;
+        w->state = W_LIST;
+    } else {
+        int64_t stream_ns = w->stream_timeout_ns > 0 ? w->stream_timeout_ns : KLE_SEC(300);
+        if (stream_ns > KLE_SEC(86400))
+            stream_ns = KLE_SEC(86400);
+        int secs = stream_ns < KLE_NS_PER_SEC ? 1 : (int)(stream_ns / KLE_NS_PER_SEC);
+        char query[1600];
+        snprintf(query, sizeof(query), "watch=true&allowWatchBookmarks=true&timeoutSeconds=%d",
+                 secs);
+        size_t ql = strlen(query);
+        if (add_query(query, sizeof(query), "resourceVersion", w->resource_version) ||
+            (*sel && (ql = strlen(query)) < sizeof(query) - 1 &&
+             snprintf(query + ql, sizeof(query) - ql, "&%s", sel) >= (int)(sizeof(query) - ql)))
+            return kle_error_set(KLE_EINVAL, "WATCH %s: the query is too long", w->path);
+        w->url_path = str_printf("%s?%s", w->path, query);
+        w->req.verb = "WATCH";
+        w->req.stream = on_line;
+        w->req.done = on_stream_done;
+        /* A stream that sends nothing for its lifetime + 15 s is dead. */
+        w->req.deadline_ns = now + (int64_t)(secs + 15) * KLE_NS_PER_SEC;
+        w->events = 0;
+        w->state = W_STREAM;
+        if (w->url_path)
+            KLE_LOG_V(6, "WATCH %s", w->url_path);
+    }
+    if (!w->url_path) {
+        w->state = W_IDLE;
+        return kle_error_set(KLE_ENOMEM, "out of memory");
+    }
+    w->req.path = w->url_path;
+    int rc = kle_kube__request_start(w->agent, &w->req);
+    if (rc) {
+        w->state = W_IDLE;
+        /* A failure to start counts as the attempt's: retried as one. */
+        if (rc == KLE_ETRANSPORT || rc == KLE_ETIMEOUT) {
+            w->backoff_ms = grow(w->backoff_ms);
+            next_after(w, w->backoff_ms);
+            return 0;
+        }
+    }
+    return rc;
+}
+
+int kle_kube__watch_start(kle_kube__agent *agent, kle_kube__watch *w)
+{
+    if (!agent || !w || !w->path || w->path[0] != '/' || !w->event)
+        return kle_error_set(KLE_EINVAL, "watch: agent, an absolute path and an event "
+                                         "callback must be set");
+    if (w->state != W_IDLE)
+        return kle_error_set(KLE_ESTATE, "WATCH %s: the watch is already running", w->path);
+    w->agent = agent;
+    w->need_list = !w->resource_version[0];
+    w->backoff_ms = 0;
+    w->events = 0;
+    w->in_event = 0;
+    w->stopping = 0;
+    w->error_rc = 0;
+    w->error_status = NULL;
+    w->url_path = NULL;
+    kle_loop_timer init = KLE_LOOP_TIMER_INIT;
+    w->backoff = init;
+    int rc = watch_go(w);
+    if (rc) {
+        free(w->url_path);
+        w->url_path = NULL;
+        w->state = W_IDLE;
+    }
+    return rc;
+}
+
+void kle_kube__watch_stop(kle_kube__watch *w)
+{
+    if (!w || !w->agent)
+        return;
+    if (w->in_event) {
+        w->stopping = 1; /* deliver() winds it down when the callback returns */
+        return;
+    }
+    kle_kube__request_abandon(&w->req);
+    kle_loop_timer_disarm(kle_kube__agent_loop(w->agent), &w->backoff);
+    w->state = W_IDLE;
+    forget_error(w);
+    free(w->url_path);
+    w->url_path = NULL;
+}
+
+int kle_kube__watch_running(const kle_kube__watch *w)
+{
+    return w && w->state != W_IDLE;
+}
+
+/* ---- kle_client_watch -------------------------------------------------- */
+
+struct sync_watch {
+    kle_kube__watch w;
+    kle_watch_fn fn;
+    void *data;
+    int done;
+    int rc;
+    kle_loop_timer until;
+};
+
+static int sync_event(kle_kube__watch *w, kle_watch_event_type type, json_object *obj, void *data)
+{
+    struct sync_watch *s = data;
+    int r = s->fn(type, obj, s->data);
+    if (r) {
+        s->done = 1;
+        s->rc = r < 0 ? r : 0;
+    }
+    return r;
+}
+
+static void sync_ended(kle_kube__watch *w, int rc, void *data)
+{
+    struct sync_watch *s = data;
+    s->done = 1;
+    s->rc = rc;
+}
+
+/* The watch's own time is up: it returns 0. */
+static void sync_until(kle_loop *loop, kle_loop_timer *t, void *data)
+{
+    struct sync_watch *s = data;
+    kle_kube__watch_stop(&s->w);
+    s->done = 1;
+    s->rc = 0;
+}
+
+static void sync_cancel(void *arg)
+{
+    struct sync_watch *s = arg;
+    kle_kube__watch_stop(&s->w);
+    s->done = 1;
 }
 
 int kle_client_watch(kle_client *c, const char *path, const kle_watch_opts *opts, kle_watch_fn fn,
@@ -193,225 +424,49 @@ int kle_client_watch(kle_client *c, const char *path, const kle_watch_opts *opts
     if ((rc = check_watch_opts(opts)))
         return rc;
     kle_event *cancel = opts ? opts->cancel : NULL;
-    int64_t deadline = opts && opts->timeout_ns > 0
-                           ? kle_kube__now_ns() + ns_to_ms(opts->timeout_ns) * 1000000
-                           : INT64_MAX;
-    int64_t stream_ns =
-        opts && opts->stream_timeout_ns > 0 ? opts->stream_timeout_ns : KLE_SEC(300);
-    if (stream_ns > KLE_SEC(86400))
-        stream_ns = KLE_SEC(86400);
-    int stream_secs = stream_ns < KLE_NS_PER_SEC ? 1 : (int)(stream_ns / KLE_NS_PER_SEC);
-    char selectors[1024] = "";
-    if ((opts && opts->field_selector && *opts->field_selector &&
-         add_query(selectors, sizeof(selectors), "fieldSelector", opts->field_selector)) ||
-        (opts && opts->label_selector && *opts->label_selector &&
-         add_query(selectors, sizeof(selectors), "labelSelector", opts->label_selector)))
-        return kle_error_set(KLE_EINVAL, "WATCH %s: selectors are too long", path);
-
-    struct watch w = {0};
-    w.c = c;
-    w.path = path;
-    w.fn = fn;
-    w.data = data;
-    w.h = curl_easy_init();
-    CURLM *m = curl_multi_init();
-    if (!w.h || !m) {
-        curl_easy_cleanup(w.h);
-        curl_multi_cleanup(m);
-        return kle_error_set(KLE_ETRANSPORT, "WATCH %s: libcurl could not be initialised", path);
+    if (cancel && kle_event_is_set(cancel)) {
+        if (opts->last_resource_version && opts->last_resource_version_size)
+            snprintf(opts->last_resource_version, opts->last_resource_version_size, "%s",
+                     opts->resource_version ? opts->resource_version : "");
+        return kle_error_set(KLE_ECANCELED, "WATCH %s: cancelled", path);
     }
-    if (opts && opts->resource_version && *opts->resource_version)
-        snprintf(w.rv, sizeof(w.rv), "%s", opts->resource_version);
-    int need_list = !w.rv[0];
-    int64_t backoff = 0;
-    int auth_retried = 0;
-    rc = 0;
-    for (;;) {
-        if (cancel && kle_event_is_set(cancel)) {
-            rc = kle_error_set(KLE_ECANCELED, "WATCH %s: cancelled", path);
-            break;
-        }
-        if (deadline != INT64_MAX && ms_left(deadline) == 0) {
-            rc = 0;
-            break;
-        }
-        if (backoff && backoff_wait(backoff, deadline, cancel))
-            continue; /* the checks above end the loop */
-        if (need_list) {
-            rc = watch_list(&w, deadline, cancel, selectors);
-            if (w.stopped) {
-                rc = w.stop_rc;
-                break;
-            }
-            if (rc == KLE_ETOOMANYREQUESTS || rc == KLE_ESERVER || rc == KLE_ETRANSPORT ||
-                rc == KLE_ETIMEOUT) {
-                if (rc == KLE_ETIMEOUT && deadline != INT64_MAX && ms_left(deadline) == 0)
-                    rc = 0;
-                else {
-                    KLE_LOG_V(4, "watch %s: list failed, retrying: %s", path,
-                              kle_error_last()->message);
-                    backoff = backoff ? (backoff * 2 > 1000 ? 1000 : backoff * 2) : 100;
-                    continue;
-                }
-            }
-            if (rc)
-                break;
-            need_list = 0;
-        }
-
-        char query[1600] = "watch=true&allowWatchBookmarks=true";
-        char *url = NULL, *shown = NULL;
-        size_t ql = strlen(query);
-        snprintf(query + ql, sizeof(query) - ql, "&timeoutSeconds=%d", stream_secs);
-        if (add_query(query, sizeof(query), "resourceVersion", w.rv) ||
-            (*selectors && (ql = strlen(query)) < sizeof(query) - 1 &&
-             snprintf(query + ql, sizeof(query) - ql, "&%s", selectors) >=
-                 (int)(sizeof(query) - ql))) {
-            rc = kle_error_set(KLE_EINVAL, "WATCH %s: the query is too long", path);
-            break;
-        }
-        url = str_printf("%s%s?%s", c->url_base, path, query);
-        shown = str_printf("%s?%s", path, query);
-        if (!url || !shown) {
-            free(url);
-            free(shown);
-            rc = kle_error_set(KLE_ENOMEM, "out of memory");
-            break;
-        }
-        int64_t stream_deadline = kle_kube__now_ns() + (int64_t)(stream_secs + 15) * 1000000000;
-        if (stream_deadline > deadline)
-            stream_deadline = deadline;
-        struct auth a;
-        if ((rc = kle_kube__auth_get(c, &a, stream_deadline, cancel))) {
-            free(url);
-            free(shown);
-            if (rc == KLE_ETIMEOUT && deadline != INT64_MAX && ms_left(deadline) == 0) {
-                rc = 0; /* the watch's own time is up */
-                break;
-            }
-            kle_error_prefix("WATCH %s: ", path);
-            break;
-        }
-        char errbuf[CURL_ERROR_SIZE];
-        struct curl_slist *headers = NULL;
-        kle_kube__buf_free(&w.x.body);
-        memset(&w.x, 0, sizeof(w.x));
-        w.x.c = c;
-        w.x.max = c->max_response;
-        w.consumed = 0;
-        w.status = 0;
-        w.counted = 0;
-        w.gone = 0;
-        w.error_rc = 0;
-        w.events = 0;
-        curl_easy_reset(w.h);
-        if ((rc = kle_kube__setup_easy(c, w.h, "GET", url, &headers, &a, NULL, NULL, 0,
-                                       ms_left(stream_deadline), &w.x, errbuf))) {
-            kle_kube__auth_clear(&a);
-            free(url);
-            free(shown);
-            break;
-        }
-        KLE_LOG_V(6, "WATCH %s", shown);
-        CURLcode cc;
-        enum drive_result dr =
-            kle_kube__drive(m, w.h, stream_deadline, cancel, watch_on_data, &w, &cc);
-        curl_easy_setopt(w.h, CURLOPT_HTTPHEADER, NULL);
-        wipe_slist(headers);
-        if (!w.status)
-            curl_easy_getinfo(w.h, CURLINFO_RESPONSE_CODE, &w.status);
-        if (dr == DRIVE_DONE && cc == CURLE_OK && w.status == 200)
-            watch_on_data(&w); /* the last bytes */
-        KLE_LOG_V(6, "WATCH %s ended: status %ld, %d events", shown, w.status, w.events);
-        if (dr != DRIVE_CANCELED && !w.counted)
-            kle_kube__count_request(c, "watch", "GET", path, w.status ? w.status : -1);
-        free(url);
-        if (w.events)
-            backoff = 0;
-        if (w.stopped) {
-            kle_kube__auth_clear(&a);
-            free(shown);
-            rc = w.stop_rc;
-            break;
-        }
-        if (dr == DRIVE_CANCELED) {
-            kle_kube__auth_clear(&a);
-            free(shown);
-            rc = kle_error_set(KLE_ECANCELED, "WATCH %s: cancelled", path);
-            break;
-        }
-        if (w.gone || w.status == 410) {
-            kle_kube__auth_clear(&a);
-            free(shown);
-            need_list = 1;
-            continue;
-        }
-        if (w.error_rc) {
-            kle_kube__auth_clear(&a);
-            free(shown);
-            rc = w.error_rc;
-            if (rc == KLE_ESERVER || rc == KLE_ETOOMANYREQUESTS) {
-                backoff = backoff ? (backoff * 2 > 1000 ? 1000 : backoff * 2) : 100;
-                continue;
-            }
-            break;
-        }
-        if (dr == DRIVE_TIMEOUT || (dr == DRIVE_DONE && cc != CURLE_OK) || dr == DRIVE_ERROR) {
-            /* A dropped or stalled stream: resume from the last version, on
-             * a new connection (libcurl keeps an HTTP/2 connection whose
-             * stream stalled, and would reuse it). */
-            kle_kube__auth_clear(&a);
-            CURLM *fresh = curl_multi_init();
-            if (fresh) {
-                curl_multi_cleanup(m);
-                m = fresh;
-            }
-            if (dr == DRIVE_DONE && w.x.too_large) {
-                rc = kle_kube__curl_error("WATCH", shown, cc, errbuf, &w.x);
-                free(shown);
-                break;
-            }
-            KLE_LOG_V(4, "WATCH %s: stream broke (%s); resuming from resourceVersion %s", shown,
-                      dr == DRIVE_TIMEOUT ? "no data in time" : curl_easy_strerror(cc), w.rv);
-            free(shown);
-            if (!w.events)
-                backoff = backoff ? (backoff * 2 > 1000 ? 1000 : backoff * 2) : 100;
-            continue;
-        }
-        if (w.status == 200) {
-            /* The server ended the stream (timeoutSeconds): resume. A
-             * server that ends streams at once without an event gets a
-             * backoff, not a busy loop. */
-            kle_kube__auth_clear(&a);
-            free(shown);
-            if (!w.events)
-                backoff = backoff ? (backoff * 2 > 1000 ? 1000 : backoff * 2) : 100;
-            continue;
-        }
-        json_object *st = kle_kube__parse_json(w.x.body.data ? w.x.body.data : "", w.x.body.len);
-        rc = kle_kube__api_error("WATCH", shown, w.status, st, w.x.body.data, w.x.body.len,
-                                 w.x.retry_after);
-        json_object_put(st);
-        free(shown);
-        if (w.status == 401 && !auth_retried && kle_kube__auth_invalidate(c, &a)) {
-            kle_kube__auth_clear(&a);
-            auth_retried = 1;
-            continue;
-        }
-        kle_kube__auth_clear(&a);
-        if (rc == KLE_ESERVER || rc == KLE_ETOOMANYREQUESTS) {
-            int64_t ra = w.x.retry_after > 0 ? (int64_t)w.x.retry_after * 1000 : 0;
-            backoff = backoff ? (backoff * 2 > 1000 ? 1000 : backoff * 2) : 100;
-            if (ra > backoff)
-                backoff = ra;
-            continue;
-        }
-        break;
+    /* A watch has a private loop and connection of its own (not a pooled
+     * one): the callback may make requests on the same client meanwhile. */
+    struct conn *k = kle_kube__conn_new(c);
+    if (!k)
+        return kle_error_prefix("WATCH %s: ", path);
+    struct sync_watch s;
+    memset(&s, 0, sizeof(s));
+    s.fn = fn;
+    s.data = data;
+    s.w.path = path;
+    s.w.field_selector = opts ? opts->field_selector : NULL;
+    s.w.label_selector = opts ? opts->label_selector : NULL;
+    s.w.stream_timeout_ns = opts ? opts->stream_timeout_ns : 0;
+    s.w.event = sync_event;
+    s.w.ended = sync_ended;
+    s.w.data = &s;
+    if (opts && opts->resource_version)
+        snprintf(s.w.resource_version, sizeof(s.w.resource_version), "%s", opts->resource_version);
+    if ((rc = kle_kube__watch_start(k->agent, &s.w))) {
+        kle_kube__conn_free(k);
+        return rc;
     }
+    if (opts && opts->timeout_ns > 0)
+        kle_loop_timer_arm(k->loop, &s.until,
+                           kle_kube__agent_now(k->agent) +
+                               ns_to_ms(opts->timeout_ns) * KLE_NS_PER_MS,
+                           sync_until, &s);
+    if (kle_kube__conn_wait(k, cancel, &s.done, sync_cancel, &s) == KLE_ECANCELED)
+        s.rc = kle_error_set(KLE_ECANCELED, "WATCH %s: cancelled", path);
+    kle_loop_timer_disarm(k->loop, &s.until);
+    kle_kube__watch_stop(&s.w);
     if (opts && opts->last_resource_version && opts->last_resource_version_size)
-        snprintf(opts->last_resource_version, opts->last_resource_version_size, "%s", w.rv);
-    kle_kube__buf_free(&w.x.body);
-    curl_easy_cleanup(w.h);
-    curl_multi_cleanup(m);
-    return rc;
+        snprintf(opts->last_resource_version, opts->last_resource_version_size, "%s",
+                 s.w.resource_version);
+    int err = s.rc;
+    kle_kube__conn_free(k);
+    if (err == 0)
+        kle_error_clear();
+    return err;
 }

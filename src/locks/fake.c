@@ -691,7 +691,9 @@ int kle_fake_lock_new(kle_lock **out, kle_fake_store *store, const char *identit
         free(l);
         return kle_error_set(KLE_ENOMEM, "kle_fake_lock_new: out of memory");
     }
-    l->base.version = KLE_LOCK_VERSION;
+    /* Version 2: calls are synchronous (the runtime drives it on a worker
+     * thread); no asynchronous members. */
+    l->base.version = 2;
     l->base.get = fake_get;
     l->base.create = fake_create;
     l->base.update = fake_update;

@@ -19,6 +19,7 @@
 #include "kle/rest.h"
 #include "kle/sys/errors.h"
 #include "kle/sys/lock.h"
+#include "kube/async.h"
 #include "locks/locks_internal.h"
 #include "locks/record_json.h"
 
@@ -90,6 +91,15 @@ typedef struct object_lock {
     const lock_kind *guard_kinds[2];
     char guard_paths[2][512];
     guard_seen seen[2];
+    /* Asynchronous calls and watch, on the attached loop's agent. */
+    kle_kube__agent *agent;
+    kle_lock_call *call; /* the call running, or NULL */
+    struct ol_op *aop;   /* its state machine */
+    kle_kube__request req;
+    kle_loop_timer defer; /* a call that succeeded within start */
+    kle_lock_watch_call *wcall;
+    kle_kube__watch kw;
+    char selector[300]; /* metadata.name=<name> */
 } object_lock;
 
 /*
@@ -120,26 +130,6 @@ static int64_t lease_ns(const kle_record *r)
 static int64_t mono_now(void)
 {
     return kle_clock_monotonic_ns(kle_clock_real());
-}
-
-/* The absolute deadline of a lock call: every request in it gets what is left. */
-static int64_t call_deadline(const kle_lock_ctx *ctx)
-{
-    return sat_add(mono_now(), ctx->timeout_ns > 0 ? ctx->timeout_ns : 0);
-}
-
-static int request_opts(kle_request_opts *o, const kle_lock_ctx *ctx, int64_t deadline,
-                        object_lock *l, const char *verb)
-{
-    kle_request_opts init = KLE_REQUEST_OPTS_INIT;
-    *o = init;
-    int64_t left = deadline - mono_now();
-    if (left <= 0)
-        return kle_error_set(KLE_ETIMEOUT, "%s %s %s: no time left", verb, l->kind->resource,
-                             l->description);
-    o->timeout_ns = left;
-    o->cancel = ctx->cancel;
-    return 0;
 }
 
 static json_object *metadata_of(json_object *obj)
@@ -399,7 +389,14 @@ static int seen_live(const object_lock *l, const guard_seen *s, int64_t now, int
     if (!s->have)
         return 0;
     const kle_record *r = &s->res.record;
-    if (kle_record_holder_len(r) == 0 || holder_is(r, l->identity))
+    /* A release (holder "", at most 1 s, as every release writes it) is
+     * free; a holder emptied by hand keeps its lease and is live until it
+     * expires by observation, as the elector judges it (R6 in
+     * docs/architecture.md): else the other family's leader would still
+     * work while this one took over. */
+    if (kle_record_holder_len(r) == 0 && r->lease_duration_seconds <= 1)
+        return 0;
+    if (holder_is(r, l->identity))
         return 0;
     int64_t d = lease_ns(r);
     if (sat_add(sat_add(r->renew_time_ns, d), GUARD_CLOCK_SKEW_NS) < wall)
@@ -408,21 +405,17 @@ static int seen_live(const object_lock *l, const guard_seen *s, int64_t now, int
 }
 
 /*
- * One GET of the other family's object @p i, noted in seen[i]. Returns 1
- * when the record seen there (or, when the object is gone, the record last
- * seen of it, until that expires) is a live record of another holder than
- * @p agree names, 0 when not, or an error. *has_record: the object exists
- * and holds a record. A 403 turns the guard off (0).
+ * Notes one read of the other family's object @p i (its answer: @p rc and
+ * @p obj, taken) in seen[i]. Returns 1 when the record seen there (or, when
+ * the object is gone, the record last seen of it, until that expires) is a
+ * live record of another holder than @p agree names, 0 when not, or an
+ * error. *has_record: the object exists and holds a record. A 403 turns
+ * the guard off (0).
  */
-static int guard_read(object_lock *l, int i, const kle_lock_ctx *ctx, int64_t deadline,
-                      const kle_record *agree, int *has_record)
+static int guard_read_done(object_lock *l, int i, int rc, json_object *obj, const kle_record *agree,
+                           int *has_record)
 {
-    kle_request_opts o;
-    json_object *obj = NULL;
     *has_record = 0;
-    int rc = request_opts(&o, ctx, deadline, l, "get");
-    if (rc == 0)
-        rc = kle_client_get(&obj, l->client, l->guard_paths[i], &o);
     int64_t now = mono_now();
     if (rc == KLE_EFORBIDDEN) {
         l->guard = 0;
@@ -496,56 +489,6 @@ static void guard_clear(object_lock *l)
     l->guard_blocked = 0;
 }
 
-/* The pre-check (see above); @p mine is the record get read, NULL when none. */
-static int guard_before(object_lock *l, const kle_record *mine, const kle_lock_ctx *ctx,
-                        int64_t deadline)
-{
-    if (!l->guard || (mine && holder_is(mine, l->identity) && !l->refusing))
-        return 0;
-    int i = l->refusing ? l->refusing_kind : l->guard_next, has;
-    int rc = guard_read(l, i, ctx, deadline, mine, &has);
-    if (rc < 0)
-        return rc;
-    if (has) {
-        l->guard_found = 1;
-        l->guard_next = i;
-    } else if (!l->guard_found && l->guard_kinds[1] && !l->refusing) {
-        l->guard_next = 1 - i; /* A Lease lock looks at the other family next time. */
-    }
-    if (rc == 1)
-        return guard_refuse(l, i, "", "");
-    guard_clear(l);
-    return 0;
-}
-
-/*
- * The re-check's read: the Lease for an annotation lock; for a Lease lock
- * the annotation object that holds a record once one was found, else the
- * Endpoints and, when that holds none, the ConfigMap. *kind: the one that
- * answered last. Returns as guard_read().
- */
-static int guard_after(object_lock *l, const kle_record *replaced, const kle_lock_ctx *ctx,
-                       int64_t deadline, int *kind)
-{
-    int has, rc;
-    if (!l->guard_kinds[1] || l->guard_found) {
-        *kind = l->guard_kinds[1] ? l->guard_next : 0;
-        return guard_read(l, *kind, ctx, deadline, replaced, &has);
-    }
-    for (int i = 0; i < 2; i++) {
-        *kind = i;
-        rc = guard_read(l, i, ctx, deadline, replaced, &has);
-        if (rc != 0 || !l->guard)
-            return rc;
-        if (has) {
-            l->guard_found = 1;
-            l->guard_next = i;
-            return 0;
-        }
-    }
-    return 0;
-}
-
 /* A write naming this replica while it refuses: refused at once, nothing sent. */
 static int still_refusing(object_lock *l, const char *verb)
 {
@@ -559,43 +502,6 @@ static int still_refusing(object_lock *l, const char *verb)
                          shown_holder(who, sizeof(who), &l->seen[l->refusing_kind].res.record));
 }
 
-static int ol_get(kle_lock_result *out, kle_lock *self, const kle_lock_ctx *ctx)
-{
-    object_lock *l = (object_lock *)self;
-    int64_t deadline = call_deadline(ctx);
-    kle_request_opts o;
-    json_object *obj = NULL;
-    int rc = request_opts(&o, ctx, deadline, l, "get");
-    if (rc == 0)
-        rc = kle_client_get(&obj, l->client, l->path, &o);
-    if (rc == KLE_ENOTFOUND) {
-        l->verified_until = 0;
-        if (l->guard) {
-            /* No lock yet: this replica would create it. */
-            int grc = guard_before(l, NULL, ctx, deadline);
-            if (grc < 0)
-                return grc;
-            kle_error_set(KLE_ENOTFOUND, "%s %s not found", l->kind->resource, l->description);
-            return KLE_ENOTFOUND;
-        }
-    }
-    if (rc < 0)
-        return rc;
-    rc = read_record(out, l, obj);
-    if (rc < 0) {
-        json_object_put(obj);
-        return rc;
-    }
-    set_cache(l, obj);
-    if (!holder_is(&out->record, l->identity))
-        l->verified_until = 0;
-    return guard_before(l, &out->record, ctx, deadline);
-}
-
-/*
- * Writes @p record over the cached object (conditional on its
- * resourceVersion); @p replaced (may be NULL) gets the record it held.
- */
 /*
  * Before a write naming us is sent: notes the record bytes it puts (as
  * other replicas will read them from @p obj) and, when they differ from the
@@ -624,13 +530,149 @@ static void note_own_bytes(object_lock *l, json_object *obj, const kle_record *r
     kle_lock_result_dispose(&r);
 }
 
-static int write_over_cached(object_lock *l, const kle_record *record, const kle_lock_ctx *ctx,
-                             int64_t deadline, kle_lock_result *replaced)
+/*
+ * ---- Lock calls as state machines of requests ----
+ *
+ * Every call (get, create, update, record_event) is one small state
+ * machine: op_begin() and op_answer() say which request to make next
+ * (OP_REQUEST: op->method, op->path, op->body) or that the call is over
+ * (OP_DONE: op->rc, with the error recorded). The synchronous members run
+ * it with kle_client_request() (op_run_sync); the asynchronous ones on the
+ * attached loop with the API client's agent (op_run_async). The rules (the
+ * guard's pre-check and re-check, its refusal and one deadline per call)
+ * are written once, here.
+ */
+
+enum { OP_DONE = 0, OP_REQUEST = 1 };
+
+enum op_step {
+    S_GET,       /* GET the lock object */
+    S_PRE,       /* the pre-check's read of the other family */
+    S_CREATE,    /* POST the lock object */
+    S_UPDATE,    /* PUT over the cached object */
+    S_AFTER,     /* the re-check's read of the other family */
+    S_GIVE_BACK, /* PUT a released record after a re-check that failed */
+    S_EVENT      /* POST an Event */
+};
+
+typedef struct ol_op {
+    kle_lock_call_kind kind;
+    enum op_step step;
+    int64_t deadline;         /* one for the whole call */
+    const kle_record *record; /* CREATE, UPDATE (borrowed) */
+    const char *message;      /* EVENT (borrowed) */
+    kle_lock_result *out;     /* GET (the caller's) */
+    int mine;                 /* the record written names this replica */
+    int notfound;             /* GET: the lock object does not exist */
+    const kle_record *agree;  /* the record the guard's read may agree with */
+    int guard_i;              /* the other family's object being read */
+    int after_scan;           /* the re-check reads the Endpoints, then the ConfigMap */
+    kle_lock_result replaced; /* UPDATE: the record the write replaced */
+    kle_record rel;           /* S_GIVE_BACK: the released record */
+    int after_kind;           /* the family the re-check found live */
+    /* The request to make. */
+    const char *method;
+    const char *path;
+    const char *verb; /* for "no time left": "get", "create", "update", ... */
+    int want_object;  /* the answer must be a JSON object */
+    json_object *body;
+    int rc;
+} ol_op;
+
+static void op_init(ol_op *op, kle_lock_call_kind kind, int64_t timeout_ns)
 {
-    kle_request_opts o;
-    int rc = request_opts(&o, ctx, deadline, l, "update");
+    memset(op, 0, sizeof(*op));
+    op->kind = kind;
+    op->deadline = sat_add(mono_now(), timeout_ns > 0 ? timeout_ns : 0);
+    kle_lock_result_init(&op->replaced, KLE_LOCK_RESULT_VERSION);
+    kle_record_init(&op->rel, KLE_RECORD_VERSION);
+}
+
+static void op_dispose(ol_op *op)
+{
+    json_object_put(op->body);
+    op->body = NULL;
+    kle_lock_result_dispose(&op->replaced);
+    kle_record_dispose(&op->rel);
+}
+
+/* The call's time is up: recorded as request_opts did before any request. */
+static int no_time(object_lock *l, const char *verb)
+{
+    return kle_error_set(KLE_ETIMEOUT, "%s %s %s: no time left", verb, l->kind->resource,
+                         l->description);
+}
+
+static int done(ol_op *op, int rc)
+{
+    op->rc = rc;
+    op_dispose(op);
+    return OP_DONE;
+}
+
+static int request(ol_op *op, enum op_step step, const char *method, const char *path,
+                   const char *verb, int want_object, json_object *body)
+{
+    op->step = step;
+    op->method = method;
+    op->path = path;
+    op->verb = verb;
+    op->want_object = want_object;
+    op->body = body;
+    return OP_REQUEST;
+}
+
+/* The guard's read of family @p i (the pre-check or the re-check). */
+static int guard_request(object_lock *l, ol_op *op, enum op_step step, int i,
+                         const kle_record *agree)
+{
+    op->guard_i = i;
+    op->agree = agree;
+    return request(op, step, "GET", l->guard_paths[i], "get", 1, NULL);
+}
+
+/* The pre-check, before this replica may acquire (@p mine: the record get
+ * read, NULL when none): one read of the other family, or none needed. */
+static int pre_check(object_lock *l, ol_op *op, const kle_record *mine)
+{
+    if (!l->guard || (mine && holder_is(mine, l->identity) && !l->refusing))
+        return done(op, 0);
+    int i = l->refusing ? l->refusing_kind : l->guard_next;
+    return guard_request(l, op, S_PRE, i, mine);
+}
+
+static int pre_check_answered(object_lock *l, ol_op *op, int rc, json_object *obj)
+{
+    int i = op->guard_i, has;
+    rc = guard_read_done(l, i, rc, obj, op->agree, &has);
     if (rc < 0)
-        return rc;
+        return done(op, rc);
+    if (has) {
+        l->guard_found = 1;
+        l->guard_next = i;
+    } else if (!l->guard_found && l->guard_kinds[1] && !l->refusing) {
+        l->guard_next = 1 - i; /* A Lease lock looks at the other family next time. */
+    }
+    if (rc == 1)
+        return done(op, guard_refuse(l, i, "", ""));
+    guard_clear(l);
+    if (op->notfound)
+        return done(
+            op, kle_error_set(KLE_ENOTFOUND, "%s %s not found", l->kind->resource, l->description));
+    return done(op, 0);
+}
+
+/*
+ * Prepares the write of @p record over the cached object (conditional on
+ * its resourceVersion): 0 with *out the object to PUT, or an error.
+ * @p replaced (may be NULL) gets the record it held.
+ */
+static int write_prepare(object_lock *l, ol_op *op, const kle_record *record,
+                         kle_lock_result *replaced, json_object **out)
+{
+    *out = NULL;
+    if (op->deadline <= mono_now())
+        return no_time(l, "update");
     json_object *copy = NULL;
     pthread_mutex_lock(&l->mu);
     if (l->cached && json_object_deep_copy(l->cached, &copy, NULL) < 0)
@@ -647,135 +689,111 @@ static int write_over_cached(object_lock *l, const kle_record *record, const kle
         kle_lock_result_dispose(replaced);
         kle_error_clear();
     }
-    json_object *updated = NULL;
-    rc = write_record(l, copy, record);
-    if (rc == 0) {
-        note_own_bytes(l, copy, record);
-        rc = kle_client_update(&updated, l->client, l->path, copy, &o);
-    }
-    json_object_put(copy);
-    /* An unreadable answer: the write may have landed, but it is not ours to count. */
-    if (rc == 0 && (rc = check_kind(l, updated, "update")) < 0)
-        json_object_put(updated);
-    if (rc < 0)
+    int rc = write_record(l, copy, record);
+    if (rc < 0) {
+        json_object_put(copy);
         return rc;
-    set_cache(l, updated);
+    }
+    note_own_bytes(l, copy, record);
+    *out = copy;
     return 0;
 }
 
-/*
- * After a write of @p record (naming this replica) over @p replaced (NULL:
- * created): the re-check. Clear: the write stands, and writes naming us
- * need none until its bytes were first sent + the record's lease duration.
- */
-static int after_win(object_lock *l, const kle_record *record, const kle_record *replaced,
-                     const kle_lock_ctx *ctx, int64_t deadline)
+/* The answer to a write: an object of the lock's kind becomes the cache. */
+static int write_answered(object_lock *l, int rc, json_object *obj, const char *verb)
 {
-    int kind = 0;
-    int rc = guard_after(l, replaced, ctx, deadline, &kind);
+    /* An unreadable answer: the write may have landed, but it is not ours to count. */
+    if (rc == 0 && (rc = check_kind(l, obj, verb)) < 0)
+        json_object_put(obj);
     if (rc < 0)
-        return kle_error_prefix("lock %s: wrote the record, but could not read the other "
-                                "family's lock again before leading: ",
-                                l->description);
-    if (rc == 0) {
-        l->verified_until = sat_add(l->own_first_send, lease_ns(record));
-        guard_clear(l);
-        return 0;
-    }
-    if (!l->kind->annotation)
-        return guard_refuse(l, kind, "wrote the Lease, then found that ",
-                            " (keeping the Lease unrenewed and not leading while that record is "
-                            "live)");
-    /* Give the record back: released, conditional on the version just written. */
+        return rc;
+    set_cache(l, obj);
+    return 0;
+}
+
+/* The refusal after a re-check of an annotation lock, once its record was
+ * given back (@p urc: how that went). */
+static int gave_back(object_lock *l, ol_op *op, int urc)
+{
     char tail[600];
-    kle_record rel = KLE_RECORD_INIT;
-    int64_t wall = kle_clock_wall_ns(kle_clock_real());
-    int urc = kle_record_set_holder(&rel, "", 0);
-    if (urc == 0) {
-        rel.lease_duration_seconds = 1;
-        rel.acquire_time_ns = wall;
-        rel.renew_time_ns = wall;
-        rel.leader_transitions = record->leader_transitions;
-        urc = write_over_cached(l, &rel, ctx, deadline, NULL);
-    }
-    kle_record_dispose(&rel);
     if (urc == 0)
         snprintf(tail, sizeof(tail), " (gave the %s record back, released)", l->kind->kind);
     else
         snprintf(tail, sizeof(tail),
                  " (could not give the %s record back: %.400s; it expires unrenewed)",
                  l->kind->kind, kle_error_last()->message);
-    return guard_refuse(l, kind, "took the record, then found that ", tail);
+    return done(op, guard_refuse(l, op->after_kind, "took the record, then found that ", tail));
 }
 
-static int ol_create(kle_lock *self, const kle_record *record, const kle_lock_ctx *ctx)
+/*
+ * After a write naming this replica (@p op->record) over @p op->replaced
+ * (none: created): the re-check. The Lease for an annotation lock; for a
+ * Lease lock the annotation object that holds a record once one was
+ * found, else the Endpoints and, when that holds none, the ConfigMap.
+ */
+static int after_win(object_lock *l, ol_op *op)
 {
-    object_lock *l = (object_lock *)self;
-    int64_t deadline = call_deadline(ctx);
-    int mine = holder_is(record, l->identity);
-    if (l->guard && mine && l->refusing)
-        return still_refusing(l, "create");
-    kle_request_opts o;
-    int rc = request_opts(&o, ctx, deadline, l, "create");
+    const kle_record *replaced = op->kind == KLE_LOCK_CALL_UPDATE ? &op->replaced.record : NULL;
+    if (!l->guard_kinds[1] || l->guard_found) {
+        op->after_scan = 0;
+        return guard_request(l, op, S_AFTER, l->guard_kinds[1] ? l->guard_next : 0, replaced);
+    }
+    op->after_scan = 1;
+    return guard_request(l, op, S_AFTER, 0, replaced);
+}
+
+/* The re-check found no live record of another holder: the write stands,
+ * and writes naming us need none until its bytes were first sent + the
+ * record's lease duration. */
+static int after_win_clear(object_lock *l, ol_op *op)
+{
+    l->verified_until = sat_add(l->own_first_send, lease_ns(op->record));
+    guard_clear(l);
+    return done(op, 0);
+}
+
+static int after_win_answered(object_lock *l, ol_op *op, int rc, json_object *obj)
+{
+    int i = op->guard_i, has;
+    rc = guard_read_done(l, i, rc, obj, op->agree, &has);
+    if (op->after_scan && rc == 0 && l->guard) {
+        if (has) {
+            l->guard_found = 1;
+            l->guard_next = i;
+        } else if (i == 0) {
+            return guard_request(l, op, S_AFTER, 1, op->agree);
+        }
+    }
     if (rc < 0)
-        return rc;
-    json_object *obj = json_object_new_object();
-    json_object_object_add(obj, "apiVersion", json_object_new_string(l->kind->api_version));
-    json_object_object_add(obj, "kind", json_object_new_string(l->kind->kind));
-    json_object *meta = child(obj, "metadata");
-    json_object_object_add(meta, "name", json_object_new_string(l->name));
-    json_object_object_add(meta, "namespace", json_object_new_string(l->ns));
-    json_object *created = NULL;
-    l->verified_until = 0;
-    rc = write_record(l, obj, record);
+        return done(op, kle_error_prefix("lock %s: wrote the record, but could not read the "
+                                         "other family's lock again before leading: ",
+                                         l->description));
+    if (rc == 0)
+        return after_win_clear(l, op);
+    if (!l->kind->annotation)
+        return done(op, guard_refuse(l, i, "wrote the Lease, then found that ",
+                                     " (keeping the Lease unrenewed and not leading while that "
+                                     "record is live)"));
+    /* Give the record back: released, conditional on the version just written. */
+    op->after_kind = i;
+    int64_t wall = kle_clock_wall_ns(kle_clock_real());
+    json_object *body = NULL;
+    rc = kle_record_set_holder(&op->rel, "", 0);
     if (rc == 0) {
-        note_own_bytes(l, obj, record);
-        rc = kle_client_create(&created, l->client, l->collection, obj, &o);
+        op->rel.lease_duration_seconds = 1;
+        op->rel.acquire_time_ns = wall;
+        op->rel.renew_time_ns = wall;
+        op->rel.leader_transitions = op->record->leader_transitions;
+        rc = write_prepare(l, op, &op->rel, NULL, &body);
     }
-    json_object_put(obj);
-    if (rc == 0 && (rc = check_kind(l, created, "create")) < 0)
-        json_object_put(created);
-    if (rc < 0)
-        return rc;
-    set_cache(l, created);
-    if (!l->guard || !mine)
-        return 0;
-    return after_win(l, record, NULL, ctx, deadline);
-}
-
-static int ol_update(kle_lock *self, const kle_record *record, const kle_lock_ctx *ctx)
-{
-    object_lock *l = (object_lock *)self;
-    int64_t deadline = call_deadline(ctx);
-    int mine = holder_is(record, l->identity);
-    if (l->guard && mine && l->refusing)
-        return still_refusing(l, "update");
-    kle_lock_result replaced = KLE_LOCK_RESULT_INIT;
-    int rc = write_over_cached(l, record, ctx, deadline, &replaced);
-    int64_t returned = mono_now();
-    if (rc == 0 && !mine)
-        l->verified_until = 0;
-    if (rc == 0 && mine && l->guard) {
-        if (l->verified_until && returned < l->verified_until)
-            /* A renewal answered within the lease of a re-checked write. */
-            l->verified_until = sat_add(l->own_first_send, lease_ns(record));
-        else
-            rc = after_win(l, record, &replaced.record, ctx, deadline);
-    }
-    kle_lock_result_dispose(&replaced);
-    return rc;
+    if (rc == 0)
+        return request(op, S_GIVE_BACK, "PUT", l->path, "update", 1, body);
+    return gave_back(l, op, rc);
 }
 
 /* An Event as client-go's recorder makes it, on the lock object. */
-static int ol_record_event(kle_lock *self, const char *message, const kle_lock_ctx *ctx)
+static json_object *event_object(object_lock *l, const char *message)
 {
-    object_lock *l = (object_lock *)self;
-    if (!l->record_events)
-        return 0;
-    kle_request_opts o;
-    int rc = request_opts(&o, ctx, call_deadline(ctx), l, "record event on");
-    if (rc < 0)
-        return rc;
     char uid[128] = "", rv[64] = "";
     pthread_mutex_lock(&l->mu);
     json_object *meta = metadata_of(l->cached);
@@ -818,9 +836,333 @@ static int ol_record_event(kle_lock *self, const char *message, const kle_lock_c
     json_object_object_add(ev, "type", json_object_new_string("Normal"));
     json_object_object_add(ev, "reportingComponent", json_object_new_string(l->event_component));
     json_object_object_add(ev, "reportingInstance", json_object_new_string(l->identity));
-    rc = kle_client_create(NULL, l->client, l->events_path, ev, &o);
-    json_object_put(ev);
+    return ev;
+}
+
+/* The first step of a call. */
+static int op_begin(object_lock *l, ol_op *op)
+{
+    json_object *body = NULL;
+    int rc;
+    switch (op->kind) {
+    case KLE_LOCK_CALL_GET:
+        return request(op, S_GET, "GET", l->path, "get", 1, NULL);
+    case KLE_LOCK_CALL_CREATE:
+        op->mine = holder_is(op->record, l->identity);
+        if (l->guard && op->mine && l->refusing)
+            return done(op, still_refusing(l, "create"));
+        if (op->deadline <= mono_now())
+            return done(op, no_time(l, "create"));
+        body = json_object_new_object();
+        json_object_object_add(body, "apiVersion", json_object_new_string(l->kind->api_version));
+        json_object_object_add(body, "kind", json_object_new_string(l->kind->kind));
+        json_object *meta = child(body, "metadata");
+        json_object_object_add(meta, "name", json_object_new_string(l->name));
+        json_object_object_add(meta, "namespace", json_object_new_string(l->ns));
+        l->verified_until = 0;
+        if ((rc = write_record(l, body, op->record)) < 0) {
+            json_object_put(body);
+            return done(op, rc);
+        }
+        note_own_bytes(l, body, op->record);
+        return request(op, S_CREATE, "POST", l->collection, "create", 1, body);
+    case KLE_LOCK_CALL_UPDATE:
+        op->mine = holder_is(op->record, l->identity);
+        if (l->guard && op->mine && l->refusing)
+            return done(op, still_refusing(l, "update"));
+        if ((rc = write_prepare(l, op, op->record, &op->replaced, &body)) < 0)
+            return done(op, rc);
+        return request(op, S_UPDATE, "PUT", l->path, "update", 1, body);
+    case KLE_LOCK_CALL_EVENT:
+    default:
+        if (!l->record_events)
+            return done(op, 0);
+        if (op->deadline <= mono_now())
+            return done(op, no_time(l, "record event on"));
+        return request(op, S_EVENT, "POST", l->events_path, "record event on", 0,
+                       event_object(l, op->message));
+    }
+}
+
+/* The answer to the request op_begin or op_answer asked for: @p rc, and
+ * @p obj (taken; the parsed body of a 2xx answer). */
+static int op_answer(object_lock *l, ol_op *op, int rc, json_object *obj)
+{
+    json_object_put(op->body);
+    op->body = NULL;
+    if (rc < 0) {
+        json_object_put(obj);
+        obj = NULL;
+    } else if (op->want_object && (!obj || !json_object_is_type(obj, json_type_object))) {
+        json_object_put(obj);
+        obj = NULL;
+        rc = kle_error_set(KLE_EBADRESPONSE, "%s %s: the response is not a JSON object", op->method,
+                           op->path);
+    }
+    switch (op->step) {
+    case S_GET:
+        if (rc == KLE_ENOTFOUND) {
+            l->verified_until = 0;
+            if (l->guard) {
+                /* No lock yet: this replica would create it. */
+                op->notfound = 1;
+                return pre_check(l, op, NULL);
+            }
+        }
+        if (rc < 0)
+            return done(op, rc);
+        if ((rc = read_record(op->out, l, obj)) < 0) {
+            json_object_put(obj);
+            return done(op, rc);
+        }
+        set_cache(l, obj);
+        if (!holder_is(&op->out->record, l->identity))
+            l->verified_until = 0;
+        return pre_check(l, op, &op->out->record);
+    case S_PRE:
+        return pre_check_answered(l, op, rc, obj);
+    case S_CREATE:
+        if ((rc = write_answered(l, rc, obj, "create")) < 0)
+            return done(op, rc);
+        if (!l->guard || !op->mine)
+            return done(op, 0);
+        return after_win(l, op);
+    case S_UPDATE: {
+        int64_t returned = mono_now();
+        if ((rc = write_answered(l, rc, obj, "update")) < 0)
+            return done(op, rc);
+        if (!op->mine)
+            l->verified_until = 0;
+        if (!op->mine || !l->guard)
+            return done(op, 0);
+        if (l->verified_until && returned < l->verified_until) {
+            /* A renewal answered within the lease of a re-checked write. */
+            l->verified_until = sat_add(l->own_first_send, lease_ns(op->record));
+            return done(op, 0);
+        }
+        return after_win(l, op);
+    }
+    case S_AFTER:
+        return after_win_answered(l, op, rc, obj);
+    case S_GIVE_BACK:
+        return gave_back(l, op, write_answered(l, rc, obj, "update"));
+    case S_EVENT:
+    default:
+        json_object_put(obj);
+        return done(op, rc);
+    }
+}
+
+/* ---- the synchronous members: the machine run with kle_client_request ---- */
+
+static int op_run_sync(object_lock *l, ol_op *op, const kle_lock_ctx *ctx)
+{
+    int r = op_begin(l, op);
+    while (r == OP_REQUEST) {
+        json_object *obj = NULL;
+        int rc;
+        int64_t left = op->deadline - mono_now();
+        if (left <= 0) {
+            rc = no_time(l, op->verb);
+        } else {
+            kle_request_opts o = KLE_REQUEST_OPTS_INIT;
+            o.timeout_ns = left;
+            o.cancel = ctx->cancel;
+            size_t len = 0;
+            const char *body =
+                op->body
+                    ? json_object_to_json_string_length(
+                          op->body, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &len)
+                    : NULL;
+            rc = kle_client_request(&obj, l->client, op->method, op->path,
+                                    body ? "application/json" : NULL, body, len, &o);
+        }
+        r = op_answer(l, op, rc, obj);
+    }
+    return op->rc;
+}
+
+static int ol_get(kle_lock_result *out, kle_lock *self, const kle_lock_ctx *ctx)
+{
+    object_lock *l = (object_lock *)self;
+    ol_op op;
+    op_init(&op, KLE_LOCK_CALL_GET, ctx->timeout_ns);
+    op.out = out;
+    return op_run_sync(l, &op, ctx);
+}
+
+static int ol_create(kle_lock *self, const kle_record *record, const kle_lock_ctx *ctx)
+{
+    object_lock *l = (object_lock *)self;
+    ol_op op;
+    op_init(&op, KLE_LOCK_CALL_CREATE, ctx->timeout_ns);
+    op.record = record;
+    return op_run_sync(l, &op, ctx);
+}
+
+static int ol_update(kle_lock *self, const kle_record *record, const kle_lock_ctx *ctx)
+{
+    object_lock *l = (object_lock *)self;
+    ol_op op;
+    op_init(&op, KLE_LOCK_CALL_UPDATE, ctx->timeout_ns);
+    op.record = record;
+    return op_run_sync(l, &op, ctx);
+}
+
+static int ol_record_event(kle_lock *self, const char *message, const kle_lock_ctx *ctx)
+{
+    object_lock *l = (object_lock *)self;
+    ol_op op;
+    op_init(&op, KLE_LOCK_CALL_EVENT, ctx->timeout_ns);
+    op.message = message;
+    return op_run_sync(l, &op, ctx);
+}
+
+/* ---- the asynchronous members: the machine run on the attached loop ---- */
+
+static void call_finish(object_lock *l, int rc)
+{
+    kle_lock_call *call = l->call;
+    l->call = NULL;
+    if (rc < 0 && call->kind == KLE_LOCK_CALL_GET)
+        kle_lock_result_dispose(call->result);
+    call->done(call, rc, call->data);
+}
+
+static void on_request_done(kle_kube__request *req, int rc, json_object *obj, void *data);
+
+/* Starts the requests the machine asks for until one is under way (1) or
+ * the call is over (0, op->rc). */
+static int op_run_async(object_lock *l, int r)
+{
+    ol_op *op = l->aop;
+    while (r == OP_REQUEST) {
+        int rc;
+        if (op->deadline - mono_now() <= 0) {
+            rc = no_time(l, op->verb);
+        } else {
+            kle_kube__request init = KLE_KUBE_REQUEST_INIT;
+            l->req = init;
+            l->req.method = op->method;
+            l->req.path = op->path;
+            if (op->body) {
+                l->req.body = json_object_to_json_string_length(
+                    op->body, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE,
+                    &l->req.body_len);
+                l->req.content_type = "application/json";
+            }
+            l->req.deadline_ns = op->deadline;
+            l->req.done = on_request_done;
+            l->req.data = l;
+            if ((rc = kle_kube__request_start(l->agent, &l->req)) == 0)
+                return 1;
+        }
+        r = op_answer(l, op, rc, NULL);
+    }
+    return 0;
+}
+
+static void on_request_done(kle_kube__request *req, int rc, json_object *obj, void *data)
+{
+    object_lock *l = data;
+    if (op_run_async(l, op_answer(l, l->aop, rc, obj)))
+        return;
+    call_finish(l, l->aop->rc);
+}
+
+/* A call that succeeded without a request completes at the next dispatch. */
+static void on_deferred(kle_loop *loop, kle_loop_timer *t, void *data)
+{
+    call_finish(data, 0);
+}
+
+static int ol_attach(kle_lock *self, kle_loop *loop)
+{
+    object_lock *l = (object_lock *)self;
+    if (!loop) {
+        if (l->call || l->wcall)
+            return kle_error_set(KLE_ESTATE, "lock %s: a call or watch still runs on its loop",
+                                 l->description);
+        kle_kube__agent_put(l->agent);
+        l->agent = NULL;
+        return 0;
+    }
+    if (l->agent)
+        return kle_kube__agent_loop(l->agent) == loop
+                   ? 0
+                   : kle_error_set(KLE_ESTATE, "lock %s: already attached to another loop",
+                                   l->description);
+    if (!l->aop && !(l->aop = calloc(1, sizeof(*l->aop))))
+        return kle_error_set(KLE_ENOMEM, "lock %s: out of memory", l->description);
+    if (kle_kube__agent_get(&l->agent, l->client, loop) < 0)
+        return kle_error_prefix("lock %s: ", l->description);
+    return 0;
+}
+
+static int ol_start(kle_lock *self, kle_lock_call *call)
+{
+    object_lock *l = (object_lock *)self;
+    if (!call || !call->done)
+        return kle_error_set(KLE_EINVAL, "lock %s: a call needs a completion", l->description);
+    if (call->version < 1 || call->version > KLE_LOCK_CALL_VERSION)
+        return kle_error_set(KLE_EVERSION, "lock %s: kle_lock_call version %u is not supported",
+                             l->description, call->version);
+    if (!l->agent)
+        return kle_error_set(KLE_ESTATE, "lock %s: not attached to a loop", l->description);
+    if (l->call)
+        return kle_error_set(KLE_ESTATE, "lock %s: a call is already running", l->description);
+    ol_op *op = l->aop;
+    switch (call->kind) {
+    case KLE_LOCK_CALL_GET:
+        if (!call->result || kle_lock_result_init(call->result, call->result->version) < 0)
+            return kle_error_set(KLE_EINVAL, "get %s: the call needs a result of a known version",
+                                 l->description);
+        break;
+    case KLE_LOCK_CALL_CREATE:
+    case KLE_LOCK_CALL_UPDATE:
+        if (!call->record || call->record->version < 1 ||
+            call->record->version > KLE_RECORD_VERSION)
+            return kle_error_set(KLE_EINVAL, "lock %s: the call needs a record of a known version",
+                                 l->description);
+        break;
+    case KLE_LOCK_CALL_EVENT:
+        break;
+    default:
+        return kle_error_set(KLE_EINVAL, "lock %s: unknown call kind %d", l->description,
+                             (int)call->kind);
+    }
+    op_init(op, call->kind, call->timeout_ns);
+    op->record = call->record;
+    op->message = call->message ? call->message : "";
+    op->out = call->result;
+    l->call = call;
+    int r = call->kind == KLE_LOCK_CALL_EVENT && !call->message ? done(op, 0) : op_begin(l, op);
+    if (op_run_async(l, r))
+        return 0;
+    if (op->rc < 0) {
+        l->call = NULL;
+        if (call->kind == KLE_LOCK_CALL_GET)
+            kle_lock_result_dispose(call->result);
+        return op->rc;
+    }
+    int rc = kle_loop_timer_arm(kle_kube__agent_loop(l->agent), &l->defer,
+                                kle_kube__agent_now(l->agent), on_deferred, l);
+    if (rc < 0)
+        l->call = NULL;
     return rc;
+}
+
+static void ol_abandon(kle_lock *self, kle_lock_call *call)
+{
+    object_lock *l = (object_lock *)self;
+    if (!call || l->call != call)
+        return;
+    kle_kube__request_abandon(&l->req);
+    kle_loop_timer_disarm(kle_kube__agent_loop(l->agent), &l->defer);
+    op_dispose(l->aop);
+    if (call->kind == KLE_LOCK_CALL_GET)
+        kle_lock_result_dispose(call->result);
+    l->call = NULL;
 }
 
 /* ---- watch: a single-object watch of the lock object ---- */
@@ -900,11 +1242,9 @@ static int ol_watch_fn(kle_lock *self, const kle_lock_watch_opts *opts, kle_lock
                        void *data)
 {
     object_lock *l = (object_lock *)self;
-    char selector[300];
-    snprintf(selector, sizeof(selector), "metadata.name=%s", l->name);
     kle_watch_opts wo = KLE_WATCH_OPTS_INIT;
     wo.resource_version = opts->resource_version;
-    wo.field_selector = selector;
+    wo.field_selector = l->selector;
     wo.timeout_ns = opts->timeout_ns;
     wo.stream_timeout_ns = opts->stream_timeout_ns;
     wo.cancel = opts->cancel;
@@ -913,6 +1253,72 @@ static int ol_watch_fn(kle_lock *self, const kle_lock_watch_opts *opts, kle_lock
     if (rc < 0 && rc != KLE_ECANCELED)
         return kle_error_prefix("watch %s %s: ", l->kind->resource, l->description);
     return rc;
+}
+
+/* The same watch on the attached loop. */
+static int ol_kw_event(kle_kube__watch *kw, kle_watch_event_type type, json_object *obj, void *data)
+{
+    object_lock *l = data;
+    kle_lock_watch_call *wc = l->wcall;
+    if (!wc)
+        return 1;
+    ol_watch w = {l, wc->event, wc->data};
+    int r = ol_watch_event(type, obj, &w);
+    if (r && l->wcall == wc)
+        l->wcall = NULL; /* the callback stopped it: no end */
+    return r;
+}
+
+static void ol_kw_ended(kle_kube__watch *kw, int rc, void *data)
+{
+    object_lock *l = data;
+    kle_lock_watch_call *wc = l->wcall;
+    l->wcall = NULL;
+    if (!wc)
+        return;
+    kle_error_prefix("watch %s %s: ", l->kind->resource, l->description);
+    if (wc->ended)
+        wc->ended(wc, rc, wc->data);
+}
+
+static int ol_watch_start(kle_lock *self, kle_lock_watch_call *wc)
+{
+    object_lock *l = (object_lock *)self;
+    if (!wc || !wc->event)
+        return kle_error_set(KLE_EINVAL, "watch %s: a watch needs an event callback",
+                             l->description);
+    if (wc->version < 1 || wc->version > KLE_LOCK_WATCH_CALL_VERSION)
+        return kle_error_set(KLE_EVERSION,
+                             "watch %s: kle_lock_watch_call version %u is not supported",
+                             l->description, wc->version);
+    if (!l->agent)
+        return kle_error_set(KLE_ESTATE, "watch %s: not attached to a loop", l->description);
+    if (l->wcall || kle_kube__watch_running(&l->kw))
+        return kle_error_set(KLE_ESTATE, "watch %s: a watch is already running", l->description);
+    l->kw.path = l->collection;
+    l->kw.field_selector = l->selector;
+    l->kw.label_selector = NULL;
+    l->kw.stream_timeout_ns = wc->stream_timeout_ns;
+    l->kw.event = ol_kw_event;
+    l->kw.ended = ol_kw_ended;
+    l->kw.data = l;
+    snprintf(l->kw.resource_version, sizeof(l->kw.resource_version), "%s",
+             wc->resource_version ? wc->resource_version : "");
+    l->wcall = wc;
+    if (kle_kube__watch_start(l->agent, &l->kw) < 0) {
+        l->wcall = NULL;
+        return kle_error_prefix("watch %s %s: ", l->kind->resource, l->description);
+    }
+    return 0;
+}
+
+static void ol_watch_stop(kle_lock *self, kle_lock_watch_call *wc)
+{
+    object_lock *l = (object_lock *)self;
+    if (!wc || l->wcall != wc)
+        return;
+    l->wcall = NULL;
+    kle_kube__watch_stop(&l->kw);
 }
 
 static const char *ol_identity(kle_lock *self)
@@ -928,6 +1334,16 @@ static const char *ol_describe(kle_lock *self)
 static void ol_free(kle_lock *self)
 {
     object_lock *l = (object_lock *)self;
+    /* Still attached: what runs is given up first. */
+    if (l->agent) {
+        if (l->call)
+            ol_abandon(self, l->call);
+        if (l->wcall)
+            ol_watch_stop(self, l->wcall);
+        kle_kube__watch_stop(&l->kw);
+        kle_kube__agent_put(l->agent);
+    }
+    free(l->aop);
     json_object_put(l->cached);
     seen_forget(&l->seen[0]);
     seen_forget(&l->seen[1]);
@@ -1037,20 +1453,10 @@ static int object_lock_new(kle_lock **out, const lock_kind *kind, kle_client *cl
     pthread_mutex_init(&l->mu, NULL);
     for (int i = 0; i < 2; i++)
         kle_lock_result_init(&l->seen[i].res, KLE_LOCK_RESULT_VERSION);
-    l->base = (kle_lock){KLE_LOCK_VERSION,
-                         ol_get,
-                         ol_create,
-                         ol_update,
-                         ol_record_event,
-                         ol_identity,
-                         ol_describe,
-                         ol_free,
-                         ol_watch_fn,
-                         NULL,
-                         NULL,
-                         NULL,
-                         NULL,
-                         NULL};
+    l->base =
+        (kle_lock){KLE_LOCK_VERSION, ol_get,      ol_create,      ol_update,    ol_record_event,
+                   ol_identity,      ol_describe, ol_free,        ol_watch_fn,  ol_attach,
+                   ol_start,         ol_abandon,  ol_watch_start, ol_watch_stop};
     l->kind = kind;
     l->client = client;
     l->record_events = opts->record_events;
@@ -1066,6 +1472,7 @@ static int object_lock_new(kle_lock **out, const lock_kind *kind, kle_client *cl
         goto fail;
     }
     snprintf(l->description, dlen, "%s/%s", ns, opts->name);
+    snprintf(l->selector, sizeof(l->selector), "metadata.name=%s", opts->name);
     l->guard = 1;
     l->guard_kinds[0] = kind == &LEASE ? &ENDPOINTS : &LEASE;
     l->guard_kinds[1] = kind == &LEASE ? &CONFIGMAP : NULL;

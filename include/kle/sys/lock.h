@@ -46,7 +46,8 @@ typedef struct kle_lock_call kle_lock_call;
 /**
  * Called once when a started call completes, on the loop's thread, never
  * from within start: @p rc is what the synchronous member would have
- * returned (0, KLE_ENOTFOUND, KLE_ECONFLICT, KLE_ETIMEOUT, ...).
+ * returned (0, KLE_ENOTFOUND, KLE_ECONFLICT, KLE_ETIMEOUT, ...), with its
+ * details in kle_error_last() while done runs.
  */
 typedef void (*kle_lock_call_fn)(kle_lock_call *call, int rc, void *data);
 
@@ -125,7 +126,9 @@ struct kle_lock {
     /**
      * Version 3. Attaches the lock to @p loop, on which its asynchronous
      * calls and watch run (NULL detaches; nothing may be running then). The
-     * synchronous members keep working while attached, from other threads.
+     * synchronous members keep working while attached, from other threads,
+     * but a synchronous call must not overlap an asynchronous one (calls of
+     * one lock share what the lock last read or wrote).
      */
     int (*attach)(kle_lock *self, kle_loop *loop);
     /**

@@ -47,7 +47,8 @@ struct kle_loop_timer {
     int64_t at_ns;        /**< Due time (monotonic), while armed. */
     kle_loop_timer_fn fn; /**< Handler. */
     void *data;           /**< Handler data. */
-    size_t slot;          /**< Position in the loop's timer heap + 1; 0 when not armed. */
+    size_t slot;          /**< Position in the loop's timer heap + 1 (or a mark while a
+                               dispatch runs it); 0 when not armed. */
     uint64_t seq;         /**< Arming order: timers due at the same time run in it. */
 };
 
@@ -92,6 +93,13 @@ struct kle_loop_post {
  */
 KLE_EXTERN(int)
 kle_loop_post_work(kle_loop *loop, kle_loop_post *post, kle_loop_post_fn fn, void *data);
+
+/**
+ * Takes @p post out of the queue if it is still queued (it will not run),
+ * so that its owner may free it. Thread-safe; must not race with a
+ * kle_loop_post_work() of the same post.
+ */
+KLE_EXTERN(void) kle_loop_post_cancel(kle_loop *loop, kle_loop_post *post);
 
 KLE_END_DECLS
 

@@ -3,8 +3,11 @@
  * leads, under the blocking API (kle_elector_run on the caller's thread):
  * at most two threads besides the caller's (the leading callback's and the
  * log drain's) and at most 10 descriptors in the whole process, watch mode
- * and poll mode, against a kle-apiserver this test starts. The counts are
- * read from /proc after a few renewals, from the leading callback.
+ * and poll mode, against a kle-apiserver this test starts. Watch mode goes
+ * through an HTTP/2 front (nghttpx), as a real API server serves HTTP/2:
+ * the watch and the calls share one connection there (over HTTP/1.1 the
+ * watch holds a connection of its own, one descriptor more). The counts
+ * are read from /proc after a few renewals, from the leading callback.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -96,6 +99,7 @@ static void stopped(void *data)
 
 static void footprint(int follow)
 {
+    setenv("KLE_TEST_HTTP", follow == KLE_FOLLOW_WATCH ? "2" : "1", 1);
     kle_test_apiserver srv;
     assert_int_equal(kle_test_apiserver_start(&srv, NULL), 0);
     int fds_before = open_fds();

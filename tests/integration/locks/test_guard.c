@@ -27,6 +27,7 @@
 #include "kle/rest.h"
 #include "kle/locks.h"
 #include "support/apiserver.h"
+#include "support/lock_calls.h"
 #include "support/quiet_log.h"
 
 #define SEC KLE_NS_PER_SEC
@@ -80,7 +81,8 @@ static kle_record rec(const char *holder, int transitions)
     kle_record r = KLE_RECORD_INIT;
     int64_t now = kle_clock_wall_ns(kle_clock_real());
     kle_record_set_holder(&r, holder, strlen(holder));
-    r.lease_duration_seconds = 15;
+    /* Holder "": a release, as every release writes it (a 1 s lease). */
+    r.lease_duration_seconds = *holder ? 15 : 1;
     r.acquire_time_ns = now;
     r.renew_time_ns = now;
     r.leader_transitions = transitions;
@@ -459,6 +461,27 @@ static void test_guard__a_record_from_long_ago_does_not_block(void **state)
 }
 
 /*
+ * A Lease whose holder was emptied by hand, its lease kept (15 s), is no
+ * release: the Lease family's leader may still work (its elector does not
+ * take such a record for free either), so an Endpoints replica's check
+ * refuses; a release (holder "", 1 s) does not block.
+ */
+static void test_guard__a_hand_emptied_holder_still_blocks(void **state)
+{
+    (void)state;
+    char renew[64];
+    now_text(renew, sizeof(renew), 0, 6);
+    put_lease("emptied", "", renew, 15);
+    kle_lock *l = new_lock("endpoints", "emptied", "new-1");
+    assert_int_equal(get_rc(l), KLE_ESTATE);
+    kle_lock_free(l);
+    put_lease("released", "", renew, 1);
+    l = new_lock("endpoints", "released", "new-1");
+    assert_int_equal(get_rc(l), KLE_ENOTFOUND);
+    kle_lock_free(l);
+}
+
+/*
  * Records that never change block for one lease duration from when this
  * replica first saw them, and no longer: one renewed just now, one dated far
  * in the future. The wait is measured from before the first read.
@@ -662,6 +685,7 @@ int main(void)
         cmocka_unit_test(test_guard__a_failed_release_does_not_let_the_yielded_side_renew),
         cmocka_unit_test(test_guard__renewals_of_the_same_bytes_are_dated_by_the_first),
         cmocka_unit_test(test_guard__a_record_from_long_ago_does_not_block),
+        cmocka_unit_test(test_guard__a_hand_emptied_holder_still_blocks),
         cmocka_unit_test(test_guard__an_unchanged_record_blocks_for_one_lease_duration),
         cmocka_unit_test(test_guard__a_record_from_the_future_blocks_for_one_lease_duration),
         cmocka_unit_test(test_guard__times_at_the_limits_do_not_overflow),

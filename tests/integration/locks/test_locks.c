@@ -20,6 +20,7 @@
 #include "kle/rest.h"
 #include "kle/locks.h"
 #include "support/apiserver.h"
+#include "support/lock_calls.h"
 #include "support/quiet_log.h"
 
 #define SEC KLE_NS_PER_SEC
