@@ -400,14 +400,15 @@ static int check_live_candidate(kle_client *client, const char *ns, const char *
     json_object *obj = NULL;
     kle_request_opts o = call_opts();
     int rc = find_candidate(&obj, path, sizeof(path), client, ns, lock, to);
+    char why[1024];
+    snprintf(why, sizeof(why), "%s", rc < 0 ? kle_error_last()->message : "");
     if (rc == KLE_ENOTFOUND && candidates_served(client) == 0)
         return kle_error_set(KLE_ESTATE,
                              "transfer to \"%s\": " NOT_SERVED_WHY
                              ", so no replica can be a live candidate (--force skips this check)",
                              to);
     if (rc == KLE_ENOTFOUND) {
-        char why[1024];
-        snprintf(why, sizeof(why), "%s", kle_error_last()->message);
+        /* candidates_served() made a request of its own: the message is find_candidate's. */
         return kle_error_set(KLE_ESTATE, "%s", why);
     }
     if (rc < 0)
