@@ -2520,27 +2520,45 @@ int sim_replay(const char *text, int mutations, char *msg, size_t msg_size)
     return rc;
 }
 
-/* 1 when @p t (exact) breaks an invariant with every rule on. */
-static int fails_on_real_rules(const trace *t)
+/*
+ * 1 when the choices of @p t, taken with every rule on, break an invariant.
+ * The run may take another course than the mutant's (a choice whose point
+ * never comes falls back to the default): it is still a run of the model.
+ * Its exact trace goes to @p rec (when not NULL) and its message to @p msg.
+ */
+static int fails_on_real_rules(const trace *t, trace *rec, char *msg, size_t msg_size)
 {
-    sim_config c = t->c;
-    c.mutations = 0;
-    sim *w = sim_new(&c);
+    trace u = *t;
+    u.c.mutations = 0;
+    sim *w = sim_new(&u.c);
     if (!w)
         return 0;
-    int rc = run_trace(w, t, 0, NULL);
+    if (rec) {
+        memset(rec, 0, sizeof(*rec));
+        rec->c = u.c;
+    }
+    int rc = run_trace(w, &u, 1, rec);
+    if (msg && msg_size)
+        snprintf(msg, msg_size, "%s", w->msg);
     sim_free(w);
-    return rc != 0;
+    return rc == 1;
 }
 
-static void note_baseline(sim_result *out, const char *msg, const trace *t)
+/* A mutant's violation that the real rules have too: a finding, kept once. */
+static int baseline_hit(sim_result *out, const trace *t)
 {
+    trace rec;
+    char msg[512];
+    if (!fails_on_real_rules(t, &rec, msg, sizeof(msg))) {
+        trace_free(&rec);
+        return 0;
+    }
     if (!out->baseline++) {
         snprintf(out->baseline_message, sizeof(out->baseline_message), "%s", msg);
-        trace u = *t;
-        u.c.mutations = 0;
-        out->baseline_trace = trace_format(&u);
+        out->baseline_trace = trace_format(&rec);
     }
+    trace_free(&rec);
+    return 1;
 }
 
 /* A lenient run of @p t; 1 when it breaks an invariant of the same class as @p cls. */
@@ -2557,7 +2575,7 @@ static int still_fails(const trace *t, const char *cls, trace *rec)
     int same = rc == 1 && strncmp(w->msg, cls, 2) == 0;
     sim_free(w);
     /* A mutant's trace must pass on the real rules. */
-    if (same && rec && t->c.mutations && fails_on_real_rules(rec))
+    if (same && rec && t->c.mutations && fails_on_real_rules(rec, NULL, NULL, 0))
         same = 0;
     return same;
 }
@@ -2715,10 +2733,8 @@ typedef struct xsearch {
 /* A violation on the path: the mutant caught, or (failing on the real rules too) a finding. */
 static int dfs_hit(xsearch *x, const sim *w)
 {
-    if (w->c.mutations && fails_on_real_rules(&x->path)) {
-        note_baseline(x->out, w->msg, &x->path);
+    if (w->c.mutations && baseline_hit(x->out, &x->path))
         return 0;
-    }
     x->hit = 1;
     snprintf(x->msg, sizeof(x->msg), "%s", w->msg);
     return 1;
@@ -3075,10 +3091,8 @@ int sim_swarm(const sim_config *base, uint64_t first_seed, uint64_t runs, double
             fflush(stdout);
             rc = 0;
         }
-        if (rc && c.mutations && fails_on_real_rules(&rec)) {
-            note_baseline(out, w->msg, &rec);
+        if (rc && c.mutations && baseline_hit(out, &rec))
             rc = 0;
-        }
         if (rc) {
             out->found = 1;
             out->seed = seed;

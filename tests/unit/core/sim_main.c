@@ -138,6 +138,8 @@ int main(int argc, char **argv)
             c.release_on_cancel = 1;
         } else if (!strcmp(a, "--same-identity")) {
             c.same_identity = 1;
+        } else if (!strcmp(a, "--no-roc")) {
+            c.release_on_cancel = 0;
         } else if (!strcmp(a, "--no-same-identity")) {
             c.same_identity = 0;
         } else if (!strcmp(a, "--slow-work")) {
