@@ -127,8 +127,11 @@ int sim_config_parse(sim_config *c, const char *text);
 /*
  * Runs a trace: "<config>|key=label;key=label;...", the choices that were
  * not the default (every other decision takes its default). @p mutations
- * >= 0 overrides the trace's own. Returns 1 when an invariant broke (its
- * message in @p msg), 0 when the run ended clean, -1 on a malformed trace.
+ * >= 0 overrides the trace's own; under other rules than it was recorded
+ * with the run may take another course, so a choice whose point never
+ * comes is skipped (with its own rules, such a choice is an error).
+ * Returns 1 when an invariant broke (its message in @p msg), 0 when the
+ * run ended clean, -1 on a malformed trace or a choice that cannot be taken.
  */
 int sim_replay(const char *trace, int mutations, char *msg, size_t msg_size);
 

@@ -128,7 +128,7 @@ static void test_sim__traces_round_trip_and_bad_ones_are_refused(void **state)
     /* A choice that cannot be taken where its key comes is refused, not skipped. */
     char t[1200];
     snprintf(t, sizeof(t), "%s|e0.0.c1=apply=nonsense", head);
-    assert_int_equal(sim_replay(t, 0, msg, sizeof(msg)), -1);
+    assert_int_equal(sim_replay(t, -1, msg, sizeof(msg)), -1);
     assert_non_null(strstr(msg, "cannot be taken"));
     /* No choices at all: the default run, clean on the real rules. */
     snprintf(t, sizeof(t), "%s|", head);
