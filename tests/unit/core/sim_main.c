@@ -14,8 +14,11 @@
  * --depth D, --horizon S, --seconds S (CPU budget), --mut NAME|+NAME...
  * (R1..R11, D1..D3, L1, L2), --roc (release on cancel), --same-identity,
  * --slow-work, --seed N, --runs N, --rate-ppm P.
- * Exit status: 0 nothing found, 1 a violation found (printed with its
- * trace), 2 usage.
+ * Environment: SIM_LOG=1 prints every step of a replay; SIM_KEEP_GOING=1
+ * makes the swarm list every failing seed and go on (a survey: which
+ * faults break what); SIM_NO_SHRINK=1 prints a swarm failure's trace as
+ * recorded. Exit status: 0 nothing found, 1 a violation found (printed with
+ * its trace), 2 usage.
  */
 #include "sim.h"
 
