@@ -138,10 +138,10 @@ static void test_findings__f5_wall_step_back_write_storm(void **state)
  * last saw (before the first deletion) has long expired, so it creates at
  * once (9.50 s) while e4 leads until 9.89 s. R8 protects only a follower
  * whose last read is within LeaseDuration − RenewDeadline of the leader's
- * last write; a poller reads every RetryPeriod × (1..2.2), so at 4s/3s/1s
- * and 2s/1.2s/0.9s even without faults it can be staler than that. A
- * deletion before a follower ever read the lock (it saw only
- * AlreadyExists) is the documented limit, at 15s/10s/2s too.
+ * last write; a poller reads every RetryPeriod × (1..2.2), which is longer
+ * at 2s/1.2s/0.9s (0.8 s) and 4s/3s/1s (1 s). A deletion before a follower
+ * ever read the lock (it saw only AlreadyExists) is the documented limit,
+ * found at every timing (not replayed here).
  */
 static void test_findings__f6_deletion_with_a_stale_follower(void **state)
 {
