@@ -1531,6 +1531,8 @@ void kle_sm_answer(kle_sm *sm, uint64_t id, int rc, int64_t sent, const kle_lock
     case S_CREATE:
     case S_UPDATE: {
         write_answered(sm, id, rc, &sm->wrec.view);
+        if (rc == KLE_EEXISTS)
+            sm->seen_object = 1; /* Lost the race to create it: it exists. */
         /* R7: a create after a deletion of an object this elector saw may
          * race a leader it never saw (a poll missed its record): whatever
          * that leader wrote landed before the deletion, before our read, so
@@ -1824,6 +1826,83 @@ static uint64_t rel(int64_t t, int64_t now)
     return (uint64_t)d;
 }
 
+static uint64_t mix_buf(uint64_t h, const buf *b)
+{
+    return b->p ? mix_bytes(h, b->p, b->len) : mix(h, UINT64_C(0xb0f));
+}
+
+static uint64_t mix_rec(uint64_t h, const rec *r)
+{
+    h = mix_buf(h, &r->holder);
+    h = mix(h, (uint64_t)(r->has_strategy | r->has_preferred << 1));
+    if (r->has_strategy)
+        h = mix_buf(h, &r->strategy);
+    if (r->has_preferred)
+        h = mix_buf(h, &r->preferred);
+    h = mix(h, (uint64_t)r->view.lease_duration_seconds);
+    h = mix(h, (uint64_t)r->view.acquire_time_ns);
+    h = mix(h, (uint64_t)r->view.renew_time_ns);
+    return mix(h, (uint64_t)r->view.leader_transitions);
+}
+
+/* The rest of the state: what kle_sm_state_hash's first part leaves out. */
+static uint64_t hash_rest(const kle_sm *sm, int64_t now, uint64_t h)
+{
+    h = mix(h, sm->rng);
+    h = mix(h, (uint64_t)sm->rc);
+    h = mix(h, (uint64_t)(sm->end_sent | sm->release_anyway << 1 | sm->became_event << 2 |
+                          sm->stopped_event << 3 | sm->write_attempted << 4 |
+                          sm->saturation_logged << 5 | sm->seen_transitions << 6 |
+                          sm->reported_set << 7 | sm->suspect << 8 | sm->unavailable << 9 |
+                          sm->has_awaited << 10));
+    h = mix(h, (uint64_t)sm->foreign_self);
+    h = mix(h, (uint64_t)sm->attempts);
+    h = mix(h, rel(sm->end_by, now));
+    h = mix(h, rel(sm->call_deadline, now));
+    h = mix(h, rel(sm->next_try_at, now));
+    h = mix(h, rel(sm->last_return, now));
+    h = mix(h, rel(sm->last_stream, now));
+    h = mix(h, rel(sm->last_get, now));
+    h = mix(h, (uint64_t)sm->jitter);
+    h = mix(h, rel(sm->watch_restart_at, now));
+    h = mix(h, rel(sm->awaited_by, now));
+    h = mix(h, (uint64_t)sm->writing_renew);
+    h = mix(h, (uint64_t)sm->writing_transitions);
+    h = mix(h, (uint64_t)sm->own_renew);
+    h = mix(h, (uint64_t)sm->own_transitions);
+    /* The write counters only by how they relate. */
+    h = mix(h, (uint64_t)(sm->write_seq - sm->own_seq));
+    h = mix(h, (uint64_t)(sm->stream_own == 0               ? 0
+                          : sm->stream_own == sm->own_seq   ? 1
+                          : sm->stream_own == sm->write_seq ? 2
+                                                            : 3));
+    h = mix(h, (uint64_t)sm->own_next);
+    for (int i = 0; i < OWN_WRITES; i++) {
+        const own_write *w = &sm->own[i];
+        if (!w->used)
+            continue;
+        h = mix(h, (uint64_t)i);
+        h = mix(h, (uint64_t)w->lease_seconds);
+        h = mix(h, (uint64_t)w->transitions);
+        h = mix(h, (uint64_t)w->acquire_s);
+        h = mix(h, (uint64_t)w->renew_s);
+        h = mix(h, rel(w->first_sent, now));
+    }
+    if (sm->has_observed)
+        h = mix_rec(h, &sm->observed);
+    h = mix_rec(h, &sm->wrec);
+    h = mix_buf(h, &sm->rv);
+    if (sm->reported_set)
+        h = mix_buf(h, &sm->reported);
+    if (sm->has_awaited)
+        h = mix_buf(h, &sm->awaited);
+    h = mix(h, (uint64_t)sm->recent_next);
+    for (int i = 0; i < RECENT_RVS; i++)
+        h = mix_buf(h, &sm->recent[i]);
+    h = mix(h, (uint64_t)sm->qlen);
+    return h;
+}
+
 uint64_t kle_sm_state_hash(const kle_sm *sm, int64_t now)
 {
     uint64_t h = 0;
@@ -1853,5 +1932,70 @@ uint64_t kle_sm_state_hash(const kle_sm *sm, int64_t now)
     }
     if (sm->raw.p)
         h = mix_bytes(h, sm->raw.p, sm->raw.len);
-    return h;
+    return hash_rest(sm, now, h);
+}
+
+static int buf_clone(buf *dst, const buf *src)
+{
+    dst->p = NULL;
+    dst->len = dst->cap = 0;
+    if (!src->p)
+        return 0;
+    char *p = malloc(src->cap);
+    if (!p)
+        return KLE_ENOMEM;
+    memcpy(p, src->p, src->len + 1);
+    dst->p = p;
+    dst->len = src->len;
+    dst->cap = src->cap;
+    return 0;
+}
+
+kle_sm *kle_sm_clone(const kle_sm *src)
+{
+    kle_sm *sm = malloc(sizeof(*sm));
+    if (!sm)
+        return NULL;
+    *sm = *src;
+    buf *dst[] = {&sm->observed.holder,
+                  &sm->observed.strategy,
+                  &sm->observed.preferred,
+                  &sm->wrec.holder,
+                  &sm->wrec.strategy,
+                  &sm->wrec.preferred,
+                  &sm->raw,
+                  &sm->rv,
+                  &sm->reported,
+                  &sm->awaited};
+    const buf *from[] = {&src->observed.holder,
+                         &src->observed.strategy,
+                         &src->observed.preferred,
+                         &src->wrec.holder,
+                         &src->wrec.strategy,
+                         &src->wrec.preferred,
+                         &src->raw,
+                         &src->rv,
+                         &src->reported,
+                         &src->awaited};
+    size_t n = sizeof(dst) / sizeof(dst[0]);
+    int failed = 0;
+    for (size_t i = 0; i < n; i++)
+        failed |= buf_clone(dst[i], from[i]) < 0;
+    for (int i = 0; i < RECENT_RVS; i++)
+        failed |= buf_clone(&sm->recent[i], &src->recent[i]) < 0;
+    rec_update_view(&sm->observed);
+    rec_update_view(&sm->wrec);
+    /* Queued actions point into the machine they came from. */
+    for (int i = 0; i < sm->qlen; i++) {
+        kle_sm_action *a = &sm->q[(sm->qhead + i) % MAX_ACTIONS];
+        if (a->kind == KLE_SM_CALL && a->call.record == &src->wrec.view)
+            a->call.record = &sm->wrec.view;
+        if (a->kind == KLE_SM_NEW_LEADER)
+            a->holder = sm->reported.p;
+    }
+    if (failed) {
+        kle_sm_free(sm);
+        return NULL;
+    }
+    return sm;
 }

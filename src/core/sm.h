@@ -191,8 +191,18 @@ void kle_sm_get_stats(const kle_sm *sm, kle_sm_stats *out);
 const char *kle_sm_phase_name(const kle_sm *sm);
 /*
  * A hash of everything the machine's future depends on, times taken
- * relative to @p now (the exhaustive search explores each state once).
+ * relative to @p now (the exhaustive search explores each state once):
+ * every field but the counters (stats) and the call ids.
  */
 uint64_t kle_sm_state_hash(const kle_sm *sm, int64_t now);
+
+/* ---- for the simulation's search ---- */
+
+/*
+ * A deep copy of @p sm (its strings copied, its queued actions pointing
+ * into the copy); the config's borrowed strings stay shared. NULL when out
+ * of memory. The exhaustive search explores from a state by copying it.
+ */
+kle_sm *kle_sm_clone(const kle_sm *sm);
 
 #endif
