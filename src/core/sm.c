@@ -40,6 +40,7 @@
 #define RECENT_RVS 8
 /* Writes remembered, to date terms (R1) and recognise our own records (R8). */
 #define OWN_WRITES 8
+#define OWN_MICROS 16 /* renewTimes in microseconds of the latest writes (R8). */
 /* Attempts of a release or handover, within a renew deadline. */
 #define END_ATTEMPTS 5
 /* Actions queued at once, at most (a few per input). */
@@ -145,12 +146,23 @@ struct kle_sm {
     int64_t own_renew;
     int own_transitions;
     int64_t last_sent, last_dated, last_return;
-    int last_issued;          /* own[] index of the write issued last. */
-    int64_t max_renew_s;      /* The latest renewTime second written. */
-    int seen_object;          /* The object was seen to exist (a record read or written). */
-    int64_t quarantine_until; /* R7: the term's work starts then (0: none pending). */
-    int quarantined;          /* A term won by a create after a deletion: work not started. */
-    int create_after_seen;    /* The create in flight follows a deletion of an object seen. */
+    int last_issued;            /* own[] index of the write issued last. */
+    int64_t max_renew_s;        /* The latest renewTime second written. */
+    int64_t own_us[OWN_MICROS]; /* R8: the renewTimes (microseconds) of the latest writes. */
+    int own_us_next;
+    int seen_object;             /* The object was seen to exist (a record read or written). */
+    uint32_t deletions;          /* Deletions seen of an object seen before (NotFound, DELETED). */
+    int deletion_witnessed;      /* The last one came as an event on the healthy stream of now. */
+    uint32_t create_deletions;   /* `deletions` when the last create was sent. */
+    int64_t foreign_lease_until; /* R11: the latest live lease of another seen expires then. */
+    int64_t lost_lease_until;    /* R11: the same, on objects seen deleted or lost since. */
+    int64_t
+        unknown_create_sent; /* A create whose answer never came (0: none): it may have landed. */
+    int unknown_create_after_seen;     /* ... and its create_after_seen. */
+    uint32_t unknown_create_deletions; /* ... and its create_deletions. */
+    int64_t quarantine_until;          /* R7: the term's work starts then (0: none pending). */
+    int quarantined;       /* A term won by a create after a deletion: work not started. */
+    int create_after_seen; /* The create in flight follows a deletion of an object seen. */
 
     /* Watch mode. */
     int stream_active, healthy, suspect, unavailable;
@@ -412,7 +424,16 @@ static int is_own_write(const kle_sm *sm, const kle_record *r)
 {
     if (!kle_record_holder_is(r, sm->c.identity))
         return 0;
-    for (int i = 0; i < OWN_WRITES; i++)
+    /* R8: a record that carries sub-second times (a Lease) is ours only at
+     * the microsecond: another replica under our identity writing in the
+     * same second is not taken for us. A record of whole seconds (an
+     * annotation) can tell no more. */
+    int sub = r->renew_time_ns % KLE_NS_PER_SEC != 0;
+    int64_t us = r->renew_time_ns / 1000;
+    int micro = !sub;
+    for (int i = 0; i < OWN_MICROS && !micro; i++)
+        micro = sm->own_us[i] == us;
+    for (int i = 0; i < OWN_WRITES && micro; i++)
         if (same_key(&sm->own[i], r))
             return 1;
     return 0;
@@ -432,6 +453,8 @@ static int64_t note_writing(kle_sm *sm, const kle_record *r, int64_t now)
     int64_t rs = whole_seconds(r->renew_time_ns);
     if (rs > sm->max_renew_s)
         sm->max_renew_s = rs;
+    sm->own_us[sm->own_us_next] = r->renew_time_ns / 1000;
+    sm->own_us_next = (sm->own_us_next + 1) % OWN_MICROS;
     for (int i = 0; i < OWN_WRITES; i++)
         if (same_key(&sm->own[i], r)) {
             sm->last_issued = i;
@@ -558,6 +581,26 @@ static void classify(kle_sm *sm)
 }
 
 /*
+ * R11: when the latest live lease of another holder seen expires by our
+ * observation. A release or a lease handed to us (or the coordinated
+ * controller's choice) ends it; our own record, adopted from a read (a
+ * create or update whose answer was lost), does not: the other holder may
+ * still be working when that record landed, if the object was deleted or
+ * lost under it unseen.
+ */
+static void note_foreign(kle_sm *sm)
+{
+    const kle_record *r = &sm->observed.view;
+    if (released(sm, r))
+        sm->foreign_lease_until = 0;
+    else if (!sm->observed_own)
+        sm->foreign_lease_until =
+            sat_add(sm->observed_time, (int64_t)r->lease_duration_seconds * KLE_NS_PER_SEC);
+    else if (!is_own_write(sm, r))
+        sm->foreign_lease_until = 0;
+}
+
+/*
  * R4, L1: what a read or a watch event showed at `now`: a raw record that
  * differs from the last one seen resets the observed time; a new
  * resourceVersion with the same raw record (a touch, or a renewal within
@@ -592,6 +635,7 @@ static int observe(kle_sm *sm, const kle_lock_result *got)
     if (changed || touched) {
         const char *rv = got->resource_version ? got->resource_version : "";
         buf_set(&sm->rv, rv, strlen(rv));
+        note_foreign(sm);
     }
     return changed;
 }
@@ -748,6 +792,28 @@ static int step_down_on_read(kle_sm *sm)
 
 static void begin_closing(kle_sm *sm);
 
+/*
+ * The object was seen deleted (a NotFound, a DELETED event): counted (R7);
+ * the live lease of another seen on it is kept (R11): a release on a later
+ * object is its creator's, not that holder's.
+ */
+static void note_deletion(kle_sm *sm)
+{
+    if (sm->seen_object)
+        sm->deletions++;
+    if (sm->foreign_lease_until > sm->lost_lease_until)
+        sm->lost_lease_until = sm->foreign_lease_until;
+}
+
+/*
+ * A healthy stream showed every change up to now, the last deletion among
+ * them (not a stream started after it, listing nothing): no leader unseen.
+ */
+static int stream_saw_all(const kle_sm *sm)
+{
+    return sm->c.watch && sm->healthy && !sm->suspect && sm->deletion_witnessed;
+}
+
 /* The term's work starts. */
 static void begin_work(kle_sm *sm)
 {
@@ -796,6 +862,23 @@ static void term_start(kle_sm *sm)
         begin_closing(sm);
         return;
     }
+    /* R11: whichever way the term was won, the latest live lease of another
+     * holder seen is waited out (won over it only when the object was
+     * deleted or lost unseen: an update needs it expired). */
+    int64_t foreign = sm->foreign_lease_until > sm->lost_lease_until ? sm->foreign_lease_until
+                                                                     : sm->lost_lease_until;
+    if (foreign > sm->quarantine_until && !mut(sm, KLE_SM_MUT_R11_NOTFOUND_WAIT))
+        sm->quarantine_until = foreign;
+    /* R7 for a create whose answer never came and that landed (the term
+     * was won over its record): counted from its send. */
+    if (sm->unknown_create_sent && sm->observed_own && !mut(sm, KLE_SM_MUT_R7_QUARANTINE) &&
+        (sm->unknown_create_after_seen ||
+         (sm->deletions != sm->unknown_create_deletions && !stream_saw_all(sm)))) {
+        int64_t until = sat_add(sm->unknown_create_sent, sm->c.renew_deadline);
+        if (until > sm->quarantine_until)
+            sm->quarantine_until = until;
+    }
+    sm->unknown_create_sent = 0;
     if (sm->quarantine_until && sm->now < sm->quarantine_until) {
         KLE_LOG_I("lock %s was created after a deletion: the work starts in %lld ms, when no "
                   "earlier holder's term can still run",
@@ -893,6 +976,14 @@ static void on_get(kle_sm *sm, int rc, const kle_lock_result *got)
             try_done(sm, 0);
             return;
         }
+        if (!sm->c.watch || !sm->healthy || sm->suspect)
+            sm->deletion_witnessed = 0;
+        note_deletion(sm);
+        /* The stream's witness of a deletion speaks for the read its event
+         * prompted, once: a stream gone silent since (a frozen connection
+         * looks healthy) would hide a create and a deletion after it. */
+        int saw_all = stream_saw_all(sm);
+        sm->deletion_witnessed = 0;
         /* R11: a deletion ends no live lease this elector saw: wait it out
          * (for a follower whose healthy stream showed every change up to
          * the deletion; the others have R7's quarantine too). */
@@ -901,6 +992,18 @@ static void on_get(kle_sm *sm, int rc, const kle_lock_result *got)
         if (live) {
             KLE_LOG_V(4, "lock %s is deleted, but the lease last seen has not yet expired",
                       sm->c.name);
+            try_done(sm, 0);
+            return;
+        }
+        /* D5: a leader whose lock is gone ends its term: whoever created the
+         * lock meanwhile (and had it deleted again) may lead once its own
+         * quarantine is over, and this leader never saw it. It may lead
+         * again only through a create under R7. */
+        if ((sm->phase == P_LEADING || sm->phase == P_ENDING) && !sm->term_over &&
+            !mut(sm, KLE_SM_MUT_D5_DELETED_ENDS)) {
+            KLE_LOG_I("lock %s was deleted under this leader: stopping leading", sm->c.name);
+            sm->stats.stepdowns++;
+            end_term(sm, END_TAKEN);
             try_done(sm, 0);
             return;
         }
@@ -914,7 +1017,8 @@ static void on_get(kle_sm *sm, int rc, const kle_lock_result *got)
                                                : 0;
         /* A follower whose healthy stream showed every change up to the
          * deletion knows no leader it has not seen: no quarantine. */
-        sm->create_after_seen = sm->seen_object && !(sm->c.watch && sm->healthy && !sm->suspect);
+        sm->create_after_seen = sm->seen_object && !saw_all;
+        sm->create_deletions = sm->deletions;
         write_record(sm, S_CREATE, KLE_SM_CREATE);
         return;
     }
@@ -1537,9 +1641,27 @@ void kle_sm_answer(kle_sm *sm, uint64_t id, int rc, int64_t sent, const kle_lock
          * race a leader it never saw (a poll missed its record): whatever
          * that leader wrote landed before the deletion, before our read, so
          * its term ends within a renew deadline of our send. */
-        if (rc == 0 && step == S_CREATE && sm->create_after_seen && sm->phase == P_CAMPAIGN &&
-            !mut(sm, KLE_SM_MUT_R7_QUARANTINE))
-            sm->quarantine_until = sat_add(sent, sm->c.renew_deadline);
+        if (rc == 0 && step == S_CREATE && (sm->phase == P_CAMPAIGN || sm->quarantined)) {
+            /* Judged again at the answer: the create may have been sent
+             * before this elector saw a deletion, and land after it. Counted
+             * from this create: one before it may have been deleted under a
+             * leader this elector never saw. (R11 is applied at the term's
+             * start, for every way of winning it.) */
+            if ((sm->create_after_seen ||
+                 (sm->deletions != sm->create_deletions && !stream_saw_all(sm))) &&
+                !mut(sm, KLE_SM_MUT_R7_QUARANTINE)) {
+                int64_t until = sat_add(sent, sm->c.renew_deadline);
+                if (until > sm->quarantine_until)
+                    sm->quarantine_until = until;
+            }
+        }
+        if (step == S_CREATE && rc != 0 && rc != KLE_EEXISTS) {
+            /* It may have landed: a term won over its record later starts
+             * as this create's would have. */
+            sm->unknown_create_sent = sent;
+            sm->unknown_create_after_seen = sm->create_after_seen;
+            sm->unknown_create_deletions = sm->create_deletions;
+        }
         if (rc == 0) {
             own_write_ok(sm, sent, dated_from(sm, &sm->wrec.view, sent));
             break;
@@ -1620,6 +1742,10 @@ void kle_sm_watch_event(kle_sm *sm, const kle_lock_event *ev, int64_t now, int64
         sm->kick = 1; /* An unreadable record: let a GET report it. */
         break;
     case KLE_LOCK_EVENT_DELETED:
+        /* Witnessed as it happened, or found gone by a stream's listing. */
+        if (sm->seen_object)
+            sm->deletion_witnessed = !ev->listed && !sm->suspect;
+        note_deletion(sm);
         stepped = step_down_if_newer(sm);
         /* R11: a deletion ends no live lease this elector saw. */
         if (!sm->has_observed || released(sm, &sm->observed.view) || sm->observed_own ||
@@ -1630,6 +1756,8 @@ void kle_sm_watch_event(kle_sm *sm, const kle_lock_event *ev, int64_t now, int64
         const kle_lock_result *r = ev->result;
         if (!r)
             break;
+        /* The object exists again: the deletion witnessed is not the latest. */
+        sm->deletion_witnessed = 0;
         if (rv && recent_has(sm, rv, bytes_hash(r->raw ? r->raw : "", r->raw_len))) {
             KLE_LOG_V(5, "watch of %s: ignoring resourceVersion %s, seen before", sm->c.name, rv);
             break; /* A duplicate, or a stale re-delivery of an older version. */
@@ -1692,6 +1820,7 @@ void kle_sm_watch_ended(kle_sm *sm, int rc, int64_t now, int64_t wall)
     sm->stream_active = 0;
     sm->healthy = 0;
     sm->stream_own = 0;
+    sm->deletion_witnessed = 0;
     if (rc == KLE_EFORBIDDEN || rc == KLE_ESTATE) {
         KLE_LOG_W("cannot watch lock %s: %s; following it by polling every retry period "
                   "(grant the watch verb: deploy/rbac.yaml)",
@@ -1856,6 +1985,15 @@ static uint64_t hash_rest(const kle_sm *sm, int64_t now, uint64_t h)
                           sm->reported_set << 7 | sm->suspect << 8 | sm->unavailable << 9 |
                           sm->has_awaited << 10));
     h = mix(h, (uint64_t)sm->foreign_self);
+    h = mix(h, (uint64_t)(sm->seen_object | sm->create_after_seen << 1 | sm->quarantined << 2 |
+                          sm->unknown_create_after_seen << 3 | sm->deletion_witnessed << 4));
+    h = mix(h, sm->quarantine_until > now ? rel(sm->quarantine_until, now) : 0);
+    h = mix(h, sm->foreign_lease_until > now ? rel(sm->foreign_lease_until, now) : 0);
+    h = mix(h, sm->lost_lease_until > now ? rel(sm->lost_lease_until, now) : 0);
+    h = mix(h, rel(sm->unknown_create_sent, now));
+    /* The deletion counter only by how it relates to the creates'. */
+    h = mix(h, (uint64_t)(sm->deletions - sm->create_deletions) << 32 |
+                   (uint32_t)(sm->deletions - sm->unknown_create_deletions));
     h = mix(h, (uint64_t)sm->attempts);
     h = mix(h, rel(sm->end_by, now));
     h = mix(h, rel(sm->call_deadline, now));
@@ -1877,6 +2015,8 @@ static uint64_t hash_rest(const kle_sm *sm, int64_t now, uint64_t h)
                           : sm->stream_own == sm->write_seq ? 2
                                                             : 3));
     h = mix(h, (uint64_t)sm->own_next);
+    for (int i = 0; i < OWN_MICROS; i++)
+        h = mix(h, (uint64_t)sm->own_us[(sm->own_us_next + i) % OWN_MICROS]);
     for (int i = 0; i < OWN_WRITES; i++) {
         const own_write *w = &sm->own[i];
         if (!w->used)

@@ -69,7 +69,8 @@ enum {
     KLE_SM_MUT_D3_PREFERRED = 1 << 13,    /* A live lease reserved for another is not taken. */
     KLE_SM_MUT_L1_TOUCH_CAP = 1 << 14,    /* A touch counts at most 1 s after a change. */
     KLE_SM_MUT_L2_FRESH_RENEW = 1 << 15,  /* Every write takes a fresh renewTime. */
-    KLE_SM_MUT_R11_NOTFOUND_WAIT = 1 << 16 /* A NotFound waits out a live foreign lease seen. */
+    KLE_SM_MUT_R11_NOTFOUND_WAIT = 1 << 16, /* A NotFound waits out a live foreign lease seen. */
+    KLE_SM_MUT_D5_DELETED_ENDS = 1 << 17    /* A leader that reads NotFound ends its term. */
 };
 
 /* The lock calls the machine asks for. */
