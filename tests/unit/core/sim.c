@@ -220,7 +220,11 @@ typedef struct server {
     srec prev;
     uint64_t prev_rv;
     uint64_t bookmarks;
-    int64_t changed_at; /* global time of the last change */
+    int64_t changed_at;   /* global time of the last change */
+    uint32_t incarnation; /* creates applied so far: which object this is */
+    int32_t inc_base;     /* the highest token its creator had seen when it sent the create (-1) */
+    int inc_creator;      /* who created it */
+    int inc_blind;        /* its creator knew of no object then (no record, no EEXISTS, no 409) */
 } server;
 
 enum item_kind {
@@ -247,6 +251,10 @@ typedef struct item {
     uint64_t call, seq, rv, exp_rv;
     int64_t due, orig, sent, ans_delay;
     int32_t work;
+    uint32_t
+        uid; /* IT_REQ: the object an update is for (its metadata.uid); IT_ANS: the one written */
+    int32_t base;  /* IT_REQ: the highest token its sender had seen when it sent it (-1: none) */
+    int32_t blind; /* IT_REQ: its sender knew of no object when it sent it (knew_object) */
     srec rec;
 } item;
 
@@ -263,6 +271,8 @@ typedef struct elector {
     /* the client */
     int has_rv;
     uint64_t rv;
+    uint32_t uid,
+        exp_uid; /* the cached object's metadata.uid (server.incarnation), and the call's */
     /* the call in flight */
     uint64_t call;
     int ckind;
@@ -271,9 +281,6 @@ typedef struct elector {
     int has_crec;
     int has_exp;
     uint64_t exp;
-    int last_win_create;
-    int max_seen_before_create;
-    int create_token;
     /* the stream */
     int watch, open, silent;
     uint32_t gen;
@@ -283,6 +290,12 @@ typedef struct elector {
     int work; /* slot in wk, -1 */
     uint64_t terms;
     int max_seen, seen_any;
+    uint32_t applied_inc; /* the object its last applied write went to, and that object's */
+    int32_t applied_base; /* creator's knowledge (server.inc_base) */
+    int applied_blind;    /* that object is its own blind create (server.inc_blind) */
+    int knew_object;  /* Since its start: saw a record, or was told one exists (EEXISTS, 409). */
+    int knew_foreign; /* Since its start: saw another's record, or was told of one (EEXISTS, 409).
+                       */
     uint64_t jitter_seed;
     int64_t ticked_wake, ticked_at; /* the last tick: the wake time it answered, and when */
     int64_t burst_start;            /* C6: calls since then */
@@ -297,6 +310,9 @@ typedef struct work {
     int told;
     int64_t deadline, wind, told_g, started_g;
     int token;
+    int blind;    /* Its term was won by a blind create (outside the rules, see C1). */
+    uint32_t obj; /* The object incarnation its term was won on (applied_inc). */
+    int excused;  /* Counted once in blind_create_notes. */
 } work;
 
 enum dec_kind { D_FATE = 1, D_WORK, D_WEV, D_FAULTGEN };
@@ -360,6 +376,7 @@ struct sim {
     /* checks */
     int has_token, last_token;
     const char *last_token_id;
+    uint32_t last_token_inc; /* the object the last term was on (server.incarnation) */
     int violated;
     char msg[512];
     int quiet;
@@ -675,12 +692,15 @@ static void remember_prev(sim *w)
     w->s.prev_rv = w->s.rv;
 }
 
-static void note_seen(sim *w, int e, int transitions)
+static void note_seen(sim *w, int e, int transitions, const srec *r)
 {
     elector *el = &w->e[e];
+    if (r && !(r->holder_len == strlen(el->id) && memcmp(r->holder, el->id, r->holder_len) == 0))
+        el->knew_foreign = 1;
     if (!el->seen_any || transitions > el->max_seen)
         el->max_seen = transitions;
     el->seen_any = 1;
+    el->knew_object = 1;
 }
 
 /* Applies request @p it; returns the rc and fills @p out (GET) or @p rv (writes). */
@@ -704,6 +724,12 @@ static int server_apply(sim *w, const item *it, srec *out, uint64_t *rv)
             return KLE_ENOTFOUND;
         if (s->rv != it->exp_rv)
             return KLE_ECONFLICT;
+        /* The update carries the cached object's metadata.uid: the API
+         * server refuses it for another object of the same name, even one
+         * whose resourceVersion happens to match (a server that lost its
+         * state counts resourceVersions again from the start). */
+        if (s->incarnation != it->uid)
+            return KLE_ECONFLICT;
     }
     kle_record k;
     srec_view(&it->rec, &k);
@@ -714,6 +740,15 @@ static int server_apply(sim *w, const item *it, srec *out, uint64_t *rv)
     s->rec.acquire = truncate_time(w, s->rec.acquire);
     s->rec.renew = truncate_time(w, s->rec.renew);
     s->exists = 1;
+    if (it->ckind == KLE_SM_CREATE) {
+        s->incarnation++;
+        s->inc_base = it->base;
+        s->inc_creator = it->e;
+        s->inc_blind = it->blind;
+    }
+    w->e[it->e].applied_inc = s->incarnation;
+    w->e[it->e].applied_base = s->inc_base;
+    w->e[it->e].applied_blind = s->inc_blind && s->inc_creator == it->e;
     *rv = ++s->rv;
     publish(w, KLE_LOCK_EVENT_RECORD);
     return 0;
@@ -820,7 +855,8 @@ static void check(sim *w)
 {
     if (w->violated)
         return;
-    int covered = 0, live = 0, a = -1, b = -1;
+    int covered = 0, a = -1, b = -1;
+    int cov[MAX_WORKS];
     for (int i = 0; i < MAX_WORKS; i++) {
         const work *k = &w->wk[i];
         if (!k->used)
@@ -836,26 +872,44 @@ static void check(sim *w)
         }
         if (w->t >= dl)
             continue;
-        covered++;
-        if (!k->told)
-            live++;
-        if (a < 0)
-            a = i;
-        else if (b < 0)
-            b = i;
+        cov[covered++] = i;
     }
-    if (covered > 1) {
+    /* A pair of works at once, unless one's term was won by a blind create
+     * (outside the rules: counted, not failed): the later one, or the
+     * earlier one when the later's term is on another object (won before
+     * the blind create, its work started later, after a quarantine, its
+     * object gone unseen). A term won over the blind creator's object had
+     * to respect its lease: no excuse. */
+    for (int i = 0; i < covered && b < 0; i++)
+        for (int j = i + 1; j < covered && b < 0; j++) {
+            work *x = &w->wk[cov[i]], *y = &w->wk[cov[j]];
+            work *later = x->id > y->id ? x : y, *earlier = later == x ? y : x;
+            work *blind = later->blind                                   ? later
+                          : earlier->blind && later->obj != earlier->obj ? earlier
+                                                                         : NULL;
+            if (blind) {
+                if (!blind->excused) {
+                    blind->excused = 1;
+                    w->st.blind_create_notes++;
+                }
+                continue;
+            }
+            a = cov[i];
+            b = cov[j];
+        }
+    if (b >= 0) {
         const work *x = &w->wk[a], *y = &w->wk[b];
+        int live = !x->told && !y->told;
         violate(w,
                 "%s: two works run at once: e%d (token %d, %s, deadline in %.3f ms) and e%d "
                 "(token %d, %s, deadline in %.3f ms)",
-                live > 1 ? "C1" : "C2", x->e, x->token, x->told ? "told to end" : "live",
+                live ? "C1" : "C2", x->e, x->token, x->told ? "told to end" : "live",
                 ms(g_of(&w->e[x->e], x->deadline) - w->t), y->e, y->token,
                 y->told ? "told to end" : "live", ms(g_of(&w->e[y->e], y->deadline) - w->t));
         return;
     }
     if (w->quiet && !w->quiet_led) {
-        if (live || covered) {
+        if (covered) {
             for (int i = 0; i < MAX_WORKS; i++)
                 if (w->wk[i].used && !w->wk[i].told &&
                     w->t < g_of(&w->e[w->wk[i].e], w->wk[i].deadline)) {
@@ -932,7 +986,10 @@ static void check_term_start(sim *w, int e, int64_t deadline, int token)
         int ok = token > w->last_token || (token == w->last_token && token == INT32_TOP) ||
                  (same && token >= w->last_token);
         if (!ok) {
-            if (el->last_win_create && el->max_seen_before_create < w->last_token) {
+            /* Outside the rules: the term is on an object re-created by an
+             * elector that had not seen the last term's token when it sent
+             * the create (a blind create, or one sent before that term). */
+            if (el->applied_inc != w->last_token_inc && el->applied_base < w->last_token) {
                 w->st.token_limit_notes++;
             } else {
                 violate(w, "C4: e%d's term has token %d after a term of \"%s\" with token %d", e,
@@ -943,6 +1000,7 @@ static void check_term_start(sim *w, int e, int64_t deadline, int token)
     w->has_token = 1;
     w->last_token = token;
     w->last_token_id = el->id;
+    w->last_token_inc = el->applied_inc;
 }
 
 /* ---- the machines' actions --------------------------------------------------------------- */
@@ -970,6 +1028,8 @@ static void machine_new(sim *w, int e)
     el->open = 0;
     el->work = -1;
     el->seen_any = 0;
+    el->knew_object = 0;
+    el->knew_foreign = 0;
     el->max_seen = 0;
 }
 
@@ -996,6 +1056,10 @@ static void term_start(sim *w, int e, int64_t deadline, int token)
     k->deadline = deadline;
     k->token = token;
     k->started_g = w->t;
+    /* Blind only if it still knew no other holder when the work started:
+     * an answer that came after it saw one leaves it no excuse. */
+    k->blind = el->applied_blind && !el->knew_foreign;
+    k->obj = el->applied_inc;
     k->wind = LAMBDA;
     el->work = slot;
     el->terms++;
@@ -1028,6 +1092,7 @@ static void handle_actions(sim *w, int e)
                 srec_from(&el->crec, a.call.record);
             el->has_exp = el->has_rv;
             el->exp = el->rv;
+            el->exp_uid = el->uid;
             w->st.calls++;
             decide(w, D_FATE, e, a.call.id, 0);
             logf_(w, "e%d.%u calls %s #%" PRIu64 " (timeout %.3f ms)", (int)(el - w->e), el->inc,
@@ -1097,7 +1162,7 @@ static void handle_actions(sim *w, int e)
 
 /* ---- inputs --------------------------------------------------------------------------------- */
 
-static void deliver_answer(sim *w, int e, int rc, const srec *rec, uint64_t rv)
+static void deliver_answer(sim *w, int e, int rc, const srec *rec, uint64_t rv, uint32_t uid)
 {
     elector *el = &w->e[e];
     uint64_t id = el->call;
@@ -1109,6 +1174,7 @@ static void deliver_answer(sim *w, int e, int rc, const srec *rec, uint64_t rv)
     if (rc == 0 && kind != KLE_SM_EVENT) {
         el->has_rv = 1;
         el->rv = rv;
+        el->uid = uid;
     }
     if (rc == 0 && kind == KLE_SM_GET) {
         memset(&res, 0, sizeof(res));
@@ -1119,21 +1185,13 @@ static void deliver_answer(sim *w, int e, int rc, const srec *rec, uint64_t rv)
         snprintf(rvs, sizeof(rvs), "%" PRIu64, rv);
         res.resource_version = rvs;
         rp = &res;
-        note_seen(w, e, rec->transitions);
+        note_seen(w, e, rec->transitions, rec);
     }
     if (rc == 0 && (kind == KLE_SM_CREATE || kind == KLE_SM_UPDATE)) {
-        int before = el->seen_any ? el->max_seen : -1;
-        if (kind == KLE_SM_CREATE) {
-            el->last_win_create = 1;
-            el->max_seen_before_create = before;
-            el->create_token = el->crec.transitions;
-        } else if (!el->last_win_create || el->crec.transitions != el->create_token) {
-            /* A renewal of the created record (a quarantine renews before
-             * the work starts) keeps the term a create's. */
-            el->last_win_create = 0;
-        }
-        note_seen(w, e, el->crec.transitions);
+        note_seen(w, e, el->crec.transitions, NULL);
     }
+    if (rc == KLE_EEXISTS || rc == KLE_ECONFLICT)
+        el->knew_object = el->knew_foreign = 1;
     if (rc < 0)
         kle_error_set(rc, "sim: %s", kle_strerror(rc));
     kle_sm_answer(el->sm, id, rc, el->sent, rp, now_of(w, e), wall_of(w, el, w->t));
@@ -1170,6 +1228,7 @@ static void process_item(sim *w, int i)
         a->ckind = it.ckind;
         a->rc = it.outcome == OUT_ERR ? KLE_ESERVER : rc;
         a->rv = rv;
+        a->uid = w->s.incarnation;
         if (rc == 0 && it.ckind == KLE_SM_GET)
             a->rec = out;
         break;
@@ -1181,7 +1240,7 @@ static void process_item(sim *w, int i)
                     item_del(w, j);
             logf_(w, "e%d.%u gets the answer to #%" PRIu64 ": rc %d", (int)(el - w->e), el->inc,
                   it.call, it.rc);
-            deliver_answer(w, it.e, it.rc, &it.rec, it.rv);
+            deliver_answer(w, it.e, it.rc, &it.rec, it.rv, it.uid);
         }
         break;
     case IT_TO:
@@ -1190,7 +1249,7 @@ static void process_item(sim *w, int i)
                 if (w->it[j].kind == IT_ANS && w->it[j].e == it.e && w->it[j].call == it.call)
                     item_del(w, j);
             logf_(w, "e%d.%u: #%" PRIu64 " timed out", it.e, el->inc, it.call);
-            deliver_answer(w, it.e, KLE_ETIMEOUT, NULL, 0);
+            deliver_answer(w, it.e, KLE_ETIMEOUT, NULL, 0, 0);
         }
         break;
     case IT_WEV:
@@ -1212,7 +1271,7 @@ static void process_item(sim *w, int i)
                 res.raw = raw;
                 res.resource_version = rvs;
                 ev.result = &res;
-                note_seen(w, it.e, it.rec.transitions);
+                note_seen(w, it.e, it.rec.transitions, &it.rec);
             }
             logf_(w, "e%d.%u stream event %s%s rv %" PRIu64 " holder \"%s\"", (int)(el - w->e),
                   el->inc,
@@ -1937,8 +1996,11 @@ static void resolve_fate(sim *w, const decision *d, const opt *o)
     r->ans_delay = o->b;
     r->has_exp = (uint8_t)el->has_exp;
     r->exp_rv = el->exp;
+    r->uid = el->exp_uid;
     if (el->has_crec)
         r->rec = el->crec;
+    r->base = el->seen_any ? el->max_seen : -1;
+    r->blind = !el->knew_object;
 }
 
 static int apply_opt(sim *w, const opt *o)
@@ -2222,6 +2284,8 @@ uint64_t sim_hash(const sim *w)
     h = mixh(h, (uint64_t)w->faults_used);
     h = mixh(h, (uint64_t)(w->s.exists | w->s.epoch << 1));
     h = mixh(h, w->s.rv);
+    h = mixh(h, (uint64_t)w->s.incarnation << 32 | (uint32_t)w->s.inc_base);
+    h = mixh(h, (uint64_t)w->s.inc_creator << 1 | (uint64_t)w->s.inc_blind);
     h = hash_srec(h, &w->s.rec);
     h = mixh(h, w->s.prev_rv);
     if (w->s.prev_rv)
@@ -2235,11 +2299,15 @@ uint64_t sim_hash(const sim *w)
         h = mixh(h, el->inc);
         h = mixh(h, el->rv);
         h = mixh(h, el->exp);
+        h = mixh(h, (uint64_t)el->uid << 32 | el->exp_uid);
         h = mixh(h, el->gen);
         h = mixh(h, (uint64_t)el->step);
         h = mixh(h, (uint64_t)(el->pause_until > w->t ? el->pause_until - w->t : 0));
         h = mixh(h, el->call);
         h = mixh(h, (uint64_t)el->max_seen);
+        h = mixh(h, (uint64_t)el->knew_object << 32 | (uint64_t)el->knew_foreign << 33 |
+                        el->applied_inc);
+        h = mixh(h, (uint64_t)(uint32_t)el->applied_base << 1 | (uint64_t)el->applied_blind);
     }
     /* Pending messages, as a multiset (order-free sum), and works. */
     uint64_t sum = 0;
@@ -2253,6 +2321,7 @@ uint64_t sim_hash(const sim *w)
         x = mixh(x, (uint64_t)(it->outcome | it->type << 8 | it->listed << 16 | it->exists << 17));
         x = mixh(x, it->rv);
         x = mixh(x, it->exp_rv);
+        x = mixh(x, it->uid);
         x = mixh(x, (uint64_t)it->ans_delay);
         x = mixh(x, it->gen);
         if (it->kind == IT_WEV) {
@@ -3095,6 +3164,8 @@ int sim_swarm(const sim_config *base, uint64_t first_seed, uint64_t runs, double
         }
         out->runs++;
         out->steps += w->steps;
+        out->token_notes += w->st.token_limit_notes;
+        out->blind_notes += w->st.blind_create_notes;
         const char *kg = getenv("SIM_KEEP_GOING");
         if (rc && kg && *kg == '1') {
             /* Survey mode: every failing seed, unshrunk. */
@@ -3128,15 +3199,15 @@ static const struct {
     const char *name;
     int bit;
 } mutation_names[] = {
-    {"R1", KLE_SM_MUT_R1_FIRST_SEND},    {"R2", KLE_SM_MUT_R2_LATE_ANSWER},
-    {"R3", KLE_SM_MUT_R3_DEADLINE_END},  {"R4", KLE_SM_MUT_R4_OBSERVE_LOCAL},
-    {"R5", KLE_SM_MUT_R5_FORGET_RAW},    {"R6", KLE_SM_MUT_R6_RELEASED},
-    {"R7", KLE_SM_MUT_R7_QUARANTINE},    {"R8", KLE_SM_MUT_R8_OWN_IDENTITY},
-    {"R9", KLE_SM_MUT_R9_TOKENS},        {"R10", KLE_SM_MUT_R10_WORK_FIRST},
+    {"R1", KLE_SM_MUT_R1_FIRST_SEND},      {"R2", KLE_SM_MUT_R2_LATE_ANSWER},
+    {"R3", KLE_SM_MUT_R3_DEADLINE_END},    {"R4", KLE_SM_MUT_R4_OBSERVE_LOCAL},
+    {"R5", KLE_SM_MUT_R5_FORGET_RAW},      {"R6", KLE_SM_MUT_R6_RELEASED},
+    {"R7", KLE_SM_MUT_R7_QUARANTINE},      {"R8", KLE_SM_MUT_R8_OWN_IDENTITY},
+    {"R9", KLE_SM_MUT_R9_TOKENS},          {"R10", KLE_SM_MUT_R10_WORK_FIRST},
     {"R11", KLE_SM_MUT_R11_NOTFOUND_WAIT}, {"D1", KLE_SM_MUT_D1_STEP_DOWN_READ},
-    {"D2", KLE_SM_MUT_D2_STREAM_ORDER},  {"D3", KLE_SM_MUT_D3_PREFERRED},
-    {"D4", KLE_SM_MUT_D4_NO_LATE_START}, {"L1", KLE_SM_MUT_L1_TOUCH_CAP},
-    {"L2", KLE_SM_MUT_L2_FRESH_RENEW},
+    {"D2", KLE_SM_MUT_D2_STREAM_ORDER},    {"D3", KLE_SM_MUT_D3_PREFERRED},
+    {"D4", KLE_SM_MUT_D4_NO_LATE_START},   {"D5", KLE_SM_MUT_D5_DELETED_ENDS},
+    {"L1", KLE_SM_MUT_L1_TOUCH_CAP},       {"L2", KLE_SM_MUT_L2_FRESH_RENEW},
 };
 
 int sim_mutation_bit(const char *name)

@@ -112,8 +112,9 @@ uint64_t sim_steps(const sim *w);
 /* What a run did. */
 typedef struct sim_stats {
     uint64_t steps, terms, calls, faults, quiet_phases, max_quiet_wait_ms;
-    uint64_t token_limit_notes; /* Token repeats the rules document as outside them. */
-    uint64_t stale_wakes;       /* Ticks that left a machine's past wake time in place. */
+    uint64_t token_limit_notes;  /* Token repeats the rules document as outside them. */
+    uint64_t blind_create_notes; /* Overlaps after a blind create, outside the rules too. */
+    uint64_t stale_wakes;        /* Ticks that left a machine's past wake time in place. */
 } sim_stats;
 void sim_get_stats(const sim *w, sim_stats *out);
 
@@ -146,6 +147,8 @@ typedef struct sim_result {
     int depth;         /* Exhaustive: deepest choice depth reached. */
     uint64_t runs;     /* Swarm: runs made. */
     uint64_t steps;
+    uint64_t token_notes; /* Swarm: sim_stats.token_limit_notes, summed. */
+    uint64_t blind_notes; /* Swarm: sim_stats.blind_create_notes, summed. */
     double seconds;
     int complete; /* Exhaustive: the space up to the depth was explored. */
     /*

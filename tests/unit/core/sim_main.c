@@ -71,8 +71,10 @@ static void print_result(const char *mode, const sim_result *r)
                : r->complete ? " (complete)"
                              : " (stopped at the time limit)");
     else
-        printf("swarm: %" PRIu64 " runs, %" PRIu64 " steps, %.2f s\n", r->runs, r->steps,
-               r->seconds);
+        printf("swarm: %" PRIu64 " runs, %" PRIu64 " steps, %.2f s; outside the rules, counted: "
+               "%" PRIu64 " token repeats after unseen re-creations, %" PRIu64
+               " overlaps after blind creates\n",
+               r->runs, r->steps, r->seconds, r->token_notes, r->blind_notes);
     if (r->baseline) {
         printf("FAILS ON THE REAL RULES TOO (%" PRIu64 " traces): %s\n", r->baseline,
                r->baseline_message);
