@@ -377,7 +377,9 @@ static void test_watch__black_holed_streams_fall_back_to_polling(void **state)
     kle_elector_stop(a.e);
     pthread_join(a.thread, NULL);
     await_leading(&b, 7 * SEC);
-    assert_true(atomic_load(&b.t_started) - t <= 4 * SEC + 2200 * MS + 300 * MS);
+    /* LD + the longest jittered poll (2.2 RP); 1 s of slack for a loaded
+     * machine (the bound is liveness, not a promise to the millisecond). */
+    assert_true(atomic_load(&b.t_started) - t <= 4 * SEC + 2200 * MS + 1000 * MS);
     /* The stream comes back. */
     clear_faults();
     await_watching(&b, 1, 10 * SEC);

@@ -409,6 +409,34 @@ static void test_safety__leader_reading_another_holder_steps_down(void **state)
 }
 
 /*
+ * 2c (D5). A poll leader whose lock is deleted ends its term when its
+ * renewal finds it gone, not at its deadline: whoever created the lock
+ * meanwhile (and saw it deleted again) may lead once its quarantine is
+ * over, unseen by this leader. It leads again only through a create
+ * under R7: the work of that term starts a renew deadline after the
+ * create was sent.
+ */
+static void test_safety__leader_whose_lock_is_deleted_steps_down(void **state)
+{
+    world *w = *state;
+    w->follow = KLE_FOLLOW_POLL;
+    start_node(w, 0, NULL, 23);
+    assert_true(run_until_leads(w, 0, 1 * SEC));
+    run_until(w, 4500 * MS); /* Renewed at 2 s and 4 s: the deadline is 14 s. */
+    assert_int_equal(kle_fake_store_put(w->store, NULL), 0);
+    run_until(w, 40 * SEC);
+    stop_all(w);
+    assert_true(w->n_terms >= 2);
+    /* The renewal at 6 s finds the lock gone: the term ends then. */
+    assert_true(w->terms[0].end >= 0 && w->terms[0].end <= 6 * SEC + 100 * MS);
+    /* Its create at about 6 s wins; the work waits out a renew deadline. */
+    assert_int_equal(w->terms[1].node, 0);
+    assert_true(w->terms[1].start >= 16 * SEC);
+    assert_no_overlap(w);
+    assert_tokens_increase(w);
+}
+
+/*
  * 5. Fencing tokens never go back when the lock is re-created. A follower
  * that creates the lock after a deletion writes the highest token it saw
  * + 1; so does a leader re-creating its own lock; and a takeover of a lock
@@ -664,6 +692,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_safety__lost_answer_rewrite_poll, setup, teardown),
         cmocka_unit_test_setup_teardown(test_safety__deleted_under_poll_leader, setup, teardown),
         cmocka_unit_test_setup_teardown(test_safety__deleted_under_watch_leader, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_safety__leader_whose_lock_is_deleted_steps_down, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_safety__leader_reading_another_holder_steps_down,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_safety__tokens_survive_recreation, setup, teardown),

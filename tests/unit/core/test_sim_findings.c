@@ -1,12 +1,9 @@
 /*
- * Runs the search found that break the invariants with EVERY rule of the
- * state machine on (src/core/sm.c as it is). Each test replays its trace and
- * asserts that no invariant breaks: each fails today. The test is
- * registered but disabled in CTest (tests/unit/core/CMakeLists.txt) until
- * the rules are fixed; run it directly to see them:
- *   build/test/tests/unit/core/test_sim_findings
+ * Runs the search found that broke the invariants with every rule of the
+ * state machine on, before the change named in each closed them: each
+ * must now keep every invariant (a regression test for the rules, not for
+ * one rule switched off: test_sim_rules does that).
  * Replay one step by step: SIM_LOG=1 sim_search replay 'TRACE'.
- * The faults these need are left out of test_sim_search's profile.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -153,24 +150,84 @@ static void test_findings__f6_deletion_with_a_stale_follower(void **state)
 }
 
 /*
- * F7. A wall step back (4.66 s on e1, the leader) with whole-second
- * records: e1's renewal at 37.33 s writes bytes identical to its own
- * record of 32.54 s (rv 16); e4, polling every 2.4 to 5.3 s (RetryPeriod
- * 2.4 s), read rv 16 at 32.71 s and next at 37.86 s, missing rv 17
- * (34.94 s). It reads rv 18 = rv 16's bytes as a touch,
- * credited at most one second after it first saw them (33.71 s), and takes
- * over at 37.86 s; e1's deadline (from rv 17) is 37.94 s. R1 dates the
- * rewrite from its first send, but the deadline from rv 17 stands.
+ * F7. Two replicas under one identity ("e0"), both creates lost (they
+ * time out, and land late or never): e0 creates again at 1.004 s and
+ * leads; e1 reads that record and finds it written under its own name in
+ * the same wall second as its own lost create (holder, lease, token and
+ * both times equal at whole seconds), takes it for its own write (R8) and
+ * renews it: two leaders. A Lease carries microseconds: R8 compares its
+ * times at the microsecond, and e1 sees a record it did not write.
  */
-static void test_findings__f7_wall_step_back_repeats_old_bytes(void **state)
+static void test_findings__f7_one_identity_creates_in_one_second(void **state)
 {
     (void)state;
-    holds("n=5 ld=4000000000 rd=3000000000 rp=2400000000 to=700000000 ws=1 watch=2 roc=0 same=0 mut"
-          "=0 seed=132 ppm=10000 step=5000000000 faults=252 slow=0 fu=36000000000 ru=84800000000 ev"
-          "ery=2400 pct=2 exh=0 maxf=2 hz=20000000000|@2000000.9=req e4.0 c2;F0=pause e4 943449177;"
-          "F4=pause e4 4012968506;@16609209760.1=ans e1.0 c11;@21406652244.1=ans e1.0 c17;F8=pause "
-          "e1 2025589597;@25344505992.2=ans e1.0 c19;@30141948476.1=ans e1.0 c25;@34939390959.1=ans"
-          " e1.0 c30;F13=wall e1 -4664633568");
+    holds("n=2 ld=2000000000 rd=1200000000 rp=900000000 to=1000000000 ws=0 watch=3 roc=1 same=1 "
+          "mut=0 seed=702 ppm=10000 step=5000000000 faults=14 slow=0 fu=14000000000 "
+          "ru=35400000000 every=180 pct=10 exh=0 maxf=2 hz=20000000000|"
+          "e0.0.c2=apply=3913415936 lost;e1.0.c2=apply=2510261191 lost;@1013036063.2=ans e1.0 c4");
+}
+
+/*
+ * F8. A stream gone silent after it showed a deletion: e0's stream showed
+ * the lock deleted (5 s), then froze (a frozen connection looks healthy);
+ * e2 created the lock and leads (10.09 s); the lock is deleted again
+ * (12.21 s) and e0, after a pause, reads NotFound and creates it. Counting
+ * the old witnessed deletion as "the stream showed every change", e0
+ * skipped R7's quarantine and worked beside e2. The stream's witness now
+ * speaks for the one read its event prompted.
+ */
+static void test_findings__f8_silent_stream_after_a_witnessed_deletion(void **state)
+{
+    (void)state;
+    holds("n=3 ld=8000000000 rd=6000000000 rp=1000000000 to=3000000000 ws=0 watch=7 roc=0 same="
+          "0 mut=0 seed=28363 ppm=10000 step=5000000000 faults=2644334 slow=1 fu=56000000000 ru"
+          "=95000000000 every=500 pct=10 exh=0 maxf=2 hz=20000000000|e0.0.t1=wind=203209140;F0="
+          "delete;F2=delete;F3=transfer e1;F4=stream-silence e2;F6=transfer e2;F7=delete;F9=str"
+          "eam-silence e0;F21=pause e0 718900577;F22=delete");
+}
+
+/*
+ * F9. A stream that showed a deletion, then the lock created again, then
+ * went silent: e0's stream showed a deletion and e1's new record after it,
+ * then froze (20.6 s); e0 is paused; the lock is deleted again (27.0 s)
+ * and e0 reads NotFound and creates it (28.9 s) while e1 leads. The old
+ * witness still stood: a record seen after it now cancels it.
+ */
+static void test_findings__f9_record_after_a_witnessed_deletion(void **state)
+{
+    (void)state;
+    holds("n=3 ld=8000000000 rd=6000000000 rp=1000000000 to=3000000000 ws=0 watch=5 roc=1 same="
+          "0 mut=0 seed=437 ppm=10000 step=5000000000 faults=57848 slow=1 fu=56000000000 ru=950"
+          "00000000 every=500 pct=20 exh=0 maxf=2 hz=20000000000|@2000000.5=req e1.0 c2;e1.0.t1"
+          "=wind=2095728274;F8=delete;e1.0.c8=apply=14418665096 lost;F13=stream-silence e2;e1.0"
+          ".c12=refuse=-5 after=297769325;F21=pause e2 2456105673;F23=delete;e1.0.c19=apply=937"
+          "7297441 lost;e2.0.c5=refuse=-11 after=1417756723;e1.0.c20=refuse=-11 after=320867393"
+          ";F33=delete;e2.0.c9=refuse=-10 after=275467931;F41=stream-silence e0;F44=pause e0 67"
+          "13466662;e1.0.c33=apply=12119122901 lost;F53=delete");
+}
+
+/*
+ * F10. A release on a re-created object taken for the release of the
+ * lease lost with the old one: e1 leads (token 1, 84.4 s); the server
+ * loses its state (84.47 s) and e0 reads NotFound; a new replica, e3,
+ * creates the lock blind and, stopped, releases it (85.5 s); e0 takes the
+ * release at once while e1's term still runs. R11 now keeps the live
+ * lease of another seen on an object deleted or lost since, whatever is
+ * written on the next object.
+ */
+static void test_findings__f10_release_on_a_new_object(void **state)
+{
+    (void)state;
+    holds("n=5 ld=15000000000 rd=10000000000 rp=2000000000 to=5000000000 ws=0 watch=9 roc=1 sam"
+          "e=0 mut=0 seed=740 ppm=10000 step=5000000000 faults=1086097 slow=1 fu=120000000000 r"
+          "u=193000000000 every=400 pct=2 exh=0 maxf=2 hz=20000000000|F3=server-loses-state;F4="
+          "server-loses-state;F13=server-loses-state;F15=stop e0;e0.1.t2=wind=5114910785;F19=se"
+          "rver-loses-state;F36=server-loses-state;F41=server-loses-state;F42=stop e2;F43=stop "
+          "e0;F49=server-loses-state;F55=stop e4;e4.0.c20=never;F60=stop e3;F65=stop e1;F74=sto"
+          "p e0;F77=stop e2;F78=stop e3;F95=stop e2;F100=stop e1;F110=stop e0;F114=server-loses"
+          "-state;F121=stop e3;F131=stop e3;F136=stop e0;F138=stop e1;F145=server-loses-state;F"
+          "151=stop e3;F157=server-loses-state;F158=stop e1;F168=stop e0;F186=stop e4;F187=serv"
+          "er-loses-state;F199=stop e2;F209=stop e3;F213=server-loses-state;F216=stop e3");
 }
 
 int main(void)
@@ -184,7 +241,10 @@ int main(void)
         cmocka_unit_test(test_findings__f4_refused_write_remembered_as_own),
         cmocka_unit_test(test_findings__f5_wall_step_back_write_storm),
         cmocka_unit_test(test_findings__f6_deletion_with_a_stale_follower),
-        cmocka_unit_test(test_findings__f7_wall_step_back_repeats_old_bytes),
+        cmocka_unit_test(test_findings__f7_one_identity_creates_in_one_second),
+        cmocka_unit_test(test_findings__f8_silent_stream_after_a_witnessed_deletion),
+        cmocka_unit_test(test_findings__f9_record_after_a_witnessed_deletion),
+        cmocka_unit_test(test_findings__f10_release_on_a_new_object),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

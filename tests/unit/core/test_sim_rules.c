@@ -77,19 +77,18 @@ static void test_sim_rules__r4(void **state)
           "1 5000000000");
 }
 
-/* R5. An own write forgets the bytes seen before it (found by the swarm, four watching electors):
- * without R5 a late answer to an own write leaves the elector its own record beside another
- * holder's bytes, and it renews over that holder. */
+/* R5. An own write forgets the bytes seen before it (found by the swarm): without R5 an elector
+ * keeps its own record beside another holder's bytes, and the next read of those bytes looks
+ * unchanged: it takes over while that holder leads. */
 static void test_sim_rules__r5(void **state)
 {
     (void)state;
     needs(KLE_SM_MUT_R5_FORGET_RAW, "C1",
-          "n=4 ld=15000000000 rd=10000000000 rp=2000000000 to=1500000000 ws=0 watch=15 roc="
-          "0 same=0 mut=32 seed=446 ppm=10000 step=5000000000 faults=872334 slow=0 fu=13500"
-          "0000000 ru=201000000000 every=400 pct=5 exh=0 maxf=2 hz=20000000000|e1.0.c1=appl"
-          "y=1092701631 ans=203046293;@2000000.5=req e2.0 c2;@3000000.6=ans e2.0 c2;F6=tran"
-          "sfer e0;e2.0.c8=apply=17248277106 lost;F7=delete;F11=stream-silence e2;F12=trans"
-          "fer e3;F14=stream-silence e3;F29=server-loses-state;F45=delete");
+          "n=5 ld=15000000000 rd=10000000000 rp=2000000000 to=1500000000 ws=1 watch=31 roc=1 sa"
+          "me=1 mut=32 seed=75188 ppm=10000 step=5000000000 faults=2690334 slow=0 fu=1350000000"
+          "00 ru=201000000000 every=400 pct=5 exh=0 maxf=2 hz=20000000000|@2000000.9=req e2.0 c"
+          "2;F96=edit transitions-max;F145=transfer e1;F146=edit times-future;F149=transfer e1;"
+          "F150=delete");
 }
 
 /* R6. Only a 1 s lease with holder "" is a release: the record is hand-edited to holder "" keeping
@@ -104,17 +103,30 @@ static void test_sim_rules__r6(void **state)
           "it holder-empty");
 }
 
-/* R11. A NotFound waits out a live foreign lease seen: the server loses its state while e0 leads;
- * without R11 e1, which saw e0's lease, creates the lock at once. */
+/* R11. A live lease of another holder seen is waited out, whichever way the lock is won: e2 leads
+ * (token 1), its work slow to stop; the lock is deleted; without R11 e1, whose stream showed e2's
+ * renewals and the deletion, creates the lock at once and starts while e2's work still runs. */
 static void test_sim_rules__r11(void **state)
 {
     (void)state;
-    needs(KLE_SM_MUT_R11_NOTFOUND_WAIT, "C1",
-          "n=2 ld=4000000000 rd=3000000000 rp=1000000000 to=1500000000 ws=0 watch=3 roc=0 s"
-          "ame=0 mut=65536 seed=1 ppm=10000 step=5000000000 faults=768 slow=0 fu=60000000000 "
-          "ru=90000000000 every=1000 pct=10 exh=1 maxf=1 hz=20000000000|@1006395490.0=wev e"
-          "1.0 s1.25;@1007395490.0=ans e0.0 c4;@2009790980.0=wev e1.0 s1.30;@2010790980.0=a"
-          "ns e0.0 c5;@2010790980.1=server-loses-state");
+    needs(KLE_SM_MUT_R11_NOTFOUND_WAIT, "C2",
+          "n=4 ld=15000000000 rd=10000000000 rp=2000000000 to=1500000000 ws=1 watch=6 roc=0 sam"
+          "e=0 mut=65536 seed=13 ppm=10000 step=5000000000 faults=3863882 slow=1 fu=12000000000"
+          "0 ru=186000000000 every=6000 pct=2 exh=0 maxf=2 hz=20000000000|@2000000.7=req e1.0 c"
+          "2;F0=stop e1;e2.0.t1=wind=4602117444;F6=delete");
+}
+
+/* D5. A leader whose lock is gone ends its term: the server loses its state twice under a poll
+ * leader; without D5 the leader re-creates the lock within its term, and the next term's token
+ * repeats one seen. (test_safety's leader_whose_lock_is_deleted_steps_down shows the overlap.) */
+static void test_sim_rules__d5(void **state)
+{
+    (void)state;
+    needs(KLE_SM_MUT_D5_DELETED_ENDS, "C4",
+          "n=4 ld=15000000000 rd=10000000000 rp=2000000000 to=1500000000 ws=1 watch=0 roc=0 sam"
+          "e=0 mut=131072 seed=160 ppm=10000 step=5000000000 faults=998137 slow=0 fu=1050000000"
+          "00 ru=171000000000 every=2000 pct=20 exh=0 maxf=2 hz=20000000000|F0=server-loses-sta"
+          "te;F2=server-loses-state");
 }
 
 /* R8. A record under our name we did not write is foreign: two replicas share the identity "e0", no
@@ -128,16 +140,15 @@ static void test_sim_rules__r8(void **state)
           "u=90000000000 every=1000 pct=10 exh=1 maxf=1 hz=20000000000|");
 }
 
-/* R9. A new term's token above every token seen: the lock is deleted while e0 leads with token 0;
- * e1 waits out the lease and re-creates it: without R9 with token 0 again. */
+/* R9. A new term's token above every token seen: e1 leads with token 1; e0 stops and the lock is
+ * deleted; e1 re-creates it: without R9 with token 0, below the token of its own last term. */
 static void test_sim_rules__r9(void **state)
 {
     (void)state;
     needs(KLE_SM_MUT_R9_TOKENS, "C4",
-          "n=2 ld=4000000000 rd=3000000000 rp=1000000000 to=1500000000 ws=0 watch=3 roc=0 s"
-          "ame=0 mut=512 seed=1 ppm=10000 step=5000000000 faults=768 slow=0 fu=60000000000 "
-          "ru=90000000000 every=1000 pct=10 exh=1 maxf=1 hz=20000000000|@3013308923.1=delet"
-          "e");
+          "n=2 ld=8000000000 rd=6000000000 rp=1000000000 to=3000000000 ws=1 watch=3 roc=1 same="
+          "0 mut=512 seed=1 ppm=10000 step=5000000000 faults=3357082 slow=0 fu=56000000000 ru=9"
+          "5000000000 every=1000 pct=5 exh=0 maxf=2 hz=20000000000|F16=stop e0;F18=delete");
 }
 
 /* R10. Release and handover only after the work returned: kle transfer e1 while e0 leads, e0's work
@@ -161,7 +172,7 @@ int main(void)
         cmocka_unit_test(test_sim_rules__r4),  cmocka_unit_test(test_sim_rules__r5),
         cmocka_unit_test(test_sim_rules__r6),  cmocka_unit_test(test_sim_rules__r11),
         cmocka_unit_test(test_sim_rules__r8),  cmocka_unit_test(test_sim_rules__r9),
-        cmocka_unit_test(test_sim_rules__r10),
+        cmocka_unit_test(test_sim_rules__r10), cmocka_unit_test(test_sim_rules__d5),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
