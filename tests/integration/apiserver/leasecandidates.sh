@@ -77,7 +77,8 @@ export KUBECONFIG="$T/sa.kubeconfig"
 LOCK=my-app
 start_replica c --candidate --binary-version 1.33.0
 wait_until 20 "c leads" holder_is c
-wait_until 10 "c's LeaseCandidate" test "$(code "$LC/my-app.c")" = 200
+candidate_published() { [ "$(code "$LC/my-app.c")" = 200 ]; } # asked at every try, not once
+wait_until 10 "c's LeaseCandidate" candidate_published
 pass "with deploy/rbac.yaml's LeaseCandidate rules, c publishes its candidate"
 kill -TERM "$PID_c"
 wait "$PID_c" || fail "kle c exited $? after SIGTERM"
