@@ -523,6 +523,16 @@ static void prepare_write(kle_sm *sm)
     int64_t rs = whole_seconds(r->renew_time_ns);
     if (sm->max_renew_s && rs < sm->max_renew_s)
         r->renew_time_ns += (sm->max_renew_s - rs) * KLE_NS_PER_SEC;
+    /* A record under our name that another wrote (a handover to us, a
+     * previous process's): its bytes were dated by the others when it was
+     * written, so no write of ours may repeat them; the renewTime moves
+     * past its second (and so does every later one, max_renew_s). */
+    const kle_record *o = &sm->observed.view;
+    if (sm->has_observed && kle_record_holder_is(o, sm->c.identity) && !is_own_write(sm, o)) {
+        int64_t os = whole_seconds(o->renew_time_ns), ws = whole_seconds(r->renew_time_ns);
+        if (ws <= os)
+            r->renew_time_ns += (os + 1 - ws) * KLE_NS_PER_SEC;
+    }
     for (int guard = 0; guard <= OWN_WRITES; guard++) {
         int clash = 0;
         /* Same bytes as the write just before are a same-second renewal,

@@ -290,9 +290,10 @@ typedef struct elector {
     int work; /* slot in wk, -1 */
     uint64_t terms;
     int max_seen, seen_any;
-    uint32_t applied_inc; /* the object its last applied write went to, and that object's */
-    int32_t applied_base; /* creator's knowledge (server.inc_base) */
-    int applied_blind;    /* that object is its own blind create (server.inc_blind) */
+    int max_other, seen_other; /* the same over records it did not write itself */
+    uint32_t applied_inc;      /* the object its last applied write went to, and that object's */
+    int32_t applied_base;      /* creator's knowledge (server.inc_base) */
+    int applied_blind;         /* that object is its own blind create (server.inc_blind) */
     int knew_object;  /* Since its start: saw a record, or was told one exists (EEXISTS, 409). */
     int knew_foreign; /* Since its start: saw another's record, or was told of one (EEXISTS, 409).
                        */
@@ -692,7 +693,7 @@ static void remember_prev(sim *w)
     w->s.prev_rv = w->s.rv;
 }
 
-static void note_seen(sim *w, int e, int transitions, const srec *r)
+static void note_seen(sim *w, int e, int transitions, const srec *r, int stream)
 {
     elector *el = &w->e[e];
     if (r && !(r->holder_len == strlen(el->id) && memcmp(r->holder, el->id, r->holder_len) == 0))
@@ -701,6 +702,18 @@ static void note_seen(sim *w, int e, int transitions, const srec *r)
         el->max_seen = transitions;
     el->seen_any = 1;
     el->knew_object = 1;
+    /* Its own write in flight, shown by its stream (the machine takes it for
+     * its own and learns no token from it; an answer or a read it does). */
+    int own =
+        stream && r &&
+        (el->has_crec && r->holder_len == strlen(el->id) &&
+         memcmp(r->holder, el->id, r->holder_len) == 0 && r->transitions == el->crec.transitions &&
+         r->renew / 1000000000 == el->crec.renew / 1000000000 &&
+         (r->renew % 1000000000 == 0 || r->renew / 1000 == el->crec.renew / 1000));
+    if (!own && (!el->seen_other || transitions > el->max_other)) {
+        el->max_other = transitions;
+        el->seen_other = 1;
+    }
 }
 
 /* Applies request @p it; returns the rc and fills @p out (GET) or @p rv (writes). */
@@ -1031,6 +1044,8 @@ static void machine_new(sim *w, int e)
     el->knew_object = 0;
     el->knew_foreign = 0;
     el->max_seen = 0;
+    el->max_other = 0;
+    el->seen_other = 0;
 }
 
 static void term_start(sim *w, int e, int64_t deadline, int token)
@@ -1185,10 +1200,10 @@ static void deliver_answer(sim *w, int e, int rc, const srec *rec, uint64_t rv, 
         snprintf(rvs, sizeof(rvs), "%" PRIu64, rv);
         res.resource_version = rvs;
         rp = &res;
-        note_seen(w, e, rec->transitions, rec);
+        note_seen(w, e, rec->transitions, rec, 0);
     }
     if (rc == 0 && (kind == KLE_SM_CREATE || kind == KLE_SM_UPDATE)) {
-        note_seen(w, e, el->crec.transitions, NULL);
+        note_seen(w, e, el->crec.transitions, NULL, 0);
     }
     if (rc == KLE_EEXISTS || rc == KLE_ECONFLICT)
         el->knew_object = el->knew_foreign = 1;
@@ -1271,7 +1286,7 @@ static void process_item(sim *w, int i)
                 res.raw = raw;
                 res.resource_version = rvs;
                 ev.result = &res;
-                note_seen(w, it.e, it.rec.transitions, &it.rec);
+                note_seen(w, it.e, it.rec.transitions, &it.rec, 1);
             }
             logf_(w, "e%d.%u stream event %s%s rv %" PRIu64 " holder \"%s\"", (int)(el - w->e),
                   el->inc,
@@ -1999,7 +2014,7 @@ static void resolve_fate(sim *w, const decision *d, const opt *o)
     r->uid = el->exp_uid;
     if (el->has_crec)
         r->rec = el->crec;
-    r->base = el->seen_any ? el->max_seen : -1;
+    r->base = el->seen_other ? el->max_other : -1;
     r->blind = !el->knew_object;
 }
 
@@ -2305,6 +2320,7 @@ uint64_t sim_hash(const sim *w)
         h = mixh(h, (uint64_t)(el->pause_until > w->t ? el->pause_until - w->t : 0));
         h = mixh(h, el->call);
         h = mixh(h, (uint64_t)el->max_seen);
+        h = mixh(h, (uint64_t)el->max_other << 1 | (uint64_t)el->seen_other);
         h = mixh(h, (uint64_t)el->knew_object << 32 | (uint64_t)el->knew_foreign << 33 |
                         el->applied_inc);
         h = mixh(h, (uint64_t)(uint32_t)el->applied_base << 1 | (uint64_t)el->applied_blind);
@@ -2590,7 +2606,7 @@ int sim_replay(const char *text, int mutations, char *msg, size_t msg_size)
         return -1;
     }
     const char *log = getenv("SIM_LOG");
-    if (log && *log == '1')
+    if (log && (*log == '1' || *log == '2'))
         w->log = stderr;
     int rc = run_trace(w, &t, lenient, NULL);
     if (msg && msg_size)

@@ -14,7 +14,8 @@
  * --depth D, --horizon S, --seconds S (CPU budget), --mut NAME|+NAME...
  * (R1..R11, D1..D3, L1, L2), --roc (release on cancel), --same-identity,
  * --slow-work, --seed N, --runs N, --rate-ppm P.
- * Environment: SIM_LOG=1 prints every step of a replay; SIM_KEEP_GOING=1
+ * Environment: SIM_LOG=1 prints every step of a replay (SIM_LOG=2: and the
+ * machines' own log lines, verbosity 5); SIM_KEEP_GOING=1
  * makes the swarm list every failing seed and go on (a survey: which
  * faults break what); SIM_NO_SHRINK=1 prints a swarm failure's trace as
  * recorded. Exit status: 0 nothing found, 1 a violation found (printed with
@@ -90,8 +91,13 @@ static void print_result(const char *mode, const sim_result *r)
 
 int main(int argc, char **argv)
 {
-    kle_log_set_handler(quiet, NULL);
-    kle_log_set_verbosity(-1);
+    const char *log = getenv("SIM_LOG");
+    if (log && *log == '2') {
+        kle_log_set_verbosity(5); /* The machines' own log lines too. */
+    } else {
+        kle_log_set_handler(quiet, NULL);
+        kle_log_set_verbosity(-1);
+    }
     if (argc < 2)
         return usage();
     const char *mode = argv[1];

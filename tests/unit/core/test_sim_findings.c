@@ -230,6 +230,29 @@ static void test_findings__f10_release_on_a_new_object(void **state)
           "er-loses-state;F199=stop e2;F209=stop e3;F213=server-loses-state;F216=stop e3");
 }
 
+/*
+ * F11. A handover record repeated by its new holder: e2 hands the lock
+ * over to e3 (holder and preferred holder e3, acquireTime = renewTime), on
+ * whole-second records, with e3's wall clock stepped back; e3's renewal
+ * writes the very bytes of the handover record, and e2, polling, reads
+ * them as a touch of what it wrote itself and dates the lease from the
+ * handover: it takes over while e3 leads. A write now never repeats the
+ * bytes of a record under our name that another wrote (R1, prepare_write).
+ */
+static void test_findings__f11_handover_bytes_repeated(void **state)
+{
+    (void)state;
+    holds("n=4 ld=8000000000 rd=6000000000 rp=1000000000 to=3000000000 ws=1 watch=1 roc=1 same="
+          "0 mut=0 seed=777 ppm=10000 step=5000000000 faults=1637596 slow=0 fu=72000000000 ru=1"
+          "11000000000 every=1000 pct=20 exh=0 maxf=2 hz=20000000000|e3.0.c5=apply=98832142 ans"
+          "=1825400251;F4=wall e3 3344714092;F10=stop e0;F11=stop e2;F13=wall e2 1665502633;F14"
+          "=wall e2 4091973674;F17=transfer e2;e3.0.c26=refuse=-8 after=1270613842;F22=wall e3 "
+          "1098787349;F24=edit times-past;F25=edit times-future;e2.1.c19=refuse=-10 after=12884"
+          "84251;F28=transfer e3;e2.1.c23=apply=12349655350 lost;F30=wall e2 4875195281;e3.0.c3"
+          "0=apply=2531747736 ans=404162265;F31=wall e3 1389276548;F33=pause e3 5943693750;F37="
+          "wall e3 -4346636309;e2.1.c31=refuse=-11 after=634741805;F38=touch");
+}
+
 int main(void)
 {
     kle_log_set_handler(quiet, NULL);
@@ -245,6 +268,7 @@ int main(void)
         cmocka_unit_test(test_findings__f8_silent_stream_after_a_witnessed_deletion),
         cmocka_unit_test(test_findings__f9_record_after_a_witnessed_deletion),
         cmocka_unit_test(test_findings__f10_release_on_a_new_object),
+        cmocka_unit_test(test_findings__f11_handover_bytes_repeated),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
