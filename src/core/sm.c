@@ -497,11 +497,19 @@ static void write_answered(kle_sm *sm, uint64_t id, int rc, const kle_record *r)
                   rc == KLE_EFORBIDDEN || rc == KLE_EUNAUTHORIZED || rc == KLE_EUNPROCESSABLE ||
                   rc == KLE_EBADREQUEST || rc == KLE_ETOOMANYREQUESTS || rc == KLE_EINVAL ||
                   rc == KLE_ESTATE;
+    /* A conflict may follow an attempt of the same update that landed: the
+     * client sends a request again after a 401 (new credentials) or on a
+     * new connection, and the second attempt meets the first's write (409).
+     * An update of microseconds (a Lease) keeps its key then: R8 tells it
+     * from another's at the microsecond. A record of whole seconds cannot
+     * be told apart, and a refused write's key would make a foreign record
+     * of the same second ours (F4): it goes, as after any other refusal. */
+    int kept = rc == KLE_ECONFLICT && r->renew_time_ns % KLE_NS_PER_SEC != 0;
     for (int i = 0; i < OWN_WRITES; i++)
         if (same_key(&sm->own[i], r)) {
             if (!refused)
                 sm->own[i].landed = 1;
-            else if (!sm->own[i].landed && sm->own[i].call_id == id)
+            else if (!kept && !sm->own[i].landed && sm->own[i].call_id == id)
                 sm->own[i].used = 0;
         }
 }

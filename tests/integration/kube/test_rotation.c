@@ -409,6 +409,12 @@ static void lead_through(const char *name, unsigned target, const char *user_yam
     leading_counts(&s, &t);
     if (!ok) {
         fprintf(stderr, "LEAD/STOP log (ms):\n%s", events);
+        /* The library's last lines (verbosity 10: every request). */
+        kle_log_flush_ns(KLE_MS(2000));
+        pthread_mutex_lock(&log_mu);
+        size_t from = log_len > 6000 ? log_len - 6000 : 0;
+        fprintf(stderr, "the log's last lines:\n%s\n", log_text ? log_text + from : "");
+        pthread_mutex_unlock(&log_mu);
         fail_msg("%s over %s: the elector did not keep leading through the rotations "
                  "(started %d, stopped %d)",
                  name, proto, s, t);
