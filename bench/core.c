@@ -189,7 +189,7 @@ static void answer(elector *e, object *o, int64_t t)
         if (o->exists) {
             rc = KLE_EEXISTS;
         } else {
-            store(o, c.record);
+            store(o, &c.record);
             e->rv = o->rv;
         }
         break;
@@ -197,7 +197,7 @@ static void answer(elector *e, object *o, int64_t t)
         if (e->rv != o->rv) {
             rc = KLE_ECONFLICT;
         } else {
-            store(o, c.record);
+            store(o, &c.record);
             e->rv = o->rv;
         }
         break;

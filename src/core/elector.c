@@ -130,6 +130,7 @@ struct kle_elector {
 
     /* Asynchronous calls. */
     kle_lock_call acall;
+    kle_record arecord; /* acall's record (its strings lent by the machine until answered). */
     kle_lock_result aresult;
     int64_t asent;
     uint64_t aid;
@@ -568,7 +569,8 @@ static void start_call(kle_elector *e, const kle_sm_call *c, int cancellable)
                         : c->kind == KLE_SM_CREATE ? KLE_LOCK_CALL_CREATE
                         : c->kind == KLE_SM_UPDATE ? KLE_LOCK_CALL_UPDATE
                                                    : KLE_LOCK_CALL_EVENT;
-        e->acall.record = c->record;
+        e->arecord = c->record;
+        e->acall.record = c->has_record ? &e->arecord : NULL;
         e->acall.message = c->message;
         e->acall.timeout_ns = c->timeout;
         kle_lock_result_dispose(&e->aresult);
@@ -597,8 +599,8 @@ static void start_call(kle_elector *e, const kle_sm_call *c, int cancellable)
     j->cancellable = cancellable;
     kle_record_init(&j->record, KLE_RECORD_VERSION);
     int rc = 0;
-    if (c->record)
-        rc = kle_record_copy(&j->record, c->record);
+    if (c->has_record)
+        rc = kle_record_copy(&j->record, &c->record);
     if (c->message && !(j->message = strdup(c->message)))
         rc = KLE_ENOMEM;
     if (rc == 0)
@@ -1086,8 +1088,8 @@ int kle_elector_leader(char **out, kle_elector *e)
     if (!out || !e)
         return kle_error_set(KLE_EINVAL, "kle_elector_leader: out and elector are required");
     pthread_mutex_lock(&e->mu);
-    const kle_record *r = kle_sm_observed(e->sm, NULL);
-    *out = strdup(r ? kle_record_holder(r) : "");
+    kle_record r;
+    *out = strdup(kle_sm_observed(e->sm, &r, NULL) ? kle_record_holder(&r) : "");
     pthread_mutex_unlock(&e->mu);
     return *out ? 0 : kle_error_set(KLE_ENOMEM, "kle_elector_leader: out of memory");
 }
@@ -1100,11 +1102,12 @@ int kle_elector_observed(kle_record *out, int64_t *out_age_ns, kle_elector *e)
         return kle_error_prefix("kle_elector_observed: ");
     int64_t now = now_ns(e), at = 0;
     pthread_mutex_lock(&e->mu);
-    const kle_record *r = kle_sm_observed(e->sm, &at);
-    int rc = r ? kle_record_copy(out, r)
-               : kle_error_set(KLE_ENOTFOUND, "%s: no record observed yet", e->name);
+    kle_record r;
+    int seen = kle_sm_observed(e->sm, &r, &at);
+    int rc = seen ? kle_record_copy(out, &r)
+                  : kle_error_set(KLE_ENOTFOUND, "%s: no record observed yet", e->name);
     if (out_age_ns)
-        *out_age_ns = r ? now - at : 0;
+        *out_age_ns = seen ? now - at : 0;
     pthread_mutex_unlock(&e->mu);
     return rc;
 }
@@ -1116,7 +1119,7 @@ int kle_elector_check_ns(kle_elector *e, int64_t max_tolerable_expired_ns)
     int64_t now = now_ns(e), at = 0;
     pthread_mutex_lock(&e->mu);
     int mine = kle_sm_observed_is_own(e->sm);
-    kle_sm_observed(e->sm, &at);
+    kle_sm_observed(e->sm, NULL, &at);
     pthread_mutex_unlock(&e->mu);
     int64_t limit = max_tolerable_expired_ns > INT64_MAX - e->lease_duration
                         ? INT64_MAX

@@ -47,26 +47,65 @@
 #define MAX_ACTIONS 8
 #define INT32_TOP   2147483647
 
+/* A string the machine owns: grown when a longer one arrives, never shrunk. */
 typedef struct buf {
     char *p;
-    size_t len, cap;
+    uint32_t len, cap;
 } buf;
 
-/* A record whose strings live in buffers the machine owns; view points into them. */
+/*
+ * A record the machine keeps: its numbers, and its three strings one after
+ * the other in one buffer (holder, strategy, preferred holder, each ending
+ * in a NUL); rec_view lends it out as a kle_record.
+ */
 typedef struct rec {
-    buf holder, strategy, preferred;
-    int has_strategy, has_preferred;
-    kle_record view;
+    char *s;
+    uint32_t cap, hlen, slen, plen;
+    int64_t acquire_time_ns, renew_time_ns;
+    int32_t lease_duration_seconds, leader_transitions;
+    uint8_t has_strategy, has_preferred;
 } rec;
 
+/*
+ * A write of this elector (R1, R8), by its key: the fields a record of
+ * whole seconds carries besides the holder (leaseDurationSeconds,
+ * leaderTransitions, acquireTime and renewTime in seconds), as a 64-bit
+ * hash.
+ */
 typedef struct own_write {
-    int used;
-    int landed;       /* 0: in flight; 1: answered, or its outcome unknown (it may have landed). */
-    uint64_t call_id; /* The call that first sent it. */
-    int lease_seconds, transitions;
-    int64_t acquire_s, renew_s;
+    uint64_t key;
     int64_t first_sent;
+    uint32_t call_id; /* The call that first sent it. */
+    uint8_t used;
+    uint8_t landed; /* 0: in flight; 1: answered, or its outcome unknown (it may have landed). */
 } own_write;
+
+/* One queued action: what kle_sm_next hands out, without what the machine holds anyway. */
+typedef struct queued {
+    int64_t time;   /* TERM_START, TERM_EXTEND: the deadline; CALL: the timeout. */
+    uint32_t value; /* TERM_START: the token; DONE: the rc; CALL: the call id. */
+    uint8_t kind;   /* kle_sm_action_kind */
+    uint8_t call;   /* CALL: kle_sm_call_kind */
+    uint8_t flags;  /* CALL: Q_CANCELLABLE, Q_RECORD, Q_BECAME, Q_STOPPED */
+} queued;
+
+enum { Q_CANCELLABLE = 1, Q_RECORD = 2, Q_BECAME = 4, Q_STOPPED = 8 };
+
+/* Counters of kle_sm_stats, saturating. */
+typedef struct counters {
+    uint32_t tries, failed_tries, acquisitions, losses, releases, slowpath_total;
+    uint32_t watch_events, watch_restarts, stepdowns;
+    int32_t last_call_error;
+    int64_t last_progress, last_renew_wall;
+} counters;
+
+/* The configuration the machine keeps (kle_sm_config less the seed). */
+typedef struct settings {
+    const char *identity, *name;
+    int64_t lease_duration, renew_deadline, retry_period, call_timeout;
+    int32_t record_lease_seconds, mutations;
+    uint8_t release_on_cancel, coordinated, watch;
+} settings;
 
 enum phase { P_IDLE, P_CAMPAIGN, P_LEADING, P_ENDING, P_CLOSING, P_DONE };
 enum step {
@@ -86,121 +125,142 @@ enum end_reason { END_NONE, END_STOP, END_HANDOVER, END_LOST, END_TAKEN, END_IDE
 static const char *phase_names[] = {"idle", "campaign", "leading", "ending", "closing", "done"};
 
 struct kle_sm {
-    kle_sm_config c;
+    settings c;
     uint64_t rng;
     int64_t now; /* Time of the input being handled. */
     int64_t wall;
 
-    /* Phase of the run. */
-    int phase;
-    int stop;           /* Stop requested (sticky). */
-    int rc;             /* What the run returns. */
-    int end_reason;     /* Why the term is ending. */
-    int term_over;      /* The term has ended: no extension, no revival. */
-    int end_sent;       /* TERM_END was emitted for this term. */
-    int work_running;   /* TERM_START emitted, work_done not yet. */
-    int handover;       /* Another identity is preferred: end the term, then hand over. */
-    int release_anyway; /* Release at the end even without release_on_cancel. */
-    int impostor;       /* Another replica writes under our identity. */
-    int foreign_self;   /* Distinct foreign records under our identity seen. */
-    int token;          /* The term's fencing token. */
+    /* The term. */
     int64_t lead_deadline;
-    int became_event;  /* The "became leader" event is due. */
-    int stopped_event; /* The "stopped leading" event is due. */
+    int32_t token; /* The term's fencing token. */
+    int32_t rc;    /* What the run returns. */
 
     /* The call in flight. */
-    int step;
-    uint64_t call_id, next_id;
-    int write_attempted;   /* A write of this try was sent (its outcome may be unknown). */
-    int attempts;          /* Of a release or handover. */
-    int64_t end_by;        /* Deadline of a release or handover. */
-    int64_t call_deadline; /* A round's calls are cut here (INT64_MAX: the call limit only). */
-    rec wrec;              /* The record being written. */
+    uint32_t call_id, next_id;
+    /* The calls of a try are cut at call_deadline (INT64_MAX: the call
+     * limit only); those of a release or handover at end_by. */
+    union {
+        int64_t call_deadline;
+        int64_t end_by;
+    };
+    rec wrec; /* The record being written. */
 
-    /* Scheduling. */
-    int64_t next_try_at; /* CAMPAIGN: when the next try starts (INT64_MAX: dynamic, watched). */
-    int64_t poll_until;  /* CAMPAIGN: the poll-mode time of the next try. */
-    int kick;            /* Try at once (a release, a handover, a deletion seen). */
-    int round_active;    /* LEADING: a renewal round is retrying. */
-    int64_t round_next;  /* LEADING: the round's next try. */
-    int late_retry;      /* CAMPAIGN: won too late, try again at once. */
+    /* Scheduling: when the next try starts (CAMPAIGN, polling) or the
+     * renewal round retries (LEADING). */
+    union {
+        int64_t poll_until;
+        int64_t round_next;
+    };
 
     /* What was observed of the lock. */
-    int has_observed;
     rec observed;
     buf raw, rv;
-    int observed_own;
     int64_t observed_time;
     int64_t raw_changed_time;
-    int max_transitions, seen_transitions;
-    int saturation_logged;
     buf reported; /* Holder last reported (NEW_LEADER). */
-    int reported_set;
+    int32_t max_transitions;
 
     /* This elector's writes. */
+    uint32_t write_seq, own_seq;
+    int32_t writing_transitions, own_transitions;
+    int32_t foreign_self; /* Distinct foreign records under our identity seen. */
+    int64_t writing_renew, own_renew;
+    int64_t last_sent, last_dated;
+    int64_t max_renew_s; /* The latest renewTime second written. */
     own_write own[OWN_WRITES];
-    int own_next;
-    uint64_t write_seq, own_seq;
-    int64_t writing_renew;
-    int writing_transitions;
-    int64_t own_renew;
-    int own_transitions;
-    int64_t last_sent, last_dated, last_return;
-    int last_issued;            /* own[] index of the write issued last. */
-    int64_t max_renew_s;        /* The latest renewTime second written. */
-    int64_t own_us[OWN_MICROS]; /* R8: the renewTimes (microseconds) of the latest writes. */
-    int own_us_next;
-    int seen_object;             /* The object was seen to exist (a record read or written). */
-    uint32_t deletions;          /* Deletions seen of an object seen before (NotFound, DELETED). */
-    int deletion_witnessed;      /* The last one came as an event on the healthy stream of now. */
-    uint32_t create_deletions;   /* `deletions` when the last create was sent. */
+    /* R8: the microseconds of the latest writes' renewTimes within their
+     * second, each tagged with its key's own[] slot (micro_tag). */
+    uint32_t own_us[OWN_MICROS];
+    uint32_t deletions;        /* Deletions seen of an object seen before (NotFound, DELETED). */
+    uint32_t create_deletions; /* `deletions` when the last create was sent. */
+    uint32_t unknown_create_deletions; /* ... and its create_deletions. */
     int64_t foreign_lease_until; /* R11: the latest live lease of another seen expires then. */
     int64_t lost_lease_until;    /* R11: the same, on objects seen deleted or lost since. */
     int64_t
-        unknown_create_sent; /* A create whose answer never came (0: none): it may have landed. */
-    int unknown_create_after_seen;     /* ... and its create_after_seen. */
-    uint32_t unknown_create_deletions; /* ... and its create_deletions. */
-    int64_t quarantine_until;          /* R7: the term's work starts then (0: none pending). */
-    int quarantined;       /* A term won by a create after a deletion: work not started. */
-    int create_after_seen; /* The create in flight follows a deletion of an object seen. */
+        unknown_create_sent;  /* A create whose answer never came (0: none): it may have landed. */
+    int64_t quarantine_until; /* R7: the term's work starts then (0: none pending). */
 
     /* Watch mode. */
-    int stream_active, healthy, suspect, unavailable;
-    uint64_t stream_own;
-    int64_t last_stream, last_get, jitter;
+    uint32_t stream_own;
+    int32_t jitter; /* Of a watched takeover, below TAKEOVER_JITTER_NS. */
+    int64_t last_stream, last_get;
     int64_t watch_restart_at;
-    buf awaited;
-    int has_awaited;
-    int64_t awaited_by;
-    buf recent[RECENT_RVS];
-    uint64_t recent_hash[RECENT_RVS]; /* Of the bytes seen with that resourceVersion. */
-    int recent_next;
+    uint64_t awaited;   /* The resourceVersion the stream should show (its hash)... */
+    int64_t awaited_by; /* ... by then. */
+    /* What the stream showed: a hash of each resourceVersion with the bytes seen with it. */
+    uint64_t recent[RECENT_RVS];
 
-    kle_sm_stats stats;
+    counters stats;
+    queued q[MAX_ACTIONS]; /* Queued actions. */
 
-    /* Queued actions. */
-    kle_sm_action q[MAX_ACTIONS];
-    int qhead, qlen;
+    /* Small state, packed together. */
+    uint8_t phase;
+    uint8_t stop;           /* Stop requested (sticky). */
+    uint8_t end_reason;     /* Why the term is ending. */
+    uint8_t term_over;      /* The term has ended: no extension, no revival. */
+    uint8_t end_sent;       /* TERM_END was emitted for this term. */
+    uint8_t work_running;   /* TERM_START emitted, work_done not yet. */
+    uint8_t handover;       /* Another identity is preferred: end the term, then hand over. */
+    uint8_t release_anyway; /* Release at the end even without release_on_cancel. */
+    uint8_t impostor;       /* Another replica writes under our identity. */
+    uint8_t became_event;   /* The "became leader" event is due. */
+    uint8_t stopped_event;  /* The "stopped leading" event is due. */
+    uint8_t step;
+    uint8_t write_attempted; /* A write of this try was sent (its outcome may be unknown). */
+    int8_t attempts;         /* Of a release or handover (-1: done with it). */
+    uint8_t kick;            /* Try at once (a release, a handover, a deletion seen). */
+    uint8_t round_active;    /* LEADING: a renewal round is retrying. */
+    uint8_t late_retry;      /* CAMPAIGN: won too late, try again at once. */
+    uint8_t has_observed;
+    uint8_t observed_own;
+    uint8_t saturation_logged;
+    uint8_t seen_transitions;
+    uint8_t reported_set;
+    uint8_t own_next;
+    uint8_t last_issued; /* own[] index of the write issued last. */
+    uint8_t own_us_next;
+    uint8_t seen_object;        /* The object was seen to exist (a record read or written). */
+    uint8_t deletion_witnessed; /* The last one came as an event on the healthy stream of now. */
+    uint8_t unknown_create_after_seen; /* ... and its create_after_seen. */
+    uint8_t quarantined;       /* A term won by a create after a deletion: work not started. */
+    uint8_t create_after_seen; /* The create in flight follows a deletion of an object seen. */
+    uint8_t stream_active, healthy, suspect, unavailable;
+    uint8_t has_awaited;
+    uint8_t recent_next;
+    uint8_t qhead, qlen;
 };
+
+/* The fixed part of a machine stays within 1 KB (docs/performance.md). */
+_Static_assert(sizeof(struct kle_sm) <= 1024, "a state machine's fixed part exceeds 1 KB");
 
 /* ---- small helpers ---------------------------------------------------- */
 
+/* Room for @p need bytes in *p (capacity *cap), doubling from 32; its contents kept. */
+static int grow(char **p, uint32_t *cap, size_t need)
+{
+    if (need <= *cap)
+        return 0;
+    if (need > UINT32_MAX / 2)
+        return KLE_ENOMEM;
+    uint32_t c = *cap ? *cap : 32;
+    while (c < need)
+        c *= 2;
+    char *q = realloc(*p, c);
+    if (!q)
+        return KLE_ENOMEM;
+    *p = q;
+    *cap = c;
+    return 0;
+}
+
 static int buf_set(buf *b, const char *s, size_t len)
 {
-    if (len + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 32;
-        while (cap < len + 1)
-            cap *= 2;
-        char *p = realloc(b->p, cap);
-        if (!p)
-            return KLE_ENOMEM;
-        b->p = p;
-        b->cap = cap;
-    }
+    if (grow(&b->p, &b->cap, len + 1) < 0)
+        return KLE_ENOMEM;
     if (len)
         memcpy(b->p, s, len);
     b->p[len] = '\0';
-    b->len = len;
+    b->len = (uint32_t)len;
     return 0;
 }
 
@@ -216,61 +276,124 @@ static void buf_free(buf *b)
     b->len = b->cap = 0;
 }
 
-static void rec_update_view(rec *r)
+/* @p r as a kle_record: its strings are lent (valid until @p r changes). */
+static kle_record rec_view(const rec *r)
 {
-    r->view.version = KLE_RECORD_VERSION;
-    r->view.holder_identity = r->holder.p ? r->holder.p : (char *)"";
-    r->view.holder_identity_len = r->holder.len;
-    r->view.strategy = r->has_strategy ? r->strategy.p : NULL;
-    r->view.strategy_len = r->has_strategy ? r->strategy.len : 0;
-    r->view.preferred_holder = r->has_preferred ? r->preferred.p : NULL;
-    r->view.preferred_holder_len = r->has_preferred ? r->preferred.len : 0;
+    kle_record v = KLE_RECORD_INIT;
+    v.holder_identity = r->s ? r->s : (char *)"";
+    v.holder_identity_len = r->hlen;
+    v.strategy = r->has_strategy ? r->s + r->hlen + 1 : NULL;
+    v.strategy_len = r->has_strategy ? r->slen : 0;
+    v.preferred_holder = r->has_preferred ? r->s + r->hlen + 1 + r->slen + 1 : NULL;
+    v.preferred_holder_len = r->has_preferred ? r->plen : 0;
+    v.lease_duration_seconds = r->lease_duration_seconds;
+    v.acquire_time_ns = r->acquire_time_ns;
+    v.renew_time_ns = r->renew_time_ns;
+    v.leader_transitions = r->leader_transitions;
+    return v;
 }
 
-/* Copies @p src into @p r; its own strings survive a failure to grow. */
-static int rec_copy(rec *r, const kle_record *src)
+/* rec_view as a pointer, to a copy that lives until the end of the enclosing block. */
+#define VIEW(r) ((const kle_record[1]){rec_view(r)})
+
+static const char *rec_holder(const rec *r)
 {
-    size_t slen = kle_record_string_len(src->strategy, src->strategy_len);
-    size_t plen = kle_record_string_len(src->preferred_holder, src->preferred_holder_len);
-    if (buf_set(&r->holder, kle_record_holder(src), kle_record_holder_len(src)) < 0 ||
-        buf_set(&r->strategy, src->strategy ? src->strategy : "", slen) < 0 ||
-        buf_set(&r->preferred, src->preferred_holder ? src->preferred_holder : "", plen) < 0)
+    return r->s ? r->s : "";
+}
+
+static const char *rec_strategy(const rec *r)
+{
+    return r->has_strategy ? r->s + r->hlen + 1 : NULL;
+}
+
+static const char *rec_preferred(const rec *r)
+{
+    return r->has_preferred ? r->s + r->hlen + 1 + r->slen + 1 : NULL;
+}
+
+/* 1 when @p x points into @p r's buffer. */
+static int inside(const char *x, const rec *r)
+{
+    uintptr_t u = (uintptr_t)x, b = (uintptr_t)r->s;
+    return x && r->s && u >= b && u - b < r->cap;
+}
+
+/*
+ * Sets @p r's strings: the holder, and the strategy and preferred holder
+ * (NULL: absent). The sources may lie in @p r's own buffer. On failure
+ * @p r is unchanged.
+ */
+static int rec_strings(rec *r, const char *h, size_t hl, const char *st, size_t sl, const char *pr,
+                       size_t pl)
+{
+    size_t need = hl + 1 + (st ? sl : 0) + 1 + (pr ? pl : 0) + 1;
+    if (need > UINT32_MAX / 2)
         return KLE_ENOMEM;
-    r->has_strategy = src->strategy != NULL;
-    r->has_preferred = src->preferred_holder != NULL;
-    r->view.lease_duration_seconds = src->lease_duration_seconds;
-    r->view.acquire_time_ns = src->acquire_time_ns;
-    r->view.renew_time_ns = src->renew_time_ns;
-    r->view.leader_transitions = src->leader_transitions;
-    rec_update_view(r);
+    int alias = inside(h, r) || inside(st, r) || inside(pr, r);
+    char *p = r->s;
+    uint32_t cap = r->cap;
+    if (alias || need > cap) {
+        /* A new buffer: the sources stay readable while it is filled. */
+        p = NULL;
+        cap = 0;
+        if (grow(&p, &cap, need > r->cap ? need : r->cap) < 0)
+            return KLE_ENOMEM;
+    }
+    char *q = p;
+    memcpy(q, h, hl);
+    q += hl;
+    *q++ = '\0';
+    if (st)
+        memcpy(q, st, sl);
+    q += st ? sl : 0;
+    *q++ = '\0';
+    if (pr)
+        memcpy(q, pr, pl);
+    q += pr ? pl : 0;
+    *q = '\0';
+    if (p != r->s) {
+        free(r->s);
+        r->s = p;
+        r->cap = cap;
+    }
+    r->hlen = (uint32_t)hl;
+    r->slen = st ? (uint32_t)sl : 0;
+    r->plen = pr ? (uint32_t)pl : 0;
+    r->has_strategy = st != NULL;
+    r->has_preferred = pr != NULL;
     return 0;
 }
 
-static int rec_set_holder(rec *r, const char *s, size_t len)
+/* Copies @p src into @p r; on failure @p r is unchanged. */
+static int rec_copy(rec *r, const kle_record *src)
 {
-    int rc = buf_set(&r->holder, s, len);
-    rec_update_view(r);
-    return rc;
-}
-
-static int rec_set_preferred(rec *r, const char *s, size_t len)
-{
-    int rc = buf_set(&r->preferred, s, len);
-    r->has_preferred = rc == 0;
-    rec_update_view(r);
-    return rc;
+    if (rec_strings(r, kle_record_holder(src), kle_record_holder_len(src), src->strategy,
+                    kle_record_string_len(src->strategy, src->strategy_len), src->preferred_holder,
+                    kle_record_string_len(src->preferred_holder, src->preferred_holder_len)) < 0)
+        return KLE_ENOMEM;
+    r->lease_duration_seconds = src->lease_duration_seconds;
+    r->acquire_time_ns = src->acquire_time_ns;
+    r->renew_time_ns = src->renew_time_ns;
+    r->leader_transitions = src->leader_transitions;
+    return 0;
 }
 
 static void rec_free(rec *r)
 {
-    buf_free(&r->holder);
-    buf_free(&r->strategy);
-    buf_free(&r->preferred);
+    free(r->s);
+    memset(r, 0, sizeof(*r));
 }
 
 static size_t rec_bytes(const rec *r)
 {
-    return r->holder.cap + r->strategy.cap + r->preferred.cap;
+    return r->cap;
+}
+
+/* 1 when @p r's holder is @p identity. */
+static int rec_holder_is(const rec *r, const char *identity)
+{
+    size_t n = strlen(identity);
+    return r->hlen == n && memcmp(rec_holder(r), identity, n) == 0;
 }
 
 static int mut(const kle_sm *sm, int bit)
@@ -338,18 +461,24 @@ static int released(const kle_sm *sm, const kle_record *r)
 
 /* ---- actions ---------------------------------------------------------- */
 
-static kle_sm_action *push(kle_sm *sm, kle_sm_action_kind kind)
+static queued *push(kle_sm *sm, kle_sm_action_kind kind)
 {
     if (sm->qlen == MAX_ACTIONS) {
         /* Cannot happen: every input queues a few at most and the runtime
          * drains them after each. Keep the newest (they carry the state). */
-        sm->qhead = (sm->qhead + 1) % MAX_ACTIONS;
+        sm->qhead = (uint8_t)((sm->qhead + 1) % MAX_ACTIONS);
         sm->qlen--;
     }
-    kle_sm_action *a = &sm->q[(sm->qhead + sm->qlen++) % MAX_ACTIONS];
+    queued *a = &sm->q[(sm->qhead + sm->qlen++) % MAX_ACTIONS];
     memset(a, 0, sizeof(*a));
-    a->kind = kind;
+    a->kind = (uint8_t)kind;
     return a;
+}
+
+static void count(uint32_t *c)
+{
+    if (*c < UINT32_MAX)
+        ++*c;
 }
 
 static void note_call(kle_sm *sm, int rc)
@@ -372,25 +501,28 @@ static int64_t budget(kle_sm *sm, int64_t deadline)
     return b;
 }
 
-static void call(kle_sm *sm, int step, kle_sm_call_kind kind, const kle_record *record,
-                 const char *message, int64_t timeout)
+/*
+ * Starts a lock call: with Q_RECORD it writes the record in wrec; with
+ * Q_BECAME or Q_STOPPED it is the event of that name.
+ */
+static void call(kle_sm *sm, int step, kle_sm_call_kind kind, int flags, int64_t timeout)
 {
-    sm->step = step;
-    sm->call_id = ++sm->next_id;
-    kle_sm_action *a = push(sm, KLE_SM_CALL);
-    a->call.id = sm->call_id;
-    a->call.kind = kind;
-    a->call.record = record;
-    a->call.message = message;
-    a->call.timeout = timeout;
-    a->call.cancellable = sm->phase == P_CAMPAIGN;
+    sm->step = (uint8_t)step;
+    if (++sm->next_id == 0)
+        sm->next_id = 1; /* 0 is no call. */
+    sm->call_id = sm->next_id;
+    queued *a = push(sm, KLE_SM_CALL);
+    a->value = sm->call_id;
+    a->call = (uint8_t)kind;
+    a->time = timeout;
+    a->flags = (uint8_t)(flags | (sm->phase == P_CAMPAIGN ? Q_CANCELLABLE : 0));
 }
 
 static int lease_valid(const kle_sm *sm)
 {
     return sm->has_observed &&
            sat_add(sm->observed_time,
-                   (int64_t)sm->observed.view.lease_duration_seconds * KLE_NS_PER_SEC) > sm->now;
+                   (int64_t)sm->observed.lease_duration_seconds * KLE_NS_PER_SEC) > sm->now;
 }
 
 /* Reports a change of the observed holder (on_new_leader). */
@@ -398,26 +530,70 @@ static void report_transition(kle_sm *sm)
 {
     if (!sm->has_observed)
         return; /* Nothing seen yet: "" would mean a release. */
-    const char *h = kle_record_holder(&sm->observed.view);
-    size_t len = kle_record_holder_len(&sm->observed.view);
+    const char *h = rec_holder(&sm->observed);
+    size_t len = sm->observed.hlen;
     if (sm->reported_set && buf_eq(&sm->reported, h, len))
         return;
     if (buf_set(&sm->reported, h, len) < 0)
         return;
     sm->reported_set = 1;
-    kle_sm_action *a = push(sm, KLE_SM_NEW_LEADER);
-    a->holder = sm->reported.p;
-    a->holder_len = sm->reported.len;
+    push(sm, KLE_SM_NEW_LEADER);
 }
 
 /* ---- own writes (R1, R8) --------------------------------------------- */
 
-static int same_key(const own_write *w, const kle_record *r)
+/* splitmix64's finaliser: a bijection that mixes every bit into every bit. */
+static uint64_t fmix(uint64_t z)
 {
-    return w->used && w->lease_seconds == r->lease_duration_seconds &&
-           w->transitions == r->leader_transitions &&
-           w->acquire_s == whole_seconds(r->acquire_time_ns) &&
-           w->renew_s == whole_seconds(r->renew_time_ns);
+    z = (z ^ (z >> 30)) * UINT64_C(0xbf58476d1ce4e5b9);
+    z = (z ^ (z >> 27)) * UINT64_C(0x94d049bb133111eb);
+    return z ^ (z >> 31);
+}
+
+/* The key of an own write (own_write). */
+static uint64_t key_of(int lease_seconds, int transitions, int64_t acquire_ns, int64_t renew_ns)
+{
+    uint64_t h = fmix((uint64_t)(uint32_t)lease_seconds << 32 | (uint32_t)transitions);
+    h = fmix(h ^ (uint64_t)whole_seconds(acquire_ns));
+    return fmix(h ^ (uint64_t)whole_seconds(renew_ns));
+}
+
+static uint64_t write_key(const kle_record *r)
+{
+    return key_of(r->lease_duration_seconds, r->leader_transitions, r->acquire_time_ns,
+                  r->renew_time_ns);
+}
+
+static uint64_t rec_key(const rec *r)
+{
+    return key_of(r->lease_duration_seconds, r->leader_transitions, r->acquire_time_ns,
+                  r->renew_time_ns);
+}
+
+static int same_key(const own_write *w, uint64_t key)
+{
+    return w->used && w->key == key;
+}
+
+/*
+ * R8 at the microsecond: a renewTime's microseconds within its second
+ * (below 2^20), tagged with the own[] slot of its write's key (whose hash
+ * holds the second): together they stand for the whole renewTime.
+ */
+#define MICRO_FREE UINT32_MAX
+
+static uint32_t micro_tag(int slot, int64_t renew_ns)
+{
+    int64_t us = renew_ns / 1000 - whole_seconds(renew_ns) * 1000000;
+    if (renew_ns < 0 && renew_ns % 1000)
+        us -= 1; /* renew_ns / 1000 rounded towards zero. */
+    return (uint32_t)slot << 20 | (uint32_t)us;
+}
+
+static void note_micros(kle_sm *sm, int slot, int64_t renew_ns)
+{
+    sm->own_us[sm->own_us_next] = micro_tag(slot, renew_ns);
+    sm->own_us_next = (uint8_t)((sm->own_us_next + 1) % OWN_MICROS);
 }
 
 static int is_own_write(const kle_sm *sm, const kle_record *r)
@@ -429,13 +605,17 @@ static int is_own_write(const kle_sm *sm, const kle_record *r)
      * same second is not taken for us. A record of whole seconds (an
      * annotation) can tell no more. */
     int sub = r->renew_time_ns % KLE_NS_PER_SEC != 0;
-    int64_t us = r->renew_time_ns / 1000;
-    int micro = !sub;
-    for (int i = 0; i < OWN_MICROS && !micro; i++)
-        micro = sm->own_us[i] == us;
-    for (int i = 0; i < OWN_WRITES && micro; i++)
-        if (same_key(&sm->own[i], r))
+    uint64_t key = write_key(r);
+    for (int i = 0; i < OWN_WRITES; i++) {
+        if (!same_key(&sm->own[i], key))
+            continue;
+        if (!sub)
             return 1;
+        uint32_t tag = micro_tag(i, r->renew_time_ns);
+        for (int j = 0; j < OWN_MICROS; j++)
+            if (sm->own_us[j] == tag)
+                return 1;
+    }
     return 0;
 }
 
@@ -453,24 +633,27 @@ static int64_t note_writing(kle_sm *sm, const kle_record *r, int64_t now)
     int64_t rs = whole_seconds(r->renew_time_ns);
     if (rs > sm->max_renew_s)
         sm->max_renew_s = rs;
-    sm->own_us[sm->own_us_next] = r->renew_time_ns / 1000;
-    sm->own_us_next = (sm->own_us_next + 1) % OWN_MICROS;
+    uint64_t key = write_key(r);
     for (int i = 0; i < OWN_WRITES; i++)
-        if (same_key(&sm->own[i], r)) {
-            sm->last_issued = i;
+        if (same_key(&sm->own[i], key)) {
+            sm->last_issued = (uint8_t)i;
+            note_micros(sm, i, r->renew_time_ns);
             return sm->own[i].first_sent < now ? sm->own[i].first_sent : now;
         }
-    sm->last_issued = sm->own_next;
-    own_write *w = &sm->own[sm->own_next];
-    sm->own_next = (sm->own_next + 1) % OWN_WRITES;
+    int slot = sm->own_next;
+    sm->last_issued = (uint8_t)slot;
+    own_write *w = &sm->own[slot];
+    sm->own_next = (uint8_t)((slot + 1) % OWN_WRITES);
+    /* The slot's earlier key goes, and the microseconds noted with it. */
+    for (int j = 0; j < OWN_MICROS; j++)
+        if (sm->own_us[j] != MICRO_FREE && (int)(sm->own_us[j] >> 20) == slot)
+            sm->own_us[j] = MICRO_FREE;
     w->used = 1;
     w->landed = 0;
-    w->call_id = sm->next_id + 1; /* The id call() gives it next. */
-    w->lease_seconds = r->lease_duration_seconds;
-    w->transitions = r->leader_transitions;
-    w->acquire_s = whole_seconds(r->acquire_time_ns);
-    w->renew_s = whole_seconds(r->renew_time_ns);
+    w->call_id = sm->next_id + 1 ? sm->next_id + 1 : 1; /* The id call() gives it next. */
+    w->key = key;
     w->first_sent = now;
+    note_micros(sm, slot, r->renew_time_ns);
     return now;
 }
 
@@ -479,8 +662,9 @@ static int64_t dated_from(const kle_sm *sm, const kle_record *r, int64_t sent)
 {
     if (mut(sm, KLE_SM_MUT_R1_FIRST_SEND))
         return sent;
+    uint64_t key = write_key(r);
     for (int i = 0; i < OWN_WRITES; i++)
-        if (same_key(&sm->own[i], r) && sm->own[i].first_sent < sent)
+        if (same_key(&sm->own[i], key) && sm->own[i].first_sent < sent)
             return sm->own[i].first_sent;
     return sent;
 }
@@ -505,11 +689,12 @@ static void write_answered(kle_sm *sm, uint64_t id, int rc, const kle_record *r)
      * be told apart, and a refused write's key would make a foreign record
      * of the same second ours (F4): it goes, as after any other refusal. */
     int kept = rc == KLE_ECONFLICT && r->renew_time_ns % KLE_NS_PER_SEC != 0;
+    uint64_t key = write_key(r);
     for (int i = 0; i < OWN_WRITES; i++)
-        if (same_key(&sm->own[i], r)) {
+        if (same_key(&sm->own[i], key)) {
             if (!refused)
                 sm->own[i].landed = 1;
-            else if (!kept && !sm->own[i].landed && sm->own[i].call_id == id)
+            else if (!kept && !sm->own[i].landed && sm->own[i].call_id == (uint32_t)id)
                 sm->own[i].used = 0;
         }
 }
@@ -524,7 +709,7 @@ static void write_answered(kle_sm *sm, uint64_t id, int rc, const kle_record *r)
  */
 static void prepare_write(kle_sm *sm)
 {
-    kle_record *r = &sm->wrec.view;
+    rec *r = &sm->wrec;
     if (mut(sm, KLE_SM_MUT_R1_FIRST_SEND))
         return;
     int fresh = r->acquire_time_ns == r->renew_time_ns;
@@ -535,8 +720,9 @@ static void prepare_write(kle_sm *sm)
      * previous process's): its bytes were dated by the others when it was
      * written, so no write of ours may repeat them; the renewTime moves
      * past its second (and so does every later one, max_renew_s). */
-    const kle_record *o = &sm->observed.view;
-    if (sm->has_observed && kle_record_holder_is(o, sm->c.identity) && !is_own_write(sm, o)) {
+    const rec *o = &sm->observed;
+    kle_record ov = rec_view(o);
+    if (sm->has_observed && rec_holder_is(o, sm->c.identity) && !is_own_write(sm, &ov)) {
         int64_t os = whole_seconds(o->renew_time_ns), ws = whole_seconds(r->renew_time_ns);
         if (ws <= os)
             r->renew_time_ns += (os + 1 - ws) * KLE_NS_PER_SEC;
@@ -546,8 +732,9 @@ static void prepare_write(kle_sm *sm)
         /* Same bytes as the write just before are a same-second renewal,
          * unless that one was sent a second or more ago: then the wall clock
          * went back (it counts as a clash too). */
+        uint64_t key = rec_key(r);
         for (int i = 0; i < OWN_WRITES; i++)
-            if (same_key(&sm->own[i], r) &&
+            if (same_key(&sm->own[i], key) &&
                 (i != sm->last_issued ||
                  sat_add(sm->own[i].first_sent, RECORD_PRECISION) <= sm->now))
                 clash = 1;
@@ -578,7 +765,7 @@ static void note_max(kle_sm *sm, int transitions)
  */
 static void classify(kle_sm *sm)
 {
-    const kle_record *r = &sm->observed.view;
+    const kle_record ov = rec_view(&sm->observed), *r = &ov;
     note_max(sm, r->leader_transitions);
     if (!kle_record_holder_is(r, sm->c.identity)) {
         sm->observed_own = 0;
@@ -608,7 +795,7 @@ static void classify(kle_sm *sm)
  */
 static void note_foreign(kle_sm *sm)
 {
-    const kle_record *r = &sm->observed.view;
+    const kle_record ov = rec_view(&sm->observed), *r = &ov;
     if (released(sm, r))
         sm->foreign_lease_until = 0;
     else if (!sm->observed_own)
@@ -682,7 +869,6 @@ static void observe_own_write(kle_sm *sm, const kle_record *r, int64_t sent, int
     note_max(sm, r->leader_transitions);
     sm->last_sent = sent;
     sm->last_dated = dated;
-    sm->last_return = sm->now;
     sm->own_seq = sm->write_seq;
     sm->own_renew = r->renew_time_ns;
     sm->own_transitions = r->leader_transitions;
@@ -708,11 +894,18 @@ static uint64_t bytes_hash(const char *p, size_t len)
     return h ^ len;
 }
 
+/* A resourceVersion with the hash of the bytes seen with it, as one hash (never 0: a free slot). */
+static uint64_t seen_key(const char *rv, uint64_t hash)
+{
+    uint64_t k = fmix(bytes_hash(rv, strlen(rv)) ^ fmix(hash));
+    return k ? k : 1;
+}
+
 static int recent_has(const kle_sm *sm, const char *rv, uint64_t hash)
 {
-    size_t len = strlen(rv);
+    uint64_t k = seen_key(rv, hash);
     for (int i = 0; i < RECENT_RVS; i++)
-        if (buf_eq(&sm->recent[i], rv, len) && sm->recent_hash[i] == hash)
+        if (sm->recent[i] == k)
             return 1;
     return 0;
 }
@@ -721,18 +914,16 @@ static void recent_add(kle_sm *sm, const char *rv, uint64_t hash)
 {
     if (!rv || !*rv || recent_has(sm, rv, hash))
         return;
-    if (buf_set(&sm->recent[sm->recent_next], rv, strlen(rv)) == 0) {
-        sm->recent_hash[sm->recent_next] = hash;
-        sm->recent_next = (sm->recent_next + 1) % RECENT_RVS;
-    }
+    sm->recent[sm->recent_next] = seen_key(rv, hash);
+    sm->recent_next = (uint8_t)((sm->recent_next + 1) % RECENT_RVS);
 }
 
 static void stream_start(kle_sm *sm)
 {
     if (sm->stream_active)
-        sm->stats.watch_restarts += 1;
+        count(&sm->stats.watch_restarts);
     else if (sm->stats.watch_events || sm->stats.watch_restarts)
-        sm->stats.watch_restarts += 1;
+        count(&sm->stats.watch_restarts);
     sm->stream_active = 1;
     sm->healthy = 0;
     sm->stream_own = 0;
@@ -764,7 +955,8 @@ static void follow_got(kle_sm *sm, int changed)
     if (changed && sm->healthy && sm->phase == P_CAMPAIGN && !on_stream && !sm->has_awaited) {
         /* The stream has not shown this change yet: it may be a moment
          * behind the GET, or it missed it. */
-        if (*rv && buf_set(&sm->awaited, rv, strlen(rv)) == 0) {
+        if (*rv) {
+            sm->awaited = bytes_hash(rv, strlen(rv));
             sm->has_awaited = 1;
             sm->awaited_by = sat_add(sm->last_get, STREAM_LAG_NS);
         } else {
@@ -803,7 +995,7 @@ static int step_down_on_read(kle_sm *sm)
         return 0;
     if ((sm->phase != P_LEADING && sm->phase != P_ENDING) || sm->term_over || sm->observed_own)
         return 0;
-    sm->stats.stepdowns++;
+    count(&sm->stats.stepdowns);
     end_term(sm, sm->impostor ? END_IDENTITY : END_TAKEN);
     return 1;
 }
@@ -837,9 +1029,9 @@ static void begin_work(kle_sm *sm)
 {
     sm->quarantined = 0;
     sm->quarantine_until = 0;
-    kle_sm_action *a = push(sm, KLE_SM_TERM_START);
-    a->deadline = sm->lead_deadline;
-    a->token = sm->token;
+    queued *a = push(sm, KLE_SM_TERM_START);
+    a->time = sm->lead_deadline;
+    a->value = (uint32_t)sm->token;
     sm->work_running = 1;
     sm->became_event = 1;
 }
@@ -851,13 +1043,12 @@ static void term_start(kle_sm *sm)
     sm->term_over = 0;
     sm->end_sent = 0;
     sm->end_reason = END_NONE;
-    sm->handover = kle_record_holder_is(&sm->observed.view, sm->c.identity) &&
-                   preferred_is_other(&sm->observed.view, sm->c.identity);
+    sm->handover = kle_record_holder_is(VIEW(&sm->observed), sm->c.identity) &&
+                   preferred_is_other(VIEW(&sm->observed), sm->c.identity);
     sm->lead_deadline = sat_add(sm->last_dated, sm->c.renew_deadline);
     if (!sm->handover)
-        sm->stats.acquisitions++; /* A lease handed on at once is no term. */
-    sm->token = sm->observed.view.leader_transitions;
-    sm->stats.token = sm->token;
+        count(&sm->stats.acquisitions); /* A lease handed on at once is no term. */
+    sm->token = sm->observed.leader_transitions;
     sm->stats.last_renew_wall = sm->own_renew;
     sm->round_active = 0;
     sm->quarantined = 0;
@@ -912,61 +1103,56 @@ static void term_start(kle_sm *sm)
 static int new_record(kle_sm *sm)
 {
     rec *w = &sm->wrec;
-    if (rec_set_holder(w, sm->c.identity, strlen(sm->c.identity)) < 0)
+    if (rec_strings(w, sm->c.identity, strlen(sm->c.identity), NULL, 0, NULL, 0) < 0)
         return KLE_ENOMEM;
-    w->has_strategy = 0;
-    w->has_preferred = 0;
-    rec_update_view(w);
-    w->view.lease_duration_seconds = sm->c.record_lease_seconds;
-    w->view.acquire_time_ns = sm->wall;
-    w->view.renew_time_ns = sm->wall;
-    w->view.leader_transitions = 0;
+    w->lease_duration_seconds = sm->c.record_lease_seconds;
+    w->acquire_time_ns = sm->wall;
+    w->renew_time_ns = sm->wall;
+    w->leader_transitions = 0;
     return 0;
 }
 
-/* Copies strategy always, and preferredHolder when renewing (else clears it). */
+/*
+ * The record being written (under our identity) carries the observed
+ * record's strategy, and its preferredHolder when renewing (cleared when
+ * taking over).
+ */
 static int carry_foreign(kle_sm *sm, int renewing)
 {
-    rec *w = &sm->wrec;
-    const kle_record *o = &sm->observed.view;
-    if (o->strategy) {
-        if (buf_set(&w->strategy, o->strategy,
-                    kle_record_string_len(o->strategy, o->strategy_len)) < 0)
-            return KLE_ENOMEM;
-        w->has_strategy = 1;
+    const rec *o = &sm->observed;
+    const char *pr = rec_preferred(o);
+    size_t pl = o->plen;
+    if (pr && !renewing) {
+        pr = "";
+        pl = 0;
     }
-    if (o->preferred_holder) {
-        if (renewing ? rec_set_preferred(w, o->preferred_holder, preferred_len(o)) < 0
-                     : rec_set_preferred(w, "", 0) < 0)
-            return KLE_ENOMEM;
-    }
-    rec_update_view(w);
-    return 0;
+    return rec_strings(&sm->wrec, sm->c.identity, strlen(sm->c.identity), rec_strategy(o), o->slen,
+                       pr, pl);
 }
 
 static void try_get(kle_sm *sm)
 {
-    call(sm, S_GET, KLE_SM_GET, NULL, NULL, budget(sm, sm->call_deadline));
+    call(sm, S_GET, KLE_SM_GET, 0, budget(sm, sm->call_deadline));
 }
 
 static void try_start(kle_sm *sm, int64_t deadline)
 {
     sm->call_deadline = deadline;
     sm->write_attempted = 0;
-    sm->stats.tries++;
+    count(&sm->stats.tries);
     if (new_record(sm) < 0) {
-        sm->stats.failed_tries++;
+        count(&sm->stats.failed_tries);
         return;
     }
     /* 1. Fast path: the leader updates optimistically over what it last saw. */
     if (sm->observed_own && lease_valid(sm)) {
-        sm->wrec.view.acquire_time_ns = sm->observed.view.acquire_time_ns;
-        sm->wrec.view.leader_transitions = sm->observed.view.leader_transitions;
+        sm->wrec.acquire_time_ns = sm->observed.acquire_time_ns;
+        sm->wrec.leader_transitions = sm->observed.leader_transitions;
         if (carry_foreign(sm, 1) == 0) {
             sm->write_attempted = 1;
             prepare_write(sm);
-            note_writing(sm, &sm->wrec.view, sm->now);
-            call(sm, S_FAST, KLE_SM_UPDATE, &sm->wrec.view, NULL, budget(sm, deadline));
+            note_writing(sm, VIEW(&sm->wrec), sm->now);
+            call(sm, S_FAST, KLE_SM_UPDATE, Q_RECORD, budget(sm, deadline));
             return;
         }
     }
@@ -981,8 +1167,8 @@ static void write_record(kle_sm *sm, int step, kle_sm_call_kind kind)
     sm->write_attempted = 1;
     prepare_write(sm);
     /* Noted before it is sent: the watch may show it before its answer comes. */
-    note_writing(sm, &sm->wrec.view, sm->now);
-    call(sm, step, kind, &sm->wrec.view, NULL, budget(sm, sm->call_deadline));
+    note_writing(sm, VIEW(&sm->wrec), sm->now);
+    call(sm, step, kind, Q_RECORD, budget(sm, sm->call_deadline));
 }
 
 static void on_get(kle_sm *sm, int rc, const kle_lock_result *got)
@@ -1005,7 +1191,7 @@ static void on_get(kle_sm *sm, int rc, const kle_lock_result *got)
         /* R11: a deletion ends no live lease this elector saw: wait it out
          * (for a follower whose healthy stream showed every change up to
          * the deletion; the others have R7's quarantine too). */
-        int live = sm->has_observed && !released(sm, &sm->observed.view) && !sm->observed_own &&
+        int live = sm->has_observed && !released(sm, VIEW(&sm->observed)) && !sm->observed_own &&
                    lease_valid(sm) && !mut(sm, KLE_SM_MUT_R11_NOTFOUND_WAIT);
         if (live) {
             KLE_LOG_V(4, "lock %s is deleted, but the lease last seen has not yet expired",
@@ -1020,7 +1206,7 @@ static void on_get(kle_sm *sm, int rc, const kle_lock_result *got)
         if ((sm->phase == P_LEADING || sm->phase == P_ENDING) && !sm->term_over &&
             !mut(sm, KLE_SM_MUT_D5_DELETED_ENDS)) {
             KLE_LOG_I("lock %s was deleted under this leader: stopping leading", sm->c.name);
-            sm->stats.stepdowns++;
+            count(&sm->stats.stepdowns);
             end_term(sm, END_TAKEN);
             try_done(sm, 0);
             return;
@@ -1030,9 +1216,9 @@ static void on_get(kle_sm *sm, int rc, const kle_lock_result *got)
             return;
         }
         /* R9: a re-created lock goes on from the highest token seen. */
-        sm->wrec.view.leader_transitions = sm->seen_transitions && !mut(sm, KLE_SM_MUT_R9_TOKENS)
-                                               ? next_token(sm->max_transitions)
-                                               : 0;
+        sm->wrec.leader_transitions = sm->seen_transitions && !mut(sm, KLE_SM_MUT_R9_TOKENS)
+                                          ? next_token(sm->max_transitions)
+                                          : 0;
         /* A follower whose healthy stream showed every change up to the
          * deletion knows no leader it has not seen: no quarantine. */
         sm->create_after_seen = sm->seen_object && !saw_all;
@@ -1049,7 +1235,7 @@ static void on_get(kle_sm *sm, int rc, const kle_lock_result *got)
     /* 3. Note when it changed, on our clock (R4, L1). */
     int changed = observe(sm, got);
     follow_got(sm, changed);
-    const kle_record *o = &sm->observed.view;
+    const kle_record *o = VIEW(&sm->observed);
     if (sm->impostor) {
         if (sm->phase == P_LEADING || sm->phase == P_ENDING)
             end_term(sm, END_IDENTITY);
@@ -1094,8 +1280,8 @@ static void on_get(kle_sm *sm, int rc, const kle_lock_result *got)
     /* 4. Take it over, or renew it the slow way. L2: a fresh renewTime for
      * every write; R9: a new term's token above every token seen. */
     if (!mut(sm, KLE_SM_MUT_L2_FRESH_RENEW)) {
-        sm->wrec.view.renew_time_ns = sm->wall;
-        sm->wrec.view.acquire_time_ns = sm->wall;
+        sm->wrec.renew_time_ns = sm->wall;
+        sm->wrec.acquire_time_ns = sm->wall;
     }
     int old = o->leader_transitions;
     int top = old > sm->max_transitions && !mut(sm, KLE_SM_MUT_R9_TOKENS) ? old
@@ -1103,17 +1289,19 @@ static void on_get(kle_sm *sm, int rc, const kle_lock_result *got)
                                                                           : sm->max_transitions;
     if (mine && sm->c.coordinated && sm->phase == P_CAMPAIGN) {
         /* The server made us the holder without counting a transition. */
-        sm->wrec.view.leader_transitions = next_token(top);
+        sm->wrec.leader_transitions = next_token(top);
     } else if (mine) {
-        sm->wrec.view.acquire_time_ns = o->acquire_time_ns;
-        sm->wrec.view.leader_transitions = old;
-        sm->stats.slowpath_total++;
+        sm->wrec.acquire_time_ns = o->acquire_time_ns;
+        sm->wrec.leader_transitions = old;
+        count(&sm->stats.slowpath_total);
     } else {
-        sm->wrec.view.leader_transitions = next_token(top);
-        if (top == INT32_TOP && !sm->saturation_logged++)
+        sm->wrec.leader_transitions = next_token(top);
+        if (top == INT32_TOP && !sm->saturation_logged) {
+            sm->saturation_logged = 1;
             KLE_LOG_W("lock %s: leaderTransitions is at its maximum (2147483647): the fencing "
                       "token stays there and no longer increases",
                       sm->c.name);
+        }
     }
     if (carry_foreign(sm, mine) < 0) {
         try_done(sm, 0);
@@ -1131,10 +1319,9 @@ static int64_t campaign_next(kle_sm *sm)
         return sm->now;
     int64_t until = sm->poll_until;
     if (sm->c.watch && sm->healthy && sm->has_observed && !sm->observed_own) {
-        int64_t at =
-            sat_add(sat_add(sm->observed_time,
-                            (int64_t)sm->observed.view.lease_duration_seconds * KLE_NS_PER_SEC),
-                    sm->jitter);
+        int64_t at = sat_add(sat_add(sm->observed_time,
+                                     (int64_t)sm->observed.lease_duration_seconds * KLE_NS_PER_SEC),
+                             sm->jitter);
         /* An attempt at or after this expiry already failed: retry as a poll would. */
         if (at <= sm->last_get)
             at = sm->poll_until;
@@ -1164,13 +1351,13 @@ static void try_done(kle_sm *sm, int ok)
     progress(sm);
     report_transition(sm);
     if (!ok)
-        sm->stats.failed_tries++;
+        count(&sm->stats.failed_tries);
     if (sm->phase == P_CAMPAIGN) {
         if (ok) {
             /* An acquisition answered renew_deadline or more after it was
              * sent was over before it was known (R2): the lease is ours, so
              * try again at once (the fast path) before leading. */
-            if (sm->last_return >= sat_add(sm->last_dated, sm->c.renew_deadline) &&
+            if (sm->now >= sat_add(sm->last_dated, sm->c.renew_deadline) &&
                 !mut(sm, KLE_SM_MUT_R2_LATE_ANSWER)) {
                 KLE_LOG_W("acquired lease %s, but the answer came after the renew deadline: "
                           "trying again before leading",
@@ -1199,7 +1386,7 @@ static void try_done(kle_sm *sm, int ok)
             /* R2: an answer at or after the deadline extends nothing; an
              * ended term is never revived. */
             if (sm->term_over ||
-                (sm->last_return >= sm->lead_deadline && !mut(sm, KLE_SM_MUT_R2_LATE_ANSWER))) {
+                (sm->now >= sm->lead_deadline && !mut(sm, KLE_SM_MUT_R2_LATE_ANSWER))) {
                 if (!sm->term_over) {
                     KLE_LOG_I("renewal of %s was answered after the renew deadline", sm->c.name);
                     end_term(sm, END_LOST);
@@ -1211,8 +1398,7 @@ static void try_done(kle_sm *sm, int ok)
             sm->stats.last_renew_wall = sm->own_renew;
             if (d > sm->lead_deadline) {
                 sm->lead_deadline = d;
-                kle_sm_action *a = push(sm, KLE_SM_TERM_EXTEND);
-                a->deadline = d;
+                push(sm, KLE_SM_TERM_EXTEND)->time = d;
             }
             sm->round_active = 0;
             KLE_LOG_V(5, "successfully renewed lease %s", sm->c.name);
@@ -1225,7 +1411,7 @@ static void try_done(kle_sm *sm, int ok)
 
 static void own_write_ok(kle_sm *sm, int64_t sent, int64_t dated)
 {
-    observe_own_write(sm, &sm->wrec.view, sent, dated);
+    observe_own_write(sm, VIEW(&sm->wrec), sent, dated);
     try_done(sm, 1);
 }
 
@@ -1249,8 +1435,7 @@ static void finish(kle_sm *sm)
         sm->healthy = 0;
         push(sm, KLE_SM_WATCH_STOP);
     }
-    kle_sm_action *a = push(sm, KLE_SM_DONE);
-    a->rc = sm->rc;
+    push(sm, KLE_SM_DONE)->value = (uint32_t)sm->rc;
 }
 
 static int release_wanted(kle_sm *sm)
@@ -1268,7 +1453,7 @@ static void closing_next(kle_sm *sm)
     if ((handing || releasing) && sm->attempts < END_ATTEMPTS && sm->now < sm->end_by &&
         sm->attempts >= 0) {
         sm->attempts++;
-        call(sm, handing ? S_HO_GET : S_REL_GET, KLE_SM_GET, NULL, NULL, budget(sm, sm->end_by));
+        call(sm, handing ? S_HO_GET : S_REL_GET, KLE_SM_GET, 0, budget(sm, sm->end_by));
         return;
     }
     if ((handing || releasing) && sm->attempts >= END_ATTEMPTS)
@@ -1279,7 +1464,7 @@ static void closing_next(kle_sm *sm)
     sm->release_anyway = 0;
     if (sm->stopped_event) {
         sm->stopped_event = 0;
-        call(sm, S_EVENT, KLE_SM_EVENT, NULL, "stopped leading",
+        call(sm, S_EVENT, KLE_SM_EVENT, Q_STOPPED,
              sm->c.call_timeout < KLE_NS_PER_SEC ? sm->c.call_timeout : KLE_NS_PER_SEC);
         return;
     }
@@ -1322,35 +1507,29 @@ static void on_end_get(kle_sm *sm, int rc, const kle_lock_result *got)
     rec *w = &sm->wrec;
     const kle_record *cur = &got->record;
     size_t plen = preferred_len(cur);
-    w->has_strategy = 0;
-    w->has_preferred = 0;
+    const char *h = "", *pr = NULL;
+    size_t hl = 0, pl = 0;
     if (handing && plen > 0) {
         /* The preferred holder in as holder, a fresh lease, one more
          * transition; the preference names it (the mark of a handover). */
-        if (rec_set_holder(w, cur->preferred_holder, plen) < 0 ||
-            rec_set_preferred(w, cur->preferred_holder, plen) < 0)
-            goto nomem;
-        w->view.lease_duration_seconds = sm->c.record_lease_seconds;
-        w->view.leader_transitions = next_token(cur->leader_transitions);
+        h = pr = cur->preferred_holder;
+        hl = pl = plen;
+    } else if (handing) {
+        pr = "";
+    }
+    if (rec_strings(w, h, hl, cur->strategy,
+                    kle_record_string_len(cur->strategy, cur->strategy_len), pr, pl) < 0)
+        goto nomem;
+    if (handing && plen > 0) {
+        w->lease_duration_seconds = sm->c.record_lease_seconds;
+        w->leader_transitions = next_token(cur->leader_transitions);
     } else {
-        if (rec_set_holder(w, "", 0) < 0)
-            goto nomem;
-        if (handing && rec_set_preferred(w, "", 0) < 0)
-            goto nomem;
-        w->view.lease_duration_seconds = 1;
-        w->view.leader_transitions = cur->leader_transitions;
+        w->lease_duration_seconds = 1;
+        w->leader_transitions = cur->leader_transitions;
     }
-    if (cur->strategy) {
-        if (buf_set(&w->strategy, cur->strategy,
-                    kle_record_string_len(cur->strategy, cur->strategy_len)) < 0)
-            goto nomem;
-        w->has_strategy = 1;
-    }
-    rec_update_view(w);
-    w->view.acquire_time_ns = sm->wall;
-    w->view.renew_time_ns = sm->wall;
-    call(sm, handing ? S_HO_UPDATE : S_REL_UPDATE, KLE_SM_UPDATE, &w->view, NULL,
-         budget(sm, sm->end_by));
+    w->acquire_time_ns = sm->wall;
+    w->renew_time_ns = sm->wall;
+    call(sm, handing ? S_HO_UPDATE : S_REL_UPDATE, KLE_SM_UPDATE, Q_RECORD, budget(sm, sm->end_by));
     return;
 nomem:
     sm->step = S_NONE;
@@ -1366,12 +1545,12 @@ static void on_end_update(kle_sm *sm, int rc, int64_t sent)
     int lost = sm->end_reason == END_LOST;
     sm->step = S_NONE;
     if (rc == 0) {
-        observe_own_write(sm, &sm->wrec.view, sent, sent);
+        observe_own_write(sm, VIEW(&sm->wrec), sent, sent);
         if (handing) {
             KLE_LOG_I("handed lease %s over to \"%s\"", sm->c.name,
-                      kle_record_holder(&sm->wrec.view));
+                      kle_record_holder(VIEW(&sm->wrec)));
         } else {
-            sm->stats.releases++;
+            count(&sm->stats.releases);
             KLE_LOG_I("released lease %s", sm->c.name);
         }
         sm->attempts = -1;
@@ -1443,7 +1622,7 @@ static void drive_term(kle_sm *sm)
             int64_t t = sm->c.call_timeout < KLE_NS_PER_SEC ? sm->c.call_timeout : KLE_NS_PER_SEC;
             if (t > sm->c.retry_period / 2)
                 t = sm->c.retry_period / 2;
-            call(sm, S_EVENT, KLE_SM_EVENT, NULL, "became leader", t);
+            call(sm, S_EVENT, KLE_SM_EVENT, Q_BECAME, t);
         }
         return;
     }
@@ -1456,7 +1635,7 @@ static void drive_term(kle_sm *sm)
     if (sm->end_reason == END_LOST && !sm->rc)
         sm->rc = KLE_ETIMEOUT;
     if (sm->end_reason == END_LOST)
-        sm->stats.losses++;
+        count(&sm->stats.losses);
     if (sm->end_reason == END_TAKEN && !sm->rc)
         sm->rc = KLE_ECONFLICT;
     if (sm->end_reason == END_IDENTITY)
@@ -1486,7 +1665,7 @@ static void drive(kle_sm *sm)
                 if (sm->write_attempted && sm->c.release_on_cancel) {
                     sm->phase = P_ENDING;
                     sm->release_anyway = 1;
-                    sm->observed_own = sm->observed_own || is_own_write(sm, &sm->wrec.view);
+                    sm->observed_own = sm->observed_own || is_own_write(sm, VIEW(&sm->wrec));
                     begin_closing(sm);
                 } else {
                     finish(sm);
@@ -1529,13 +1708,22 @@ kle_sm *kle_sm_new(const kle_sm_config *config)
     kle_sm *sm = calloc(1, sizeof(*sm));
     if (!sm)
         return NULL;
-    sm->c = *config;
+    sm->c.identity = config->identity;
+    sm->c.name = config->name;
+    sm->c.lease_duration = config->lease_duration;
+    sm->c.renew_deadline = config->renew_deadline;
+    sm->c.retry_period = config->retry_period;
+    sm->c.call_timeout = config->call_timeout;
+    sm->c.record_lease_seconds = config->record_lease_seconds;
+    sm->c.mutations = config->mutations;
+    sm->c.release_on_cancel = config->release_on_cancel != 0;
+    sm->c.coordinated = config->coordinated != 0;
+    sm->c.watch = config->watch != 0;
     sm->rng = config->seed ? config->seed : 1;
     sm->phase = P_IDLE;
     sm->watch_restart_at = INT64_MAX;
-    sm->stats.last_progress = 0;
-    rec_update_view(&sm->observed);
-    rec_update_view(&sm->wrec);
+    for (int i = 0; i < OWN_MICROS; i++)
+        sm->own_us[i] = MICRO_FREE;
     return sm;
 }
 
@@ -1548,9 +1736,6 @@ void kle_sm_free(kle_sm *sm)
     buf_free(&sm->raw);
     buf_free(&sm->rv);
     buf_free(&sm->reported);
-    buf_free(&sm->awaited);
-    for (int i = 0; i < RECENT_RVS; i++)
-        buf_free(&sm->recent[i]);
     free(sm);
 }
 
@@ -1561,11 +1746,8 @@ size_t kle_sm_fixed_size(void)
 
 size_t kle_sm_string_bytes(const kle_sm *sm)
 {
-    size_t n = rec_bytes(&sm->observed) + rec_bytes(&sm->wrec) + sm->raw.cap + sm->rv.cap +
-               sm->reported.cap + sm->awaited.cap;
-    for (int i = 0; i < RECENT_RVS; i++)
-        n += sm->recent[i].cap;
-    return n;
+    return rec_bytes(&sm->observed) + rec_bytes(&sm->wrec) + sm->raw.cap + sm->rv.cap +
+           sm->reported.cap;
 }
 
 void kle_sm_start(kle_sm *sm, int64_t now, int64_t wall)
@@ -1638,9 +1820,9 @@ void kle_sm_answer(kle_sm *sm, uint64_t id, int rc, int64_t sent, const kle_lock
         note_call(sm, rc);
     switch (step) {
     case S_FAST:
-        write_answered(sm, id, rc, &sm->wrec.view);
+        write_answered(sm, id, rc, VIEW(&sm->wrec));
         if (rc == 0) {
-            own_write_ok(sm, sent, dated_from(sm, &sm->wrec.view, sent));
+            own_write_ok(sm, sent, dated_from(sm, VIEW(&sm->wrec), sent));
             break;
         }
         KLE_LOG_E("Failed to update lock %s optimistically: %s, falling back to slow path",
@@ -1652,7 +1834,7 @@ void kle_sm_answer(kle_sm *sm, uint64_t id, int rc, int64_t sent, const kle_lock
         break;
     case S_CREATE:
     case S_UPDATE: {
-        write_answered(sm, id, rc, &sm->wrec.view);
+        write_answered(sm, id, rc, VIEW(&sm->wrec));
         if (rc == KLE_EEXISTS)
             sm->seen_object = 1; /* Lost the race to create it: it exists. */
         /* R7: a create after a deletion of an object this elector saw may
@@ -1681,7 +1863,7 @@ void kle_sm_answer(kle_sm *sm, uint64_t id, int rc, int64_t sent, const kle_lock
             sm->unknown_create_deletions = sm->create_deletions;
         }
         if (rc == 0) {
-            own_write_ok(sm, sent, dated_from(sm, &sm->wrec.view, sent));
+            own_write_ok(sm, sent, dated_from(sm, VIEW(&sm->wrec), sent));
             break;
         }
         if (step == S_CREATE && rc == KLE_EEXISTS)
@@ -1725,7 +1907,7 @@ static int step_down_if_newer(kle_sm *sm)
     if (!mut(sm, KLE_SM_MUT_D2_STREAM_ORDER) &&
         (sm->stream_own == 0 || sm->stream_own != sm->own_seq))
         return 0;
-    sm->stats.stepdowns++;
+    count(&sm->stats.stepdowns);
     end_term(sm, END_TAKEN);
     return 1;
 }
@@ -1744,10 +1926,10 @@ void kle_sm_watch_event(kle_sm *sm, const kle_lock_event *ev, int64_t now, int64
     if (!sm->stream_active || sm->phase == P_DONE || sm->phase == P_IDLE)
         return;
     int stepped = 0;
-    sm->stats.watch_events++;
+    count(&sm->stats.watch_events);
     sm->last_stream = sm->now;
     const char *rv = ev->resource_version;
-    if (sm->has_awaited && rv && buf_eq(&sm->awaited, rv, strlen(rv)))
+    if (sm->has_awaited && rv && sm->awaited == bytes_hash(rv, strlen(rv)))
         sm->has_awaited = 0; /* The stream was only behind the GET. */
     if (!ev->listed)
         sm->suspect = 0;
@@ -1766,7 +1948,7 @@ void kle_sm_watch_event(kle_sm *sm, const kle_lock_event *ev, int64_t now, int64
         note_deletion(sm);
         stepped = step_down_if_newer(sm);
         /* R11: a deletion ends no live lease this elector saw. */
-        if (!sm->has_observed || released(sm, &sm->observed.view) || sm->observed_own ||
+        if (!sm->has_observed || released(sm, VIEW(&sm->observed)) || sm->observed_own ||
             !lease_valid(sm) || mut(sm, KLE_SM_MUT_R11_NOTFOUND_WAIT))
             sm->kick = 1;
         break;
@@ -1802,12 +1984,12 @@ void kle_sm_watch_event(kle_sm *sm, const kle_lock_event *ev, int64_t now, int64
         stepped = step_down_if_newer(sm);
         int changed = observe(sm, r);
         if (sm->impostor && (sm->phase == P_LEADING || sm->phase == P_ENDING) && !sm->term_over) {
-            sm->stats.stepdowns++;
+            count(&sm->stats.stepdowns);
             end_term(sm, END_IDENTITY);
             stepped = 1;
         }
         if (changed) {
-            if (released(sm, &sm->observed.view))
+            if (released(sm, VIEW(&sm->observed)))
                 sm->kick = 1; /* Released: try at once. */
             else if (sm->phase == P_CAMPAIGN && sm->observed_own)
                 sm->kick = 1; /* Written in as holder (a handover, the election controller). */
@@ -1861,8 +2043,40 @@ int kle_sm_next(kle_sm *sm, kle_sm_action *out)
         memset(out, 0, sizeof(*out));
         return 0;
     }
-    *out = sm->q[sm->qhead];
-    sm->qhead = (sm->qhead + 1) % MAX_ACTIONS;
+    const queued *q = &sm->q[sm->qhead];
+    memset(out, 0, sizeof(*out));
+    out->kind = (kle_sm_action_kind)q->kind;
+    switch (out->kind) {
+    case KLE_SM_CALL:
+        out->call.id = q->value;
+        out->call.kind = (kle_sm_call_kind)q->call;
+        out->call.has_record = (q->flags & Q_RECORD) != 0;
+        if (out->call.has_record)
+            out->call.record = rec_view(&sm->wrec);
+        out->call.message = q->flags & Q_BECAME    ? "became leader"
+                            : q->flags & Q_STOPPED ? "stopped leading"
+                                                   : NULL;
+        out->call.timeout = q->time;
+        out->call.cancellable = (q->flags & Q_CANCELLABLE) != 0;
+        break;
+    case KLE_SM_TERM_START:
+        out->token = (int)q->value;
+        out->deadline = q->time;
+        break;
+    case KLE_SM_TERM_EXTEND:
+        out->deadline = q->time;
+        break;
+    case KLE_SM_NEW_LEADER:
+        out->holder = sm->reported.p ? sm->reported.p : "";
+        out->holder_len = sm->reported.len;
+        break;
+    case KLE_SM_DONE:
+        out->rc = (int)q->value;
+        break;
+    default:
+        break;
+    }
+    sm->qhead = (uint8_t)((sm->qhead + 1) % MAX_ACTIONS);
     sm->qlen--;
     return 1;
 }
@@ -1923,11 +2137,13 @@ int64_t kle_sm_deadline(const kle_sm *sm)
     return sm->lead_deadline;
 }
 
-const kle_record *kle_sm_observed(const kle_sm *sm, int64_t *observed_at)
+int kle_sm_observed(const kle_sm *sm, kle_record *out, int64_t *observed_at)
 {
     if (observed_at)
         *observed_at = sm->observed_time;
-    return sm->has_observed ? &sm->observed.view : NULL;
+    if (out && sm->has_observed)
+        *out = rec_view(&sm->observed);
+    return sm->has_observed;
 }
 
 int kle_sm_observed_is_own(const kle_sm *sm)
@@ -1937,7 +2153,21 @@ int kle_sm_observed_is_own(const kle_sm *sm)
 
 void kle_sm_get_stats(const kle_sm *sm, kle_sm_stats *out)
 {
-    *out = sm->stats;
+    const counters *c = &sm->stats;
+    memset(out, 0, sizeof(*out));
+    out->tries = c->tries;
+    out->failed_tries = c->failed_tries;
+    out->acquisitions = c->acquisitions;
+    out->losses = c->losses;
+    out->releases = c->releases;
+    out->slowpath_total = c->slowpath_total;
+    out->watch_events = c->watch_events;
+    out->watch_restarts = c->watch_restarts;
+    out->stepdowns = c->stepdowns;
+    out->last_progress = c->last_progress;
+    out->token = sm->token;
+    out->last_renew_wall = c->last_renew_wall;
+    out->last_call_error = c->last_call_error;
     out->watching = sm->healthy;
 }
 
@@ -1980,16 +2210,16 @@ static uint64_t mix_buf(uint64_t h, const buf *b)
 
 static uint64_t mix_rec(uint64_t h, const rec *r)
 {
-    h = mix_buf(h, &r->holder);
+    h = r->s ? mix_bytes(h, r->s, r->hlen) : mix(h, UINT64_C(0xb0f));
     h = mix(h, (uint64_t)(r->has_strategy | r->has_preferred << 1));
     if (r->has_strategy)
-        h = mix_buf(h, &r->strategy);
+        h = mix_bytes(h, rec_strategy(r), r->slen);
     if (r->has_preferred)
-        h = mix_buf(h, &r->preferred);
-    h = mix(h, (uint64_t)r->view.lease_duration_seconds);
-    h = mix(h, (uint64_t)r->view.acquire_time_ns);
-    h = mix(h, (uint64_t)r->view.renew_time_ns);
-    return mix(h, (uint64_t)r->view.leader_transitions);
+        h = mix_bytes(h, rec_preferred(r), r->plen);
+    h = mix(h, (uint64_t)r->lease_duration_seconds);
+    h = mix(h, (uint64_t)r->acquire_time_ns);
+    h = mix(h, (uint64_t)r->renew_time_ns);
+    return mix(h, (uint64_t)r->leader_transitions);
 }
 
 /* The rest of the state: what kle_sm_state_hash's first part leaves out. */
@@ -2015,8 +2245,6 @@ static uint64_t hash_rest(const kle_sm *sm, int64_t now, uint64_t h)
     h = mix(h, (uint64_t)sm->attempts);
     h = mix(h, rel(sm->end_by, now));
     h = mix(h, rel(sm->call_deadline, now));
-    h = mix(h, rel(sm->next_try_at, now));
-    h = mix(h, rel(sm->last_return, now));
     h = mix(h, rel(sm->last_stream, now));
     h = mix(h, rel(sm->last_get, now));
     h = mix(h, (uint64_t)sm->jitter);
@@ -2039,11 +2267,8 @@ static uint64_t hash_rest(const kle_sm *sm, int64_t now, uint64_t h)
         const own_write *w = &sm->own[i];
         if (!w->used)
             continue;
-        h = mix(h, (uint64_t)i);
-        h = mix(h, (uint64_t)w->lease_seconds);
-        h = mix(h, (uint64_t)w->transitions);
-        h = mix(h, (uint64_t)w->acquire_s);
-        h = mix(h, (uint64_t)w->renew_s);
+        h = mix(h, (uint64_t)i | (uint64_t)w->landed << 8);
+        h = mix(h, w->key);
         h = mix(h, rel(w->first_sent, now));
     }
     if (sm->has_observed)
@@ -2053,10 +2278,10 @@ static uint64_t hash_rest(const kle_sm *sm, int64_t now, uint64_t h)
     if (sm->reported_set)
         h = mix_buf(h, &sm->reported);
     if (sm->has_awaited)
-        h = mix_buf(h, &sm->awaited);
+        h = mix(h, sm->awaited);
     h = mix(h, (uint64_t)sm->recent_next);
     for (int i = 0; i < RECENT_RVS; i++)
-        h = mix_buf(h, &sm->recent[i]);
+        h = mix(h, sm->recent[i]);
     h = mix(h, (uint64_t)sm->qlen);
     return h;
 }
@@ -2082,30 +2307,25 @@ uint64_t kle_sm_state_hash(const kle_sm *sm, int64_t now)
     h = mix(h, (uint64_t)sm->max_transitions);
     h = mix(h, (uint64_t)sm->token);
     if (sm->has_observed) {
-        h = mix_bytes(h, sm->observed.holder.p ? sm->observed.holder.p : "",
-                      sm->observed.holder.len);
-        h = mix(h, (uint64_t)sm->observed.view.leader_transitions);
-        h = mix(h, (uint64_t)sm->observed.view.lease_duration_seconds);
-        h = mix(h, (uint64_t)sm->observed.view.renew_time_ns);
+        h = mix_bytes(h, rec_holder(&sm->observed), sm->observed.hlen);
+        h = mix(h, (uint64_t)sm->observed.leader_transitions);
+        h = mix(h, (uint64_t)sm->observed.lease_duration_seconds);
+        h = mix(h, (uint64_t)sm->observed.renew_time_ns);
     }
     if (sm->raw.p)
         h = mix_bytes(h, sm->raw.p, sm->raw.len);
     return hash_rest(sm, now, h);
 }
 
-static int buf_clone(buf *dst, const buf *src)
+static int clone_bytes(char **dst, const char *src, uint32_t cap)
 {
-    dst->p = NULL;
-    dst->len = dst->cap = 0;
-    if (!src->p)
+    *dst = NULL;
+    if (!src)
         return 0;
-    char *p = malloc(src->cap);
-    if (!p)
+    *dst = malloc(cap);
+    if (!*dst)
         return KLE_ENOMEM;
-    memcpy(p, src->p, src->len + 1);
-    dst->p = p;
-    dst->len = src->len;
-    dst->cap = src->cap;
+    memcpy(*dst, src, cap);
     return 0;
 }
 
@@ -2115,42 +2335,13 @@ kle_sm *kle_sm_clone(const kle_sm *src)
     if (!sm)
         return NULL;
     *sm = *src;
-    buf *dst[] = {&sm->observed.holder,
-                  &sm->observed.strategy,
-                  &sm->observed.preferred,
-                  &sm->wrec.holder,
-                  &sm->wrec.strategy,
-                  &sm->wrec.preferred,
-                  &sm->raw,
-                  &sm->rv,
-                  &sm->reported,
-                  &sm->awaited};
-    const buf *from[] = {&src->observed.holder,
-                         &src->observed.strategy,
-                         &src->observed.preferred,
-                         &src->wrec.holder,
-                         &src->wrec.strategy,
-                         &src->wrec.preferred,
-                         &src->raw,
-                         &src->rv,
-                         &src->reported,
-                         &src->awaited};
-    size_t n = sizeof(dst) / sizeof(dst[0]);
+    char **dst[] = {&sm->observed.s, &sm->wrec.s, &sm->raw.p, &sm->rv.p, &sm->reported.p};
+    const char *from[] = {src->observed.s, src->wrec.s, src->raw.p, src->rv.p, src->reported.p};
+    const uint32_t caps[] = {src->observed.cap, src->wrec.cap, src->raw.cap, src->rv.cap,
+                             src->reported.cap};
     int failed = 0;
-    for (size_t i = 0; i < n; i++)
-        failed |= buf_clone(dst[i], from[i]) < 0;
-    for (int i = 0; i < RECENT_RVS; i++)
-        failed |= buf_clone(&sm->recent[i], &src->recent[i]) < 0;
-    rec_update_view(&sm->observed);
-    rec_update_view(&sm->wrec);
-    /* Queued actions point into the machine they came from. */
-    for (int i = 0; i < sm->qlen; i++) {
-        kle_sm_action *a = &sm->q[(sm->qhead + i) % MAX_ACTIONS];
-        if (a->kind == KLE_SM_CALL && a->call.record == &src->wrec.view)
-            a->call.record = &sm->wrec.view;
-        if (a->kind == KLE_SM_NEW_LEADER)
-            a->holder = sm->reported.p;
-    }
+    for (size_t i = 0; i < sizeof(dst) / sizeof(dst[0]); i++)
+        failed |= clone_bytes(dst[i], from[i], caps[i]) < 0;
     if (failed) {
         kle_sm_free(sm);
         return NULL;

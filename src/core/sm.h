@@ -105,10 +105,11 @@ typedef enum kle_sm_action_kind {
 typedef struct kle_sm_call {
     uint64_t id; /* Echoed in the answer; answers to other ids are ignored. */
     kle_sm_call_kind kind;
-    const kle_record *record; /* CREATE, UPDATE: valid until answered. */
-    const char *message;      /* EVENT: valid until answered. */
-    int64_t timeout;          /* The time the call may take. */
-    int cancellable;          /* A call of the campaign: a stop may cut it short. */
+    int has_record;      /* CREATE, UPDATE: */
+    kle_record record;   /* the record to write; its strings are lent until answered. */
+    const char *message; /* EVENT: a static string. */
+    int64_t timeout;     /* The time the call may take. */
+    int cancellable;     /* A call of the campaign: a stop may cut it short. */
 } kle_sm_call;
 
 typedef struct kle_sm_action {
@@ -137,7 +138,7 @@ typedef struct kle_sm_stats {
 /* A machine for @p config (copied; strings borrowed). NULL when out of memory. */
 kle_sm *kle_sm_new(const kle_sm_config *config);
 void kle_sm_free(kle_sm *sm);
-/* The fixed size of a machine, without the strings it keeps. */
+/* The fixed size of a machine (bytes), without the strings it keeps. */
 size_t kle_sm_fixed_size(void);
 /* The bytes of the strings it keeps now (identities, raw record, resourceVersions). */
 size_t kle_sm_string_bytes(const kle_sm *sm);
@@ -182,8 +183,12 @@ int kle_sm_running(const kle_sm *sm);
 int kle_sm_leading(const kle_sm *sm, int64_t now);
 /* The current term's deadline (its final one once it ended); 0 before any. */
 int64_t kle_sm_deadline(const kle_sm *sm);
-/* The observed record (NULL when none) and when it was observed. */
-const kle_record *kle_sm_observed(const kle_sm *sm, int64_t *observed_at);
+/*
+ * The observed record into @p out (when not NULL; its strings are lent
+ * until the next input) and when it was observed; 1 when there is one, 0
+ * when none was observed yet.
+ */
+int kle_sm_observed(const kle_sm *sm, kle_record *out, int64_t *observed_at);
 /* 1 when the observed record is this elector's own. */
 int kle_sm_observed_is_own(const kle_sm *sm);
 /* Counters. */

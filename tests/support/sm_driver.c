@@ -139,10 +139,10 @@ static void carry_out(smd *d, const kle_sm_call *call)
         rc = kle_lock_get(&got, d->lock, &ctx);
         break;
     case KLE_SM_CREATE:
-        rc = kle_lock_create(d->lock, call->record, &ctx);
+        rc = kle_lock_create(d->lock, &call->record, &ctx);
         break;
     case KLE_SM_UPDATE:
-        rc = kle_lock_update(d->lock, call->record, &ctx);
+        rc = kle_lock_update(d->lock, &call->record, &ctx);
         break;
     case KLE_SM_EVENT:
         rc = kle_lock_record_event(d->lock, call->message, &ctx);

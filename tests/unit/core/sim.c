@@ -948,8 +948,10 @@ static void check(sim *w)
                 int64_t q = mono_of(el, w->quiet_start) + c->call_timeout;
                 int64_t from;
                 int64_t seen_at = 0;
+                kle_record ov;
                 const kle_record *o =
-                    el->status == ST_RUN && el->sm ? kle_sm_observed(el->sm, &seen_at) : NULL;
+                    el->status == ST_RUN && el->sm && kle_sm_observed(el->sm, &ov, &seen_at) ? &ov
+                                                                                             : NULL;
                 int same = 0;
                 if (o) {
                     srec r;
@@ -1102,9 +1104,9 @@ static void handle_actions(sim *w, int e)
             el->ckind = a.call.kind;
             el->sent = now_of(w, e);
             el->timeout = a.call.timeout;
-            el->has_crec = a.call.record != NULL;
-            if (a.call.record)
-                srec_from(&el->crec, a.call.record);
+            el->has_crec = a.call.has_record;
+            if (a.call.has_record)
+                srec_from(&el->crec, &a.call.record);
             el->has_exp = el->has_rv;
             el->exp = el->rv;
             el->exp_uid = el->uid;
