@@ -8,7 +8,9 @@
 # Both go to the tools package with the programs. Off with
 # -DKLE_MAN_PAGES=OFF (then help2man is not needed).
 
-option(KLE_MAN_PAGES "Generate the manual pages with help2man (Debian: help2man)" ON)
+include(CMakeDependentOption)
+cmake_dependent_option(KLE_MAN_PAGES
+  "Generate the programs' manual pages with help2man (Debian: help2man)" ON "KLE_BUILD_TOOLS" OFF)
 
 set(_kle_gen ${PROJECT_BINARY_DIR}/userdocs)
 set(_kle_userdocs)
