@@ -1,5 +1,5 @@
 /*
- * bench/core: what the election's state machine (src/core/sm.c) costs,
+ * bench/core: what the election's state machine (src/election/sm.c) costs,
  * driven directly against a small in-memory object (no threads, no I/O,
  * virtual time): CPU time per renewal and per takeover, its fixed size and
  * the bytes of the strings it keeps at realistic lengths, and the
@@ -9,7 +9,7 @@
  *
  *   build/<dir>/bench/core [renewals [takeovers]]   (default 1000000 and 100000)
  */
-#include "core/sm.h"
+#include "election/sm.h"
 #include "kle/errors.h"
 #include "kle/log.h"
 #include "kle/record.h"
@@ -347,7 +347,7 @@ int main(int argc, char **argv)
     }
     double per_render = (cpu() - c4) / 100000;
 
-    printf("bench/core: the election's state machine (src/core/sm.c), driven directly\n");
+    printf("bench/core: the election's state machine (src/election/sm.c), driven directly\n");
     printf("  timings 15s/10s/2s; identities of %zu bytes, a raw record of %zu bytes, "
            "resourceVersions of %zu bytes\n",
            strlen(id_a), o.raw_len, strlen(o.rvs));

@@ -120,8 +120,6 @@ const kle_apiserver__event *kle_apiserver__store_event(uint64_t rv);
  * 400 (malformed) or 415 (a kind or encoding without protobuf support). */
 json_object *kle_apiserver__proto_decode(const unsigned char *data, size_t len, int *code,
                                          char *err, size_t errlen);
-/* 1 when kind of api_version has a protobuf encoding here. */
-int kle_apiserver__proto_supported(const char *api_version, const char *kind);
 /* Appends the protobuf encoding of obj (which names its kind and
  * apiVersion); -1 when the kind has none. */
 int kle_apiserver__proto_encode(json_object *obj, kle_apiserver__buf *out);

@@ -3,7 +3,7 @@
  * the kubeconfig once connections are accepted, and stops on SIGTERM. */
 #include "apiserver/server.h"
 
-#include "core/log.h"
+#include "base/log.h"
 #include "kle/version.h"
 
 #include <arpa/inet.h>

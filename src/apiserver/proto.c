@@ -70,11 +70,6 @@ static const ProtobufCMessageDescriptor *find_kind(const char *api_version, cons
     return NULL;
 }
 
-int kle_apiserver__proto_supported(const char *api_version, const char *kind)
-{
-    return api_version && kind && find_kind(api_version, kind) != NULL;
-}
-
 /* ---- time ---- */
 
 static int is_time(const ProtobufCMessageDescriptor *d)

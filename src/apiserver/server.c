@@ -3,7 +3,7 @@
 #include "apiserver/http.h"
 
 #include "apiserver/objects.h"
-#include "core/log.h"
+#include "base/log.h"
 
 #include <gnutls/gnutls.h>
 #include <gnutls/x509.h>

@@ -2,7 +2,7 @@
  * flag, the watch generation, clocks, random identifiers, logging. */
 #include "apiserver/apiserver.h"
 
-#include "core/log.h"
+#include "base/log.h"
 
 #include <openssl/rand.h>
 #include <stdarg.h>

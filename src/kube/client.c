@@ -13,7 +13,7 @@
 #include <strings.h>
 #include <sys/stat.h>
 
-#include "core/log.h"
+#include "base/log.h"
 #include "kle/sys/errors.h"
 #include "kle/version.h"
 #include "kube/client_internal.h"
@@ -227,15 +227,19 @@ int kle_client_new_from_kubeconfig(kle_client **out, const kle_client_opts *opts
     return client_new(out, cfg, opts);
 }
 
-/* The service account directory: the option, else $KLE_SERVICEACCOUNT_DIR
- * (for tests that lay one out as a pod would see it), else the standard
- * one. */
+/* The service account directory: the option, else (in test builds only)
+ * $KLE_SERVICEACCOUNT_DIR, for tests that lay one out as a pod would see
+ * it, else the standard one. */
 static const char *sa_dir(const kle_client_opts *opts)
 {
-    const char *env = getenv("KLE_SERVICEACCOUNT_DIR");
     if (opts && opts->serviceaccount_dir)
         return opts->serviceaccount_dir;
-    return env && *env ? env : DEFAULT_SA_DIR;
+#ifdef KLE_TEST_HOOKS
+    const char *env = getenv("KLE_SERVICEACCOUNT_DIR");
+    if (env && *env)
+        return env;
+#endif
+    return DEFAULT_SA_DIR;
 }
 
 int kle_client_new_in_cluster(kle_client **out, const kle_client_opts *opts)

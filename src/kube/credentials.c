@@ -12,7 +12,7 @@
 #include <sys/stat.h>
 #include <time.h>
 
-#include "core/log.h"
+#include "base/log.h"
 #include "kle/sys/errors.h"
 #include "kube/client_internal.h"
 

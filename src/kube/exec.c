@@ -13,7 +13,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "core/log.h"
+#include "base/log.h"
 #include "kle/sys/errors.h"
 
 #define EXEC_OUTPUT_MAX (1u << 20)

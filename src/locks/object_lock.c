@@ -13,7 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "core/log.h"
+#include "base/log.h"
 #include "kle/clock.h"
 #include "kle/locks.h"
 #include "kle/rest.h"

@@ -1,6 +1,6 @@
 /*
  * Test support: a synchronous driver for the election's state machine
- * (src/core/sm.h), for unit tests of its decisions one try at a time.
+ * (src/election/sm.h), for unit tests of its decisions one try at a time.
  *
  * It holds one machine and one fake lock on a fake store, on a fake clock
  * in manual mode, so every time is exact and nothing runs unless the test
@@ -29,7 +29,7 @@
 #ifndef KLE_TESTS_SUPPORT_SM_DRIVER_H
 #define KLE_TESTS_SUPPORT_SM_DRIVER_H
 
-#include "core/sm.h"
+#include "election/sm.h"
 #include "kle/sys/clock.h"
 #include "kle/testing.h"
 

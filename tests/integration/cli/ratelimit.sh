@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Warnings that a condition repeats every try are logged once in full (why,
 # and which flag or permission), then as a count once a minute (the minute
-# itself: tests/unit/core/test_log.c); a fresh Lease-only deployment (RBAC
+# itself: tests/unit/base/test_log.c); a fresh Lease-only deployment (RBAC
 # for its Lease alone) warns about nothing at all.
 source "$KLE_SOURCE_DIR/tests/support/apiserver.sh"
 source "$KLE_SOURCE_DIR/tests/integration/cli/lib.sh"

@@ -313,7 +313,21 @@ static void test_transport__frozen_follower_recovers_and_takes_over(void **state
     /* b recovers (a call timeout and a retry period), sees the record it
      * missed as changed, waits a lease duration from then, and tries
      * again within a retry period. */
-    wait_leader(&b, lease_ms + renew_ms + 3 * retry_ms, "b after the lease expired");
+    /* Within LD + RD + 3 RP (the bound this test shows), with 5 s of slack
+     * for a loaded machine: a liveness bound, not a promise to the
+     * millisecond. On failure b stops first, so that it does not run on
+     * into the next test (and its log into the secrets check). */
+    int64_t end_b = mono_ms() + lease_ms + renew_ms + 3 * retry_ms + 5000;
+    while (!kle_elector_is_leader(b.e) && mono_ms() < end_b)
+        poll(NULL, 0, 10);
+    if (!kle_elector_is_leader(b.e)) {
+        candidate_stop(&b);
+        kle_client_free(via);
+        kle_client_free(direct);
+        kle_test_relay_stop(r);
+        fail_msg("b after the lease expired: not leading after %lld ms",
+                 (long long)(lease_ms + renew_ms + 3 * retry_ms + 5000));
+    }
     int64_t took_over_ms = (kle_test_relay_now_ns() - leader_gone) / 1000000;
     int64_t recovered = kle_test_relay_first_reply_since(r, frozen);
     assert_true(recovered > 0);

@@ -16,7 +16,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "core/sm.h"
+#include "election/sm.h"
 #include "kle/log.h"
 #include "sim.h"
 

@@ -15,7 +15,7 @@
  * the timestamps written into records). The caller serialises the calls.
  *
  * Used by the elector's runtime (elector.c), by the deterministic
- * simulation and search (tests/unit/core/sim.c) and by bench/core.
+ * simulation and search (tests/unit/election/sim.c) and by bench/core.
  */
 #ifndef KLE_CORE_SM_H
 #define KLE_CORE_SM_H

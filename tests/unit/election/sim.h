@@ -1,6 +1,6 @@
 /*
  * The deterministic simulation of the election and its search (sim.c):
- * N state machines (src/core/sm.h) against one in-memory model of the API
+ * N state machines (src/election/sm.h) against one in-memory model of the API
  * server's object, per-elector clocks, one scheduler, one seed. No threads,
  * no sleeps: a run is a sequence of steps, each a choice among the options
  * the world offers at that point, so the same choices replay the same run

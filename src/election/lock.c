@@ -1,6 +1,6 @@
 #include "kle/sys/errors.h"
 #include "kle/sys/lock.h"
-#include "core/lock_internal.h"
+#include "election/lock_internal.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -1,6 +1,6 @@
 #include "kle/sys/clock.h"
 #include "kle/sys/errors.h"
-#include "core/clock_internal.h"
+#include "base/clock_internal.h"
 
 #include <errno.h>
 #include <poll.h>

@@ -21,8 +21,8 @@
  * One lock call at a time; a call carries its own timeout, and no decision
  * ever waits for an answer: the deadline ends a term whatever a call does.
  */
-#include "core/sm.h"
-#include "core/log.h"
+#include "election/sm.h"
+#include "base/log.h"
 #include "kle/record.h"
 #include "kle/sys/errors.h"
 

@@ -14,7 +14,7 @@
 #include <cmocka.h>
 
 #include "kle/log.h"
-#include "core/log.h"
+#include "base/log.h"
 
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t cv = PTHREAD_COND_INITIALIZER;

@@ -5,7 +5,7 @@
  * among them. When the queue is full a line is dropped and counted; the
  * drain thread says how many were dropped once it catches up.
  */
-#include "core/log.h"
+#include "base/log.h"
 
 #include <errno.h>
 #include <pthread.h>

@@ -3,7 +3,7 @@
  *
  * WHAT IT MODELS
  *
- * N state machines (src/core/sm.h, 2 to 5) each with its own clocks, one
+ * N state machines (src/election/sm.h, 2 to 5) each with its own clocks, one
  * model of the API server's object, the network between them, the leader's
  * work, and faults. One scheduler, one seed, no threads, no sleeps: a run
  * is a sequence of steps and every step is a choice among the options the
@@ -13,7 +13,7 @@
  *
  * - The server: one object (a record, its raw bytes, a resourceVersion
  *   counter) with create / get / update-conditional-on-resourceVersion /
- *   delete as the fake lock (src/locks/fake.c) and the API have them:
+ *   delete as the fake lock (src/testing/fake_lock.c) and the API have them:
  *   create of an existing object is AlreadyExists, an update without a
  *   read is refused, an update of a missing object is NotFound, of a
  *   changed one Conflict; a record out of range is refused. Times are
@@ -170,7 +170,7 @@
  */
 #include "sim.h"
 
-#include "core/sm.h"
+#include "election/sm.h"
 #include "kle/errors.h"
 #include "kle/lock.h"
 #include "kle/record.h"

@@ -25,11 +25,11 @@
 #include "kle/sys/errors.h"
 #include "kle/sys/lock.h"
 #include "kle/sys/loop.h"
-#include "core/clock_internal.h"
-#include "core/elector_internal.h"
-#include "core/lock_internal.h"
-#include "core/log.h"
-#include "core/sm.h"
+#include "base/clock_internal.h"
+#include "election/elector_internal.h"
+#include "election/lock_internal.h"
+#include "base/log.h"
+#include "election/sm.h"
 
 #include <poll.h>
 #include <pthread.h>

@@ -1,5 +1,5 @@
 /*
- * The elector's watch mode (src/core/sm.c, its runtime) on the fake lock's watch and
+ * The elector's watch mode (src/election/sm.c, its runtime) on the fake lock's watch and
  * an auto-advancing fake clock: every time below is virtual and exact. The
  * test thread plays another replica ("other") writing the store directly.
  */
@@ -19,7 +19,7 @@
 
 #define SEC KLE_NS_PER_SEC
 #define MS  KLE_NS_PER_MS
-/* The takeover jitter's bound (src/core/sm.c). */
+/* The takeover jitter's bound (src/election/sm.c). */
 #define JITTER (25 * MS)
 
 typedef struct fixture {

@@ -15,7 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/sm.h"
+#include "election/sm.h"
 #include "kle/log.h"
 #include "sim.h"
 

@@ -2,7 +2,7 @@
 #include "kle/elector.h"
 #include "kle/log.h"
 #include "kle/sys/errors.h"
-#include "core/elector_internal.h"
+#include "election/elector_internal.h"
 
 #include <stdarg.h>
 #include <stdio.h>
