@@ -1,4 +1,5 @@
 #include "kle/record.h"
+#include "base/versioned.h"
 #include "kle/sys/errors.h"
 
 #include <ctype.h>
@@ -29,13 +30,8 @@ static int check_version(const kle_record *rec, const char *fn)
 
 int kle_record_init(kle_record *rec, unsigned int version)
 {
-    if (!rec)
-        return kle_error_set(KLE_EINVAL, "kle_record_init: rec is NULL");
-    if (version < 1 || version > KLE_RECORD_VERSION)
-        return kle_error_set(KLE_EVERSION, "kle_record_init: version %u is not supported (1..%d)",
-                             version, KLE_RECORD_VERSION);
-    memset(rec, 0, record_size(version));
-    rec->version = version;
+    KLE__INIT_STRUCT("kle_record_init", rec, version, KLE_RECORD_VERSION, kle_record,
+                     KLE_RECORD_INIT, record_size(version));
     return 0;
 }
 
