@@ -19,7 +19,8 @@ function(kle_add_test)
   add_executable(${T_NAME} ${T_SOURCES})
   target_include_directories(${T_NAME} PRIVATE ${PROJECT_SOURCE_DIR}/src
                                                 ${PROJECT_SOURCE_DIR}/tests)
-  target_link_libraries(${T_NAME} PRIVATE kle kle_testing PkgConfig::CMOCKA ${T_LIBS})
+  target_link_libraries(${T_NAME} PRIVATE kle_test_support kle kle_testing PkgConfig::CMOCKA
+                                           ${T_LIBS})
   add_test(NAME ${T_NAME} COMMAND ${T_NAME})
   if(KLE_VALGRIND)
     # Every test program runs under valgrind; any error or definite leak fails it.

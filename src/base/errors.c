@@ -135,11 +135,6 @@ int kle_error_prefix(const char *fmt, ...)
     return last_error.pub.code;
 }
 
-void kle_free(void *ptr)
-{
-    free(ptr);
-}
-
 int kle_error_is_lost_leadership(int rc)
 {
     return rc == KLE_ETIMEOUT || rc == KLE_ECONFLICT;

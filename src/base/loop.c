@@ -382,18 +382,24 @@ static int run_posts(kle_loop *loop)
     while (ran < n) {
         pthread_mutex_lock(&loop->mu);
         kle_loop_post *p = loop->head;
+        kle_loop_post_fn fn = NULL;
+        void *data = NULL;
         if (p) {
             loop->head = p->next;
             if (!loop->head)
                 loop->tail = NULL;
             p->next = NULL;
             p->queued = 0;
+            /* Read under the lock: once it is out of the queue, another
+             * thread may post it again (and set its members) before it runs. */
+            fn = p->fn;
+            data = p->data;
             atomic_fetch_sub(&loop->posted, 1);
         }
         pthread_mutex_unlock(&loop->mu);
         if (!p)
             break;
-        p->fn(loop, p, p->data);
+        fn(loop, p, data);
         ran++;
     }
     return ran;

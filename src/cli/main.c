@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "supervise.h"
 
 int main(int argc, char **argv)
 {

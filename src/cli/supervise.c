@@ -56,7 +56,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "cli.h"
+#include "kle/common.h"
+#include "supervise.h"
 #include "proctree.h"
 
 static int64_t boot_ns(void)

@@ -10,7 +10,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "cli.h"
+#include "supervise.h"
 
 int main(int argc, char **argv)
 {

@@ -12,6 +12,7 @@
 #include "kle/coordinated.h"
 #include "kle/record.h"
 #include "kle/rest.h"
+#include "base/versioned.h"
 #include "kle/sys/errors.h"
 
 #define CANDIDATES_GV "coordination.k8s.io/v1beta1"
@@ -194,14 +195,9 @@ static void *candidate_main(void *p)
 
 int kle_candidate_opts_init(kle_candidate_opts *opts, unsigned int version)
 {
-    if (!opts)
-        return kle_error_set(KLE_EINVAL, "kle_candidate_opts_init: opts is NULL");
-    if (version < 1 || version > KLE_CANDIDATE_OPTS_VERSION)
-        return kle_error_set(KLE_EVERSION, "kle_candidate_opts_init: version %u is not supported",
-                             version);
-    kle_candidate_opts init = KLE_CANDIDATE_OPTS_INIT;
-    *opts = init;
-    opts->version = version;
+    /* Every version has the whole layout. */
+    KLE__INIT_STRUCT("kle_candidate_opts_init", opts, version, KLE_CANDIDATE_OPTS_VERSION,
+                     kle_candidate_opts, KLE_CANDIDATE_OPTS_INIT, sizeof(*opts));
     return 0;
 }
 
@@ -230,9 +226,7 @@ int kle_candidate_start(kle_candidate **out, kle_client *client, const kle_candi
     if (!out || !client || !o)
         return kle_error_set(KLE_EINVAL, "kle_candidate_start: out, client and opts are required");
     *out = NULL;
-    if (o->version < 1 || o->version > KLE_CANDIDATE_OPTS_VERSION)
-        return kle_error_set(KLE_EVERSION, "kle_candidate_start: opts version %u is not supported",
-                             o->version);
+    KLE__CHECK_VERSION(o->version, KLE_CANDIDATE_OPTS_VERSION, "kle_candidate_start: opts");
     const char *strategy = o->strategy ? o->strategy : KLE_STRATEGY_OLDEST_EMULATION_VERSION;
     if (!o->name || !*o->name || !o->lease_name || !*o->lease_name || !o->binary_version ||
         !*o->binary_version)
@@ -312,14 +306,9 @@ void kle_candidate_free(kle_candidate *c)
 
 int kle_transfer_opts_init(kle_transfer_opts *opts, unsigned int version)
 {
-    if (!opts)
-        return kle_error_set(KLE_EINVAL, "kle_transfer_opts_init: opts is NULL");
-    if (version < 1 || version > KLE_TRANSFER_OPTS_VERSION)
-        return kle_error_set(KLE_EVERSION, "kle_transfer_opts_init: version %u is not supported",
-                             version);
-    kle_transfer_opts init = KLE_TRANSFER_OPTS_INIT;
-    *opts = init;
-    opts->version = version;
+    /* Every version has the whole layout. */
+    KLE__INIT_STRUCT("kle_transfer_opts_init", opts, version, KLE_TRANSFER_OPTS_VERSION,
+                     kle_transfer_opts, KLE_TRANSFER_OPTS_INIT, sizeof(*opts));
     return 0;
 }
 
@@ -441,9 +430,7 @@ int kle_transfer(kle_client *client, const kle_transfer_opts *opts)
 {
     if (!client || !opts)
         return kle_error_set(KLE_EINVAL, "kle_transfer: client and opts are required");
-    if (opts->version < 1 || opts->version > KLE_TRANSFER_OPTS_VERSION)
-        return kle_error_set(KLE_EVERSION, "kle_transfer: opts version %u is not supported",
-                             opts->version);
+    KLE__CHECK_VERSION(opts->version, KLE_TRANSFER_OPTS_VERSION, "kle_transfer: opts");
     const char *type = opts->lock_type ? opts->lock_type : "leases";
     if (!opts->lock_name || !*opts->lock_name || !opts->to || !*opts->to)
         return kle_error_set(KLE_EINVAL, "transfer: a lock name and a target identity are "

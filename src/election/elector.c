@@ -22,6 +22,7 @@
  */
 #include "kle/elector.h"
 #include "kle/sys/clock.h"
+#include "base/versioned.h"
 #include "kle/sys/errors.h"
 #include "kle/sys/lock.h"
 #include "kle/sys/loop.h"
@@ -278,9 +279,7 @@ int kle_elector_new(kle_elector **out, const kle_elector_config *config)
     if (!out || !config)
         return kle_error_set(KLE_EINVAL, "kle_elector_new: out and config are required");
     *out = NULL;
-    if (config->version < 1 || config->version > KLE_ELECTOR_CONFIG_VERSION)
-        return kle_error_set(KLE_EVERSION, "kle_elector_new: config version %u is not supported",
-                             config->version);
+    KLE__CHECK_VERSION(config->version, KLE_ELECTOR_CONFIG_VERSION, "kle_elector_new: config");
     int rc = validate(config);
     if (rc < 0)
         return rc;
@@ -1132,16 +1131,11 @@ int kle_elector_check_ns(kle_elector *e, int64_t max_tolerable_expired_ns)
 
 int kle_elector_config_init(kle_elector_config *config, unsigned int version)
 {
-    if (!config)
-        return kle_error_set(KLE_EINVAL, "kle_elector_config_init: config is NULL");
-    if (version < 1 || version > KLE_ELECTOR_CONFIG_VERSION)
-        return kle_error_set(KLE_EVERSION, "kle_elector_config_init: version %u is not supported",
-                             version);
-    kle_elector_config init = KLE_ELECTOR_CONFIG_INIT;
     /* A version-1 struct ends before follow. */
-    memcpy(config, &init,
-           version == 1 ? offsetof(kle_elector_config, follow) : sizeof(kle_elector_config));
-    config->version = version;
+    KLE__INIT_STRUCT("kle_elector_config_init", config, version, KLE_ELECTOR_CONFIG_VERSION,
+                     kle_elector_config, KLE_ELECTOR_CONFIG_INIT,
+                     version == 1 ? offsetof(kle_elector_config, follow)
+                                  : sizeof(kle_elector_config));
     return 0;
 }
 
@@ -1155,13 +1149,8 @@ static size_t stats_size(unsigned int version)
 
 int kle_elector_stats_init(kle_elector_stats *stats, unsigned int version)
 {
-    if (!stats)
-        return kle_error_set(KLE_EINVAL, "kle_elector_stats_init: stats is NULL");
-    if (version < 1 || version > KLE_ELECTOR_STATS_VERSION)
-        return kle_error_set(KLE_EVERSION, "kle_elector_stats_init: version %u is not supported",
-                             version);
-    memset(stats, 0, stats_size(version));
-    stats->version = version;
+    KLE__INIT_STRUCT("kle_elector_stats_init", stats, version, KLE_ELECTOR_STATS_VERSION,
+                     kle_elector_stats, KLE_ELECTOR_STATS_INIT, stats_size(version));
     return 0;
 }
 

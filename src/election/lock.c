@@ -1,3 +1,4 @@
+#include "base/versioned.h"
 #include "kle/sys/errors.h"
 #include "kle/sys/lock.h"
 #include "election/lock_internal.h"
@@ -22,9 +23,7 @@ int kle_lock_result_init(kle_lock_result *result, unsigned int version)
 {
     if (!result)
         return kle_error_set(KLE_EINVAL, "kle_lock_result_init: result is NULL");
-    if (version < 1 || version > KLE_LOCK_RESULT_VERSION)
-        return kle_error_set(KLE_EVERSION, "kle_lock_result_init: version %u is not supported",
-                             version);
+    KLE__CHECK_VERSION(version, KLE_LOCK_RESULT_VERSION, "kle_lock_result_init:");
     memset(result, 0, sizeof(*result)); /* Version 1 is the whole current layout. */
     result->version = version;
     result->record.version = 1; /* The record version that result version 1 holds. */
@@ -33,14 +32,9 @@ int kle_lock_result_init(kle_lock_result *result, unsigned int version)
 
 int kle_lock_ctx_init(kle_lock_ctx *ctx, unsigned int version)
 {
-    if (!ctx)
-        return kle_error_set(KLE_EINVAL, "kle_lock_ctx_init: ctx is NULL");
-    if (version < 1 || version > KLE_LOCK_CTX_VERSION)
-        return kle_error_set(KLE_EVERSION, "kle_lock_ctx_init: version %u is not supported",
-                             version);
-    kle_lock_ctx init = KLE_LOCK_CTX_INIT;
-    *ctx = init;
-    ctx->version = version;
+    /* Every version has the whole layout. */
+    KLE__INIT_STRUCT("kle_lock_ctx_init", ctx, version, KLE_LOCK_CTX_VERSION, kle_lock_ctx,
+                     KLE_LOCK_CTX_INIT, sizeof(*ctx));
     return 0;
 }
 
@@ -137,10 +131,7 @@ int kle_lock_create(kle_lock *lock, const kle_record *record, const kle_lock_ctx
 {
     if (!record)
         return kle_error_set(KLE_EINVAL, "kle_lock_create: record is NULL");
-    if (record->version < 1 || record->version > KLE_RECORD_VERSION)
-        return kle_error_set(KLE_EVERSION,
-                             "kle_lock_create: kle_record version %u is not supported",
-                             record->version);
+    KLE__CHECK_VERSION(record->version, KLE_RECORD_VERSION, "kle_lock_create: kle_record");
     int rc = check_call(lock, &ctx, "kle_lock_create");
     if (rc < 0)
         return rc;
@@ -151,10 +142,7 @@ int kle_lock_update(kle_lock *lock, const kle_record *record, const kle_lock_ctx
 {
     if (!record)
         return kle_error_set(KLE_EINVAL, "kle_lock_update: record is NULL");
-    if (record->version < 1 || record->version > KLE_RECORD_VERSION)
-        return kle_error_set(KLE_EVERSION,
-                             "kle_lock_update: kle_record version %u is not supported",
-                             record->version);
+    KLE__CHECK_VERSION(record->version, KLE_RECORD_VERSION, "kle_lock_update: kle_record");
     int rc = check_call(lock, &ctx, "kle_lock_update");
     if (rc < 0)
         return rc;
@@ -191,14 +179,9 @@ void kle_lock_free(kle_lock *lock)
 
 int kle_lock_watch_opts_init(kle_lock_watch_opts *opts, unsigned int version)
 {
-    if (!opts)
-        return kle_error_set(KLE_EINVAL, "kle_lock_watch_opts_init: opts is NULL");
-    if (version < 1 || version > KLE_LOCK_WATCH_OPTS_VERSION)
-        return kle_error_set(KLE_EVERSION, "kle_lock_watch_opts_init: version %u is not supported",
-                             version);
-    kle_lock_watch_opts init = KLE_LOCK_WATCH_OPTS_INIT;
-    *opts = init;
-    opts->version = version;
+    /* Every version has the whole layout. */
+    KLE__INIT_STRUCT("kle_lock_watch_opts_init", opts, version, KLE_LOCK_WATCH_OPTS_VERSION,
+                     kle_lock_watch_opts, KLE_LOCK_WATCH_OPTS_INIT, sizeof(*opts));
     return 0;
 }
 

@@ -2,6 +2,7 @@
 #include "kle/client.h"
 #include "kle/rest.h"
 #include "kle/record.h"
+#include "base/versioned.h"
 #include "kle/sys/errors.h"
 #include "kube/kube.h"
 
@@ -203,39 +204,24 @@ int64_t kle_kube__wall_now_ns(void)
 
 int kle_client_opts_init(kle_client_opts *ptr, unsigned int version)
 {
-    if (!ptr)
-        return kle_error_set(KLE_EINVAL, "kle_client_opts_init: pointer is NULL");
-    if (version < 1 || version > KLE_CLIENT_OPTS_VERSION)
-        return kle_error_set(KLE_EVERSION, "kle_client_opts_init: version %u is not supported",
-                             version);
-    kle_client_opts init = KLE_CLIENT_OPTS_INIT;
-    *ptr = init; /* Version 1 is the whole current layout. */
-    ptr->version = version;
+    /* Every version has the whole layout. */
+    KLE__INIT_STRUCT("kle_client_opts_init", ptr, version, KLE_CLIENT_OPTS_VERSION, kle_client_opts,
+                     KLE_CLIENT_OPTS_INIT, sizeof(*ptr));
     return 0;
 }
 
 int kle_request_opts_init(kle_request_opts *ptr, unsigned int version)
 {
-    if (!ptr)
-        return kle_error_set(KLE_EINVAL, "kle_request_opts_init: pointer is NULL");
-    if (version < 1 || version > KLE_REQUEST_OPTS_VERSION)
-        return kle_error_set(KLE_EVERSION, "kle_request_opts_init: version %u is not supported",
-                             version);
-    kle_request_opts init = KLE_REQUEST_OPTS_INIT;
-    *ptr = init; /* Version 1 is the whole current layout. */
-    ptr->version = version;
+    /* Every version has the whole layout. */
+    KLE__INIT_STRUCT("kle_request_opts_init", ptr, version, KLE_REQUEST_OPTS_VERSION,
+                     kle_request_opts, KLE_REQUEST_OPTS_INIT, sizeof(*ptr));
     return 0;
 }
 
 int kle_watch_opts_init(kle_watch_opts *ptr, unsigned int version)
 {
-    if (!ptr)
-        return kle_error_set(KLE_EINVAL, "kle_watch_opts_init: pointer is NULL");
-    if (version < 1 || version > KLE_WATCH_OPTS_VERSION)
-        return kle_error_set(KLE_EVERSION, "kle_watch_opts_init: version %u is not supported",
-                             version);
-    kle_watch_opts init = KLE_WATCH_OPTS_INIT;
-    *ptr = init; /* Version 1 is the whole current layout. */
-    ptr->version = version;
+    /* Every version has the whole layout. */
+    KLE__INIT_STRUCT("kle_watch_opts_init", ptr, version, KLE_WATCH_OPTS_VERSION, kle_watch_opts,
+                     KLE_WATCH_OPTS_INIT, sizeof(*ptr));
     return 0;
 }

@@ -2,6 +2,7 @@
 #include <string.h>
 
 #include "kle/locks.h"
+#include "base/versioned.h"
 #include "kle/sys/errors.h"
 
 static const char *const type_names[] = {"leases",          "endpoints",        "configmaps",
@@ -59,13 +60,8 @@ int kle_lock_new_by_name(kle_lock **out, const char *type, kle_client *client,
 
 int kle_resource_lock_opts_init(kle_resource_lock_opts *ptr, unsigned int version)
 {
-    if (!ptr)
-        return kle_error_set(KLE_EINVAL, "kle_resource_lock_opts_init: pointer is NULL");
-    if (version < 1 || version > KLE_RESOURCE_LOCK_OPTS_VERSION)
-        return kle_error_set(KLE_EVERSION,
-                             "kle_resource_lock_opts_init: version %u is not supported", version);
-    kle_resource_lock_opts init = KLE_RESOURCE_LOCK_OPTS_INIT;
-    *ptr = init; /* Version 1 is the whole current layout. */
-    ptr->version = version;
+    /* Every version has the whole layout. */
+    KLE__INIT_STRUCT("kle_resource_lock_opts_init", ptr, version, KLE_RESOURCE_LOCK_OPTS_VERSION,
+                     kle_resource_lock_opts, KLE_RESOURCE_LOCK_OPTS_INIT, sizeof(*ptr));
     return 0;
 }

@@ -9,6 +9,7 @@
 
 #include "kle/clock.h"
 #include "kle/locks.h"
+#include "base/versioned.h"
 #include "kle/sys/errors.h"
 #include "kle/sys/lock.h"
 #include "locks/record_json.h"
@@ -384,9 +385,7 @@ static int ml_start(kle_lock *self, kle_lock_call *call)
     multi_lock *m = (multi_lock *)self;
     if (!call || !call->done)
         return kle_error_set(KLE_EINVAL, "multi lock: a call needs a completion");
-    if (call->version < 1 || call->version > KLE_LOCK_CALL_VERSION)
-        return kle_error_set(KLE_EVERSION, "multi lock: kle_lock_call version %u is not supported",
-                             call->version);
+    KLE__CHECK_VERSION(call->version, KLE_LOCK_CALL_VERSION, "multi lock: kle_lock_call");
     if (!m->loop)
         return kle_error_set(KLE_ESTATE, "multi lock %s: not attached to a loop",
                              kle_lock_describe(m->primary));

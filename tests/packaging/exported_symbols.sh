@@ -26,5 +26,22 @@ done
 if grep -q '^kle_fake_' <<<"$exported"; then
   echo "FAIL: test doubles exported from libkle (they belong to libkle-testing)"; exit 1
 fi
-echo "exported symbols: $count, all public kle_ API; SONAME $soname"
+# Every exported symbol has its line in abi/symbols-in-versions, and every
+# line not marked removed names an exported symbol (of its library).
+list="${KLE_SOURCE_DIR:-$(dirname "$0")/../..}/abi/symbols-in-versions"
+check_listed() { # LIBRARY-NAME EXPORTED-SYMBOLS
+  local name=$1 syms=$2 listed missing extra
+  listed=$(awk -v l="$name" '!/^#/ && NF >= 3 && $2 == l && NF == 3 {print $1}' "$list" | sort)
+  missing=$(comm -23 <(printf '%s\n' "$syms" | grep '^kle_') <(printf '%s\n' "$listed"))
+  extra=$(comm -13 <(printf '%s\n' "$syms" | grep '^kle_') <(printf '%s\n' "$listed"))
+  [ -z "$missing" ] || { echo "FAIL: $name exports symbols abi/symbols-in-versions does not list:"; printf '  %s\n' $missing; exit 1; }
+  [ -z "$extra" ] || { echo "FAIL: abi/symbols-in-versions lists symbols $name does not export (mark them removed):"; printf '  %s\n' $extra; exit 1; }
+}
+check_listed libkle "$exported"
+if [ -n "${2:-}" ]; then
+  check_listed libkle-testing "$(nm -D --defined-only "$2" | awk '{print $3}' | sort)"
+fi
+bad_lines=$(awk '!/^#/ && NF > 0 && (NF < 3 || NF > 4 || $3 !~ /^[0-9]+\.[0-9]+\.[0-9]+$/)' "$list")
+[ -z "$bad_lines" ] || { echo "FAIL: malformed lines in abi/symbols-in-versions:"; echo "$bad_lines"; exit 1; }
+echo "exported symbols: $count, all public kle_ API, each listed with its version; SONAME $soname"
 echo "1 passed, 0 failed"

@@ -389,6 +389,3 @@ out:
     close(fd);
     return code;
 }
-
-/* The HTTP/2 front is part of the harness: every test linking it can use it. */
-#include "support/h2front.c"

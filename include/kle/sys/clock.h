@@ -18,6 +18,16 @@ KLE_BEGIN_DECLS
 #define KLE_CLOCK_VERSION 1
 
 /**
+ * Static initialiser of a clock's vtable (C99 and later): the current
+ * version, every member NULL; set monotonic_ns, wall_ns and wait. (In C++,
+ * value-initialise the struct and set version to KLE_CLOCK_VERSION.)
+ */
+#define KLE_CLOCK_INIT                                                                             \
+    {                                                                                              \
+        .version = KLE_CLOCK_VERSION                                                               \
+    }
+
+/**
  * The clock vtable. Required: monotonic_ns, wall_ns, wait. The thread_*
  * members let a deterministic clock know which threads take part in a
  * simulation; libkle calls them around every thread it starts (NULL: none).

@@ -29,6 +29,18 @@ KLE_BEGIN_DECLS
 /** Version of struct kle_lock this header describes. */
 #define KLE_LOCK_VERSION 3
 
+/**
+ * Static initialiser of a backend's vtable (C99 and later): the current
+ * version, every member NULL. A backend then sets what it implements,
+ * `kle_lock vt = KLE_LOCK_INIT; vt.get = my_get; ...`, and
+ * kle_lock_validate() names any required member still missing. (In C++,
+ * value-initialise the struct and set version to KLE_LOCK_VERSION.)
+ */
+#define KLE_LOCK_INIT                                                                              \
+    {                                                                                              \
+        .version = KLE_LOCK_VERSION                                                                \
+    }
+
 /** What an asynchronous lock call does (kle_lock_call.kind). */
 typedef enum kle_lock_call_kind {
     KLE_LOCK_CALL_GET = 0,    /**< As get: fills result. */

@@ -130,7 +130,7 @@ if python3 -c 'import socket; s=socket.socket(socket.AF_INET6); s.bind(("::1",0)
   RC=0
   "$BIN" --listen '[::1]:0' --write-env "$D/env6" --write-ca "$D/ca6.crt" --write-kubeconfig "$D/kc6" >"$D/log6" 2>&1 &
   P6=$!
-  wait_until "IPv6 kubeconfig" 30 test -f "$D/kc6"
+  wait_until 30 "IPv6 kubeconfig" test -f "$D/kc6"
   S6=$(sed -n 's/^SERVER=//p' "$D/env6"); T6=$(sed -n 's/^TOKEN=//p' "$D/env6")
   expect_match "IPv6 URL" '^https://\[::1\]:[0-9]+$' "$S6"
   expect_eq "IPv6 request" 200 "$(curl -sS --cacert "$D/ca6.crt" -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $T6" "$S6/api")"

@@ -25,7 +25,7 @@ curl -sS -N --parallel --parallel-max 300 --cacert "$CA" -H "Authorization: Bear
 WATCHERS=$!
 
 open_conns() { ss -Htn state established "( sport = :${SERVER##*:} )" 2>/dev/null | grep -c '' || true; }
-wait_until "$NWATCH watch connections" 30 bash -c "[ \$(ss -Htn state established '( sport = :${SERVER##*:} )' | grep -c '') -ge $NWATCH ]"
+wait_until 30 "$NWATCH watch connections" bash -c "[ \$(ss -Htn state established '( sport = :${SERVER##*:} )' | grep -c '') -ge $NWATCH ]"
 pass "$(open_conns) connections established"
 
 # Plain requests in parallel while the watches are open.
@@ -49,7 +49,7 @@ all_seen() {
   done
   [ "$n" -ge "$NWATCH" ]
 }
-wait_until "every watch to see all $CHANGES changes" 30 all_seen && pass "all $NWATCH watches saw all $CHANGES changes in order"
+wait_until 30 "every watch to see all $CHANGES changes" all_seen && pass "all $NWATCH watches saw all $CHANGES changes in order"
 ORDER_OK=$(python3 -c 'import json,sys,glob
 ok=all(" ".join(json.loads(l)["object"]["spec"]["holderIdentity"] for l in open(f)) == "h1 h2 h3 h4 h5"
        for f in glob.glob(sys.argv[1] + "/streams/w*"))
@@ -68,13 +68,13 @@ BEFORE=$(threads)
 curl -sS -N --parallel --parallel-max 100 --cacert "$CA" -H "Authorization: Bearer $TOKEN" \
   -K "$W/gone.cfg" 2>/dev/null &
 GONE=$!
-wait_until "50 more server threads" 30 bash -c "[ \$(ls /proc/$KLE_APISERVER_PID/task | wc -l) -ge $((BEFORE + 50)) ]"
+wait_until 30 "50 more server threads" bash -c "[ \$(ls /proc/$KLE_APISERVER_PID/task | wc -l) -ge $((BEFORE + 50)) ]"
 kill "$GONE"; wait "$GONE" 2>/dev/null || true
-wait_until "threads of vanished watchers to end" 15 bash -c "[ \$(ls /proc/$KLE_APISERVER_PID/task | wc -l) -le $((BEFORE + 5)) ]" \
+wait_until 15 "threads of vanished watchers to end" bash -c "[ \$(ls /proc/$KLE_APISERVER_PID/task | wc -l) -le $((BEFORE + 5)) ]" \
   && pass "threads of vanished watch clients released"
 
 # SIGTERM with every watch still open: clean exit, streams end.
 kle_apiserver_stop || fail "clean shutdown with $NWATCH open watches"
-wait_until "the watch client to finish" 20 bash -c "! kill -0 $WATCHERS 2>/dev/null"
+wait_until 20 "the watch client to finish" bash -c "! kill -0 $WATCHERS 2>/dev/null"
 wait "$WATCHERS" 2>/dev/null || true
 finish

@@ -35,34 +35,34 @@ held() {
 
 # 1. Lowest emulation version.
 candidate e133 lease-emu 1.33.0 1.33.0
-wait_until "e133 holds lease-emu" 20 is lease-emu holderIdentity e133
+wait_until 20 "e133 holds lease-emu" is lease-emu holderIdentity e133
 held lease-emu
 expect_eq "the lease carries the strategy" OldestEmulationVersion "$(spec_of lease-emu strategy)"
 candidate e131 lease-emu 1.31.0 1.33.0
-wait_until "1.31 preferred over 1.33" 20 is lease-emu preferredHolder e131 && pass "lowest emulation version"
+wait_until 20 "1.31 preferred over 1.33" is lease-emu preferredHolder e131 && pass "lowest emulation version"
 
 # 2. Equal emulation versions: lowest binary version.
 candidate b133 lease-bin 1.31.0 1.33.0
-wait_until "b133 holds lease-bin" 20 is lease-bin holderIdentity b133
+wait_until 20 "b133 holds lease-bin" is lease-bin holderIdentity b133
 held lease-bin
 candidate b132 lease-bin 1.31.0 1.32.0
-wait_until "binary 1.32 preferred over 1.33" 20 is lease-bin preferredHolder b132 && pass "then lowest binary version"
+wait_until 20 "binary 1.32 preferred over 1.33" is lease-bin preferredHolder b132 && pass "then lowest binary version"
 
 # 3. A pre-release sorts before its release; "v1.31" reads as 1.31.0.
 candidate p-release lease-pre 1.31.0 1.31.0
-wait_until "p-release holds lease-pre" 20 is lease-pre holderIdentity p-release
+wait_until 20 "p-release holds lease-pre" is lease-pre holderIdentity p-release
 held lease-pre
 candidate p-rc lease-pre 1.31.0-rc.1 1.31.0
-wait_until "1.31.0-rc.1 preferred over 1.31.0" 20 is lease-pre preferredHolder p-rc && pass "pre-release first"
+wait_until 20 "1.31.0-rc.1 preferred over 1.31.0" is lease-pre preferredHolder p-rc && pass "pre-release first"
 candidate t-patch lease-tol 1.31.1 1.31.1
-wait_until "t-patch holds lease-tol" 20 is lease-tol holderIdentity t-patch
+wait_until 20 "t-patch holds lease-tol" is lease-tol holderIdentity t-patch
 held lease-tol
 candidate t-short lease-tol v1.31 v1.31
-wait_until "v1.31 (1.31.0) preferred over 1.31.1" 20 is lease-tol preferredHolder t-short && pass "tolerant parsing"
+wait_until 20 "v1.31 (1.31.0) preferred over 1.31.1" is lease-tol preferredHolder t-short && pass "tolerant parsing"
 
 # 4. Equal versions: the older candidate keeps it; an invalid version is never chosen.
 candidate o-old lease-tie 1.31.0 1.31.0
-wait_until "o-old holds lease-tie" 20 is lease-tie holderIdentity o-old
+wait_until 20 "o-old holds lease-tie" is lease-tie holderIdentity o-old
 held lease-tie
 sleep 1.1 # a later creationTimestamp (whole seconds)
 candidate o-new lease-tie 1.31.0 1.31.0
@@ -72,12 +72,12 @@ sleep 1
 expect_eq "the older of equal candidates keeps the lease, an invalid one is not chosen" "" \
   "$(spec_of lease-tie preferredHolder)"
 candidate o-best lease-tie 1.30.0 1.31.0
-wait_until "1.30 preferred on lease-tie" 20 is lease-tie preferredHolder o-best
+wait_until 20 "1.30 preferred on lease-tie" is lease-tie preferredHolder o-best
 req GET $LC/o-new
 expect_eq "candidates are never pinged while acked" "" "$(jget 'd["spec"].get("pingTime", "")' <<<"$BODY")"
 
 # 5. Garbage collection: a candidate not renewed for 30 minutes is deleted.
 req POST $LC '{"metadata":{"name":"stale"},"spec":{"leaseName":"lease-gc","emulationVersion":"1.31.0","binaryVersion":"1.31.0","strategy":"OldestEmulationVersion","renewTime":"2020-01-01T00:00:00.000000Z"}}'
 gone() { req GET $LC/stale; [ "$CODE" = 404 ]; }
-wait_until "the stale candidate is collected" 10 gone && pass "stale candidates are deleted"
+wait_until 10 "the stale candidate is collected" gone && pass "stale candidates are deleted"
 finish

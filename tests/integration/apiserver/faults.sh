@@ -71,7 +71,7 @@ kle_curl -o "$W/bh.out" -w '%{http_code}' "$SERVER$L/bh" >"$W/bh.code" 2>/dev/nu
 BH=$!
 req GET $L/fast; expect_eq "other requests served during a black-hole" 200 "$CODE"
 clear_faults
-wait_until "the held request to end after clearing" 10 bash -c "! kill -0 $BH 2>/dev/null"
+wait_until 10 "the held request to end after clearing" bash -c "! kill -0 $BH 2>/dev/null"
 wait "$BH" 2>/dev/null || true
 expect_eq "held request closed without an answer" 000 "$(cat "$W/bh.code")"
 req GET $L/bh; expect_eq "after clearing, answered again" 200 "$CODE"
@@ -83,7 +83,7 @@ expect_eq "paused: no answer" 28 "$RC"
 kle_curl -o /dev/null -w '%{http_code}' "$SERVER$L/p" >"$W/p.code" 2>/dev/null &
 PW=$!
 expect_eq "resume" 200 "$(admin POST /resume)"
-wait_until "the paused request to complete" 10 bash -c "! kill -0 $PW 2>/dev/null"
+wait_until 10 "the paused request to complete" bash -c "! kill -0 $PW 2>/dev/null"
 wait "$PW" 2>/dev/null || true
 expect_eq "request made during the pause answered after resume" 200 "$(cat "$W/p.code")"
 
@@ -92,10 +92,10 @@ kle_curl -N -o "$W/w1" "$SERVER$L?watch=true&timeoutSeconds=120" &
 W1=$!
 kle_curl -N -o "$W/w2" "$SERVER$CM?watch=true&timeoutSeconds=120" &
 W2=$!
-wait_until "watches to start" 10 grep -qs ADDED "$W/w1"
-wait_until "watches to start" 10 grep -qs ADDED "$W/w2"
+wait_until 10 "watches to start" grep -qs ADDED "$W/w1"
+wait_until 10 "watches to start" grep -qs ADDED "$W/w2"
 expect_eq "close watches" 200 "$(admin POST /watches/close)"
-wait_until "both watch streams to end" 10 bash -c "! kill -0 $W1 2>/dev/null && ! kill -0 $W2 2>/dev/null"
+wait_until 10 "both watch streams to end" bash -c "! kill -0 $W1 2>/dev/null && ! kill -0 $W2 2>/dev/null"
 wait "$W1" "$W2" 2>/dev/null || true
 req GET "$L?watch=true&timeoutSeconds=1"; expect_eq "new watches still work" 200 "$CODE"
 

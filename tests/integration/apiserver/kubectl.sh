@@ -48,9 +48,9 @@ expect_match "replace a stale object: Conflict" 'Error from server \(Conflict\).
 # Watch: start it, wait until it has printed the initial ADDED, then modify.
 k get lease demo -w --output-watch-events --request-timeout=20s >"$W/watch.out" 2>&1 &
 WATCH=$!
-wait_until "kubectl watch to list the lease" 20 grep -q '^ADDED' "$W/watch.out"
+wait_until 20 "kubectl watch to list the lease" grep -q '^ADDED' "$W/watch.out"
 k annotate lease demo watched=yes >/dev/null
-wait_until "kubectl watch to print MODIFIED" 20 grep -q '^MODIFIED *demo' "$W/watch.out" && pass "get -w --output-watch-events sees MODIFIED"
+wait_until 20 "kubectl watch to print MODIFIED" grep -q '^MODIFIED *demo' "$W/watch.out" && pass "get -w --output-watch-events sees MODIFIED"
 kill "$WATCH" 2>/dev/null || true
 wait "$WATCH" 2>/dev/null || true
 

@@ -41,9 +41,10 @@ req() {
   rm -f "$out"
 }
 
-# wait_until DESCRIPTION SECONDS COMMAND...: polls a condition with a deadline.
+# wait_until SECONDS DESCRIPTION COMMAND...: polls a condition with a
+# deadline (the same order as tests/integration/cli/lib.sh's).
 wait_until() {
-  local what=$1 secs=$2 deadline
+  local secs=$1 what=$2 deadline
   shift 2
   deadline=$((SECONDS + secs))
   until "$@"; do

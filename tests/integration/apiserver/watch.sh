@@ -27,16 +27,16 @@ req GET $L; RV0=$(jget 'd["metadata"]["resourceVersion"]' <<<"$BODY")
 watch_bg named "watch=true&resourceVersion=$RV0&fieldSelector=metadata.name%3Dw1&timeoutSeconds=30"
 # Watch without a resourceVersion: initial ADDED for what exists.
 watch_bg all "watch=1&timeoutSeconds=30"
-wait_until "initial ADDED" 10 has_lines all 1
+wait_until 10 "initial ADDED" has_lines all 1
 req POST $L '{"metadata":{"name":"w1"},"spec":{"holderIdentity":"a"}}'; RVA=$(jget 'd["metadata"]["resourceVersion"]' <<<"$BODY")
 req POST $L '{"metadata":{"name":"w2"},"spec":{"holderIdentity":"a"}}'
 req PUT $L/w1 '{"metadata":{"name":"w1"},"spec":{"holderIdentity":"b"}}'; RVB=$(jget 'd["metadata"]["resourceVersion"]' <<<"$BODY")
 req DELETE $L/w1; 
-wait_until "three events on the named watch" 10 has_lines named 3
+wait_until 10 "three events on the named watch" has_lines named 3
 expect_eq "named watch: ADDED, MODIFIED, DELETED" "ADDED w1 $RVA
 MODIFIED w1 $RVB
 DELETED w1 $((RVB + 1))" "$(events named)"
-wait_until "five events on the full watch" 10 has_lines all 5
+wait_until 10 "five events on the full watch" has_lines all 5
 expect_eq "full watch: initial state then changes" "ADDED before
 ADDED w1
 ADDED w2
@@ -46,7 +46,7 @@ kill "$PID_named" "$PID_all" 2>/dev/null || true
 
 # Resume from a resourceVersion inside the history: only later events.
 watch_bg resume "watch=true&resourceVersion=$RVA&timeoutSeconds=30"
-wait_until "resumed events" 10 has_lines resume 3
+wait_until 10 "resumed events" has_lines resume 3
 expect_eq "resume from $RVA" "ADDED w2
 MODIFIED w1
 DELETED w1" "$(events resume | cut -d' ' -f1,2)"
@@ -56,7 +56,7 @@ kill "$PID_resume" 2>/dev/null || true
 watch_bg labelled "watch=true&resourceVersion=$((RVB + 1))&labelSelector=team%3Dred&timeoutSeconds=30"
 req POST $L '{"metadata":{"name":"blue","labels":{"team":"blue"}},"spec":{}}'
 req POST $L '{"metadata":{"name":"red","labels":{"team":"red"}},"spec":{}}'
-wait_until "labelled event" 10 has_lines labelled 1
+wait_until 10 "labelled event" has_lines labelled 1
 expect_eq "labelSelector watch" "ADDED red" "$(events labelled | cut -d' ' -f1,2)"
 kill "$PID_labelled" 2>/dev/null || true
 # Objects moving into and out of a selector: ADDED and DELETED.
@@ -64,7 +64,7 @@ watch_bg moving "watch=true&resourceVersion=$((RVB + 3))&labelSelector=team%3Dre
 req PATCH $L/blue '{"metadata":{"labels":{"team":"red"}}}' application/merge-patch+json; RVIN=$(jget 'd["metadata"]["resourceVersion"]' <<<"$BODY")
 req PATCH $L/blue '{"spec":{"holderIdentity":"still-red"}}' application/merge-patch+json
 req PATCH $L/blue '{"metadata":{"labels":{"team":"green"}}}' application/merge-patch+json; RVOUT=$(jget 'd["metadata"]["resourceVersion"]' <<<"$BODY")
-wait_until "moving events" 10 has_lines moving 3
+wait_until 10 "moving events" has_lines moving 3
 expect_eq "into the selector: ADDED; out of it: DELETED at the new resourceVersion" "ADDED blue $RVIN
 MODIFIED blue $((RVIN + 1))
 DELETED blue $RVOUT" "$(events moving)"
@@ -76,7 +76,7 @@ req GET $L; RVB=$(( $(jget 'd["metadata"]["resourceVersion"]' <<<"$BODY") - 3 ))
 # Bookmarks when asked, carrying a resourceVersion; none otherwise.
 watch_bg bm "watch=true&allowWatchBookmarks=true&resourceVersion=$((RVB + 3))&timeoutSeconds=30"
 watch_bg nobm "watch=true&resourceVersion=$((RVB + 3))&timeoutSeconds=3"
-wait_until "a BOOKMARK" 10 grep -q BOOKMARK "$W/bm"
+wait_until 10 "a BOOKMARK" grep -q BOOKMARK "$W/bm"
 expect_match "BOOKMARK has the current resourceVersion" "^BOOKMARK .* $((RVB + 3))\$" "$(events bm | head -1)"
 wait "$PID_nobm" 2>/dev/null || true
 expect_eq "no BOOKMARK unless asked" 0 "$(grep -c BOOKMARK "$W/nobm" || true)"
@@ -84,14 +84,14 @@ kill "$PID_bm" 2>/dev/null || true
 
 # sendInitialEvents ends the initial state with the annotated bookmark.
 watch_bg sie "watch=true&sendInitialEvents=true&allowWatchBookmarks=true&resourceVersionMatch=NotOlderThan&timeoutSeconds=30"
-wait_until "initial-events-end bookmark" 10 grep -q 'initial-events-end' "$W/sie"
+wait_until 10 "initial-events-end bookmark" grep -q 'initial-events-end' "$W/sie"
 kill "$PID_sie" 2>/dev/null || true
 
 # events.k8s.io/v1 watchers see core/v1 events, converted.
 kle_curl -N -o "$W/ev" "$SERVER/apis/events.k8s.io/v1/namespaces/default/events?watch=true&timeoutSeconds=30" &
 EVW=$!
 req POST /api/v1/namespaces/default/events '{"metadata":{"name":"e1"},"involvedObject":{"kind":"Lease","name":"red"},"reason":"LeaderElection","message":"x became leader","type":"Normal"}'
-wait_until "converted event" 10 grep -qs ADDED "$W/ev"
+wait_until 10 "converted event" grep -qs ADDED "$W/ev"
 expect_eq "watch through events.k8s.io/v1" "ADDED events.k8s.io/v1 red x became leader" \
   "$(python3 -c 'import json,sys; e=json.loads(open(sys.argv[1]).readline()); o=e["object"]; print(e["type"],o["apiVersion"],o["regarding"]["name"],o["note"])' "$W/ev")"
 kill "$EVW" 2>/dev/null || true

@@ -223,6 +223,16 @@ typedef struct poster {
 
 static void on_post(kle_loop *loop, kle_loop_post *p, void *data)
 {
+    /* Out of the queue when it runs; its poster may already have posted it
+     * again (then it runs once more, below), so p->queued is not read here:
+     * from now on its members are the posting thread's. */
+    (void)p;
+    (*(int *)data)++;
+}
+
+/* For posts from the loop's own thread: out of the queue when it runs. */
+static void on_post_alone(kle_loop *loop, kle_loop_post *p, void *data)
+{
     (*(int *)data)++;
     assert_int_equal(p->queued, 0);
 }
@@ -286,9 +296,9 @@ static void test_loop__a_cancelled_post_does_not_run(void **state)
     memset(&b, 0, sizeof(b));
     memset(&c, 0, sizeof(c));
     int ran_a = 0, ran_b = 0, ran_c = 0;
-    assert_int_equal(kle_loop_post_work(loop, &a, on_post, &ran_a), 0);
-    assert_int_equal(kle_loop_post_work(loop, &b, on_post, &ran_b), 0);
-    assert_int_equal(kle_loop_post_work(loop, &c, on_post, &ran_c), 0);
+    assert_int_equal(kle_loop_post_work(loop, &a, on_post_alone, &ran_a), 0);
+    assert_int_equal(kle_loop_post_work(loop, &b, on_post_alone, &ran_b), 0);
+    assert_int_equal(kle_loop_post_work(loop, &c, on_post_alone, &ran_c), 0);
     /* The middle one, the last one; then one that is not queued. */
     kle_loop_post_cancel(loop, &b);
     assert_int_equal(b.queued, 0);
@@ -298,7 +308,7 @@ static void test_loop__a_cancelled_post_does_not_run(void **state)
     assert_int_equal(ran_a, 1);
     assert_int_equal(ran_b + ran_c, 0);
     /* The queue still works after cancels at its tail. */
-    assert_int_equal(kle_loop_post_work(loop, &c, on_post, &ran_c), 0);
+    assert_int_equal(kle_loop_post_work(loop, &c, on_post_alone, &ran_c), 0);
     assert_int_equal(kle_loop_dispatch(loop, 0), 1);
     assert_int_equal(ran_c, 1);
     kle_loop_free(loop);
@@ -495,7 +505,7 @@ static void *post_later(void *arg)
     static int ran;
     kle_loop *loop = arg;
     kle_clock_sleep(NULL, 20 * KLE_NS_PER_MS);
-    kle_loop_post_work(loop, &p, on_post, &ran);
+    kle_loop_post_work(loop, &p, on_post_alone, &ran);
     return NULL;
 }
 
