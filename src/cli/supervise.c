@@ -59,12 +59,11 @@
 #include "kle/common.h"
 #include "supervise.h"
 #include "proctree.h"
+#include "base/now.h"
 
 static int64_t boot_ns(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_BOOTTIME, &ts);
-    return (int64_t)ts.tv_sec * KLE_NS_PER_SEC + ts.tv_nsec;
+    return kle_now__ns(CLOCK_BOOTTIME);
 }
 
 /* a + b for b >= 0, INT64_MAX when it would overflow (no deadline: kle run
