@@ -4,7 +4,6 @@
 include(CMakePackageConfigHelpers)
 
 # libkle.so.MAJOR -> libkle.so.MAJOR.MINOR.PATCH, and libkle.a, from the same objects.
-get_target_property(_kle_link_libraries kle LINK_LIBRARIES)
 add_library(kle_shared SHARED $<TARGET_OBJECTS:kle>)
 add_library(kle_static STATIC $<TARGET_OBJECTS:kle>)
 foreach(_t kle_shared kle_static)
@@ -12,7 +11,7 @@ foreach(_t kle_shared kle_static)
     $<BUILD_INTERFACE:${PROJECT_SOURCE_DIR}/include>
     $<BUILD_INTERFACE:${PROJECT_BINARY_DIR}/include>
     $<INSTALL_INTERFACE:${CMAKE_INSTALL_INCLUDEDIR}>)
-  target_link_libraries(${_t} PRIVATE ${_kle_link_libraries})
+  target_link_libraries(${_t} PRIVATE ${KLE_LIBRARY_DEPS})
   # No core header exposes a json-c type; kle/rest.h does (kle::rest).
   target_link_libraries(${_t} PUBLIC Threads::Threads)
 endforeach()
