@@ -4,7 +4,7 @@
 # increases across leaders, SIGKILL of kle kills its worker, SIGTERM
 # releases the lease and another replica takes over at its next try.
 source "$KLE_SOURCE_DIR/tests/support/apiserver.sh"
-source "$KLE_SOURCE_DIR/tests/integration/cli/lib.sh"
+source "$KLE_SOURCE_DIR/tests/e2e/cli/lib.sh"
 kle_apiserver_start || exit 1
 
 start_replica a

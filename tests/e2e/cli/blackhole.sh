@@ -5,7 +5,7 @@
 # retry 0.5 s the last successful renewal was sent at most 0.5 s before the
 # black hole started, so others could lead 3.5 s after it at the earliest.
 source "$KLE_SOURCE_DIR/tests/support/apiserver.sh"
-source "$KLE_SOURCE_DIR/tests/integration/cli/lib.sh"
+source "$KLE_SOURCE_DIR/tests/e2e/cli/lib.sh"
 kle_apiserver_start || exit 1
 TIMINGS=(--lease-duration 4s --renew-deadline 3s --retry-period 500ms)
 

@@ -5,7 +5,7 @@
 # leader and the next-oldest leads; start an older one and it takes over at
 # the end of the current term. No two workers ever at once.
 source "$KLE_SOURCE_DIR/tests/support/apiserver.sh"
-source "$KLE_SOURCE_DIR/tests/integration/cli/lib.sh"
+source "$KLE_SOURCE_DIR/tests/e2e/cli/lib.sh"
 kle_apiserver_start --feature-gates=CoordinatedLeaderElection=true || exit 1
 # Short leases: the kill below waits one expiry. The server's own terms
 # (a holder it picks) are 5 s until that holder renews with these.

@@ -4,7 +4,7 @@
 # subreaper and kills every descendant, when kle is SIGKILLed and when
 # leadership ends.
 source "$KLE_SOURCE_DIR/tests/support/apiserver.sh"
-source "$KLE_SOURCE_DIR/tests/integration/cli/lib.sh"
+source "$KLE_SOURCE_DIR/tests/e2e/cli/lib.sh"
 kle_apiserver_start || exit 1
 
 # The command starts the worker as a daemon in its own session and then

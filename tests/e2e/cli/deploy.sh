@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # deploy/: every manifest parses (kubectl, offline) and says what the docs
 # promise; the Dockerfile is multi-stage and runs as non-root.
-source "$KLE_SOURCE_DIR/tests/integration/cli/lib.sh"
+source "$KLE_SOURCE_DIR/tests/e2e/cli/lib.sh"
 trap 'rm -rf "$T"' EXIT
 D="$KLE_SOURCE_DIR/deploy"
 if ! command -v kubectl >/dev/null 2>&1; then

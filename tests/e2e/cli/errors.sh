@@ -4,7 +4,7 @@
 # documented exit code, never a log line; a normal race to create the lock
 # (409 AlreadyExists) is not logged as an error.
 source "$KLE_SOURCE_DIR/tests/support/apiserver.sh"
-source "$KLE_SOURCE_DIR/tests/integration/cli/lib.sh"
+source "$KLE_SOURCE_DIR/tests/e2e/cli/lib.sh"
 kle_apiserver_start || exit 1
 
 # one_line CODE PREFIX CMD...: exit CODE, one stderr line starting with

@@ -6,7 +6,7 @@
 # and on SIGTERM stops its work, releases the lease and exits 0; a second
 # replica then takes over at once.
 source "$KLE_SOURCE_DIR/tests/support/apiserver.sh"
-source "$KLE_SOURCE_DIR/tests/integration/cli/lib.sh"
+source "$KLE_SOURCE_DIR/tests/e2e/cli/lib.sh"
 kle_apiserver_start || exit 1
 CONTROLLER="$KLE_BUILD_DIR/examples/example_controller"
 LOCK=example

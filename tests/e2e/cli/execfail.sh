@@ -3,7 +3,7 @@
 # exits 127 (not found) or 126 (not executable) instead of acquiring,
 # failing and acquiring again with a climbing fencing token.
 source "$KLE_SOURCE_DIR/tests/support/apiserver.sh"
-source "$KLE_SOURCE_DIR/tests/integration/cli/lib.sh"
+source "$KLE_SOURCE_DIR/tests/e2e/cli/lib.sh"
 kle_apiserver_start || exit 1
 LOCK=ef
 

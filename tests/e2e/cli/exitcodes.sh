@@ -5,7 +5,7 @@
 # default), 125 when kle itself fails (configuration, a busy --http-addr),
 # 2 for a bad command line, found before anything connects.
 source "$KLE_SOURCE_DIR/tests/support/apiserver.sh"
-source "$KLE_SOURCE_DIR/tests/integration/cli/lib.sh"
+source "$KLE_SOURCE_DIR/tests/e2e/cli/lib.sh"
 kle_apiserver_start || exit 1
 
 # 124: a holds the lock; b gives up after --timeout 1s, its command never run.

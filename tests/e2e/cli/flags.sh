@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Bad flags and values: one line naming the problem, exit 2. Help: exit 0.
-source "$KLE_SOURCE_DIR/tests/integration/cli/lib.sh"
+source "$KLE_SOURCE_DIR/tests/e2e/cli/lib.sh"
 trap 'rm -rf "$T"' EXIT
 
 bad() { # bad EXPECTED-SUBSTRING ARGS...

@@ -5,7 +5,7 @@
 # once and keeps it, instead of acquiring and stepping down in a loop with a
 # climbing fencing token. And /healthz keeps answering during the flood.
 source "$KLE_SOURCE_DIR/tests/support/apiserver.sh"
-source "$KLE_SOURCE_DIR/tests/integration/cli/lib.sh"
+source "$KLE_SOURCE_DIR/tests/e2e/cli/lib.sh"
 kle_apiserver_start || exit 1
 
 start_replica a

@@ -3,7 +3,7 @@
 # change of the lock printed as it happens; a released lease taken by a
 # watching replica within a round trip, not at its next poll.
 source "$KLE_SOURCE_DIR/tests/support/apiserver.sh"
-source "$KLE_SOURCE_DIR/tests/integration/cli/lib.sh"
+source "$KLE_SOURCE_DIR/tests/e2e/cli/lib.sh"
 kle_apiserver_start || exit 1
 TIMINGS=(--lease-duration 4s --renew-deadline 3s --retry-period 1s)
 

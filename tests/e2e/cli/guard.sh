@@ -7,7 +7,7 @@
 # must be gone 3.5 s after it at the latest, and others may lead 4 s after
 # that renewal at the earliest.
 source "$KLE_SOURCE_DIR/tests/support/apiserver.sh"
-source "$KLE_SOURCE_DIR/tests/integration/cli/lib.sh"
+source "$KLE_SOURCE_DIR/tests/e2e/cli/lib.sh"
 kle_apiserver_start || exit 1
 TIMINGS=(--lease-duration 4s --renew-deadline 3s --retry-period 500ms)
 

@@ -8,7 +8,7 @@
 # /readyz is 503 while the last request failed. When the black hole ends,
 # both recover.
 source "$KLE_SOURCE_DIR/tests/support/apiserver.sh"
-source "$KLE_SOURCE_DIR/tests/integration/cli/lib.sh"
+source "$KLE_SOURCE_DIR/tests/e2e/cli/lib.sh"
 kle_apiserver_start || exit 1
 
 code() { curl -sS -o "$T/body" -w '%{http_code}' "http://$addr$1"; }

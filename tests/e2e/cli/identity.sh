@@ -5,7 +5,7 @@
 # someone else, and exits with an error naming the cause. Once with a
 # watching and once with a polling second replica.
 source "$KLE_SOURCE_DIR/tests/support/apiserver.sh"
-source "$KLE_SOURCE_DIR/tests/integration/cli/lib.sh"
+source "$KLE_SOURCE_DIR/tests/e2e/cli/lib.sh"
 kle_apiserver_start || exit 1
 
 start_replica x

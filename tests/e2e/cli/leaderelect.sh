@@ -4,7 +4,7 @@
 # under the supervisor and with the HTTP endpoints; --on-exit as with an
 # election; SIGTERM stops it and exits 0.
 source "$KLE_SOURCE_DIR/tests/support/apiserver.sh"
-source "$KLE_SOURCE_DIR/tests/integration/cli/lib.sh"
+source "$KLE_SOURCE_DIR/tests/e2e/cli/lib.sh"
 export KUBECONFIG="$T/none" # nothing to connect to, and nothing tries
 
 # The worker logs to solo.events (no fencing token: not for overlap_check).

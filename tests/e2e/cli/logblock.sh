@@ -4,7 +4,7 @@
 # keep renewing (the lease's renewTime keeps moving, no one else takes
 # over) and count the lines it drops.
 source "$KLE_SOURCE_DIR/tests/support/apiserver.sh"
-source "$KLE_SOURCE_DIR/tests/integration/cli/lib.sh"
+source "$KLE_SOURCE_DIR/tests/e2e/cli/lib.sh"
 kle_apiserver_start || exit 1
 TIMINGS=(--lease-duration 3s --renew-deadline 2s --retry-period 300ms)
 

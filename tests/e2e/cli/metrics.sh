@@ -4,7 +4,7 @@
 # fencing token and the last renewal, the watch stream, API requests by
 # verb and code, kle_build_info; and JSON logs with structured fields.
 source "$KLE_SOURCE_DIR/tests/support/apiserver.sh"
-source "$KLE_SOURCE_DIR/tests/integration/cli/lib.sh"
+source "$KLE_SOURCE_DIR/tests/e2e/cli/lib.sh"
 kle_apiserver_start || exit 1
 
 # a runs a command that exits 3 after 0.3 s, restarted (after 1 s, then 2 s).

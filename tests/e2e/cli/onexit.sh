@@ -3,7 +3,7 @@
 # off while the command keeps exiting; SIGKILL after --grace for a worker
 # that ignores SIGTERM; --release-on-cancel=false keeps the lease.
 source "$KLE_SOURCE_DIR/tests/support/apiserver.sh"
-source "$KLE_SOURCE_DIR/tests/integration/cli/lib.sh"
+source "$KLE_SOURCE_DIR/tests/e2e/cli/lib.sh"
 kle_apiserver_start || exit 1
 
 # exit: the worker's code becomes kle's, and the lease is released.

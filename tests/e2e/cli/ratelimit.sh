@@ -4,7 +4,7 @@
 # itself: tests/unit/base/test_log.c); a fresh Lease-only deployment (RBAC
 # for its Lease alone) warns about nothing at all.
 source "$KLE_SOURCE_DIR/tests/support/apiserver.sh"
-source "$KLE_SOURCE_DIR/tests/integration/cli/lib.sh"
+source "$KLE_SOURCE_DIR/tests/e2e/cli/lib.sh"
 kle_apiserver_start || exit 1
 
 # The skipped-phase guard refuses every try (retry 300 ms): a live Endpoints

@@ -4,7 +4,7 @@
 # escapes) is escaped in text logs and in kle status; a renewTime ahead of
 # this machine's clock is reported as a clock difference.
 source "$KLE_SOURCE_DIR/tests/support/apiserver.sh"
-source "$KLE_SOURCE_DIR/tests/integration/cli/lib.sh"
+source "$KLE_SOURCE_DIR/tests/e2e/cli/lib.sh"
 kle_apiserver_start || exit 1
 
 start_replica a

@@ -5,7 +5,7 @@
 # gets stdio and no other descriptor, and it gets the soft descriptor limit
 # kle was started with, not the one kle raised for itself.
 source "$KLE_SOURCE_DIR/tests/support/apiserver.sh"
-source "$KLE_SOURCE_DIR/tests/integration/cli/lib.sh"
+source "$KLE_SOURCE_DIR/tests/e2e/cli/lib.sh"
 kle_apiserver_start || exit 1
 
 hard=$(ulimit -Hn)

@@ -5,7 +5,7 @@
 # name type, namespace and name; the one-shot JSON keeps its documented
 # fields; ages as kubectl prints them; exit codes 0, 3 and 4 (--is-leader).
 source "$KLE_SOURCE_DIR/tests/support/apiserver.sh"
-source "$KLE_SOURCE_DIR/tests/integration/cli/lib.sh"
+source "$KLE_SOURCE_DIR/tests/e2e/cli/lib.sh"
 kle_apiserver_start || exit 1
 TIMINGS=(--lease-duration 2s --renew-deadline 1.5s --retry-period 300ms)
 

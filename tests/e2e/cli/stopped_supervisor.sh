@@ -11,7 +11,7 @@
 # second after the grace, counted from when kle noticed, overlapped it by
 # about 450 ms. The overlap checker reads the workers' own LEAD/STOP logs.
 source "$KLE_SOURCE_DIR/tests/support/apiserver.sh"
-source "$KLE_SOURCE_DIR/tests/integration/cli/lib.sh"
+source "$KLE_SOURCE_DIR/tests/e2e/cli/lib.sh"
 kle_apiserver_start || exit 1
 TIMINGS=(--lease-duration 4s --renew-deadline 3s --retry-period 1s)
 SHIM=

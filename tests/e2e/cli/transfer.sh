@@ -7,7 +7,7 @@
 # started after the old leader's command stopped (bench/transfer measures
 # this over more rounds on a release build).
 source "$KLE_SOURCE_DIR/tests/support/apiserver.sh"
-source "$KLE_SOURCE_DIR/tests/integration/cli/lib.sh"
+source "$KLE_SOURCE_DIR/tests/e2e/cli/lib.sh"
 kle_apiserver_start || exit 1
 # A handover takes no expiry in watch mode: these timings only bound how
 # long a loaded machine may stall a leader before it loses the lease.

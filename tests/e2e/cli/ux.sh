@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # What a new user sees: help, kle status -o json, setup errors, versions.
 source "$KLE_SOURCE_DIR/tests/support/apiserver.sh"
-source "$KLE_SOURCE_DIR/tests/integration/cli/lib.sh"
+source "$KLE_SOURCE_DIR/tests/e2e/cli/lib.sh"
 
 # kle status takes no timings: its help does not offer --lease-duration.
 out=$("$KLE" status --help) || fail "kle status --help: exit $?"

@@ -5,7 +5,7 @@
 # fails naming what it found, run never takes the lock nor writes it. With
 # the server answering normally again, run leads (so the setup could).
 source "$KLE_SOURCE_DIR/tests/support/apiserver.sh"
-source "$KLE_SOURCE_DIR/tests/integration/cli/lib.sh"
+source "$KLE_SOURCE_DIR/tests/e2e/cli/lib.sh"
 kle_apiserver_start || exit 1
 
 # count VERB CODE: requests on leases with that verb and status code.

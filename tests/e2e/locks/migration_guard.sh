@@ -10,7 +10,7 @@
 #  - a 403 on the extra GET (RBAC without endpoints) turns it off with one
 #    log line, and the replica leads.
 source "$KLE_SOURCE_DIR/tests/support/apiserver.sh"
-source "$KLE_SOURCE_DIR/tests/integration/cli/lib.sh"
+source "$KLE_SOURCE_DIR/tests/e2e/cli/lib.sh"
 kle_apiserver_start || exit 1
 LOCK=mg
 

@@ -7,7 +7,7 @@
 # them leading. Several rounds, a fresh lock name each; the overlap checker
 # reads each round's worker log on its own (tokens are per object).
 source "$KLE_SOURCE_DIR/tests/support/apiserver.sh"
-source "$KLE_SOURCE_DIR/tests/integration/cli/lib.sh"
+source "$KLE_SOURCE_DIR/tests/e2e/cli/lib.sh"
 kle_apiserver_start || exit 1
 ROUNDS=${ROUNDS:-3}
 
