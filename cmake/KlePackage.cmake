@@ -4,8 +4,8 @@
 include(CMakePackageConfigHelpers)
 
 # libkle.so.MAJOR -> libkle.so.MAJOR.MINOR.PATCH, and libkle.a, from the same objects.
-add_library(kle_shared SHARED $<TARGET_OBJECTS:kle>)
-add_library(kle_static STATIC $<TARGET_OBJECTS:kle>)
+add_library(kle_shared SHARED ${KLE_OBJECTS})
+add_library(kle_static STATIC ${KLE_OBJECTS})
 foreach(_t kle_shared kle_static)
   target_include_directories(${_t} PUBLIC
     $<BUILD_INTERFACE:${PROJECT_SOURCE_DIR}/include>
