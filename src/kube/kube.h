@@ -68,6 +68,10 @@ int kle_kube__read_file(kle_buf *buf, const char *path, size_t max);
 /* Base64 decoding (standard alphabet, padding optional, whitespace
  * ignored) and encoding. Return 0, or -1 for invalid input / no memory. */
 int kle_kube__base64_decode(kle_buf *out, const char *in, size_t len);
+/* 1 when @p s is a valid object name: a DNS-1123 subdomain (at most 253
+ * characters, dot-separated labels), or with @p label a DNS-1123 label (at
+ * most 63, no dots; namespaces). */
+int kle_kube__valid_name(const char *s, int label);
 int kle_kube__base64_encode(kle_buf *out, const unsigned char *in, size_t len);
 
 /* Exec plugin results. */

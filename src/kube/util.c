@@ -192,3 +192,22 @@ int kle_watch_opts_init(kle_watch_opts *ptr, unsigned int version)
                      KLE_WATCH_OPTS_INIT, sizeof(*ptr));
     return 0;
 }
+
+int kle_kube__valid_name(const char *s, int label)
+{
+    /* The API server's rules (IsDNS1123Subdomain, IsDNS1123Label). */
+    size_t n = strlen(s), max = label ? 63 : 253;
+    if (n == 0 || n > max)
+        return 0;
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        int alnum = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
+        if (alnum)
+            continue;
+        if (!(c == '-' || (!label && c == '.')) || i == 0 || i == n - 1)
+            return 0;
+        if (c == '.' && (s[i - 1] == '.' || s[i - 1] == '-' || s[i + 1] == '-'))
+            return 0; /* Each dot-separated part is a label. */
+    }
+    return 1;
+}

@@ -19,7 +19,7 @@
 
 #define CHECK_INIT(type, fn, current)                                                              \
     do {                                                                                           \
-        for (unsigned int v = 1; v <= (current); v++) {                                           \
+        for (unsigned int v = 1; v <= (current); v++) {                                            \
             type s;                                                                                \
             memset(&s, 0xA5, sizeof(s));                                                           \
             assert_int_equal(fn(&s, v), 0);                                                        \
@@ -46,8 +46,7 @@ static void test_init__every_init_function(void **state)
     CHECK_INIT(kle_client_opts, kle_client_opts_init, KLE_CLIENT_OPTS_VERSION);
     CHECK_INIT(kle_request_opts, kle_request_opts_init, KLE_REQUEST_OPTS_VERSION);
     CHECK_INIT(kle_watch_opts, kle_watch_opts_init, KLE_WATCH_OPTS_VERSION);
-    CHECK_INIT(kle_resource_lock_opts, kle_resource_lock_opts_init,
-               KLE_RESOURCE_LOCK_OPTS_VERSION);
+    CHECK_INIT(kle_resource_lock_opts, kle_resource_lock_opts_init, KLE_RESOURCE_LOCK_OPTS_VERSION);
     CHECK_INIT(kle_fake_clock_opts, kle_fake_clock_opts_init, KLE_FAKE_CLOCK_OPTS_VERSION);
 }
 
