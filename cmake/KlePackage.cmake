@@ -4,15 +4,14 @@
 include(CMakePackageConfigHelpers)
 
 # libkle.so.MAJOR -> libkle.so.MAJOR.MINOR.PATCH, and libkle.a, from the same objects.
-get_target_property(_kle_link_libraries kle LINK_LIBRARIES)
-add_library(kle_shared SHARED $<TARGET_OBJECTS:kle>)
-add_library(kle_static STATIC $<TARGET_OBJECTS:kle>)
+add_library(kle_shared SHARED ${KLE_OBJECTS})
+add_library(kle_static STATIC ${KLE_OBJECTS})
 foreach(_t kle_shared kle_static)
   target_include_directories(${_t} PUBLIC
     $<BUILD_INTERFACE:${PROJECT_SOURCE_DIR}/include>
     $<BUILD_INTERFACE:${PROJECT_BINARY_DIR}/include>
     $<INSTALL_INTERFACE:${CMAKE_INSTALL_INCLUDEDIR}>)
-  target_link_libraries(${_t} PRIVATE ${_kle_link_libraries})
+  target_link_libraries(${_t} PRIVATE ${KLE_LIBRARY_DEPS})
   # No core header exposes a json-c type; kle/rest.h does (kle::rest).
   target_link_libraries(${_t} PUBLIC Threads::Threads)
 endforeach()

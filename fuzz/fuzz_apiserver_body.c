@@ -25,9 +25,9 @@ static void free_answer(answer *a)
  * protobuf encoding. A failure to decode what was encoded stops the run. */
 static json_object *proto_roundtrip(json_object *obj)
 {
-    kle_apiserver__buf b = {0};
+    kle_buf b = {0};
     if (kle_apiserver__proto_encode(obj, &b) != 0) {
-        kle_apiserver__buf_free(&b);
+        kle_buf__free(&b);
         return NULL;
     }
     int code = 0;
@@ -37,7 +37,7 @@ static json_object *proto_roundtrip(json_object *obj)
     if (!back)
         fprintf(stderr, "decoding what was encoded failed: %s\n", err);
     FUZZ_CHECK(back != NULL);
-    kle_apiserver__buf_free(&b);
+    kle_buf__free(&b);
     return back;
 }
 
@@ -69,7 +69,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     request rq;
     memset(&rq, 0, sizeof(rq));
     rq.content_type = proto ? KLE_MEDIA_PROTOBUF : "application/json";
-    if (size > 1 && kle_apiserver__buf_append(&rq.body, (const char *)data + 1, size - 1) != 0)
+    if (size > 1 && kle_buf__append(&rq.body, (const char *)data + 1, size - 1) != 0)
         abort();
     route rt;
     memset(&rt, 0, sizeof(rt));
@@ -115,6 +115,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         json_object_put(obj);
     }
     free_answer(&a);
-    kle_apiserver__buf_free(&rq.body);
+    kle_buf__free(&rq.body);
     return 0;
 }

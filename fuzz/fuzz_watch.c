@@ -50,7 +50,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     size_t chunk = (size_t)data[0] + 1;
     data++;
     size--;
-    kle_kube__buf body = {0};
+    kle_buf body = {0};
     size_t consumed = 0;
     struct state s = {0};
     for (size_t off = 0; off < size && !s.ended;) {
@@ -70,6 +70,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             FUZZ_CHECK(consumed == 0 && memchr(body.data, '\n', body.len) == NULL);
         FUZZ_CHECK(consumed <= body.len);
     }
-    kle_kube__buf_free(&body);
+    kle_buf__free(&body);
     return 0;
 }

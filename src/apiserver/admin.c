@@ -13,7 +13,7 @@
 static struct MHD_Daemon *admin_daemon;
 
 typedef struct admin_req {
-    kle_apiserver__buf body;
+    kle_buf body;
     int too_large;
 } admin_req;
 
@@ -63,7 +63,7 @@ static enum MHD_Result admin_handle(void *cls, struct MHD_Connection *c, const c
         if (rq->body.len + *upload_size > (1u << 20))
             rq->too_large = 1;
         else
-            kle_apiserver__buf_append(&rq->body, upload_data, *upload_size);
+            kle_buf__append(&rq->body, upload_data, *upload_size);
         *upload_size = 0;
         return MHD_YES;
     }
@@ -126,7 +126,7 @@ static void admin_done(void *cls, struct MHD_Connection *c, void **ctx,
 {
     admin_req *rq = *ctx;
     if (rq) {
-        kle_apiserver__buf_free(&rq->body);
+        kle_buf__free(&rq->body);
         free(rq);
         *ctx = NULL;
     }

@@ -41,14 +41,14 @@ void kle_apiserver__answer_json(answer *a, unsigned code, json_object *o, int pr
 {
     a->code = code;
     if (a->proto) {
-        kle_apiserver__buf b = {NULL, 0, 0};
+        kle_buf b = {0};
         if (kle_apiserver__proto_encode(o, &b) == 0) {
             a->body = b.data;
             a->body_len = b.len;
             a->is_proto = 1;
             return;
         }
-        kle_apiserver__buf_free(&b);
+        kle_buf__free(&b);
     }
     a->body = kle_apiserver__to_text(o, pretty);
 }

@@ -2,6 +2,7 @@
 #ifndef KLE_APISERVER_H
 #define KLE_APISERVER_H
 
+#include "base/buf.h"
 #include <json-c/json.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -55,16 +56,7 @@ void kle_apiserver__election_stop(void);
 #define KLE_RES_SECRETS             14
 #define KLE_RES_LEASECANDIDATES     15
 
-/* Buffer that grows; data is always NUL-terminated when len > 0. */
-typedef struct kle_apiserver__buf {
-    char *data;
-    size_t len;
-    size_t cap;
-} kle_apiserver__buf;
-
-int kle_apiserver__buf_append(kle_apiserver__buf *b, const char *s, size_t n);
-int kle_apiserver__buf_appends(kle_apiserver__buf *b, const char *s);
-void kle_apiserver__buf_free(kle_apiserver__buf *b);
+/* A growing buffer: base/buf.h's kle_buf. */
 
 /* ---- store.c: objects, the resourceVersion counter, history, persistence ---- */
 
@@ -122,10 +114,10 @@ json_object *kle_apiserver__proto_decode(const unsigned char *data, size_t len, 
                                          char *err, size_t errlen);
 /* Appends the protobuf encoding of obj (which names its kind and
  * apiVersion); -1 when the kind has none. */
-int kle_apiserver__proto_encode(json_object *obj, kle_apiserver__buf *out);
+int kle_apiserver__proto_encode(json_object *obj, kle_buf *out);
 /* Appends one watch frame: a 4-byte big-endian length, then a
  * meta.k8s.io/v1 WatchEvent whose object is the enveloped obj. */
-int kle_apiserver__proto_watch_frame(const char *type, json_object *obj, kle_apiserver__buf *out);
+int kle_apiserver__proto_watch_frame(const char *type, json_object *obj, kle_buf *out);
 
 /* ---- tls.c ---- */
 

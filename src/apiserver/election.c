@@ -16,6 +16,7 @@
 #include "apiserver/apiserver.h"
 
 #include "kle/record.h"
+#include "base/now.h"
 
 #include <json-c/json.h>
 #include <pthread.h>
@@ -40,9 +41,7 @@ static volatile int stopping;
 
 static int64_t wall_now(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * NS + ts.tv_nsec;
+    return kle_now__ns(CLOCK_REALTIME);
 }
 
 static const char *spec_str(json_object *o, const char *field)

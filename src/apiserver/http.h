@@ -8,7 +8,7 @@
 /* ---- per-request state ---- */
 
 typedef struct request {
-    kle_apiserver__buf body;
+    kle_buf body;
     const char *content_type; /* Borrowed from the connection. */
     int too_large;
     int started;

@@ -530,46 +530,46 @@ int main(int argc, char **argv)
         goto fail;
     }
     if (o.env_file) {
-        kle_apiserver__buf b = {0};
+        kle_buf b = {0};
         char line[1200];
         snprintf(line, sizeof(line), "SERVER=%s\nADMIN=%s\nTOKEN=%s\n", url, admin_url, token);
-        kle_apiserver__buf_appends(&b, line);
+        kle_buf__appends(&b, line);
         if (tls.ca_pem) {
             snprintf(line, sizeof(line), "CA_DATA=%s\n", ca_for_kubeconfig);
-            kle_apiserver__buf_appends(&b, line);
+            kle_buf__appends(&b, line);
         }
         if (write_atomic(o.env_file, b.data) != 0) {
             snprintf(err, sizeof(err), "--write-env %s: %s", o.env_file, strerror(errno));
-            kle_apiserver__buf_free(&b);
+            kle_buf__free(&b);
             goto fail;
         }
-        kle_apiserver__buf_free(&b);
+        kle_buf__free(&b);
     }
     if (o.kubeconfig) {
-        kle_apiserver__buf b = {0};
+        kle_buf b = {0};
         char line[1200];
-        kle_apiserver__buf_appends(&b, "apiVersion: v1\nkind: Config\nclusters:\n"
-                                       "- name: kle-apiserver\n  cluster:\n");
+        kle_buf__appends(&b, "apiVersion: v1\nkind: Config\nclusters:\n"
+                             "- name: kle-apiserver\n  cluster:\n");
         snprintf(line, sizeof(line), "    server: %s\n", url);
-        kle_apiserver__buf_appends(&b, line);
+        kle_buf__appends(&b, line);
         if (ca_for_kubeconfig) {
-            kle_apiserver__buf_appends(&b, "    certificate-authority-data: ");
-            kle_apiserver__buf_appends(&b, ca_for_kubeconfig);
-            kle_apiserver__buf_appends(&b, "\n");
+            kle_buf__appends(&b, "    certificate-authority-data: ");
+            kle_buf__appends(&b, ca_for_kubeconfig);
+            kle_buf__appends(&b, "\n");
         }
-        kle_apiserver__buf_appends(&b, "contexts:\n- name: kle-apiserver\n  context:\n"
-                                       "    cluster: kle-apiserver\n    user: kle-admin\n"
-                                       "    namespace: default\n"
-                                       "current-context: kle-apiserver\n"
-                                       "users:\n- name: kle-admin\n  user:\n");
+        kle_buf__appends(&b, "contexts:\n- name: kle-apiserver\n  context:\n"
+                             "    cluster: kle-apiserver\n    user: kle-admin\n"
+                             "    namespace: default\n"
+                             "current-context: kle-apiserver\n"
+                             "users:\n- name: kle-admin\n  user:\n");
         snprintf(line, sizeof(line), "    token: %s\npreferences: {}\n", token);
-        kle_apiserver__buf_appends(&b, line);
+        kle_buf__appends(&b, line);
         if (write_atomic(o.kubeconfig, b.data) != 0) {
             snprintf(err, sizeof(err), "--write-kubeconfig %s: %s", o.kubeconfig, strerror(errno));
-            kle_apiserver__buf_free(&b);
+            kle_buf__free(&b);
             goto fail;
         }
-        kle_apiserver__buf_free(&b);
+        kle_buf__free(&b);
     }
 
     if (kle_apiserver__election_start() != 0) {

@@ -46,36 +46,6 @@ int kle_apiserver__resource_served(size_t i)
            (i != KLE_RES_LEASECANDIDATES || kle_apiserver__lease_candidates);
 }
 
-int kle_apiserver__buf_append(kle_apiserver__buf *b, const char *s, size_t n)
-{
-    if (b->len + n + 1 > b->cap) {
-        size_t nc = b->cap ? b->cap : 256;
-        char *nd;
-        while (nc < b->len + n + 1)
-            nc *= 2;
-        nd = realloc(b->data, nc);
-        if (!nd)
-            return -1;
-        b->data = nd;
-        b->cap = nc;
-    }
-    memcpy(b->data + b->len, s, n);
-    b->len += n;
-    b->data[b->len] = '\0';
-    return 0;
-}
-
-int kle_apiserver__buf_appends(kle_apiserver__buf *b, const char *s)
-{
-    return kle_apiserver__buf_append(b, s, strlen(s));
-}
-
-void kle_apiserver__buf_free(kle_apiserver__buf *b)
-{
-    free(b->data);
-    memset(b, 0, sizeof(*b));
-}
-
 void kle_apiserver__qualified(const kle_apiserver__resource *r, char *buf, size_t len)
 {
     if (r->group[0])
@@ -586,30 +556,30 @@ json_object *kle_apiserver__validate(const kle_apiserver__resource *r, json_obje
 json_object *kle_apiserver__invalid_status(const kle_apiserver__resource *r, const char *name,
                                            json_object *causes)
 {
-    kle_apiserver__buf b = {0};
+    kle_buf b = {0};
     char head[512];
     size_t n = json_object_array_length(causes);
     json_object *st;
 
     snprintf(head, sizeof(head), "%s%s%s \"%s\" is invalid: ", r->kind, r->group[0] ? "." : "",
              r->group, name ? name : "");
-    kle_apiserver__buf_appends(&b, head);
+    kle_buf__appends(&b, head);
     if (n > 1)
-        kle_apiserver__buf_appends(&b, "[");
+        kle_buf__appends(&b, "[");
     for (size_t i = 0; i < n; i++) {
         json_object *c = json_object_array_get_idx(causes, i), *f, *m;
         json_object_object_get_ex(c, "field", &f);
         json_object_object_get_ex(c, "message", &m);
         if (i)
-            kle_apiserver__buf_appends(&b, ", ");
-        kle_apiserver__buf_appends(&b, json_object_get_string(f));
-        kle_apiserver__buf_appends(&b, ": ");
-        kle_apiserver__buf_appends(&b, json_object_get_string(m));
+            kle_buf__appends(&b, ", ");
+        kle_buf__appends(&b, json_object_get_string(f));
+        kle_buf__appends(&b, ": ");
+        kle_buf__appends(&b, json_object_get_string(m));
     }
     if (n > 1)
-        kle_apiserver__buf_appends(&b, "]");
+        kle_buf__appends(&b, "]");
     st = kle_apiserver__status(422, "Invalid", b.data, r, name, causes);
-    kle_apiserver__buf_free(&b);
+    kle_buf__free(&b);
     return st;
 }
 

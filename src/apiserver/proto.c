@@ -555,7 +555,7 @@ json_object *kle_apiserver__proto_decode(const unsigned char *data, size_t len, 
 }
 
 /* Appends the enveloped encoding of obj; -1 when its kind has none. */
-static int encode(json_object *obj, kle_apiserver__buf *out)
+static int encode(json_object *obj, kle_buf *out)
 {
     json_object *k, *av;
     const ProtobufCMessageDescriptor *d;
@@ -592,8 +592,8 @@ static int encode(json_object *obj, kle_apiserver__buf *out)
         env = malloc(envlen + 1);
         if (env) {
             k8s__unknown__pack(&u, env);
-            if (kle_apiserver__buf_append(out, (const char *)magic, sizeof(magic)) == 0 &&
-                kle_apiserver__buf_append(out, (const char *)env, envlen) == 0)
+            if (kle_buf__append(out, (const char *)magic, sizeof(magic)) == 0 &&
+                kle_buf__append(out, (const char *)env, envlen) == 0)
                 rc = 0;
             free(env);
         }
@@ -603,14 +603,14 @@ static int encode(json_object *obj, kle_apiserver__buf *out)
     return rc;
 }
 
-int kle_apiserver__proto_encode(json_object *obj, kle_apiserver__buf *out)
+int kle_apiserver__proto_encode(json_object *obj, kle_buf *out)
 {
     return encode(obj, out);
 }
 
-int kle_apiserver__proto_watch_frame(const char *type, json_object *obj, kle_apiserver__buf *out)
+int kle_apiserver__proto_watch_frame(const char *type, json_object *obj, kle_buf *out)
 {
-    kle_apiserver__buf inner = {NULL, 0, 0};
+    kle_buf inner = {0};
     K8s__WatchEvent ev = K8S__WATCH_EVENT__INIT;
     K8s__RawExtension re = K8S__RAW_EXTENSION__INIT;
     uint8_t *packed;
@@ -619,7 +619,7 @@ int kle_apiserver__proto_watch_frame(const char *type, json_object *obj, kle_api
     int rc = -1;
 
     if (encode(obj, &inner) != 0) {
-        kle_apiserver__buf_free(&inner);
+        kle_buf__free(&inner);
         return -1;
     }
     ev.type = (char *)type;
@@ -635,11 +635,11 @@ int kle_apiserver__proto_watch_frame(const char *type, json_object *obj, kle_api
         len[1] = (unsigned char)(n >> 16);
         len[2] = (unsigned char)(n >> 8);
         len[3] = (unsigned char)n;
-        if (kle_apiserver__buf_append(out, (const char *)len, 4) == 0 &&
-            kle_apiserver__buf_append(out, (const char *)packed, n) == 0)
+        if (kle_buf__append(out, (const char *)len, 4) == 0 &&
+            kle_buf__append(out, (const char *)packed, n) == 0)
             rc = 0;
     }
     free(packed);
-    kle_apiserver__buf_free(&inner);
+    kle_buf__free(&inner);
     return rc;
 }

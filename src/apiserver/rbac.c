@@ -80,6 +80,7 @@ static int role_allows(json_object *role, const char *verb, const char *group, c
 }
 
 /* 1 when one of the binding's subjects is u. */
+
 static int binds(json_object *binding, const kle_apiserver__user *u)
 {
     json_object *subjects;
@@ -269,6 +270,21 @@ static json_object *subjects_of(json_object *rule)
     return out;
 }
 
+/* The binding of ClusterRole @p name to the subjects of authorization-file
+ * rule @p fr: a RoleBinding in @p ns, or a ClusterRoleBinding (NULL). */
+static int put_binding(json_object *fr, const char *name, const char *ns)
+{
+    json_object *b = new_obj(ns ? "RoleBinding" : "ClusterRoleBinding", name, ns),
+                *ref = json_object_new_object();
+    json_object_object_add(b, "subjects", subjects_of(fr));
+    json_object_object_add(ref, "apiGroup", json_object_new_string("rbac.authorization.k8s.io"));
+    json_object_object_add(ref, "kind", json_object_new_string("ClusterRole"));
+    json_object_object_add(ref, "name", json_object_new_string(name));
+    json_object_object_add(b, "roleRef", ref);
+    return kle_apiserver__store_put(ns ? KLE_RES_ROLEBINDINGS : KLE_RES_CLUSTERROLEBINDINGS,
+                                    ns ? ns : "", name, b, KLE_EV_ADDED);
+}
+
 int kle_apiserver__authz_install(json_object *file_rules)
 {
     json_object *arr;
@@ -299,33 +315,14 @@ int kle_apiserver__authz_install(json_object *file_rules)
             json_object_array_length(nss) > 0 && !has(fr, "namespaces", NULL, 0)) {
             for (size_t n = 0; n < json_object_array_length(nss); n++) {
                 const char *ns = json_object_get_string(json_object_array_get_idx(nss, n));
-                json_object *b = new_obj("RoleBinding", name, ns), *ref = json_object_new_object();
-                json_object_object_add(b, "subjects", subjects_of(fr));
-                json_object_object_add(ref, "apiGroup",
-                                       json_object_new_string("rbac.authorization.k8s.io"));
-                json_object_object_add(ref, "kind", json_object_new_string("ClusterRole"));
-                json_object_object_add(ref, "name", json_object_new_string(name));
-                json_object_object_add(b, "roleRef", ref);
-                if (kle_apiserver__store_put(KLE_RES_ROLEBINDINGS, ns, name, b, KLE_EV_ADDED) !=
-                    0) {
+                if (put_binding(fr, name, ns) != 0) {
                     kle_apiserver__store_unlock();
                     return -1;
                 }
             }
-        } else {
-            json_object *b = new_obj("ClusterRoleBinding", name, NULL),
-                        *ref = json_object_new_object();
-            json_object_object_add(b, "subjects", subjects_of(fr));
-            json_object_object_add(ref, "apiGroup",
-                                   json_object_new_string("rbac.authorization.k8s.io"));
-            json_object_object_add(ref, "kind", json_object_new_string("ClusterRole"));
-            json_object_object_add(ref, "name", json_object_new_string(name));
-            json_object_object_add(b, "roleRef", ref);
-            if (kle_apiserver__store_put(KLE_RES_CLUSTERROLEBINDINGS, "", name, b, KLE_EV_ADDED) !=
-                0) {
-                kle_apiserver__store_unlock();
-                return -1;
-            }
+        } else if (put_binding(fr, name, NULL) != 0) {
+            kle_apiserver__store_unlock();
+            return -1;
         }
     }
     kle_apiserver__store_unlock();

@@ -156,7 +156,7 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
     if (*upload_size) {
         if (rq->body.len + *upload_size > MAX_BODY)
             rq->too_large = 1;
-        else if (kle_apiserver__buf_append(&rq->body, upload_data, *upload_size) != 0)
+        else if (kle_buf__append(&rq->body, upload_data, *upload_size) != 0)
             return MHD_NO;
         *upload_size = 0;
         return MHD_YES;
@@ -283,7 +283,7 @@ static void completed(void *cls, struct MHD_Connection *c, void **ctx,
 {
     request *rq = *ctx;
     if (rq) {
-        kle_apiserver__buf_free(&rq->body);
+        kle_buf__free(&rq->body);
         free(rq);
         *ctx = NULL;
     }

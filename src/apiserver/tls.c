@@ -18,7 +18,7 @@
 char *kle_apiserver__read_file(const char *path, size_t max, char *err, size_t errlen)
 {
     FILE *f = fopen(path, "rb");
-    kle_apiserver__buf b = {0};
+    kle_buf b = {0};
     char chunk[8192];
     size_t n;
 
@@ -29,10 +29,10 @@ char *kle_apiserver__read_file(const char *path, size_t max, char *err, size_t e
         return NULL;
     }
     while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0) {
-        if (b.len + n > max || kle_apiserver__buf_append(&b, chunk, n) != 0) {
+        if (b.len + n > max || kle_buf__append(&b, chunk, n) != 0) {
             snprintf(err, errlen, "%s: file too large", path);
             fclose(f);
-            kle_apiserver__buf_free(&b);
+            kle_buf__free(&b);
             errno = EFBIG;
             return NULL;
         }

@@ -3,6 +3,7 @@
 #include "apiserver/apiserver.h"
 
 #include "base/log.h"
+#include "base/now.h"
 
 #include <openssl/rand.h>
 #include <stdarg.h>
@@ -17,9 +18,7 @@ int kle_apiserver__verbose;
 
 int64_t kle_apiserver__now_ns(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+    return kle_now__ns(CLOCK_MONOTONIC);
 }
 
 void kle_apiserver__timestamp(char *buf, size_t len)

@@ -27,7 +27,7 @@ typedef struct watcher {
     int table;
     int proto; /* Protobuf frames instead of JSON lines. */
     int fd;    /* The client's socket, to notice when it goes away; -1 unknown. */
-    kle_apiserver__buf out;
+    kle_buf out;
     size_t off;
 } watcher;
 
@@ -98,7 +98,7 @@ static void emit(watcher *w, const char *type, json_object *obj)
     }
     text = kle_apiserver__to_text(ev, 0);
     if (text) {
-        kle_apiserver__buf_appends(&w->out, text);
+        kle_buf__appends(&w->out, text);
         free(text);
     }
     json_object_put(ev);
@@ -227,7 +227,7 @@ static void watch_free(void *cls)
     free(w->ns);
     free(w->fsel);
     free(w->lsel);
-    kle_apiserver__buf_free(&w->out);
+    kle_buf__free(&w->out);
     free(w);
 }
 

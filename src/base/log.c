@@ -6,6 +6,7 @@
  * drain thread says how many were dropped once it catches up.
  */
 #include "base/log.h"
+#include "base/now.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -177,16 +178,12 @@ void kle_log_format_klog(char *buf, size_t size, kle_log_severity severity, cons
 
 static int64_t wall_now_ns(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * KLE_NS_PER_SEC + ts.tv_nsec;
+    return kle_now__ns(CLOCK_REALTIME);
 }
 
 static int64_t mono_now_ns(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * KLE_NS_PER_SEC + ts.tv_nsec;
+    return kle_now__ns(CLOCK_MONOTONIC);
 }
 
 /* Hands one line to the handler (or stderr); on the drain thread. */

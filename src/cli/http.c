@@ -9,6 +9,7 @@
  * election's descriptors, and a probe, which sends its request at once,
  * is answered during the flood. Every answer closes its connection.
  */
+#include "base/buf.h"
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -27,6 +28,7 @@
 #include <unistd.h>
 
 #include "run.h"
+#include "base/now.h"
 
 /* A connection whose request has not arrived whole yet. */
 typedef struct pending {
@@ -54,9 +56,7 @@ struct cli_http {
 
 static int64_t mono_ms(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    return kle_now__ns(CLOCK_MONOTONIC) / 1000000;
 }
 
 static enum MHD_Result reply(struct MHD_Connection *c, unsigned int code, const char *type,
@@ -75,45 +75,10 @@ static enum MHD_Result reply(struct MHD_Connection *c, unsigned int code, const 
     return ret;
 }
 
-/* A growing text buffer for /metrics. */
-typedef struct text {
-    char *data;
-    size_t len, cap;
-    int failed;
-} text;
+/* /metrics is built in a kle_buf (base/buf.h): a failure is kept in failed. */
+#define put kle_buf__printf
 
-static void put(text *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void put(text *t, const char *fmt, ...)
-{
-    for (int round = 0; round < 2 && !t->failed; round++) {
-        va_list ap;
-        va_start(ap, fmt);
-        int n =
-            vsnprintf(t->data ? t->data + t->len : NULL, t->data ? t->cap - t->len : 0, fmt, ap);
-        va_end(ap);
-        if (n < 0) {
-            t->failed = 1;
-            return;
-        }
-        if (t->data && (size_t)n < t->cap - t->len) {
-            t->len += (size_t)n;
-            return;
-        }
-        size_t cap = t->cap ? t->cap : 4096;
-        while (cap < t->len + (size_t)n + 1)
-            cap *= 2;
-        char *d = realloc(t->data, cap);
-        if (!d) {
-            t->failed = 1;
-            return;
-        }
-        t->data = d;
-        t->cap = cap;
-    }
-}
-
-/* A Prometheus label value: backslash, double quote and newline escaped. */
-static void put_label(text *t, const char *v)
+static void put_label(kle_buf *t, const char *v)
 {
     for (; *v; v++) {
         if (*v == '\\')
@@ -134,7 +99,7 @@ static char *metrics_text(cli_run_state *st)
     kle_elector_stats s = KLE_ELECTOR_STATS_INIT;
     const kle_elector_stats *sp = &s;
     const char *name = st->opts->lock_name ? st->opts->lock_name : "";
-    text t = {0};
+    kle_buf t = {0};
     char *lib = NULL;
 
     pthread_mutex_lock(&st->mu);

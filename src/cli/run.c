@@ -25,6 +25,7 @@
 
 #include "proctree.h"
 #include "run.h"
+#include "base/now.h"
 
 extern char **environ;
 
@@ -69,9 +70,7 @@ static int nofile_raised;
  * (a timerfd with TFD_TIMER_ABSTIME), so a freeze cannot restart a wait. */
 static int64_t now_ms(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_BOOTTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    return kle_now__ns(CLOCK_BOOTTIME) / 1000000;
 }
 
 /* A timerfd that becomes readable at @p at_ms (CLOCK_BOOTTIME), or -1. */

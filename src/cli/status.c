@@ -9,12 +9,11 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "base/now.h"
 
 static int64_t wall_ns(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * KLE_NS_PER_SEC + ts.tv_nsec;
+    return kle_now__ns(CLOCK_REALTIME);
 }
 
 /* Expired by this machine's clock: renewTime + leaseDuration is past. */

@@ -59,21 +59,16 @@
 #include "kle/common.h"
 #include "supervise.h"
 #include "proctree.h"
+#include "base/now.h"
+#include "base/sat.h"
 
 static int64_t boot_ns(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_BOOTTIME, &ts);
-    return (int64_t)ts.tv_sec * KLE_NS_PER_SEC + ts.tv_nsec;
+    return kle_now__ns(CLOCK_BOOTTIME);
 }
 
 /* a + b for b >= 0, INT64_MAX when it would overflow (no deadline: kle run
  * --leader-elect=false sends INT64_MAX). */
-static int64_t sat_add(int64_t a, int64_t b)
-{
-    return a > INT64_MAX - b ? INT64_MAX : a + b;
-}
-
 static void arm_at(int tfd, int64_t at_ns)
 {
     struct itimerspec its;
@@ -373,7 +368,7 @@ int cli_supervise_main(int argc, char **argv)
                     /* Leadership ended and kle did not stop us: do it. */
                     guard = 1;
                     state = STOPPING;
-                    kill_at = sat_add(deadline, grace_ns);
+                    kill_at = kle_sat__add(deadline, grace_ns);
                     kill(0, SIGTERM);
                     signal_descendants(child, SIGTERM, 1);
                     arm_at(tfd, kill_at);
@@ -409,8 +404,8 @@ int cli_supervise_main(int argc, char **argv)
                      * everything is killed after the grace, and never
                      * later than the leadership deadline + grace. */
                     int64_t at = boot_ns() + grace_ns;
-                    if (at > sat_add(deadline, grace_ns))
-                        at = sat_add(deadline, grace_ns);
+                    if (at > kle_sat__add(deadline, grace_ns))
+                        at = kle_sat__add(deadline, grace_ns);
                     if (state == RUNNING)
                         signal_descendants(child, SIGTERM, 1);
                     if (state == RUNNING || at < kill_at) {

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "kube/kube.h"
 
 int cli_parse_bool(int *out, const char *t)
 {
@@ -187,21 +188,5 @@ void cli_human_duration(char *buf, size_t size, int64_t ms)
 
 int cli_valid_name(const char *s, int label)
 {
-    /* The API server's rules (IsDNS1123Subdomain, IsDNS1123Label). */
-    size_t n = strlen(s), max = label ? 63 : 253;
-    if (n == 0 || n > max)
-        return 0;
-    for (size_t i = 0; i < n; i++) {
-        char c = s[i];
-        int alnum = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
-        if (alnum)
-            continue;
-        if (c != '-' && (c != '.' || label))
-            return 0;
-        /* '-' and '.' only inside a label: not first, not last, not next to a dot. */
-        if (i == 0 || i == n - 1 || s[i - 1] == '.' || (c == '.' && s[i - 1] == '-') ||
-            (s[i + 1] == '.'))
-            return 0;
-    }
-    return 1;
+    return kle_kube__valid_name(s, label);
 }

@@ -274,6 +274,19 @@ static void handle_detach(kle_leading *h)
 
 static void worker_stop(kle_elector *e);
 
+/* What kle_elector_new() made, freed (by a failed new and by free). */
+static void free_parts(kle_elector *e)
+{
+    kle_sm_free(e->sm);
+    kle_loop_free(e->loop);
+    kle_event_free(e->worker_wake);
+    kle_event_free(e->cancel);
+    kle_event_free(e->watch_cancel);
+    free(e->identity);
+    free(e->name);
+    free(e->metrics_name);
+}
+
 int kle_elector_new(kle_elector **out, const kle_elector_config *config)
 {
     if (!out || !config)
@@ -365,14 +378,7 @@ int kle_elector_new(kle_elector **out, const kle_elector_config *config)
     *out = e;
     return 0;
 fail:
-    kle_sm_free(e->sm);
-    kle_loop_free(e->loop);
-    kle_event_free(e->worker_wake);
-    kle_event_free(e->cancel);
-    kle_event_free(e->watch_cancel);
-    free(e->identity);
-    free(e->name);
-    free(e->metrics_name);
+    free_parts(e);
     free(e);
     return rc;
 }
@@ -1210,17 +1216,10 @@ void kle_elector_free(kle_elector *e)
         return;
     kle_lock_free(e->lock);
     kle_leading_unref(e->next_handle);
-    kle_sm_free(e->sm);
     job_clear(&e->pending);
     job_clear(&e->finished);
     kle_lock_result_dispose(&e->aresult);
-    kle_loop_free(e->loop);
-    kle_event_free(e->worker_wake);
-    kle_event_free(e->cancel);
-    kle_event_free(e->watch_cancel);
-    free(e->identity);
-    free(e->name);
-    free(e->metrics_name);
+    free_parts(e);
     pthread_mutex_destroy(&e->mu);
     pthread_mutex_destroy(&e->jmu);
     pthread_mutex_destroy(&e->wmu);

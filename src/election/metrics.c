@@ -2,6 +2,7 @@
 #include "kle/elector.h"
 #include "kle/log.h"
 #include "kle/sys/errors.h"
+#include "base/buf.h"
 #include "election/elector_internal.h"
 
 #include <stdarg.h>
@@ -9,47 +10,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-typedef struct buf {
-    char *data;
-    size_t len, cap;
-    int failed;
-} buf;
-
-static void put(buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static void put(buf *b, const char *fmt, ...)
-{
-    va_list ap;
-    if (b->failed)
-        return;
-    for (;;) {
-        va_start(ap, fmt);
-        int n =
-            vsnprintf(b->data ? b->data + b->len : NULL, b->data ? b->cap - b->len : 0, fmt, ap);
-        va_end(ap);
-        if (n < 0) {
-            b->failed = 1;
-            return;
-        }
-        if (b->data && (size_t)n < b->cap - b->len) {
-            b->len += (size_t)n;
-            return;
-        }
-        size_t cap = b->cap ? b->cap : 1024;
-        while (cap < b->len + (size_t)n + 1)
-            cap *= 2;
-        char *d = realloc(b->data, cap);
-        if (!d) {
-            b->failed = 1;
-            return;
-        }
-        b->data = d;
-        b->cap = cap;
-    }
-}
+/* Appends printf-formatted text (a failure is kept in b->failed). */
+#define put kle_buf__printf
 
 /* A label value: backslash, double quote and newline escaped. */
-static void put_label(buf *b, const char *v)
+static void put_label(kle_buf *b, const char *v)
 {
     for (; *v; v++) {
         if (*v == '\\')
@@ -79,7 +44,7 @@ int kle_metrics_format(char **out, const char *const *names, const kle_elector_s
                                  "supported",
                                  i, stats[i]->version);
     }
-    buf b = {0};
+    kle_buf b = {0};
     /* client-go's names and help texts (k8s.io/client-go/tools/leaderelection/metrics.go). */
     if (n) {
         put(&b, "# HELP leader_election_master_status Gauge of if the reporting system is master "

@@ -23,6 +23,7 @@
  */
 #include "election/sm.h"
 #include "base/log.h"
+#include "base/sat.h"
 #include "kle/record.h"
 #include "kle/sys/errors.h"
 
@@ -401,15 +402,6 @@ static int mut(const kle_sm *sm, int bit)
     return (sm->c.mutations & bit) != 0;
 }
 
-static int64_t sat_add(int64_t a, int64_t b)
-{
-    if (b > 0 && a > INT64_MAX - b)
-        return INT64_MAX;
-    if (b < 0 && a < INT64_MIN - b)
-        return INT64_MIN;
-    return a + b;
-}
-
 static uint64_t next_random(kle_sm *sm)
 {
     /* splitmix64 */
@@ -521,8 +513,8 @@ static void call(kle_sm *sm, int step, kle_sm_call_kind kind, int flags, int64_t
 static int lease_valid(const kle_sm *sm)
 {
     return sm->has_observed &&
-           sat_add(sm->observed_time,
-                   (int64_t)sm->observed.lease_duration_seconds * KLE_NS_PER_SEC) > sm->now;
+           kle_sat__add(sm->observed_time,
+                        (int64_t)sm->observed.lease_duration_seconds * KLE_NS_PER_SEC) > sm->now;
 }
 
 /* Reports a change of the observed holder (on_new_leader). */
@@ -736,7 +728,7 @@ static void prepare_write(kle_sm *sm)
         for (int i = 0; i < OWN_WRITES; i++)
             if (same_key(&sm->own[i], key) &&
                 (i != sm->last_issued ||
-                 sat_add(sm->own[i].first_sent, RECORD_PRECISION) <= sm->now))
+                 kle_sat__add(sm->own[i].first_sent, RECORD_PRECISION) <= sm->now))
                 clash = 1;
         if (fresh)
             r->acquire_time_ns = r->renew_time_ns;
@@ -800,7 +792,7 @@ static void note_foreign(kle_sm *sm)
         sm->foreign_lease_until = 0;
     else if (!sm->observed_own)
         sm->foreign_lease_until =
-            sat_add(sm->observed_time, (int64_t)r->lease_duration_seconds * KLE_NS_PER_SEC);
+            kle_sat__add(sm->observed_time, (int64_t)r->lease_duration_seconds * KLE_NS_PER_SEC);
     else if (!is_own_write(sm, r))
         sm->foreign_lease_until = 0;
 }
@@ -832,7 +824,7 @@ static int observe(kle_sm *sm, const kle_lock_result *got)
         }
         classify(sm);
     } else if (touched) {
-        int64_t cap = sat_add(sm->raw_changed_time, RECORD_PRECISION);
+        int64_t cap = kle_sat__add(sm->raw_changed_time, RECORD_PRECISION);
         int64_t t = sm->now < cap || mut(sm, KLE_SM_MUT_L1_TOUCH_CAP) ? sm->now : cap;
         if (t > sm->observed_time)
             sm->observed_time = t;
@@ -958,7 +950,7 @@ static void follow_got(kle_sm *sm, int changed)
         if (*rv) {
             sm->awaited = bytes_hash(rv, strlen(rv));
             sm->has_awaited = 1;
-            sm->awaited_by = sat_add(sm->last_get, STREAM_LAG_NS);
+            sm->awaited_by = kle_sat__add(sm->last_get, STREAM_LAG_NS);
         } else {
             restart_stream(sm);
         }
@@ -1045,7 +1037,7 @@ static void term_start(kle_sm *sm)
     sm->end_reason = END_NONE;
     sm->handover = kle_record_holder_is(VIEW(&sm->observed), sm->c.identity) &&
                    preferred_is_other(VIEW(&sm->observed), sm->c.identity);
-    sm->lead_deadline = sat_add(sm->last_dated, sm->c.renew_deadline);
+    sm->lead_deadline = kle_sat__add(sm->last_dated, sm->c.renew_deadline);
     if (!sm->handover)
         count(&sm->stats.acquisitions); /* A lease handed on at once is no term. */
     sm->token = sm->observed.leader_transitions;
@@ -1083,7 +1075,7 @@ static void term_start(kle_sm *sm)
     if (sm->unknown_create_sent && sm->observed_own && !mut(sm, KLE_SM_MUT_R7_QUARANTINE) &&
         (sm->unknown_create_after_seen ||
          (sm->deletions != sm->unknown_create_deletions && !stream_saw_all(sm)))) {
-        int64_t until = sat_add(sm->unknown_create_sent, sm->c.renew_deadline);
+        int64_t until = kle_sat__add(sm->unknown_create_sent, sm->c.renew_deadline);
         if (until > sm->quarantine_until)
             sm->quarantine_until = until;
     }
@@ -1319,15 +1311,16 @@ static int64_t campaign_next(kle_sm *sm)
         return sm->now;
     int64_t until = sm->poll_until;
     if (sm->c.watch && sm->healthy && sm->has_observed && !sm->observed_own) {
-        int64_t at = sat_add(sat_add(sm->observed_time,
-                                     (int64_t)sm->observed.lease_duration_seconds * KLE_NS_PER_SEC),
-                             sm->jitter);
+        int64_t at = kle_sat__add(
+            kle_sat__add(sm->observed_time,
+                         (int64_t)sm->observed.lease_duration_seconds * KLE_NS_PER_SEC),
+            sm->jitter);
         /* An attempt at or after this expiry already failed: retry as a poll would. */
         if (at <= sm->last_get)
             at = sm->poll_until;
         /* The safety GET: never a lease duration without a sign of life or a read. */
         int64_t last = sm->last_stream > sm->last_get ? sm->last_stream : sm->last_get;
-        int64_t safety = sat_add(last, sm->c.lease_duration / 2);
+        int64_t safety = kle_sat__add(last, sm->c.lease_duration / 2);
         until = at < safety ? at : safety;
     }
     if (sm->has_awaited && sm->awaited_by < until)
@@ -1339,7 +1332,7 @@ static void schedule_after_failure(kle_sm *sm)
 {
     int64_t wait = sm->c.retry_period +
                    (int64_t)(random_unit(sm) * JITTER_FACTOR * (double)sm->c.retry_period);
-    sm->poll_until = sat_add(sm->now, wait);
+    sm->poll_until = kle_sat__add(sm->now, wait);
     sm->jitter = (int64_t)(next_random(sm) % (uint64_t)TAKEOVER_JITTER_NS);
 }
 
@@ -1357,7 +1350,7 @@ static void try_done(kle_sm *sm, int ok)
             /* An acquisition answered renew_deadline or more after it was
              * sent was over before it was known (R2): the lease is ours, so
              * try again at once (the fast path) before leading. */
-            if (sm->now >= sat_add(sm->last_dated, sm->c.renew_deadline) &&
+            if (sm->now >= kle_sat__add(sm->last_dated, sm->c.renew_deadline) &&
                 !mut(sm, KLE_SM_MUT_R2_LATE_ANSWER)) {
                 KLE_LOG_W("acquired lease %s, but the answer came after the renew deadline: "
                           "trying again before leading",
@@ -1394,7 +1387,7 @@ static void try_done(kle_sm *sm, int ok)
                 sm->round_active = 0;
                 return;
             }
-            int64_t d = sat_add(sm->last_dated, sm->c.renew_deadline);
+            int64_t d = kle_sat__add(sm->last_dated, sm->c.renew_deadline);
             sm->stats.last_renew_wall = sm->own_renew;
             if (d > sm->lead_deadline) {
                 sm->lead_deadline = d;
@@ -1405,7 +1398,7 @@ static void try_done(kle_sm *sm, int ok)
             return;
         }
         /* The round retries every retry period, cut at the deadline. */
-        sm->round_next = sat_add(sm->now, sm->c.retry_period);
+        sm->round_next = kle_sat__add(sm->now, sm->c.retry_period);
     }
 }
 
@@ -1421,7 +1414,7 @@ static void begin_closing(kle_sm *sm)
 {
     sm->phase = P_CLOSING;
     sm->attempts = 0;
-    sm->end_by = sat_add(sm->now, sm->c.renew_deadline);
+    sm->end_by = kle_sat__add(sm->now, sm->c.renew_deadline);
     sm->step = S_NONE;
 }
 
@@ -1610,7 +1603,7 @@ static void drive_term(kle_sm *sm)
         /* Renewals go on while the work winds down after a stop or a
          * handover (its work stays covered), not after a loss. */
         if (sm->step == S_NONE && !sm->term_over) {
-            if (!sm->round_active && sm->now >= sat_add(sm->last_sent, sm->c.retry_period)) {
+            if (!sm->round_active && sm->now >= kle_sat__add(sm->last_sent, sm->c.retry_period)) {
                 sm->round_active = 1;
                 sm->round_next = sm->now;
             }
@@ -1850,7 +1843,7 @@ void kle_sm_answer(kle_sm *sm, uint64_t id, int rc, int64_t sent, const kle_lock
             if ((sm->create_after_seen ||
                  (sm->deletions != sm->create_deletions && !stream_saw_all(sm))) &&
                 !mut(sm, KLE_SM_MUT_R7_QUARANTINE)) {
-                int64_t until = sat_add(sent, sm->c.renew_deadline);
+                int64_t until = kle_sat__add(sent, sm->c.renew_deadline);
                 if (until > sm->quarantine_until)
                     sm->quarantine_until = until;
             }
@@ -2030,7 +2023,7 @@ void kle_sm_watch_ended(kle_sm *sm, int rc, int64_t now, int64_t wall)
         KLE_LOG_V(2, "watch of %s ended (%s): polling until it is back", sm->c.name,
                   rc < 0 ? kle_error_last()->message : "no error");
         int64_t backoff = sm->c.retry_period < KLE_NS_PER_SEC ? sm->c.retry_period : KLE_NS_PER_SEC;
-        sm->watch_restart_at = sat_add(sm->now, backoff);
+        sm->watch_restart_at = kle_sat__add(sm->now, backoff);
     }
     drive(sm);
 }
@@ -2106,7 +2099,7 @@ int64_t kle_sm_wake_at(const kle_sm *sm)
                     EARLIER(sm->round_next < sm->lead_deadline ? sm->round_next
                                                                : sm->lead_deadline);
                 else
-                    EARLIER(sat_add(sm->last_sent, sm->c.retry_period));
+                    EARLIER(kle_sat__add(sm->last_sent, sm->c.retry_period));
             }
         }
         break;

@@ -310,7 +310,7 @@ void kle_client_free(kle_client *c)
     free(c->url_base);
     curl_slist_free_all(c->connect_to);
     free(c->host_header);
-    kle_kube__buf_wipe(&c->file_token);
+    kle_buf__wipe(&c->file_token);
     kle_kube__exec_cred_clear(&c->exec_cred);
     kle_event_free(c->exec_stop);
     pthread_mutex_destroy(&c->mu);

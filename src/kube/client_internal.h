@@ -87,7 +87,7 @@ struct kle_client {
     size_t max_response;
 
     pthread_mutex_t cred_mu; /* protects what follows */
-    kle_kube__buf file_token;
+    kle_buf file_token;
     int64_t file_token_read_ns;
     struct timespec file_token_mtime;
     kle_kube__exec_cred exec_cred;
@@ -150,7 +150,7 @@ static inline char *str_printf(const char *fmt, ...)
 /* One transfer's response body and headers. */
 struct xfer {
     kle_client *c;
-    kle_kube__buf body;
+    kle_buf body;
     size_t cap, max;
     int too_large;
     int retry_after;
@@ -181,7 +181,7 @@ int kle_kube__conn_wait(struct conn *k, kle_event *cancel, const int *done,
  * kle_kube__auth_clear. */
 struct auth {
     char *header; /* "Authorization: ..." or NULL */
-    kle_kube__buf ca, cert, key;
+    kle_buf ca, cert, key;
     int from_exec, from_file;
 };
 

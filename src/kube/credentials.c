@@ -27,9 +27,9 @@ void kle_kube__auth_clear(struct auth *a)
         free(a->header);
         a->header = NULL;
     }
-    kle_kube__buf_free(&a->ca);
-    kle_kube__buf_free(&a->cert);
-    kle_kube__buf_wipe(&a->key);
+    kle_buf__free(&a->ca);
+    kle_buf__free(&a->cert);
+    kle_buf__wipe(&a->key);
 }
 
 /* Whether path differs from what st says (and updates st). A file that
@@ -52,7 +52,7 @@ static int file_changed(const char *path, struct file_state *st)
 }
 
 /* Parses PEM: certificate (key 0) or private key (1). */
-static EVP_PKEY *pem_key(const kle_kube__buf *b)
+static EVP_PKEY *pem_key(const kle_buf *b)
 {
     BIO *bio = BIO_new_mem_buf(b->data, (int)b->len);
     EVP_PKEY *k = bio ? PEM_read_bio_PrivateKey(bio, NULL, NULL, NULL) : NULL;
@@ -60,7 +60,7 @@ static EVP_PKEY *pem_key(const kle_kube__buf *b)
     return k;
 }
 
-static X509 *pem_cert(const kle_kube__buf *b)
+static X509 *pem_cert(const kle_buf *b)
 {
     BIO *bio = BIO_new_mem_buf(b->data, (int)b->len);
     X509 *x = bio ? PEM_read_bio_X509(bio, NULL, NULL, NULL) : NULL;
@@ -80,14 +80,14 @@ static void refresh_tls_files(kle_client *c)
     /* A running exec plugin thread reads cfg->ca (provideClusterInfo): the
      * CA is re-read once it is done. */
     if (cfg->ca_file && !c->exec_running && file_changed(cfg->ca_file, &c->ca_state)) {
-        kle_kube__buf b = {0};
+        kle_buf b = {0};
         X509 *x = NULL;
         if (kle_kube__read_file(&b, cfg->ca_file, 1u << 20) == 0 && (x = pem_cert(&b))) {
-            kle_kube__buf_free(&cfg->ca);
+            kle_buf__free(&cfg->ca);
             cfg->ca = b;
             KLE_LOG_V(4, "re-read the certificate authority from %s", cfg->ca_file);
         } else {
-            kle_kube__buf_free(&b);
+            kle_buf__free(&b);
             c->ca_state.retry = 1;
         }
         X509_free(x);
@@ -96,21 +96,21 @@ static void refresh_tls_files(kle_client *c)
         int cert_changed = file_changed(cfg->client_cert_file, &c->cert_state);
         int key_changed = file_changed(cfg->client_key_file, &c->key_state);
         if (cert_changed || key_changed) {
-            kle_kube__buf cb = {0}, kb = {0};
+            kle_buf cb = {0}, kb = {0};
             X509 *x = NULL;
             EVP_PKEY *k = NULL;
             if (kle_kube__read_file(&cb, cfg->client_cert_file, 1u << 20) == 0 &&
                 kle_kube__read_file(&kb, cfg->client_key_file, 1u << 20) == 0 &&
                 (x = pem_cert(&cb)) && (k = pem_key(&kb)) && X509_check_private_key(x, k) == 1) {
-                kle_kube__buf_free(&cfg->client_cert);
-                kle_kube__buf_wipe(&cfg->client_key);
+                kle_buf__free(&cfg->client_cert);
+                kle_buf__wipe(&cfg->client_key);
                 cfg->client_cert = cb;
                 cfg->client_key = kb;
                 KLE_LOG_V(4, "re-read the client certificate and key from %s and %s",
                           cfg->client_cert_file, cfg->client_key_file);
             } else {
-                kle_kube__buf_free(&cb);
-                kle_kube__buf_wipe(&kb);
+                kle_buf__free(&cb);
+                kle_buf__wipe(&kb);
                 c->cert_state.retry = c->key_state.retry = 1;
             }
             X509_free(x);
@@ -133,7 +133,7 @@ static int refresh_file_token(kle_client *c, int force)
     if (c->file_token.data && !(force && changed) &&
         now - c->file_token_read_ns < c->token_refresh_ms * 1000000)
         return 0;
-    kle_kube__buf t = {0};
+    kle_buf t = {0};
     int e = kle_kube__read_file(&t, c->cfg->token_file, 1u << 20);
     if (e) {
         if (c->file_token.data) {
@@ -148,7 +148,7 @@ static int refresh_file_token(kle_client *c, int force)
     while (t.len && strchr(" \t\r\n", t.data[t.len - 1]))
         t.data[--t.len] = '\0';
     if (!t.len) {
-        kle_kube__buf_free(&t);
+        kle_buf__free(&t);
         if (c->file_token.data)
             return 0;
         return kle_error_set(KLE_EAUTH, "%s: tokenFile %s is empty", c->cfg->origin,
@@ -156,7 +156,7 @@ static int refresh_file_token(kle_client *c, int force)
     }
     if (!c->file_token.data || strcmp(t.data, c->file_token.data) != 0)
         KLE_LOG_V(4, "read a new token from %s", c->cfg->token_file);
-    kle_kube__buf_wipe(&c->file_token);
+    kle_buf__wipe(&c->file_token);
     c->file_token = t;
     c->file_token_read_ns = now;
     if (stat(c->cfg->token_file, &st) == 0)
@@ -294,7 +294,7 @@ int kle_kube__auth_try(kle_client *c, struct auth *a, struct cred_waiter *waiter
     pthread_mutex_lock(&c->cred_mu);
     const char *token = NULL;
     refresh_tls_files(c);
-    if (cfg->ca.len && kle_kube__buf_set(&a->ca, cfg->ca.data, cfg->ca.len))
+    if (cfg->ca.len && kle_buf__set(&a->ca, cfg->ca.data, cfg->ca.len))
         rc = kle_error_set(KLE_ENOMEM, "out of memory");
     if (!rc && cfg->exec) {
         a->from_exec = 1;
@@ -302,10 +302,9 @@ int kle_kube__auth_try(kle_client *c, struct auth *a, struct cred_waiter *waiter
         if (!rc) {
             token = c->exec_cred.token.data;
             if (c->exec_cred.client_cert.data &&
-                (kle_kube__buf_set(&a->cert, c->exec_cred.client_cert.data,
-                                   c->exec_cred.client_cert.len) ||
-                 kle_kube__buf_set(&a->key, c->exec_cred.client_key.data,
-                                   c->exec_cred.client_key.len)))
+                (kle_buf__set(&a->cert, c->exec_cred.client_cert.data,
+                              c->exec_cred.client_cert.len) ||
+                 kle_buf__set(&a->key, c->exec_cred.client_key.data, c->exec_cred.client_key.len)))
                 rc = kle_error_set(KLE_ENOMEM, "out of memory");
         }
     }
@@ -317,15 +316,15 @@ int kle_kube__auth_try(kle_client *c, struct auth *a, struct cred_waiter *waiter
     if (!rc && !token && cfg->token.data)
         token = cfg->token.data;
     if (!rc && !a->cert.data && cfg->client_cert.data &&
-        (kle_kube__buf_set(&a->cert, cfg->client_cert.data, cfg->client_cert.len) ||
-         kle_kube__buf_set(&a->key, cfg->client_key.data, cfg->client_key.len)))
+        (kle_buf__set(&a->cert, cfg->client_cert.data, cfg->client_cert.len) ||
+         kle_buf__set(&a->key, cfg->client_key.data, cfg->client_key.len)))
         rc = kle_error_set(KLE_ENOMEM, "out of memory");
     if (!rc && token) {
         if (!(a->header = str_printf("Authorization: Bearer %s", token)))
             rc = kle_error_set(KLE_ENOMEM, "out of memory");
     } else if (!rc && cfg->username) {
         char *up = str_printf("%s:%s", cfg->username, cfg->password.data ? cfg->password.data : "");
-        kle_kube__buf b64 = {0};
+        kle_buf b64 = {0};
         if (!up || kle_kube__base64_encode(&b64, (const unsigned char *)up, strlen(up)) ||
             !(a->header = str_printf("Authorization: Basic %s", b64.data)))
             rc = kle_error_set(KLE_ENOMEM, "out of memory");
@@ -335,7 +334,7 @@ int kle_kube__auth_try(kle_client *c, struct auth *a, struct cred_waiter *waiter
                 *s++ = 0;
         }
         free(up);
-        kle_kube__buf_wipe(&b64);
+        kle_buf__wipe(&b64);
     }
     pthread_mutex_unlock(&c->cred_mu);
     if (rc)

@@ -59,7 +59,7 @@ int kle_kube__watch_event_decode(kle_kube__watch_event *out, const char *line, s
     return 0;
 }
 
-int kle_kube__watch_feed(kle_kube__buf *body, size_t *consumed,
+int kle_kube__watch_feed(kle_buf *body, size_t *consumed,
                          int (*line_fn)(void *ud, const char *line, size_t len), void *ud)
 {
     for (;;) {

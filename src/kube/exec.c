@@ -22,9 +22,9 @@ extern char **environ;
 
 void kle_kube__exec_cred_clear(kle_kube__exec_cred *cred)
 {
-    kle_kube__buf_wipe(&cred->token);
-    kle_kube__buf_free(&cred->client_cert);
-    kle_kube__buf_wipe(&cred->client_key);
+    kle_buf__wipe(&cred->token);
+    kle_buf__free(&cred->client_cert);
+    kle_buf__wipe(&cred->client_key);
     cred->expires_wall_ns = 0;
 }
 
@@ -43,12 +43,12 @@ static char *exec_info(const kle_kube__config *cfg)
         if (cfg->insecure)
             json_object_object_add(cl, "insecure-skip-tls-verify", json_object_new_boolean(1));
         if (cfg->ca.len) {
-            kle_kube__buf b64 = {0};
+            kle_buf b64 = {0};
             if (kle_kube__base64_encode(&b64, (const unsigned char *)cfg->ca.data, cfg->ca.len) ==
                 0)
                 json_object_object_add(cl, "certificate-authority-data",
                                        json_object_new_string(b64.data));
-            kle_kube__buf_free(&b64);
+            kle_buf__free(&b64);
         }
         if (cfg->proxy_url)
             json_object_object_add(cl, "proxy-url", json_object_new_string(cfg->proxy_url));
@@ -168,9 +168,9 @@ int kle_kube__exec_parse(kle_kube__exec_cred *out, const kle_kube__config *cfg, 
         rc = plugin_error(cfg, KLE_EAUTH, what);
         goto done;
     }
-    if ((token && kle_kube__buf_set(&out->token, token, strlen(token))) ||
-        (cert && *cert && kle_kube__buf_set(&out->client_cert, cert, strlen(cert))) ||
-        (key && *key && kle_kube__buf_set(&out->client_key, key, strlen(key))))
+    if ((token && kle_buf__set(&out->token, token, strlen(token))) ||
+        (cert && *cert && kle_buf__set(&out->client_cert, cert, strlen(cert))) ||
+        (key && *key && kle_buf__set(&out->client_key, key, strlen(key))))
         rc = kle_error_set(KLE_ENOMEM, "out of memory");
 done:
     if (rc)
@@ -223,7 +223,7 @@ int kle_kube__exec_run(kle_kube__exec_cred *out, const kle_kube__config *cfg, in
     int rc = 0, fds[2] = {-1, -1};
     pid_t pid = -1;
     char *info = NULL, *info_var = NULL, **env = NULL, **argv = NULL;
-    kle_kube__buf output = {0};
+    kle_buf output = {0};
     size_t cap = 0;
     posix_spawn_file_actions_t fa;
     int fa_init = 0;
@@ -367,7 +367,7 @@ done:
         posix_spawn_file_actions_destroy(&fa);
     if (output.data)
         output.len = cap;
-    kle_kube__buf_wipe(&output);
+    kle_buf__wipe(&output);
     free(info);
     free(info_var);
     free(env);

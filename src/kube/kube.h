@@ -8,18 +8,9 @@
 #include "kle/clock.h"
 #include "kle/rest.h"
 
+#include "base/buf.h"
+
 struct json_object;
-
-/* A byte buffer owned by its holder; data is always NUL-terminated. */
-typedef struct kle_kube__buf {
-    char *data;
-    size_t len;
-} kle_kube__buf;
-
-void kle_kube__buf_free(kle_kube__buf *buf);
-/* Overwrites the buffer with zeros before freeing it. */
-void kle_kube__buf_wipe(kle_kube__buf *buf);
-int kle_kube__buf_set(kle_kube__buf *buf, const char *data, size_t len);
 
 /* Exec credential plugin configuration (users[].user.exec). */
 typedef struct kle_kube__exec {
@@ -40,18 +31,18 @@ typedef struct kle_kube__config {
     char *user;       /* user name, or NULL */
     char *server;     /* without trailing '/' */
     char *namespace_; /* never NULL after loading */
-    kle_kube__buf ca; /* PEM; empty when system CAs are used */
+    kle_buf ca;       /* PEM; empty when system CAs are used */
     int insecure;
     char *tls_server_name;
     char *proxy_url;
-    kle_kube__buf token;
+    kle_buf token;
     char *token_file;
-    kle_kube__buf client_cert; /* PEM */
-    kle_kube__buf client_key;  /* PEM */
+    kle_buf client_cert; /* PEM */
+    kle_buf client_key;  /* PEM */
     /* Files the three above were read from (re-read when they change), or NULL. */
     char *ca_file, *client_cert_file, *client_key_file;
     char *username;
-    kle_kube__buf password;
+    kle_buf password;
     kle_kube__exec *exec;
 } kle_kube__config;
 
@@ -72,18 +63,22 @@ int kle_kube__config_in_cluster(kle_kube__config **out, const char *host, const 
 
 /* Reads a whole file (at most max bytes) into buf. Returns 0 or a negative
  * errno-like value: -ENOENT, -EFBIG, ... */
-int kle_kube__read_file(kle_kube__buf *buf, const char *path, size_t max);
+int kle_kube__read_file(kle_buf *buf, const char *path, size_t max);
 
 /* Base64 decoding (standard alphabet, padding optional, whitespace
  * ignored) and encoding. Return 0, or -1 for invalid input / no memory. */
-int kle_kube__base64_decode(kle_kube__buf *out, const char *in, size_t len);
-int kle_kube__base64_encode(kle_kube__buf *out, const unsigned char *in, size_t len);
+int kle_kube__base64_decode(kle_buf *out, const char *in, size_t len);
+/* 1 when @p s is a valid object name: a DNS-1123 subdomain (at most 253
+ * characters, dot-separated labels), or with @p label a DNS-1123 label (at
+ * most 63, no dots; namespaces). */
+int kle_kube__valid_name(const char *s, int label);
+int kle_kube__base64_encode(kle_buf *out, const unsigned char *in, size_t len);
 
 /* Exec plugin results. */
 typedef struct kle_kube__exec_cred {
-    kle_kube__buf token;
-    kle_kube__buf client_cert;
-    kle_kube__buf client_key;
+    kle_buf token;
+    kle_buf client_cert;
+    kle_buf client_key;
     int64_t expires_wall_ns; /* 0 = no expiry */
 } kle_kube__exec_cred;
 
@@ -157,7 +152,7 @@ int kle_kube__watch_event_decode(kle_kube__watch_event *out, const char *line, s
  * and compacts the buffer (an incomplete last line stays). Returns 1 when
  * line_fn returned non-zero (the stream ends there), else 0.
  */
-int kle_kube__watch_feed(kle_kube__buf *body, size_t *consumed,
+int kle_kube__watch_feed(kle_buf *body, size_t *consumed,
                          int (*line_fn)(void *ud, const char *line, size_t len), void *ud);
 
 #endif

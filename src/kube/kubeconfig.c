@@ -443,7 +443,7 @@ static int load_list(struct loader *l, const struct kfile *f, const char *list, 
 
 static int load_file(struct loader *l, const char *path, int missing_ok)
 {
-    kle_kube__buf text = {0};
+    kle_buf text = {0};
     int e = kle_kube__read_file(&text, path, KUBECONFIG_MAX_BYTES);
     if (e == -ENOENT && missing_ok)
         return 0;
@@ -454,7 +454,7 @@ static int load_file(struct loader *l, const char *path, int missing_ok)
         return kle_error_set(KLE_EKUBECONFIG, "kubeconfig %s: cannot read: %s", path, strerror(-e));
     json_object *root = NULL;
     int rc = parse_yaml(&root, path, text.data, text.len);
-    kle_kube__buf_wipe(&text);
+    kle_buf__wipe(&text);
     if (rc)
         return rc;
     if (root && !json_object_is_type(root, json_type_object)) {
@@ -590,7 +590,7 @@ static char *resolve_path(const char *dir, const char *p)
 /* Reads file-or-data credential fields: "<key>" (a path relative to the
  * file) or "<key>-data" (base64). */
 static int get_blob(const struct where *w, const char *dir, json_object *body, const char *key,
-                    kle_kube__buf *out, int *present, char **file_out)
+                    kle_buf *out, int *present, char **file_out)
 {
     char data_key[128];
     const char *path, *data;
@@ -626,7 +626,7 @@ static int get_blob(const struct where *w, const char *dir, json_object *body, c
     return 0;
 }
 
-static int check_pem(const struct where *w, const kle_kube__buf *b, const char *field, int key)
+static int check_pem(const struct where *w, const kle_buf *b, const char *field, int key)
 {
     BIO *bio = BIO_new_mem_buf(b->data, (int)b->len);
     int ok = 0;
@@ -840,21 +840,21 @@ static int resolve_user(kle_kube__config *cfg, const struct entry *e)
                          "keep one of them");
     if (password && !username)
         return cfg_error(&w, KLE_EKUBECONFIG, "password is set but username is not");
-    if (token && kle_kube__buf_set(&cfg->token, token, strlen(token)))
+    if (token && kle_buf__set(&cfg->token, token, strlen(token)))
         return kle_error_set(KLE_ENOMEM, "out of memory");
     if (token_file) {
         if (!(cfg->token_file = resolve_path(e->file->dir, token_file)))
             return kle_error_set(KLE_ENOMEM, "out of memory");
-        kle_kube__buf t = {0};
+        kle_buf t = {0};
         int err = kle_kube__read_file(&t, cfg->token_file, CRED_FILE_MAX_BYTES);
-        kle_kube__buf_wipe(&t);
+        kle_buf__wipe(&t);
         if (err)
             return cfg_error(&w, KLE_EKUBECONFIG, "tokenFile %s: cannot read: %s", cfg->token_file,
                              err == -EFBIG ? "file is too large" : strerror(-err));
     }
     if (username && !(cfg->username = strdup(username)))
         return kle_error_set(KLE_ENOMEM, "out of memory");
-    if (password && kle_kube__buf_set(&cfg->password, password, strlen(password)))
+    if (password && kle_buf__set(&cfg->password, password, strlen(password)))
         return kle_error_set(KLE_ENOMEM, "out of memory");
     if ((rc = get_blob(&w, e->file->dir, e->body, "client-certificate", &cfg->client_cert,
                        &has_cert, &cfg->client_cert_file)) ||
@@ -1021,7 +1021,7 @@ int kle_kube__config_in_cluster(kle_kube__config **out, const char *host, const 
                                 const char *sa_dir)
 {
     char path[4096];
-    kle_kube__buf b = {0};
+    kle_buf b = {0};
     int e;
 
     *out = NULL;
@@ -1064,7 +1064,7 @@ int kle_kube__config_in_cluster(kle_kube__config **out, const char *host, const 
         return kle_error_set(KLE_EKUBECONFIG, "in-cluster config: token %s: cannot read: %s", path,
                              strerror(-e));
     }
-    kle_kube__buf_wipe(&b);
+    kle_buf__wipe(&b);
     if (!(cfg->token_file = strdup(path)))
         goto oom;
     snprintf(path, sizeof(path), "%s/ca.crt", sa_dir);
@@ -1078,7 +1078,7 @@ int kle_kube__config_in_cluster(kle_kube__config **out, const char *host, const 
     snprintf(path, sizeof(path), "%s/namespace", sa_dir);
     if (kle_kube__read_file(&b, path, 4096) == 0) {
         cfg->namespace_ = trim_dup(b.data, b.len);
-        kle_kube__buf_free(&b);
+        kle_buf__free(&b);
         if (cfg->namespace_ && !*cfg->namespace_) {
             free(cfg->namespace_);
             cfg->namespace_ = NULL;
@@ -1103,18 +1103,18 @@ void kle_kube__config_free(kle_kube__config *cfg)
     free(cfg->user);
     free(cfg->server);
     free(cfg->namespace_);
-    kle_kube__buf_free(&cfg->ca);
+    kle_buf__free(&cfg->ca);
     free(cfg->ca_file);
     free(cfg->client_cert_file);
     free(cfg->client_key_file);
     free(cfg->tls_server_name);
     free(cfg->proxy_url);
-    kle_kube__buf_wipe(&cfg->token);
+    kle_buf__wipe(&cfg->token);
     free(cfg->token_file);
-    kle_kube__buf_free(&cfg->client_cert);
-    kle_kube__buf_wipe(&cfg->client_key);
+    kle_buf__free(&cfg->client_cert);
+    kle_buf__wipe(&cfg->client_key);
     free(cfg->username);
-    kle_kube__buf_wipe(&cfg->password);
+    kle_buf__wipe(&cfg->password);
     if (cfg->exec) {
         kle_kube__exec *x = cfg->exec;
         free(x->api_version);

@@ -314,7 +314,7 @@ static void slot_free(struct kle_kube__slot *s)
 {
     curl_easy_cleanup(s->easy);
     wipe_slist(s->headers);
-    kle_kube__buf_free(&s->x.body);
+    kle_buf__free(&s->x.body);
     free(s->url);
     free(s);
 }
@@ -338,7 +338,7 @@ static void slot_release(kle_kube__agent *a, struct kle_kube__slot *s, int attac
     }
     /* A large body's buffer is not kept. */
     if (s->x.cap > 65536) {
-        kle_kube__buf_free(&s->x.body);
+        kle_buf__free(&s->x.body);
         s->x.cap = 0;
     }
     s->x.body.len = 0;

@@ -1,10 +1,11 @@
-/* Small helpers of the API client: buffers, files, base64, time. */
+/* Small helpers of the API client: files, base64, time. */
 #include "kle/client.h"
 #include "kle/rest.h"
 #include "kle/record.h"
 #include "base/versioned.h"
 #include "kle/sys/errors.h"
 #include "kube/kube.h"
+#include "base/now.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -15,38 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
-void kle_kube__buf_free(kle_kube__buf *buf)
-{
-    free(buf->data);
-    buf->data = NULL;
-    buf->len = 0;
-}
-
-void kle_kube__buf_wipe(kle_kube__buf *buf)
-{
-    if (buf->data) {
-        volatile char *p = buf->data;
-        for (size_t i = 0; i < buf->len; i++)
-            p[i] = 0;
-    }
-    kle_kube__buf_free(buf);
-}
-
-int kle_kube__buf_set(kle_kube__buf *buf, const char *data, size_t len)
-{
-    char *copy = malloc(len + 1);
-    if (!copy)
-        return -1;
-    if (len)
-        memcpy(copy, data, len);
-    copy[len] = '\0';
-    kle_kube__buf_wipe(buf);
-    buf->data = copy;
-    buf->len = len;
-    return 0;
-}
-
-int kle_kube__read_file(kle_kube__buf *buf, const char *path, size_t max)
+int kle_kube__read_file(kle_buf *buf, const char *path, size_t max)
 {
     struct stat st;
     int fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -103,13 +73,14 @@ int kle_kube__read_file(kle_kube__buf *buf, const char *path, size_t max)
     }
     close(fd);
     data[len] = '\0';
-    kle_kube__buf_wipe(buf);
+    kle_buf__wipe(buf);
     buf->data = data;
     buf->len = len;
+    buf->cap = cap;
     return 0;
 }
 
-int kle_kube__base64_decode(kle_kube__buf *out, const char *in, size_t len)
+int kle_kube__base64_decode(kle_buf *out, const char *in, size_t len)
 {
     EVP_ENCODE_CTX *ctx = EVP_ENCODE_CTX_new();
     if (!ctx)
@@ -150,14 +121,14 @@ int kle_kube__base64_decode(kle_kube__buf *out, const char *in, size_t len)
             total += outl;
     }
     EVP_ENCODE_CTX_free(ctx);
-    if (rc == 0 && kle_kube__buf_set(out, (const char *)data, (size_t)total) != 0)
+    if (rc == 0 && kle_buf__set(out, (const char *)data, (size_t)total) != 0)
         rc = -1;
     OPENSSL_cleanse(data, len + 8);
     free(data);
     return rc;
 }
 
-int kle_kube__base64_encode(kle_kube__buf *out, const unsigned char *in, size_t len)
+int kle_kube__base64_encode(kle_buf *out, const unsigned char *in, size_t len)
 {
     if (len > INT32_MAX / 2)
         return -1;
@@ -166,7 +137,7 @@ int kle_kube__base64_encode(kle_kube__buf *out, const unsigned char *in, size_t 
     if (!data)
         return -1;
     int n = EVP_EncodeBlock(data, in, (int)len);
-    int rc = kle_kube__buf_set(out, (const char *)data, (size_t)n);
+    int rc = kle_buf__set(out, (const char *)data, (size_t)n);
     OPENSSL_cleanse(data, cap);
     free(data);
     return rc;
@@ -190,16 +161,12 @@ int kle_kube__parse_time(const char *s, int64_t *out_ns)
 
 int64_t kle_kube__now_ns(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+    return kle_now__ns(CLOCK_MONOTONIC);
 }
 
 int64_t kle_kube__wall_now_ns(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+    return kle_now__ns(CLOCK_REALTIME);
 }
 
 int kle_client_opts_init(kle_client_opts *ptr, unsigned int version)
@@ -224,4 +191,23 @@ int kle_watch_opts_init(kle_watch_opts *ptr, unsigned int version)
     KLE__INIT_STRUCT("kle_watch_opts_init", ptr, version, KLE_WATCH_OPTS_VERSION, kle_watch_opts,
                      KLE_WATCH_OPTS_INIT, sizeof(*ptr));
     return 0;
+}
+
+int kle_kube__valid_name(const char *s, int label)
+{
+    /* The API server's rules (IsDNS1123Subdomain, IsDNS1123Label). */
+    size_t n = strlen(s), max = label ? 63 : 253;
+    if (n == 0 || n > max)
+        return 0;
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        int alnum = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
+        if (alnum)
+            continue;
+        if (!(c == '-' || (!label && c == '.')) || i == 0 || i == n - 1)
+            return 0;
+        if (c == '.' && (s[i - 1] == '.' || s[i - 1] == '-' || s[i + 1] == '-'))
+            return 0; /* Each dot-separated part is a label. */
+    }
+    return 1;
 }

@@ -20,8 +20,10 @@
 #include "kle/sys/errors.h"
 #include "kle/sys/lock.h"
 #include "kube/async.h"
+#include "kube/kube.h"
 #include "locks/locks_internal.h"
 #include "locks/record_json.h"
+#include "base/sat.h"
 
 #define NS_PER_SEC INT64_C(1000000000)
 
@@ -112,15 +114,6 @@ typedef struct object_lock {
 /* As the elector: a new resourceVersion with the same record counts as a
  * renewal for at most this long after the record last changed. */
 #define GUARD_RECORD_PRECISION_NS NS_PER_SEC
-
-static int64_t sat_add(int64_t a, int64_t b)
-{
-    if (b > 0 && a > INT64_MAX - b)
-        return INT64_MAX;
-    if (b < 0 && a < INT64_MIN - b)
-        return INT64_MIN;
-    return a + b;
-}
 
 static int64_t lease_ns(const kle_record *r)
 {
@@ -367,7 +360,7 @@ static void seen_update(guard_seen *s, kle_lock_result *got, int64_t now)
         s->observed = now;
         s->have = 1;
     } else if (touched) {
-        int64_t cap = sat_add(s->changed, GUARD_RECORD_PRECISION_NS);
+        int64_t cap = kle_sat__add(s->changed, GUARD_RECORD_PRECISION_NS);
         int64_t t = now < cap ? now : cap;
         if (t > s->observed)
             s->observed = t;
@@ -399,9 +392,9 @@ static int seen_live(const object_lock *l, const guard_seen *s, int64_t now, int
     if (holder_is(r, l->identity))
         return 0;
     int64_t d = lease_ns(r);
-    if (sat_add(sat_add(r->renew_time_ns, d), GUARD_CLOCK_SKEW_NS) < wall)
+    if (kle_sat__add(kle_sat__add(r->renew_time_ns, d), GUARD_CLOCK_SKEW_NS) < wall)
         return 0;
-    return sat_add(s->observed, d) > now;
+    return kle_sat__add(s->observed, d) > now;
 }
 
 /*
@@ -583,7 +576,7 @@ static void op_init(ol_op *op, kle_lock_call_kind kind, int64_t timeout_ns)
 {
     memset(op, 0, sizeof(*op));
     op->kind = kind;
-    op->deadline = sat_add(mono_now(), timeout_ns > 0 ? timeout_ns : 0);
+    op->deadline = kle_sat__add(mono_now(), timeout_ns > 0 ? timeout_ns : 0);
     kle_lock_result_init(&op->replaced, KLE_LOCK_RESULT_VERSION);
     kle_record_init(&op->rel, KLE_RECORD_VERSION);
 }
@@ -747,7 +740,7 @@ static int after_win(object_lock *l, ol_op *op)
  * record's lease duration. */
 static int after_win_clear(object_lock *l, ol_op *op)
 {
-    l->verified_until = sat_add(l->own_first_send, lease_ns(op->record));
+    l->verified_until = kle_sat__add(l->own_first_send, lease_ns(op->record));
     guard_clear(l);
     return done(op, 0);
 }
@@ -937,7 +930,7 @@ static int op_answer(object_lock *l, ol_op *op, int rc, json_object *obj)
             return done(op, 0);
         if (l->verified_until && returned < l->verified_until) {
             /* A renewal answered within the lease of a re-checked write. */
-            l->verified_until = sat_add(l->own_first_send, lease_ns(op->record));
+            l->verified_until = kle_sat__add(l->own_first_send, lease_ns(op->record));
             return done(op, 0);
         }
         return after_win(l, op);
@@ -1394,28 +1387,6 @@ static int copy_labels(object_lock *l, const char *const *labels)
     return 0;
 }
 
-/*
- * The API server's name rules: a DNS-1123 subdomain (Lease, ConfigMap and
- * Endpoints names) when @p dots, else a DNS-1123 label (namespaces).
- */
-static int dns1123(const char *s, size_t max, int dots)
-{
-    size_t n = strlen(s);
-    if (n == 0 || n > max)
-        return 0;
-    for (size_t i = 0; i < n; i++) {
-        char c = s[i];
-        int alnum = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
-        if (alnum)
-            continue;
-        if (!(c == '-' || (dots && c == '.')) || i == 0 || i == n - 1)
-            return 0;
-        if (c == '.' && (s[i - 1] == '.' || s[i - 1] == '-' || s[i + 1] == '-'))
-            return 0; /* Each dot-separated part is a label. */
-    }
-    return 1;
-}
-
 static int object_lock_new(kle_lock **out, const lock_kind *kind, kle_client *client,
                            const kle_resource_lock_opts *opts)
 {
@@ -1429,7 +1400,7 @@ static int object_lock_new(kle_lock **out, const lock_kind *kind, kle_client *cl
                              kind->kind, opts->version);
     if (!opts->name || !*opts->name)
         return kle_error_set(KLE_EINVAL, "%s lock: a lock name is required", kind->kind);
-    if (!dns1123(opts->name, 253, 1))
+    if (!kle_kube__valid_name(opts->name, 0))
         return kle_error_set(KLE_EINVAL,
                              "%s lock: name \"%s\" is not a valid %s name: a lowercase RFC 1123 "
                              "subdomain must consist of lower case alphanumeric characters, '-' or "
@@ -1440,7 +1411,7 @@ static int object_lock_new(kle_lock **out, const lock_kind *kind, kle_client *cl
         return kle_error_prefix("%s lock %s: ", kind->kind, opts->name);
     const char *ns =
         opts->namespace_ && *opts->namespace_ ? opts->namespace_ : kle_client_namespace(client);
-    if (!dns1123(ns, 63, 0))
+    if (!kle_kube__valid_name(ns, 1))
         return kle_error_set(KLE_EINVAL,
                              "%s lock %s: namespace \"%s\" is not valid: a lowercase RFC 1123 "
                              "label must consist of lower case alphanumeric characters or '-', and "

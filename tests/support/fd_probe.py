@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""The command of the supervisor tests (tests/integration/cli/supervise.py
+"""The command of the supervisor tests (tests/e2e/cli/supervise.py
 and spawn.sh): writes to the file argv[1], one item a line, its open
 descriptors, its soft descriptor limit, its parent's program and its
 parent's first argument. Python opens no descriptor of its own before the

@@ -13,7 +13,7 @@ if ! command -v kubectl >/dev/null 2>&1; then
   echo "SKIP: kubectl is not installed on this machine; install it to run this test"
   exit 77
 fi
-source "$KLE_SOURCE_DIR/tests/integration/cli/lib.sh"
+source "$KLE_SOURCE_DIR/tests/e2e/cli/lib.sh"
 kle_apiserver_start --authorization-mode RBAC || exit 1
 ADMIN_KC=$KUBECONFIG
 export KUBECACHEDIR="$T/kube-cache"

@@ -10,7 +10,7 @@
 #    published and deleted at exit, and nothing is refused (needs kubectl
 #    for apply and create token; skipped without it).
 source "$KLE_SOURCE_DIR/tests/support/apiserver.sh"
-source "$KLE_SOURCE_DIR/tests/integration/cli/lib.sh"
+source "$KLE_SOURCE_DIR/tests/e2e/cli/lib.sh"
 LC=/apis/coordination.k8s.io/v1beta1/namespaces/default/leasecandidates
 code() { kle_curl -o /dev/null -w '%{http_code}' "$SERVER$1" || true; }
 

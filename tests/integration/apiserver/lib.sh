@@ -42,7 +42,7 @@ req() {
 }
 
 # wait_until SECONDS DESCRIPTION COMMAND...: polls a condition with a
-# deadline (the same order as tests/integration/cli/lib.sh's).
+# deadline (the same order as tests/e2e/cli/lib.sh's).
 wait_until() {
   local secs=$1 what=$2 deadline
   shift 2

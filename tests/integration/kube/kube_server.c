@@ -57,18 +57,18 @@ int kube_server_start(kube_server *s, const char *dir, const char *const *extra)
     snprintf(s->kubeconfig, sizeof(s->kubeconfig), "%s", s->h.kubeconfig);
     const char *colon = strrchr(s->server, ':');
     snprintf(s->port, sizeof(s->port), "%s", colon ? colon + 1 : "");
-    kle_kube__buf pem = {0}, b64 = {0};
+    kle_buf pem = {0}, b64 = {0};
     if (kle_kube__read_file(&pem, s->h.ca_path, 1u << 20) != 0 ||
         kle_kube__base64_encode(&b64, (const unsigned char *)pem.data, pem.len) != 0 ||
         b64.len >= sizeof(s->ca_data)) {
-        kle_kube__buf_free(&pem);
-        kle_kube__buf_free(&b64);
+        kle_buf__free(&pem);
+        kle_buf__free(&b64);
         kube_server_stop(s);
         return -1;
     }
     memcpy(s->ca_data, b64.data, b64.len + 1);
-    kle_kube__buf_free(&pem);
-    kle_kube__buf_free(&b64);
+    kle_buf__free(&pem);
+    kle_buf__free(&b64);
     return 0;
 }
 

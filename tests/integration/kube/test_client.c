@@ -42,7 +42,7 @@ static int64_t now_ms(void)
 
 static char *slurp(const char *path)
 {
-    kle_kube__buf b = {0};
+    kle_buf b = {0};
     if (kle_kube__read_file(&b, path, 1u << 20) != 0)
         return NULL;
     return b.data;

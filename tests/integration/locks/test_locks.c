@@ -221,6 +221,46 @@ static void test_locks__endpoints_update_keeps_subsets(void **state)
     kle_lock_free(l);
 }
 
+/* The three constructors of kle/locks.h, called directly: each keeps its
+ * record in its own kind of object, as kle_lock_new_by_name's names do. */
+static void test_locks__direct_constructors(void **state)
+{
+    (void)state;
+    typedef int (*ctor)(kle_lock **, kle_client *, const kle_resource_lock_opts *);
+    const struct {
+        ctor make;
+        const char *name, *gv, *resource;
+    } kinds[] = {
+        {kle_lease_lock_new, "direct-lease", "coordination.k8s.io/v1", "leases"},
+        {kle_configmap_lock_new, "direct-cm", "v1", "configmaps"},
+        {kle_endpoints_lock_new, "direct-ep", "v1", "endpoints"},
+    };
+    for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++) {
+        kle_resource_lock_opts o = KLE_RESOURCE_LOCK_OPTS_INIT;
+        o.name = kinds[i].name;
+        o.identity = "node-a";
+        kle_lock *l = NULL;
+        assert_int_equal(kinds[i].make(&l, client, &o), 0);
+        assert_string_equal(kle_lock_identity(l), "node-a");
+        assert_non_null(strstr(kle_lock_describe(l), kinds[i].name));
+        kle_lock_result got = KLE_LOCK_RESULT_INIT;
+        assert_int_equal(kle_lock_get(&got, l, NULL), KLE_ENOTFOUND);
+        kle_record r = record_of("node-a", 0, T0);
+        assert_int_equal(kle_lock_create(l, &r, NULL), 0);
+        json_object *obj = get_object(kinds[i].gv, kinds[i].resource, kinds[i].name);
+        assert_non_null(obj);
+        json_object_put(obj);
+        assert_int_equal(kle_lock_get(&got, l, NULL), 0);
+        assert_string_equal(kle_record_holder(&got.record), "node-a");
+        kle_lock_result_dispose(&got);
+        kle_record_dispose(&r);
+        kle_lock_free(l);
+        /* A name is required. */
+        o.name = NULL;
+        assert_int_equal(kinds[i].make(&l, client, &o), KLE_EINVAL);
+    }
+}
+
 static void test_locks__lease_spec_and_labels(void **state)
 {
     create_object("coordination.k8s.io/v1", "leases",
@@ -821,6 +861,7 @@ int main(void)
         cmocka_unit_test(test_locks__multi_lifecycle),
         cmocka_unit_test(test_locks__configmap_update_keeps_data_labels_and_annotations),
         cmocka_unit_test(test_locks__endpoints_update_keeps_subsets),
+        cmocka_unit_test(test_locks__direct_constructors),
         cmocka_unit_test(test_locks__lease_spec_and_labels),
         cmocka_unit_test(test_locks__reads_records_of_other_clients),
         cmocka_unit_test(test_locks__unreadable_record_is_never_a_free_lock),

@@ -55,7 +55,7 @@ static int on_line(void *ud, const char *line, size_t len)
     return ++l->n == l->stop_at;
 }
 
-static void feed(kle_kube__buf *b, size_t *consumed, struct lines *l, const char *chunk, int want)
+static void feed(kle_buf *b, size_t *consumed, struct lines *l, const char *chunk, int want)
 {
     size_t n = strlen(chunk);
     b->data = realloc(b->data, b->len + n + 1);
@@ -66,7 +66,7 @@ static void feed(kle_kube__buf *b, size_t *consumed, struct lines *l, const char
 
 static void test_decode__watch_feed_frames_lines_across_chunks(void **state)
 {
-    kle_kube__buf b = {0};
+    kle_buf b = {0};
     size_t consumed = 0;
     struct lines l = {.stop_at = 0};
     feed(&b, &consumed, &l, "ab", 0);
@@ -88,7 +88,7 @@ static void test_decode__watch_feed_frames_lines_across_chunks(void **state)
     feed(&b, &consumed, &l, "h\ni\n", 1);
     assert_int_equal(l.n, 4);
     assert_string_equal(l.got[3], "h");
-    kle_kube__buf_free(&b);
+    kle_buf__free(&b);
 }
 
 static int decode(kle_kube__watch_event *e, const char *line)

@@ -91,7 +91,7 @@ static void test_exec__token_with_expiry_args_env_and_exec_info(void **state)
     assert_true(cred.expires_wall_ns == want);
 
     char path[512];
-    kle_kube__buf b = {0};
+    kle_buf b = {0};
     snprintf(path, sizeof(path), "%s/args", tmpdir);
     assert_int_equal(kle_kube__read_file(&b, path, 4096), 0);
     assert_string_equal(b.data, "one two hello\n");
@@ -102,7 +102,7 @@ static void test_exec__token_with_expiry_args_env_and_exec_info(void **state)
     assert_non_null(strstr(b.data, "\"interactive\":false"));
     assert_non_null(strstr(b.data, "\"server\":\"https://127.0.0.1:1\""));
     assert_non_null(strstr(b.data, "\"tls-server-name\":\"api.example\""));
-    kle_kube__buf_free(&b);
+    kle_buf__free(&b);
     kle_kube__exec_cred_clear(&cred);
     kle_kube__config_free(cfg);
 }
@@ -233,7 +233,7 @@ static void test_exec__time_parsing(void **state)
 
 static void test_exec__base64(void **state)
 {
-    kle_kube__buf b = {0};
+    kle_buf b = {0};
     assert_int_equal(kle_kube__base64_decode(&b, "aGVsbG8=", 8), 0);
     assert_string_equal(b.data, "hello");
     assert_int_equal(kle_kube__base64_decode(&b, "aGVs\nbG8", 8), 0);
@@ -242,7 +242,7 @@ static void test_exec__base64(void **state)
     assert_int_equal(kle_kube__base64_decode(&b, "a*b=", 4), -1);
     assert_int_equal(kle_kube__base64_encode(&b, (const unsigned char *)"hi", 2), 0);
     assert_string_equal(b.data, "aGk=");
-    kle_kube__buf_free(&b);
+    kle_buf__free(&b);
 }
 
 static void test_exec__client_path(void **state)

@@ -107,7 +107,7 @@ static int setup(void **state)
 {
     snprintf(tmpdir, sizeof(tmpdir), "/tmp/kle-kubeconfig-XXXXXX");
     assert_non_null(mkdtemp(tmpdir));
-    kle_kube__buf b = {0};
+    kle_buf b = {0};
     assert_int_equal(kle_kube__base64_encode(&b, (const unsigned char *)CERT_PEM, strlen(CERT_PEM)),
                      0);
     cert_b64 = b.data;
