@@ -1,5 +1,7 @@
 /* Test harness for kle-apiserver; see apiserver.h. */
 #include "support/apiserver.h"
+#include "kle/client.h"
+#include "kle/errors.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -388,4 +390,17 @@ int kle_test_apiserver_admin(const kle_test_apiserver *srv, const char *method, 
 out:
     close(fd);
     return code;
+}
+
+int kle_test_apiserver_with_client(kle_test_apiserver *srv, struct kle_client **client)
+{
+    if (kle_test_apiserver_start(srv, NULL) != 0)
+        return -1;
+    kle_client_opts o = KLE_CLIENT_OPTS_INIT;
+    o.kubeconfig = srv->kubeconfig;
+    if (kle_client_new_from_kubeconfig(client, &o) != 0) {
+        fprintf(stderr, "client: %s\n", kle_error_last()->message);
+        return -1;
+    }
+    return 0;
 }

@@ -66,6 +66,14 @@ int kle_test_apiserver_restart(kle_test_apiserver *srv);
  */
 int kle_test_apiserver_stop(kle_test_apiserver *srv);
 
+struct kle_client;
+/**
+ * Starts the server (no extra arguments) and a client of it from its
+ * kubeconfig, as most integration tests' group setup does. Returns 0, or -1
+ * with the reason on stderr.
+ */
+int kle_test_apiserver_with_client(kle_test_apiserver *srv, struct kle_client **client);
+
 /**
  * One request to the admin listener (plain HTTP on loopback), e.g.
  *   kle_test_apiserver_admin(&srv, "POST", "/faults",

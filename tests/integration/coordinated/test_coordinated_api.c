@@ -30,11 +30,7 @@ static int group_setup(void **state)
 {
     (void)state;
     quiet_log_install();
-    if (kle_test_apiserver_start(&srv, NULL) != 0)
-        return -1;
-    kle_client_opts o = KLE_CLIENT_OPTS_INIT;
-    o.kubeconfig = srv.kubeconfig;
-    return kle_client_new_from_kubeconfig(&client, &o) == 0 ? 0 : -1;
+    return kle_test_apiserver_with_client(&srv, &client);
 }
 
 static int group_teardown(void **state)

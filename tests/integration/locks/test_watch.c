@@ -32,14 +32,8 @@ static int group_setup(void **state)
 {
     (void)state;
     quiet_log_install();
-    if (kle_test_apiserver_start(&srv, NULL) != 0)
+    if (kle_test_apiserver_with_client(&srv, &client) != 0)
         return -1;
-    kle_client_opts o = KLE_CLIENT_OPTS_INIT;
-    o.kubeconfig = srv.kubeconfig;
-    if (kle_client_new_from_kubeconfig(&client, &o) != 0) {
-        fprintf(stderr, "client: %s\n", kle_error_last()->message);
-        return -1;
-    }
     return 0;
 }
 
