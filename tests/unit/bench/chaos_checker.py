@@ -11,7 +11,7 @@ import os
 import sys
 import tempfile
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 sys.path.insert(0, os.path.join(ROOT, "tests", "support"))
 loader = importlib.machinery.SourceFileLoader("chaos", os.path.join(ROOT, "bench", "chaos"))
 spec = importlib.util.spec_from_loader("chaos", loader)
