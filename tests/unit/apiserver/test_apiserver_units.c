@@ -58,9 +58,8 @@ static void test_apiserver_units__store_versions_history_and_deletion(void **sta
     (void)state;
     kle_apiserver__store_lock();
     uint64_t rv0 = kle_apiserver__store_rv();
-    assert_int_equal(kle_apiserver__store_put(KLE_RES_LEASES, "default", "a", lease("a", "x"),
-                                              KLE_EV_ADDED),
-                     0);
+    assert_int_equal(
+        kle_apiserver__store_put(KLE_RES_LEASES, "default", "a", lease("a", "x"), KLE_EV_ADDED), 0);
     uint64_t rv1 = kle_apiserver__store_rv();
     assert_true(rv1 > rv0);
     json_object *got = kle_apiserver__store_get(KLE_RES_LEASES, "default", "a");
@@ -69,9 +68,9 @@ static void test_apiserver_units__store_versions_history_and_deletion(void **sta
     snprintf(want, sizeof(want), "%llu", (unsigned long long)rv1);
     assert_string_equal(at(got, "metadata", "resourceVersion"), want);
     /* A change: a new resourceVersion, a MODIFIED event that keeps the old object. */
-    assert_int_equal(kle_apiserver__store_put(KLE_RES_LEASES, "default", "a", lease("a", "y"),
-                                              KLE_EV_MODIFIED),
-                     0);
+    assert_int_equal(
+        kle_apiserver__store_put(KLE_RES_LEASES, "default", "a", lease("a", "y"), KLE_EV_MODIFIED),
+        0);
     uint64_t rv2 = kle_apiserver__store_rv();
     assert_true(rv2 > rv1);
     const kle_apiserver__event *ev = kle_apiserver__store_event(rv2);
@@ -118,8 +117,8 @@ static void test_apiserver_units__protobuf_round_trip(void **state)
     assert_string_equal(at(out, "spec", "renewTime"), "2026-12-08T01:02:03.456789Z");
     json_object_put(out);
     /* Malformed: no magic, and a truncated body. */
-    assert_null(kle_apiserver__proto_decode((const unsigned char *)"{}", 2, &code, err,
-                                            sizeof(err)));
+    assert_null(
+        kle_apiserver__proto_decode((const unsigned char *)"{}", 2, &code, err, sizeof(err)));
     assert_int_equal(code, 400);
     assert_true(err[0] != '\0');
     code = 0;
