@@ -19,7 +19,10 @@ int kle_kube__watch_event_decode(kle_kube__watch_event *out, const char *line, s
     json_object *ev = kle_kube__parse_json(line, len);
     json_object *obj = NULL;
     const char *type = kle_kube__jstr(ev, "type");
-    if (!ev || !type || !json_object_object_get_ex(ev, "object", &obj)) {
+    /* "object" must be an object: `"object": null` (get_ex gives NULL) or
+     * a string is no event either (the fuzzer found the null). */
+    if (!ev || !type || !json_object_object_get_ex(ev, "object", &obj) ||
+        !json_object_is_type(obj, json_type_object)) {
         json_object_put(ev);
         return kle_error_set(KLE_EBADRESPONSE,
                              "WATCH %s: the server sent an event that is not "

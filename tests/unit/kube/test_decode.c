@@ -116,6 +116,9 @@ static void test_decode__watch_events(void **state)
                      KLE_ESERVER);
     assert_non_null(strstr(kle_error_last()->message, "WATCH /w: 500 InternalError: etcd"));
     assert_int_equal(decode(&e, "{\"type\":\"ADDED\"}"), KLE_EBADRESPONSE);
+    assert_int_equal(decode(&e, "{\"type\":\"ADDED\",\"object\":null}"), KLE_EBADRESPONSE);
+    assert_null(e.ev);
+    assert_int_equal(decode(&e, "{\"type\":\"MODIFIED\",\"object\":\"x\"}"), KLE_EBADRESPONSE);
     assert_int_equal(decode(&e, "{\"type\":\"ADDED\",\"object\":{}} x"), KLE_EBADRESPONSE);
 }
 
