@@ -25,9 +25,14 @@ pair_gone() { pid_gone "$(eval echo "\$PID_a$1")" && pid_gone "$(eval echo "\$PI
 
 for follow in poll watch; do
   LOCK="deleted-$follow"
-  start_replica "a$follow" --follow "$follow" --on-exit=release
-  start_replica "b$follow" --follow "$follow" --on-exit=release
-  wait_until 20 "a leader ($follow)" leader
+  # a leads first and renews every 900 ms; b reads every 200 ms, so that
+  # after the first deletion b reads NotFound before a does: the order in
+  # which a follower that does not wait out the lease it saw (R11) would
+  # lead beside a, and a leader that does not end its term on NotFound (D5)
+  # would run on beside it.
+  start_replica "a$follow" --follow "$follow" --on-exit=release --retry-period 900ms
+  wait_until 20 "a$follow leads" leader
+  start_replica "b$follow" --follow "$follow" --on-exit=release --retry-period 200ms
   for round in 1 2; do
     before=$(holder)
     # Both replicas have read the record (and its token) before it goes: a
