@@ -402,13 +402,18 @@ static int mut(const kle_sm *sm, int bit)
     return (sm->c.mutations & bit) != 0;
 }
 
-static uint64_t next_random(kle_sm *sm)
+/* splitmix64's finaliser: a bijection that mixes every bit into every bit. */
+static uint64_t fmix(uint64_t z)
 {
-    /* splitmix64 */
-    uint64_t z = (sm->rng += UINT64_C(0x9e3779b97f4a7c15));
     z = (z ^ (z >> 30)) * UINT64_C(0xbf58476d1ce4e5b9);
     z = (z ^ (z >> 27)) * UINT64_C(0x94d049bb133111eb);
     return z ^ (z >> 31);
+}
+
+/* splitmix64 */
+static uint64_t next_random(kle_sm *sm)
+{
+    return fmix(sm->rng += UINT64_C(0x9e3779b97f4a7c15));
 }
 
 static double random_unit(kle_sm *sm)
@@ -533,14 +538,6 @@ static void report_transition(kle_sm *sm)
 }
 
 /* ---- own writes (R1, R8) --------------------------------------------- */
-
-/* splitmix64's finaliser: a bijection that mixes every bit into every bit. */
-static uint64_t fmix(uint64_t z)
-{
-    z = (z ^ (z >> 30)) * UINT64_C(0xbf58476d1ce4e5b9);
-    z = (z ^ (z >> 27)) * UINT64_C(0x94d049bb133111eb);
-    return z ^ (z >> 31);
-}
 
 /* The key of an own write (own_write). */
 static uint64_t key_of(int lease_seconds, int transitions, int64_t acquire_ns, int64_t renew_ns)
@@ -2177,10 +2174,7 @@ static uint64_t mix(uint64_t h, uint64_t v)
 
 static uint64_t mix_bytes(uint64_t h, const char *p, size_t len)
 {
-    uint64_t x = UINT64_C(1469598103934665603);
-    for (size_t i = 0; i < len; i++)
-        x = (x ^ (unsigned char)p[i]) * UINT64_C(1099511628211);
-    return mix(h, x ^ len);
+    return mix(h, bytes_hash(p, len));
 }
 
 /* A time relative to now, clamped so that far futures hash alike. */
