@@ -34,6 +34,7 @@
 typedef struct pending {
     int fd;
     int64_t since_ms;      /* accepted (CLOCK_MONOTONIC) */
+    uint64_t seq;          /* order of acceptance: many share a millisecond */
     int64_t next_check_ms; /* a partial request is looked at again then */
     struct sockaddr_storage addr;
     socklen_t addr_len;
@@ -52,6 +53,7 @@ struct cli_http {
     pthread_t thread;
     pending *pend;
     size_t npend, cap;
+    uint64_t accepted; /* connections accepted so far (pending.seq) */
 };
 
 static int64_t mono_ms(void)
@@ -291,7 +293,10 @@ static void evict(cli_http *h)
         size_t n = 0;
         for (size_t j = 0; j < h->npend; j++)
             n += same_client(&h->pend[i], &h->pend[j]);
-        if (n > most || (n == most && h->pend[i].since_ms < h->pend[victim].since_ms)) {
+        /* Oldest by order of acceptance: a flood accepts many in one
+         * millisecond, and by time alone a tie went to the lowest index,
+         * where drop() moves the newest (a probe was closed so). */
+        if (n > most || (n == most && h->pend[i].seq < h->pend[victim].seq)) {
             most = n;
             victim = i;
         }
@@ -394,6 +399,7 @@ static void *front_main(void *arg)
             if (h->npend == h->cap)
                 evict(h);
             p.since_ms = now;
+            p.seq = ++h->accepted;
             h->pend[h->npend++] = p;
         }
     }
